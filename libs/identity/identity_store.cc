@@ -1,0 +1,406 @@
+#include "libs/identity/identity_store.h"
+
+#include <memory>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/status_macros.h"
+#include "libs/common/time_util.h"
+#include "libs/common/validation.h"
+#include "libs/identity/normalize.h"
+#include "libs/identity/profile_codec.h"
+#include "libs/keys/key_schema.h"
+
+namespace onestory::identity {
+namespace {
+
+using redis::Reply;
+using redis::Script;
+
+// KEYS: profile, identifiers. ARGV: now ms, identifier field.
+// Creates the customer unless it exists. Returns 1 when created.
+const Script kCreateCustomer("identity.create", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+)lua");
+
+// KEYS: profile, identifiers. ARGV: customer id.
+const Script kGetProfile("identity.get_profile", R"lua(
+local p = redis.call('HGETALL', KEYS[1])
+if #p == 0 then return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found') end
+return {p, redis.call('HGETALL', KEYS[2])}
+)lua");
+
+// KEYS: profile, identifiers. ARGV: customer id, identifier field, max identifiers.
+const Script kLinkPrecheck("identity.link_precheck", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
+end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 and
+   redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then
+  return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' already has ' .. ARGV[3] ..
+                           ' identifiers')
+end
+return 1
+)lua");
+
+// KEYS: identifier index. ARGV: customer id.
+// Deletes the index entry when it names the customer. Returns 1 when deleted, else the owner
+// (or false when nobody owns it).
+const Script kUnclaim("identity.unclaim", R"lua(
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return owner
+)lua");
+
+// KEYS: profile, identifiers. ARGV: identifier field.
+// Returns {customer exists (0/1), field removed (0/1)}.
+const Script kUnlinkFromCustomer("identity.unlink", R"lua(
+local exists = redis.call('EXISTS', KEYS[1])
+local removed = redis.call('HDEL', KEYS[2], ARGV[1])
+return {exists, removed}
+)lua");
+
+// KEYS: profile, identifiers. ARGV: customer id, now ms, max attributes, then (op, field, value)
+// triples: 'set' field value | 'del' field - | 'clr' - - (removes every attr: field).
+// Checks the attribute limit before writing anything.
+const Script kUpdateProfile("identity.update_profile", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
+end
+local attrs, count, original = {}, 0, {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 5) == 'attr:' then
+    attrs[all[i]] = true
+    original[#original + 1] = all[i]
+    count = count + 1
+  end
+end
+for i = 4, #ARGV, 3 do
+  local op, f = ARGV[i], ARGV[i + 1]
+  if op == 'clr' then
+    for k in pairs(attrs) do attrs[k] = nil end
+    count = 0
+  elseif op == 'set' and string.sub(f, 1, 5) == 'attr:' and not attrs[f] then
+    attrs[f] = true
+    count = count + 1
+  elseif op == 'del' and attrs[f] then
+    attrs[f] = nil
+    count = count - 1
+  end
+end
+if count > tonumber(ARGV[3]) then
+  return redis.error_reply('OS_LIMIT profile.attributes: at most ' .. ARGV[3] .. ' entries')
+end
+for i = 4, #ARGV, 3 do
+  local op, f, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if op == 'clr' then
+    if #original > 0 then redis.call('HDEL', KEYS[1], unpack(original)) end
+  elseif op == 'set' then
+    redis.call('HSET', KEYS[1], f, v)
+  elseif op == 'del' then
+    redis.call('HDEL', KEYS[1], f)
+  end
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+)lua");
+
+absl::StatusOr<v1::Profile> ProfileFromReply(const std::string& customer_id,
+                                             absl::StatusOr<Reply> r) {
+  if (!r.ok()) return r.status();
+  if (!r->is_array() || r->elements.size() != 2) {
+    return absl::InternalError("unexpected reply from profile script");
+  }
+  return ProfileFromHashes(customer_id, r->elements[0], r->elements[1]);
+}
+
+absl::Status ValidateAttribute(absl::string_view field, absl::string_view key,
+                               absl::string_view value) {
+  if (key.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty key"));
+  RETURN_IF_ERROR(ValidateText(absl::StrCat(field, " key"), key, kMaxAttributeKeyBytes, false));
+  return ValidateText(absl::StrCat(field, "[", key, "]"), value, kMaxAttributeValueBytes);
+}
+
+// The Lua ops for an UpdateProfile, or INVALID_ARGUMENT.
+absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& values,
+                                                         const google::protobuf::FieldMask& mask,
+                                                         int64_t now_ms) {
+  if (mask.paths_size() == 0) {
+    return absl::InvalidArgumentError(
+        "update_mask: required; name the fields to change (display_name, language, tier, "
+        "consents, attributes, attributes.<key>)");
+  }
+  std::vector<std::string> clear_ops;  // 'clr' must precede the sets it makes room for
+  std::vector<std::string> ops;
+  auto add = [&](std::string op, std::string field, std::string value) {
+    ops.push_back(std::move(op));
+    ops.push_back(std::move(field));
+    ops.push_back(std::move(value));
+  };
+  auto set_or_del = [&](std::string field, const std::string& value) {
+    if (value.empty()) {
+      add("del", std::move(field), "");
+    } else {
+      add("set", std::move(field), value);
+    }
+  };
+  for (const std::string& path : mask.paths()) {
+    if (path == "display_name") {
+      RETURN_IF_ERROR(ValidateText("profile.display_name", values.display_name(),
+                                   kMaxDisplayNameBytes, false));
+      set_or_del("display_name", values.display_name());
+    } else if (path == "language") {
+      RETURN_IF_ERROR(ValidateToken("profile.language", values.language(), kMaxLanguageBytes,
+                                    /*allow_empty=*/true));
+      set_or_del("language", values.language());
+    } else if (path == "tier") {
+      RETURN_IF_ERROR(ValidateText("profile.tier", values.tier(), kMaxTierBytes, false));
+      set_or_del("tier", values.tier());
+    } else if (path == "consents") {
+      std::vector<bool> seen(64, false);
+      for (int i = 0; i < values.consents_size(); ++i) {
+        const auto& c = values.consents(i);
+        std::string f = absl::StrCat("profile.consents[", i, "]");
+        if (c.channel() == v1::CHANNEL_UNSPECIFIED || !v1::Channel_IsValid(c.channel())) {
+          return absl::InvalidArgumentError(absl::StrCat(f, ".channel: unknown channel"));
+        }
+        if (c.state() == v1::CONSENT_STATE_UNSPECIFIED || !v1::ConsentState_IsValid(c.state())) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(f, ".state: must be GRANTED or DENIED"));
+        }
+        if (seen[c.channel()]) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(f, ".channel: listed twice"));
+        }
+        seen[c.channel()] = true;
+        add("set", absl::StrCat(kConsentPrefix, static_cast<int>(c.channel())),
+            absl::StrCat(static_cast<int>(c.state()), ":", now_ms));
+      }
+    } else if (path == "attributes") {
+      if (values.attributes_size() > kMaxProfileAttributes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("profile.attributes: at most ", kMaxProfileAttributes, " entries"));
+      }
+      clear_ops = {"clr", "", ""};
+      for (const auto& [k, v] : values.attributes()) {
+        RETURN_IF_ERROR(ValidateAttribute("profile.attributes", k, v));
+        add("set", absl::StrCat(kAttrPrefix, k), v);
+      }
+    } else if (absl::StartsWith(path, "attributes.")) {
+      std::string key = path.substr(strlen("attributes."));
+      auto it = values.attributes().find(key);
+      if (it == values.attributes().end()) {
+        RETURN_IF_ERROR(ValidateAttribute("update_mask attributes", key, ""));
+        add("del", absl::StrCat(kAttrPrefix, key), "");
+      } else {
+        RETURN_IF_ERROR(ValidateAttribute("profile.attributes", key, it->second));
+        add("set", absl::StrCat(kAttrPrefix, key), it->second);
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask: unknown path '", path,
+          "'; allowed: display_name, language, tier, consents, attributes, attributes.<key>"));
+    }
+  }
+  clear_ops.insert(clear_ops.end(), ops.begin(), ops.end());
+  return clear_ops;
+}
+
+}  // namespace
+
+void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& identifier,
+                            bool create_if_missing, absl::Time deadline,
+                            Callback<Resolved> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  if (!id.ok()) return done(id.status());
+  std::string index_key = keys::IdentifierKey(tenant, id->type(), id->value());
+  client_->Command(
+      {"GET", index_key}, deadline,
+      [this, tenant, id = *id, create_if_missing, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        if (r->is_string()) return done(Resolved{r->str, false, std::move(id)});
+        if (!create_if_missing) {
+          return done(absl::NotFoundError(
+              absl::StrCat("no customer has ", keys::IdentifierTypeName(id.type()), " '",
+                           id.value(), "'")));
+        }
+        CreateAndClaim(tenant, id, deadline, std::move(done));
+      });
+}
+
+void IdentityStore::CreateAndClaim(const std::string& tenant, const v1::Identifier& id,
+                                   absl::Time deadline, Callback<Resolved> done) {
+  std::string customer_id = NewRandomId("cus_");
+  keys::CustomerKeys ck(tenant, customer_id);
+  int64_t now = NowMillis();
+  client_->Eval(
+      kCreateCustomer, {ck.profile(), ck.identifiers()},
+      {absl::StrCat(now), IdentifierField(id)}, deadline,
+      [this, tenant, id, customer_id, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        client_->Command(
+            {"SET", keys::IdentifierKey(tenant, id.type(), id.value()), customer_id, "NX", "GET"},
+            deadline,
+            [this, tenant, id, customer_id, done = std::move(done)](
+                absl::StatusOr<Reply> claim) mutable {
+              if (!claim.ok()) return done(claim.status());
+              if (claim->is_nil()) return done(Resolved{customer_id, true, std::move(id)});
+              // Another call claimed the identifier first: ours is unreachable; remove it.
+              keys::CustomerKeys ck(tenant, customer_id);
+              client_->Command({"DEL", ck.profile(), ck.identifiers()}, absl::InfiniteFuture(),
+                               [](absl::StatusOr<Reply>) {});
+              done(Resolved{claim->str, false, std::move(id)});
+            });
+      });
+}
+
+void IdentityStore::ResolveRef(const std::string& tenant, absl::string_view field,
+                               const v1::CustomerRef& ref, bool create_if_missing,
+                               absl::Time deadline, Callback<Resolved> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  switch (ref.ref_case()) {
+    case v1::CustomerRef::kCustomerId: {
+      std::string f = absl::StrCat(field, ".customer_id");
+      if (absl::Status st = ValidateCustomerId(f, ref.customer_id()); !st.ok()) return done(st);
+      return done(Resolved{ref.customer_id(), false, {}});
+    }
+    case v1::CustomerRef::kIdentifier:
+      return Resolve(tenant, ref.identifier(), create_if_missing, deadline,
+                     [field = std::string(field), done = std::move(done)](
+                         absl::StatusOr<Resolved> r) mutable {
+                       // Name the request field in validation errors.
+                       if (!r.ok() && r.status().code() == absl::StatusCode::kInvalidArgument &&
+                           absl::StartsWith(r.status().message(), "identifier")) {
+                         return done(absl::InvalidArgumentError(
+                             absl::StrCat(field, ".", r.status().message())));
+                       }
+                       done(std::move(r));
+                     });
+    default:
+      return done(absl::InvalidArgumentError(
+          absl::StrCat(field, ": required; set customer_id or identifier")));
+  }
+}
+
+void IdentityStore::Link(const std::string& tenant, const std::string& customer_id,
+                         const v1::Identifier& identifier, absl::Time deadline,
+                         Callback<Linked> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
+  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  if (!id.ok()) return done(id.status());
+  keys::CustomerKeys ck(tenant, customer_id);
+  std::string field = IdentifierField(*id);
+  client_->Eval(
+      kLinkPrecheck, {ck.profile(), ck.identifiers()},
+      {customer_id, field, absl::StrCat(kMaxIdentifiersPerCustomer)}, deadline,
+      [this, tenant, customer_id, id = *id, field, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        client_->Command(
+            {"SET", keys::IdentifierKey(tenant, id.type(), id.value()), customer_id, "NX", "GET"},
+            deadline,
+            [this, tenant, customer_id, id = std::move(id), field, deadline,
+             done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
+              if (!claim.ok()) return done(claim.status());
+              bool already = claim->is_string();
+              if (already && claim->str != customer_id) {
+                return done(absl::FailedPreconditionError(absl::StrCat(
+                    keys::IdentifierTypeName(id.type()), " '", id.value(),
+                    "' belongs to customer ", claim->str)));
+              }
+              keys::CustomerKeys ck(tenant, customer_id);
+              client_->Command({"HSETNX", ck.identifiers(), field, absl::StrCat(NowMillis())},
+                               deadline,
+                               [id = std::move(id), already, done = std::move(done)](
+                                   absl::StatusOr<Reply> set) mutable {
+                                 if (!set.ok()) return done(set.status());
+                                 // already_linked only when both steps had been done before.
+                                 done(Linked{std::move(id), already && set->integer == 0});
+                               });
+            });
+      });
+}
+
+void IdentityStore::Unlink(const std::string& tenant, const std::string& customer_id,
+                           const v1::Identifier& identifier, absl::Time deadline,
+                           Callback<bool> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
+  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  if (!id.ok()) return done(id.status());
+  client_->Eval(
+      kUnclaim, {keys::IdentifierKey(tenant, id->type(), id->value())}, {customer_id}, deadline,
+      [this, tenant, customer_id, id = *id, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        if (r->is_string()) {
+          return done(absl::FailedPreconditionError(
+              absl::StrCat(keys::IdentifierTypeName(id.type()), " '", id.value(),
+                           "' belongs to customer ", r->str, ", not ", customer_id)));
+        }
+        bool unclaimed = r->type == Reply::Type::kInteger && r->integer == 1;
+        keys::CustomerKeys ck(tenant, customer_id);
+        client_->Eval(
+            kUnlinkFromCustomer, {ck.profile(), ck.identifiers()}, {IdentifierField(id)},
+            deadline,
+            [customer_id, id, unclaimed, done = std::move(done)](
+                absl::StatusOr<Reply> u) mutable {
+              if (!u.ok()) return done(u.status());
+              if (!u->is_array() || u->elements.size() != 2) {
+                return done(absl::InternalError("unexpected reply from unlink script"));
+              }
+              if (u->elements[0].integer == 0) {
+                return done(absl::NotFoundError(
+                    absl::StrCat("customer ", customer_id, " not found")));
+              }
+              if (!unclaimed && u->elements[1].integer == 0) {
+                return done(absl::NotFoundError(
+                    absl::StrCat("customer ", customer_id, " has no ",
+                                 keys::IdentifierTypeName(id.type()), " '", id.value(), "'")));
+              }
+              done(true);
+            });
+      });
+}
+
+void IdentityStore::GetProfile(const std::string& tenant, const std::string& customer_id,
+                               absl::Time deadline, Callback<v1::Profile> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
+  keys::CustomerKeys ck(tenant, customer_id);
+  client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {customer_id}, deadline,
+                [customer_id, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  done(ProfileFromReply(customer_id, std::move(r)));
+                });
+}
+
+void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& customer_id,
+                                  const v1::Profile& values,
+                                  const google::protobuf::FieldMask& mask, absl::Time deadline,
+                                  Callback<v1::Profile> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
+  int64_t now = NowMillis();
+  absl::StatusOr<std::vector<std::string>> ops = BuildProfileOps(values, mask, now);
+  if (!ops.ok()) return done(ops.status());
+  std::vector<std::string> args = {customer_id, absl::StrCat(now),
+                                   absl::StrCat(kMaxProfileAttributes)};
+  args.insert(args.end(), std::make_move_iterator(ops->begin()),
+              std::make_move_iterator(ops->end()));
+  keys::CustomerKeys ck(tenant, customer_id);
+  client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
+                [customer_id, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  done(ProfileFromReply(customer_id, std::move(r)));
+                });
+}
+
+}  // namespace onestory::identity

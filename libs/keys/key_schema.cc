@@ -1,0 +1,62 @@
+#include "libs/keys/key_schema.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace onestory::keys {
+namespace {
+
+struct TypeName {
+  v1::IdentifierType type;
+  absl::string_view name;
+};
+constexpr TypeName kTypeNames[] = {
+    {v1::IDENTIFIER_TYPE_PHONE, "phone"},       {v1::IDENTIFIER_TYPE_EMAIL, "email"},
+    {v1::IDENTIFIER_TYPE_APP_USER_ID, "app"},   {v1::IDENTIFIER_TYPE_DEVICE_ID, "device"},
+    {v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat"}, {v1::IDENTIFIER_TYPE_LOYALTY_ID, "loyalty"},
+    {v1::IDENTIFIER_TYPE_SOCIAL_HANDLE, "social"}, {v1::IDENTIFIER_TYPE_CRM_ID, "crm"},
+};
+
+}  // namespace
+
+CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_id)
+    : prefix_(absl::StrCat("os:{", tenant, ":c:", customer_id, "}:")) {}
+
+std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,
+                          absl::string_view normalized_value) {
+  return absl::StrCat("os:{", tenant, ":i:", IdentifierTypeName(type), ":",
+                      EncodeKeyPart(normalized_value), "}");
+}
+
+absl::string_view IdentifierTypeName(v1::IdentifierType type) {
+  for (const auto& t : kTypeNames) {
+    if (t.type == type) return t.name;
+  }
+  return {};
+}
+
+v1::IdentifierType IdentifierTypeFromName(absl::string_view name) {
+  for (const auto& t : kTypeNames) {
+    if (t.name == name) return t.type;
+  }
+  return v1::IDENTIFIER_TYPE_UNSPECIFIED;
+}
+
+std::string EncodeKeyPart(absl::string_view raw) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(raw.size());
+  for (unsigned char c : raw) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '@' || c == '+' || c == '-';
+    if (plain) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace onestory::keys

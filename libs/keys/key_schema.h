@@ -1,0 +1,54 @@
+// The Redis key schema: every key OneStory writes is built here.
+//
+//   CustomerKeys k(tenant, customer_id);   // both already validated
+//   k.profile()    -> "os:{acme:c:cus_1}:p"     hash: profile fields
+//   k.identifiers()-> "os:{acme:c:cus_1}:ids"   hash: "<type>:<value>" -> linked_at ms
+//   k.timeline()   -> "os:{acme:c:cus_1}:tl"    stream: one entry per event
+//   k.dedup()      -> "os:{acme:c:cus_1}:dd"    hash: event_id -> stream id
+//   k.conversations() -> "os:{acme:c:cus_1}:cv" hash: open conversation id -> JSON
+//   k.channel()    -> "os:{acme:c:cus_1}:n"     pub/sub channel announcing appends
+//   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
+//                                                  string: owning customer id
+//
+// All keys of one customer share one hash tag, so a per-customer change is one atomic script
+// and the schema works unchanged on Redis Cluster. Identifier index keys hash by identifier.
+// Tenant and customer ids must be validated first (libs/common/validation.h): their character
+// set has no '{', '}' or ':'. Identifier values are percent-encoded, so no input can close the
+// hash tag or reach another tenant's or customer's keys. Thread-safe (pure).
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "onestory/v1/common.pb.h"
+
+namespace onestory::keys {
+
+class CustomerKeys {
+ public:
+  CustomerKeys(absl::string_view tenant, absl::string_view customer_id);
+  std::string profile() const { return prefix_ + "p"; }
+  std::string identifiers() const { return prefix_ + "ids"; }
+  std::string timeline() const { return prefix_ + "tl"; }
+  std::string dedup() const { return prefix_ + "dd"; }
+  std::string conversations() const { return prefix_ + "cv"; }
+  std::string channel() const { return prefix_ + "n"; }
+
+ private:
+  std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
+};
+
+// The index key of one normalized identifier.
+std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,
+                          absl::string_view normalized_value);
+
+// The short stable name of a type used in keys and in the identifiers hash ("phone", "email",
+// ...); empty for UNSPECIFIED or unknown values.
+absl::string_view IdentifierTypeName(v1::IdentifierType type);
+// The reverse of IdentifierTypeName; UNSPECIFIED for an unknown name.
+v1::IdentifierType IdentifierTypeFromName(absl::string_view name);
+
+// Percent-encodes every byte outside [A-Za-z0-9._@+-].
+std::string EncodeKeyPart(absl::string_view raw);
+
+}  // namespace onestory::keys

@@ -1,0 +1,81 @@
+// Client: the asynchronous Redis client every store uses.
+//
+//   redis::Options opts;
+//   opts.address = "unix:/var/lib/onestory/redis.sock";
+//   auto client = std::make_unique<redis::Client>(opts);
+//   client->Command({"GET", key}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
+//   client->Eval(kScript, {key}, {arg}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
+//
+// Commands from any thread are handed to one event-loop thread and pipelined over a few
+// connections (Options::connections), so no caller thread ever waits on Redis. Callbacks run on
+// that loop thread: they must not block, and should hand heavy work elsewhere.
+//
+// Errors given to callbacks: UNAVAILABLE when no connection is up (at once, never a hang), when
+// the connection is lost with the command in flight, or when Redis does not answer within
+// Options::command_timeout; DEADLINE_EXCEEDED when the caller's deadline passes first; Redis
+// error replies mapped by ErrorToStatus(). A command that failed with UNAVAILABLE or
+// DEADLINE_EXCEEDED may or may not have run: OneStory's writes are idempotent so callers retry.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "libs/redis/connection.h"
+#include "libs/redis/event_loop.h"
+#include "libs/redis/options.h"
+#include "libs/redis/reply.h"
+#include "libs/redis/script.h"
+
+namespace onestory::redis {
+
+class Client {
+ public:
+  explicit Client(Options options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Runs one command. `deadline` is the caller's deadline (absl::InfiniteFuture() for none).
+  // Redis error replies reach cb as a status (see ErrorToStatus).
+  void Command(std::vector<std::string> argv, absl::Time deadline, ReplyCallback cb);
+
+  // Runs a Lua script with EVALSHA (EVAL on NOSCRIPT). Error replies reach cb as a status.
+  void Eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+            absl::Time deadline, ReplyCallback cb);
+
+  // Blocks the calling thread until the reply arrives. For start-up checks, tools and tests;
+  // never call it from the loop thread or a gRPC reactor.
+  absl::StatusOr<Reply> CommandSync(std::vector<std::string> argv,
+                                    absl::Duration timeout = absl::Seconds(5));
+
+  // True when at least one connection is up.
+  bool connected() const { return connected_.load(); }
+  // Commands sent and not yet answered, across connections.
+  int64_t in_flight() const { return in_flight_.load(); }
+  uint64_t reconnects() const { return reconnects_.load(); }
+
+  EventLoop* loop() { return loop_.get(); }
+  const Options& options() const { return options_; }
+
+ private:
+  void SendOnLoop(const std::vector<std::string>& argv, absl::Time deadline, ReplyCallback cb);
+  void Tick();
+  void UpdateStats();
+
+  Options options_;
+  std::unique_ptr<EventLoop> loop_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // loop thread only after start
+  size_t next_ = 0;                                       // round-robin position, loop thread
+  std::atomic<bool> connected_{false};
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<uint64_t> reconnects_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace onestory::redis

@@ -1,0 +1,29 @@
+// Options for the Redis client and subscriber.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace onestory::redis {
+
+struct Options {
+  // "host:port", "unix:/path/to/redis.sock" or "/path/to/redis.sock".
+  std::string address = "127.0.0.1:6379";
+  // Command connections in the pool. Commands are pipelined: each connection carries many
+  // in-flight commands, so a few are enough.
+  int connections = 2;
+  // A connection attempt that has not completed in this time is abandoned and retried.
+  absl::Duration connect_timeout = absl::Seconds(1);
+  // A command that has not been answered in this time (or by its own deadline, whichever is
+  // first) fails; a connection whose oldest command is this late is closed and reopened.
+  absl::Duration command_timeout = absl::Seconds(5);
+  // Reconnect backoff: starts at the minimum, doubles up to the maximum.
+  absl::Duration reconnect_min = absl::Milliseconds(50);
+  absl::Duration reconnect_max = absl::Seconds(1);
+  // Sent with AUTH after connecting when not empty (user may stay empty for the default user).
+  std::string user;
+  std::string password;
+};
+
+}  // namespace onestory::redis

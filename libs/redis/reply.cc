@@ -1,0 +1,74 @@
+#include "libs/redis/reply.h"
+
+#include <hiredis/hiredis.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace onestory::redis {
+
+Reply Reply::FromHiredis(const redisReply* r) {
+  Reply out;
+  if (r == nullptr) return out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(FromHiredis(r->element[i]));
+      }
+      break;
+    default:
+      out.type = Type::kNil;
+  }
+  return out;
+}
+
+absl::Status ErrorToStatus(absl::string_view text) {
+  struct Mapping {
+    absl::string_view prefix;
+    absl::StatusCode code;
+  };
+  static constexpr Mapping kMappings[] = {
+      {"OS_INVALID ", absl::StatusCode::kInvalidArgument},
+      {"OS_NOT_FOUND ", absl::StatusCode::kNotFound},
+      {"OS_CONFLICT ", absl::StatusCode::kFailedPrecondition},
+      {"OS_EXISTS ", absl::StatusCode::kAlreadyExists},
+      {"OS_LIMIT ", absl::StatusCode::kResourceExhausted},
+  };
+  // Redis prefixes errors raised by a script with the script's location in some versions;
+  // the OS_ marker is found wherever it stands.
+  for (const auto& m : kMappings) {
+    size_t pos = text.find(m.prefix);
+    if (pos != absl::string_view::npos) {
+      absl::string_view message = text.substr(pos + m.prefix.size());
+      size_t script_suffix = message.find(" script: ");
+      if (script_suffix != absl::string_view::npos) message = message.substr(0, script_suffix);
+      return absl::Status(m.code, message);
+    }
+  }
+  for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
+    if (absl::StartsWith(text, transient)) {
+      return absl::UnavailableError(absl::StrCat("redis: ", text));
+    }
+  }
+  return absl::InternalError(absl::StrCat("redis error: ", text));
+}
+
+}  // namespace onestory::redis

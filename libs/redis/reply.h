@@ -1,0 +1,39 @@
+// Reply: an owned copy of one Redis reply, and the mapping of Redis errors to absl::Status.
+//
+// OneStory's Lua scripts signal domain errors with error replies whose first word names the
+// status ("OS_NOT_FOUND customer cus_1 does not exist"); ErrorToStatus maps them, so a script's
+// refusal reaches the caller as NOT_FOUND / FAILED_PRECONDITION / ... with its message.
+// Thread-safe (values).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+
+struct redisReply;
+
+namespace onestory::redis {
+
+struct Reply {
+  enum class Type { kNil, kString, kStatus, kError, kInteger, kArray };
+  Type type = Type::kNil;
+  std::string str;        // kString, kStatus, kError
+  int64_t integer = 0;    // kInteger
+  std::vector<Reply> elements;  // kArray
+
+  bool is_nil() const { return type == Type::kNil; }
+  bool is_array() const { return type == Type::kArray; }
+  bool is_string() const { return type == Type::kString || type == Type::kStatus; }
+
+  static Reply FromHiredis(const redisReply* r);
+};
+
+// The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
+// status they name; LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything
+// else to INTERNAL.
+absl::Status ErrorToStatus(absl::string_view error_text);
+
+}  // namespace onestory::redis
