@@ -101,8 +101,8 @@ void AsyncConnection::Connect() {
   redisAsyncSetDisconnectCallback(ac, &OnDisconnectCallback);
   redisAsyncSetConnectCallback(ac, &OnConnectCallback);  // watches for writability
   uint64_t gen = generation_;
-  loop_->RunAfter(options_.connect_timeout, [this, gen] {
-    if (gen == generation_ && state_ == State::kConnecting) {
+  loop_->RunAfter(options_.connect_timeout, [this, gen, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired() && gen == generation_ && state_ == State::kConnecting) {
       CloseWithError(absl::UnavailableError(
           absl::StrCat("redis connect to ", options_.address, ": timed out after ",
                        absl::FormatDuration(options_.connect_timeout))));
@@ -185,8 +185,8 @@ void AsyncConnection::ScheduleReconnect() {
   uint64_t gen = ++generation_;
   absl::Duration delay = backoff_;
   backoff_ = std::min(backoff_ * 2, options_.reconnect_max);
-  loop_->RunAfter(delay, [this, gen] {
-    if (gen == generation_ && state_ == State::kIdle) Connect();
+  loop_->RunAfter(delay, [this, gen, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired() && gen == generation_ && state_ == State::kIdle) Connect();
   });
 }
 

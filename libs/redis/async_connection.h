@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -77,6 +78,8 @@ class AsyncConnection : public EventLoop::Handler {
   absl::Status last_error_ = absl::UnavailableError("redis: not connected yet");
   uint64_t reconnects_ = 0;
   bool was_ready_ = false;
+  // Timers hold a weak reference: one that fires after the connection is gone does nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Splits an Options::address into host and port, or a unix socket path.

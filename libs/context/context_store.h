@@ -1,0 +1,37 @@
+// ContextStore: the "screen pop" — everything about a customer an agent, bot or app needs when
+// the customer arrives, read in one atomic Redis round trip (one Lua script over the customer's
+// hash tag), plus one GET when the customer is named by an identifier.
+//
+//   ContextStore context(&redis_client, &identity_store);
+//   context.GetContext(request, deadline, [](absl::StatusOr<v1::GetContextResponse> r) { ... });
+//
+// Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
+#pragma once
+
+#include "absl/time/time.h"
+#include "libs/common/callback.h"
+#include "libs/identity/identity_store.h"
+#include "libs/redis/client.h"
+#include "onestory/v1/context.pb.h"
+
+namespace onestory::context {
+
+inline constexpr int kDefaultRecentEvents = 20;
+inline constexpr int kMaxRecentEvents = 200;
+// A conversation with no event for this long is no longer shown as open.
+inline constexpr int64_t kOpenConversationIdleMs = 24 * 3600 * 1000;
+
+class ContextStore {
+ public:
+  ContextStore(redis::Client* client, identity::IdentityStore* identity)
+      : client_(client), identity_(identity) {}
+
+  void GetContext(const v1::GetContextRequest& request, absl::Time deadline,
+                  Callback<v1::GetContextResponse> done);
+
+ private:
+  redis::Client* client_;
+  identity::IdentityStore* identity_;
+};
+
+}  // namespace onestory::context

@@ -1,0 +1,39 @@
+// Opaque positions in a customer's timeline: event cursors (Watch) and List page tokens.
+//
+// Both are URL-safe base64 of a small versioned text that names the customer and a Redis stream
+// id; a page token also carries the list order and a fingerprint of its filters. Decoding
+// checks all of it, so a token from another customer, order or filter is INVALID_ARGUMENT
+// rather than a silently wrong page. Tokens are not secret: they only name positions the
+// holder could read anyway. Thread-safe (pure).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace onestory::timeline {
+
+std::string EncodeCursor(absl::string_view customer_id, absl::string_view stream_id);
+// The stream id in a cursor of customer_id; INVALID_ARGUMENT naming `field` otherwise.
+absl::StatusOr<std::string> DecodeCursor(absl::string_view field, absl::string_view cursor,
+                                         absl::string_view customer_id);
+
+struct PageToken {
+  std::string customer_id;
+  bool oldest_first = false;
+  std::string stream_id;         // the last entry examined; the next page starts after it
+  uint64_t filter_fingerprint = 0;
+};
+std::string EncodePageToken(const PageToken& token);
+// INVALID_ARGUMENT ("page_token: ...") unless it decodes and matches the expected customer,
+// order and fingerprint.
+absl::StatusOr<PageToken> DecodePageToken(absl::string_view token, const PageToken& expected);
+
+// True for a Redis stream id "<ms>-<seq>".
+bool IsStreamId(absl::string_view id);
+// The milliseconds part of a stream id (0 when malformed).
+int64_t StreamIdMillis(absl::string_view id);
+
+}  // namespace onestory::timeline

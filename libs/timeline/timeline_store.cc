@@ -1,0 +1,364 @@
+#include "libs/timeline/timeline_store.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/status_macros.h"
+#include "libs/common/time_util.h"
+#include "libs/common/validation.h"
+#include "libs/keys/key_schema.h"
+#include "libs/timeline/cursor.h"
+#include "libs/timeline/event_validation.h"
+
+namespace onestory::timeline {
+namespace {
+
+using redis::Reply;
+using redis::Script;
+
+constexpr int kArgsPerEvent = 6;
+constexpr int64_t kConversationIdleMs = 24 * 3600 * 1000;
+
+// KEYS: profile, timeline, dedup, conversations.
+// ARGV: customer id, now ms, notify channel, event count, idle ms, then per event:
+//   event_id, blob, channel, kind, occurred_at ms, conversation_id.
+// Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
+const Script kAppend("timeline.append", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
+end
+local n = tonumber(ARGV[4])
+local out = {}
+for i = 0, n - 1 do
+  local sid = redis.call('HGET', KEYS[3], ARGV[6 + i * 6])
+  if sid then
+    local e = redis.call('XRANGE', KEYS[2], sid, sid)
+    local blob = ''
+    if #e > 0 then blob = e[1][2][2] end
+    out[i + 1] = {sid, 1, blob}
+  end
+end
+local last = nil
+for i = 0, n - 1 do
+  if not out[i + 1] then
+    local b = 6 + i * 6
+    local eid, blob, ch, kind, occ, conv = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],
+        tonumber(ARGV[b + 4]), ARGV[b + 5]
+    local sid = redis.call('XADD', KEYS[2], '*', 'e', blob)
+    redis.call('HSET', KEYS[3], eid, sid)
+    local act = 'act:' .. ch
+    local seen = tonumber(redis.call('HGET', KEYS[1], act) or '-1')
+    if occ > seen then redis.call('HSET', KEYS[1], act, occ) end
+    if conv ~= '' then
+      if kind == '3' or kind == '12' then
+        redis.call('HDEL', KEYS[4], conv)
+      else
+        -- "<first ms>|<last ms>|<events>|<channel of the latest>"
+        local f, l, cnt, lch = occ, occ, 0, ch
+        local c = redis.call('HGET', KEYS[4], conv)
+        if c then
+          local a, b, k, h = string.match(c, '^(%-?%d+)|(%-?%d+)|(%d+)|(%d+)$')
+          f, l, cnt, lch = tonumber(a), tonumber(b), tonumber(k), h
+          if occ >= l then l = occ; lch = ch end
+          if occ < f then f = occ end
+        end
+        redis.call('HSET', KEYS[4], conv,
+                   string.format('%d|%d|%d|%s', f, l, cnt + 1, lch))
+      end
+    end
+    out[i + 1] = {sid, 0, ''}
+    last = sid
+  end
+end
+if last then
+  if redis.call('HLEN', KEYS[4]) > 32 then
+    local all = redis.call('HGETALL', KEYS[4])
+    local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[5])
+    for i = 1, #all, 2 do
+      local l = tonumber(string.match(all[i + 1], '^%-?%d+|(%-?%d+)|'))
+      if l < cutoff then redis.call('HDEL', KEYS[4], all[i]) end
+    end
+  end
+  redis.call('PUBLISH', ARGV[3], last)
+end
+return out
+)lua");
+
+// KEYS: profile, timeline. ARGV: customer id, 'asc'|'desc', start, count.
+const Script kRange("timeline.range", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
+end
+if ARGV[2] == 'asc' then
+  return redis.call('XRANGE', KEYS[2], ARGV[3], '+', 'COUNT', ARGV[4])
+end
+return redis.call('XREVRANGE', KEYS[2], ARGV[3], '-', 'COUNT', ARGV[4])
+)lua");
+
+uint64_t Fnv1a(absl::string_view data) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+struct Filter {
+  absl::flat_hash_set<int> channels;
+  absl::flat_hash_set<int> kinds;
+  int64_t after_ms = INT64_MIN;
+  int64_t before_ms = INT64_MAX;
+  uint64_t fingerprint = 0;
+
+  bool empty() const {
+    return channels.empty() && kinds.empty() && after_ms == INT64_MIN && before_ms == INT64_MAX;
+  }
+  bool Matches(const v1::Event& e) const {
+    if (!channels.empty() && !channels.contains(e.channel())) return false;
+    if (!kinds.empty() && !kinds.contains(e.kind())) return false;
+    int64_t t = ToMillis(e.occurred_at());
+    return t >= after_ms && t < before_ms;
+  }
+};
+
+absl::StatusOr<Filter> BuildFilter(const v1::ListRequest& r) {
+  Filter f;
+  std::string canonical;
+  std::vector<int> channels(r.channels().begin(), r.channels().end());
+  std::vector<int> kinds(r.kinds().begin(), r.kinds().end());
+  std::sort(channels.begin(), channels.end());
+  std::sort(kinds.begin(), kinds.end());
+  for (size_t i = 0; i < channels.size(); ++i) {
+    if (channels[i] == v1::CHANNEL_UNSPECIFIED || !v1::Channel_IsValid(channels[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("channels: unknown value ", channels[i]));
+    }
+    f.channels.insert(channels[i]);
+    absl::StrAppend(&canonical, "c", channels[i]);
+  }
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    if (kinds[i] == v1::EVENT_KIND_UNSPECIFIED || !v1::EventKind_IsValid(kinds[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("kinds: unknown value ", kinds[i]));
+    }
+    f.kinds.insert(kinds[i]);
+    absl::StrAppend(&canonical, "k", kinds[i]);
+  }
+  if (r.has_occurred_after()) f.after_ms = ToMillis(r.occurred_after());
+  if (r.has_occurred_before()) f.before_ms = ToMillis(r.occurred_before());
+  if (f.after_ms >= f.before_ms) {
+    return absl::InvalidArgumentError("occurred_before: must be later than occurred_after");
+  }
+  absl::StrAppend(&canonical, "a", f.after_ms, "b", f.before_ms);
+  f.fingerprint = Fnv1a(canonical);
+  return f;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const Reply& entry) {
+  if (!entry.is_array() || entry.elements.size() != 2 || !entry.elements[1].is_array()) {
+    return absl::InternalError("malformed timeline entry");
+  }
+  const std::string& sid = entry.elements[0].str;
+  const auto& fields = entry.elements[1].elements;
+  v1::Event e;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+    if (fields[i].str == "e" && !e.ParseFromString(fields[i + 1].str)) {
+      return absl::InternalError(absl::StrCat("undecodable event at ", sid));
+    }
+  }
+  e.set_customer_id(customer_id);
+  e.set_cursor(EncodeCursor(customer_id, sid));
+  *e.mutable_appended_at() = FromMillis(StreamIdMillis(sid));
+  return e;
+}
+
+void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline,
+                           Callback<v1::AppendResponse> done) {
+  if (absl::Status st = ValidateTenant(request.tenant()); !st.ok()) return done(st);
+  int64_t now = NowMillis();
+  // Events are validated before the customer is resolved, so a bad request creates nothing.
+  absl::StatusOr<std::vector<v1::Event>> prepared = PrepareEvents(request.events(), now);
+  if (!prepared.ok()) return done(prepared.status());
+  if (request.create_if_missing() && !request.customer().has_identifier()) {
+    return done(absl::InvalidArgumentError(
+        "create_if_missing: needs customer.identifier (a customer id cannot be created)"));
+  }
+  auto events = std::make_shared<std::vector<v1::Event>>(*std::move(prepared));
+  std::string tenant = request.tenant();
+  identity_->ResolveRef(
+      tenant, "customer", request.customer(), request.create_if_missing(), deadline,
+      [this, tenant, events, now, deadline,
+       done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
+        if (!who.ok()) return done(who.status());
+        std::string customer_id = who->customer_id;
+        keys::CustomerKeys ck(tenant, customer_id);
+        std::vector<std::string> args = {customer_id, absl::StrCat(now), ck.channel(),
+                                         absl::StrCat(events->size()),
+                                         absl::StrCat(kConversationIdleMs)};
+        args.reserve(args.size() + events->size() * kArgsPerEvent);
+        for (const v1::Event& e : *events) {
+          args.push_back(e.event_id());
+          args.push_back(e.SerializeAsString());
+          args.push_back(absl::StrCat(static_cast<int>(e.channel())));
+          args.push_back(absl::StrCat(static_cast<int>(e.kind())));
+          args.push_back(absl::StrCat(ToMillis(e.occurred_at())));
+          args.push_back(e.conversation_id());
+        }
+        client_->Eval(
+            kAppend, {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations()},
+            std::move(args), deadline,
+            [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+              if (!r.ok()) return done(r.status());
+              if (!r->is_array() || r->elements.size() != events->size()) {
+                return done(absl::InternalError("unexpected reply from append script"));
+              }
+              v1::AppendResponse resp;
+              resp.set_customer_id(customer_id);
+              for (size_t i = 0; i < events->size(); ++i) {
+                const Reply& item = r->elements[i];
+                if (!item.is_array() || item.elements.size() != 3) {
+                  return done(absl::InternalError("unexpected reply from append script"));
+                }
+                const std::string& sid = item.elements[0].str;
+                bool duplicate = item.elements[1].integer == 1;
+                v1::AppendResult* result = resp.add_results();
+                v1::Event* e = result->mutable_event();
+                if (duplicate && !item.elements[2].str.empty()) {
+                  if (!e->ParseFromString(item.elements[2].str)) {
+                    return done(absl::InternalError(absl::StrCat("undecodable event at ", sid)));
+                  }
+                } else {
+                  *e = std::move((*events)[i]);
+                }
+                e->set_customer_id(customer_id);
+                e->set_cursor(EncodeCursor(customer_id, sid));
+                *e->mutable_appended_at() = FromMillis(StreamIdMillis(sid));
+                result->set_duplicate(duplicate);
+              }
+              done(std::move(resp));
+            });
+      });
+}
+
+struct TimelineStore::ListState {
+  std::string tenant;
+  std::string customer_id;
+  int page_size = kDefaultPageSize;
+  bool oldest_first = false;
+  Filter filter;
+  std::string start;  // the next range start ("-", "+" or "(<id>")
+  int examined = 0;
+  std::string last_examined;  // stream id of the last entry examined
+  absl::Time deadline;
+  v1::ListResponse response;
+  Callback<v1::ListResponse> done;
+};
+
+void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
+                         Callback<v1::ListResponse> done) {
+  if (absl::Status st = ValidateTenant(request.tenant()); !st.ok()) return done(st);
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be between 0 and ", kMaxPageSize)));
+  }
+  if (!v1::Order_IsValid(request.order())) {
+    return done(absl::InvalidArgumentError("order: unknown value"));
+  }
+  absl::StatusOr<Filter> filter = BuildFilter(request);
+  if (!filter.ok()) return done(filter.status());
+  auto state = std::make_shared<ListState>();
+  state->tenant = request.tenant();
+  state->page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  state->oldest_first = request.order() == v1::ORDER_OLDEST_FIRST;
+  state->filter = *std::move(filter);
+  state->deadline = deadline;
+  state->done = std::move(done);
+  std::string page_token = request.page_token();
+  identity_->ResolveRef(
+      request.tenant(), "customer", request.customer(), false, deadline,
+      [this, state, page_token](absl::StatusOr<identity::IdentityStore::Resolved> who) {
+        if (!who.ok()) return state->done(who.status());
+        state->customer_id = who->customer_id;
+        state->start = state->oldest_first ? "-" : "+";
+        if (!page_token.empty()) {
+          PageToken expected{state->customer_id, state->oldest_first, "",
+                             state->filter.fingerprint};
+          absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);
+          if (!token.ok()) return state->done(token.status());
+          state->start = absl::StrCat("(", token->stream_id);
+        }
+        ListNext(state);
+      });
+}
+
+void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
+  int chunk = state->filter.empty() ? state->page_size + 1
+                                    : std::max(100, state->page_size * 2);
+  chunk = std::min(chunk, kMaxExaminedPerList - state->examined + 1);
+  keys::CustomerKeys ck(state->tenant, state->customer_id);
+  client_->Eval(
+      kRange, {ck.profile(), ck.timeline()},
+      {state->customer_id, state->oldest_first ? "asc" : "desc", state->start,
+       absl::StrCat(chunk)},
+      state->deadline, [this, state, chunk](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return state->done(r.status());
+        for (const Reply& entry : r->elements) {
+          const std::string& sid = entry.elements.empty() ? "" : entry.elements[0].str;
+          bool page_full = state->response.events_size() >= state->page_size;
+          bool budget_spent = state->examined >= kMaxExaminedPerList;
+          if (page_full || budget_spent) {
+            // More entries exist beyond what this page covers.
+            state->response.set_next_page_token(
+                EncodePageToken({state->customer_id, state->oldest_first, state->last_examined,
+                                 state->filter.fingerprint}));
+            return state->done(std::move(state->response));
+          }
+          absl::StatusOr<v1::Event> e = EventFromEntry(state->customer_id, entry);
+          if (!e.ok()) return state->done(e.status());
+          ++state->examined;
+          state->last_examined = sid;
+          if (state->filter.Matches(*e)) *state->response.add_events() = *std::move(e);
+        }
+        if (static_cast<int>(r->elements.size()) < chunk) {
+          return state->done(std::move(state->response));  // the end of the timeline
+        }
+        state->start = absl::StrCat("(", state->last_examined);
+        ListNext(state);
+      });
+}
+
+void TimelineStore::ReadAfter(const std::string& tenant, const std::string& customer_id,
+                              const std::string& after, int max, absl::Time deadline,
+                              Callback<Batch> done) {
+  keys::CustomerKeys ck(tenant, customer_id);
+  client_->Eval(kRange, {ck.profile(), ck.timeline()},
+                {customer_id, "asc", absl::StrCat("(", after), absl::StrCat(max)}, deadline,
+                [customer_id, after, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  if (!r.ok()) return done(r.status());
+                  Batch batch;
+                  batch.last_stream_id = after;
+                  for (const Reply& entry : r->elements) {
+                    absl::StatusOr<v1::Event> e = EventFromEntry(customer_id, entry);
+                    if (!e.ok()) return done(e.status());
+                    batch.events.push_back(*std::move(e));
+                    batch.last_stream_id = entry.elements[0].str;
+                  }
+                  done(std::move(batch));
+                });
+}
+
+void TimelineStore::Head(const std::string& tenant, const std::string& customer_id,
+                         absl::Time deadline, Callback<std::string> done) {
+  keys::CustomerKeys ck(tenant, customer_id);
+  client_->Eval(kRange, {ck.profile(), ck.timeline()}, {customer_id, "desc", "+", "1"}, deadline,
+                [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  if (!r.ok()) return done(r.status());
+                  if (r->elements.empty()) return done(std::string("0-0"));
+                  done(r->elements[0].elements[0].str);
+                });
+}
+
+}  // namespace onestory::timeline

@@ -1,0 +1,84 @@
+#include "libs/timeline/watch_hub.h"
+
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+
+namespace onestory::timeline {
+
+WatchHub::WatchHub(redis::Client* client) : client_(client) {
+  redis::Subscriber::Callbacks callbacks;
+  callbacks.on_message = [this](absl::string_view channel, absl::string_view) {
+    NotifyChannel(channel);
+  };
+  callbacks.on_subscribed = [this](absl::string_view channel) { NotifyChannel(channel); };
+  subscriber_ = std::make_unique<redis::Subscriber>(client_->loop(), client_->options(),
+                                                    std::move(callbacks));
+  absl::Notification started;
+  client_->loop()->Post([this, &started] {
+    subscriber_->Start();
+    started.Notify();
+    tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1), [this] { Tick(); });
+  });
+  started.WaitForNotification();
+}
+
+WatchHub::~WatchHub() {
+  stopping_ = true;
+  absl::Notification stopped;
+  // The loop (owned by the client) outlives the hub: stop and destroy everything it could call
+  // on the loop thread itself.
+  client_->loop()->Post([this, &stopped] {
+    client_->loop()->Cancel(tick_timer_);
+    subscriber_->Stop();
+    subscriber_.reset();
+    stopped.Notify();
+  });
+  stopped.WaitForNotification();
+}
+
+void WatchHub::Add(const std::string& channel, Listener* listener) {
+  ++listeners_;
+  client_->loop()->Post([this, channel, listener] {
+    auto& set = by_channel_[channel];
+    set.insert(listener);
+    subscriber_->Subscribe(channel);  // OnNotify follows once Redis confirms
+  });
+}
+
+void WatchHub::Remove(const std::string& channel, Listener* listener,
+                      absl::AnyInvocable<void()> removed) {
+  client_->loop()->Post([this, channel, listener, removed = std::move(removed)]() mutable {
+    auto it = by_channel_.find(channel);
+    if (it != by_channel_.end() && it->second.erase(listener) > 0) {
+      --listeners_;
+      if (it->second.empty()) {
+        by_channel_.erase(it);
+        subscriber_->Unsubscribe(channel);
+      }
+    }
+    removed();
+  });
+}
+
+void WatchHub::NotifyChannel(absl::string_view channel) {
+  auto it = by_channel_.find(channel);
+  if (it == by_channel_.end()) return;
+  // Copy: a listener may ask to be removed from inside OnNotify (removal is posted, but be
+  // safe against any change to the set while iterating).
+  std::vector<Listener*> targets(it->second.begin(), it->second.end());
+  for (Listener* l : targets) l->OnNotify();
+}
+
+void WatchHub::Tick() {
+  if (stopping_) return;
+  subscriber_ready_ = subscriber_->ready();
+  absl::Time now = absl::Now();
+  for (auto& [channel, set] : by_channel_) {
+    for (Listener* l : set) l->OnTick(now);
+  }
+  tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1), [this] { Tick(); });
+}
+
+}  // namespace onestory::timeline

@@ -1,0 +1,65 @@
+// WatchHub: wakes this instance's timeline watchers when any instance appends.
+//
+//   WatchHub hub(&redis_client);
+//   hub.Add(channel, listener);      // listener->OnNotify() once subscribed, then per append
+//   hub.Remove(channel, listener, [] { /* the hub will not call listener again */ });
+//
+// One pub/sub connection per hub carries every subscription; a customer's notify channel is
+// subscribed while at least one listener watches it. OnNotify means "read your timeline from
+// your cursor": it fires when the subscription is confirmed (so a listener that starts reading
+// then cannot miss an append), on every publish, and after a reconnect of the pub/sub
+// connection (publishes during the outage are lost; the re-read finds their events). Listeners
+// also get OnTick about once a second, to enforce their own time limits.
+//
+// Add/Remove are thread-safe. Listener calls run on the Redis loop thread and must not block.
+// Memory: one hash entry per watched channel plus one set entry per listener.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+#include "libs/redis/client.h"
+#include "libs/redis/subscriber.h"
+
+namespace onestory::timeline {
+
+class WatchHub {
+ public:
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void OnNotify() = 0;
+    virtual void OnTick(absl::Time now) = 0;
+  };
+
+  explicit WatchHub(redis::Client* client);
+  ~WatchHub();
+
+  void Add(const std::string& channel, Listener* listener);
+  // `removed` runs on the loop thread once the listener is out of the hub.
+  void Remove(const std::string& channel, Listener* listener,
+              absl::AnyInvocable<void()> removed);
+
+  // Listeners registered now.
+  int64_t listeners() const { return listeners_.load(); }
+  bool subscriber_connected() const { return subscriber_ready_.load(); }
+
+ private:
+  void Tick();
+  void NotifyChannel(absl::string_view channel);
+
+  redis::Client* client_;
+  std::unique_ptr<redis::Subscriber> subscriber_;  // loop thread only
+  absl::flat_hash_map<std::string, absl::flat_hash_set<Listener*>> by_channel_;  // loop only
+  uint64_t tick_timer_ = 0;  // loop thread only
+  std::atomic<int64_t> listeners_{0};
+  std::atomic<bool> subscriber_ready_{false};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace onestory::timeline
