@@ -305,9 +305,11 @@ void IdentityStore::Link(const std::string& tenant, const std::string& customer_
       [this, tenant, customer_id, id = *id, field, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
+        // Built before the call: the callback below takes `id` by move.
+        std::vector<std::string> claim = {"SET", keys::IdentifierKey(tenant, id.type(), id.value()),
+                                          customer_id, "NX", "GET"};
         client_->Command(
-            {"SET", keys::IdentifierKey(tenant, id.type(), id.value()), customer_id, "NX", "GET"},
-            deadline,
+            std::move(claim), deadline,
             [this, tenant, customer_id, id = std::move(id), field, deadline,
              done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
               if (!claim.ok()) return done(claim.status());

@@ -1,0 +1,229 @@
+#include "services/common/server_runner.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/context/context_store.h"
+#include "libs/embedded/embedded_redis.h"
+#include "libs/identity/identity_store.h"
+#include "libs/redis/client.h"
+#include "libs/timeline/timeline_store.h"
+#include "libs/timeline/watch_hub.h"
+#include "services/context/context_service.h"
+#include "services/identity/identity_service.h"
+#include "services/timeline/timeline_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address (host:port; port 0 picks a free port). Use 0.0.0.0:50051 to "
+          "accept remote clients.");
+ABSL_FLAG(std::string, redis, "",
+          "Redis address: host:port, unix:/path or /path. Empty (onestory-server only): start "
+          "and supervise a local redis-server under --data_dir.");
+ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (with --redis_password).");
+ABSL_FLAG(std::string, redis_password, "", "Redis password; AUTH is sent when set.");
+ABSL_FLAG(int, redis_connections, 2, "Pipelined Redis command connections.");
+ABSL_FLAG(int, redis_connect_timeout_ms, 1000, "Redis connect timeout.");
+ABSL_FLAG(int, redis_command_timeout_ms, 5000,
+          "A Redis command unanswered this long fails with UNAVAILABLE and its connection is "
+          "reopened.");
+ABSL_FLAG(std::string, data_dir, "onestory-data",
+          "Embedded default: where redis-server keeps its data and socket.");
+ABSL_FLAG(std::string, appendfsync, "everysec",
+          "Embedded default: Redis appendfsync (always, everysec or no).");
+ABSL_FLAG(int, watch_max_lag_ms, 10000,
+          "A Watch that falls this far behind live is ended with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, shutdown_grace_ms, 10000,
+          "On SIGTERM, how long in-flight calls may take to finish.");
+ABSL_FLAG(std::string, port_file, "",
+          "Write the bound gRPC port to this file once listening (for scripts and tests).");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+
+namespace onestory::service {
+namespace {
+
+constexpr const char* kFlagNames[] = {
+    "listen",         "redis",          "redis_user",
+    "redis_password", "redis_connections", "redis_connect_timeout_ms",
+    "redis_command_timeout_ms", "data_dir", "appendfsync",
+    "watch_max_lag_ms", "shutdown_grace_ms", "port_file",
+    "log_level",
+};
+
+// argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
+// flags, so the command line wins.
+std::vector<char*> ArgsWithEnvironment(int argc, char** argv, std::vector<std::string>* store) {
+  for (const char* name : kFlagNames) {
+    std::string var = absl::StrCat("ONESTORY_", absl::AsciiStrToUpper(name));
+    if (const char* value = std::getenv(var.c_str())) {
+      store->push_back(absl::StrCat("--", name, "=", value));
+    }
+  }
+  std::vector<char*> args = {argv[0]};
+  for (auto& s : *store) args.push_back(s.data());
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  return args;
+}
+
+int Fail(absl::string_view event, const absl::Status& st) {
+  Log(LogLevel::kError, event, {{"error", std::string(st.message())}});
+  return 1;
+}
+
+}  // namespace
+
+int RunServer(int argc, char** argv, ServiceSet services) {
+  absl::SetProgramUsageMessage(
+      "OneStory gRPC server. Flags may also be given as ONESTORY_<FLAG> environment variables.");
+  std::vector<std::string> env_args;
+  std::vector<char*> args = ArgsWithEnvironment(argc, argv, &env_args);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+
+  LogLevel level;
+  if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    return Fail("config.invalid", absl::InvalidArgumentError("--log_level: unknown level"));
+  }
+  SetLogLevel(level);
+
+  // Signals are taken by sigwait below; every thread created from here on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<embedded::EmbeddedRedis> embedded_redis;
+  redis::Options redis_options;
+  redis_options.address = absl::GetFlag(FLAGS_redis);
+  redis_options.user = absl::GetFlag(FLAGS_redis_user);
+  redis_options.password = absl::GetFlag(FLAGS_redis_password);
+  redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
+  redis_options.connect_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_connect_timeout_ms));
+  redis_options.command_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_command_timeout_ms));
+  if (redis_options.address.empty()) {
+    if (!services.allow_embedded) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError("--redis is required (host:port or unix:/path)"));
+    }
+    embedded::EmbeddedRedisOptions eopts;
+    eopts.data_dir = absl::GetFlag(FLAGS_data_dir);
+    eopts.appendfsync = absl::GetFlag(FLAGS_appendfsync);
+    auto started = embedded::EmbeddedRedis::Start(eopts);
+    if (!started.ok()) return Fail("embedded_redis.start_failed", started.status());
+    embedded_redis = *std::move(started);
+    redis_options.address = embedded_redis->address();
+  }
+
+  auto redis_client = std::make_unique<redis::Client>(redis_options);
+  // Wait briefly for a first connection so the first calls do not fail needlessly; serve
+  // anyway after that (calls fail with UNAVAILABLE until Redis is reachable).
+  for (int i = 0; i < 100 && !redis_client->connected(); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (!redis_client->connected()) {
+    Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", redis_options.address}});
+  }
+
+  identity::IdentityStore identity_store(redis_client.get());
+  timeline::TimelineStore timeline_store(redis_client.get(), &identity_store);
+  context::ContextStore context_store(redis_client.get(), &identity_store);
+  std::unique_ptr<timeline::WatchHub> hub;
+  std::unique_ptr<IdentityServiceImpl> identity_service;
+  std::unique_ptr<TimelineServiceImpl> timeline_service;
+  std::unique_ptr<ContextServiceImpl> context_service;
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  std::vector<std::string> service_names;
+  if (services.identity) {
+    identity_service = std::make_unique<IdentityServiceImpl>(&identity_store);
+    builder.RegisterService(identity_service.get());
+    service_names.push_back("onestory.v1.IdentityService");
+  }
+  if (services.timeline) {
+    hub = std::make_unique<timeline::WatchHub>(redis_client.get());
+    TimelineServiceOptions topts;
+    topts.watch_max_lag = absl::Milliseconds(absl::GetFlag(FLAGS_watch_max_lag_ms));
+    timeline_service = std::make_unique<TimelineServiceImpl>(&timeline_store, hub.get(), topts);
+    builder.RegisterService(timeline_service.get());
+    service_names.push_back("onestory.v1.TimelineService");
+  }
+  if (services.context) {
+    context_service = std::make_unique<ContextServiceImpl>(&context_store);
+    builder.RegisterService(context_service.get());
+    service_names.push_back("onestory.v1.ContextService");
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail("grpc.listen_failed",
+                absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                                    absl::GetFlag(FLAGS_listen))));
+  }
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  std::string host = listen.substr(0, listen.rfind(':'));
+  Log(LogLevel::kInfo, "server.listening",
+      {{"addr", absl::StrCat(host, ":", port)},
+       {"services", absl::StrJoin(service_names, ",")},
+       {"redis", redis_options.address},
+       {"embedded_redis", embedded_redis ? "true" : "false"}});
+  if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    std::ofstream(port_file) << port << "\n";
+  }
+
+  // Health follows Redis reachability: NOT_SERVING while no Redis connection is up.
+  absl::Notification stop_health;
+  std::thread health([&] {
+    grpc::HealthCheckServiceInterface* hc = server->GetHealthCheckService();
+    bool last = false;
+    bool first = true;
+    while (!stop_health.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+      bool serving = redis_client->connected();
+      if (!first && serving == last) continue;
+      first = false;
+      last = serving;
+      hc->SetServingStatus(serving);
+      Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "health.changed",
+          {{"serving", serving ? "true" : "false"}});
+    }
+  });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(LogLevel::kInfo, "server.stopping", {{"signal", absl::StrCat(sig)}});
+  stop_health.Notify();
+  health.join();
+  server->GetHealthCheckService()->SetServingStatus(false);
+  if (timeline_service) timeline_service->EndAllWatches();
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  server->Wait();
+  server.reset();
+  hub.reset();
+  redis_client.reset();
+  embedded_redis.reset();
+  Log(LogLevel::kInfo, "server.stopped");
+  return 0;
+}
+
+}  // namespace onestory::service
