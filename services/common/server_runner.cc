@@ -1,15 +1,12 @@
 #include "services/common/server_runner.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -17,19 +14,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "libs/common/log.h"
-#include "libs/context/context_store.h"
 #include "libs/embedded/embedded_redis.h"
-#include "libs/identity/identity_store.h"
 #include "libs/redis/client.h"
-#include "libs/timeline/timeline_store.h"
-#include "libs/timeline/watch_hub.h"
-#include "services/context/context_service.h"
-#include "services/identity/identity_service.h"
-#include "services/timeline/timeline_service.h"
+#include "services/common/onestory_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address (host:port; port 0 picks a free port). Use 0.0.0.0:50051 to "
@@ -101,6 +89,21 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     return Fail("config.invalid", absl::InvalidArgumentError("--log_level: unknown level"));
   }
   SetLogLevel(level);
+  if (absl::GetFlag(FLAGS_redis_connections) < 1 || absl::GetFlag(FLAGS_redis_connections) > 64) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--redis_connections: between 1 and 64"));
+  }
+  if (std::string f = absl::GetFlag(FLAGS_appendfsync);
+      f != "always" && f != "everysec" && f != "no") {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--appendfsync: always, everysec or no"));
+  }
+  if (absl::GetFlag(FLAGS_watch_max_lag_ms) <= 0 ||
+      absl::GetFlag(FLAGS_redis_command_timeout_ms) <= 0 ||
+      absl::GetFlag(FLAGS_redis_connect_timeout_ms) <= 0) {
+    return Fail("config.invalid", absl::InvalidArgumentError(
+                                      "--watch_max_lag_ms and the redis timeouts must be > 0"));
+  }
 
   // Signals are taken by sigwait below; every thread created from here on inherits the mask.
   sigset_t signals;
@@ -132,95 +135,28 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     redis_options.address = embedded_redis->address();
   }
 
-  auto redis_client = std::make_unique<redis::Client>(redis_options);
-  // Wait briefly for a first connection so the first calls do not fail needlessly; serve
-  // anyway after that (calls fail with UNAVAILABLE until Redis is reachable).
-  for (int i = 0; i < 100 && !redis_client->connected(); ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  if (!redis_client->connected()) {
-    Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", redis_options.address}});
-  }
-
-  identity::IdentityStore identity_store(redis_client.get());
-  timeline::TimelineStore timeline_store(redis_client.get(), &identity_store);
-  context::ContextStore context_store(redis_client.get(), &identity_store);
-  std::unique_ptr<timeline::WatchHub> hub;
-  std::unique_ptr<IdentityServiceImpl> identity_service;
-  std::unique_ptr<TimelineServiceImpl> timeline_service;
-  std::unique_ptr<ContextServiceImpl> context_service;
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  std::vector<std::string> service_names;
-  if (services.identity) {
-    identity_service = std::make_unique<IdentityServiceImpl>(&identity_store);
-    builder.RegisterService(identity_service.get());
-    service_names.push_back("onestory.v1.IdentityService");
-  }
-  if (services.timeline) {
-    hub = std::make_unique<timeline::WatchHub>(redis_client.get());
-    TimelineServiceOptions topts;
-    topts.watch_max_lag = absl::Milliseconds(absl::GetFlag(FLAGS_watch_max_lag_ms));
-    timeline_service = std::make_unique<TimelineServiceImpl>(&timeline_store, hub.get(), topts);
-    builder.RegisterService(timeline_service.get());
-    service_names.push_back("onestory.v1.TimelineService");
-  }
-  if (services.context) {
-    context_service = std::make_unique<ContextServiceImpl>(&context_store);
-    builder.RegisterService(context_service.get());
-    service_names.push_back("onestory.v1.ContextService");
-  }
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    return Fail("grpc.listen_failed",
-                absl::UnavailableError(absl::StrCat("cannot listen on ",
-                                                    absl::GetFlag(FLAGS_listen))));
-  }
-  std::string listen = absl::GetFlag(FLAGS_listen);
-  std::string host = listen.substr(0, listen.rfind(':'));
-  Log(LogLevel::kInfo, "server.listening",
-      {{"addr", absl::StrCat(host, ":", port)},
-       {"services", absl::StrJoin(service_names, ",")},
-       {"redis", redis_options.address},
-       {"embedded_redis", embedded_redis ? "true" : "false"}});
+  ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.redis = redis_options;
+  options.identity = services.identity;
+  options.timeline = services.timeline;
+  options.context = services.context;
+  options.timeline_options.watch_max_lag =
+      absl::Milliseconds(absl::GetFlag(FLAGS_watch_max_lag_ms));
+  auto server = OneStoryServer::Start(options);
+  if (!server.ok()) return Fail("server.start_failed", server.status());
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    std::ofstream(port_file) << port << "\n";
+    // Written whole, then renamed, so a reader never sees a partial file.
+    std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
   }
-
-  // Health follows Redis reachability: NOT_SERVING while no Redis connection is up.
-  absl::Notification stop_health;
-  std::thread health([&] {
-    grpc::HealthCheckServiceInterface* hc = server->GetHealthCheckService();
-    bool last = false;
-    bool first = true;
-    while (!stop_health.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
-      bool serving = redis_client->connected();
-      if (!first && serving == last) continue;
-      first = false;
-      last = serving;
-      hc->SetServingStatus(serving);
-      Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "health.changed",
-          {{"serving", serving ? "true" : "false"}});
-    }
-  });
 
   int sig = 0;
   sigwait(&signals, &sig);
   Log(LogLevel::kInfo, "server.stopping", {{"signal", absl::StrCat(sig)}});
-  stop_health.Notify();
-  health.join();
-  server->GetHealthCheckService()->SetServingStatus(false);
-  if (timeline_service) timeline_service->EndAllWatches();
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
-  server->Wait();
-  server.reset();
-  hub.reset();
-  redis_client.reset();
+  (*server)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  server->reset();
   embedded_redis.reset();
   Log(LogLevel::kInfo, "server.stopped");
   return 0;

@@ -1,0 +1,108 @@
+#include "services/common/onestory_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+
+namespace onestory::service {
+
+absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOptions options) {
+  auto s = std::unique_ptr<OneStoryServer>(new OneStoryServer());
+  s->options_ = options;
+  s->redis_ = std::make_unique<redis::Client>(options.redis);
+  // Wait briefly for a first connection so the first calls do not fail needlessly; serve anyway
+  // after that (calls fail with UNAVAILABLE until Redis is reachable, health says NOT_SERVING).
+  absl::Time give_up = absl::Now() + options.redis_wait;
+  while (!s->redis_->connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+  if (!s->redis_->connected()) {
+    Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", options.redis.address}});
+  }
+  s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
+  s->timeline_store_ =
+      std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get());
+  s->context_store_ =
+      std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  std::vector<std::string> names;
+  if (options.identity) {
+    s->identity_service_ = std::make_unique<IdentityServiceImpl>(s->identity_store_.get());
+    builder.RegisterService(s->identity_service_.get());
+    names.push_back("IdentityService");
+  }
+  if (options.timeline) {
+    s->hub_ = std::make_unique<timeline::WatchHub>(s->redis_.get());
+    s->timeline_service_ = std::make_unique<TimelineServiceImpl>(
+        s->timeline_store_.get(), s->hub_.get(), options.timeline_options);
+    builder.RegisterService(s->timeline_service_.get());
+    names.push_back("TimelineService");
+  }
+  if (options.context) {
+    s->context_service_ = std::make_unique<ContextServiceImpl>(s->context_store_.get());
+    builder.RegisterService(s->context_service_.get());
+    names.push_back("ContextService");
+  }
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
+  Log(LogLevel::kInfo, "server.listening",
+      {{"addr", s->address()}, {"services", absl::StrJoin(names, ",")},
+       {"redis", options.redis.address}});
+  return s;
+}
+
+std::string OneStoryServer::address() const {
+  return absl::StrCat(options_.listen.substr(0, options_.listen.rfind(':')), ":", port_);
+}
+
+void OneStoryServer::WatchHealth() {
+  grpc::HealthCheckServiceInterface* hc = server_->GetHealthCheckService();
+  bool first = true;
+  bool last = false;
+  do {
+    bool serving = redis_->connected();
+    if (first || serving != last) {
+      hc->SetServingStatus(serving);
+      if (!first || !serving) {
+        Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "health.changed",
+            {{"serving", serving ? "true" : "false"}});
+      }
+      first = false;
+      last = serving;
+    }
+  } while (!stop_health_.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+}
+
+void OneStoryServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  stop_health_.Notify();
+  health_.join();
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  if (timeline_service_) timeline_service_->EndAllWatches();
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  server_->Wait();
+}
+
+OneStoryServer::~OneStoryServer() {
+  Shutdown(absl::ZeroDuration());
+  server_.reset();
+  identity_service_.reset();
+  timeline_service_.reset();
+  context_service_.reset();
+  hub_.reset();
+  redis_.reset();
+}
+
+}  // namespace onestory::service

@@ -1,0 +1,78 @@
+// OneStoryServer: the chosen services wired to one Redis client and served over gRPC, with
+// health checking (following Redis reachability) and reflection. Used by every binary (through
+// RunServer) and by the tests, which run it in-process on port 0.
+//
+//   ServerOptions opts;
+//   opts.listen = "127.0.0.1:0";
+//   opts.redis.address = "127.0.0.1:6379";
+//   ASSIGN_OR_RETURN(auto server, OneStoryServer::Start(opts));
+//   ... server->port() ...
+//   server->Shutdown(absl::Seconds(10));
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "libs/context/context_store.h"
+#include "libs/identity/identity_store.h"
+#include "libs/redis/client.h"
+#include "libs/timeline/timeline_store.h"
+#include "libs/timeline/watch_hub.h"
+#include "services/context/context_service.h"
+#include "services/identity/identity_service.h"
+#include "services/timeline/timeline_service.h"
+
+namespace onestory::service {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";
+  redis::Options redis;
+  bool identity = true;
+  bool timeline = true;
+  bool context = true;
+  TimelineServiceOptions timeline_options;
+  // How long Start waits for a first Redis connection before serving anyway.
+  absl::Duration redis_wait = absl::Seconds(2);
+};
+
+class OneStoryServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<OneStoryServer>> Start(ServerOptions options);
+  ~OneStoryServer();  // Shutdown(0) when not shut down yet
+
+  int port() const { return port_; }
+  std::string address() const;  // host:port as bound
+  redis::Client* redis() { return redis_.get(); }
+  TimelineServiceImpl* timeline_service() { return timeline_service_.get(); }
+
+  // Health NOT_SERVING, ends every Watch with UNAVAILABLE, then lets in-flight calls finish
+  // for up to `grace` before cancelling them.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  OneStoryServer() = default;
+  void WatchHealth();
+
+  ServerOptions options_;
+  int port_ = 0;
+  std::unique_ptr<redis::Client> redis_;
+  std::unique_ptr<identity::IdentityStore> identity_store_;
+  std::unique_ptr<timeline::TimelineStore> timeline_store_;
+  std::unique_ptr<context::ContextStore> context_store_;
+  std::unique_ptr<timeline::WatchHub> hub_;
+  std::unique_ptr<IdentityServiceImpl> identity_service_;
+  std::unique_ptr<TimelineServiceImpl> timeline_service_;
+  std::unique_ptr<ContextServiceImpl> context_service_;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Notification stop_health_;
+  std::thread health_;
+  bool shut_down_ = false;
+};
+
+}  // namespace onestory::service

@@ -1,0 +1,105 @@
+#include "tests/testing/redis_for_test.h"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+
+namespace onestory::testing {
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+std::string MakeTempDir(const std::string& prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/", prefix, "XXXXXX");
+  char* dir = mkdtemp(tmpl.data());
+  if (dir == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  return tmpl;
+}
+
+RedisForTest::RedisForTest(const std::string& appendfsync) {
+  embedded::EmbeddedRedisOptions opts;
+  opts.data_dir = MakeTempDir("onestory-redis-");
+  opts.appendfsync = appendfsync;
+  opts.supervise = false;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    opts.port = PickFreePort();
+    auto started = embedded::EmbeddedRedis::Start(opts);
+    if (started.ok()) {
+      server_ = *std::move(started);
+      return;
+    }
+  }
+  ADD_FAILURE() << "could not start redis-server";
+  std::abort();
+}
+
+RedisForTest::~RedisForTest() {
+  std::string dir = data_dir();
+  server_.reset();
+  std::string cmd = "rm -rf '" + dir + "'";
+  int ignored = std::system(cmd.c_str());
+  (void)ignored;
+}
+
+redis::Reply RedisForTest::Run(const std::vector<std::string>& argv) {
+  redisContext* c = redisConnect("127.0.0.1", port());
+  EXPECT_TRUE(c != nullptr && !c->err) << "cannot connect to test redis";
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
+  redis::Reply out = redis::Reply::FromHiredis(r);
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+std::map<std::string, std::string> RedisForTest::Snapshot() {
+  std::map<std::string, std::string> out;
+  redis::Reply keys = Run({"KEYS", "*"});
+  for (const auto& k : keys.elements) out[k.str] = Run({"DUMP", k.str}).str;
+  return out;
+}
+
+void RedisForTest::FlushAll() { Run({"FLUSHALL"}); }
+
+void RedisForTest::Kill() { server_->Kill(); }
+
+void RedisForTest::Restart() {
+  absl::Status st = server_->Restart();
+  ASSERT_TRUE(st.ok()) << st;
+}
+
+redis::Options RedisForTest::ClientOptions() const {
+  redis::Options o;
+  o.address = address();
+  o.connect_timeout = absl::Milliseconds(500);
+  o.command_timeout = absl::Seconds(2);
+  o.reconnect_min = absl::Milliseconds(20);
+  o.reconnect_max = absl::Milliseconds(200);
+  return o;
+}
+
+}  // namespace onestory::testing

@@ -1,0 +1,44 @@
+// ServerForTest: OneStory's services served in-process on 127.0.0.1:<free port> over real gRPC,
+// against a RedisForTest, with stubs for each service.
+//
+//   RedisForTest redis;
+//   ServerForTest server(redis);
+//   grpc::ClientContext ctx;
+//   server.identity()->Resolve(&ctx, request, &response);
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+
+#include "onestory/v1/context.grpc.pb.h"
+#include "onestory/v1/identity.grpc.pb.h"
+#include "onestory/v1/timeline.grpc.pb.h"
+#include "services/common/onestory_server.h"
+#include "tests/testing/redis_for_test.h"
+
+namespace onestory::testing {
+
+class ServerForTest {
+ public:
+  explicit ServerForTest(const RedisForTest& redis,
+                         service::TimelineServiceOptions timeline_options = {});
+  ~ServerForTest();
+
+  service::OneStoryServer* server() { return server_.get(); }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  // A fresh channel (its own HTTP/2 connection), e.g. for a second client.
+  std::shared_ptr<grpc::Channel> NewChannel();
+  v1::IdentityService::Stub* identity() { return identity_.get(); }
+  v1::TimelineService::Stub* timeline() { return timeline_.get(); }
+  v1::ContextService::Stub* context() { return context_.get(); }
+
+ private:
+  std::unique_ptr<service::OneStoryServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::IdentityService::Stub> identity_;
+  std::unique_ptr<v1::TimelineService::Stub> timeline_;
+  std::unique_ptr<v1::ContextService::Stub> context_;
+};
+
+}  // namespace onestory::testing
