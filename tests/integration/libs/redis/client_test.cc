@@ -1,0 +1,196 @@
+// The asynchronous Redis client against a real redis-server: pipelining, scripts, deadlines,
+// failing fast while Redis is down, reconnecting, and pub/sub across a restart.
+#include "libs/redis/client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "libs/redis/subscriber.h"
+#include "tests/testing/await.h"
+#include "tests/testing/redis_for_test.h"
+
+namespace onestory::redis {
+namespace {
+
+using onestory::testing::Await;
+using onestory::testing::Deadline;
+using onestory::testing::RedisForTest;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = std::make_unique<RedisForTest>();
+    client_ = std::make_unique<Client>(redis_->ClientOptions());
+    WaitConnected(true);
+  }
+
+  void WaitConnected(bool want) {
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (client_->connected() != want && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_EQ(client_->connected(), want);
+  }
+
+  absl::StatusOr<Reply> Run(std::vector<std::string> argv, absl::Time deadline = Deadline()) {
+    return Await<Reply>(
+        [&](Callback<Reply> done) { client_->Command(std::move(argv), deadline, std::move(done)); });
+  }
+
+  std::unique_ptr<RedisForTest> redis_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientTest, RunsCommandsAndMapsErrorReplies) {
+  ASSERT_TRUE(Run({"SET", "k", "v"}).ok());
+  absl::StatusOr<Reply> r = Run({"GET", "k"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->str, "v");
+  absl::StatusOr<Reply> bad = Run({"INCR", "k"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(bad.status().message().find("not an integer"), absl::string_view::npos);
+}
+
+TEST_F(ClientTest, PipelinesManyConcurrentCommandsInOrder) {
+  constexpr int kCommands = 20000;
+  std::atomic<int> ok{0};
+  std::atomic<int> done{0};
+  absl::Notification all;
+  for (int i = 0; i < kCommands; ++i) {
+    client_->Command({"INCR", "counter"}, Deadline(absl::Seconds(30)),
+                     [&](absl::StatusOr<Reply> r) {
+                       if (r.ok() && r->type == Reply::Type::kInteger) ++ok;
+                       if (++done == kCommands) all.Notify();
+                     });
+  }
+  all.WaitForNotification();
+  EXPECT_EQ(ok.load(), kCommands);
+  EXPECT_EQ(redis_->Run({"GET", "counter"}).str, std::to_string(kCommands));
+}
+
+TEST_F(ClientTest, EvalLoadsScriptOnNoScriptAndMapsScriptErrors) {
+  static const Script kEcho("test.echo", "return ARGV[1]");
+  static const Script kRefuse("test.refuse",
+                              "return redis.error_reply('OS_CONFLICT it belongs to cus_9')");
+  redis_->Run({"SCRIPT", "FLUSH"});
+  auto r = Await<Reply>([&](Callback<Reply> done) {
+    client_->Eval(kEcho, {}, {"hello"}, Deadline(), std::move(done));
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->str, "hello");
+  auto refused = Await<Reply>([&](Callback<Reply> done) {
+    client_->Eval(kRefuse, {}, {}, Deadline(), std::move(done));
+  });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message(), "it belongs to cus_9");
+}
+
+TEST_F(ClientTest, CallerDeadlineGivesDeadlineExceededWithoutWaitingForRedis) {
+  // A script that keeps Redis busy for ~400 ms; the caller allows 50 ms.
+  static const Script kBusy("test.busy",
+                            "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                            "while true do local n = redis.call('TIME') "
+                            "if n[1] * 1000000 + n[2] - s > 400000 then break end end return 1");
+  absl::Time start = absl::Now();
+  auto r = Await<Reply>([&](Callback<Reply> done) {
+    client_->Eval(kBusy, {}, {}, absl::Now() + absl::Milliseconds(50), std::move(done));
+  });
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_LT(took, absl::Milliseconds(350)) << "the callback waited for the busy script";
+  // The connection stays usable: the late reply is dropped, later replies match their commands.
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(Run({"SET", "after", "1"}).ok());
+  auto after = Run({"GET", "after"});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->str, "1");
+}
+
+TEST_F(ClientTest, FailsFastWhileRedisIsDownAndRecoversByItself) {
+  redis_->Kill();
+  WaitConnected(false);
+  absl::Time start = absl::Now();
+  auto r = Run({"PING"}, Deadline(absl::Seconds(30)));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1)) << "a call hung while Redis was down";
+
+  redis_->Restart();
+  WaitConnected(true);
+  auto back = Run({"PING"});
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->str, "PONG");
+  EXPECT_GE(client_->reconnects(), 1u);
+}
+
+TEST_F(ClientTest, InFlightCommandsFailWithUnavailableWhenTheConnectionDies) {
+  static const Script kBusy("test.busy2",
+                            "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                            "while true do local n = redis.call('TIME') "
+                            "if n[1] * 1000000 + n[2] - s > 300000 then break end end return 1");
+  absl::Notification done;
+  absl::Status status;
+  client_->Eval(kBusy, {}, {}, Deadline(absl::Seconds(30)), [&](absl::StatusOr<Reply> r) {
+    status = r.status();
+    done.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  redis_->Kill();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+}
+
+TEST_F(ClientTest, SubscriberDeliversMessagesAndResubscribesAfterRestart) {
+  std::atomic<int> subscribed{0};
+  std::atomic<int> messages{0};
+  Subscriber::Callbacks cb;
+  cb.on_message = [&](absl::string_view channel, absl::string_view payload) {
+    if (channel == "chan" && payload == "hi") ++messages;
+  };
+  cb.on_subscribed = [&](absl::string_view channel) {
+    if (channel == "chan") ++subscribed;
+  };
+  auto sub = std::make_unique<Subscriber>(client_->loop(), redis_->ClientOptions(), std::move(cb));
+  client_->loop()->Post([&] {
+    sub->Start();
+    sub->Subscribe("chan");
+  });
+  auto wait_for = [](std::atomic<int>& v, int want) {
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (v.load() < want && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    return v.load() >= want;
+  };
+  ASSERT_TRUE(wait_for(subscribed, 1));
+  redis_->Run({"PUBLISH", "chan", "hi"});
+  ASSERT_TRUE(wait_for(messages, 1));
+
+  redis_->Kill();
+  redis_->Restart();
+  ASSERT_TRUE(wait_for(subscribed, 2)) << "not resubscribed after the restart";
+  redis_->Run({"PUBLISH", "chan", "hi"});
+  ASSERT_TRUE(wait_for(messages, 2));
+
+  // Unsubscribe, then subscribe again at once: the subscription must end up in place.
+  client_->loop()->Post([&] {
+    sub->Unsubscribe("chan");
+    sub->Subscribe("chan");
+  });
+  ASSERT_TRUE(wait_for(subscribed, 3));
+  redis_->Run({"PUBLISH", "chan", "hi"});
+  ASSERT_TRUE(wait_for(messages, 3));
+
+  absl::Notification stopped;
+  client_->loop()->Post([&] {
+    sub->Stop();
+    sub.reset();
+    stopped.Notify();
+  });
+  stopped.WaitForNotification();
+}
+
+}  // namespace
+}  // namespace onestory::redis
