@@ -1,0 +1,242 @@
+// TimelineService.Watch over real gRPC against a real redis-server: replay and live push,
+// resume from a cursor with no gap or duplicate, a watch on one instance seeing appends made
+// through another, a slow watcher ended with RESOURCE_EXHAUSTED, shutdown ending watches with
+// UNAVAILABLE, and a watch that survives a Redis restart.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/testing/redis_for_test.h"
+#include "tests/testing/server_for_test.h"
+
+namespace onestory {
+namespace {
+
+using testing::RedisForTest;
+using testing::ServerForTest;
+
+v1::Event MakeEvent(const std::string& id, size_t body_bytes = 0) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.set_channel(v1::CHANNEL_WEB_CHAT);
+  e.set_kind(v1::EVENT_KIND_MESSAGE);
+  e.mutable_actor()->set_type(v1::Actor::TYPE_CUSTOMER);
+  e.set_body(std::string(body_bytes, 'x'));
+  return e;
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(absl::Duration timeout = absl::Seconds(10)) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+class WatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = std::make_unique<RedisForTest>();
+    service::TimelineServiceOptions opts;
+    opts.watch_max_lag = absl::Milliseconds(1500);
+    server_ = std::make_unique<ServerForTest>(*redis_, opts);
+    v1::ResolveRequest req;
+    req.set_tenant("acme");
+    req.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_PHONE);
+    req.mutable_identifier()->set_value("14155550100");
+    req.set_create_if_missing(true);
+    v1::ResolveResponse resp;
+    ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), req, &resp).ok());
+    customer_ = resp.customer_id();
+  }
+
+  std::vector<v1::Event> Append(v1::TimelineService::Stub* stub, std::vector<v1::Event> events) {
+    v1::AppendRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(customer_);
+    for (auto& e : events) *req.add_events() = std::move(e);
+    v1::AppendResponse resp;
+    grpc::Status st = stub->Append(Ctx().get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    std::vector<v1::Event> out;
+    for (const auto& r : resp.results()) out.push_back(r.event());
+    return out;
+  }
+
+  struct Watcher {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
+  };
+  Watcher Watch(v1::TimelineService::Stub* stub, const std::string& after_cursor,
+                bool from_start = false, absl::Duration timeout = absl::Seconds(20)) {
+    v1::WatchRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(customer_);
+    req.set_after_cursor(after_cursor);
+    req.set_from_start(from_start);
+    Watcher w;
+    w.ctx = Ctx(timeout);
+    w.reader = stub->Watch(w.ctx.get(), req);
+    return w;
+  }
+
+  std::vector<std::string> ReadIds(Watcher& w, size_t n, std::string* last_cursor = nullptr) {
+    std::vector<std::string> ids;
+    v1::WatchResponse msg;
+    while (ids.size() < n && w.reader->Read(&msg)) {
+      ids.push_back(msg.event().event_id());
+      if (last_cursor) *last_cursor = msg.event().cursor();
+    }
+    return ids;
+  }
+
+  std::unique_ptr<RedisForTest> redis_;
+  std::unique_ptr<ServerForTest> server_;
+  std::string customer_;
+};
+
+TEST_F(WatchTest, ReplaysFromStartThenStreamsLive) {
+  Append(server_->timeline(), {MakeEvent("old1"), MakeEvent("old2")});
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
+  EXPECT_EQ(ReadIds(w, 2), (std::vector<std::string>{"old1", "old2"}));
+  Append(server_->timeline(), {MakeEvent("new1")});
+  Append(server_->timeline(), {MakeEvent("new2"), MakeEvent("new3")});
+  EXPECT_EQ(ReadIds(w, 3), (std::vector<std::string>{"new1", "new2", "new3"}));
+  w.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, WithoutCursorStreamsOnlyNewEvents) {
+  Append(server_->timeline(), {MakeEvent("before")});
+  Watcher w = Watch(server_->timeline(), "");
+  // The watch starts at the head once its subscription is confirmed (milliseconds); give it
+  // ample time, then append.
+  absl::SleepFor(absl::Seconds(1));
+  Append(server_->timeline(), {MakeEvent("after")});
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"after"}));
+  w.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, ResumesFromCursorWithoutGapOrDuplicate) {
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
+  Append(server_->timeline(), {MakeEvent("e1"), MakeEvent("e2")});
+  std::string cursor;
+  ASSERT_EQ(ReadIds(w, 2, &cursor), (std::vector<std::string>{"e1", "e2"}));
+  w.ctx->TryCancel();
+  Append(server_->timeline(), {MakeEvent("e3"), MakeEvent("e4")});
+  Watcher again = Watch(server_->timeline(), cursor);
+  Append(server_->timeline(), {MakeEvent("e5")});
+  EXPECT_EQ(ReadIds(again, 3), (std::vector<std::string>{"e3", "e4", "e5"}));
+  again.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, SeesAppendsMadeThroughAnotherInstance) {
+  ServerForTest other(*redis_);
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
+  Append(other.timeline(), {MakeEvent("via-other")});
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"via-other"}));
+  w.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, RejectsCursorOfAnotherCustomer) {
+  auto events = Append(server_->timeline(), {MakeEvent("mine")});
+  v1::ResolveRequest req;
+  req.set_tenant("acme");
+  req.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_EMAIL);
+  req.mutable_identifier()->set_value("other@example.com");
+  req.set_create_if_missing(true);
+  v1::ResolveResponse other;
+  ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), req, &other).ok());
+  customer_ = other.customer_id();
+  Watcher w = Watch(server_->timeline(), events[0].cursor());
+  v1::WatchResponse msg;
+  EXPECT_FALSE(w.reader->Read(&msg));
+  grpc::Status st = w.reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "another customer")) << st.error_message();
+}
+
+TEST_F(WatchTest, SlowWatcherIsEndedWithResourceExhaustedAndCanResume) {
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true, absl::Seconds(60));
+  // Read one event to be sure the watch is live, then stop reading while ~8 MB arrive, more
+  // than HTTP/2 flow control and socket buffers hold, so the server's writes stall.
+  Append(server_->timeline(), {MakeEvent("first")});
+  std::string cursor;
+  ASSERT_EQ(ReadIds(w, 1, &cursor), (std::vector<std::string>{"first"}));
+  for (int batch = 0; batch < 16; ++batch) {
+    std::vector<v1::Event> events;
+    for (int i = 0; i < 8; ++i) {
+      events.push_back(MakeEvent(absl::StrCat("bulk-", batch, "-", i), 60 * 1024));
+    }
+    Append(server_->timeline(), std::move(events));
+  }
+  absl::SleepFor(absl::Seconds(4));  // past the 1.5 s lag limit and a tick
+  size_t received = 0;
+  v1::WatchResponse msg;
+  while (w.reader->Read(&msg)) {
+    ++received;
+    cursor = msg.event().cursor();
+  }
+  grpc::Status st = w.reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(absl::StrContains(st.error_message(), "after_cursor")) << st.error_message();
+  ASSERT_LT(received, 128u);
+  // Resuming from the last cursor received delivers the rest, in order, once each.
+  Watcher again = Watch(server_->timeline(), cursor, false, absl::Seconds(60));
+  std::vector<std::string> rest = ReadIds(again, 128 - received);
+  ASSERT_EQ(rest.size(), 128 - received);
+  std::set<std::string> unique(rest.begin(), rest.end());
+  EXPECT_EQ(unique.size(), rest.size());
+  EXPECT_EQ(rest.back(), "bulk-15-7");
+  again.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, ShutdownEndsWatchesWithUnavailable) {
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
+  Append(server_->timeline(), {MakeEvent("e1")});
+  ASSERT_EQ(ReadIds(w, 1).size(), 1u);
+  server_->server()->Shutdown(absl::Seconds(2));
+  v1::WatchResponse msg;
+  while (w.reader->Read(&msg)) {
+  }
+  grpc::Status st = w.reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+}
+
+TEST_F(WatchTest, KeepsStreamingAcrossARedisRestart) {
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true, absl::Seconds(30));
+  Append(server_->timeline(), {MakeEvent("before-restart")});
+  ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{"before-restart"}));
+  redis_->Kill();
+  redis_->Restart();  // appendonly everysec: the event above was written a moment ago
+  // Appends fail with UNAVAILABLE until the client has reconnected; retry like a client would.
+  bool appended = false;
+  for (int i = 0; i < 100 && !appended; ++i) {
+    v1::AppendRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(customer_);
+    *req.add_events() = MakeEvent("after-restart");
+    v1::AppendResponse resp;
+    grpc::Status st = server_->timeline()->Append(Ctx().get(), req, &resp);
+    if (st.ok()) {
+      appended = true;
+    } else {
+      ASSERT_TRUE(st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                  st.error_code() == grpc::StatusCode::NOT_FOUND)
+          << st.error_message();
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  ASSERT_TRUE(appended);
+  std::vector<std::string> ids = ReadIds(w, 1);
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(ids[0], "after-restart");
+  w.ctx->TryCancel();
+}
+
+}  // namespace
+}  // namespace onestory
