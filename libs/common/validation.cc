@@ -64,9 +64,12 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
   if (!IsValidUtf8(value)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
   }
-  for (unsigned char c : value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    unsigned char c = value[i];
     bool allowed_space = allow_newlines && (c == '\n' || c == '\r' || c == '\t');
-    if ((c < 0x20 && !allowed_space) || c == 0x7f) {
+    // C0 controls, DEL, and the C1 controls U+0080..U+009F (UTF-8 0xC2 0x80..0x9F).
+    bool c1 = c == 0xC2 && i + 1 < value.size() && static_cast<unsigned char>(value[i + 1]) < 0xA0;
+    if ((c < 0x20 && !allowed_space) || c == 0x7f || c1) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": holds a control character"));
     }
   }

@@ -28,8 +28,8 @@ absl::Status ValidateCustomerId(absl::string_view field, absl::string_view id);
 absl::Status ValidateToken(absl::string_view field, absl::string_view value, size_t max_bytes,
                            bool allow_empty);
 
-// Valid UTF-8, at most max_bytes, no control characters other than tab, CR and LF (and those
-// only when allow_newlines).
+// Valid UTF-8, at most max_bytes, no control characters (C0, DEL, C1) other than tab, CR and LF
+// (and those only when allow_newlines).
 absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t max_bytes,
                           bool allow_newlines = true);
 

@@ -2,7 +2,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace onestory::redis {
@@ -63,10 +62,10 @@ absl::Status ErrorToStatus(absl::string_view text) {
       return absl::Status(m.code, message);
     }
   }
+  // Compared by the whole first word: BUSYGROUP or BUSYKEY are not BUSY.
+  absl::string_view code = text.substr(0, text.find(' '));
   for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
-    if (absl::StartsWith(text, transient)) {
-      return absl::UnavailableError(absl::StrCat("redis: ", text));
-    }
+    if (code == transient) return absl::UnavailableError(absl::StrCat("redis: ", text));
   }
   return absl::InternalError(absl::StrCat("redis error: ", text));
 }

@@ -10,11 +10,18 @@
 namespace onestory::timeline {
 
 bool IsStreamId(absl::string_view id) {
+  // Digits only: SimpleAtoi alone would accept surrounding whitespace or a sign.
   std::vector<absl::string_view> parts = absl::StrSplit(id, '-');
-  uint64_t a, b;
-  return parts.size() == 2 && !parts[0].empty() && !parts[1].empty() &&
-         parts[0].size() <= 20 && parts[1].size() <= 20 && absl::SimpleAtoi(parts[0], &a) &&
-         absl::SimpleAtoi(parts[1], &b) && parts[0][0] != '+' && parts[1][0] != '+';
+  if (parts.size() != 2) return false;
+  for (absl::string_view part : parts) {
+    if (part.empty() || part.size() > 20) return false;
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+    }
+    uint64_t value;
+    if (!absl::SimpleAtoi(part, &value)) return false;  // out of range
+  }
+  return true;
 }
 
 int64_t StreamIdMillis(absl::string_view id) {

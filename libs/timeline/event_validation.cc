@@ -32,8 +32,10 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
   RETURN_IF_ERROR(ValidateToken(f + ".actor.id", actor.id(), kMaxRefIdBytes, !id_required));
   if (e.has_occurred_at()) {
     const auto& ts = e.occurred_at();
-    if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0) {
-      return Invalid(f + ".occurred_at", "not a valid time after 1970");
+    // 253402300799 is 9999-12-31T23:59:59Z, the largest valid Timestamp.
+    if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 ||
+        ts.seconds() > 253402300799) {
+      return Invalid(f + ".occurred_at", "not a valid time between 1970 and 9999");
     }
     if (ToMillis(ts) > now_ms + kMaxFutureSkewMs) {
       return Invalid(f + ".occurred_at", "more than one hour in the future");
