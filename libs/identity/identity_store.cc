@@ -94,7 +94,7 @@ for i = 4, #ARGV, 3 do
   end
 end
 if count > tonumber(ARGV[3]) then
-  return redis.error_reply('OS_LIMIT profile.attributes: at most ' .. ARGV[3] .. ' entries')
+  return redis.error_reply('OS_INVALID profile.attributes: at most ' .. ARGV[3] .. ' entries')
 end
 for i = 4, #ARGV, 3 do
   local op, f, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]

@@ -282,8 +282,9 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
       [this, state, page_token](absl::StatusOr<identity::IdentityStore::Resolved> who) {
         if (!who.ok()) return state->done(who.status());
         state->customer_id = who->customer_id;
-        state->start = state->oldest_first ? "-" : "+";
-        if (!page_token.empty()) {
+        if (page_token.empty()) {
+          state->start = std::string(state->oldest_first ? "-" : "+");
+        } else {
           PageToken expected{state->customer_id, state->oldest_first, "",
                              state->filter.fingerprint};
           absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);

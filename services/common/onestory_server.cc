@@ -33,6 +33,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  // Above Append's own 4 MiB limit, so an oversized batch gets our INVALID_ARGUMENT naming the
+  // field rather than gRPC's generic RESOURCE_EXHAUSTED.
+  builder.SetMaxReceiveMessageSize(8 << 20);
   std::vector<std::string> names;
   if (options.identity) {
     s->identity_service_ = std::make_unique<IdentityServiceImpl>(s->identity_store_.get());
