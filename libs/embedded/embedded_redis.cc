@@ -69,11 +69,28 @@ EmbeddedRedis::~EmbeddedRedis() {
     absl::MutexLock lock(&mu_);
     pid = pid_;
   }
-  if (pid > 0) kill(pid, SIGTERM);
-  if (supervisor_.joinable()) {
-    supervisor_.join();  // reaps the child
-  } else if (pid > 0) {
-    waitpid(pid, nullptr, 0);
+  if (pid > 0) {
+    kill(pid, SIGTERM);  // redis-server flushes the append-only file and exits
+    // Wait up to 30 s, then SIGKILL: a shutdown never hangs on a stuck redis-server.
+    std::thread killer([this, pid] {
+      for (int i = 0; i < 3000; ++i) {
+        absl::SleepFor(absl::Milliseconds(10));
+        absl::MutexLock lock(&mu_);
+        if (pid_ != pid) return;
+      }
+      Log(LogLevel::kError, "embedded_redis.kill", {{"pid", absl::StrCat(pid)}});
+      kill(pid, SIGKILL);
+    });
+    if (supervisor_.joinable()) {
+      supervisor_.join();  // reaps the child
+    } else {
+      waitpid(pid, nullptr, 0);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      pid_ = -1;
+    }
+    killer.join();
   }
   Log(LogLevel::kInfo, "embedded_redis.stopped", {{"dir", options_.data_dir}});
 }
@@ -106,6 +123,12 @@ absl::Status EmbeddedRedis::Spawn() {
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   if (pid == 0) {
+    // The server blocks SIGTERM/SIGINT to sigwait for them; the mask survives exec, and
+    // redis-server must receive them.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);  // an ignored signal stays ignored across exec
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
     execvp(argv[0], argv.data());

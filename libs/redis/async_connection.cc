@@ -74,7 +74,7 @@ void AsyncConnection::Connect() {
   ++generation_;
   Address addr;
   if (absl::Status st = ParseAddress(options_.address, &addr); !st.ok()) {
-    HandleLost(absl::UnavailableError(st.message()));
+    HandleLost(absl::UnavailableError(st.message()), false);
     return;
   }
   redisAsyncContext* ac = addr.unix_path.empty()
@@ -85,7 +85,8 @@ void AsyncConnection::Connect() {
     std::string why = ac ? ac->errstr : "out of memory";
     if (ac) redisAsyncFree(ac);
     HandleLost(absl::UnavailableError(absl::StrCat("redis connect to ", options_.address, ": ",
-                                                   why)));
+                                                   why)),
+               false);
     return;
   }
   ac_ = ac;
@@ -116,8 +117,10 @@ void AsyncConnection::OnConnectCallback(const redisAsyncContext* ac, int status)
   if (status != REDIS_OK) {
     // hiredis frees the context after this callback returns.
     self->ac_ = nullptr;
-    self->HandleLost(absl::UnavailableError(
-        absl::StrCat("redis connect to ", self->options_.address, ": ", ac->errstr)));
+    self->HandleLost(absl::UnavailableError(absl::StrCat("redis connect to ",
+                                                         self->options_.address, ": ",
+                                                         ac->errstr)),
+                     false);
     return;
   }
   self->state_ = State::kReady;
@@ -142,8 +145,13 @@ void AsyncConnection::OnConnectCallback(const redisAsyncContext* ac, int status)
             Log(LogLevel::kError, "redis.auth_failed", {{"error", std::string(reply->str)}});
             auto* s = static_cast<AsyncConnection*>(c->data);
             if (s != nullptr) {
-              // Closing from inside a hiredis callback is deferred by hiredis itself.
-              s->last_error_ = absl::UnavailableError(absl::StrCat("redis AUTH: ", reply->str));
+              // Close after this callback returns; the reconnect backoff takes over, and the
+              // connection does not count as up meanwhile.
+              absl::Status why = absl::UnavailableError(absl::StrCat("redis AUTH: ", reply->str));
+              uint64_t gen = s->generation_;
+              s->loop_->Post([s, why, gen, alive = std::weak_ptr<int>(s->alive_)] {
+                if (!alive.expired() && gen == s->generation_) s->CloseWithError(why);
+              });
             }
           }
         },
@@ -156,9 +164,11 @@ void AsyncConnection::OnDisconnectCallback(const redisAsyncContext* ac, int stat
   auto* self = static_cast<AsyncConnection*>(ac->data);
   if (self == nullptr || self->ac_ != ac) return;
   self->ac_ = nullptr;  // hiredis frees it after this callback
+  bool was_ready = self->state_ == State::kReady;
   std::string why = status == REDIS_OK ? "closed" : (ac->errstr[0] ? ac->errstr : "lost");
   self->HandleLost(absl::UnavailableError(
-      absl::StrCat("redis connection to ", self->options_.address, " ", why)));
+                       absl::StrCat("redis connection to ", self->options_.address, " ", why)),
+                   was_ready);
 }
 
 void AsyncConnection::CloseWithError(const absl::Status& why) {
@@ -166,13 +176,16 @@ void AsyncConnection::CloseWithError(const absl::Status& why) {
   redisAsyncContext* ac = ac_;
   ac_ = nullptr;
   last_error_ = why;
+  // Not ready any more before the pending callbacks run, so one that sends a new command is
+  // routed elsewhere (or fails) instead of reaching this closing context.
+  bool was_ready = state_ == State::kReady;
+  if (state_ != State::kStopped) state_ = State::kIdle;
   redisAsyncFree(ac);  // pending callbacks fail with last_error_; disconnect callback ignored
-  HandleLost(why);
+  HandleLost(why, was_ready);
 }
 
-void AsyncConnection::HandleLost(const absl::Status& why) {
+void AsyncConnection::HandleLost(const absl::Status& why, bool was_ready) {
   if (state_ == State::kStopped) return;
-  bool was_ready = state_ == State::kReady;
   state_ = State::kIdle;
   last_error_ = why;
   Log(was_ready ? LogLevel::kWarning : LogLevel::kDebug, "redis.disconnected",

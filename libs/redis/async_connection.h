@@ -54,7 +54,7 @@ class AsyncConnection : public EventLoop::Handler {
   enum class State { kIdle, kConnecting, kReady, kStopped };
 
   void Connect();
-  void HandleLost(const absl::Status& why);
+  void HandleLost(const absl::Status& why, bool was_ready);
   void ScheduleReconnect();
   void UpdateWatch();
 

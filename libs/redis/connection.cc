@@ -24,7 +24,8 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
     args.push_back(a.data());
     lens.push_back(a.size());
   }
-  if (redisAsyncCommandArgv(context(), &Connection::OnReply, this, static_cast<int>(args.size()),
+  if (context() == nullptr ||
+      redisAsyncCommandArgv(context(), &Connection::OnReply, this, static_cast<int>(args.size()),
                             args.data(), lens.data()) != REDIS_OK) {
     cb(absl::UnavailableError("redis: connection is closing"));
     return;
@@ -36,13 +37,19 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
 
 void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   auto* self = static_cast<Connection*>(privdata);
-  (void)ac;
   if (self->pending_.empty()) return;
   Pending p = std::move(self->pending_.front());
   self->pending_.pop_front();
   if (p.done) return;
   --self->in_flight_;
   if (reply == nullptr) {
+    // hiredis is freeing the context. When it does so on its own (the server closed the
+    // connection), its error text is fresher than last_error().
+    if (ac != nullptr && ac->err != 0 && ac->errstr[0] != '\0') {
+      p.cb(absl::UnavailableError(absl::StrCat("redis connection to ", self->options().address,
+                                               " lost: ", ac->errstr)));
+      return;
+    }
     absl::Status why = self->last_error();
     p.cb(why.ok() ? absl::UnavailableError("redis: connection lost") : why);
     return;

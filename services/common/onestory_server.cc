@@ -36,23 +36,22 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   // Above Append's own 4 MiB limit, so an oversized batch gets our INVALID_ARGUMENT naming the
   // field rather than gRPC's generic RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(8 << 20);
-  std::vector<std::string> names;
   if (options.identity) {
     s->identity_service_ = std::make_unique<IdentityServiceImpl>(s->identity_store_.get());
     builder.RegisterService(s->identity_service_.get());
-    names.push_back("IdentityService");
+    s->service_names_.push_back("onestory.v1.IdentityService");
   }
   if (options.timeline) {
     s->hub_ = std::make_unique<timeline::WatchHub>(s->redis_.get());
     s->timeline_service_ = std::make_unique<TimelineServiceImpl>(
         s->timeline_store_.get(), s->hub_.get(), options.timeline_options);
     builder.RegisterService(s->timeline_service_.get());
-    names.push_back("TimelineService");
+    s->service_names_.push_back("onestory.v1.TimelineService");
   }
   if (options.context) {
     s->context_service_ = std::make_unique<ContextServiceImpl>(s->context_store_.get());
     builder.RegisterService(s->context_service_.get());
-    names.push_back("ContextService");
+    s->service_names_.push_back("onestory.v1.ContextService");
   }
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
@@ -60,7 +59,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   }
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
   Log(LogLevel::kInfo, "server.listening",
-      {{"addr", s->address()}, {"services", absl::StrJoin(names, ",")},
+      {{"addr", s->address()}, {"services", absl::StrJoin(s->service_names_, ",")},
        {"redis", options.redis.address}});
   return s;
 }
@@ -76,7 +75,8 @@ void OneStoryServer::WatchHealth() {
   do {
     bool serving = redis_->connected();
     if (first || serving != last) {
-      hc->SetServingStatus(serving);
+      hc->SetServingStatus("", serving);
+      for (const std::string& name : service_names_) hc->SetServingStatus(name, serving);
       if (!first || !serving) {
         Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "health.changed",
             {{"serving", serving ? "true" : "false"}});
@@ -88,10 +88,10 @@ void OneStoryServer::WatchHealth() {
 }
 
 void OneStoryServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  if (shut_down_ || server_ == nullptr) return;  // a failed Start has no server to stop
   shut_down_ = true;
   stop_health_.Notify();
-  health_.join();
+  if (health_.joinable()) health_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (timeline_service_) timeline_service_->EndAllWatches();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

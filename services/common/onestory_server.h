@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -60,6 +61,7 @@ class OneStoryServer {
   void WatchHealth();
 
   ServerOptions options_;
+  std::vector<std::string> service_names_;  // full names, for per-service health
   int port_ = 0;
   std::unique_ptr<redis::Client> redis_;
   std::unique_ptr<identity::IdentityStore> identity_store_;

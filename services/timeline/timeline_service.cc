@@ -1,6 +1,7 @@
 #include "services/timeline/timeline_service.h"
 
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -20,8 +21,9 @@ using timeline::TimelineStore;
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
                            public timeline::WatchHub::Listener {
  public:
-  WatchReactor(TimelineServiceImpl* svc, const v1::WatchRequest& req)
-      : svc_(svc), req_(req) {}
+  WatchReactor(TimelineServiceImpl* svc, grpc::CallbackServerContext* ctx,
+               const v1::WatchRequest& req)
+      : svc_(svc), ctx_(ctx), req_(req) {}
 
   void Begin() {
     if (absl::Status st = ValidateTenant(req_.tenant()); !st.ok()) return End(st);
@@ -38,19 +40,29 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
         });
   }
 
-  // Finishes the stream once; later calls do nothing. Thread-safe.
+  // Ends the stream once; later calls do nothing. Thread-safe. gRPC forbids Finish while a
+  // write is outstanding, so with a write in flight the status waits for OnWriteDone (and a
+  // write that never completes is cancelled by OnTick).
   void End(const absl::Status& status) {
+    std::string customer;
+    bool finish_now;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
-      finished_ = true;
+      finished_ = true;  // from here on no write starts, so writing_ only goes false
+      customer = customer_id_;
+      finish_now = !writing_;
+      if (!finish_now) {
+        deferred_status_ = status;
+        end_requested_ = absl::Now();
+      }
     }
     if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
       Log(LogLevel::kDebug, "watch.ended",
-          {{"customer", customer_id_}, {"code", absl::StatusCodeToString(status.code())},
+          {{"customer", customer}, {"code", absl::StatusCodeToString(status.code())},
            {"reason", std::string(status.message())}});
     }
-    Finish(ToGrpcStatus(status));
+    if (finish_now) Finish(ToGrpcStatus(status));
   }
 
   void AddRef() {
@@ -69,11 +81,21 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   // WatchHub::Listener (Redis loop thread).
   void OnNotify() override {
-    bool fetch_head = false;
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       dirty_ = true;
+    }
+    Kick();
+  }
+
+  // Starts the next read if one is due: the head (for a watch without cursor) or the events
+  // after the position.
+  void Kick() {
+    bool fetch_head = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || !dirty_) return;
       if (need_head_ && !fetching_) {
         fetching_ = true;
         fetch_head = true;
@@ -93,22 +115,36 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   void OnTick(absl::Time now) override {
     bool stalled;
+    bool cancel;
     {
       absl::MutexLock lock(&mu_);
       stalled = !finished_ && writing_ && now - write_started_ > svc_->options_.watch_max_lag;
+      // Ended, but the last write still waits on a client that does not read: give up on it.
+      cancel = finished_ && writing_ && deferred_status_.has_value() &&
+               now - end_requested_ > svc_->options_.watch_abandon_after;
     }
     if (stalled) End(FellBehind());
+    Kick();  // retries a read that failed while Redis was unreachable
+    if (cancel) {
+      absl::MutexLock lock(&ctx_mu_);
+      if (ctx_ != nullptr) ctx_->TryCancel();
+    }
   }
 
   // gRPC reactions.
   void OnWriteDone(bool ok) override {
-    if (!ok) return End(absl::CancelledError("the client went away"));
+    std::optional<absl::Status> deferred;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      position_ = sent_stream_id_;
-      last_cursor_ = current_.event().cursor();
+      deferred.swap(deferred_status_);
+      if (ok) {
+        position_ = sent_stream_id_;
+        last_cursor_ = current_.event().cursor();
+      }
     }
+    if (deferred.has_value()) return Finish(ToGrpcStatus(*deferred));
+    if (!ok) return End(absl::CancelledError("the client went away"));
     WriteNext();
   }
 
@@ -116,6 +152,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   void OnDone() override {
     svc_->Unregister(this);
+    {
+      absl::MutexLock lock(&ctx_mu_);
+      ctx_ = nullptr;
+    }
     bool registered;
     {
       absl::MutexLock lock(&mu_);
@@ -154,17 +194,31 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     } else {
       need_head = true;
     }
-    {
-      absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      customer_id_ = who->customer_id;
-      channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
-      position_ = start;
-      need_head_ = need_head;
-      registered_ = true;
-      ++refs_;  // held by the hub until Remove completes
-    }
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    customer_id_ = who->customer_id;
+    channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
+    position_ = start;
+    need_head_ = need_head;
+    registered_ = true;
+    ++refs_;  // held by the hub until Remove completes
+    // Under the lock, so OnDone's Remove (which needs registered_) is always posted after this
+    // Add. Add only posts to the loop: no lock is taken inside.
     svc_->hub_->Add(channel_, this);  // the first OnNotify starts reading
+  }
+
+  // True (and the read to be retried on the next tick) for a failure while Redis is briefly
+  // unreachable: a watch rides out a Redis restart or failover shorter than the lag limit.
+  bool RetryLater(const absl::Status& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (st.code() != absl::StatusCode::kUnavailable &&
+        st.code() != absl::StatusCode::kDeadlineExceeded) {
+      return false;
+    }
+    absl::Time now = absl::Now();
+    if (unavailable_since_ == absl::InfiniteFuture()) unavailable_since_ = now;
+    if (now - unavailable_since_ > svc_->options_.watch_max_lag) return false;
+    dirty_ = true;
+    return true;
   }
 
   void OnHead(absl::StatusOr<std::string> head) {
@@ -172,12 +226,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       {
         absl::MutexLock lock(&mu_);
         fetching_ = false;
+        if (RetryLater(head.status())) return;
       }
       return End(head.status());
     }
     {
       absl::MutexLock lock(&mu_);
       fetching_ = false;
+      unavailable_since_ = absl::InfiniteFuture();
       need_head_ = false;
       position_ = *head;
       live_ = true;
@@ -210,7 +266,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       absl::MutexLock lock(&mu_);
       fetching_ = false;
       if (finished_) return;
+      if (!batch.ok() && RetryLater(batch.status())) return;
       if (batch.ok()) {
+        unavailable_since_ = absl::InfiniteFuture();
         if (batch->events.empty()) {
           live_ = true;
         } else {
@@ -235,28 +293,33 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   }
 
   void WriteNext() {
-    bool write = false;
+    bool fetch = false;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || writing_) return;
-      if (!queue_.empty()) {
-        Pending next = std::move(queue_.front());
-        queue_.pop_front();
-        *current_.mutable_event() = std::move(next.event);
-        sent_stream_id_ = std::move(next.stream_id);
-        writing_ = true;
-        write_started_ = absl::Now();
-        write = true;
-      }
+      fetch = queue_.empty();
     }
-    if (write) {
-      StartWrite(&current_);
-    } else {
-      MaybeFetch();
+    if (fetch) return MaybeFetch();
+    {
+      absl::MutexLock lock(&mu_);
+      // Only this reactor's own callbacks write; they are serialized by writing_ and the fetch
+      // flag, so the queue cannot have emptied since the check above.
+      if (finished_ || writing_ || queue_.empty()) return;
+      Pending next = std::move(queue_.front());
+      queue_.pop_front();
+      *current_.mutable_event() = std::move(next.event);
+      sent_stream_id_ = std::move(next.stream_id);
+      // With writing_ set, an End from now on defers its Finish to OnWriteDone, so starting
+      // the write after unlocking cannot race a Finish.
+      writing_ = true;
+      write_started_ = absl::Now();
     }
+    StartWrite(&current_);
   }
 
   TimelineServiceImpl* svc_;
+  absl::Mutex ctx_mu_;
+  grpc::CallbackServerContext* ctx_ ABSL_GUARDED_BY(ctx_mu_);  // valid until OnDone
   const v1::WatchRequest req_;
   absl::Mutex mu_;
   int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's; more while Redis calls or the hub hold it
@@ -268,6 +331,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> deferred_status_ ABSL_GUARDED_BY(mu_);  // End with a write out
+  absl::Time end_requested_ ABSL_GUARDED_BY(mu_);
+  absl::Time unavailable_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::string customer_id_;  // set once before the hub or Redis see this watcher
   std::string channel_;
   std::string position_ ABSL_GUARDED_BY(mu_);        // stream id of the last event sent
@@ -306,8 +372,8 @@ grpc::ServerUnaryReactor* TimelineServiceImpl::List(grpc::CallbackServerContext*
 }
 
 grpc::ServerWriteReactor<v1::WatchResponse>* TimelineServiceImpl::Watch(
-    grpc::CallbackServerContext*, const v1::WatchRequest* req) {
-  auto* w = new WatchReactor(this, *req);
+    grpc::CallbackServerContext* ctx, const v1::WatchRequest* req) {
+  auto* w = new WatchReactor(this, ctx, *req);
   Register(w);
   return w;
 }

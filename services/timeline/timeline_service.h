@@ -28,6 +28,9 @@ class WatchReactor;
 
 struct TimelineServiceOptions {
   absl::Duration watch_max_lag = absl::Seconds(10);
+  // A watcher ended for lag gets its final status after its pending write; if its client reads
+  // nothing more for this long, the call is cancelled to free its resources.
+  absl::Duration watch_abandon_after = absl::Seconds(60);
   int watch_batch = 100;  // events read from Redis per step
 };
 

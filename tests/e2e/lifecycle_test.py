@@ -1,0 +1,345 @@
+#!/usr/bin/python3
+"""OneStory end-to-end tests of live push and process life: Watch across instances with resume
+by cursor, the single-service binaries and health checking, the embedded default's durability,
+and SIGTERM while a Watch is open.
+
+Normally run through journey_test.py (one summary line for the whole e2e suite); it can also
+run alone:  /usr/bin/python3 tests/e2e/lifecycle_test.py --build-dir build
+"""
+
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness as H  # noqa: E402
+from harness import C, E2ECase, context_pb2, identity_pb2, ids, timeline_pb2  # noqa: E402
+
+import grpc  # noqa: E402
+
+T = H.RPC_TIMEOUT
+
+
+class WatchAcrossInstancesTest(E2ECase):
+
+    def new_customer(self):
+        return self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID, H.unique("user-")).customer_id
+
+    def msg(self, label):
+        return H.event(C.CHANNEL_MOBILE_APP, C.EVENT_KIND_MESSAGE, event_id=H.unique(label + "-"),
+                       summary=label)
+
+    def test_watch_on_a_sees_appends_on_b_and_resumes_by_cursor(self):
+        ref = H.by_id(self.new_customer())
+        before = self.append(self.b, ref, [self.msg("before")]).results[0].event
+
+        # from_start on A: replays the timeline, then streams what B appends.
+        watch = H.WatchReader(self.a.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, from_start=True))
+        try:
+            got = watch.next_event(5)
+            self.assertEqual((got.event_id, got.cursor), (before.event_id, before.cursor))
+            live = [self.msg("live1")]
+            self.append(self.b, ref, live)
+            live2 = [self.msg("live2"), self.msg("live3")]
+            self.append(self.b, ref, live2)
+            got = watch.events(3, timeout=5)
+            self.assertEqual(ids(got), ids(live + live2))
+            last_cursor = got[-1].cursor
+        finally:
+            watch.cancel()
+
+        # Disconnected: more events are appended, through both instances.
+        missed = []
+        for i in range(5):
+            server = self.b if i % 2 == 0 else self.a
+            missed.append(self.append(server, ref, [self.msg("missed%d" % i)]).results[0].event)
+        batch = self.append(self.b, ref, [self.msg("missed5"), self.msg("missed6")])
+        missed.extend(r.event for r in batch.results)
+
+        # Resume on A after the last cursor received: exactly the missed events, in order.
+        watch = H.WatchReader(self.a.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, after_cursor=last_cursor))
+        try:
+            got = watch.events(len(missed), timeout=5)
+            self.assertEqual(ids(got), ids(missed))
+            self.assertEqual([e.cursor for e in got], [e.cursor for e in missed])
+            watch.expect_quiet(0.5)  # no duplicate, nothing else
+            # ...and then live again.
+            after = self.append(self.b, ref, [self.msg("after")]).results[0].event
+            self.assertEqual(watch.next_event(5).event_id, after.event_id)
+            watch.expect_quiet(0.3)
+        finally:
+            watch.cancel()
+
+        # Resuming on the other instance from an earlier cursor replays everything after it.
+        watch = H.WatchReader(self.b.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, after_cursor=before.cursor))
+        try:
+            got = watch.events(len(live + live2 + missed) + 1, timeout=5)
+            self.assertEqual(ids(got), ids(live + live2) + ids(missed) + [after.event_id])
+            watch.expect_quiet(0.3)
+        finally:
+            watch.cancel()
+
+    def test_two_watchers_of_one_customer_on_one_instance(self):
+        ref = H.by_id(self.new_customer())
+        first = self.append(self.a, ref, [self.msg("first")]).results[0].event
+        w1 = H.WatchReader(self.a.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, from_start=True))
+        w2 = None
+        try:
+            self.assertEqual(w1.next_event(5).event_id, first.event_id)
+            # The second watcher joins a channel this instance already listens to.
+            w2 = H.WatchReader(self.a.timeline(), timeline_pb2.WatchRequest(
+                tenant=self.tenant, customer=ref, from_start=True))
+            self.assertEqual(w2.next_event(5).event_id, first.event_id)
+            nxt = self.append(self.b, ref, [self.msg("next")]).results[0].event
+            self.assertEqual(w1.next_event(5).event_id, nxt.event_id)
+            self.assertEqual(w2.next_event(5).event_id, nxt.event_id)
+        finally:
+            w1.cancel()
+            if w2:
+                w2.cancel()
+
+    def test_watch_without_cursor_streams_only_new_events(self):
+        ref = H.by_id(self.new_customer())
+        old = [self.msg("old%d" % i) for i in range(3)]
+        self.append(self.a, ref, old)
+        watch = H.WatchReader(self.a.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref))
+        try:
+            # The client cannot see when the server subscribed: append probes through B until
+            # the first arrives; it must be a probe (never an old event), then no gap follows.
+            probes, first = [], None
+            deadline = time.monotonic() + 5
+            while first is None and time.monotonic() < deadline:
+                probes.append(self.append(self.b, ref, [self.msg("probe")]).results[0].event)
+                try:
+                    first = watch.next_event(0.2)
+                except AssertionError:
+                    if watch.ended:
+                        raise
+            self.assertIsNotNone(first, "no live event within 5 s")
+            self.assertIn(first.event_id, ids(probes), "an event from before the watch")
+            rest = probes[ids(probes).index(first.event_id) + 1:]
+            more = [self.append(self.b, ref, [self.msg("more%d" % i)]).results[0].event
+                    for i in range(3)]
+            got = watch.events(len(rest) + len(more), timeout=5)
+            self.assertEqual(ids(got), ids(rest + more))
+            watch.expect_quiet(0.3)
+        finally:
+            watch.cancel()
+
+
+class IdempotencyAcrossInstancesWatchTest(E2ECase):
+    """A retried append is not pushed twice to watchers."""
+
+    def test_duplicate_append_is_not_pushed_again(self):
+        cid = self.resolve(self.a, C.IDENTIFIER_TYPE_DEVICE_ID, H.unique("dev-")).customer_id
+        ref = H.by_id(cid)
+        e = H.event(C.CHANNEL_WEB, C.EVENT_KIND_PAGE_VIEW, event_id="pv-1")
+        stored = self.append(self.a, ref, [e]).results[0].event
+        watch = H.WatchReader(self.b.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, after_cursor=stored.cursor))
+        try:
+            self.assertTrue(self.append(self.b, ref, [e]).results[0].duplicate)
+            self.assertTrue(self.append(self.a, ref, [e]).results[0].duplicate)
+            marker = self.append(self.a, ref, [H.event(C.CHANNEL_WEB, C.EVENT_KIND_PAGE_VIEW,
+                                                       event_id="pv-2")]).results[0].event
+            self.assertEqual(watch.next_event(5).event_id, marker.event_id)
+            watch.expect_quiet(0.3)
+        finally:
+            watch.cancel()
+
+
+class SingleServiceBinariesTest(E2ECase):
+
+    def test_each_binary_serves_its_service_and_health(self):
+        redis = self.env.redis.address
+        identity = H.Server(redis, "onestory-identity")
+        timeline = H.Server(redis, "onestory-timeline")
+        # onestory-context configured through the environment instead of flags.
+        context = H.Server(None, "onestory-context", env_extra={"ONESTORY_REDIS": redis})
+        servers = (identity, timeline, context)
+        for s in servers:
+            self.assertEqual(H.health_check(s.channel), H.HEALTH_SERVING, s.name)
+
+        cid = identity.identity().Resolve(identity_pb2.ResolveRequest(
+            tenant=self.tenant, identifier=H.phone("+1 212 555 0199"), create_if_missing=True),
+            timeout=T).customer_id
+        ev = H.event(C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE, body="order A777")
+        appended = timeline.timeline().Append(timeline_pb2.AppendRequest(
+            tenant=self.tenant, customer=H.by_ident(C.IDENTIFIER_TYPE_PHONE, "12125550199"),
+            events=[ev]), timeout=T)
+        self.assertEqual(appended.customer_id, cid)
+        ctx = context.context().GetContext(context_pb2.GetContextRequest(
+            tenant=self.tenant, customer=H.by_id(cid)), timeout=T)
+        self.assertEqual(ids(ctx.recent_events), [ev.event_id])
+        self.assertEqual(ctx.profile.identifiers[0].identifier.value, "12125550199")
+        # Each serves its own service only.
+        self.assertCode(grpc.StatusCode.UNIMPLEMENTED, identity.context().GetContext,
+                        context_pb2.GetContextRequest(tenant=self.tenant, customer=H.by_id(cid)))
+        self.assertCode(grpc.StatusCode.UNIMPLEMENTED, timeline.identity().GetProfile,
+                        identity_pb2.GetProfileRequest(tenant=self.tenant,
+                                                       customer=H.by_id(cid)))
+        self.assertCode(grpc.StatusCode.UNIMPLEMENTED, context.timeline().List,
+                        timeline_pb2.ListRequest(tenant=self.tenant, customer=H.by_id(cid)))
+        for s in servers:
+            self.assertEqual(s.stop(), 0, "%s exit code\n%s" % (s.name, s.proc.log_tail()))
+
+    def test_single_service_binaries_require_redis(self):
+        for name in ("onestory-identity", "onestory-timeline", "onestory-context"):
+            s = H.Server(None, name, wait=False)
+            try:
+                code = s.proc.popen.wait(timeout=10)
+            except Exception:
+                s.proc.kill()
+                raise
+            self.assertNotEqual(code, 0, name)
+            self.assertIn("redis", s.proc.log_tail().lower(), name)
+
+    def test_onestory_server_health(self):
+        self.assertEqual(H.health_check(self.a.channel), H.HEALTH_SERVING)
+        self.assertEqual(H.health_check(self.b.channel), H.HEALTH_SERVING)
+
+
+class EmbeddedDefaultTest(E2ECase):
+    """onestory-server without --redis: a supervised redis-server under --data_dir."""
+
+    def start(self, data_dir):
+        s = H.Server(None, "onestory-server", data_dir=data_dir)
+        kids = [p for p in s.child_pids() if p in H.redis_servers_using(data_dir)]
+        s.proc.extra_pids.extend(kids)  # killed in teardown whatever happens
+        self.assertEqual(len(kids), 1, "one embedded redis-server child expected")
+        self.assertEqual(H.health_check(s.channel), H.HEALTH_SERVING)
+        return s, kids[0]
+
+    def sigterm(self, s, data_dir, timeout):
+        """SIGTERM; returns a list of problems (empty when the server exited 0 and its
+        redis-server is gone). Whatever happens, nothing is left running afterwards."""
+        problems = []
+        s.close_channel()
+        s.proc.popen.send_signal(15)
+        try:
+            code = s.proc.popen.wait(timeout=timeout)
+            if code != 0:
+                problems.append("exit code %s after SIGTERM" % code)
+        except Exception:
+            problems.append("onestory-server still running %.0fs after SIGTERM; last log "
+                            "lines:\n%s" % (timeout, s.proc.log_tail(3)))
+            s.proc.popen.kill()  # the embedded redis-server should follow (PDEATHSIG)
+            s.proc.popen.wait(timeout=5)
+        try:
+            H.wait_until(lambda: not H.redis_servers_using(data_dir), 3,
+                         what="the embedded redis-server to exit")
+        except TimeoutError:
+            left = H.redis_servers_using(data_dir)
+            problems.append("redis-server %s still running for %s after onestory-server "
+                            "exited (SigBlk %s)" % (left, data_dir, _sigblk(left[0])))
+        s.proc.kill()  # SIGKILLs the recorded redis-server if it is still there
+        H.wait_until(lambda: not H.redis_servers_using(data_dir), 5,
+                     what="the leftover redis-server to die")
+        return problems
+
+    def test_sigterm_exits_0_and_stops_its_redis(self):
+        data_dir = os.path.join(H.new_tmp_dir("emb-"), "data")
+        s, _ = self.start(data_dir)
+        self.append(s, H.by_ident(C.IDENTIFIER_TYPE_EMAIL, "x@example.com"),
+                    [H.event(C.CHANNEL_EMAIL, C.EVENT_KIND_MESSAGE)], create=True)
+        problems = self.sigterm(s, data_dir, timeout=5)
+        if problems:
+            self.fail("\n".join(problems))
+
+    def test_sigkill_leaves_no_orphan_redis(self):
+        # libs/embedded: "the child is also told to exit if OneStory dies (PR_SET_PDEATHSIG),
+        # so no orphan keeps the data directory busy".
+        data_dir = os.path.join(H.new_tmp_dir("emb-"), "data")
+        s, redis_pid = self.start(data_dir)
+        s.close_channel()
+        s.proc.popen.kill()
+        s.proc.popen.wait(timeout=5)
+        try:
+            H.wait_until(lambda: not H.redis_servers_using(data_dir), 3,
+                         what="the orphaned redis-server to exit")
+            orphan = None
+        except TimeoutError:
+            orphan = "redis-server %d still running for %s after onestory-server was killed " \
+                     "(SigBlk %s)" % (redis_pid, data_dir, _sigblk(redis_pid))
+        finally:
+            s.proc.kill()  # SIGKILLs the recorded redis-server if it is still there
+        if orphan:
+            self.fail(orphan)
+
+    def test_data_survives_a_restart(self):
+        data_dir = os.path.join(H.new_tmp_dir("emb-"), "data")  # created by the server
+        s, _ = self.start(data_dir)
+        ref = H.by_ident(C.IDENTIFIER_TYPE_EMAIL, "Durable@Example.com")
+        ev = H.event(C.CHANNEL_EMAIL, C.EVENT_KIND_MESSAGE, body="Please keep this",
+                     event_id="durable-1")
+        resp = self.append(s, ref, [ev], create=True)
+        cid = resp.customer_id
+        # A clean stop is test_sigterm_exits_0_and_stops_its_redis's business; here only the
+        # data matters (a stop that hangs is ended by force, which keeps written AOF data).
+        self.sigterm(s, data_dir, timeout=3)
+        self.assertTrue(os.path.exists(os.path.join(data_dir, "appendonlydir")) or
+                        os.path.exists(os.path.join(data_dir, "appendonly.aof")),
+                        "no append-only file under %s: %s" % (data_dir, os.listdir(data_dir)))
+
+        s, _ = self.start(data_dir)
+        ctx = self.context(s, H.by_ident(C.IDENTIFIER_TYPE_EMAIL, "durable@example.com"))
+        self.assertEqual(ctx.profile.customer_id, cid)
+        self.assertEqual(ids(ctx.recent_events), ["durable-1"])
+        self.assertEqual(ctx.recent_events[0].body, "Please keep this")
+        self.assertEqual(ctx.recent_events[0].cursor, resp.results[0].event.cursor)
+        self.assertTrue(self.append(s, ref, [ev]).results[0].duplicate)  # dedup survived too
+        self.sigterm(s, data_dir, timeout=3)
+        self.assertEqual(H.redis_servers_using(data_dir), [])
+
+
+def _sigblk(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigBlk:"):
+                    return line.split()[1]
+    except OSError:
+        pass
+    return "?"
+
+
+class ShutdownTest(E2ECase):
+
+    def test_sigterm_ends_open_watch_with_unavailable_and_exits_0(self):
+        s = H.Server(self.env.redis.address)
+        cid = self.resolve(s, C.IDENTIFIER_TYPE_CRM_ID, H.unique("crm-")).customer_id
+        ref = H.by_id(cid)
+        e = self.append(s, ref, [H.event(C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE)]).results[0].event
+        replay = H.WatchReader(s.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, from_start=True))
+        live = H.WatchReader(s.timeline(), timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=ref, after_cursor=e.cursor))
+        try:
+            self.assertEqual(replay.next_event(5).event_id, e.event_id)  # the watch is open
+            e2 = self.append(self.a, ref, [H.event(C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE)])
+            e2 = e2.results[0].event
+            self.assertEqual(replay.next_event(5).event_id, e2.event_id)
+            self.assertEqual(live.next_event(5).event_id, e2.event_id)
+            started = time.monotonic()
+            s.proc.popen.send_signal(15)
+            for w in (replay, live):
+                code, details = w.wait_end(timeout=5)
+                self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, details)
+            self.assertEqual(s.proc.popen.wait(timeout=10), 0, s.proc.log_tail())
+            self.assertLess(time.monotonic() - started, 5.0, "shutdown took too long")
+        finally:
+            replay.cancel()
+            live.cancel()
+            s.stop()
+
+
+if __name__ == "__main__":
+    import journey_test
+    sys.exit(journey_test.main(only=sys.modules[__name__]))

@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""OneStory demo: one customer, three channels, and nobody asks them to repeat their story.
+
+    build/services/onestory-server --listen=127.0.0.1:50051 &     # embedded Redis by default
+    tools/demo.py --target 127.0.0.1:50051 [--tenant demo]
+
+Plays a journey against a running server and prints what each side sees:
+  1. a visitor chats with the bot on the website and mentions an order number,
+  2. gives a phone number, which the bot links to the same customer,
+  3. calls: the phone agent's console asks GetContext with nothing but the calling number and
+     gets the whole story (profile, identifiers, the chat, the last channel, the open
+     conversation), then follows the call live with Watch,
+  4. the call is logged and ended; the final context shows both channels.
+
+Needs Debian's python3-grpcio and python3-protobuf (/usr/bin/python3) and the Python stubs the
+build generates (--python-dir, default: ../build/python next to this script). Every run uses
+new identifiers, so it can be re-run against the same server.
+"""
+
+import argparse
+import datetime
+import os
+import queue
+import random
+import sys
+import threading
+import time
+import uuid
+
+
+def parse_args():
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--target", default="127.0.0.1:50051",
+                   help="host:port of onestory-server (default %(default)s)")
+    p.add_argument("--tenant", default="demo", help="tenant to write to (default %(default)s)")
+    p.add_argument("--python-dir", default=os.path.join(here, "..", "build", "python"),
+                   help="directory holding the generated onestory/v1/*_pb2.py "
+                        "(default: ../build/python relative to this script)")
+    p.add_argument("--timeout", type=float, default=5.0, help="per-call deadline in seconds")
+    return p.parse_args()
+
+
+ARGS = parse_args()
+PYTHON_DIR = os.path.abspath(ARGS.python_dir)
+if not os.path.isdir(os.path.join(PYTHON_DIR, "onestory", "v1")):
+    sys.exit("demo: no generated stubs in %s (build the project, e.g. `cmake --build build`, "
+             "or pass --python-dir)" % PYTHON_DIR)
+sys.path.insert(0, PYTHON_DIR)
+try:
+    import grpc
+    from google.protobuf import field_mask_pb2
+    from onestory.v1 import common_pb2 as C
+    from onestory.v1 import context_pb2, context_pb2_grpc
+    from onestory.v1 import identity_pb2, identity_pb2_grpc
+    from onestory.v1 import timeline_pb2, timeline_pb2_grpc
+except ImportError as e:
+    sys.exit("demo: %s. Run it with Debian's /usr/bin/python3 (python3-grpcio, "
+             "python3-protobuf)." % e)
+
+T = ARGS.timeout
+TENANT = ARGS.tenant
+RUN = uuid.uuid4().hex[:6]
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def enum_name(enum, value, prefix):
+    return enum.Name(value)[len(prefix):] if value in enum.values() else str(value)
+
+
+def channel_name(ch):
+    return enum_name(C.Channel, ch, "CHANNEL_")
+
+
+def kind_name(k):
+    return enum_name(C.EventKind, k, "EVENT_KIND_")
+
+
+def id_type_name(t):
+    return enum_name(C.IdentifierType, t, "IDENTIFIER_TYPE_")
+
+
+def local_time(ts):
+    return datetime.datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9).strftime("%H:%M:%S")
+
+
+def ago(ts):
+    secs = max(0, int(time.time() - ts.seconds))
+    if secs < 90:
+        return "%ds ago" % secs
+    return "%d min ago" % round(secs / 60)
+
+
+def who(actor):
+    kind = enum_name(C.Actor.Type, actor.type, "TYPE_").lower()
+    return "%s %s" % (kind, actor.id) if actor.id else kind
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def step(n, text):
+    say()
+    say("%d. %s" % (n, text))
+    say("-" * (len(text) + 3))
+
+
+def show_event(e, indent="   "):
+    text = e.body or e.summary
+    if len(text) > 72:
+        text = text[:69] + "..."
+    say("%s%s  %-8s %-18s %-16s %s" % (indent, local_time(e.occurred_at), channel_name(e.channel),
+                                      kind_name(e.kind), who(e.actor), text))
+
+
+def show_context(ctx):
+    p = ctx.profile
+    say("   +-- what the agent sees before saying hello " + "-" * 30)
+    say("   | Customer      %s%s" % (p.display_name or "(no name)",
+                                     "   [%s]" % p.customer_id))
+    if p.language or p.tier:
+        say("   | Language/tier %s / %s" % (p.language or "-", p.tier or "-"))
+    say("   | Known as      " + ", ".join("%s %s" % (id_type_name(i.identifier.type),
+                                                     i.identifier.value)
+                                          for i in p.identifiers))
+    if ctx.HasField("last_activity"):
+        say("   | Last channel  %s (%s)" % (channel_name(ctx.last_activity.channel),
+                                            ago(ctx.last_activity.at)))
+    say("   | Channels      " + ", ".join("%s %s" % (channel_name(c.channel), ago(c.at))
+                                          for c in ctx.channels))
+    if ctx.open_conversations:
+        for c in ctx.open_conversations:
+            say("   | Open          %s on %s: %d events since %s, last %s" % (
+                c.conversation_id, channel_name(c.channel), c.event_count,
+                local_time(c.started_at), ago(c.last_activity_at)))
+    else:
+        say("   | Open          (no open conversation)")
+    say("   | Recent events (%d of %d, newest first):" % (len(ctx.recent_events),
+                                                          ctx.total_events))
+    for e in ctx.recent_events:
+        show_event(e, indent="   |   ")
+    say("   +" + "-" * 75)
+
+
+# ---------------------------------------------------------------------------------------------
+# The journey
+
+
+def event(channel, kind, actor_type, actor_id="", occurred=None, **fields):
+    e = C.Event(event_id="demo-%s-%s" % (RUN, uuid.uuid4().hex[:8]), channel=channel, kind=kind,
+                actor=C.Actor(type=actor_type, id=actor_id), **fields)
+    if occurred is not None:
+        e.occurred_at.FromSeconds(int(occurred))
+    return e
+
+
+def free_phone(identity):
+    """A fictional number nobody in the tenant owns yet (earlier runs keep theirs)."""
+    for _ in range(50):
+        typed = "+1 (415) 555-%04d" % random.randint(0, 9999)
+        try:
+            identity.Resolve(identity_pb2.ResolveRequest(
+                tenant=TENANT, identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=typed)),
+                timeout=T)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return typed
+            raise
+    sys.exit("demo: no free phone number left in tenant %r; pass another --tenant" % TENANT)
+
+
+def main():
+    channel = grpc.insecure_channel(ARGS.target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=5)
+    except grpc.FutureTimeoutError:
+        sys.exit("demo: cannot reach OneStory at %s. Start one, e.g.\n"
+                 "  build/services/onestory-server --listen=%s" % (ARGS.target, ARGS.target))
+    identity = identity_pb2_grpc.IdentityServiceStub(channel)
+    timeline = timeline_pb2_grpc.TimelineServiceStub(channel)
+    context = context_pb2_grpc.ContextServiceStub(channel)
+
+    say("OneStory demo: tenant %r on %s (run %s)" % (TENANT, ARGS.target, RUN))
+
+    # 1. The website chat -----------------------------------------------------------------------
+    now = time.time()
+    cookie = "web-%s-%s" % (RUN, uuid.uuid4().hex[:10])
+    order = "A-%05d" % random.randint(10000, 99999)
+    chat_id = "chat-%s" % RUN
+    step(1, "Dana opens the chat on the website (25 minutes ago)")
+    r = identity.Resolve(identity_pb2.ResolveRequest(
+        tenant=TENANT, identifier=C.Identifier(type=C.IDENTIFIER_TYPE_CHAT_SESSION, value=cookie),
+        create_if_missing=True), timeout=T)
+    customer_id = r.customer_id
+    say("   chat widget: Resolve(CHAT_SESSION %s) -> %s customer %s" % (
+        cookie, "new" if r.created else "known", customer_id))
+    identity.UpdateProfile(identity_pb2.UpdateProfileRequest(
+        tenant=TENANT, customer_id=customer_id,
+        profile=identity_pb2.Profile(display_name="Dana", language="en"),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "language"])), timeout=T)
+
+    typed = free_phone(identity)
+    start = now - 25 * 60
+    cust = C.Actor.TYPE_CUSTOMER
+    bot = C.Actor.TYPE_BOT
+    chat = [
+        (cust, "", "Hi, I'm Dana. My order %s was due Tuesday and still isn't here." % order),
+        (bot, "helpbot", "Sorry about that, Dana! Order %s left our warehouse on Monday; the "
+                         "carrier has not scanned it since. I re-sent the tracking link." % order),
+        (cust, "", "The link shows nothing either. It's a birthday present, I need it by "
+                   "Saturday."),
+        (bot, "helpbot", "I can't reroute parcels myself. Shall an agent call you back?"),
+        (cust, "", "Yes please: %s ... or I'll just call you." % typed),
+    ]
+    ref = C.CustomerRef(identifier=C.Identifier(type=C.IDENTIFIER_TYPE_CHAT_SESSION, value=cookie))
+    for i, (actor, actor_id, text) in enumerate(chat):
+        e = event(C.CHANNEL_CHATBOT, C.EVENT_KIND_MESSAGE, actor, actor_id,
+                  occurred=start + i * 45, conversation_id=chat_id, body=text,
+                  case_id="order-" + order)
+        stored = timeline.Append(timeline_pb2.AppendRequest(
+            tenant=TENANT, customer=ref, events=[e]), timeout=T).results[0].event
+        show_event(stored)
+
+    # 2. The phone number ------------------------------------------------------------------------
+    step(2, "The bot links the phone number Dana typed to the same customer")
+    link = identity.Link(identity_pb2.LinkRequest(
+        tenant=TENANT, customer_id=customer_id,
+        identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=typed)), timeout=T)
+    phone = link.identifier.value
+    say("   Link(PHONE %r) -> normalized and stored as %s" % (typed, phone))
+
+    # 3. The call ----------------------------------------------------------------------------------
+    step(3, "Dana calls from %s. The phone system knows only the calling number." % phone)
+    say("   agent console: GetContext(PHONE %s)" % phone)
+    ctx = context.GetContext(context_pb2.GetContextRequest(
+        tenant=TENANT, customer=C.CustomerRef(
+            identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=phone)),
+        recent_events=10), timeout=T)
+    show_context(ctx)
+    say('   Agent: "Hi Dana, I see you\'re chasing order %s for Saturday. Let me fix that."' %
+        order)
+    say("   Nobody asked Dana to repeat her story.")
+
+    # The console follows the customer's timeline live from the newest event it has shown.
+    watch = timeline.Watch(timeline_pb2.WatchRequest(
+        tenant=TENANT, customer=C.CustomerRef(customer_id=customer_id),
+        after_cursor=ctx.recent_events[0].cursor), timeout=30)
+    live = queue.Queue()
+
+    def read():
+        try:
+            for resp in watch:
+                live.put(resp.event)
+        except grpc.RpcError:
+            pass
+        live.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    step(4, "The call is logged through VOICE; the console's Watch shows it live")
+    call_id = "call-%s" % RUN
+    agent = C.Actor.TYPE_AGENT
+    call = [
+        event(C.CHANNEL_VOICE, C.EVENT_KIND_CALL_STARTED, C.Actor.TYPE_SYSTEM,
+              conversation_id=call_id, summary="Inbound call from %s" % phone),
+        event(C.CHANNEL_VOICE, C.EVENT_KIND_NOTE, agent, "agent-ana", conversation_id=call_id,
+              case_id="order-" + order,
+              summary="Carrier lost the parcel. Sent a replacement by express, arrives Friday."),
+        event(C.CHANNEL_VOICE, C.EVENT_KIND_CALL_ENDED, agent, "agent-ana",
+              conversation_id=call_id, summary="Call ended; customer happy", sentiment=0.8),
+        event(C.CHANNEL_VOICE, C.EVENT_KIND_CONVERSATION_ENDED, C.Actor.TYPE_SYSTEM,
+              conversation_id=chat_id, summary="Chat closed: resolved on the phone"),
+    ]
+    for e in call:
+        timeline.Append(timeline_pb2.AppendRequest(
+            tenant=TENANT, customer=C.CustomerRef(customer_id=customer_id), events=[e]),
+            timeout=T)
+        try:
+            got = live.get(timeout=5)
+        except queue.Empty:
+            got = None
+        if got is None:
+            say("   (the live Watch did not deliver the event within 5 s)")
+            break
+        show_event(got, indent="   live: ")
+    watch.cancel()
+
+    step(5, "Whoever serves Dana next, on any channel, sees the whole story")
+    ctx = context.GetContext(context_pb2.GetContextRequest(
+        tenant=TENANT, customer=C.CustomerRef(customer_id=customer_id), recent_events=6),
+        timeout=T)
+    show_context(ctx)
+    say()
+    say("Done. Re-run it any time: every run makes a new customer in tenant %r." % TENANT)
+    channel.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except grpc.RpcError as e:
+        sys.exit("demo: %s failed: %s %s" % ("a call", e.code().name, e.details()))
+    except KeyboardInterrupt:
+        sys.exit(130)
