@@ -9,7 +9,9 @@
 // steps that span a customer and an identifier index key (which live on different hash tags) are
 // ordered so that a crash between them leaves a state the same call, retried, completes:
 // - Resolve with create: the customer is written first, then the identifier is claimed with
-//   SET NX; a customer whose claim lost a race (or never happened) is unreachable and removed.
+//   SET NX. A customer whose claim lost a race is removed; one whose claim never happened (a
+//   crash or timeout between the two steps) stays behind unreachable — a small leak, never a
+//   wrong answer.
 // - Link: the index is claimed first (SET NX GET), then the customer's identifier list updated.
 // - Unlink: the index entry is removed first (only if it still names the customer), then the
 //   customer's list entry.
