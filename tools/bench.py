@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""OneStory benchmark: raw Redis and OneStory measured side by side, on one machine, in one run.
+
+Starts its own redis-server (no persistence, for both sides alike) and onestory-server on free
+loopback ports, measures raw Redis with redis-benchmark for the commands OneStory issues, then
+OneStory with tools/loadgen, and prints every figure with its ratio to the raw Redis figure.
+Writes results.json, summary.txt and bench.png (gnuplot) into --out.
+
+Run through tools/bench.sh (which installs and builds first).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Resp:
+    """A minimal RESP client for the few commands the benchmark needs."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b":"):
+            return int(rest) if kind == b":" else rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RuntimeError("bad reply")
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def info(self, section):
+        text = self.call("INFO", section).decode()
+        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
+
+
+def redis_benchmark(port, clients, n, args, pipeline=1, keyspace=100000):
+    cmd = ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(n), "-r",
+           str(keyspace), "-P", str(pipeline), "--csv"] + args
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    row = [l for l in out.splitlines() if l and not l.startswith('"test"')][-1]
+    # The command (first column) may hold commas; the last seven columns are numbers.
+    rps, _avg, _min, p50, _p95, p99, _max = (float(v.strip('"')) for v in row.rsplit(",", 7)[1:])
+    return {"ops_per_s": rps, "p50_ms": p50, "p99_ms": p99}
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="onestory-bench-")
+        self.procs = []
+        self.results = {"machine": {"cores": os.cpu_count()}, "runs": [], "comparisons": []}
+        self.loadgen = os.path.join(args.build_dir, "tools", "loadgen")
+        self.server_bin = os.path.join(args.build_dir, "services", "onestory-server")
+
+    def start_server(self):
+        port_file = os.path.join(self.tmp, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.server = subprocess.Popen(
+            [self.server_bin, "--redis=127.0.0.1:%d" % self.redis_port, "--listen=127.0.0.1:0",
+             "--port_file=" + port_file, "--log_level=warning"],
+            stderr=open(os.path.join(self.tmp, "server.log"), "a"))
+        self.procs.append(self.server)
+        for _ in range(100):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.05)
+        self.target = "127.0.0.1:" + open(port_file).read().strip()
+
+    def restart_server(self):
+        """A fresh process, so its memory growth is the next step's alone."""
+        self.server.send_signal(signal.SIGTERM)
+        self.server.wait(timeout=30)
+        self.procs.remove(self.server)
+        self.start_server()
+
+    def start(self):
+        self.redis_port = free_port()
+        self.procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp, "--logfile", os.path.join(self.tmp, "redis.log")]))
+        for _ in range(100):
+            try:
+                self.redis = Resp(self.redis_port)
+                self.redis.call("PING")
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.start_server()
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_loadgen(self, scenario, label="", **flags):
+        out = os.path.join(self.tmp, "loadgen.json")
+        if os.path.exists(out):
+            os.remove(out)
+        a = self.args
+        base = {"target": self.target, "scenario": scenario, "duration_s": a.duration,
+                "warmup_s": a.warmup, "customers": a.customers, "concurrency": a.concurrency,
+                "body_bytes": a.body_bytes, "json": out, "label": label}
+        base.update(flags)
+        cmd = [self.loadgen] + ["--%s=%s" % kv for kv in base.items()]
+        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        if scenario == "populate":
+            return None
+        r = json.loads(open(out).read().splitlines()[-1])
+        self.results["runs"].append(r)
+        return r
+
+    def compare(self, name, ours, raw, unit, target=None):
+        ratio = ours / raw if raw else 0
+        row = {"name": name, "onestory": ours, "raw_redis": raw, "unit": unit, "ratio": ratio}
+        if target is not None:
+            row["target_ratio"] = target
+            row["met"] = ratio >= target
+        self.results["comparisons"].append(row)
+
+    def check(self, name, value, limit, unit):
+        self.results["comparisons"].append(
+            {"name": name, "onestory": value, "unit": unit, "limit": limit, "met": value <= limit})
+
+    def server_rss_kb(self):
+        for line in open("/proc/%d/status" % self.server.pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def main(self):
+        a = self.args
+        c = a.concurrency
+        n = a.redis_requests
+        print("OneStory benchmark: redis %d, onestory %s, %d cores, concurrency %d" %
+              (self.redis_port, self.target, os.cpu_count(), c), flush=True)
+
+        # The dataset: customers x events, appended through OneStory. Its memory is compared
+        # with bare XADDs of the same stored bytes into as many streams.
+        mem0 = int(self.redis.info("memory")["used_memory"])
+        self.run_loadgen("populate", events_per_customer=a.events)
+        mem1 = int(self.redis.info("memory")["used_memory"])
+        key = next(k for k in self.redis.call("KEYS", "os:{bench:c:*}:tl"))
+        entry = self.redis.call("XRANGE", key, "-", "+", "COUNT", "1")[0]
+        blob = entry[1][1]
+        events = a.customers * a.events
+        self.redis.call("EVAL", "for s = 1, tonumber(ARGV[1]) do for i = 1, tonumber(ARGV[2]) do "
+                        "redis.call('XADD', 'raw:' .. s, '*', 'e', ARGV[3]) end end return 1",
+                        0, a.customers, a.events, blob)
+        mem2 = int(self.redis.info("memory")["used_memory"])
+        ours_b, raw_b = (mem1 - mem0) / events, (mem2 - mem1) / events
+        self.results["memory"] = {"events": events, "event_bytes": len(blob),
+                                  "onestory_bytes_per_event": ours_b, "raw_xadd_bytes_per_event": raw_b}
+        self.results["comparisons"].append(
+            {"name": "Redis memory per stored event", "onestory": ours_b, "raw_redis": raw_b,
+             "unit": "bytes", "ratio": ours_b / raw_b, "limit_ratio": 1.25,
+             "met": ours_b / raw_b <= 1.25})
+        self.redis.call("EVAL", "for s = 1, tonumber(ARGV[1]) do redis.call('DEL', 'raw:' .. s) end"
+                        " return 1", 0, a.customers)
+        payload = blob.decode("latin-1")
+
+        # 1. Append, one event per call, at saturation vs XADD at the same concurrency. Redis's
+        # own time per command (commandstats) shows how much of the gap is Redis-side work.
+        self.redis.call("CONFIG", "RESETSTAT")
+        raw = redis_benchmark(self.redis_port, c, n, ["XADD", "raw:{__rand_int__}", "*", "e", payload])
+        xadd_stats = self.redis.info("commandstats").get("cmdstat_xadd", "")
+        self.redis.call("CONFIG", "RESETSTAT")
+        ours = self.run_loadgen("append", "saturation")
+        evalsha_stats = self.redis.info("commandstats").get("cmdstat_evalsha", "")
+        self.results["redis_time_per_command"] = {"raw_xadd": xadd_stats,
+                                                  "onestory_append_script": evalsha_stats}
+        append_peak = ours["ok_per_s"]
+        self.compare("Append 1 event/call, saturation (calls/s vs XADD/s)", ours["ok_per_s"],
+                     raw["ops_per_s"], "ops/s", 0.6)
+
+        # 2. Batched ingest vs pipelined XADD (-P 16).
+        raw = redis_benchmark(self.redis_port, c, n * 4,
+                              ["XADD", "raw:{__rand_int__}", "*", "e", payload], pipeline=16)
+        ours = self.run_loadgen("append_batch", "saturation", batch=16, concurrency=max(4, c // 4))
+        self.compare("Append batches of 16 (events/s vs pipelined XADD/s, -P 16)",
+                     ours["events_per_s"], raw["ops_per_s"], "events/s", 0.5)
+        self.redis.call("EVAL", "local ks = redis.call('KEYS', 'raw:*') for _, k in ipairs(ks) do "
+                        "redis.call('DEL', k) end return #ks", 0)
+
+        # 3. GetContext on the populated dataset vs the same reads as one EVAL on one customer.
+        cid = key.decode()[len("os:{bench:c:"):-len("}:tl")]
+        k = "os:{bench:c:%s}" % cid
+        script = ("local p = redis.call('HGETALL', KEYS[1]) return {p, redis.call('HGETALL', KEYS[2]),"
+                  " redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[2]),"
+                  " redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[3])}")
+        raw = redis_benchmark(self.redis_port, c, n // 2, ["EVAL", script, "4", k + ":p", k + ":ids",
+                                                             k + ":tl", k + ":cv", cid, "20"])
+        sat = self.run_loadgen("get_context", "saturation")
+        self.compare("GetContext, saturation (calls/s vs the same reads in one EVAL)",
+                     sat["ok_per_s"], raw["ops_per_s"], "ops/s")
+        half = self.run_loadgen("get_context", "50% of saturation", rate=sat["ok_per_s"] / 2)
+        self.check("GetContext p99 at half of saturation", half["p99_ms"], 2.0, "ms")
+
+        # 4. Offered-load sweeps (open loop) for the chart.
+        for scenario, peak in (("append", append_peak),
+                               ("get_context", sat["ok_per_s"])):
+            for frac in a.sweep:
+                self.run_loadgen(scenario, "sweep", rate=peak * frac)
+
+        # 5. Watch propagation, with 1k (and 10k) open watchers; memory per watcher.
+        for watchers in a.watchers:
+            self.restart_server()
+            rss0 = self.server_rss_kb()
+            clients0 = int(self.redis.info("clients")["connected_clients"])
+            peak = {"rss": rss0, "clients": clients0}
+            done = threading.Event()
+
+            def sample():
+                r = Resp(self.redis_port)
+                while not done.wait(0.2):
+                    peak["rss"] = max(peak["rss"], self.server_rss_kb())
+                    peak["clients"] = max(peak["clients"],
+                                          int(r.info("clients")["connected_clients"]))
+            t = threading.Thread(target=sample)
+            t.start()
+            r = self.run_loadgen("watch", "%d watchers" % watchers, watchers=watchers,
+                                 customers=max(a.customers, watchers), rate=a.watch_rate)
+            done.set()
+            t.join()
+            self.check("Watch propagation p99, %d watchers" % watchers, r["p99_ms"], 5.0, "ms")
+            # The sampler's own connection is one of the peak clients. The growth includes what
+            # the appends themselves allocate, so it is an upper bound per watcher.
+            per_watcher = (peak["rss"] - rss0) * 1024 / watchers
+            self.results.setdefault("watch", []).append(
+                {"watchers": watchers, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+                 "p999_ms": r["p999_ms"], "server_rss_growth_bytes_per_watcher": per_watcher,
+                 "extra_redis_connections": peak["clients"] - clients0 - 1})
+            self.results["comparisons"].append(
+                {"name": "Server memory per open watcher, %d watchers" % watchers,
+                 "onestory": per_watcher, "unit": "bytes", "limit": 65536,
+                 "met": per_watcher <= 65536})
+            self.results["comparisons"].append(
+                {"name": "Redis connections opened for %d watchers" % watchers,
+                 "onestory": peak["clients"] - clients0 - 1, "unit": "conns", "limit": 4,
+                 "met": peak["clients"] - clients0 - 1 <= 4})
+
+        # 6. A contact-center mix: 60% GetContext, 35% Append, 5% List, with watches open.
+        mix = self.run_loadgen("mix", "saturation", watchers=min(200, a.customers))
+        self.run_loadgen("mix", "50% of saturation", watchers=min(200, a.customers),
+                         rate=mix["ok_per_s"] / 2)
+
+    def report(self):
+        lines = []
+        for name, stats in self.results.get("redis_time_per_command", {}).items():
+            lines.append("redis time per command, %-24s %s" % (name + ":", stats))
+        for row in self.results["comparisons"]:
+            if "raw_redis" in row:
+                s = "%-62s %12.0f vs %12.0f %-8s ratio %5.2f" % (
+                    row["name"], row["onestory"], row["raw_redis"], row["unit"], row["ratio"])
+            else:
+                s = "%-62s %12.3f %-8s (limit %g)" % (row["name"], row["onestory"], row["unit"],
+                                                      row["limit"])
+            if "target_ratio" in row:
+                s += "  target >= %.2f: %s" % (row["target_ratio"], "met" if row["met"] else "MISSED")
+            elif "limit_ratio" in row:
+                s += "  target <= %.2f: %s" % (row["limit_ratio"], "met" if row["met"] else "MISSED")
+            elif "limit" in row:
+                s += "  %s" % ("met" if row["met"] else "MISSED")
+            lines.append(s)
+        lines.append("")
+        lines.append("%-12s %-20s %10s %10s %9s %9s %9s" % ("scenario", "label", "offered/s",
+                                                          "ok/s", "p50 ms", "p99 ms", "p99.9 ms"))
+        for r in self.results["runs"]:
+            lines.append("%-12s %-20s %10.0f %10.0f %9.3f %9.3f %9.3f" % (
+                r["scenario"], r["label"][:20], r["offered_rate"], r["ok_per_s"], r["p50_ms"],
+                r["p99_ms"], r["p999_ms"]))
+        text = "\n".join(lines)
+        print("\n" + text)
+        os.makedirs(self.args.out, exist_ok=True)
+        open(os.path.join(self.args.out, "summary.txt"), "w").write(text + "\n")
+        json.dump(self.results, open(os.path.join(self.args.out, "results.json"), "w"), indent=1)
+        self.chart()
+
+    def chart(self):
+        if not shutil.which("gnuplot"):
+            print("gnuplot not found: no chart (apt-get install gnuplot-nox)")
+            return
+        out = self.args.out
+        for scenario in ("append", "get_context"):
+            rows = [r for r in self.results["runs"] if r["scenario"] == scenario and r["label"] == "sweep"]
+            with open(os.path.join(out, scenario + ".dat"), "w") as f:
+                for r in sorted(rows, key=lambda r: r["offered_rate"]):
+                    f.write("%f %f %f %f %f\n" % (r["offered_rate"], r["ok_per_s"], r["p50_ms"],
+                                                  r["p99_ms"], r["p999_ms"]))
+        gp = """
+set terminal pngcairo size 1400,900 noenhanced
+set output '%(out)s/bench.png'
+set multiplot layout 2,2 title 'OneStory vs offered load (open loop)'
+set grid
+set key left top
+set xlabel 'offered calls/s'
+set title 'Append (1 event/call): throughput'
+set ylabel 'completed calls/s'
+plot '%(out)s/append.dat' u 1:2 w lp t 'achieved', '' u 1:1 w l dt 2 t 'offered'
+set title 'Append: latency'
+set ylabel 'ms'
+set logscale y
+plot '%(out)s/append.dat' u 1:3 w lp t 'p50', '' u 1:4 w lp t 'p99', '' u 1:5 w lp t 'p99.9'
+unset logscale y
+set title 'GetContext: throughput'
+set ylabel 'completed calls/s'
+plot '%(out)s/get_context.dat' u 1:2 w lp t 'achieved', '' u 1:1 w l dt 2 t 'offered'
+set title 'GetContext: latency'
+set ylabel 'ms'
+set logscale y
+plot '%(out)s/get_context.dat' u 1:3 w lp t 'p50', '' u 1:4 w lp t 'p99', '' u 1:5 w lp t 'p99.9'
+unset multiplot
+""" % {"out": out}
+        subprocess.run(["gnuplot"], input=gp, text=True, check=False)
+        print("chart: %s/bench.png" % out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build-dir", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    ap.add_argument("--out", default="bench-results")
+    ap.add_argument("--quick", action="store_true", help="a few seconds per step, small dataset")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless every step ran without a failed call (the smoke test)")
+    args = ap.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.customers, args.events = 2, 0.5, 200, 10
+        args.redis_requests, args.watchers, args.sweep = 20000, [100], [0.5, 1.0]
+    else:
+        args.duration, args.warmup, args.customers, args.events = 10, 2, 100000, 50
+        args.redis_requests, args.watchers, args.sweep = 300000, [1000, 10000], [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
+    args.concurrency, args.body_bytes, args.watch_rate = 64, 200, 1000
+    b = Bench(args)
+    try:
+        b.start()
+        b.main()
+        b.report()
+    finally:
+        b.stop()
+    if args.check:
+        results = json.load(open(os.path.join(args.out, "results.json")))
+        failed = [r for r in results["runs"] if r["errors"] or r["ok_per_s"] <= 0]
+        if failed or len(results["comparisons"]) < 8:
+            print("bench check: %d runs with failed calls, %d comparisons" %
+                  (len(failed), len(results["comparisons"])))
+            return 1
+        print("bench check: %d runs, %d comparisons, no failed call" %
+              (len(results["runs"]), len(results["comparisons"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
