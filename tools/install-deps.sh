@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libhiredis-dev libabsl-dev libgtest-dev libgmock-dev
+  libhiredis-dev libabsl-dev libgtest-dev libgmock-dev libcpp-httplib-dev
   redis-server redis-tools
   python3 python3-grpcio python3-protobuf
 )

@@ -5,8 +5,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libs/metrics/metrics.h"
 
 namespace onestory::redis {
+
+namespace {
+
+metrics::Histogram* RoundTrip() {
+  static metrics::Histogram* h = metrics::Registry::Global().GetHistogram(
+      "onestory_redis_roundtrip_seconds",
+      "Redis command round trip, from send to reply (answered commands only)", {});
+  return h;
+}
+
+}  // namespace
 
 Connection::Connection(EventLoop* loop, Options options, std::string name)
     : AsyncConnection(loop, std::move(options), std::move(name)) {}
@@ -54,6 +66,7 @@ void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
     p.cb(why.ok() ? absl::UnavailableError("redis: connection lost") : why);
     return;
   }
+  RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
   p.cb(Reply::FromHiredis(static_cast<redisReply*>(reply)));
 }
 

@@ -12,7 +12,10 @@ WatchHub::WatchHub(redis::Client* client) : client_(client) {
   callbacks.on_message = [this](absl::string_view channel, absl::string_view) {
     NotifyChannel(channel);
   };
-  callbacks.on_subscribed = [this](absl::string_view channel) { NotifyChannel(channel); };
+  callbacks.on_subscribed = [this](absl::string_view channel) {
+    subscriber_ready_ = true;  // Tick() notices a disconnect within a second
+    NotifyChannel(channel);
+  };
   subscriber_ = std::make_unique<redis::Subscriber>(client_->loop(), client_->options(),
                                                     std::move(callbacks));
   absl::Notification started;

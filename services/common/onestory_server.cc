@@ -9,6 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
+#include "libs/metrics/metrics.h"
+#include "services/common/metrics_interceptor.h"
 
 namespace onestory::service {
 
@@ -36,6 +38,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   // Above Append's own 4 MiB limit, so an oversized batch gets our INVALID_ARGUMENT naming the
   // field rather than gRPC's generic RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(8 << 20);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
     s->identity_service_ = std::make_unique<IdentityServiceImpl>(s->identity_store_.get());
     builder.RegisterService(s->identity_service_.get());
@@ -58,10 +63,36 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
+  if (!options.metrics_listen.empty()) {
+    auto http = MetricsHttpServer::Start(options.metrics_listen);
+    if (!http.ok()) return http.status();
+    s->metrics_ = *std::move(http);
+    s->RegisterGauges();
+  }
   Log(LogLevel::kInfo, "server.listening",
       {{"addr", s->address()}, {"services", absl::StrJoin(s->service_names_, ",")},
        {"redis", options.redis.address}});
   return s;
+}
+
+void OneStoryServer::RegisterGauges() {
+  auto& r = metrics::Registry::Global();
+  redis::Client* redis = redis_.get();
+  r.AddGauge("onestory_redis_connected", "1 while at least one Redis command connection is up",
+             [redis] { return redis->connected() ? 1.0 : 0.0; });
+  r.AddGauge("onestory_redis_in_flight", "Redis commands sent and not yet answered",
+             [redis] { return static_cast<double>(redis->in_flight()); });
+  r.AddGauge("onestory_redis_reconnects", "Redis command connections re-established since start",
+             [redis] { return static_cast<double>(redis->reconnects()); });
+  if (timeline_service_) {
+    TimelineServiceImpl* t = timeline_service_.get();
+    timeline::WatchHub* hub = hub_.get();
+    r.AddGauge("onestory_watches_open", "Open Watch streams",
+               [t] { return static_cast<double>(t->open_watches()); });
+    r.AddGauge("onestory_watch_subscriber_connected",
+               "1 while the pub/sub connection that wakes watchers is up",
+               [hub] { return hub->subscriber_connected() ? 1.0 : 0.0; });
+  }
 }
 
 std::string OneStoryServer::address() const {
@@ -100,6 +131,14 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
 
 OneStoryServer::~OneStoryServer() {
   Shutdown(absl::ZeroDuration());
+  if (metrics_) {
+    for (const char* g : {"onestory_redis_connected", "onestory_redis_in_flight",
+                          "onestory_redis_reconnects", "onestory_watches_open",
+                          "onestory_watch_subscriber_connected"}) {
+      metrics::Registry::Global().RemoveGauge(g);
+    }
+    metrics_.reset();
+  }
   server_.reset();
   identity_service_.reset();
   timeline_service_.reset();

@@ -25,6 +25,7 @@
 #include "libs/redis/client.h"
 #include "libs/timeline/timeline_store.h"
 #include "libs/timeline/watch_hub.h"
+#include "services/common/metrics_http.h"
 #include "services/context/context_service.h"
 #include "services/identity/identity_service.h"
 #include "services/timeline/timeline_service.h"
@@ -38,6 +39,8 @@ struct ServerOptions {
   bool timeline = true;
   bool context = true;
   TimelineServiceOptions timeline_options;
+  // Serve Prometheus metrics at http://<metrics_listen>/metrics; empty: no metrics endpoint.
+  std::string metrics_listen;
   // How long Start waits for a first Redis connection before serving anyway.
   absl::Duration redis_wait = absl::Seconds(2);
 };
@@ -48,6 +51,7 @@ class OneStoryServer {
   ~OneStoryServer();  // Shutdown(0) when not shut down yet
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   std::string address() const;  // host:port as bound
   redis::Client* redis() { return redis_.get(); }
   TimelineServiceImpl* timeline_service() { return timeline_service_.get(); }
@@ -59,6 +63,7 @@ class OneStoryServer {
  private:
   OneStoryServer() = default;
   void WatchHealth();
+  void RegisterGauges();
 
   ServerOptions options_;
   std::vector<std::string> service_names_;  // full names, for per-service health
@@ -72,6 +77,7 @@ class OneStoryServer {
   std::unique_ptr<TimelineServiceImpl> timeline_service_;
   std::unique_ptr<ContextServiceImpl> context_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsHttpServer> metrics_;
   absl::Notification stop_health_;
   std::thread health_;
   bool shut_down_ = false;

@@ -44,6 +44,9 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 ABSL_FLAG(std::string, port_file, "",
           "Write the bound gRPC port to this file once listening (for scripts and tests).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
+          "off.");
 
 namespace onestory::service {
 namespace {
@@ -53,7 +56,7 @@ constexpr const char* kFlagNames[] = {
     "redis_password", "redis_connections", "redis_connect_timeout_ms",
     "redis_command_timeout_ms", "data_dir", "appendfsync",
     "watch_max_lag_ms", "shutdown_grace_ms", "port_file",
-    "log_level",
+    "log_level",      "metrics_listen",
 };
 
 // argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
@@ -141,6 +144,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
 
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.redis = redis_options;
   options.identity = services.identity;
   options.timeline = services.timeline;

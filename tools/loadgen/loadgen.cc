@@ -216,22 +216,35 @@ struct Workload {
 };
 
 // Blocks until n calls of op (at most `parallel` at once) completed; returns the failures.
+// The state is shared with the callbacks: the last one may still be running its tail when
+// this function returns.
 int RunBlocking(int n, int parallel, const std::function<void(int, std::function<void(bool)>)>& op) {
-  std::atomic<int> next{0}, failed{0}, finished{0};
-  absl::Notification all;
   if (n == 0) return 0;
-  std::function<void()> issue = [&] {
-    int i = next.fetch_add(1);
-    if (i >= n) return;
-    op(i, [&](bool ok) {
-      if (!ok) ++failed;
-      if (++finished == n) all.Notify();
-      issue();
-    });
+  struct State {
+    std::atomic<int> next{0}, failed{0}, finished{0};
+    absl::Notification all;
+    std::function<void(int, std::function<void(bool)>)> op;
+    int n;
   };
-  for (int i = 0; i < std::min(n, parallel); ++i) issue();
-  all.WaitForNotification();
-  return failed.load();
+  auto st = std::make_shared<State>();
+  st->op = op;
+  st->n = n;
+  // Each completion starts the next call first, then counts itself: once the count reaches n
+  // nothing else touches the caller's frame.
+  struct Issuer {
+    static void Go(std::shared_ptr<State> st) {
+      int i = st->next.fetch_add(1);
+      if (i >= st->n) return;
+      st->op(i, [st](bool ok) {
+        if (!ok) ++st->failed;
+        Go(st);
+        if (++st->finished == st->n) st->all.Notify();
+      });
+    }
+  };
+  for (int i = 0; i < std::min(n, parallel); ++i) Issuer::Go(st);
+  st->all.WaitForNotification();
+  return st->failed.load();
 }
 
 std::vector<std::string> PrepareCustomers(Workload& w, int n) {
@@ -320,6 +333,32 @@ struct Result {
 };
 
 // Runs op in closed loop (rate == 0) or open loop for warmup + duration.
+// The in-flight accounting is shared with the callbacks, which may still be finishing their
+// last statement when Drive returns.
+struct DriveState {
+  std::atomic<int64_t> in_flight{1};  // 1 held by Drive until every call is started
+  std::atomic<bool> stop{false};
+  absl::Notification drained;
+  Op op;
+  Recorder* rec;
+  Clock::time_point end_at;
+
+  static void Finish(const std::shared_ptr<DriveState>& st) {
+    if (--st->in_flight == 0) st->drained.Notify();
+  }
+  // Closed loop: each completion starts the next call of its slot until the end.
+  static void Issue(const std::shared_ptr<DriveState>& st) {
+    if (Clock::now() >= st->end_at) return;
+    ++st->in_flight;
+    int64_t start = NowNs();
+    st->op([st, start](bool ok) {
+      st->rec->Record(start, ok);
+      Issue(st);
+      Finish(st);
+    });
+  }
+};
+
 Result Drive(const Op& op, Recorder& rec, double rate, int concurrency, double warmup_s,
              double duration_s, int max_outstanding) {
   auto t0 = Clock::now();
@@ -327,65 +366,46 @@ Result Drive(const Op& op, Recorder& rec, double rate, int concurrency, double w
                              std::chrono::duration<double>(warmup_s));
   auto end_at = measure_at + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(duration_s));
-  std::atomic<int64_t> in_flight{0};
-  std::atomic<int64_t> dropped{0};
-  std::atomic<bool> stop{false};
-  absl::Notification drained;
-  auto finish_one = [&] {
-    if (--in_flight == 0 && stop.load()) drained.Notify();
-  };
+  auto st = std::make_shared<DriveState>();
+  st->op = op;
+  st->rec = &rec;
+  st->end_at = end_at;
+  int64_t dropped = 0;
   std::thread timer([&] {
     std::this_thread::sleep_until(measure_at);
     rec.Start();
     std::this_thread::sleep_until(end_at);
     rec.Stop();
   });
-  std::function<void()> issue;  // outlives every call: Drive waits for them all below
   if (rate <= 0) {
-    issue = [&] {
-      if (Clock::now() >= end_at) return;
-      ++in_flight;
-      int64_t start = NowNs();
-      op([&, start](bool ok) {
-        rec.Record(start, ok);
-        issue();
-        finish_one();
-      });
-    };
-    ++in_flight;  // held until every slot is started
-    for (int i = 0; i < concurrency; ++i) issue();
-    stop = true;
-    finish_one();
+    for (int i = 0; i < concurrency; ++i) DriveState::Issue(st);
   } else {
     auto period = std::chrono::duration<double>(1.0 / rate);
-    ++in_flight;
     for (uint64_t k = 0;; ++k) {
       auto due = t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(k));
       if (due >= end_at) break;
       std::this_thread::sleep_until(due);
-      int64_t scheduled = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              due.time_since_epoch())
-                              .count();
-      if (in_flight.load() > max_outstanding) {
+      int64_t scheduled =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(due.time_since_epoch()).count();
+      if (st->in_flight.load() > max_outstanding) {
         if (due >= measure_at) ++dropped;
         continue;
       }
-      ++in_flight;
-      op([&, scheduled](bool ok) {
-        rec.Record(scheduled, ok);
-        finish_one();
+      ++st->in_flight;
+      op([st, scheduled](bool ok) {
+        st->rec->Record(scheduled, ok);
+        DriveState::Finish(st);
       });
     }
-    stop = true;
-    finish_one();
   }
-  drained.WaitForNotification();
+  DriveState::Finish(st);  // release Drive's hold
+  st->drained.WaitForNotification();
   timer.join();
   Result r;
   r.seconds = duration_s;
   std::vector<int64_t> lat = rec.Take(&r.errors);
   r.ok = static_cast<int64_t>(lat.size());
-  r.dropped = dropped.load();
+  r.dropped = dropped;
   r.p50 = Percentile(lat, 0.50);
   r.p99 = Percentile(lat, 0.99);
   r.p999 = Percentile(lat, 0.999);
