@@ -26,10 +26,14 @@ constexpr int64_t kConversationIdleMs = 24 * 3600 * 1000;
 //   event_id, blob, channel, kind, occurred_at ms, conversation_id.
 // Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
 const Script kAppend("timeline.append", R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- Redis runs this for every append, so it reads and writes each hash field once per call, not
+-- once per event (tools/bench.py reports its time per call next to a bare XADD's).
+local n = tonumber(ARGV[4])
+local first_act = 'act:' .. ARGV[8]
+local pf = redis.call('HMGET', KEYS[1], 'created_at', first_act)
+if not pf[1] then
   return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
 end
-local n = tonumber(ARGV[4])
 local out = {}
 for i = 0, n - 1 do
   local sid = redis.call('HGET', KEYS[3], ARGV[6 + i * 6])
@@ -40,6 +44,10 @@ for i = 0, n - 1 do
     out[i + 1] = {sid, 1, blob}
   end
 end
+-- act: latest occurred_at per channel; convs: open conversation state, false once ended.
+local acts = {[first_act] = tonumber(pf[2] or '-1')}
+local act_changed = {}
+local convs = {}
 local last = nil
 for i = 0, n - 1 do
   if not out[i + 1] then
@@ -49,23 +57,26 @@ for i = 0, n - 1 do
     local sid = redis.call('XADD', KEYS[2], '*', 'e', blob)
     redis.call('HSET', KEYS[3], eid, sid)
     local act = 'act:' .. ch
-    local seen = tonumber(redis.call('HGET', KEYS[1], act) or '-1')
-    if occ > seen then redis.call('HSET', KEYS[1], act, occ) end
+    if acts[act] == nil then acts[act] = tonumber(redis.call('HGET', KEYS[1], act) or '-1') end
+    if occ > acts[act] then acts[act] = occ; act_changed[act] = true end
     if conv ~= '' then
       if kind == '3' or kind == '12' then
-        redis.call('HDEL', KEYS[4], conv)
+        convs[conv] = false
       else
-        -- "<first ms>|<last ms>|<events>|<channel of the latest>"
-        local f, l, cnt, lch = occ, occ, 0, ch
-        local c = redis.call('HGET', KEYS[4], conv)
-        if c then
-          local a, b, k, h = string.match(c, '^(%-?%d+)|(%-?%d+)|(%d+)|(%d+)$')
-          f, l, cnt, lch = tonumber(a), tonumber(b), tonumber(k), h
-          if occ >= l then l = occ; lch = ch end
-          if occ < f then f = occ end
+        local c = convs[conv]
+        if c == nil then
+          -- "<first ms>|<last ms>|<events>|<channel of the latest>"
+          local stored = redis.call('HGET', KEYS[4], conv)
+          if stored then
+            local f, l, k, h = string.match(stored, '^(%-?%d+)|(%-?%d+)|(%d+)|(%d+)$')
+            c = {f = tonumber(f), l = tonumber(l), n = tonumber(k), c = h}
+          end
         end
-        redis.call('HSET', KEYS[4], conv,
-                   string.format('%d|%d|%d|%s', f, l, cnt + 1, lch))
+        if not c then c = {f = occ, l = occ, n = 0, c = ch} end
+        if occ >= c.l then c.l = occ; c.c = ch end
+        if occ < c.f then c.f = occ end
+        c.n = c.n + 1
+        convs[conv] = c
       end
     end
     out[i + 1] = {sid, 0, ''}
@@ -73,7 +84,18 @@ for i = 0, n - 1 do
   end
 end
 if last then
-  if redis.call('HLEN', KEYS[4]) > 32 then
+  for act in pairs(act_changed) do redis.call('HSET', KEYS[1], act, acts[act]) end
+  local added = 0
+  for conv, c in pairs(convs) do
+    if c then
+      added = added + redis.call('HSET', KEYS[4], conv,
+                                 string.format('%d|%d|%d|%s', c.f, c.l, c.n, c.c))
+    else
+      redis.call('HDEL', KEYS[4], conv)
+    end
+  end
+  -- Prune conversations idle past the window, only when one was added to a long list.
+  if added > 0 and redis.call('HLEN', KEYS[4]) > 32 then
     local all = redis.call('HGETALL', KEYS[4])
     local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[5])
     for i = 1, #all, 2 do
