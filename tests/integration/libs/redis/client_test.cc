@@ -144,6 +144,37 @@ TEST_F(ClientTest, InFlightCommandsFailWithUnavailableWhenTheConnectionDies) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
 }
 
+TEST_F(ClientTest, AuthenticatesAndTreatsARefusedPasswordAsDown) {
+  redis_->Run({"CONFIG", "SET", "requirepass", "s3cret"});
+  Options wrong = redis_->ClientOptions();
+  wrong.password = "nope";
+  Client refused(wrong);
+  absl::SleepFor(absl::Milliseconds(300));
+  auto r = Await<Reply>(
+      [&](Callback<Reply> done) { refused.Command({"PING"}, Deadline(), std::move(done)); });
+  EXPECT_FALSE(r.ok());
+  // A refused AUTH closes the connection (and retries with backoff): it is up at most for the
+  // moment between connecting and the refusal.
+  int up = 0;
+  for (int i = 0; i < 50; ++i) {
+    up += refused.connected() ? 1 : 0;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_LT(up, 25);
+
+  Options right = redis_->ClientOptions();
+  right.password = "s3cret";
+  Client accepted(right);
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (!accepted.connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+  auto ok = Await<Reply>(
+      [&](Callback<Reply> done) { accepted.Command({"PING"}, Deadline(), std::move(done)); });
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->str, "PONG");
+  // Leave the server as the other tests expect it.
+  EXPECT_TRUE(accepted.CommandSync({"CONFIG", "SET", "requirepass", ""}).ok());
+}
+
 TEST_F(ClientTest, SubscriberDeliversMessagesAndResubscribesAfterRestart) {
   std::atomic<int> subscribed{0};
   std::atomic<int> messages{0};
