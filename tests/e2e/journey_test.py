@@ -5,7 +5,8 @@
 
 This file holds the cross-channel journey, idempotent retries, List paging and bad input over the
 wire; lifecycle_test.py holds Watch across instances, the single-service binaries and health,
-the embedded default and SIGTERM. Running this file runs both and ends with one summary line:
+the embedded default and SIGTERM; fault_test.py kills onestory-server and redis-server mid-load.
+Running this file runs all three and ends with one summary line:
 
     e2e: N passed, N failed
 
@@ -431,9 +432,11 @@ def main(only=None):
     if only is not None:
         suite.addTests(loader.loadTestsFromModule(only))
     else:
+        import fault_test
         import lifecycle_test
         suite.addTests(loader.loadTestsFromModule(sys.modules[__name__]))
         suite.addTests(loader.loadTestsFromModule(lifecycle_test))
+        suite.addTests(loader.loadTestsFromModule(fault_test))
 
     started = time.monotonic()
     result = None
