@@ -367,6 +367,7 @@ void TimelineStore::ReadAfter(const std::string& tenant, const std::string& cust
                     absl::StatusOr<v1::Event> e = EventFromEntry(customer_id, entry);
                     if (!e.ok()) return done(e.status());
                     batch.events.push_back(*std::move(e));
+                    batch.stream_ids.push_back(entry.elements[0].str);
                     batch.last_stream_id = entry.elements[0].str;
                   }
                   done(std::move(batch));

@@ -45,8 +45,9 @@ class TimelineStore {
             Callback<v1::ListResponse> done);
 
   struct Batch {
-    std::vector<v1::Event> events;  // with customer_id, cursor and appended_at
-    std::string last_stream_id;     // of the last event, or the input position when empty
+    std::vector<v1::Event> events;        // with customer_id, cursor and appended_at
+    std::vector<std::string> stream_ids;  // of each event, in the same order
+    std::string last_stream_id;  // of the last event, or the input position when empty
   };
   // Up to `max` events after stream id `after` ("0-0" for the start), oldest first. NOT_FOUND for
   // an unknown customer. For Watch.

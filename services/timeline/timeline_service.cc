@@ -28,8 +28,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   void Begin() {
     if (absl::Status st = ValidateTenant(req_.tenant()); !st.ok()) return End(st);
     if (!req_.after_cursor().empty() && req_.from_start()) {
-      return End(absl::InvalidArgumentError(
-          "from_start: cannot be combined with after_cursor"));
+      return End(absl::InvalidArgumentError("from_start: cannot be combined with after_cursor"));
     }
     AddRef();
     svc_->store_->identity()->ResolveRef(
@@ -59,7 +58,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     }
     if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
       Log(LogLevel::kDebug, "watch.ended",
-          {{"customer", customer}, {"code", absl::StatusCodeToString(status.code())},
+          {{"customer", customer},
+           {"code", absl::StatusCodeToString(status.code())},
            {"reason", std::string(status.message())}});
     }
     if (finish_now) Finish(ToGrpcStatus(status));
@@ -174,10 +174,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   absl::Status FellBehind() {
     absl::MutexLock lock(&mu_);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "watcher fell more than ", absl::FormatDuration(svc_->options_.watch_max_lag),
-        " behind live; reconnect with after_cursor=",
-        last_cursor_.empty() ? "<the last cursor you received>" : last_cursor_));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("watcher fell more than ", absl::FormatDuration(svc_->options_.watch_max_lag),
+                     " behind live; reconnect with after_cursor=",
+                     last_cursor_.empty() ? "<the last cursor you received>" : last_cursor_));
   }
 
   void OnResolved(absl::StatusOr<identity::IdentityStore::Resolved> who) {
@@ -279,10 +279,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
           } else {
             live_ = true;
           }
-          for (auto& e : batch->events) {
-            absl::StatusOr<std::string> sid =
-                timeline::DecodeCursor("cursor", e.cursor(), customer_id_);
-            queue_.push_back(Pending{sid.ok() ? *sid : position_, std::move(e)});
+          for (size_t k = 0; k < batch->events.size(); ++k) {
+            queue_.push_back(Pending{std::move(batch->stream_ids[k]), std::move(batch->events[k])});
           }
         }
       }
@@ -364,10 +362,10 @@ grpc::ServerUnaryReactor* TimelineServiceImpl::List(grpc::CallbackServerContext*
                                                     const v1::ListRequest* req,
                                                     v1::ListResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  store_->List(*req, RequestDeadline(ctx),
-               FinishWith<v1::ListResponse>(
-                   reactor, resp,
-                   [](v1::ListResponse* out, v1::ListResponse r) { *out = std::move(r); }));
+  store_->List(
+      *req, RequestDeadline(ctx),
+      FinishWith<v1::ListResponse>(
+          reactor, resp, [](v1::ListResponse* out, v1::ListResponse r) { *out = std::move(r); }));
   return reactor;
 }
 

@@ -172,32 +172,38 @@ struct Workload {
     return e;
   }
 
+  // Starts one unary call through the async stub method `method` of a stub picked round-robin
+  // from `stubs_of`; done(ok) when it completes.
+  template <typename Stub, typename Req, typename Resp>
+  void Unary(std::vector<std::unique_ptr<Stub>>& stubs_of,
+             void (Stub::async_interface::*method)(grpc::ClientContext*, const Req*, Resp*,
+                                                   std::function<void(grpc::Status)>),
+             const Req& req, std::function<void(bool)> done) {
+    auto* call = new Call<Resp>();
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    (stubs_of[stubs->Pick()]->async()->*method)(&call->ctx, &req, &call->resp,
+                                                [call, done](grpc::Status st) {
+                                                  done(st.ok());
+                                                  delete call;
+                                                });
+  }
+
   void Append(const std::string& customer, int events, int64_t sent_ns,
               std::function<void(bool)> done) {
     v1::AppendRequest req;
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(customer);
     for (int i = 0; i < events; ++i) *req.add_events() = MakeEvent(sent_ns);
-    auto* call = new Call<v1::AppendResponse>();
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    stubs->timeline[stubs->Pick()]->async()->Append(
-        &call->ctx, &req, &call->resp, [call, done](grpc::Status st) {
-          done(st.ok());
-          delete call;
-        });
+    Unary(stubs->timeline, &v1::TimelineService::Stub::async_interface::Append, req,
+          std::move(done));
   }
 
   void GetContext(std::function<void(bool)> done) {
     v1::GetContextRequest req;
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(RandomCustomer());
-    auto* call = new Call<v1::GetContextResponse>();
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    stubs->context[stubs->Pick()]->async()->GetContext(
-        &call->ctx, &req, &call->resp, [call, done](grpc::Status st) {
-          done(st.ok());
-          delete call;
-        });
+    Unary(stubs->context, &v1::ContextService::Stub::async_interface::GetContext, req,
+          std::move(done));
   }
 
   void List(std::function<void(bool)> done) {
@@ -205,13 +211,8 @@ struct Workload {
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(RandomCustomer());
     req.set_page_size(20);
-    auto* call = new Call<v1::ListResponse>();
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    stubs->timeline[stubs->Pick()]->async()->List(&call->ctx, &req, &call->resp,
-                                                  [call, done](grpc::Status st) {
-                                                    done(st.ok());
-                                                    delete call;
-                                                  });
+    Unary(stubs->timeline, &v1::TimelineService::Stub::async_interface::List, req,
+          std::move(done));
   }
 };
 
