@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
+#include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/timeline_store.h"
@@ -18,15 +19,13 @@ namespace {
 using redis::Reply;
 
 // KEYS: profile, identifiers, timeline, conversations. ARGV: customer id, recent count.
-const redis::Script kGetContext("context.get", R"lua(
-local p = redis.call('HGETALL', KEYS[1])
-if #p == 0 then
-  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
-end
-return {p, redis.call('HGETALL', KEYS[2]),
+const redis::Script kGetContext("context.get", absl::StrCat(identity::kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], false)
+if err then return err end
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
         redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[2]),
         redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[3])}
-)lua");
+)lua"));
 
 absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id,
                                                     const Reply& r, int64_t now_ms) {
@@ -101,15 +100,20 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
       [this, tenant, count, deadline,
        done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
         if (!who.ok()) return done(who.status());
-        std::string customer_id = who->customer_id;
-        keys::CustomerKeys ck(tenant, customer_id);
-        client_->Eval(
-            kGetContext, {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations()},
-            {customer_id, absl::StrCat(count)}, deadline,
-            [customer_id, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-              if (!r.ok()) return done(r.status());
-              done(BuildContext(customer_id, *r, NowMillis()));
-            });
+        identity::FollowMerges<v1::GetContextResponse>(
+            who->customer_id,
+            [this, tenant, count, deadline](const std::string& customer_id,
+                                            Callback<v1::GetContextResponse> cb) {
+              keys::CustomerKeys ck(tenant, customer_id);
+              client_->Eval(
+                  kGetContext, {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations()},
+                  {customer_id, absl::StrCat(count)}, deadline,
+                  [customer_id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                    if (!r.ok()) return cb(r.status());
+                    cb(BuildContext(customer_id, *r, NowMillis()));
+                  });
+            },
+            std::move(done));
       });
 }
 

@@ -1,13 +1,16 @@
 #include "libs/identity/identity_store.h"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
+#include "libs/identity/merged.h"
 #include "libs/identity/normalize.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
@@ -28,23 +31,64 @@ return 1
 )lua");
 
 // KEYS: profile, identifiers. ARGV: customer id.
-const Script kGetProfile("identity.get_profile", R"lua(
-local p = redis.call('HGETALL', KEYS[1])
-if #p == 0 then return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found') end
-return {p, redis.call('HGETALL', KEYS[2])}
-)lua");
+const Script kGetProfile("identity.get_profile", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], false)
+if err then return err end
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+)lua"));
 
-// KEYS: profile, identifiers. ARGV: customer id, identifier field, max identifiers.
-const Script kLinkPrecheck("identity.link_precheck", R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
-end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 and
-   redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then
+// KEYS: profile. ARGV: customer id. Checks the customer takes writes.
+const Script kGuardWrite("identity.guard_write", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], true)
+if err then return err end
+return 1
+)lua"));
+
+// KEYS: profile, identifiers. ARGV: customer id, identifier field, max identifiers, max per
+// type, type name.
+const Script kLinkPrecheck("identity.link_precheck", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], true)
+if err then return err end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then
   return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' already has ' .. ARGV[3] ..
                            ' identifiers')
 end
+local prefix, n = ARGV[5] .. ':', 0
+for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+end
+if n >= tonumber(ARGV[4]) then
+  return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' already has ' .. ARGV[4] ..
+                           ' identifiers of type ' .. ARGV[5])
+end
 return 1
+)lua"));
+
+// KEYS: profile, identifiers. ARGV: customer id, identifier field, evidence of a new link,
+// now ms, verification. Records the link, or refreshes last_seen and raises the verification of
+// an existing one. Returns 1 when the customer did not have the identifier.
+const Script kRecordLink("identity.record_link", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], true)
+if err then return err end
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if not cur then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  return 1
+end
+local first, ver, rest = string.match(cur, '^v2|(%-?%d+)|%-?%d+|(%d+)|(.*)$')
+if not first then first, ver, rest = cur, '1', '0|4|||' end
+if tonumber(ARGV[5]) > tonumber(ver) then ver = ARGV[5] end
+redis.call('HSET', KEYS[2], ARGV[2], 'v2|' .. first .. '|' .. ARGV[4] .. '|' .. ver .. '|' .. rest)
+return 0
+)lua"));
+
+// KEYS: identifier index. ARGV: new owner, expected owner. Moves the identifier to the new
+// owner when the expected one has it. Returns the owner before.
+const Script kReclaim("identity.reclaim", R"lua(
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) end
+return owner
 )lua");
 
 // KEYS: identifier index. ARGV: customer id.
@@ -67,10 +111,9 @@ return {exists, removed}
 // KEYS: profile, identifiers. ARGV: customer id, now ms, max attributes, then (op, field, value)
 // triples: 'set' field value | 'del' field - | 'clr' - - (removes every attr: field).
 // Checks the attribute limit before writing anything.
-const Script kUpdateProfile("identity.update_profile", R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
-end
+const Script kUpdateProfile("identity.update_profile", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], true)
+if err then return err end
 local attrs, count, original = {}, 0, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -108,7 +151,7 @@ for i = 4, #ARGV, 3 do
 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
-)lua");
+)lua"));
 
 absl::StatusOr<v1::Profile> ProfileFromReply(const std::string& customer_id,
                                              absl::StatusOr<Reply> r) {
@@ -290,46 +333,140 @@ void IdentityStore::ResolveRef(const std::string& tenant, absl::string_view fiel
   }
 }
 
+namespace {
+constexpr char kOwnerPayload[] = "type.onestory/identifier_owner";
+}  // namespace
+
+std::string OwnerOf(const absl::Status& status) {
+  auto owner = status.GetPayload(kOwnerPayload);
+  return owner ? std::string(*owner) : std::string();
+}
+
+void IdentityStore::RootOf(const std::string& tenant, const std::string& customer_id,
+                           absl::Time deadline, Callback<std::string> done) {
+  FollowMerges<std::string>(
+      customer_id,
+      [this, tenant, deadline](const std::string& id, Callback<std::string> cb) {
+        keys::CustomerKeys ck(tenant, id);
+        client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {id}, deadline,
+                      [id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok()) return cb(r.status());
+                        cb(id);
+                      });
+      },
+      std::move(done));
+}
+
 void IdentityStore::Link(const std::string& tenant, const std::string& customer_id,
-                         const v1::Identifier& identifier, absl::Time deadline,
-                         Callback<Linked> done) {
+                         const v1::Identifier& identifier, const LinkEvidence& evidence,
+                         absl::Time deadline, Callback<Linked> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
   if (!id.ok()) return done(id.status());
+  if (!v1::Channel_IsValid(evidence.channel)) {
+    return done(absl::InvalidArgumentError("channel: unknown value"));
+  }
+  if (!v1::Verification_IsValid(evidence.verification)) {
+    return done(absl::InvalidArgumentError("verification: unknown value"));
+  }
+  if (!v1::Actor::Type_IsValid(evidence.actor.type())) {
+    return done(absl::InvalidArgumentError("actor.type: unknown value"));
+  }
+  bool needs_id = evidence.actor.type() == v1::Actor::TYPE_AGENT ||
+                  evidence.actor.type() == v1::Actor::TYPE_BOT;
+  if (needs_id && evidence.actor.id().empty()) {
+    return done(absl::InvalidArgumentError("actor.id: required for an agent or a bot"));
+  }
+  if (absl::Status st = ValidateText("actor.id", evidence.actor.id(), 128); !st.ok()) {
+    return done(st);
+  }
+  FollowMerges<Linked>(
+      customer_id,
+      [this, tenant, id = *id, evidence, deadline](const std::string& c, Callback<Linked> cb) {
+        LinkOn(tenant, c, id, evidence, deadline, std::move(cb));
+      },
+      std::move(done));
+}
+
+void IdentityStore::LinkOn(const std::string& tenant, const std::string& customer_id,
+                           const v1::Identifier& id, const LinkEvidence& evidence,
+                           absl::Time deadline, Callback<Linked> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  std::string field = IdentifierField(*id);
+  std::string type_name(keys::IdentifierTypeName(id.type()));
   client_->Eval(
       kLinkPrecheck, {ck.profile(), ck.identifiers()},
-      {customer_id, field, absl::StrCat(kMaxIdentifiersPerCustomer)}, deadline,
-      [this, tenant, customer_id, id = *id, field, deadline,
+      {customer_id, IdentifierField(id), absl::StrCat(kMaxIdentifiersPerCustomer),
+       absl::StrCat(kMaxIdentifiersPerType), type_name},
+      deadline,
+      [this, tenant, customer_id, id, evidence, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
-        // Built before the call: the callback below takes `id` by move.
-        std::vector<std::string> claim = {"SET", keys::IdentifierKey(tenant, id.type(), id.value()),
-                                          customer_id, "NX", "GET"};
+        std::string index_key = keys::IdentifierKey(tenant, id.type(), id.value());
         client_->Command(
-            std::move(claim), deadline,
-            [this, tenant, customer_id, id = std::move(id), field, deadline,
+            {"SET", index_key, customer_id, "NX", "GET"}, deadline,
+            [this, tenant, customer_id, id, evidence, deadline, index_key,
              done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
               if (!claim.ok()) return done(claim.status());
-              bool already = claim->is_string();
-              if (already && claim->str != customer_id) {
-                return done(absl::FailedPreconditionError(absl::StrCat(
-                    keys::IdentifierTypeName(id.type()), " '", id.value(),
-                    "' belongs to customer ", claim->str)));
+              if (!claim->is_string() || claim->str == customer_id) {
+                return RecordLink(tenant, customer_id, std::move(id), evidence,
+                                  claim->is_string(), deadline, std::move(done));
               }
-              keys::CustomerKeys ck(tenant, customer_id);
-              client_->Command({"HSETNX", ck.identifiers(), field, absl::StrCat(NowMillis())},
-                               deadline,
-                               [id = std::move(id), already, done = std::move(done)](
-                                   absl::StatusOr<Reply> set) mutable {
-                                 if (!set.ok()) return done(set.status());
-                                 // already_linked only when both steps had been done before.
-                                 done(Linked{std::move(id), already && set->integer == 0});
-                               });
+              // Another customer owns it — unless that one was merged into this one (an
+              // identifier claimed while its owner was being merged): then it is ours.
+              std::string owner = claim->str;
+              RootOf(tenant, owner, deadline,
+                     [this, tenant, customer_id, id = std::move(id), evidence, deadline,
+                      index_key, owner, done = std::move(done)](
+                         absl::StatusOr<std::string> root) mutable {
+                       if (!root.ok() || *root != customer_id) {
+                         absl::Status conflict = absl::FailedPreconditionError(absl::StrCat(
+                             keys::IdentifierTypeName(id.type()), " '", id.value(),
+                             "' belongs to customer ", root.ok() ? *root : owner));
+                         conflict.SetPayload(kOwnerPayload,
+                                             absl::Cord(root.ok() ? *root : owner));
+                         return done(conflict);
+                       }
+                       client_->Eval(kReclaim, {index_key}, {customer_id, owner}, deadline,
+                                     [this, tenant, customer_id, id = std::move(id), evidence,
+                                      deadline, done = std::move(done)](
+                                         absl::StatusOr<Reply> moved) mutable {
+                                       if (!moved.ok()) return done(moved.status());
+                                       RecordLink(tenant, customer_id, std::move(id), evidence,
+                                                  true, deadline, std::move(done));
+                                     });
+                     });
             });
       });
+}
+
+void IdentityStore::RecordLink(const std::string& tenant, const std::string& customer_id,
+                               v1::Identifier id, const LinkEvidence& evidence,
+                               bool claimed_before, absl::Time deadline, Callback<Linked> done) {
+  int64_t now = NowMillis();
+  v1::LinkEvidence e;
+  e.set_channel(evidence.channel);
+  v1::Verification verification = evidence.verification == v1::VERIFICATION_UNSPECIFIED
+                                       ? v1::VERIFICATION_UNVERIFIED
+                                       : evidence.verification;
+  e.set_verification(verification);
+  *e.mutable_linked_by() = evidence.actor;
+  if (e.linked_by().type() == v1::Actor::TYPE_UNSPECIFIED) {
+    e.mutable_linked_by()->set_type(v1::Actor::TYPE_SYSTEM);
+  }
+  *e.mutable_first_seen() = FromMillis(now);
+  *e.mutable_last_seen() = FromMillis(now);
+  keys::CustomerKeys ck(tenant, customer_id);
+  // Built before the call: the callback takes `id` by move.
+  std::vector<std::string> args = {customer_id, IdentifierField(id), EncodeEvidence(e),
+                                   absl::StrCat(now), absl::StrCat(static_cast<int>(verification))};
+  client_->Eval(kRecordLink, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
+                [customer_id, id = std::move(id), claimed_before,
+                 done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  if (!r.ok()) return done(r.status());
+                  // already_linked only when both steps had been done before.
+                  done(Linked{std::move(id), claimed_before && r->integer == 0, customer_id});
+                });
 }
 
 void IdentityStore::Unlink(const std::string& tenant, const std::string& customer_id,
@@ -339,9 +476,26 @@ void IdentityStore::Unlink(const std::string& tenant, const std::string& custome
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
   if (!id.ok()) return done(id.status());
+  FollowMerges<bool>(
+      customer_id,
+      [this, tenant, id = *id, deadline](const std::string& c, Callback<bool> cb) {
+        keys::CustomerKeys ck(tenant, c);
+        client_->Eval(kGuardWrite, {ck.profile()}, {c}, deadline,
+                      [this, tenant, c, id, deadline,
+                       cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok()) return cb(r.status());
+                        UnlinkOn(tenant, c, id, deadline, std::move(cb));
+                      });
+      },
+      std::move(done));
+}
+
+void IdentityStore::UnlinkOn(const std::string& tenant, const std::string& customer_id,
+                             const v1::Identifier& id, absl::Time deadline,
+                             Callback<bool> done) {
   client_->Eval(
-      kUnclaim, {keys::IdentifierKey(tenant, id->type(), id->value())}, {customer_id}, deadline,
-      [this, tenant, customer_id, id = *id, deadline,
+      kUnclaim, {keys::IdentifierKey(tenant, id.type(), id.value())}, {customer_id}, deadline,
+      [this, tenant, customer_id, id, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         if (r->is_string()) {
@@ -378,11 +532,16 @@ void IdentityStore::GetProfile(const std::string& tenant, const std::string& cus
                                absl::Time deadline, Callback<v1::Profile> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
-  keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {customer_id}, deadline,
-                [customer_id, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  done(ProfileFromReply(customer_id, std::move(r)));
-                });
+  FollowMerges<v1::Profile>(
+      customer_id,
+      [this, tenant, deadline](const std::string& c, Callback<v1::Profile> cb) {
+        keys::CustomerKeys ck(tenant, c);
+        client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {c}, deadline,
+                      [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                        cb(ProfileFromReply(c, std::move(r)));
+                      });
+      },
+      std::move(done));
 }
 
 void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& customer_id,
@@ -394,15 +553,20 @@ void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& 
   int64_t now = NowMillis();
   absl::StatusOr<std::vector<std::string>> ops = BuildProfileOps(values, mask, now);
   if (!ops.ok()) return done(ops.status());
-  std::vector<std::string> args = {customer_id, absl::StrCat(now),
-                                   absl::StrCat(kMaxProfileAttributes)};
-  args.insert(args.end(), std::make_move_iterator(ops->begin()),
-              std::make_move_iterator(ops->end()));
-  keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
-                [customer_id, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  done(ProfileFromReply(customer_id, std::move(r)));
-                });
+  FollowMerges<v1::Profile>(
+      customer_id,
+      [this, tenant, now, ops = *std::move(ops), deadline](const std::string& c,
+                                                           Callback<v1::Profile> cb) {
+        std::vector<std::string> args = {c, absl::StrCat(now),
+                                         absl::StrCat(kMaxProfileAttributes)};
+        args.insert(args.end(), ops.begin(), ops.end());
+        keys::CustomerKeys ck(tenant, c);
+        client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args),
+                      deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                        cb(ProfileFromReply(c, std::move(r)));
+                      });
+      },
+      std::move(done));
 }
 
 }  // namespace onestory::identity

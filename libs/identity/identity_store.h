@@ -16,6 +16,9 @@
 // - Unlink: the index entry is removed first (only if it still names the customer), then the
 //   customer's list entry.
 // The index key is the truth of who owns an identifier.
+// Customers merged into another (libs/merge) are followed to their target by every operation
+// that names a customer id (see merged.h); writes to a customer held by a running merge answer
+// ABORTED.
 //
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once
@@ -38,6 +41,12 @@ inline constexpr size_t kMaxTierBytes = 64;
 inline constexpr size_t kMaxAttributeKeyBytes = 128;
 inline constexpr size_t kMaxAttributeValueBytes = 4096;
 
+inline constexpr int kMaxIdentifiersPerType = 500;
+
+// The owner named by the FAILED_PRECONDITION a Link answers when another customer has the
+// identifier; empty for any other status.
+std::string OwnerOf(const absl::Status& link_conflict);
+
 class IdentityStore {
  public:
   struct Resolved {
@@ -48,6 +57,13 @@ class IdentityStore {
   struct Linked {
     v1::Identifier identifier;  // normalized
     bool already_linked = false;
+    std::string customer_id;  // who has it now: the request's customer, or its merge target
+  };
+  // How a Link knows the identifier is the customer's (all optional).
+  struct LinkEvidence {
+    v1::Channel channel = v1::CHANNEL_UNSPECIFIED;
+    v1::Verification verification = v1::VERIFICATION_UNSPECIFIED;
+    v1::Actor actor;  // SYSTEM when its type is unspecified
   };
 
   explicit IdentityStore(redis::Client* client) : client_(client) {}
@@ -63,8 +79,21 @@ class IdentityStore {
   void ResolveRef(const std::string& tenant, absl::string_view field, const v1::CustomerRef& ref,
                   bool create_if_missing, absl::Time deadline, Callback<Resolved> done);
 
+  // Attaches an identifier with its evidence; linking it again refreshes last_seen and raises
+  // the verification. When another customer owns it: FAILED_PRECONDITION carrying that owner
+  // (see OwnerOf). A customer merged into another is followed to its target.
   void Link(const std::string& tenant, const std::string& customer_id,
-            const v1::Identifier& identifier, absl::Time deadline, Callback<Linked> done);
+            const v1::Identifier& identifier, const LinkEvidence& evidence, absl::Time deadline,
+            Callback<Linked> done);
+  void Link(const std::string& tenant, const std::string& customer_id,
+            const v1::Identifier& identifier, absl::Time deadline, Callback<Linked> done) {
+    Link(tenant, customer_id, identifier, LinkEvidence{}, deadline, std::move(done));
+  }
+
+  // The customer a merge chain starting at customer_id ends at (customer_id itself when it was
+  // never merged). NOT_FOUND for an unknown customer.
+  void RootOf(const std::string& tenant, const std::string& customer_id, absl::Time deadline,
+              Callback<std::string> done);
 
   void Unlink(const std::string& tenant, const std::string& customer_id,
               const v1::Identifier& identifier, absl::Time deadline, Callback<bool> done);
@@ -78,6 +107,13 @@ class IdentityStore {
                      absl::Time deadline, Callback<v1::Profile> done);
 
  private:
+  void LinkOn(const std::string& tenant, const std::string& customer_id, const v1::Identifier& id,
+              const LinkEvidence& evidence, absl::Time deadline, Callback<Linked> done);
+  void RecordLink(const std::string& tenant, const std::string& customer_id,
+                  v1::Identifier id, const LinkEvidence& evidence, bool claimed_before,
+                  absl::Time deadline, Callback<Linked> done);
+  void UnlinkOn(const std::string& tenant, const std::string& customer_id,
+                const v1::Identifier& id, absl::Time deadline, Callback<bool> done);
   void CreateAndClaim(const std::string& tenant, const v1::Identifier& id, absl::Time deadline,
                       Callback<Resolved> done);
 

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "libs/common/time_util.h"
 #include "libs/keys/key_schema.h"
 
@@ -12,6 +13,55 @@ namespace onestory::identity {
 
 std::string IdentifierField(const v1::Identifier& normalized) {
   return absl::StrCat(keys::IdentifierTypeName(normalized.type()), ":", normalized.value());
+}
+
+std::string EncodeEvidence(const v1::LinkEvidence& e) {
+  return absl::StrCat("v2|", ToMillis(e.first_seen()), "|", ToMillis(e.last_seen()), "|",
+                      static_cast<int>(e.verification()), "|", static_cast<int>(e.channel()), "|",
+                      static_cast<int>(e.linked_by().type()), "|", e.merge_id(), "|",
+                      e.merged_from(), "|", e.linked_by().id());
+}
+
+bool DecodeEvidence(absl::string_view value, v1::LinkEvidence* e) {
+  int64_t ms = 0;
+  if (absl::SimpleAtoi(value, &ms)) {  // written before evidence existed: linked_at
+    *e->mutable_first_seen() = FromMillis(ms);
+    *e->mutable_last_seen() = FromMillis(ms);
+    e->set_verification(v1::VERIFICATION_UNVERIFIED);
+    e->mutable_linked_by()->set_type(v1::Actor::TYPE_SYSTEM);
+    return true;
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(value, absl::MaxSplits('|', 8));
+  int64_t first = 0, last = 0;
+  int verification = 0, channel = 0, actor_type = 0;
+  if (parts.size() != 9 || parts[0] != "v2" || !absl::SimpleAtoi(parts[1], &first) ||
+      !absl::SimpleAtoi(parts[2], &last) || !absl::SimpleAtoi(parts[3], &verification) ||
+      !absl::SimpleAtoi(parts[4], &channel) || !absl::SimpleAtoi(parts[5], &actor_type)) {
+    return false;
+  }
+  *e->mutable_first_seen() = FromMillis(first);
+  *e->mutable_last_seen() = FromMillis(last);
+  e->set_verification(static_cast<v1::Verification>(verification));
+  e->set_channel(static_cast<v1::Channel>(channel));
+  e->mutable_linked_by()->set_type(static_cast<v1::Actor::Type>(actor_type));
+  e->set_merge_id(std::string(parts[6]));
+  e->set_merged_from(std::string(parts[7]));
+  e->mutable_linked_by()->set_id(std::string(parts[8]));
+  return true;
+}
+
+bool LinkedIdentifierFromEntry(absl::string_view field, absl::string_view value,
+                               v1::LinkedIdentifier* li) {
+  size_t colon = field.find(':');
+  if (colon == absl::string_view::npos) return false;
+  v1::IdentifierType type = keys::IdentifierTypeFromName(field.substr(0, colon));
+  if (type == v1::IDENTIFIER_TYPE_UNSPECIFIED) return false;
+  li->mutable_identifier()->set_type(type);
+  li->mutable_identifier()->set_value(std::string(field.substr(colon + 1)));
+  if (DecodeEvidence(value, li->mutable_evidence())) {
+    *li->mutable_linked_at() = li->evidence().first_seen();
+  }
+  return true;
 }
 
 v1::Profile ProfileFromHashes(absl::string_view customer_id, const redis::Reply& profile_hash,
@@ -52,14 +102,10 @@ v1::Profile ProfileFromHashes(absl::string_view customer_id, const redis::Reply&
             [](const auto& a, const auto& b) { return a.channel() < b.channel(); });
   const auto& ids = identifiers_hash.elements;
   for (size_t i = 0; i + 1 < ids.size(); i += 2) {
-    absl::string_view field = ids[i].str;
-    size_t colon = field.find(':');
-    if (colon == absl::string_view::npos) continue;
-    v1::LinkedIdentifier* li = p.add_identifiers();
-    li->mutable_identifier()->set_type(keys::IdentifierTypeFromName(field.substr(0, colon)));
-    li->mutable_identifier()->set_value(std::string(field.substr(colon + 1)));
-    int64_t ms = 0;
-    if (absl::SimpleAtoi(ids[i + 1].str, &ms)) *li->mutable_linked_at() = FromMillis(ms);
+    v1::LinkedIdentifier li;
+    if (LinkedIdentifierFromEntry(ids[i].str, ids[i + 1].str, &li)) {
+      *p.add_identifiers() = std::move(li);
+    }
   }
   std::sort(p.mutable_identifiers()->begin(), p.mutable_identifiers()->end(),
             [](const auto& a, const auto& b) {

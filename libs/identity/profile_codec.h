@@ -6,7 +6,13 @@
 //   consent:<Channel number>     "<ConsentState number>:<updated ms>"
 //   attr:<key>                   attribute value
 //   act:<Channel number>         occurred_at ms of the latest event on that channel
-// The identifiers hash maps "<type name>:<normalized value>" to linked_at ms.
+//   merged_into, merge_id,       set on a customer merged into another (see libs/merge):
+//   merged_head                  the target, the merge, the target's stream head at the merge
+//   merge_lock                   the merge or unmerge holding the customer (writes refused)
+// The identifiers hash maps "<type name>:<normalized value>" to its evidence:
+//   "v2|<first ms>|<last ms>|<verification>|<channel>|<actor type>|<merge id>|<merged from>|
+//    <actor id>"
+// (the actor id last: it may hold '|'), or, as written before evidence existed, linked_at ms.
 // Thread-safe (pure).
 #pragma once
 
@@ -24,6 +30,16 @@ inline constexpr absl::string_view kActivityPrefix = "act:";
 
 // The identifiers-hash field of a normalized identifier.
 std::string IdentifierField(const v1::Identifier& normalized);
+
+// The identifiers-hash value for `evidence` (first_seen, last_seen, verification, channel,
+// linked_by, merge_id, merged_from are stored).
+std::string EncodeEvidence(const v1::LinkEvidence& evidence);
+// The evidence in an identifiers-hash value; false when it is not one.
+bool DecodeEvidence(absl::string_view value, v1::LinkEvidence* evidence);
+
+// The linked identifier an identifiers-hash entry describes; false for a malformed field.
+bool LinkedIdentifierFromEntry(absl::string_view field, absl::string_view value,
+                               v1::LinkedIdentifier* out);
 
 // Builds a profile from HGETALL replies (flat arrays of field, value) of the profile and
 // identifiers hashes. Unknown fields are ignored.

@@ -21,6 +21,12 @@ constexpr TypeName kTypeNames[] = {
 CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_id)
     : prefix_(absl::StrCat("os:{", tenant, ":c:", customer_id, "}:")) {}
 
+std::string MergeKey(absl::string_view tenant, absl::string_view merge_id) {
+  return absl::StrCat("os:{", tenant, ":m:", merge_id, "}");
+}
+
+std::string PendingMergesKey() { return "os:{merges}:pending"; }
+
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,
                           absl::string_view normalized_value) {
   return absl::StrCat("os:{", tenant, ":i:", IdentifierTypeName(type), ":",

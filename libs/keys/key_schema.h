@@ -7,6 +7,12 @@
 //   k.dedup()      -> "os:{acme:c:cus_1}:dd"    hash: event_id -> stream id
 //   k.conversations() -> "os:{acme:c:cus_1}:cv" hash: open conversation id -> JSON
 //   k.channel()    -> "os:{acme:c:cus_1}:n"     pub/sub channel announcing appends
+//   k.merge_state() -> "os:{acme:c:cus_1}:mg"   hash: per-merge progress markers and the
+//                                               profile values a merge overwrote
+//   k.merge_staging(m) -> "os:{acme:c:cus_1}:tl.m:<m>"  stream: a merge's rebuilt timeline
+//   k.merge_history() -> "os:{acme:c:cus_1}:mh" zset: merge id -> started ms
+//   MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash: one merge's record and step
+//   PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge id>" with steps left
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
 //                                                  string: owning customer id
 //
@@ -18,6 +24,7 @@
 #pragma once
 
 #include <string>
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 #include "onestory/v1/common.pb.h"
@@ -33,10 +40,20 @@ class CustomerKeys {
   std::string dedup() const { return prefix_ + "dd"; }
   std::string conversations() const { return prefix_ + "cv"; }
   std::string channel() const { return prefix_ + "n"; }
+  std::string merge_state() const { return prefix_ + "mg"; }
+  std::string merge_staging(absl::string_view merge_id) const {
+    return absl::StrCat(prefix_, "tl.m:", merge_id);
+  }
+  std::string merge_history() const { return prefix_ + "mh"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
 };
+
+// The record of one merge (merge ids are validated like customer ids).
+std::string MergeKey(absl::string_view tenant, absl::string_view merge_id);
+// The set of merges with steps left, across tenants.
+std::string PendingMergesKey();
 
 // The index key of one normalized identifier.
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,

@@ -50,6 +50,8 @@ absl::Status ErrorToStatus(absl::string_view text) {
       {"OS_CONFLICT ", absl::StatusCode::kFailedPrecondition},
       {"OS_EXISTS ", absl::StatusCode::kAlreadyExists},
       {"OS_LIMIT ", absl::StatusCode::kResourceExhausted},
+      {"OS_BUSY ", absl::StatusCode::kAborted},
+      {"OS_MOVED ", absl::StatusCode::kFailedPrecondition},
   };
   // Redis prefixes errors raised by a script with the script's location in some versions;
   // the OS_ marker is found wherever it stands.

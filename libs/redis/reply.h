@@ -32,7 +32,7 @@ struct Reply {
 };
 
 // The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
-// status they name; LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything
+// status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h); LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything
 // else to INTERNAL.
 absl::Status ErrorToStatus(absl::string_view error_text);
 

@@ -4,7 +4,10 @@
 #include <memory>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "libs/identity/merged.h"
+#include "libs/identity/profile_codec.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
@@ -21,22 +24,30 @@ using redis::Script;
 constexpr int kArgsPerEvent = 6;
 constexpr int64_t kConversationIdleMs = 24 * 3600 * 1000;
 
-// KEYS: profile, timeline, dedup, conversations.
-// ARGV: customer id, now ms, notify channel, event count, idle ms, then per event:
-//   event_id, blob, channel, kind, occurred_at ms, conversation_id.
+// KEYS: profile, timeline, dedup, conversations, identifiers.
+// ARGV: customer id, now ms, notify channel, event count, idle ms, merge tag, via identifier
+// field, then per event: event_id, blob, channel, kind, occurred_at ms, conversation_id.
+// The merge tag marks events that belong to a merged source (an Unmerge gives them back): the
+// given tag (the append was redirected from the source's id), else the merge the via
+// identifier came with, if any.
 // Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
-const Script kAppend("timeline.append", R"lua(
+const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, R"lua(
 -- Redis runs this for every append, so it reads and writes each hash field once per call, not
 -- once per event (tools/bench.py reports its time per call next to a bare XADD's).
 local n = tonumber(ARGV[4])
-local first_act = 'act:' .. ARGV[8]
-local pf = redis.call('HMGET', KEYS[1], 'created_at', first_act)
-if not pf[1] then
-  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
+local first_act = 'act:' .. ARGV[10]
+local pf = redis.call('HMGET', KEYS[1], 'created_at', first_act, 'merged_into', 'merge_lock')
+if not pf[1] or pf[3] or pf[4] then
+  return os_guard(KEYS[1], ARGV[1], true)
+end
+local tag = ARGV[6]
+if tag == '' and ARGV[7] ~= '' then
+  local ev = redis.call('HGET', KEYS[5], ARGV[7])
+  if ev then tag = string.match(ev, '^v2|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|') or '' end
 end
 local out = {}
 for i = 0, n - 1 do
-  local sid = redis.call('HGET', KEYS[3], ARGV[6 + i * 6])
+  local sid = redis.call('HGET', KEYS[3], ARGV[8 + i * 6])
   if sid then
     local e = redis.call('XRANGE', KEYS[2], sid, sid)
     local blob = ''
@@ -51,10 +62,15 @@ local convs = {}
 local last = nil
 for i = 0, n - 1 do
   if not out[i + 1] then
-    local b = 6 + i * 6
+    local b = 8 + i * 6
     local eid, blob, ch, kind, occ, conv = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],
         tonumber(ARGV[b + 4]), ARGV[b + 5]
-    local sid = redis.call('XADD', KEYS[2], '*', 'e', blob)
+    local sid
+    if tag ~= '' then
+      sid = redis.call('XADD', KEYS[2], '*', 'e', blob, 'm', tag)
+    else
+      sid = redis.call('XADD', KEYS[2], '*', 'e', blob)
+    end
     redis.call('HSET', KEYS[3], eid, sid)
     local act = 'act:' .. ch
     if acts[act] == nil then acts[act] = tonumber(redis.call('HGET', KEYS[1], act) or '-1') end
@@ -106,18 +122,17 @@ if last then
   redis.call('PUBLISH', ARGV[3], last)
 end
 return out
-)lua");
+)lua"));
 
 // KEYS: profile, timeline. ARGV: customer id, 'asc'|'desc', start, count.
-const Script kRange("timeline.range", R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found')
-end
+const Script kRange("timeline.range", absl::StrCat(identity::kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], false)
+if err then return err end
 if ARGV[2] == 'asc' then
   return redis.call('XRANGE', KEYS[2], ARGV[3], '+', 'COUNT', ARGV[4])
 end
 return redis.call('XREVRANGE', KEYS[2], ARGV[3], '-', 'COUNT', ARGV[4])
-)lua");
+)lua"));
 
 uint64_t Fnv1a(absl::string_view data) {
   uint64_t h = 1469598103934665603ull;
@@ -186,14 +201,17 @@ absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const R
   const std::string& sid = entry.elements[0].str;
   const auto& fields = entry.elements[1].elements;
   v1::Event e;
+  int64_t appended_ms = StreamIdMillis(sid);
   for (size_t i = 0; i + 1 < fields.size(); i += 2) {
     if (fields[i].str == "e" && !e.ParseFromString(fields[i + 1].str)) {
       return absl::InternalError(absl::StrCat("undecodable event at ", sid));
     }
+    // Events moved by a merge keep the time they were first stored.
+    if (fields[i].str == "a") absl::SimpleAtoi(fields[i + 1].str, &appended_ms);
   }
   e.set_customer_id(customer_id);
   e.set_cursor(EncodeCursor(customer_id, sid));
-  *e.mutable_appended_at() = FromMillis(StreamIdMillis(sid));
+  *e.mutable_appended_at() = FromMillis(appended_ms);
   return e;
 }
 
@@ -215,53 +233,72 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
       [this, tenant, events, now, deadline,
        done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
         if (!who.ok()) return done(who.status());
-        std::string customer_id = who->customer_id;
-        keys::CustomerKeys ck(tenant, customer_id);
-        std::vector<std::string> args = {customer_id, absl::StrCat(now), ck.channel(),
-                                         absl::StrCat(events->size()),
-                                         absl::StrCat(kConversationIdleMs)};
-        args.reserve(args.size() + events->size() * kArgsPerEvent);
-        for (const v1::Event& e : *events) {
-          args.push_back(e.event_id());
-          args.push_back(e.SerializeAsString());
-          args.push_back(absl::StrCat(static_cast<int>(e.channel())));
-          args.push_back(absl::StrCat(static_cast<int>(e.kind())));
-          args.push_back(absl::StrCat(ToMillis(e.occurred_at())));
-          args.push_back(e.conversation_id());
+        std::string via = who->identifier.type() == v1::IDENTIFIER_TYPE_UNSPECIFIED
+                              ? std::string()
+                              : identity::IdentifierField(who->identifier);
+        // Set when the append is redirected from a merged customer: its events go back with
+        // that customer if the merge is undone.
+        auto tag = std::make_shared<std::string>();
+        identity::FollowMerges<v1::AppendResponse>(
+            who->customer_id,
+            [this, tenant, events, now, deadline, via, tag](
+                const std::string& customer_id, Callback<v1::AppendResponse> cb) {
+              AppendTo(tenant, customer_id, events, now, *tag, via, deadline, std::move(cb));
+            },
+            std::move(done), [tag](const identity::Moved& m) { *tag = m.merge_id; });
+      });
+}
+
+void TimelineStore::AppendTo(const std::string& tenant, const std::string& customer_id,
+                             std::shared_ptr<std::vector<v1::Event>> events, int64_t now,
+                             const std::string& tag, const std::string& via, absl::Time deadline,
+                             Callback<v1::AppendResponse> done) {
+  keys::CustomerKeys ck(tenant, customer_id);
+  std::vector<std::string> args = {customer_id, absl::StrCat(now), ck.channel(),
+                                   absl::StrCat(events->size()),
+                                   absl::StrCat(kConversationIdleMs), tag, via};
+  args.reserve(args.size() + events->size() * kArgsPerEvent);
+  for (const v1::Event& e : *events) {
+    args.push_back(e.event_id());
+    args.push_back(e.SerializeAsString());
+    args.push_back(absl::StrCat(static_cast<int>(e.channel())));
+    args.push_back(absl::StrCat(static_cast<int>(e.kind())));
+    args.push_back(absl::StrCat(ToMillis(e.occurred_at())));
+    args.push_back(e.conversation_id());
+  }
+  client_->Eval(
+      kAppend,
+      {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations(), ck.identifiers()},
+      std::move(args), deadline,
+      [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        if (!r->is_array() || r->elements.size() != events->size()) {
+          return done(absl::InternalError("unexpected reply from append script"));
         }
-        client_->Eval(
-            kAppend, {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations()},
-            std::move(args), deadline,
-            [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-              if (!r.ok()) return done(r.status());
-              if (!r->is_array() || r->elements.size() != events->size()) {
-                return done(absl::InternalError("unexpected reply from append script"));
-              }
-              v1::AppendResponse resp;
-              resp.set_customer_id(customer_id);
-              for (size_t i = 0; i < events->size(); ++i) {
-                const Reply& item = r->elements[i];
-                if (!item.is_array() || item.elements.size() != 3) {
-                  return done(absl::InternalError("unexpected reply from append script"));
-                }
-                const std::string& sid = item.elements[0].str;
-                bool duplicate = item.elements[1].integer == 1;
-                v1::AppendResult* result = resp.add_results();
-                v1::Event* e = result->mutable_event();
-                if (duplicate && !item.elements[2].str.empty()) {
-                  if (!e->ParseFromString(item.elements[2].str)) {
-                    return done(absl::InternalError(absl::StrCat("undecodable event at ", sid)));
-                  }
-                } else {
-                  *e = std::move((*events)[i]);
-                }
-                e->set_customer_id(customer_id);
-                e->set_cursor(EncodeCursor(customer_id, sid));
-                *e->mutable_appended_at() = FromMillis(StreamIdMillis(sid));
-                result->set_duplicate(duplicate);
-              }
-              done(std::move(resp));
-            });
+        v1::AppendResponse resp;
+        resp.set_customer_id(customer_id);
+        for (size_t i = 0; i < events->size(); ++i) {
+          const Reply& item = r->elements[i];
+          if (!item.is_array() || item.elements.size() != 3) {
+            return done(absl::InternalError("unexpected reply from append script"));
+          }
+          const std::string& sid = item.elements[0].str;
+          bool duplicate = item.elements[1].integer == 1;
+          v1::AppendResult* result = resp.add_results();
+          v1::Event* e = result->mutable_event();
+          if (duplicate && !item.elements[2].str.empty()) {
+            if (!e->ParseFromString(item.elements[2].str)) {
+              return done(absl::InternalError(absl::StrCat("undecodable event at ", sid)));
+            }
+          } else {
+            *e = std::move((*events)[i]);
+          }
+          e->set_customer_id(customer_id);
+          e->set_cursor(EncodeCursor(customer_id, sid));
+          *e->mutable_appended_at() = FromMillis(StreamIdMillis(sid));
+          result->set_duplicate(duplicate);
+        }
+        done(std::move(resp));
       });
 }
 
@@ -274,6 +311,8 @@ struct TimelineStore::ListState {
   std::string start;  // the next range start ("-", "+" or "(<id>")
   int examined = 0;
   std::string last_examined;  // stream id of the last entry examined
+  bool resumed = false;       // started from a page token
+  int hops = 0;               // merges followed
   absl::Time deadline;
   v1::ListResponse response;
   Callback<v1::ListResponse> done;
@@ -306,14 +345,23 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
         state->customer_id = who->customer_id;
         if (page_token.empty()) {
           state->start = std::string(state->oldest_first ? "-" : "+");
-        } else {
-          PageToken expected{state->customer_id, state->oldest_first, "",
-                             state->filter.fingerprint};
-          absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);
-          if (!token.ok()) return state->done(token.status());
-          state->start = absl::StrCat("(", token->stream_id);
+          return ListNext(state);
         }
-        ListNext(state);
+        // A page token names the customer whose timeline it pages: the ref's merge target
+        // when the ref's customer was merged.
+        identity_->RootOf(state->tenant, state->customer_id, state->deadline,
+                          [this, state, page_token](absl::StatusOr<std::string> root) {
+                            if (!root.ok()) return state->done(root.status());
+                            state->customer_id = *root;
+                            PageToken expected{state->customer_id, state->oldest_first, "",
+                                               state->filter.fingerprint};
+                            absl::StatusOr<PageToken> token =
+                                DecodePageToken(page_token, expected);
+                            if (!token.ok()) return state->done(token.status());
+                            state->start = absl::StrCat("(", token->stream_id);
+                            state->resumed = true;
+                            ListNext(state);
+                          });
       });
 }
 
@@ -327,7 +375,16 @@ void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
       {state->customer_id, state->oldest_first ? "asc" : "desc", state->start,
        absl::StrCat(chunk)},
       state->deadline, [this, state, chunk](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return state->done(r.status());
+        if (!r.ok()) {
+          // Merged before the first read: list the target instead.
+          std::optional<identity::Moved> moved = identity::MovedTo(r.status());
+          if (moved && state->examined == 0 && !state->resumed &&
+              ++state->hops <= identity::kMaxMergeHops) {
+            state->customer_id = moved->target;
+            return ListNext(state);
+          }
+          return state->done(r.status());
+        }
         for (const Reply& entry : r->elements) {
           const std::string& sid = entry.elements.empty() ? "" : entry.elements[0].str;
           bool page_full = state->response.events_size() >= state->page_size;

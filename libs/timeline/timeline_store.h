@@ -17,6 +17,7 @@
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ class TimelineStore {
 
  private:
   struct ListState;
+  void AppendTo(const std::string& tenant, const std::string& customer_id,
+                std::shared_ptr<std::vector<v1::Event>> events, int64_t now, const std::string& tag,
+                const std::string& via, absl::Time deadline, Callback<v1::AppendResponse> done);
   void ListNext(std::shared_ptr<ListState> state);
 
   redis::Client* client_;

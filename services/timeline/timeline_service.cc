@@ -9,6 +9,7 @@
 #include "libs/common/log.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
+#include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/cursor.h"
 #include "services/common/grpc_status.h"
@@ -93,6 +94,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   // after the position.
   void Kick() {
     bool fetch_head = false;
+    std::string customer;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || !dirty_) return;
@@ -101,9 +103,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
         fetch_head = true;
         ++refs_;
       }
+      customer = customer_id_;
     }
     if (fetch_head) {
-      svc_->store_->Head(req_.tenant(), customer_id_, absl::Now() + absl::Seconds(30),
+      svc_->store_->Head(req_.tenant(), customer, absl::Now() + absl::Seconds(30),
                          [this](absl::StatusOr<std::string> head) {
                            OnHead(std::move(head));
                            Release();
@@ -157,12 +160,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       ctx_ = nullptr;
     }
     bool registered;
+    std::string channel;
     {
       absl::MutexLock lock(&mu_);
       registered = registered_;
       finished_ = true;
+      channel = channel_;
     }
-    if (registered) svc_->hub_->Remove(channel_, this, [this] { Release(); });
+    if (registered) svc_->hub_->Remove(channel, this, [this] { Release(); });
     Release();  // the reference gRPC held
   }
 
@@ -221,12 +226,32 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     return true;
   }
 
+  // The watched customer was merged into another: continue with the target's events from
+  // the merge on. Returns false when the status is not a merge redirect.
+  bool FollowMerge(const absl::Status& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::optional<identity::Moved> moved = identity::MovedTo(st);
+    if (!moved || ++merge_hops_ > identity::kMaxMergeHops) return false;
+    std::string old_channel = channel_;
+    customer_id_ = moved->target;
+    channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
+    position_ = moved->head;
+    need_head_ = false;
+    dirty_ = true;
+    Log(LogLevel::kInfo, "watch.follow_merge",
+        {{"target", customer_id_}, {"merge_id", moved->merge_id}});
+    ++refs_;  // for the new registration; the old one's is released by its Remove
+    svc_->hub_->Add(channel_, this);
+    svc_->hub_->Remove(old_channel, this, [this] { Release(); });
+    return true;
+  }
+
   void OnHead(absl::StatusOr<std::string> head) {
     if (!head.ok()) {
       {
         absl::MutexLock lock(&mu_);
         fetching_ = false;
         if (RetryLater(head.status())) return;
+        if (FollowMerge(head.status())) return;
       }
       return End(head.status());
     }
@@ -244,6 +269,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   void MaybeFetch() {
     std::string position;
+    std::string customer;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || fetching_ || writing_ || !queue_.empty() || need_head_ || !dirty_) return;
@@ -251,8 +277,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       fetching_ = true;
       ++refs_;
       position = position_;
+      customer = customer_id_;
     }
-    svc_->store_->ReadAfter(req_.tenant(), customer_id_, position, svc_->options_.watch_batch,
+    svc_->store_->ReadAfter(req_.tenant(), customer, position, svc_->options_.watch_batch,
                             absl::Now() + absl::Seconds(30),
                             [this](absl::StatusOr<TimelineStore::Batch> batch) {
                               OnBatch(std::move(batch));
@@ -262,12 +289,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 
   void OnBatch(absl::StatusOr<TimelineStore::Batch> batch) {
     bool fell_behind = false;
+    bool following = false;
     {
       absl::MutexLock lock(&mu_);
       fetching_ = false;
       if (finished_) return;
       if (!batch.ok() && RetryLater(batch.status())) return;
-      if (batch.ok()) {
+      if (!batch.ok() && FollowMerge(batch.status())) {
+        following = true;
+      } else if (batch.ok()) {
         unavailable_since_ = absl::InfiniteFuture();
         if (batch->events.empty()) {
           live_ = true;
@@ -285,6 +315,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
         }
       }
     }
+    if (following) return MaybeFetch();
     if (!batch.ok()) return End(batch.status());
     if (fell_behind) return End(FellBehind());
     WriteNext();
@@ -332,8 +363,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   std::optional<absl::Status> deferred_status_ ABSL_GUARDED_BY(mu_);  // End with a write out
   absl::Time end_requested_ ABSL_GUARDED_BY(mu_);
   absl::Time unavailable_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  std::string customer_id_;  // set once before the hub or Redis see this watcher
-  std::string channel_;
+  // The watched customer and its notify channel; they change when it is merged into another.
+  std::string customer_id_ ABSL_GUARDED_BY(mu_);
+  std::string channel_ ABSL_GUARDED_BY(mu_);
+  int merge_hops_ ABSL_GUARDED_BY(mu_) = 0;
   std::string position_ ABSL_GUARDED_BY(mu_);        // stream id of the last event sent
   std::string sent_stream_id_ ABSL_GUARDED_BY(mu_);  // of the event being written
   std::string last_cursor_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,127 @@
+// MergeEngine: merging two customers into one, and undoing it, as crash-safe idempotent steps.
+//
+//   MergeEngine engine(&redis_client);
+//   engine.Merge({"acme", "cus_src", "cus_tgt", "same person: verified by phone", actor, {}},
+//                deadline, [](absl::StatusOr<MergeEngine::Result> r) { ... });
+//   engine.Unmerge("acme", r->record.merge_id(), "wrong person", actor, deadline, done);
+//   engine.RecoverPending(deadline, done);  // at start-up and every few seconds
+//
+// A merge touches two customers on two hash tags (two Redis Cluster shards) plus the identifier
+// index keys, so it cannot be one atomic script. It is a durable record (os:{<tenant>:m:<id>},
+// listed in os:{merges}:pending until finished) and these steps, each one atomic script or an
+// idempotent command, each safe to run again:
+//   lock        both customers get merge_lock = <merge id> (lowest id first); from here their
+//               writes answer ABORTED. Limits are checked; a refusal releases both locks.
+//   stage       the target's timeline and the source's events are read, interleaved by
+//               occurred_at (the target's events keep their stream ids, so cursors and page
+//               tokens held by its readers stay valid) and written to a staging stream on the
+//               target's hash tag. Source events whose event_id the target holds are skipped.
+//   swap        one script on the target: the staging stream becomes the timeline, dedup,
+//               activity, open conversations and profile fields are merged, the target's
+//               overwritten profile values are kept for an Unmerge, and the stream head is
+//               recorded. Guarded by a per-merge marker, so a second run does nothing.
+//   identifiers each identifier index entry that names the source is moved to the target
+//               (compare-and-set), then added to the target's identifiers with its evidence
+//               and the merge id.
+//   mark        the source gets merged_into, merge_id, merged_head and loses its lock: from
+//               here every operation on it is redirected to the target (see identity/merged.h),
+//               and its watchers are woken to follow.
+//   finish      the target's lock is released, the record says MERGED, both histories list it.
+// The source's own keys are kept as they were: they are what an Unmerge gives back.
+//
+// Unmerge runs the same way: lock, return (events tagged with the merge — the source's and
+// those appended later through its id or identifiers — that the source lacks are appended to
+// it), remove (one script on the target deletes the tagged events, restores its profile values
+// and recomputes activity and conversations), identifiers (moved back by compare-and-set),
+// release (the source's merge fields and lock go), finish.
+//
+// Whoever runs a step — the original call, a retry of it, or RecoverPending in any server —
+// gets the same result; a crash at any point leaves a record that the next run finishes.
+//
+// Thread-safe. Callbacks run on the Redis loop thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "libs/common/callback.h"
+#include "libs/redis/client.h"
+#include "onestory/v1/identity.pb.h"
+
+namespace onestory::merge {
+
+// The most events a merge moves (source and target together); larger merges answer
+// RESOURCE_EXHAUSTED before anything changes.
+inline constexpr int64_t kMaxMergeEvents = 100000;
+// Merge records older than this with steps left are finished by RecoverPending.
+inline constexpr absl::Duration kRecoveryAfter = absl::Seconds(10);
+
+struct MergeInput {
+  std::string tenant;
+  std::string source_customer_id;
+  std::string target_customer_id;
+  std::string reason;
+  v1::Actor actor;
+  std::vector<std::string> take_from_source;  // profile paths
+  bool automatic = false;
+};
+
+class MergeEngine {
+ public:
+  struct Result {
+    v1::MergeRecord record;
+    bool already_merged = false;
+  };
+
+  // A test hook: called with each step's name ("merge.stage", "unmerge.return", ...) before the
+  // step runs; returning true stops the run there as a crash would (the call answers
+  // UNAVAILABLE and nothing is cleaned up).
+  using Failpoint = std::function<bool(const std::string& step)>;
+
+  explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr)
+      : client_(client), failpoint_(std::move(failpoint)) {}
+
+  // Validates (INVALID_ARGUMENT naming the field), then merges or finishes the merge of the
+  // same source into the same target that is under way. See the proto for the errors.
+  void Merge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
+
+  // Undoes a MERGED merge, or finishes an unmerge under way.
+  void Unmerge(const std::string& tenant, const std::string& merge_id, const std::string& reason,
+               const v1::Actor& actor, absl::Time deadline, Callback<v1::MergeRecord> done);
+
+  // The customer's merges and unmerges, newest first (at most 1,000).
+  void History(const std::string& tenant, const std::string& customer_id, absl::Time deadline,
+               Callback<std::vector<v1::MergeRecord>> done);
+
+  // Finishes every merge or unmerge whose record has not changed for kRecoveryAfter (all of
+  // them with `all`, as at start-up when no other server runs). Returns how many it finished.
+  void RecoverPending(bool all, absl::Time deadline, Callback<int> done);
+
+ private:
+  struct Run;
+  void Drive(std::shared_ptr<Run> run);
+  void Step(std::shared_ptr<Run> run, int next);
+  void Fail(std::shared_ptr<Run> run, absl::Status status);
+  void Lock(std::shared_ptr<Run> run);
+  void Stage(std::shared_ptr<Run> run);
+  void Swap(std::shared_ptr<Run> run);
+  void MoveIdentifiers(std::shared_ptr<Run> run);
+  void Mark(std::shared_ptr<Run> run);
+  void Finish(std::shared_ptr<Run> run);
+  void UnLock(std::shared_ptr<Run> run);
+  void Return(std::shared_ptr<Run> run);
+  void Remove(std::shared_ptr<Run> run);
+  void ReturnIdentifiers(std::shared_ptr<Run> run);
+  void Release(std::shared_ptr<Run> run);
+  void UnFinish(std::shared_ptr<Run> run);
+  void Resume(const std::string& tenant, const std::string& merge_id, absl::Time deadline,
+              Callback<v1::MergeRecord> done);
+  void StartMerge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
+
+  redis::Client* client_;
+  Failpoint failpoint_;
+};
+
+}  // namespace onestory::merge
