@@ -51,8 +51,7 @@ v1::IdentifierType DenyListType(absl::string_view name) {
     if (i == v1::IDENTIFIER_TYPE_UNSPECIFIED || !v1::IdentifierType_IsValid(i)) continue;
     auto type = static_cast<v1::IdentifierType>(i);
     absl::string_view enum_name = v1::IdentifierType_Name(type);
-    if (absl::ConsumePrefix(&enum_name, kEnumPrefix) &&
-        absl::AsciiStrToLower(enum_name) == name) {
+    if (absl::ConsumePrefix(&enum_name, kEnumPrefix) && absl::AsciiStrToLower(enum_name) == name) {
       return type;
     }
   }
@@ -68,7 +67,8 @@ absl::StatusOr<std::string> NormalizePrefix(v1::IdentifierType type, absl::strin
       for (char c : raw) {
         if (absl::ascii_isdigit(c)) {
           out.push_back(c);
-        } else if (!absl::ascii_isspace(c) && absl::string_view("+-.()").find(c) == absl::string_view::npos) {
+        } else if (!absl::ascii_isspace(c) &&
+                   absl::string_view("+-.()").find(c) == absl::string_view::npos) {
           return absl::InvalidArgumentError(
               "a phone number holds only digits, spaces, '+', '-', '.', '(' and ')'");
         }

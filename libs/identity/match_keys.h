@@ -4,8 +4,9 @@
 //   for (const MatchKey& k : ProfileMatchKeys(profile)) {
 //     // k.key "email:ann@example.com", k.code "same_email", k.detail "ann@example.com", 0.8
 //   }
-//   ASSIGN_OR_RETURN(MergeDenyList deny, MergeDenyList::Parse("device_id:kiosk-*,phone:18005550100"));
-//   if (deny.DeniedKey(k.key)) continue;
+//   ASSIGN_OR_RETURN(MergeDenyList deny,
+//   MergeDenyList::Parse("device_id:kiosk-*,phone:18005550100")); if (deny.DeniedKey(k.key))
+//   continue;
 //
 // A key is "<type name>:<normalized value>" (type names of keys::IdentifierTypeName: "email",
 // "phone", "loyalty", "app", "crm") or "name:<folded name>|<postal code>". Two profiles produce
@@ -105,7 +106,7 @@ class MergeDenyList {
   bool empty() const { return exact_.empty() && prefixes_.empty(); }
 
  private:
-  absl::flat_hash_set<std::string> exact_;                         // "<key name>:<value>"
+  absl::flat_hash_set<std::string> exact_;                            // "<key name>:<value>"
   std::vector<std::pair<v1::IdentifierType, std::string>> prefixes_;  // (type, value prefix)
 };
 

@@ -79,14 +79,13 @@ void MergeSuggester::IndexProfile(const std::string& tenant, const std::string& 
   if (set_keys.empty()) return done(true);
 
   struct Join {
+    Join(size_t n, Callback<bool> d) : pending(n), done(std::move(d)) {}
     absl::Mutex mu;
     size_t pending ABSL_GUARDED_BY(mu);
     absl::Status status ABSL_GUARDED_BY(mu);
-    Callback<bool> done;
+    Callback<bool> done;  // called once, by the last reply
   };
-  auto join = std::make_shared<Join>();
-  join->pending = set_keys.size();
-  join->done = std::move(done);
+  auto join = std::make_shared<Join>(set_keys.size(), std::move(done));
   for (std::string& key : set_keys) {
     client_->Command({"SADD", std::move(key), customer_id}, deadline,
                      [join](absl::StatusOr<Reply> r) {
@@ -158,9 +157,9 @@ void MergeSuggester::Suggest(const std::string& tenant, const std::string& custo
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   if (max < 0 || max > kMaxSuggestions) {
-    return done(absl::InvalidArgumentError(
-        absl::StrCat("max_suggestions: must be 0-", kMaxSuggestions, " (0 means ",
-                     kDefaultMaxSuggestions, ")")));
+    return done(
+        absl::InvalidArgumentError(absl::StrCat("max_suggestions: must be 0-", kMaxSuggestions,
+                                                " (0 means ", kDefaultMaxSuggestions, ")")));
   }
   auto call = std::make_shared<SuggestCall>();
   call->tenant = tenant;
@@ -168,11 +167,10 @@ void MergeSuggester::Suggest(const std::string& tenant, const std::string& custo
   call->max = max == 0 ? kDefaultMaxSuggestions : max;
   call->deadline = deadline;
   call->done = std::move(done);
-  store_->GetProfile(tenant, customer_id, deadline,
-                     [this, call](absl::StatusOr<v1::Profile> p) {
-                       if (!p.ok()) return call->done(p.status());
-                       LookUp(call, *std::move(p));
-                     });
+  store_->GetProfile(tenant, customer_id, deadline, [this, call](absl::StatusOr<v1::Profile> p) {
+    if (!p.ok()) return call->done(p.status());
+    LookUp(call, *std::move(p));
+  });
 }
 
 // Phase 1: who shares a key with the customer. Per key, the set of customers whose attributes
@@ -188,10 +186,10 @@ void MergeSuggester::LookUp(std::shared_ptr<SuggestCall> call, v1::Profile profi
   std::vector<Lookup> lookups;
   for (size_t i = 0; i < call->own.size(); ++i) {
     const OwnKey& k = call->own[i];
-    lookups.push_back({{"SRANDMEMBER", MatchSetKey(call->tenant, k.key.key),
-                        absl::StrCat(kMaxMembersPerKey)},
-                       i,
-                       true});
+    lookups.push_back(
+        {{"SRANDMEMBER", MatchSetKey(call->tenant, k.key.key), absl::StrCat(kMaxMembersPerKey)},
+         i,
+         true});
     // The owner of an identifier the customer owns is the customer: no need to ask.
     if (k.attribute && !k.identifier && k.key.type != v1::IDENTIFIER_TYPE_UNSPECIFIED) {
       lookups.push_back(
@@ -282,18 +280,17 @@ void MergeSuggester::Examine(std::shared_ptr<SuggestCall> call) {
                          }
                          arrived(st);
                        });
-    client_->Command({"HGET", keys::CustomerKeys(call->tenant, id).profile(),
-                      std::string(kMergedIntoField)},
-                     call->deadline, [call, i, arrived](absl::StatusOr<Reply> r) mutable {
-                       absl::Status st = r.status();
-                       {
-                         absl::MutexLock lock(&call->mu);
-                         // A failed read counts as merged: the candidate is skipped.
-                         call->candidates[i].merged_into =
-                             !r.ok() ? "?" : (r->is_string() ? r->str : "");
-                       }
-                       arrived(st);
-                     });
+    client_->Command(
+        {"HGET", keys::CustomerKeys(call->tenant, id).profile(), std::string(kMergedIntoField)},
+        call->deadline, [call, i, arrived](absl::StatusOr<Reply> r) mutable {
+          absl::Status st = r.status();
+          {
+            absl::MutexLock lock(&call->mu);
+            // A failed read counts as merged: the candidate is skipped.
+            call->candidates[i].merged_into = !r.ok() ? "?" : (r->is_string() ? r->str : "");
+          }
+          arrived(st);
+        });
   }
 }
 
@@ -325,8 +322,8 @@ void MergeSuggester::Finish(std::shared_ptr<SuggestCall> call) {
     absl::flat_hash_set<std::string> seen;  // code + detail
     for (const OwnKey& k : call->own) {
       // At least one side must be an attribute: one identifier has one owner.
-      bool shared = (k.attribute && (attribute_keys.contains(k.key.key) ||
-                                     identifier_keys.contains(k.key.key))) ||
+      bool shared = (k.attribute &&
+                     (attribute_keys.contains(k.key.key) || identifier_keys.contains(k.key.key))) ||
                     (k.identifier && attribute_keys.contains(k.key.key));
       if (shared && seen.insert(absl::StrCat(k.key.code, "\n", k.key.detail)).second) {
         matched.push_back(&k.key);

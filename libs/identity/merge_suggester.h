@@ -21,7 +21,10 @@
 // IndexProfile; a member whose attributes changed since is found stale by Suggest, which
 // re-reads every candidate's profile, and removed then (best effort). So a missed IndexProfile
 // (a crash after UpdateProfile) costs a missed suggestion until the next update, never a wrong
-// one.
+// one. (The removal can race a concurrent update that gives the value back — X, then Y, then X
+// again while a Suggest reads — and drop a fresh entry; the next update of that customer
+// restores it.) Members merged into another customer or gone are skipped, not removed: an
+// Unmerge brings them back.
 //
 // Values on the MergeDenyList are neither indexed nor looked up: never a reason.
 //

@@ -11,6 +11,8 @@
 //                                               profile values a merge overwrote
 //   k.merge_staging(m) -> "os:{acme:c:cus_1}:tl.m:<m>"  stream: a merge's rebuilt timeline
 //   k.merge_history() -> "os:{acme:c:cus_1}:mh" zset: merge id -> started ms
+//   k.remap()      -> "os:{acme:c:cus_1}:rm"    hash: stream id before a merge renumbered the
+//                                               timeline -> stream id now
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash: one merge's record and step
 //   PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge id>" with steps left
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
@@ -45,6 +47,7 @@ class CustomerKeys {
     return absl::StrCat(prefix_, "tl.m:", merge_id);
   }
   std::string merge_history() const { return prefix_ + "mh"; }
+  std::string remap() const { return prefix_ + "rm"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"

@@ -16,7 +16,10 @@
 //               occurred_at (the target's events keep their stream ids, so cursors and page
 //               tokens held by its readers stay valid) and written to a staging stream on the
 //               target's hash tag. Source events whose event_id the target holds are skipped.
-//   swap        one script on the target: the staging stream becomes the timeline, dedup,
+//               The plan is a pure function of the two frozen timelines, so a rerun continues
+//               the staging stream where it stopped.
+//   (swap)      the end of the stage step: one script on the target: the staging stream becomes
+//               the timeline, dedup,
 //               activity, open conversations and profile fields are merged, the target's
 //               overwritten profile values are kept for an Unmerge, and the stream head is
 //               recorded. Guarded by a per-merge marker, so a second run does nothing.
@@ -106,6 +109,7 @@ class MergeEngine {
   void Fail(std::shared_ptr<Run> run, absl::Status status);
   void Lock(std::shared_ptr<Run> run);
   void Stage(std::shared_ptr<Run> run);
+  void WriteStaging(std::shared_ptr<Run> run, size_t from);
   void Swap(std::shared_ptr<Run> run);
   void MoveIdentifiers(std::shared_ptr<Run> run);
   void Mark(std::shared_ptr<Run> run);

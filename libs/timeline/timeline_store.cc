@@ -124,14 +124,20 @@ end
 return out
 )lua"));
 
-// KEYS: profile, timeline. ARGV: customer id, 'asc'|'desc', start, count.
+// KEYS: profile, timeline, remap. ARGV: customer id, 'asc'|'desc', start, count.
+// An exclusive start ("(<id>") from before a merge renumbered the timeline is remapped first.
 const Script kRange("timeline.range", absl::StrCat(identity::kGuardLua, R"lua(
 local err = os_guard(KEYS[1], ARGV[1], false)
 if err then return err end
-if ARGV[2] == 'asc' then
-  return redis.call('XRANGE', KEYS[2], ARGV[3], '+', 'COUNT', ARGV[4])
+local start = ARGV[3]
+if string.sub(start, 1, 1) == '(' then
+  local now = redis.call('HGET', KEYS[3], string.sub(start, 2))
+  if now then start = '(' .. now end
 end
-return redis.call('XREVRANGE', KEYS[2], ARGV[3], '-', 'COUNT', ARGV[4])
+if ARGV[2] == 'asc' then
+  return redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[4])
+end
+return redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', ARGV[4])
 )lua"));
 
 uint64_t Fnv1a(absl::string_view data) {
@@ -371,7 +377,7 @@ void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
   chunk = std::min(chunk, kMaxExaminedPerList - state->examined + 1);
   keys::CustomerKeys ck(state->tenant, state->customer_id);
   client_->Eval(
-      kRange, {ck.profile(), ck.timeline()},
+      kRange, {ck.profile(), ck.timeline(), ck.remap()},
       {state->customer_id, state->oldest_first ? "asc" : "desc", state->start,
        absl::StrCat(chunk)},
       state->deadline, [this, state, chunk](absl::StatusOr<Reply> r) {
@@ -414,7 +420,7 @@ void TimelineStore::ReadAfter(const std::string& tenant, const std::string& cust
                               const std::string& after, int max, absl::Time deadline,
                               Callback<Batch> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kRange, {ck.profile(), ck.timeline()},
+  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()},
                 {customer_id, "asc", absl::StrCat("(", after), absl::StrCat(max)}, deadline,
                 [customer_id, after, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
                   if (!r.ok()) return done(r.status());
@@ -434,7 +440,7 @@ void TimelineStore::ReadAfter(const std::string& tenant, const std::string& cust
 void TimelineStore::Head(const std::string& tenant, const std::string& customer_id,
                          absl::Time deadline, Callback<std::string> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kRange, {ck.profile(), ck.timeline()}, {customer_id, "desc", "+", "1"}, deadline,
+  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()}, {customer_id, "desc", "+", "1"}, deadline,
                 [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
                   if (!r.ok()) return done(r.status());
                   if (r->elements.empty()) return done(std::string("0-0"));

@@ -30,6 +30,10 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
       std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get());
   s->context_store_ =
       std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get());
+  s->merge_engine_ =
+      std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
+  s->suggester_ = std::make_unique<identity::MergeSuggester>(
+      s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -42,7 +46,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
-    s->identity_service_ = std::make_unique<IdentityServiceImpl>(s->identity_store_.get());
+    s->identity_service_ = std::make_unique<IdentityServiceImpl>(
+        s->identity_store_.get(), s->merge_engine_.get(), s->suggester_.get(),
+        options.identity_policy);
     builder.RegisterService(s->identity_service_.get());
     s->service_names_.push_back("onestory.v1.IdentityService");
   }
@@ -63,6 +69,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
+  s->recovery_ = std::thread([srv = s.get()] { srv->RecoverMerges(); });
   if (!options.metrics_listen.empty()) {
     auto http = MetricsHttpServer::Start(options.metrics_listen);
     if (!http.ok()) return http.status();
@@ -118,11 +125,33 @@ void OneStoryServer::WatchHealth() {
   } while (!stop_health_.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
 }
 
+// Finishes merges a crash interrupted: all of them once at start-up, then those left alone for
+// merge::kRecoveryAfter (another server may still be running a younger one).
+void OneStoryServer::RecoverMerges() {
+  bool all = true;
+  do {
+    if (redis_->connected()) {
+      absl::Notification done;
+      merge_engine_->RecoverPending(all, absl::Now() + absl::Seconds(60),
+                                    [&done](absl::StatusOr<int> n) {
+                                      if (n.ok() && *n > 0) {
+                                        Log(LogLevel::kInfo, "merge.recovered",
+                                            {{"merges", absl::StrCat(*n)}});
+                                      }
+                                      done.Notify();
+                                    });
+      done.WaitForNotification();
+      all = false;
+    }
+  } while (!stop_health_.WaitForNotificationWithTimeout(options_.merge_recovery_interval));
+}
+
 void OneStoryServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // a failed Start has no server to stop
   shut_down_ = true;
   stop_health_.Notify();
   if (health_.joinable()) health_.join();
+  if (recovery_.joinable()) recovery_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (timeline_service_) timeline_service_->EndAllWatches();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
@@ -144,6 +173,8 @@ OneStoryServer::~OneStoryServer() {
   timeline_service_.reset();
   context_service_.reset();
   hub_.reset();
+  suggester_.reset();
+  merge_engine_.reset();
   redis_.reset();
 }
 

@@ -22,6 +22,8 @@
 #include "absl/time/time.h"
 #include "libs/context/context_store.h"
 #include "libs/identity/identity_store.h"
+#include "libs/identity/merge_suggester.h"
+#include "libs/merge/merge_engine.h"
 #include "libs/redis/client.h"
 #include "libs/timeline/timeline_store.h"
 #include "libs/timeline/watch_hub.h"
@@ -39,6 +41,11 @@ struct ServerOptions {
   bool timeline = true;
   bool context = true;
   TimelineServiceOptions timeline_options;
+  IdentityPolicy identity_policy;
+  // How often unfinished merges older than merge::kRecoveryAfter are finished (every pending
+  // merge is finished once at start-up).
+  absl::Duration merge_recovery_interval = absl::Seconds(5);
+  merge::MergeEngine::Failpoint merge_failpoint;  // tests only
   // Serve Prometheus metrics at http://<metrics_listen>/metrics; empty: no metrics endpoint.
   std::string metrics_listen;
   // How long Start waits for a first Redis connection before serving anyway.
@@ -54,6 +61,7 @@ class OneStoryServer {
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   std::string address() const;  // host:port as bound
   redis::Client* redis() { return redis_.get(); }
+  merge::MergeEngine* merge_engine() { return merge_engine_.get(); }
   TimelineServiceImpl* timeline_service() { return timeline_service_.get(); }
 
   // Health NOT_SERVING, ends every Watch with UNAVAILABLE, then lets in-flight calls finish
@@ -63,6 +71,7 @@ class OneStoryServer {
  private:
   OneStoryServer() = default;
   void WatchHealth();
+  void RecoverMerges();
   void RegisterGauges();
 
   ServerOptions options_;
@@ -72,6 +81,8 @@ class OneStoryServer {
   std::unique_ptr<identity::IdentityStore> identity_store_;
   std::unique_ptr<timeline::TimelineStore> timeline_store_;
   std::unique_ptr<context::ContextStore> context_store_;
+  std::unique_ptr<merge::MergeEngine> merge_engine_;
+  std::unique_ptr<identity::MergeSuggester> suggester_;
   std::unique_ptr<timeline::WatchHub> hub_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;
   std::unique_ptr<TimelineServiceImpl> timeline_service_;
@@ -80,6 +91,7 @@ class OneStoryServer {
   std::unique_ptr<MetricsHttpServer> metrics_;
   absl::Notification stop_health_;
   std::thread health_;
+  std::thread recovery_;
   bool shut_down_ = false;
 };
 

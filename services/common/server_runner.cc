@@ -1,6 +1,7 @@
 #include "services/common/server_runner.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +48,13 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
           "off.");
+ABSL_FLAG(std::string, auto_merge_types, "",
+          "Identifier types trusted to merge two customers on their own when linked with "
+          "verification ONE_TIME_CODE or AUTHENTICATED, per tenant: "
+          "\"acme=app_user_id+crm_id;*=app_user_id\" ('*': every tenant). Empty: never.");
+ABSL_FLAG(std::string, merge_deny_list, "",
+          "Shared identifiers that never merge customers nor suggest a merge, as "
+          "<type>:<value> with a trailing * for a prefix: \"device_id:kiosk-*,phone:18005550100\".");
 
 namespace onestory::service {
 namespace {
@@ -56,7 +64,8 @@ constexpr const char* kFlagNames[] = {
     "redis_password", "redis_connections", "redis_connect_timeout_ms",
     "redis_command_timeout_ms", "data_dir", "appendfsync",
     "watch_max_lag_ms", "shutdown_grace_ms", "port_file",
-    "log_level",      "metrics_listen",
+    "log_level",      "metrics_listen", "auto_merge_types",
+    "merge_deny_list",
 };
 
 // argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
@@ -151,6 +160,28 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   options.context = services.context;
   options.timeline_options.watch_max_lag =
       absl::Milliseconds(absl::GetFlag(FLAGS_watch_max_lag_ms));
+  auto auto_merge = IdentityPolicy::ParseAutoMergeTypes(absl::GetFlag(FLAGS_auto_merge_types));
+  if (!auto_merge.ok()) return Fail("config.invalid", auto_merge.status());
+  options.identity_policy.auto_merge_types = *std::move(auto_merge);
+  auto deny = identity::MergeDenyList::Parse(absl::GetFlag(FLAGS_merge_deny_list));
+  if (!deny.ok()) {
+    return Fail("config.invalid", absl::InvalidArgumentError(
+                                      absl::StrCat("--merge_deny_list: ", deny.status().message())));
+  }
+  options.identity_policy.deny_list = *std::move(deny);
+  // For fault tests: ONESTORY_FAILPOINT=<step> (e.g. merge.swap) kills the process as kill -9
+  // would, just before that step of a merge or unmerge.
+  if (const char* fp = std::getenv("ONESTORY_FAILPOINT"); fp != nullptr && *fp != '\0') {
+    std::string step = fp;
+    Log(LogLevel::kWarning, "failpoint.armed", {{"step", step}});
+    options.merge_failpoint = [step](const std::string& at) {
+      if (at == step) {
+        Log(LogLevel::kWarning, "failpoint.hit", {{"step", at}});
+        _exit(137);
+      }
+      return false;
+    };
+  }
   auto server = OneStoryServer::Start(options);
   if (!server.ok()) return Fail("server.start_failed", server.status());
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {

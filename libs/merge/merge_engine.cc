@@ -1,0 +1,1510 @@
+#include "libs/merge/merge_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "libs/common/log.h"
+#include "libs/common/status_macros.h"
+#include "libs/common/time_util.h"
+#include "libs/common/validation.h"
+#include "libs/identity/identity_store.h"
+#include "libs/identity/profile_codec.h"
+#include "libs/keys/key_schema.h"
+#include "onestory/v1/timeline.pb.h"
+
+namespace onestory::merge {
+namespace {
+
+using redis::Reply;
+using redis::Script;
+
+// Steps. A record's `step` field names the next one to run.
+enum StepId {
+  kLock = 1,
+  kStage = 2,
+  kSwap = 3,
+  kIdentifiers = 4,
+  kMark = 5,
+  kFinish = 6,
+  kULock = 11,
+  kUReturn = 12,
+  kURemove = 13,
+  kUIdentifiers = 14,
+  kURelease = 15,
+  kUFinish = 16,
+  kDone = 99,
+};
+
+const char* StepName(int step) {
+  switch (step) {
+    case kLock: return "merge.lock";
+    case kStage: return "merge.stage";
+    case kSwap: return "merge.swap";
+    case kIdentifiers: return "merge.identifiers";
+    case kMark: return "merge.mark";
+    case kFinish: return "merge.finish";
+    case kULock: return "unmerge.lock";
+    case kUReturn: return "unmerge.return";
+    case kURemove: return "unmerge.remove";
+    case kUIdentifiers: return "unmerge.identifiers";
+    case kURelease: return "unmerge.release";
+    case kUFinish: return "unmerge.finish";
+    default: return "done";
+  }
+}
+
+constexpr size_t kReadChunk = 1000;
+constexpr size_t kWriteChunkEntries = 256;
+constexpr size_t kWriteChunkBytes = 4 << 20;
+constexpr int kMaxReasonBytes = 1024;
+constexpr int kMaxTakePaths = 64;
+
+// KEYS: profile. ARGV: customer id, lock, role ('merge' | 'unmerge-source' | 'unmerge-target'),
+// expected target, merge id.
+const Script kLockScript("merge.lock", R"lua(
+local g = redis.call('HMGET', KEYS[1], 'created_at', 'merged_into', 'merge_lock', 'merge_id')
+if not g[1] then return redis.error_reply('OS_NOT_FOUND customer ' .. ARGV[1] .. ' not found') end
+if g[3] == ARGV[2] then return 1 end
+if g[3] then
+  return redis.error_reply('OS_BUSY customer ' .. ARGV[1] .. ' is held by merge ' .. g[3] ..
+                           '; retry shortly')
+end
+if ARGV[3] == 'merge' and g[2] then
+  return redis.error_reply('OS_CONFLICT customer ' .. ARGV[1] .. ' was merged into ' .. g[2] ..
+                           ' (merge ' .. (g[4] or '?') .. ')')
+end
+if ARGV[3] == 'unmerge-source' and (g[2] ~= ARGV[4] or g[4] ~= ARGV[5]) then
+  return redis.error_reply('OS_CONFLICT customer ' .. ARGV[1] .. ' is not merged by ' .. ARGV[5])
+end
+if ARGV[3] == 'unmerge-target' and g[2] then
+  return redis.error_reply('OS_CONFLICT target ' .. ARGV[1] .. ' was since merged into ' .. g[2] ..
+                           ' by merge ' .. (g[4] or '?') .. '; unmerge that one first')
+end
+redis.call('HSET', KEYS[1], 'merge_lock', ARGV[2])
+return 1
+)lua");
+
+// KEYS: profile. ARGV: lock. Releases the lock when it is held by ARGV[1].
+const Script kUnlockScript("merge.unlock", R"lua(
+if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'merge_lock')
+  return 1
+end
+return 0
+)lua");
+
+// KEYS: staging, merge state. ARGV: merge id, then per entry: id, blob, tag, appended ms.
+const Script kStageScript("merge.stage", R"lua(
+if redis.call('HEXISTS', KEYS[2], ARGV[1] .. ':swapped') == 1 then return -1 end
+for i = 2, #ARGV, 4 do
+  local fields = {'e', ARGV[i + 1]}
+  if ARGV[i + 2] ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = ARGV[i + 2] end
+  if ARGV[i + 3] ~= '' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[i + 3] end
+  redis.call('XADD', KEYS[1], ARGV[i], unpack(fields))
+end
+return 1
+)lua");
+
+// KEYS: timeline, staging, dedup, merge state, profile, conversations, remap.
+// ARGV: merge id, expected staging length, then counted lists: dedup (event id, stream id),
+// remap (old id, new id), profile (field, value), then the priors blob, then conversations
+// (id, value). Returns the timeline's head afterwards.
+// The remap hash sends every stream id the target's readers may hold (in a Watch cursor or a
+// List page token) to the id its event has now; entries left by earlier merges are carried
+// forward to the new ids.
+const Script kSwapScript("merge.swap", R"lua(
+if redis.call('HEXISTS', KEYS[4], ARGV[1] .. ':swapped') == 1 then
+  return redis.call('HGET', KEYS[4], ARGV[1] .. ':head')
+end
+local len = redis.call('XLEN', KEYS[2])
+if len ~= tonumber(ARGV[2]) then
+  return redis.error_reply('OS_CONFLICT staging holds ' .. len .. ' entries, expected ' .. ARGV[2])
+end
+if len > 0 then redis.call('RENAME', KEYS[2], KEYS[1]) else redis.call('DEL', KEYS[1]) end
+local i = 3
+local n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+local moved = {}
+for k = 1, n do moved[ARGV[i]] = ARGV[i + 1]; i = i + 2 end
+local old = redis.call('HGETALL', KEYS[7])
+for k = 1, #old, 2 do
+  local to = moved[old[k + 1]]
+  if to then redis.call('HSET', KEYS[7], old[k], to) end
+end
+for from, to in pairs(moved) do redis.call('HSET', KEYS[7], from, to) end
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', KEYS[4], ARGV[1] .. ':prior', ARGV[i]); i = i + 1
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local head = '0-0'
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then head = last[1][1] end
+redis.call('HSET', KEYS[4], ARGV[1] .. ':swapped', '1', ARGV[1] .. ':head', head)
+return head
+)lua");
+
+// KEYS: identifier index. ARGV: new owner, old owner. Moves the entry when the old owner (or
+// already the new one) has it. Returns 1 when the new owner has it afterwards.
+const Script kMoveIndex("merge.move_index", R"lua(
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return 1 end
+if owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+return 0
+)lua");
+
+// KEYS: identifiers. ARGV: (field, value) pairs, set where absent.
+const Script kAddIdentifiers("merge.add_identifiers", R"lua(
+for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+)lua");
+
+// KEYS: profile. ARGV: target, merge id, head, notify channel. Marks the source merged.
+const Script kMarkScript("merge.mark", R"lua(
+redis.call('HSET', KEYS[1], 'merged_into', ARGV[1], 'merge_id', ARGV[2], 'merged_head', ARGV[3])
+if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'merge_lock')
+end
+redis.call('PUBLISH', ARGV[4], 'merged')
+return 1
+)lua");
+
+// KEYS: profile. ARGV: lock, notify channel, message. Releases the lock and wakes watchers.
+const Script kReleaseAndNotify("merge.release_notify", R"lua(
+if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'merge_lock')
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+)lua");
+
+// KEYS: timeline, dedup. ARGV: (event id, blob, appended ms) triples. Appends the events the
+// timeline lacks. Returns how many were appended.
+const Script kReturnScript("merge.return", R"lua(
+local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    local sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 'a', ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], sid)
+    n = n + 1
+  end
+end
+return n
+)lua");
+
+// KEYS: timeline, dedup, merge state, profile, conversations. ARGV: merge id, then counted
+// lists: removed (stream id, event id), restores (field, merged value, had 0/1, old value),
+// activity (field, value), conversations (id, value).
+const Script kRemoveScript("merge.remove", R"lua(
+if redis.call('HEXISTS', KEYS[3], ARGV[1] .. ':unmerged') == 1 then return 0 end
+local i = 2
+local n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do
+  redis.call('XDEL', KEYS[1], ARGV[i])
+  if redis.call('HGET', KEYS[2], ARGV[i + 1]) == ARGV[i] then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
+  i = i + 2
+end
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do
+  if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
+    if ARGV[i + 2] == '1' then redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 3])
+    else redis.call('HDEL', KEYS[4], ARGV[i]) end
+  end
+  i = i + 4
+end
+local all = redis.call('HKEYS', KEYS[4])
+for _, f in ipairs(all) do
+  if string.sub(f, 1, 4) == 'act:' then redis.call('HDEL', KEYS[4], f) end
+end
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('DEL', KEYS[5])
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', KEYS[3], ARGV[1] .. ':unmerged', '1')
+return 1
+)lua");
+
+// KEYS: profile, conversations. ARGV: lock, then counted lists: activity (field, value),
+// conversations (id, value). Clears the merge fields of an unmerged source and sets its
+// recomputed activity and conversations.
+const Script kReleaseSource("merge.release_source", R"lua(
+redis.call('HDEL', KEYS[1], 'merged_into', 'merge_id', 'merged_head')
+if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'merge_lock')
+end
+local all = redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(all) do
+  if string.sub(f, 1, 4) == 'act:' then redis.call('HDEL', KEYS[1], f) end
+end
+local i = 2
+local n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('DEL', KEYS[2])
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+return 1
+)lua");
+
+// A stream id as numbers, for ordering and for making ids between two others.
+struct StreamId {
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  bool operator<(const StreamId& o) const { return std::tie(ms, seq) < std::tie(o.ms, o.seq); }
+  std::string str() const { return absl::StrCat(ms, "-", seq); }
+  StreamId Next() const {
+    return seq == UINT64_MAX ? StreamId{ms + 1, 0} : StreamId{ms, seq + 1};
+  }
+};
+
+bool ParseStreamId(absl::string_view s, StreamId* out) {
+  std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(s, '-');
+  return absl::SimpleAtoi(p.first, &out->ms) && absl::SimpleAtoi(p.second, &out->seq);
+}
+
+// One timeline entry as stored, with its event decoded.
+struct Entry {
+  std::string id;
+  std::string blob;
+  std::string tag;       // 'm': the merge whose source it belongs to
+  std::string appended;  // 'a': ms first stored, for entries moved by a merge
+  v1::Event event;
+  std::string old_id;  // the id before a merge renumbered it
+  bool from_source = false;
+};
+
+absl::StatusOr<Entry> ParseEntry(const Reply& r) {
+  if (!r.is_array() || r.elements.size() != 2 || !r.elements[1].is_array()) {
+    return absl::InternalError("malformed timeline entry");
+  }
+  Entry e;
+  e.id = r.elements[0].str;
+  const auto& f = r.elements[1].elements;
+  for (size_t i = 0; i + 1 < f.size(); i += 2) {
+    if (f[i].str == "e") e.blob = f[i + 1].str;
+    if (f[i].str == "m") e.tag = f[i + 1].str;
+    if (f[i].str == "a") e.appended = f[i + 1].str;
+  }
+  if (!e.event.ParseFromString(e.blob)) {
+    return absl::InternalError(absl::StrCat("undecodable event at ", e.id));
+  }
+  return e;
+}
+
+std::string AppendedMs(const Entry& e) {
+  if (!e.appended.empty()) return e.appended;
+  return std::string(e.id.substr(0, e.id.find('-')));
+}
+
+// Activity and open conversations as the append script keeps them, recomputed from events in
+// timeline order.
+struct Derived {
+  std::map<std::string, int64_t> activity;         // "act:<channel>" -> ms
+  std::map<std::string, std::string> conversations;  // id -> "first|last|n|channel"
+};
+
+Derived Recompute(const std::vector<const Entry*>& entries) {
+  struct Conv {
+    int64_t first, last, n;
+    int channel;
+  };
+  Derived d;
+  std::map<std::string, Conv> convs;
+  for (const Entry* e : entries) {
+    const v1::Event& ev = e->event;
+    int64_t occ = ToMillis(ev.occurred_at());
+    std::string act = absl::StrCat(identity::kActivityPrefix, static_cast<int>(ev.channel()));
+    auto it = d.activity.find(act);
+    if (it == d.activity.end() || occ > it->second) d.activity[act] = occ;
+    if (ev.conversation_id().empty()) continue;
+    if (ev.kind() == v1::EVENT_KIND_CALL_ENDED || ev.kind() == v1::EVENT_KIND_CONVERSATION_ENDED) {
+      convs.erase(ev.conversation_id());
+      continue;
+    }
+    auto [c, inserted] =
+        convs.try_emplace(ev.conversation_id(), Conv{occ, occ, 0, ev.channel()});
+    if (occ >= c->second.last) {
+      c->second.last = occ;
+      c->second.channel = ev.channel();
+    }
+    c->second.first = std::min(c->second.first, occ);
+    ++c->second.n;
+  }
+  for (const auto& [id, c] : convs) {
+    d.conversations[id] = absl::StrCat(c.first, "|", c.last, "|", c.n, "|", c.channel);
+  }
+  return d;
+}
+
+void AppendCounted(std::vector<std::string>* args,
+                   const std::vector<std::pair<std::string, std::string>>& pairs) {
+  args->push_back(absl::StrCat(pairs.size()));
+  for (const auto& [a, b] : pairs) {
+    args->push_back(a);
+    args->push_back(b);
+  }
+}
+
+std::map<std::string, std::string> HashFromReply(const Reply& r) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) out[r.elements[i].str] = r.elements[i + 1].str;
+  return out;
+}
+
+absl::Status ValidateActor(const v1::Actor& actor) {
+  if (actor.type() == v1::Actor::TYPE_UNSPECIFIED || !v1::Actor::Type_IsValid(actor.type())) {
+    return absl::InvalidArgumentError("actor.type: required (CUSTOMER, AGENT, BOT or SYSTEM)");
+  }
+  bool needs_id = actor.type() == v1::Actor::TYPE_AGENT || actor.type() == v1::Actor::TYPE_BOT;
+  if (needs_id && actor.id().empty()) {
+    return absl::InvalidArgumentError("actor.id: required for an agent or a bot");
+  }
+  return ValidateText("actor.id", actor.id(), 128, false);
+}
+
+absl::Status ValidateReason(absl::string_view reason) {
+  if (reason.empty()) return absl::InvalidArgumentError("reason: required");
+  return ValidateText("reason", reason, kMaxReasonBytes);
+}
+
+}  // namespace
+
+// One merge or unmerge being driven through its steps.
+struct MergeEngine::Run {
+  std::string tenant;
+  v1::MergeRecord record;
+  int step = kLock;
+  absl::Time deadline;
+  Callback<v1::MergeRecord> done;
+  // Working state of the current step.
+  std::vector<Entry> target_entries;
+  std::vector<Entry> source_entries;
+  std::vector<Entry*> plan;  // the merged timeline, in order
+
+  const std::string& id() const { return record.merge_id(); }
+  const std::string& source() const { return record.source_customer_id(); }
+  const std::string& target() const { return record.target_customer_id(); }
+  keys::CustomerKeys source_keys() const { return keys::CustomerKeys(tenant, source()); }
+  keys::CustomerKeys target_keys() const { return keys::CustomerKeys(tenant, target()); }
+};
+
+namespace {
+
+// Reads a whole stream in chunks.
+void ReadStream(redis::Client* client, std::string key, absl::Time deadline,
+                Callback<std::vector<Entry>> done) {
+  struct State {
+    redis::Client* client;
+    std::string key;
+    absl::Time deadline;
+    std::vector<Entry> entries;
+    Callback<std::vector<Entry>> done;
+  };
+  auto st = std::make_shared<State>(State{client, std::move(key), deadline, {}, std::move(done)});
+  struct Next {
+    static void Read(std::shared_ptr<State> st, std::string start) {
+      st->client->Command(
+          {"XRANGE", st->key, start, "+", "COUNT", absl::StrCat(kReadChunk)}, st->deadline,
+          [st](absl::StatusOr<Reply> r) {
+            if (!r.ok()) return st->done(r.status());
+            for (const Reply& item : r->elements) {
+              absl::StatusOr<Entry> e = ParseEntry(item);
+              if (!e.ok()) return st->done(e.status());
+              st->entries.push_back(*std::move(e));
+            }
+            if (r->elements.size() < kReadChunk) return st->done(std::move(st->entries));
+            Read(st, absl::StrCat("(", st->entries.back().id));
+          });
+    }
+  };
+  Next::Read(std::move(st), "-");
+}
+
+// Runs `count` asynchronous operations and calls done with the first error or OK.
+class Barrier {
+ public:
+  static std::shared_ptr<Barrier> Make(size_t count, absl::AnyInvocable<void(absl::Status)> done) {
+    auto b = std::shared_ptr<Barrier>(new Barrier(count, std::move(done)));
+    if (count == 0) b->Finish();
+    return b;
+  }
+  void Arrive(const absl::Status& st) {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!st.ok() && status_.ok()) status_ = st;
+      last = --left_ == 0;
+    }
+    if (last) Finish();
+  }
+
+ private:
+  Barrier(size_t count, absl::AnyInvocable<void(absl::Status)> done)
+      : left_(count), done_(std::move(done)) {}
+  void Finish() { done_(status_); }
+  absl::Mutex mu_;
+  size_t left_;
+  absl::Status status_;
+  absl::AnyInvocable<void(absl::Status)> done_;
+};
+
+}  // namespace
+
+void MergeEngine::Merge(const MergeInput& in, absl::Time deadline, Callback<Result> done) {
+  if (absl::Status st = ValidateTenant(in.tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("source_customer_id", in.source_customer_id);
+      !st.ok()) {
+    return done(st);
+  }
+  if (absl::Status st = ValidateCustomerId("target_customer_id", in.target_customer_id);
+      !st.ok()) {
+    return done(st);
+  }
+  if (in.source_customer_id == in.target_customer_id) {
+    return done(absl::InvalidArgumentError(
+        "target_customer_id: must differ from source_customer_id (a customer cannot be merged "
+        "into itself)"));
+  }
+  if (absl::Status st = ValidateReason(in.reason); !st.ok()) return done(st);
+  if (absl::Status st = ValidateActor(in.actor); !st.ok()) return done(st);
+  if (static_cast<int>(in.take_from_source.size()) > kMaxTakePaths) {
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("take_from_source: at most ", kMaxTakePaths, " paths")));
+  }
+  for (size_t i = 0; i < in.take_from_source.size(); ++i) {
+    const std::string& p = in.take_from_source[i];
+    bool ok = p == "display_name" || p == "language" || p == "tier" ||
+              (absl::StartsWith(p, "attributes.") && p.size() > strlen("attributes.") &&
+               p.size() <= strlen("attributes.") + identity::kMaxAttributeKeyBytes &&
+               ValidateText("take_from_source", p, 512, false).ok());
+    if (!ok) {
+      return done(absl::InvalidArgumentError(absl::StrCat(
+          "take_from_source[", i, "]: unknown path '", p,
+          "'; allowed: display_name, language, tier, attributes.<key>")));
+    }
+  }
+  StartMerge(in, deadline, std::move(done));
+}
+
+void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
+                             Callback<Result> done_once) {
+  // Shared: the branches below each finish the call through one of several paths.
+  auto done = std::make_shared<Callback<Result>>(std::move(done_once));
+  keys::CustomerKeys sk(in.tenant, in.source_customer_id);
+  keys::CustomerKeys tk(in.tenant, in.target_customer_id);
+  client_->Command(
+      {"HMGET", sk.profile(), "created_at", "merged_into", "merge_id", "merge_lock"}, deadline,
+      [this, in, tk, deadline, done](absl::StatusOr<Reply> s) {
+        if (!s.ok()) return (*done)(s.status());
+        const auto& f = s->elements;
+        if (f.size() != 4) return (*done)(absl::InternalError("unexpected HMGET reply"));
+        if (f[0].is_nil()) {
+          return (*done)(absl::NotFoundError(absl::StrCat("source_customer_id: customer ",
+                                                       in.source_customer_id, " not found")));
+        }
+        auto resume = [this, in, deadline, done](const std::string& merge_id, bool finished) {
+          Resume(in.tenant, merge_id, deadline,
+                 [in, finished, done](absl::StatusOr<v1::MergeRecord> r) {
+                   if (!r.ok()) return (*done)(r.status());
+                   if (r->source_customer_id() != in.source_customer_id ||
+                       r->target_customer_id() != in.target_customer_id) {
+                     return (*done)(absl::AbortedError(absl::StrCat(
+                         "customer ", in.source_customer_id, " is held by merge ", r->merge_id(),
+                         "; retry shortly")));
+                   }
+                   (*done)(Result{*std::move(r), finished});
+                 });
+        };
+        if (f[1].is_string()) {
+          if (f[1].str == in.target_customer_id) return resume(f[2].str, true);
+          return (*done)(absl::FailedPreconditionError(
+              absl::StrCat("source_customer_id: customer ", in.source_customer_id,
+                           " was already merged into ", f[1].str, " (merge ", f[2].str, ")")));
+        }
+        if (f[3].is_string()) {
+          // A merge holds the source: finish it when it is this one (a retry), else refuse.
+          return resume(f[3].str, false);
+        }
+        client_->Command(
+            {"HMGET", tk.profile(), "created_at", "merged_into", "merge_id"}, deadline,
+            [this, in, deadline, done](absl::StatusOr<Reply> t) {
+              if (!t.ok()) return (*done)(t.status());
+              const auto& g = t->elements;
+              if (g.size() != 3) return (*done)(absl::InternalError("unexpected HMGET reply"));
+              if (g[0].is_nil()) {
+                return (*done)(absl::NotFoundError(absl::StrCat(
+                    "target_customer_id: customer ", in.target_customer_id, " not found")));
+              }
+              if (g[1].is_string()) {
+                return (*done)(absl::FailedPreconditionError(absl::StrCat(
+                    "target_customer_id: customer ", in.target_customer_id,
+                    " was merged into ", g[1].str, " (merge ", g[2].str, "); merge into ",
+                    g[1].str, " instead")));
+              }
+              auto run = std::make_shared<Run>();
+              run->tenant = in.tenant;
+              run->deadline = deadline;
+              v1::MergeRecord& rec = run->record;
+              rec.set_merge_id(NewRandomId("mrg_"));
+              rec.set_source_customer_id(in.source_customer_id);
+              rec.set_target_customer_id(in.target_customer_id);
+              rec.set_state(v1::MergeRecord::STATE_MERGING);
+              rec.set_reason(in.reason);
+              *rec.mutable_actor() = in.actor;
+              rec.set_automatic(in.automatic);
+              *rec.mutable_started_at() = FromMillis(NowMillis());
+              for (const auto& p : in.take_from_source) rec.add_take_from_source(p);
+              run->step = kLock;
+              run->done = [done](absl::StatusOr<v1::MergeRecord> r) {
+                if (!r.ok()) return (*done)(r.status());
+                (*done)(Result{*std::move(r), false});
+              };
+              Log(LogLevel::kInfo, "merge.started",
+                  {{"tenant", in.tenant},
+                   {"merge_id", rec.merge_id()},
+                   {"source", in.source_customer_id},
+                   {"target", in.target_customer_id}});
+              // The record first, then the pending entry: a record nobody lists holds no locks
+              // yet and is harmless.
+              client_->Command(
+                  {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+                   rec.SerializeAsString(), "step", absl::StrCat(kLock), "updated_at",
+                   absl::StrCat(NowMillis())},
+                  deadline, [this, run](absl::StatusOr<Reply> r) {
+                    if (!r.ok()) return run->done(r.status());
+                    client_->Command({"SADD", keys::PendingMergesKey(),
+                                      absl::StrCat(run->tenant, "/", run->id())},
+                                     run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                                       if (!r.ok()) return run->done(r.status());
+                                       Drive(run);
+                                     });
+                  });
+            });
+      });
+}
+
+void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
+                         absl::Time deadline, Callback<v1::MergeRecord> done) {
+  client_->Command(
+      {"HMGET", keys::MergeKey(tenant, merge_id), "rec", "step"}, deadline,
+      [this, tenant, merge_id, deadline, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        if (r->elements.size() != 2 || r->elements[0].is_nil()) {
+          return done(absl::NotFoundError(absl::StrCat("merge_id: no merge ", merge_id)));
+        }
+        auto run = std::make_shared<Run>();
+        run->tenant = tenant;
+        run->deadline = deadline;
+        run->done = std::move(done);
+        int step = 0;
+        if (!run->record.ParseFromString(r->elements[0].str) ||
+            !absl::SimpleAtoi(r->elements[1].str, &step)) {
+          return run->done(absl::InternalError(absl::StrCat("merge ", merge_id, " record unreadable")));
+        }
+        run->step = step;
+        Drive(run);
+      });
+}
+
+void MergeEngine::Drive(std::shared_ptr<Run> run) {
+  if (run->step != kDone && failpoint_ && failpoint_(StepName(run->step))) {
+    return run->done(absl::UnavailableError(absl::StrCat("failpoint ", StepName(run->step))));
+  }
+  switch (run->step) {
+    case kLock: return Lock(run);
+    case kStage: return Stage(run);
+    case kSwap: return Swap(run);
+    case kIdentifiers: return MoveIdentifiers(run);
+    case kMark: return Mark(run);
+    case kFinish: return Finish(run);
+    case kULock: return UnLock(run);
+    case kUReturn: return Return(run);
+    case kURemove: return Remove(run);
+    case kUIdentifiers: return ReturnIdentifiers(run);
+    case kURelease: return Release(run);
+    case kUFinish: return UnFinish(run);
+    case kDone: return run->done(run->record);
+    default:
+      return run->done(absl::InternalError(absl::StrCat("merge ", run->id(), ": unknown step ",
+                                                        run->step)));
+  }
+}
+
+// Saves the record with the next step, then runs it.
+void MergeEngine::Step(std::shared_ptr<Run> run, int next) {
+  run->step = next;
+  std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+                                  run->record.SerializeAsString(), "step", absl::StrCat(next),
+                                  "updated_at", absl::StrCat(NowMillis())};
+  client_->Command(std::move(cmd), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+    if (!r.ok()) return Fail(run, r.status());
+    if (run->step != kDone) return Drive(run);
+    client_->Command({"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+                     run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                       if (!r.ok()) return Fail(run, r.status());
+                       Drive(run);
+                     });
+  });
+}
+
+void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
+  Log(LogLevel::kWarning, "merge.step_failed",
+      {{"tenant", run->tenant},
+       {"merge_id", run->id()},
+       {"step", StepName(run->step)},
+       {"error", status.ToString()}});
+  run->done(std::move(status));
+}
+
+// ---- merge steps ------------------------------------------------------------------------------
+
+void MergeEngine::Lock(std::shared_ptr<Run> run) {
+  // Lowest customer id first, so two merges of the same pair in opposite directions cannot
+  // each hold one lock.
+  std::vector<std::pair<std::string, std::string>> order = {{run->source(), "merge"},
+                                                            {run->target(), "merge"}};
+  std::sort(order.begin(), order.end());
+  auto abort = [this, run](absl::Status status) {
+    // Refused before anything moved: release what this merge holds and forget it.
+    auto b = Barrier::Make(2, [this, run, status](absl::Status) {
+      client_->Command({"DEL", keys::MergeKey(run->tenant, run->id())}, run->deadline,
+                       [this, run, status](absl::StatusOr<Reply>) {
+                         client_->Command({"SREM", keys::PendingMergesKey(),
+                                           absl::StrCat(run->tenant, "/", run->id())},
+                                          run->deadline, [run, status](absl::StatusOr<Reply>) {
+                                            Log(LogLevel::kInfo, "merge.refused",
+                                                {{"merge_id", run->id()},
+                                                 {"reason", status.ToString()}});
+                                            run->done(status);
+                                          });
+                       });
+    });
+    for (const std::string& c : {run->source(), run->target()}) {
+      client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
+                    run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+    }
+  };
+  auto lock_one = [this, run](const std::string& customer, Callback<Reply> cb) {
+    client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, customer).profile()},
+                  {customer, run->id(), "merge", run->target(), run->id()}, run->deadline,
+                  std::move(cb));
+  };
+  lock_one(order[0].first, [this, run, order, abort, lock_one](absl::StatusOr<Reply> r) mutable {
+    if (!r.ok()) {
+      if (r.status().code() == absl::StatusCode::kUnavailable ||
+          r.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return Fail(run, r.status());  // left for a retry or the recovery pass
+      }
+      return abort(r.status());
+    }
+    lock_one(order[1].first, [this, run, abort](absl::StatusOr<Reply> r) mutable {
+      if (!r.ok()) {
+        if (r.status().code() == absl::StatusCode::kUnavailable ||
+            r.status().code() == absl::StatusCode::kDeadlineExceeded) {
+          return Fail(run, r.status());
+        }
+        return abort(r.status());
+      }
+      // Both held: check the limits on frozen customers.
+      keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+      client_->Command({"HGETALL", sk.identifiers()}, run->deadline,
+                       [this, run, abort, tk, sk](absl::StatusOr<Reply> sids) mutable {
+        if (!sids.ok()) return Fail(run, sids.status());
+        client_->Command({"HKEYS", tk.identifiers()}, run->deadline,
+                         [this, run, abort, tk, sk, sids = *std::move(sids)](
+                             absl::StatusOr<Reply> tids) mutable {
+          if (!tids.ok()) return Fail(run, tids.status());
+          std::map<std::string, int> per_type;
+          for (const Reply& f : tids->elements) ++per_type[f.str.substr(0, f.str.find(':'))];
+          run->record.clear_source_identifiers();
+          for (size_t i = 0; i + 1 < sids.elements.size(); i += 2) {
+            const std::string& f = sids.elements[i].str;
+            ++per_type[f.substr(0, f.find(':'))];
+            v1::LinkedIdentifier li;
+            if (identity::LinkedIdentifierFromEntry(f, sids.elements[i + 1].str, &li)) {
+              *run->record.add_source_identifiers() = std::move(li);
+            }
+          }
+          size_t total = tids->elements.size() + sids.elements.size() / 2;
+          if (total > static_cast<size_t>(identity::kMaxIdentifiersPerCustomer)) {
+            return abort(absl::ResourceExhaustedError(absl::StrCat(
+                "the merged customer would have ", total, " identifiers; at most ",
+                identity::kMaxIdentifiersPerCustomer)));
+          }
+          for (const auto& [type, n] : per_type) {
+            if (n > identity::kMaxIdentifiersPerType) {
+              return abort(absl::ResourceExhaustedError(absl::StrCat(
+                  "the merged customer would have ", n, " identifiers of type ", type,
+                  "; at most ", identity::kMaxIdentifiersPerType)));
+            }
+          }
+          auto lens = std::make_shared<std::vector<int64_t>>(2, 0);
+          auto b = Barrier::Make(2, [this, run, abort, lens](absl::Status st) mutable {
+            if (!st.ok()) return Fail(run, st);
+            int64_t events = (*lens)[0] + (*lens)[1];
+            if (events > kMaxMergeEvents) {
+              return abort(absl::ResourceExhaustedError(
+                  absl::StrCat("the merged timeline would hold ", events, " events; at most ",
+                               kMaxMergeEvents, " can be merged")));
+            }
+            Step(run, kStage);
+          });
+          client_->Command({"XLEN", sk.timeline()}, run->deadline,
+                           [b, lens](absl::StatusOr<Reply> r) {
+                             if (r.ok()) (*lens)[0] = r->integer;
+                             b->Arrive(r.status());
+                           });
+          client_->Command({"XLEN", tk.timeline()}, run->deadline,
+                           [b, lens](absl::StatusOr<Reply> r) {
+                             if (r.ok()) (*lens)[1] = r->integer;
+                             b->Arrive(r.status());
+                           });
+        });
+      });
+    });
+  });
+}
+
+void MergeEngine::Stage(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  client_->Command(
+      {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":swapped")}, run->deadline,
+      [this, run, sk, tk](absl::StatusOr<Reply> swapped) {
+        if (!swapped.ok()) return Fail(run, swapped.status());
+        if (swapped->is_string()) return Step(run, kIdentifiers);  // swapped by an earlier run
+        ReadStream(client_, tk.timeline(), run->deadline,
+                   [this, run, sk, tk](absl::StatusOr<std::vector<Entry>> t) {
+          if (!t.ok()) return Fail(run, t.status());
+          run->target_entries = *std::move(t);
+          ReadStream(client_, sk.timeline(), run->deadline,
+                     [this, run, tk](absl::StatusOr<std::vector<Entry>> s) {
+            if (!s.ok()) return Fail(run, s.status());
+            run->source_entries = *std::move(s);
+            // Interleave by occurred_at: the target's events keep their order and ids; the
+            // source's (sorted by occurred_at, stable) take ids in the gaps between them.
+            absl::flat_hash_set<std::string> target_ids;
+            for (const Entry& e : run->target_entries) target_ids.insert(e.event.event_id());
+            std::vector<Entry*> src;
+            int64_t skipped = 0;
+            for (Entry& e : run->source_entries) {
+              if (target_ids.contains(e.event.event_id())) {
+                ++skipped;
+                continue;
+              }
+              e.from_source = true;
+              e.tag = run->id();
+              src.push_back(&e);
+            }
+            std::stable_sort(src.begin(), src.end(), [](const Entry* a, const Entry* b) {
+              return ToMillis(a->event.occurred_at()) < ToMillis(b->event.occurred_at());
+            });
+            // Every entry gets a new id above the target's newest, in merged order; the old
+            // ids of the target's entries are remapped (see kSwapScript), and each entry keeps
+            // the time it was first stored in 'a'.
+            StreamId next{0, 0};
+            if (!run->target_entries.empty()) {
+              StreamId last;
+              if (!ParseStreamId(run->target_entries.back().id, &last)) {
+                return Fail(run, absl::InternalError("bad stream id in the target's timeline"));
+              }
+              next = StreamId{last.ms + 1, 0};
+            } else {
+              next = StreamId{0, 1};
+            }
+            std::vector<Entry*> plan;
+            size_t j = 0;
+            auto place = [&plan, &next](Entry* e) {
+              e->old_id = e->id;
+              e->appended = AppendedMs(*e);
+              e->id = next.str();
+              next = next.Next();
+              plan.push_back(e);
+            };
+            for (Entry& t : run->target_entries) {
+              int64_t occ = ToMillis(t.event.occurred_at());
+              while (j < src.size() && ToMillis(src[j]->event.occurred_at()) < occ) {
+                place(src[j++]);
+              }
+              place(&t);
+            }
+            while (j < src.size()) place(src[j++]);
+            run->record.set_events_moved(static_cast<int64_t>(src.size()));
+            run->record.set_events_skipped(skipped);
+            run->plan = std::move(plan);
+            client_->Command({"XREVRANGE", tk.merge_staging(run->id()), "+", "-", "COUNT", "1"},
+                             run->deadline, [this, run](absl::StatusOr<Reply> last) {
+                               if (!last.ok()) return Fail(run, last.status());
+                               size_t from = 0;
+                               if (!last->elements.empty()) {
+                                 // An earlier run wrote up to here: continue after it.
+                                 StreamId written, id;
+                                 ParseStreamId(last->elements[0].elements[0].str, &written);
+                                 while (from < run->plan.size() &&
+                                        ParseStreamId(run->plan[from]->id, &id) &&
+                                        !(written < id)) {
+                                   ++from;
+                                 }
+                               }
+                               WriteStaging(run, from);
+                             });
+          });
+        });
+      });
+}
+
+void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
+  if (from >= run->plan.size()) {
+    if (failpoint_ && failpoint_("merge.swap")) {
+      return run->done(absl::UnavailableError("failpoint merge.swap"));
+    }
+    return Swap(run);
+  }
+  keys::CustomerKeys tk = run->target_keys();
+  std::vector<std::string> args = {run->id()};
+  size_t bytes = 0, end = from;
+  while (end < run->plan.size() && end - from < kWriteChunkEntries && bytes < kWriteChunkBytes) {
+    const Entry* e = run->plan[end++];
+    args.push_back(e->id);
+    args.push_back(e->blob);
+    args.push_back(e->tag);
+    args.push_back(e->appended);
+    bytes += e->blob.size();
+  }
+  client_->Eval(kStageScript, {tk.merge_staging(run->id()), tk.merge_state()}, std::move(args),
+                run->deadline, [this, run, end](absl::StatusOr<Reply> r) {
+                  if (!r.ok()) return Fail(run, r.status());
+                  if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
+                  WriteStaging(run, end);
+                });
+}
+
+namespace {
+
+// The profile fields the target takes from the source, with the target's values before (for
+// an Unmerge): "field<TAB>had<TAB>old<TAB>new" lines, each part C-escaped.
+struct ProfileMerge {
+  std::vector<std::pair<std::string, std::string>> sets;
+  std::string priors;
+};
+
+ProfileMerge MergeProfiles(const std::map<std::string, std::string>& target,
+                           const std::map<std::string, std::string>& source,
+                           const std::vector<std::string>& take) {
+  ProfileMerge out;
+  std::set<std::string> take_fields;
+  for (const std::string& p : take) {
+    if (absl::StartsWith(p, "attributes.")) {
+      take_fields.insert(absl::StrCat(identity::kAttrPrefix, p.substr(strlen("attributes."))));
+    } else {
+      take_fields.insert(p);
+    }
+  }
+  auto set = [&](const std::string& field, const std::string& value) {
+    auto t = target.find(field);
+    bool had = t != target.end();
+    if (had && t->second == value) return;
+    out.sets.emplace_back(field, value);
+    absl::StrAppend(&out.priors, absl::CEscape(field), "\t", had ? "1" : "0", "\t",
+                    had ? absl::CEscape(t->second) : "", "\t", absl::CEscape(value), "\n");
+  };
+  for (const auto& [field, value] : source) {
+    bool plain = field == "display_name" || field == "language" || field == "tier" ||
+                 absl::StartsWith(field, identity::kAttrPrefix);
+    if (plain) {
+      if (!target.contains(field) || take_fields.contains(field)) set(field, value);
+    } else if (absl::StartsWith(field, identity::kConsentPrefix)) {
+      // "<state>:<updated ms>": the later decision wins.
+      auto t = target.find(field);
+      auto ms = [](const std::string& v) {
+        int64_t m = 0;
+        size_t colon = v.find(':');
+        if (colon != std::string::npos) absl::SimpleAtoi(v.substr(colon + 1), &m);
+        return m;
+      };
+      if (t == target.end() || ms(value) > ms(t->second)) set(field, value);
+    } else if (absl::StartsWith(field, identity::kActivityPrefix)) {
+      auto t = target.find(field);
+      int64_t a = 0, b = 0;
+      absl::SimpleAtoi(value, &a);
+      if (t != target.end()) absl::SimpleAtoi(t->second, &b);
+      if (t == target.end() || a > b) out.sets.emplace_back(field, value);  // derived: no prior
+    }
+  }
+  return out;
+}
+
+struct Prior {
+  std::string field;
+  bool had = false;
+  std::string old_value;
+  std::string new_value;
+};
+
+std::vector<Prior> ParsePriors(absl::string_view blob) {
+  std::vector<Prior> out;
+  for (absl::string_view line : absl::StrSplit(blob, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, '\t');
+    if (parts.size() != 4) continue;
+    Prior p;
+    if (!absl::CUnescape(parts[0], &p.field) || !absl::CUnescape(parts[2], &p.old_value) ||
+        !absl::CUnescape(parts[3], &p.new_value)) {
+      continue;
+    }
+    p.had = parts[1] == "1";
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+void MergeEngine::Swap(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  auto hashes = std::make_shared<std::vector<Reply>>(4);
+  auto b = Barrier::Make(4, [this, run, hashes, sk, tk](absl::Status st) {
+    if (!st.ok()) return Fail(run, st);
+    std::vector<std::string> take(run->record.take_from_source().begin(),
+                                  run->record.take_from_source().end());
+    ProfileMerge pm = MergeProfiles(HashFromReply((*hashes)[0]), HashFromReply((*hashes)[1]),
+                                    take);
+    // Conversations open on both sides become one.
+    std::map<std::string, std::string> convs = HashFromReply((*hashes)[2]);
+    for (const auto& [id, sv] : HashFromReply((*hashes)[3])) {
+      auto it = convs.find(id);
+      if (it == convs.end()) {
+        convs[id] = sv;
+        continue;
+      }
+      std::vector<absl::string_view> a = absl::StrSplit(it->second, '|');
+      std::vector<absl::string_view> c = absl::StrSplit(sv, '|');
+      int64_t af = 0, al = 0, an = 0, cf = 0, cl = 0, cn = 0;
+      if (a.size() != 4 || c.size() != 4 || !absl::SimpleAtoi(a[0], &af) ||
+          !absl::SimpleAtoi(a[1], &al) || !absl::SimpleAtoi(a[2], &an) ||
+          !absl::SimpleAtoi(c[0], &cf) || !absl::SimpleAtoi(c[1], &cl) ||
+          !absl::SimpleAtoi(c[2], &cn)) {
+        continue;
+      }
+      it->second = absl::StrCat(std::min(af, cf), "|", std::max(al, cl), "|", an + cn, "|",
+                                cl > al ? c[3] : a[3]);
+    }
+    std::vector<std::pair<std::string, std::string>> dedup, remap;
+    for (const Entry* e : run->plan) {
+      dedup.emplace_back(e->event.event_id(), e->id);
+      if (!e->from_source) remap.emplace_back(e->old_id, e->id);
+    }
+    std::vector<std::string> args = {run->id(), absl::StrCat(run->plan.size())};
+    AppendCounted(&args, dedup);
+    AppendCounted(&args, remap);
+    AppendCounted(&args, pm.sets);
+    args.push_back(pm.priors);
+    AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(convs.begin(),
+                                                                          convs.end()));
+    client_->Eval(kSwapScript,
+                  {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(), tk.merge_state(),
+                   tk.profile(), tk.conversations(), tk.remap()},
+                  std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                    if (!r.ok()) return Fail(run, r.status());
+                    run->plan.clear();
+                    run->target_entries.clear();
+                    run->source_entries.clear();
+                    Step(run, kIdentifiers);
+                  });
+  });
+  const std::string keys_to_read[4] = {tk.profile(), sk.profile(), tk.conversations(),
+                                       sk.conversations()};
+  for (int i = 0; i < 4; ++i) {
+    client_->Command({"HGETALL", keys_to_read[i]}, run->deadline,
+                     [b, hashes, i](absl::StatusOr<Reply> r) {
+                       if (r.ok()) (*hashes)[i] = *std::move(r);
+                       b->Arrive(r.status());
+                     });
+  }
+}
+
+void MergeEngine::MoveIdentifiers(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  client_->Command({"HGETALL", sk.identifiers()}, run->deadline, [this, run, tk](
+                                                                     absl::StatusOr<Reply> ids) {
+    if (!ids.ok()) return Fail(run, ids.status());
+    struct Moved {
+      std::string field;
+      std::string value;
+      bool moved = false;
+    };
+    auto moved = std::make_shared<std::vector<Moved>>();
+    for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
+      v1::LinkedIdentifier li;
+      if (!identity::LinkedIdentifierFromEntry(ids->elements[i].str, ids->elements[i + 1].str,
+                                               &li)) {
+        continue;
+      }
+      li.mutable_evidence()->set_merge_id(run->id());
+      li.mutable_evidence()->set_merged_from(run->source());
+      moved->push_back({ids->elements[i].str, identity::EncodeEvidence(li.evidence()), false});
+    }
+    auto b = Barrier::Make(moved->size(), [this, run, tk, moved](absl::Status st) {
+      if (!st.ok()) return Fail(run, st);
+      std::vector<std::string> args;
+      int n = 0;
+      for (const auto& m : *moved) {
+        if (!m.moved) continue;
+        args.push_back(m.field);
+        args.push_back(m.value);
+        ++n;
+      }
+      auto next = [this, run](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return Fail(run, r.status());
+        Step(run, kMark);
+      };
+      if (args.empty()) return next(Reply{});
+      client_->Eval(kAddIdentifiers, {tk.identifiers()}, std::move(args), run->deadline,
+                    std::move(next));
+    });
+    for (size_t i = 0; i < moved->size(); ++i) {
+      const std::string& field = (*moved)[i].field;
+      size_t colon = field.find(':');
+      std::string index = keys::IdentifierKey(
+          run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)), field.substr(colon + 1));
+      // The index first: a crash before the target's list is updated is finished by a rerun,
+      // which finds the entry already moved.
+      client_->Eval(kMoveIndex, {index}, {run->target(), run->source()}, run->deadline,
+                    [b, moved, i](absl::StatusOr<Reply> r) {
+                      if (r.ok()) (*moved)[i].moved = r->integer == 1;
+                      b->Arrive(r.status());
+                    });
+    }
+  });
+}
+
+void MergeEngine::Mark(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  client_->Command(
+      {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":head")}, run->deadline,
+      [this, run, sk](absl::StatusOr<Reply> head) {
+        if (!head.ok()) return Fail(run, head.status());
+        std::string h = head->is_string() ? head->str : "0-0";
+        client_->Eval(kMarkScript, {sk.profile()}, {run->target(), run->id(), h, sk.channel()},
+                      run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                        if (!r.ok()) return Fail(run, r.status());
+                        Step(run, kFinish);
+                      });
+      });
+}
+
+void MergeEngine::Finish(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  client_->Eval(
+      kReleaseAndNotify, {tk.profile()}, {run->id(), tk.channel(), "merged"}, run->deadline,
+      [this, run, sk, tk](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return Fail(run, r.status());
+        std::string score = absl::StrCat(ToMillis(run->record.started_at()));
+        auto b = Barrier::Make(2, [this, run](absl::Status st) {
+          if (!st.ok()) return Fail(run, st);
+          run->record.set_state(v1::MergeRecord::STATE_MERGED);
+          *run->record.mutable_merged_at() = FromMillis(NowMillis());
+          Log(LogLevel::kInfo, "merge.done",
+              {{"tenant", run->tenant},
+               {"merge_id", run->id()},
+               {"source", run->source()},
+               {"target", run->target()},
+               {"events_moved", absl::StrCat(run->record.events_moved())},
+               {"events_skipped", absl::StrCat(run->record.events_skipped())},
+               {"identifiers", absl::StrCat(run->record.source_identifiers_size())}});
+          Step(run, kDone);
+        });
+        for (const auto& k : {sk, tk}) {
+          client_->Command({"ZADD", k.merge_history(), score, run->id()}, run->deadline,
+                           [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+        }
+      });
+}
+
+// ---- unmerge steps ----------------------------------------------------------------------------
+
+void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id,
+                          const std::string& reason, const v1::Actor& actor, absl::Time deadline,
+                          Callback<v1::MergeRecord> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("merge_id", merge_id); !st.ok()) return done(st);
+  if (absl::Status st = ValidateReason(reason); !st.ok()) return done(st);
+  if (absl::Status st = ValidateActor(actor); !st.ok()) return done(st);
+  client_->Command(
+      {"HMGET", keys::MergeKey(tenant, merge_id), "rec", "step"}, deadline,
+      [this, tenant, merge_id, reason, actor, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        v1::MergeRecord rec;
+        if (r->elements.size() != 2 || r->elements[0].is_nil() ||
+            !rec.ParseFromString(r->elements[0].str)) {
+          return done(absl::NotFoundError(absl::StrCat("merge_id: no merge ", merge_id)));
+        }
+        switch (rec.state()) {
+          case v1::MergeRecord::STATE_MERGING:
+            return done(absl::FailedPreconditionError(absl::StrCat(
+                "merge_id: merge ", merge_id, " is still running; unmerge it once it is done")));
+          case v1::MergeRecord::STATE_UNMERGED:
+            return done(absl::FailedPreconditionError(
+                absl::StrCat("merge_id: merge ", merge_id, " was already unmerged")));
+          case v1::MergeRecord::STATE_UNMERGING:
+            return Resume(tenant, merge_id, deadline, std::move(done));
+          default:
+            break;
+        }
+        auto run = std::make_shared<Run>();
+        run->tenant = tenant;
+        run->deadline = deadline;
+        run->record = std::move(rec);
+        run->record.set_state(v1::MergeRecord::STATE_UNMERGING);
+        run->record.set_unmerge_reason(reason);
+        *run->record.mutable_unmerged_by() = actor;
+        run->done = std::move(done);
+        Log(LogLevel::kInfo, "unmerge.started",
+            {{"tenant", tenant}, {"merge_id", merge_id}, {"source", run->source()},
+             {"target", run->target()}});
+        client_->Command({"SADD", keys::PendingMergesKey(), absl::StrCat(tenant, "/", merge_id)},
+                         deadline, [this, run](absl::StatusOr<Reply> r) {
+                           if (!r.ok()) return run->done(r.status());
+                           Step(run, kULock);
+                         });
+      });
+}
+
+void MergeEngine::UnLock(std::shared_ptr<Run> run) {
+  std::vector<std::pair<std::string, std::string>> order = {{run->source(), "unmerge-source"},
+                                                            {run->target(), "unmerge-target"}};
+  std::sort(order.begin(), order.end());
+  auto abort = [this, run](absl::Status status) {
+    // Refused: the merge stays as it was.
+    auto b = Barrier::Make(2, [this, run, status](absl::Status) {
+      run->record.set_state(v1::MergeRecord::STATE_MERGED);
+      run->record.clear_unmerge_reason();
+      run->record.clear_unmerged_by();
+      run->step = kDone;
+      std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+                                      run->record.SerializeAsString(), "step",
+                                      absl::StrCat(kDone)};
+      client_->Command(std::move(cmd), run->deadline, [this, run, status](absl::StatusOr<Reply>) {
+        client_->Command({"SREM", keys::PendingMergesKey(),
+                          absl::StrCat(run->tenant, "/", run->id())},
+                         run->deadline,
+                         [run, status](absl::StatusOr<Reply>) { run->done(status); });
+      });
+    });
+    for (const std::string& c : {run->source(), run->target()}) {
+      client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
+                    run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+    }
+  };
+  auto lock_one = [this, run](const std::pair<std::string, std::string>& who,
+                              Callback<Reply> cb) {
+    client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, who.first).profile()},
+                  {who.first, run->id(), who.second, run->target(), run->id()}, run->deadline,
+                  std::move(cb));
+  };
+  auto transient = [](const absl::Status& st) {
+    return st.code() == absl::StatusCode::kUnavailable ||
+           st.code() == absl::StatusCode::kDeadlineExceeded;
+  };
+  lock_one(order[0], [this, run, order, abort, lock_one, transient](absl::StatusOr<Reply> r) {
+    if (!r.ok()) return transient(r.status()) ? Fail(run, r.status()) : abort(r.status());
+    lock_one(order[1], [this, run, abort, transient](absl::StatusOr<Reply> r) {
+      if (!r.ok()) return transient(r.status()) ? Fail(run, r.status()) : abort(r.status());
+      Step(run, kUReturn);
+    });
+  });
+}
+
+void MergeEngine::Return(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  ReadStream(client_, tk.timeline(), run->deadline,
+             [this, run, sk](absl::StatusOr<std::vector<Entry>> t) {
+    if (!t.ok()) return Fail(run, t.status());
+    run->target_entries = *std::move(t);
+    std::vector<const Entry*> tagged;
+    for (const Entry& e : run->target_entries) {
+      if (e.tag == run->id()) tagged.push_back(&e);
+    }
+    auto returned = std::make_shared<std::atomic<int64_t>>(0);
+    size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
+    auto b = Barrier::Make(chunks, [this, run, returned](absl::Status st) {
+      if (!st.ok()) return Fail(run, st);
+      run->record.set_events_returned(run->record.events_returned() + returned->load());
+      Step(run, kURemove);
+    });
+    // Chunks are independent (each appends what the source lacks), so they run together;
+    // the source's timeline order among returned events follows their order here.
+    for (size_t c = 0; c < chunks; ++c) {
+      std::vector<std::string> args;
+      for (size_t i = c * kWriteChunkEntries;
+           i < std::min(tagged.size(), (c + 1) * kWriteChunkEntries); ++i) {
+        args.push_back(tagged[i]->event.event_id());
+        args.push_back(tagged[i]->blob);
+        args.push_back(AppendedMs(*tagged[i]));
+      }
+      client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args), run->deadline,
+                    [b, returned](absl::StatusOr<Reply> r) {
+                      if (r.ok()) *returned += r->integer;
+                      b->Arrive(r.status());
+                    });
+    }
+  });
+}
+
+void MergeEngine::Remove(std::shared_ptr<Run> run) {
+  keys::CustomerKeys tk = run->target_keys();
+  auto with_entries = [this, run, tk]() {
+    client_->Command(
+        {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":prior")}, run->deadline,
+        [this, run, tk](absl::StatusOr<Reply> prior) {
+          if (!prior.ok()) return Fail(run, prior.status());
+          std::vector<std::pair<std::string, std::string>> removed;
+          std::vector<const Entry*> kept;
+          for (const Entry& e : run->target_entries) {
+            if (e.tag == run->id()) {
+              removed.emplace_back(e.id, e.event.event_id());
+            } else {
+              kept.push_back(&e);
+            }
+          }
+          Derived d = Recompute(kept);
+          std::vector<std::string> args = {run->id()};
+          AppendCounted(&args, removed);
+          std::vector<Prior> priors =
+              ParsePriors(prior->is_string() ? absl::string_view(prior->str) : "");
+          args.push_back(absl::StrCat(priors.size()));
+          for (const Prior& p : priors) {
+            args.push_back(p.field);
+            args.push_back(p.new_value);
+            args.push_back(p.had ? "1" : "0");
+            args.push_back(p.old_value);
+          }
+          std::vector<std::pair<std::string, std::string>> act;
+          for (const auto& [f, ms] : d.activity) act.emplace_back(f, absl::StrCat(ms));
+          AppendCounted(&args, act);
+          AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
+                                   d.conversations.begin(), d.conversations.end()));
+          client_->Eval(kRemoveScript,
+                        {tk.timeline(), tk.dedup(), tk.merge_state(), tk.profile(),
+                         tk.conversations()},
+                        std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                          if (!r.ok()) return Fail(run, r.status());
+                          run->target_entries.clear();
+                          Step(run, kUIdentifiers);
+                        });
+        });
+  };
+  if (!run->target_entries.empty()) return with_entries();
+  ReadStream(client_, tk.timeline(), run->deadline,
+             [this, run, with_entries](absl::StatusOr<std::vector<Entry>> t) mutable {
+               if (!t.ok()) return Fail(run, t.status());
+               run->target_entries = *std::move(t);
+               with_entries();
+             });
+}
+
+void MergeEngine::ReturnIdentifiers(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+  client_->Command({"HGETALL", tk.identifiers()}, run->deadline, [this, run, sk, tk](
+                                                                     absl::StatusOr<Reply> ids) {
+    if (!ids.ok()) return Fail(run, ids.status());
+    auto fields = std::make_shared<std::vector<std::string>>();
+    for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
+      v1::LinkEvidence e;
+      if (identity::DecodeEvidence(ids->elements[i + 1].str, &e) && e.merge_id() == run->id()) {
+        fields->push_back(ids->elements[i].str);
+      }
+    }
+    auto b = Barrier::Make(fields->size(), [this, run, sk, tk, fields](absl::Status st) {
+      if (!st.ok()) return Fail(run, st);
+      auto after = [this, run](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return Fail(run, r.status());
+        Step(run, kURelease);
+      };
+      if (fields->empty()) return after(Reply{});
+      std::vector<std::string> cmd = {"HDEL", tk.identifiers()};
+      cmd.insert(cmd.end(), fields->begin(), fields->end());
+      client_->Command(std::move(cmd), run->deadline, std::move(after));
+    });
+    for (const std::string& field : *fields) {
+      size_t colon = field.find(':');
+      std::string index = keys::IdentifierKey(
+          run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)), field.substr(colon + 1));
+      client_->Eval(kMoveIndex, {index}, {run->source(), run->target()}, run->deadline,
+                    [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+    }
+  });
+}
+
+void MergeEngine::Release(std::shared_ptr<Run> run) {
+  keys::CustomerKeys sk = run->source_keys();
+  // The source's list still holds every identifier it had; drop those it no longer owns
+  // (unlinked from the target while merged).
+  client_->Command({"HKEYS", sk.identifiers()}, run->deadline, [this, run, sk](
+                                                                   absl::StatusOr<Reply> ids) {
+    if (!ids.ok()) return Fail(run, ids.status());
+    auto owners = std::make_shared<std::vector<std::string>>(ids->elements.size());
+    auto fields = std::make_shared<std::vector<std::string>>();
+    for (const Reply& f : ids->elements) fields->push_back(f.str);
+    auto b = Barrier::Make(fields->size(), [this, run, sk, owners, fields](absl::Status st) {
+      if (!st.ok()) return Fail(run, st);
+      std::vector<std::string> cmd = {"HDEL", sk.identifiers()};
+      for (size_t i = 0; i < fields->size(); ++i) {
+        if ((*owners)[i] != run->source()) cmd.push_back((*fields)[i]);
+      }
+      auto next = [this, run, sk](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return Fail(run, r.status());
+        ReadStream(client_, sk.timeline(), run->deadline,
+                   [this, run, sk](absl::StatusOr<std::vector<Entry>> s) {
+          if (!s.ok()) return Fail(run, s.status());
+          std::vector<const Entry*> all;
+          for (const Entry& e : *s) all.push_back(&e);
+          Derived d = Recompute(all);
+          std::vector<std::string> args = {run->id()};
+          std::vector<std::pair<std::string, std::string>> act;
+          for (const auto& [f, ms] : d.activity) act.emplace_back(f, absl::StrCat(ms));
+          AppendCounted(&args, act);
+          AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
+                                   d.conversations.begin(), d.conversations.end()));
+          client_->Eval(kReleaseSource, {sk.profile(), sk.conversations()}, std::move(args),
+                        run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                          if (!r.ok()) return Fail(run, r.status());
+                          Step(run, kUFinish);
+                        });
+        });
+      };
+      if (cmd.size() == 2) return next(Reply{});
+      client_->Command(std::move(cmd), run->deadline, std::move(next));
+    });
+    for (size_t i = 0; i < fields->size(); ++i) {
+      const std::string& field = (*fields)[i];
+      size_t colon = field.find(':');
+      client_->Command({"GET", keys::IdentifierKey(run->tenant,
+                                                   keys::IdentifierTypeFromName(field.substr(0, colon)),
+                                                   field.substr(colon + 1))},
+                       run->deadline, [b, owners, i](absl::StatusOr<Reply> r) {
+                         if (r.ok() && r->is_string()) (*owners)[i] = r->str;
+                         b->Arrive(r.status());
+                       });
+    }
+  });
+}
+
+void MergeEngine::UnFinish(std::shared_ptr<Run> run) {
+  keys::CustomerKeys tk = run->target_keys();
+  client_->Eval(kReleaseAndNotify, {tk.profile()}, {run->id(), tk.channel(), "unmerged"},
+                run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                  if (!r.ok()) return Fail(run, r.status());
+                  run->record.set_state(v1::MergeRecord::STATE_UNMERGED);
+                  *run->record.mutable_unmerged_at() = FromMillis(NowMillis());
+                  Log(LogLevel::kInfo, "unmerge.done",
+                      {{"tenant", run->tenant},
+                       {"merge_id", run->id()},
+                       {"source", run->source()},
+                       {"target", run->target()},
+                       {"events_returned", absl::StrCat(run->record.events_returned())}});
+                  Step(run, kDone);
+                });
+}
+
+// ---- history and recovery ---------------------------------------------------------------------
+
+void MergeEngine::History(const std::string& tenant, const std::string& customer_id,
+                          absl::Time deadline, Callback<std::vector<v1::MergeRecord>> done) {
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
+  if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
+  keys::CustomerKeys ck(tenant, customer_id);
+  client_->Command(
+      {"EXISTS", ck.profile()}, deadline,
+      [this, tenant, customer_id, ck, deadline, done = std::move(done)](
+          absl::StatusOr<Reply> exists) mutable {
+        if (!exists.ok()) return done(exists.status());
+        if (exists->integer == 0) {
+          return done(absl::NotFoundError(absl::StrCat("customer ", customer_id, " not found")));
+        }
+        client_->Command(
+            {"ZREVRANGE", ck.merge_history(), "0", "999"}, deadline,
+            [this, tenant, deadline, done = std::move(done)](absl::StatusOr<Reply> ids) mutable {
+              if (!ids.ok()) return done(ids.status());
+              auto records = std::make_shared<std::vector<v1::MergeRecord>>(ids->elements.size());
+              auto shared_done =
+                  std::make_shared<Callback<std::vector<v1::MergeRecord>>>(std::move(done));
+              auto b = Barrier::Make(ids->elements.size(),
+                                     [records, shared_done](absl::Status st) {
+                                       if (!st.ok()) return (*shared_done)(st);
+                                       (*shared_done)(std::move(*records));
+                                     });
+              for (size_t i = 0; i < ids->elements.size(); ++i) {
+                client_->Command({"HGET", keys::MergeKey(tenant, ids->elements[i].str), "rec"},
+                                 deadline, [b, records, i](absl::StatusOr<Reply> r) {
+                                   if (r.ok() && r->is_string()) {
+                                     (*records)[i].ParseFromString(r->str);
+                                   }
+                                   b->Arrive(r.status());
+                                 });
+              }
+            });
+      });
+}
+
+void MergeEngine::RecoverPending(bool all, absl::Time deadline, Callback<int> done) {
+  client_->Command(
+      {"SMEMBERS", keys::PendingMergesKey()}, deadline,
+      [this, all, deadline, done = std::move(done)](absl::StatusOr<Reply> members) mutable {
+        if (!members.ok()) return done(members.status());
+        auto finished = std::make_shared<std::atomic<int>>(0);
+        auto shared_done = std::make_shared<Callback<int>>(std::move(done));
+        auto b = Barrier::Make(members->elements.size(), [finished, shared_done](absl::Status st) {
+          if (!st.ok()) return (*shared_done)(st);
+          (*shared_done)(finished->load());
+        });
+        int64_t now = NowMillis();
+        for (const Reply& m : members->elements) {
+          std::pair<std::string, std::string> parts = absl::StrSplit(m.str, '/');
+          std::string tenant = parts.first, merge_id = parts.second;
+          client_->Command(
+              {"HMGET", keys::MergeKey(tenant, merge_id), "rec", "updated_at"}, deadline,
+              [this, all, now, tenant, merge_id, deadline, b, finished,
+               member = m.str](absl::StatusOr<Reply> r) {
+                if (!r.ok()) return b->Arrive(r.status());
+                if (r->elements.size() != 2 || r->elements[0].is_nil()) {
+                  // A record refused before it held anything, or already forgotten.
+                  client_->Command({"SREM", keys::PendingMergesKey(), member}, deadline,
+                                   [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+                  return;
+                }
+                int64_t updated = 0;
+                absl::SimpleAtoi(r->elements[1].str, &updated);
+                if (!all && now - updated < absl::ToInt64Milliseconds(kRecoveryAfter)) {
+                  return b->Arrive(absl::OkStatus());  // probably still running somewhere
+                }
+                Log(LogLevel::kInfo, "merge.recovering", {{"tenant", tenant}, {"merge_id", merge_id}});
+                Resume(tenant, merge_id, deadline,
+                       [b, finished, merge_id](absl::StatusOr<v1::MergeRecord> rec) {
+                         if (rec.ok()) {
+                           ++*finished;
+                         } else {
+                           Log(LogLevel::kWarning, "merge.recovery_failed",
+                               {{"merge_id", merge_id}, {"error", rec.status().ToString()}});
+                         }
+                         b->Arrive(absl::OkStatus());
+                       });
+              });
+        }
+      });
+}
+
+}  // namespace onestory::merge
