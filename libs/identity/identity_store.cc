@@ -378,7 +378,8 @@ void IdentityStore::Link(const std::string& tenant, const std::string& customer_
   if (needs_id && evidence.actor.id().empty()) {
     return done(absl::InvalidArgumentError("actor.id: required for an agent or a bot"));
   }
-  if (absl::Status st = ValidateText("actor.id", evidence.actor.id(), 128); !st.ok()) {
+  // As for an event's actor: printable ASCII without spaces.
+  if (absl::Status st = ValidateToken("actor.id", evidence.actor.id(), 128, true); !st.ok()) {
     return done(st);
   }
   FollowMerges<Linked>(
@@ -409,8 +410,21 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
              done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
               if (!claim.ok()) return done(claim.status());
               if (!claim->is_string() || claim->str == customer_id) {
-                return RecordLink(tenant, customer_id, std::move(id), evidence,
-                                  claim->is_string(), deadline, std::move(done));
+                bool claimed_now = !claim->is_string();
+                return RecordLink(
+                    tenant, customer_id, std::move(id), evidence, !claimed_now, deadline,
+                    [this, index_key, customer_id, claimed_now, deadline,
+                     done = std::move(done)](absl::StatusOr<Linked> r) mutable {
+                      bool refused = !r.ok() && (r.status().code() == absl::StatusCode::kAborted ||
+                                                 MovedTo(r.status()).has_value());
+                      if (!refused || !claimed_now) return done(std::move(r));
+                      // A merge took hold of the customer between the two steps: give the
+                      // claim back, so the identifier is not left with a customer that will
+                      // not list it. The caller retries (ABORTED) or follows the merge.
+                      client_->Eval(kUnclaim, {index_key}, {customer_id}, deadline,
+                                    [r = std::move(r), done = std::move(done)](
+                                        absl::StatusOr<Reply>) mutable { done(std::move(r)); });
+                    });
               }
               // Another customer owns it — unless that one was merged into this one (an
               // identifier claimed while its owner was being merged): then it is ours.

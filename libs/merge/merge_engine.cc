@@ -373,7 +373,8 @@ absl::Status ValidateActor(const v1::Actor& actor) {
   if (needs_id && actor.id().empty()) {
     return absl::InvalidArgumentError("actor.id: required for an agent or a bot");
   }
-  return ValidateText("actor.id", actor.id(), 128, false);
+  // As for an event's actor: printable ASCII without spaces.
+  return ValidateToken("actor.id", actor.id(), 128, /*allow_empty=*/true);
 }
 
 absl::Status ValidateReason(absl::string_view reason) {
@@ -394,6 +395,7 @@ struct MergeEngine::Run {
   std::vector<Entry> target_entries;
   std::vector<Entry> source_entries;
   std::vector<Entry*> plan;  // the merged timeline, in order
+  std::string original_record;  // an unmerge's record as it was, restored when refused
 
   const std::string& id() const { return record.merge_id(); }
   const std::string& source() const { return record.source_customer_id(); }
@@ -1167,19 +1169,56 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
         auto run = std::make_shared<Run>();
         run->tenant = tenant;
         run->deadline = deadline;
+        run->original_record = r->elements[0].str;
         run->record = std::move(rec);
         run->record.set_state(v1::MergeRecord::STATE_UNMERGING);
         run->record.set_unmerge_reason(reason);
         *run->record.mutable_unmerged_by() = actor;
         run->done = std::move(done);
-        Log(LogLevel::kInfo, "unmerge.started",
-            {{"tenant", tenant}, {"merge_id", merge_id}, {"source", run->source()},
-             {"target", run->target()}});
-        client_->Command({"SADD", keys::PendingMergesKey(), absl::StrCat(tenant, "/", merge_id)},
-                         deadline, [this, run](absl::StatusOr<Reply> r) {
-                           if (!r.ok()) return run->done(r.status());
-                           Step(run, kULock);
-                         });
+        // Refuse what the locks would refuse before writing anything.
+        auto b = Barrier::Make(2, [this, run](absl::Status st) {
+          if (!st.ok()) return run->done(st);
+          Log(LogLevel::kInfo, "unmerge.started",
+              {{"tenant", run->tenant}, {"merge_id", run->id()}, {"source", run->source()},
+               {"target", run->target()}});
+          client_->Command({"SADD", keys::PendingMergesKey(),
+                            absl::StrCat(run->tenant, "/", run->id())},
+                           run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                             if (!r.ok()) return run->done(r.status());
+                             Step(run, kULock);
+                           });
+        });
+        client_->Command(
+            {"HMGET", run->source_keys().profile(), "merged_into", "merge_id", "merge_lock"},
+            deadline, [run, b](absl::StatusOr<Reply> r) {
+              if (!r.ok()) return b->Arrive(r.status());
+              const auto& f = r->elements;
+              if (f.size() != 3 || f[0].str != run->target() || f[1].str != run->id()) {
+                return b->Arrive(absl::FailedPreconditionError(absl::StrCat(
+                    "merge_id: customer ", run->source(), " is no longer merged by ", run->id())));
+              }
+              if (f[2].is_string()) {
+                return b->Arrive(absl::AbortedError(absl::StrCat(
+                    "customer ", run->source(), " is held by merge ", f[2].str, "; retry shortly")));
+              }
+              b->Arrive(absl::OkStatus());
+            });
+        client_->Command(
+            {"HMGET", run->target_keys().profile(), "merged_into", "merge_id", "merge_lock"},
+            deadline, [run, b](absl::StatusOr<Reply> r) {
+              if (!r.ok()) return b->Arrive(r.status());
+              const auto& f = r->elements;
+              if (f.size() == 3 && f[0].is_string()) {
+                return b->Arrive(absl::FailedPreconditionError(absl::StrCat(
+                    "merge_id: the target ", run->target(), " was since merged into ", f[0].str,
+                    " by merge ", f[1].str, "; unmerge that one first")));
+              }
+              if (f.size() == 3 && f[2].is_string()) {
+                return b->Arrive(absl::AbortedError(absl::StrCat(
+                    "customer ", run->target(), " is held by merge ", f[2].str, "; retry shortly")));
+              }
+              b->Arrive(absl::OkStatus());
+            });
       });
 }
 
@@ -1194,9 +1233,10 @@ void MergeEngine::UnLock(std::shared_ptr<Run> run) {
       run->record.clear_unmerge_reason();
       run->record.clear_unmerged_by();
       run->step = kDone;
-      std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
-                                      run->record.SerializeAsString(), "step",
-                                      absl::StrCat(kDone)};
+      std::vector<std::string> cmd = {
+          "HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+          run->original_record.empty() ? run->record.SerializeAsString() : run->original_record,
+          "step", absl::StrCat(kDone)};
       client_->Command(std::move(cmd), run->deadline, [this, run, status](absl::StatusOr<Reply>) {
         client_->Command({"SREM", keys::PendingMergesKey(),
                           absl::StrCat(run->tenant, "/", run->id())},
