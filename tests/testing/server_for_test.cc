@@ -5,11 +5,17 @@
 namespace onestory::testing {
 
 ServerForTest::ServerForTest(const RedisForTest& redis,
-                             service::TimelineServiceOptions timeline_options) {
+                             service::TimelineServiceOptions timeline_options)
+    : ServerForTest(redis, [&](service::ServerOptions* opts) {
+        opts->timeline_options = timeline_options;
+      }) {}
+
+ServerForTest::ServerForTest(const RedisForTest& redis,
+                             const std::function<void(service::ServerOptions*)>& configure) {
   service::ServerOptions opts;
   opts.listen = "127.0.0.1:0";
   opts.redis = redis.ClientOptions();
-  opts.timeline_options = timeline_options;
+  if (configure) configure(&opts);
   auto started = service::OneStoryServer::Start(opts);
   if (!started.ok()) {
     ADD_FAILURE() << started.status();

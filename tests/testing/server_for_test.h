@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 
 #include "onestory/v1/context.grpc.pb.h"
@@ -23,6 +24,9 @@ class ServerForTest {
  public:
   explicit ServerForTest(const RedisForTest& redis,
                          service::TimelineServiceOptions timeline_options = {});
+  // With options changed by `configure` (policy, failpoints, ...).
+  ServerForTest(const RedisForTest& redis,
+                const std::function<void(service::ServerOptions*)>& configure);
   ~ServerForTest();
 
   service::OneStoryServer* server() { return server_.get(); }
