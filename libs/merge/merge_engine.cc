@@ -67,7 +67,7 @@ const char* StepName(int step) {
 }
 
 constexpr size_t kReadChunk = 1000;
-constexpr size_t kWriteChunkEntries = 256;
+constexpr size_t kWriteChunkEntries = 128;  // keeps each script near 2 ms
 constexpr size_t kWriteChunkBytes = 4 << 20;
 constexpr int kMaxReasonBytes = 1024;
 constexpr int kMaxTakePaths = 64;
@@ -106,55 +106,64 @@ end
 return 0
 )lua");
 
-// KEYS: staging, merge state. ARGV: merge id, then per entry: id, blob, tag, appended ms.
+// KEYS: staging timeline, merge state, staging dedup, staging remap. ARGV: merge id, then per
+// entry: id, blob, tag, appended ms, event id, id before the merge ('' for source events).
+// Builds the rebuilt timeline with its dedup and remap hashes beside the live ones, a chunk at
+// a time, so the swap only renames.
 const Script kStageScript("merge.stage", R"lua(
 if redis.call('HEXISTS', KEYS[2], ARGV[1] .. ':swapped') == 1 then return -1 end
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 6 do
   local fields = {'e', ARGV[i + 1]}
   if ARGV[i + 2] ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = ARGV[i + 2] end
   if ARGV[i + 3] ~= '' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[i + 3] end
   redis.call('XADD', KEYS[1], ARGV[i], unpack(fields))
+  redis.call('HSET', KEYS[3], ARGV[i + 4], ARGV[i])
+  if ARGV[i + 5] ~= '' then redis.call('HSET', KEYS[4], ARGV[i + 5], ARGV[i]) end
 end
 return 1
 )lua");
 
-// KEYS: timeline, staging, dedup, merge state, profile, conversations, remap.
-// ARGV: merge id, expected staging length, then counted lists: dedup (event id, stream id),
-// remap (old id, new id), profile (field, value), then the priors blob, then conversations
-// (id, value). Returns the timeline's head afterwards.
+// KEYS: staging remap, merge state. ARGV: merge id, then (old id, new id) pairs: remap entries
+// of earlier merges carried forward to the new ids.
+const Script kStageRemap("merge.stage_remap", R"lua(
+if redis.call('HEXISTS', KEYS[2], ARGV[1] .. ':swapped') == 1 then return -1 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+)lua");
+
+// KEYS: timeline, staging, dedup, staging dedup, merge state, profile, conversations, remap,
+// staging remap. ARGV: merge id, expected staging length, then counted (field, value) profile
+// sets, the priors blob, counted (id, value) conversations. The staged timeline, dedup and
+// remap replace the live ones by RENAME (the old values are UNLINKed: freed in the
+// background), so the script's time does not grow with the timeline. Returns the head.
 // The remap hash sends every stream id the target's readers may hold (in a Watch cursor or a
-// List page token) to the id its event has now; entries left by earlier merges are carried
-// forward to the new ids.
+// List page token) to the id its event has now.
 const Script kSwapScript("merge.swap", R"lua(
-if redis.call('HEXISTS', KEYS[4], ARGV[1] .. ':swapped') == 1 then
-  return redis.call('HGET', KEYS[4], ARGV[1] .. ':head')
+if redis.call('HEXISTS', KEYS[5], ARGV[1] .. ':swapped') == 1 then
+  return redis.call('HGET', KEYS[5], ARGV[1] .. ':head')
 end
 local len = redis.call('XLEN', KEYS[2])
 if len ~= tonumber(ARGV[2]) then
   return redis.error_reply('OS_CONFLICT staging holds ' .. len .. ' entries, expected ' .. ARGV[2])
 end
-if len > 0 then redis.call('RENAME', KEYS[2], KEYS[1]) else redis.call('DEL', KEYS[1]) end
+redis.call('UNLINK', KEYS[1])
+if len > 0 then redis.call('RENAME', KEYS[2], KEYS[1]) end
+redis.call('UNLINK', KEYS[3])
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[3]) end
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  redis.call('UNLINK', KEYS[8])
+  redis.call('RENAME', KEYS[9], KEYS[8])
+end
 local i = 3
 local n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-n = tonumber(ARGV[i]); i = i + 1
-local moved = {}
-for k = 1, n do moved[ARGV[i]] = ARGV[i + 1]; i = i + 2 end
-local old = redis.call('HGETALL', KEYS[7])
-for k = 1, #old, 2 do
-  local to = moved[old[k + 1]]
-  if to then redis.call('HSET', KEYS[7], old[k], to) end
-end
-for from, to in pairs(moved) do redis.call('HSET', KEYS[7], from, to) end
-n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
-redis.call('HSET', KEYS[4], ARGV[1] .. ':prior', ARGV[i]); i = i + 1
-n = tonumber(ARGV[i]); i = i + 1
 for k = 1, n do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', KEYS[5], ARGV[1] .. ':prior', ARGV[i]); i = i + 1
+n = tonumber(ARGV[i]); i = i + 1
+for k = 1, n do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local head = '0-0'
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then head = last[1][1] end
-redis.call('HSET', KEYS[4], ARGV[1] .. ':swapped', '1', ARGV[1] .. ':head', head)
+redis.call('HSET', KEYS[5], ARGV[1] .. ':swapped', '1', ARGV[1] .. ':head', head)
 return head
 )lua");
 
@@ -206,36 +215,40 @@ end
 return n
 )lua");
 
-// KEYS: timeline, dedup, merge state, profile, conversations. ARGV: merge id, then counted
-// lists: removed (stream id, event id), restores (field, merged value, had 0/1, old value),
-// activity (field, value), conversations (id, value).
-const Script kRemoveScript("merge.remove", R"lua(
+// KEYS: timeline, dedup, merge state. ARGV: merge id, then (stream id, event id) pairs.
+// Deletes one chunk of the events an unmerge gives back.
+const Script kRemoveChunk("merge.remove_chunk", R"lua(
 if redis.call('HEXISTS', KEYS[3], ARGV[1] .. ':unmerged') == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('XDEL', KEYS[1], ARGV[i])
+  if redis.call('HGET', KEYS[2], ARGV[i + 1]) == ARGV[i] then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
+end
+return 1
+)lua");
+
+// KEYS: merge state, profile, conversations. ARGV: merge id, then counted lists: restores
+// (field, merged value, had 0/1, old value), activity (field, value), conversations (id, value).
+const Script kRemoveScript("merge.remove", R"lua(
+if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':unmerged') == 1 then return 0 end
 local i = 2
 local n = tonumber(ARGV[i]); i = i + 1
 for k = 1, n do
-  redis.call('XDEL', KEYS[1], ARGV[i])
-  if redis.call('HGET', KEYS[2], ARGV[i + 1]) == ARGV[i] then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
-  i = i + 2
-end
-n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do
-  if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[i + 1] then
-    if ARGV[i + 2] == '1' then redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 3])
-    else redis.call('HDEL', KEYS[4], ARGV[i]) end
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    if ARGV[i + 2] == '1' then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 3])
+    else redis.call('HDEL', KEYS[2], ARGV[i]) end
   end
   i = i + 4
 end
-local all = redis.call('HKEYS', KEYS[4])
+local all = redis.call('HKEYS', KEYS[2])
 for _, f in ipairs(all) do
-  if string.sub(f, 1, 4) == 'act:' then redis.call('HDEL', KEYS[4], f) end
+  if string.sub(f, 1, 4) == 'act:' then redis.call('HDEL', KEYS[2], f) end
 end
 n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
-redis.call('DEL', KEYS[5])
+for k = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('DEL', KEYS[3])
 n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
-redis.call('HSET', KEYS[3], ARGV[1] .. ':unmerged', '1')
+for k = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':unmerged', '1')
 return 1
 )lua");
 
@@ -869,12 +882,7 @@ void MergeEngine::Stage(std::shared_ptr<Run> run) {
 }
 
 void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
-  if (from >= run->plan.size()) {
-    if (failpoint_ && failpoint_("merge.swap")) {
-      return run->done(absl::UnavailableError("failpoint merge.swap"));
-    }
-    return Swap(run);
-  }
+  if (from >= run->plan.size()) return StageRemap(run);
   keys::CustomerKeys tk = run->target_keys();
   std::vector<std::string> args = {run->id()};
   size_t bytes = 0, end = from;
@@ -884,14 +892,58 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
     args.push_back(e->blob);
     args.push_back(e->tag);
     args.push_back(e->appended);
+    args.push_back(e->event.event_id());
+    args.push_back(e->from_source ? "" : e->old_id);
     bytes += e->blob.size();
   }
-  client_->Eval(kStageScript, {tk.merge_staging(run->id()), tk.merge_state()}, std::move(args),
+  client_->Eval(kStageScript,
+                {tk.merge_staging(run->id()), tk.merge_state(),
+                 tk.merge_staging_dedup(run->id()), tk.merge_staging_remap(run->id())},
+                std::move(args),
                 run->deadline, [this, run, end](absl::StatusOr<Reply> r) {
                   if (!r.ok()) return Fail(run, r.status());
                   if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
                   WriteStaging(run, end);
                 });
+}
+
+// Carries the remap entries of earlier merges forward to the new ids: an old id whose event
+// is gone (given back by an unmerge) maps to the new id of the nearest earlier event.
+void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
+  keys::CustomerKeys tk = run->target_keys();
+  client_->Command({"HGETALL", tk.remap()}, run->deadline, [this, run, tk](
+                                                               absl::StatusOr<Reply> old) {
+    if (!old.ok()) return Fail(run, old.status());
+    std::map<StreamId, std::string> moved;  // old id -> new id, for the target's entries
+    for (const Entry* e : run->plan) {
+      StreamId id;
+      if (!e->from_source && ParseStreamId(e->old_id, &id)) moved[id] = e->id;
+    }
+    std::vector<std::string> args = {run->id()};
+    for (size_t i = 0; i + 1 < old->elements.size(); i += 2) {
+      StreamId was;
+      if (!ParseStreamId(old->elements[i + 1].str, &was)) continue;
+      auto it = moved.upper_bound(was);
+      std::string now = it == moved.begin() ? "0-0" : std::prev(it)->second;
+      args.push_back(old->elements[i].str);
+      args.push_back(now);
+    }
+    auto swap = [this, run](absl::StatusOr<Reply> r) {
+      if (!r.ok()) return Fail(run, r.status());
+      if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
+      if (failpoint_ && failpoint_("merge.swap")) {
+        return run->done(absl::UnavailableError("failpoint merge.swap"));
+      }
+      Swap(run);
+    };
+    if (args.size() == 1) {
+      Reply none;
+      none.type = Reply::Type::kInteger;
+      return swap(none);
+    }
+    client_->Eval(kStageRemap, {tk.merge_staging_remap(run->id()), tk.merge_state()},
+                  std::move(args), run->deadline, std::move(swap));
+  });
 }
 
 namespace {
@@ -1003,21 +1055,15 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
       it->second = absl::StrCat(std::min(af, cf), "|", std::max(al, cl), "|", an + cn, "|",
                                 cl > al ? c[3] : a[3]);
     }
-    std::vector<std::pair<std::string, std::string>> dedup, remap;
-    for (const Entry* e : run->plan) {
-      dedup.emplace_back(e->event.event_id(), e->id);
-      if (!e->from_source) remap.emplace_back(e->old_id, e->id);
-    }
     std::vector<std::string> args = {run->id(), absl::StrCat(run->plan.size())};
-    AppendCounted(&args, dedup);
-    AppendCounted(&args, remap);
     AppendCounted(&args, pm.sets);
     args.push_back(pm.priors);
     AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(convs.begin(),
                                                                           convs.end()));
     client_->Eval(kSwapScript,
-                  {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(), tk.merge_state(),
-                   tk.profile(), tk.conversations(), tk.remap()},
+                  {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(),
+                   tk.merge_staging_dedup(run->id()), tk.merge_state(), tk.profile(),
+                   tk.conversations(), tk.remap(), tk.merge_staging_remap(run->id())},
                   std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
                     if (!r.ok()) return Fail(run, r.status());
                     run->plan.clear();
@@ -1307,45 +1353,60 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
 void MergeEngine::Remove(std::shared_ptr<Run> run) {
   keys::CustomerKeys tk = run->target_keys();
   auto with_entries = [this, run, tk]() {
-    client_->Command(
-        {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":prior")}, run->deadline,
-        [this, run, tk](absl::StatusOr<Reply> prior) {
-          if (!prior.ok()) return Fail(run, prior.status());
-          std::vector<std::pair<std::string, std::string>> removed;
-          std::vector<const Entry*> kept;
-          for (const Entry& e : run->target_entries) {
-            if (e.tag == run->id()) {
-              removed.emplace_back(e.id, e.event.event_id());
-            } else {
-              kept.push_back(&e);
+    std::vector<std::pair<std::string, std::string>> removed;
+    std::vector<const Entry*> kept;
+    for (const Entry& e : run->target_entries) {
+      if (e.tag == run->id()) {
+        removed.emplace_back(e.id, e.event.event_id());
+      } else {
+        kept.push_back(&e);
+      }
+    }
+    auto derived = std::make_shared<Derived>(Recompute(kept));
+    // The events first, in chunks (each a short script; a rerun finds them gone), then one
+    // script restores the profile and sets the recomputed activity and conversations.
+    size_t chunks = (removed.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
+    auto b = Barrier::Make(chunks, [this, run, tk, derived](absl::Status st) {
+      if (!st.ok()) return Fail(run, st);
+      client_->Command(
+          {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":prior")}, run->deadline,
+          [this, run, tk, derived](absl::StatusOr<Reply> prior) {
+            if (!prior.ok()) return Fail(run, prior.status());
+            std::vector<std::string> args = {run->id()};
+            std::vector<Prior> priors =
+                ParsePriors(prior->is_string() ? absl::string_view(prior->str) : "");
+            args.push_back(absl::StrCat(priors.size()));
+            for (const Prior& p : priors) {
+              args.push_back(p.field);
+              args.push_back(p.new_value);
+              args.push_back(p.had ? "1" : "0");
+              args.push_back(p.old_value);
             }
-          }
-          Derived d = Recompute(kept);
-          std::vector<std::string> args = {run->id()};
-          AppendCounted(&args, removed);
-          std::vector<Prior> priors =
-              ParsePriors(prior->is_string() ? absl::string_view(prior->str) : "");
-          args.push_back(absl::StrCat(priors.size()));
-          for (const Prior& p : priors) {
-            args.push_back(p.field);
-            args.push_back(p.new_value);
-            args.push_back(p.had ? "1" : "0");
-            args.push_back(p.old_value);
-          }
-          std::vector<std::pair<std::string, std::string>> act;
-          for (const auto& [f, ms] : d.activity) act.emplace_back(f, absl::StrCat(ms));
-          AppendCounted(&args, act);
-          AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
-                                   d.conversations.begin(), d.conversations.end()));
-          client_->Eval(kRemoveScript,
-                        {tk.timeline(), tk.dedup(), tk.merge_state(), tk.profile(),
-                         tk.conversations()},
-                        std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                          if (!r.ok()) return Fail(run, r.status());
-                          run->target_entries.clear();
-                          Step(run, kUIdentifiers);
-                        });
-        });
+            std::vector<std::pair<std::string, std::string>> act;
+            for (const auto& [f, ms] : derived->activity) act.emplace_back(f, absl::StrCat(ms));
+            AppendCounted(&args, act);
+            AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
+                                     derived->conversations.begin(),
+                                     derived->conversations.end()));
+            client_->Eval(kRemoveScript, {tk.merge_state(), tk.profile(), tk.conversations()},
+                          std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                            if (!r.ok()) return Fail(run, r.status());
+                            run->target_entries.clear();
+                            Step(run, kUIdentifiers);
+                          });
+          });
+    });
+    for (size_t c = 0; c < chunks; ++c) {
+      std::vector<std::string> args = {run->id()};
+      for (size_t i = c * kWriteChunkEntries;
+           i < std::min(removed.size(), (c + 1) * kWriteChunkEntries); ++i) {
+        args.push_back(removed[i].first);
+        args.push_back(removed[i].second);
+      }
+      client_->Eval(kRemoveChunk, {tk.timeline(), tk.dedup(), tk.merge_state()},
+                    std::move(args), run->deadline,
+                    [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+    }
   };
   if (!run->target_entries.empty()) return with_entries();
   ReadStream(client_, tk.timeline(), run->deadline,

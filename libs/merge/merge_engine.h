@@ -110,6 +110,7 @@ class MergeEngine {
   void Lock(std::shared_ptr<Run> run);
   void Stage(std::shared_ptr<Run> run);
   void WriteStaging(std::shared_ptr<Run> run, size_t from);
+  void StageRemap(std::shared_ptr<Run> run);
   void Swap(std::shared_ptr<Run> run);
   void MoveIdentifiers(std::shared_ptr<Run> run);
   void Mark(std::shared_ptr<Run> run);
