@@ -1597,9 +1597,14 @@ void MergeEngine::RecoverPending(bool all, absl::Time deadline, Callback<int> do
                        [b, finished, merge_id](absl::StatusOr<v1::MergeRecord> rec) {
                          if (rec.ok()) {
                            ++*finished;
-                         } else {
+                         } else if (rec.status().code() == absl::StatusCode::kUnavailable ||
+                                    rec.status().code() == absl::StatusCode::kDeadlineExceeded) {
                            Log(LogLevel::kWarning, "merge.recovery_failed",
                                {{"merge_id", merge_id}, {"error", rec.status().ToString()}});
+                         } else {
+                           // Refused at its lock step (merge.refused says why): dropped.
+                           Log(LogLevel::kInfo, "merge.recovery_dropped",
+                               {{"merge_id", merge_id}, {"reason", rec.status().ToString()}});
                          }
                          b->Arrive(absl::OkStatus());
                        });
