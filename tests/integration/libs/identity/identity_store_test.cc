@@ -9,6 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "libs/common/time_util.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
 
@@ -209,6 +211,51 @@ TEST_F(IdentityStoreTest, UpdateProfileAppliesOnlyTheMask) {
   EXPECT_EQ(p->attributes().count("pet"), 0u);
   EXPECT_EQ(p->display_name(), "Ann Lee");
   EXPECT_GE(p->updated_at().seconds(), p->created_at().seconds());
+}
+
+TEST_F(IdentityStoreTest, LinkRecordsEvidenceAndARelinkStrengthensIt) {
+  auto ann = Resolve(Id(v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat-1"), true);
+  ASSERT_TRUE(ann.ok());
+  IdentityStore::LinkEvidence typed{v1::CHANNEL_CHATBOT, v1::VERIFICATION_ASSERTED, {}};
+  typed.actor.set_type(v1::Actor::TYPE_BOT);
+  typed.actor.set_id("bot-7");
+  auto link = [&](const IdentityStore::LinkEvidence& e) {
+    return Await<IdentityStore::Linked>([&](auto done) {
+      store_->Link("acme", ann->customer_id, Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com"), e,
+                   Deadline(), std::move(done));
+    });
+  };
+  ASSERT_TRUE(link(typed).ok());
+  auto evidence = [&]() {
+    auto p = Profile(ann->customer_id);
+    EXPECT_TRUE(p.ok());
+    for (const auto& li : p->identifiers()) {
+      if (li.identifier().type() == v1::IDENTIFIER_TYPE_EMAIL) return li.evidence();
+    }
+    return v1::LinkEvidence();
+  };
+  v1::LinkEvidence first = evidence();
+  EXPECT_EQ(first.channel(), v1::CHANNEL_CHATBOT);
+  EXPECT_EQ(first.verification(), v1::VERIFICATION_ASSERTED);
+  EXPECT_EQ(first.linked_by().type(), v1::Actor::TYPE_BOT);
+  EXPECT_EQ(first.linked_by().id(), "bot-7");
+  EXPECT_EQ(first.first_seen().seconds(), first.last_seen().seconds());
+
+  absl::SleepFor(absl::Milliseconds(20));
+  IdentityStore::LinkEvidence login{v1::CHANNEL_MOBILE_APP, v1::VERIFICATION_ONE_TIME_CODE, {}};
+  auto again = link(login);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->already_linked);
+  v1::LinkEvidence second = evidence();
+  EXPECT_EQ(second.verification(), v1::VERIFICATION_ONE_TIME_CODE);  // raised
+  EXPECT_EQ(second.channel(), v1::CHANNEL_CHATBOT);                  // first kept
+  EXPECT_EQ(second.linked_by().id(), "bot-7");
+  EXPECT_EQ(ToMillis(second.first_seen()), ToMillis(first.first_seen()));
+  EXPECT_GT(ToMillis(second.last_seen()), ToMillis(first.last_seen()));
+
+  // A weaker verification later does not lower it.
+  ASSERT_TRUE(link(typed).ok());
+  EXPECT_EQ(evidence().verification(), v1::VERIFICATION_ONE_TIME_CODE);
 }
 
 }  // namespace

@@ -462,6 +462,36 @@ TEST_F(MergeEngineTest, ACrashDuringAnUnmergeIsFinishedByRecovery) {
   }
 }
 
+TEST_F(MergeEngineTest, MergesInOppositeDirectionsAtOnceNeitherLoseNorLoop) {
+  for (int round = 0; round < 20; ++round) {
+    redis_->FlushAll();
+    std::string a, b;
+    TwoCustomers(&a, &b);
+    absl::StatusOr<MergeEngine::Result> ab, ba;
+    std::thread t1([&] { ab = Merge(a, b); });
+    std::thread t2([&] { ba = Merge(b, a); });
+    t1.join();
+    t2.join();
+    // One wins; the other is refused (ABORTED while the winner holds the locks, or
+    // FAILED_PRECONDITION once its source is merged).
+    ASSERT_NE(ab.ok(), ba.ok()) << ab.status() << " / " << ba.status();
+    const absl::Status& lost = ab.ok() ? ba.status() : ab.status();
+    EXPECT_TRUE(lost.code() == absl::StatusCode::kAborted ||
+                lost.code() == absl::StatusCode::kFailedPrecondition)
+        << lost;
+    std::string root_a = *Await<std::string>(
+        [&](auto done) { identity_->RootOf("acme", a, Deadline(), std::move(done)); });
+    std::string root_b = *Await<std::string>(
+        [&](auto done) { identity_->RootOf("acme", b, Deadline(), std::move(done)); });
+    EXPECT_EQ(root_a, root_b);
+    EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "b1", "a2", "b2", "a3"}));
+    auto n = Await<int>(
+        [&](auto done) { engine_->RecoverPending(true, Deadline(), std::move(done)); });
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(redis_->Run({"SCARD", keys::PendingMergesKey()}).integer, 0);
+  }
+}
+
 // Many merges, links and appends at once on overlapping customers. Afterwards every identifier
 // has exactly one owner (which lists it) and every acknowledged event is on exactly one
 // timeline, once.

@@ -246,5 +246,27 @@ TEST(ProfileFromHashesTest, ProfileAndIdentifiersTogether) {
   EXPECT_EQ(ToMillis(p.created_at()), 1700000000000);
 }
 
+TEST(EvidenceTest, RoundTripsEveryFieldAndReadsTheOldFormat) {
+  v1::LinkEvidence e;
+  e.set_channel(v1::CHANNEL_WEB_CHAT);
+  e.set_verification(v1::VERIFICATION_AUTHENTICATED);
+  e.mutable_linked_by()->set_type(v1::Actor::TYPE_AGENT);
+  e.mutable_linked_by()->set_id("agent|with|bars");
+  *e.mutable_first_seen() = FromMillis(1000);
+  *e.mutable_last_seen() = FromMillis(2000);
+  e.set_merge_id("mrg_1");
+  e.set_merged_from("cus_2");
+  v1::LinkEvidence back;
+  ASSERT_TRUE(DecodeEvidence(EncodeEvidence(e), &back));
+  EXPECT_EQ(back.SerializeAsString(), e.SerializeAsString());
+
+  v1::LinkEvidence old;
+  ASSERT_TRUE(DecodeEvidence("1700000000000", &old));  // linked_at ms, before evidence
+  EXPECT_EQ(ToMillis(old.first_seen()), 1700000000000);
+  EXPECT_EQ(old.verification(), v1::VERIFICATION_UNVERIFIED);
+  EXPECT_FALSE(DecodeEvidence("v2|1|2", &old));
+  EXPECT_FALSE(DecodeEvidence("v3|1|2|3|4|5|||", &old));
+}
+
 }  // namespace
 }  // namespace onestory::identity
