@@ -10,7 +10,10 @@ Plays a journey against a running server and prints what each side sees:
   3. calls: the phone agent's console asks GetContext with nothing but the calling number and
      gets the whole story (profile, identifiers, the chat, the last channel, the open
      conversation), then follows the call live with Watch,
-  4. the call is logged and ended; the final context shows both channels.
+  4. the call is logged and ended; the final context shows both channels,
+  5. the agent's console suggests that Dana's mobile-app account (which the app backend created
+     days ago, with her purchase) is the same person; one Merge makes it one story, in
+     occurred_at order, with the evidence for every identifier.
 
 Needs Debian's python3-grpcio and python3-protobuf (/usr/bin/python3) and the Python stubs the
 build generates (--python-dir, default: ../build/python next to this script). Every run uses
@@ -90,7 +93,11 @@ def ago(ts):
     secs = max(0, int(time.time() - ts.seconds))
     if secs < 90:
         return "%ds ago" % secs
-    return "%d min ago" % round(secs / 60)
+    if secs < 90 * 60:
+        return "%d min ago" % round(secs / 60)
+    if secs < 48 * 3600:
+        return "%d h ago" % round(secs / 3600)
+    return "%d days ago" % round(secs / 86400)
 
 
 def who(actor):
@@ -123,9 +130,15 @@ def show_context(ctx):
                                      "   [%s]" % p.customer_id))
     if p.language or p.tier:
         say("   | Language/tier %s / %s" % (p.language or "-", p.tier or "-"))
-    say("   | Known as      " + ", ".join("%s %s" % (id_type_name(i.identifier.type),
-                                                     i.identifier.value)
-                                          for i in p.identifiers))
+    for n, i in enumerate(p.identifiers):
+        ev = i.evidence
+        how = enum_name(identity_pb2.Verification, ev.verification, "VERIFICATION_").lower()
+        if ev.channel:
+            how += " on " + channel_name(ev.channel)
+        if ev.merge_id:
+            how += ", came with merge " + ev.merge_id
+        say("   | %s %s %s (%s)" % ("Known as     " if n == 0 else "             ",
+                                    id_type_name(i.identifier.type), i.identifier.value, how))
     if ctx.HasField("last_activity"):
         say("   | Last channel  %s (%s)" % (channel_name(ctx.last_activity.channel),
                                             ago(ctx.last_activity.at)))
@@ -185,10 +198,13 @@ def main():
 
     say("OneStory demo: tenant %r on %s (run %s)" % (TENANT, ARGS.target, RUN))
 
-    # 1. The website chat -----------------------------------------------------------------------
+    # 0. Days ago, the mobile app's backend recorded Dana's purchase under her app login ------
     now = time.time()
+    app_login = "dana-%s" % RUN
+    app = identity.Resolve(identity_pb2.ResolveRequest(
+        tenant=TENANT, identifier=C.Identifier(type=C.IDENTIFIER_TYPE_APP_USER_ID, value=app_login),
+        create_if_missing=True), timeout=T).customer_id
     cookie = "web-%s-%s" % (RUN, uuid.uuid4().hex[:10])
-    order = "A-%05d" % random.randint(10000, 99999)
     chat_id = "chat-%s" % RUN
     step(1, "Dana opens the chat on the website (25 minutes ago)")
     r = identity.Resolve(identity_pb2.ResolveRequest(
@@ -203,6 +219,19 @@ def main():
         update_mask=field_mask_pb2.FieldMask(paths=["display_name", "language"])), timeout=T)
 
     typed = free_phone(identity)
+    # The app knows her phone number as a profile attribute (typed at sign-up, not verified).
+    identity.UpdateProfile(identity_pb2.UpdateProfileRequest(
+        tenant=TENANT, customer_id=app,
+        profile=identity_pb2.Profile(display_name="Dana K.", tier="gold",
+                                     attributes={"phone": typed}),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "tier", "attributes.phone"])),
+        timeout=T)
+    order = "A-%05d" % random.randint(10000, 99999)
+    timeline.Append(timeline_pb2.AppendRequest(
+        tenant=TENANT, customer=C.CustomerRef(customer_id=app),
+        events=[event(C.CHANNEL_MOBILE_APP, C.EVENT_KIND_PURCHASE, C.Actor.TYPE_CUSTOMER,
+                      occurred=now - 3 * 86400, summary="Bought birthday present, order %s" % order,
+                      case_id="order-" + order)]), timeout=T)
     start = now - 25 * 60
     cust = C.Actor.TYPE_CUSTOMER
     bot = C.Actor.TYPE_BOT
@@ -228,7 +257,9 @@ def main():
     step(2, "The bot links the phone number Dana typed to the same customer")
     link = identity.Link(identity_pb2.LinkRequest(
         tenant=TENANT, customer_id=customer_id,
-        identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=typed)), timeout=T)
+        identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=typed),
+        channel=C.CHANNEL_CHATBOT, verification=identity_pb2.VERIFICATION_ASSERTED,
+        actor=C.Actor(type=C.Actor.TYPE_BOT, id="helpbot")), timeout=T)
     phone = link.identifier.value
     say("   Link(PHONE %r) -> normalized and stored as %s" % (typed, phone))
 
@@ -288,10 +319,27 @@ def main():
         show_event(got, indent="   live: ")
     watch.cancel()
 
-    step(5, "Whoever serves Dana next, on any channel, sees the whole story")
+    step(5, "The console suggests Dana's app account; the agent confirms it in one step")
+    sugg = identity.SuggestMerges(identity_pb2.SuggestMergesRequest(
+        tenant=TENANT, customer=C.CustomerRef(customer_id=customer_id)), timeout=T)
+    for sug in sugg.suggestions:
+        say("   suggestion: %s [%s], score %.1f: %s" % (
+            sug.profile.display_name or "(no name)", sug.customer_id, sug.score,
+            "; ".join("%s %s" % (r.code, r.detail) for r in sug.reasons)))
+    if sugg.suggestions:
+        merged = identity.Merge(identity_pb2.MergeRequest(
+            tenant=TENANT, source_customer_id=sugg.suggestions[0].customer_id,
+            target_customer_id=customer_id, actor=C.Actor(type=agent, id="agent-ana"),
+            reason="suggested (%s); Dana confirmed her app login on the call" %
+                   sugg.suggestions[0].reasons[0].code), timeout=T).merge
+        say("   Merge -> %s: %d event(s) moved; the app's customer id and login now lead here" % (
+            merged.merge_id, merged.events_moved))
+
+    step(6, "Whoever serves Dana next, on any channel, sees the whole story")
     ctx = context.GetContext(context_pb2.GetContextRequest(
-        tenant=TENANT, customer=C.CustomerRef(customer_id=customer_id), recent_events=6),
-        timeout=T)
+        tenant=TENANT, customer=C.CustomerRef(
+            identifier=C.Identifier(type=C.IDENTIFIER_TYPE_APP_USER_ID, value=app_login)),
+        recent_events=8), timeout=T)
     show_context(ctx)
     say()
     say("Done. Re-run it any time: every run makes a new customer in tenant %r." % TENANT)
