@@ -27,14 +27,13 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
         redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[3])}
 )lua"));
 
-absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id,
-                                                    const Reply& r, int64_t now_ms) {
+absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id, const Reply& r,
+                                                    int64_t now_ms) {
   if (!r.is_array() || r.elements.size() != 5) {
     return absl::InternalError("unexpected reply from context script");
   }
   v1::GetContextResponse resp;
-  *resp.mutable_profile() =
-      identity::ProfileFromHashes(customer_id, r.elements[0], r.elements[1]);
+  *resp.mutable_profile() = identity::ProfileFromHashes(customer_id, r.elements[0], r.elements[1]);
   for (const Reply& entry : r.elements[2].elements) {
     absl::StatusOr<v1::Event> e = timeline::EventFromEntry(customer_id, entry);
     if (!e.ok()) return e.status();
@@ -105,13 +104,13 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
             [this, tenant, count, deadline](const std::string& customer_id,
                                             Callback<v1::GetContextResponse> cb) {
               keys::CustomerKeys ck(tenant, customer_id);
-              client_->Eval(
-                  kGetContext, {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations()},
-                  {customer_id, absl::StrCat(count)}, deadline,
-                  [customer_id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                    if (!r.ok()) return cb(r.status());
-                    cb(BuildContext(customer_id, *r, NowMillis()));
-                  });
+              client_->Eval(kGetContext,
+                            {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations()},
+                            {customer_id, absl::StrCat(count)}, deadline,
+                            [customer_id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                              if (!r.ok()) return cb(r.status());
+                              cb(BuildContext(customer_id, *r, NowMillis()));
+                            });
             },
             std::move(done));
       });

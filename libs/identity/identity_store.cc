@@ -194,8 +194,8 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
   };
   for (const std::string& path : mask.paths()) {
     if (path == "display_name") {
-      RETURN_IF_ERROR(ValidateText("profile.display_name", values.display_name(),
-                                   kMaxDisplayNameBytes, false));
+      RETURN_IF_ERROR(
+          ValidateText("profile.display_name", values.display_name(), kMaxDisplayNameBytes, false));
       set_or_del("display_name", values.display_name());
     } else if (path == "language") {
       RETURN_IF_ERROR(ValidateToken("profile.language", values.language(), kMaxLanguageBytes,
@@ -213,12 +213,10 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
           return absl::InvalidArgumentError(absl::StrCat(f, ".channel: unknown channel"));
         }
         if (c.state() == v1::CONSENT_STATE_UNSPECIFIED || !v1::ConsentState_IsValid(c.state())) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(f, ".state: must be GRANTED or DENIED"));
+          return absl::InvalidArgumentError(absl::StrCat(f, ".state: must be GRANTED or DENIED"));
         }
         if (seen[c.channel()]) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(f, ".channel: listed twice"));
+          return absl::InvalidArgumentError(absl::StrCat(f, ".channel: listed twice"));
         }
         seen[c.channel()] = true;
         add("set", absl::StrCat(kConsentPrefix, static_cast<int>(c.channel())),
@@ -257,8 +255,7 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
 }  // namespace
 
 void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& identifier,
-                            bool create_if_missing, absl::Time deadline,
-                            Callback<Resolved> done) {
+                            bool create_if_missing, absl::Time deadline, Callback<Resolved> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
   if (!id.ok()) return done(id.status());
@@ -270,9 +267,8 @@ void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& ide
         if (!r.ok()) return done(r.status());
         if (r->is_string()) return done(Resolved{r->str, false, std::move(id)});
         if (!create_if_missing) {
-          return done(absl::NotFoundError(
-              absl::StrCat("no customer has ", keys::IdentifierTypeName(id.type()), " '",
-                           id.value(), "'")));
+          return done(absl::NotFoundError(absl::StrCat(
+              "no customer has ", keys::IdentifierTypeName(id.type()), " '", id.value(), "'")));
         }
         CreateAndClaim(tenant, id, deadline, std::move(done));
       });
@@ -284,16 +280,16 @@ void IdentityStore::CreateAndClaim(const std::string& tenant, const v1::Identifi
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
   client_->Eval(
-      kCreateCustomer, {ck.profile(), ck.identifiers()},
-      {absl::StrCat(now), IdentifierField(id)}, deadline,
+      kCreateCustomer, {ck.profile(), ck.identifiers()}, {absl::StrCat(now), IdentifierField(id)},
+      deadline,
       [this, tenant, id, customer_id, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         client_->Command(
             {"SET", keys::IdentifierKey(tenant, id.type(), id.value()), customer_id, "NX", "GET"},
             deadline,
-            [this, tenant, id, customer_id, done = std::move(done)](
-                absl::StatusOr<Reply> claim) mutable {
+            [this, tenant, id, customer_id,
+             done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
               if (!claim.ok()) return done(claim.status());
               if (claim->is_nil()) return done(Resolved{customer_id, true, std::move(id)});
               // Another call claimed the identifier first: ours is unreachable; remove it.
@@ -316,17 +312,17 @@ void IdentityStore::ResolveRef(const std::string& tenant, absl::string_view fiel
       return done(Resolved{ref.customer_id(), false, {}});
     }
     case v1::CustomerRef::kIdentifier:
-      return Resolve(tenant, ref.identifier(), create_if_missing, deadline,
-                     [field = std::string(field), done = std::move(done)](
-                         absl::StatusOr<Resolved> r) mutable {
-                       // Name the request field in validation errors.
-                       if (!r.ok() && r.status().code() == absl::StatusCode::kInvalidArgument &&
-                           absl::StartsWith(r.status().message(), "identifier")) {
-                         return done(absl::InvalidArgumentError(
-                             absl::StrCat(field, ".", r.status().message())));
-                       }
-                       done(std::move(r));
-                     });
+      return Resolve(
+          tenant, ref.identifier(), create_if_missing, deadline,
+          [field = std::string(field), done = std::move(done)](absl::StatusOr<Resolved> r) mutable {
+            // Name the request field in validation errors.
+            if (!r.ok() && r.status().code() == absl::StatusCode::kInvalidArgument &&
+                absl::StartsWith(r.status().message(), "identifier")) {
+              return done(
+                  absl::InvalidArgumentError(absl::StrCat(field, ".", r.status().message())));
+            }
+            done(std::move(r));
+          });
     default:
       return done(absl::InvalidArgumentError(
           absl::StrCat(field, ": required; set customer_id or identifier")));
@@ -430,39 +426,37 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
               // identifier claimed while its owner was being merged): then it is ours.
               std::string owner = claim->str;
               RootOf(tenant, owner, deadline,
-                     [this, tenant, customer_id, id = std::move(id), evidence, deadline,
-                      index_key, owner, done = std::move(done)](
-                         absl::StatusOr<std::string> root) mutable {
+                     [this, tenant, customer_id, id = std::move(id), evidence, deadline, index_key,
+                      owner, done = std::move(done)](absl::StatusOr<std::string> root) mutable {
                        if (!root.ok() || *root != customer_id) {
-                         absl::Status conflict = absl::FailedPreconditionError(absl::StrCat(
-                             keys::IdentifierTypeName(id.type()), " '", id.value(),
-                             "' belongs to customer ", root.ok() ? *root : owner));
-                         conflict.SetPayload(kOwnerPayload,
-                                             absl::Cord(root.ok() ? *root : owner));
+                         absl::Status conflict = absl::FailedPreconditionError(
+                             absl::StrCat(keys::IdentifierTypeName(id.type()), " '", id.value(),
+                                          "' belongs to customer ", root.ok() ? *root : owner));
+                         conflict.SetPayload(kOwnerPayload, absl::Cord(root.ok() ? *root : owner));
                          return done(conflict);
                        }
-                       client_->Eval(kReclaim, {index_key}, {customer_id, owner}, deadline,
-                                     [this, tenant, customer_id, id = std::move(id), evidence,
-                                      deadline, done = std::move(done)](
-                                         absl::StatusOr<Reply> moved) mutable {
-                                       if (!moved.ok()) return done(moved.status());
-                                       RecordLink(tenant, customer_id, std::move(id), evidence,
-                                                  true, deadline, std::move(done));
-                                     });
+                       client_->Eval(
+                           kReclaim, {index_key}, {customer_id, owner}, deadline,
+                           [this, tenant, customer_id, id = std::move(id), evidence, deadline,
+                            done = std::move(done)](absl::StatusOr<Reply> moved) mutable {
+                             if (!moved.ok()) return done(moved.status());
+                             RecordLink(tenant, customer_id, std::move(id), evidence, true,
+                                        deadline, std::move(done));
+                           });
                      });
             });
       });
 }
 
 void IdentityStore::RecordLink(const std::string& tenant, const std::string& customer_id,
-                               v1::Identifier id, const LinkEvidence& evidence,
-                               bool claimed_before, absl::Time deadline, Callback<Linked> done) {
+                               v1::Identifier id, const LinkEvidence& evidence, bool claimed_before,
+                               absl::Time deadline, Callback<Linked> done) {
   int64_t now = NowMillis();
   v1::LinkEvidence e;
   e.set_channel(evidence.channel);
   v1::Verification verification = evidence.verification == v1::VERIFICATION_UNSPECIFIED
-                                       ? v1::VERIFICATION_UNVERIFIED
-                                       : evidence.verification;
+                                      ? v1::VERIFICATION_UNVERIFIED
+                                      : evidence.verification;
   e.set_verification(verification);
   *e.mutable_linked_by() = evidence.actor;
   if (e.linked_by().type() == v1::Actor::TYPE_UNSPECIFIED) {
@@ -494,19 +488,18 @@ void IdentityStore::Unlink(const std::string& tenant, const std::string& custome
       customer_id,
       [this, tenant, id = *id, deadline](const std::string& c, Callback<bool> cb) {
         keys::CustomerKeys ck(tenant, c);
-        client_->Eval(kGuardWrite, {ck.profile()}, {c}, deadline,
-                      [this, tenant, c, id, deadline,
-                       cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok()) return cb(r.status());
-                        UnlinkOn(tenant, c, id, deadline, std::move(cb));
-                      });
+        client_->Eval(
+            kGuardWrite, {ck.profile()}, {c}, deadline,
+            [this, tenant, c, id, deadline, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+              if (!r.ok()) return cb(r.status());
+              UnlinkOn(tenant, c, id, deadline, std::move(cb));
+            });
       },
       std::move(done));
 }
 
 void IdentityStore::UnlinkOn(const std::string& tenant, const std::string& customer_id,
-                             const v1::Identifier& id, absl::Time deadline,
-                             Callback<bool> done) {
+                             const v1::Identifier& id, absl::Time deadline, Callback<bool> done) {
   client_->Eval(
       kUnclaim, {keys::IdentifierKey(tenant, id.type(), id.value())}, {customer_id}, deadline,
       [this, tenant, customer_id, id, deadline,
@@ -520,22 +513,20 @@ void IdentityStore::UnlinkOn(const std::string& tenant, const std::string& custo
         bool unclaimed = r->type == Reply::Type::kInteger && r->integer == 1;
         keys::CustomerKeys ck(tenant, customer_id);
         client_->Eval(
-            kUnlinkFromCustomer, {ck.profile(), ck.identifiers()}, {IdentifierField(id)},
-            deadline,
-            [customer_id, id, unclaimed, done = std::move(done)](
-                absl::StatusOr<Reply> u) mutable {
+            kUnlinkFromCustomer, {ck.profile(), ck.identifiers()}, {IdentifierField(id)}, deadline,
+            [customer_id, id, unclaimed, done = std::move(done)](absl::StatusOr<Reply> u) mutable {
               if (!u.ok()) return done(u.status());
               if (!u->is_array() || u->elements.size() != 2) {
                 return done(absl::InternalError("unexpected reply from unlink script"));
               }
               if (u->elements[0].integer == 0) {
-                return done(absl::NotFoundError(
-                    absl::StrCat("customer ", customer_id, " not found")));
+                return done(
+                    absl::NotFoundError(absl::StrCat("customer ", customer_id, " not found")));
               }
               if (!unclaimed && u->elements[1].integer == 0) {
-                return done(absl::NotFoundError(
-                    absl::StrCat("customer ", customer_id, " has no ",
-                                 keys::IdentifierTypeName(id.type()), " '", id.value(), "'")));
+                return done(absl::NotFoundError(absl::StrCat("customer ", customer_id, " has no ",
+                                                             keys::IdentifierTypeName(id.type()),
+                                                             " '", id.value(), "'")));
               }
               done(true);
             });
@@ -571,12 +562,11 @@ void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& 
       customer_id,
       [this, tenant, now, ops = *std::move(ops), deadline](const std::string& c,
                                                            Callback<v1::Profile> cb) {
-        std::vector<std::string> args = {c, absl::StrCat(now),
-                                         absl::StrCat(kMaxProfileAttributes)};
+        std::vector<std::string> args = {c, absl::StrCat(now), absl::StrCat(kMaxProfileAttributes)};
         args.insert(args.end(), ops.begin(), ops.end());
         keys::CustomerKeys ck(tenant, c);
-        client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args),
-                      deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+        client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
+                      [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
                         cb(ProfileFromReply(c, std::move(r)));
                       });
       },

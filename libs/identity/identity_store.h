@@ -70,8 +70,8 @@ class IdentityStore {
 
   // The owner of an identifier; with create_if_missing a new customer when there is none.
   // NOT_FOUND when nobody owns it and create_if_missing is false.
-  void Resolve(const std::string& tenant, const v1::Identifier& identifier,
-               bool create_if_missing, absl::Time deadline, Callback<Resolved> done);
+  void Resolve(const std::string& tenant, const v1::Identifier& identifier, bool create_if_missing,
+               absl::Time deadline, Callback<Resolved> done);
 
   // The customer id a CustomerRef names. For a customer_id no Redis call is made (existence is
   // checked by the operation that follows); for an identifier, as Resolve. `field` names the
@@ -109,11 +109,11 @@ class IdentityStore {
  private:
   void LinkOn(const std::string& tenant, const std::string& customer_id, const v1::Identifier& id,
               const LinkEvidence& evidence, absl::Time deadline, Callback<Linked> done);
-  void RecordLink(const std::string& tenant, const std::string& customer_id,
-                  v1::Identifier id, const LinkEvidence& evidence, bool claimed_before,
-                  absl::Time deadline, Callback<Linked> done);
-  void UnlinkOn(const std::string& tenant, const std::string& customer_id,
-                const v1::Identifier& id, absl::Time deadline, Callback<bool> done);
+  void RecordLink(const std::string& tenant, const std::string& customer_id, v1::Identifier id,
+                  const LinkEvidence& evidence, bool claimed_before, absl::Time deadline,
+                  Callback<Linked> done);
+  void UnlinkOn(const std::string& tenant, const std::string& customer_id, const v1::Identifier& id,
+                absl::Time deadline, Callback<bool> done);
   void CreateAndClaim(const std::string& tenant, const v1::Identifier& id, absl::Time deadline,
                       Callback<Resolved> done);
 

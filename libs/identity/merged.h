@@ -47,16 +47,15 @@ std::optional<Moved> MovedTo(const absl::Status& status);
 template <typename T>
 void FollowMerges(std::string customer_id,
                   absl::AnyInvocable<void(const std::string&, Callback<T>)> attempt,
-                  Callback<T> done,
-                  absl::AnyInvocable<void(const Moved&)> moved = nullptr) {
+                  Callback<T> done, absl::AnyInvocable<void(const Moved&)> moved = nullptr) {
   struct State {
     absl::AnyInvocable<void(const std::string&, Callback<T>)> attempt;
     Callback<T> done;
     absl::AnyInvocable<void(const Moved&)> moved;
     int hops = 0;
   };
-  auto state = std::make_shared<State>(State{std::move(attempt), std::move(done),
-                                             std::move(moved), 0});
+  auto state =
+      std::make_shared<State>(State{std::move(attempt), std::move(done), std::move(moved), 0});
   struct Step {
     static void Run(std::shared_ptr<State> s, const std::string& id) {
       s->attempt(id, [s](absl::StatusOr<T> r) {

@@ -17,8 +17,8 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "libs/redis/reply.h"
 #include "onestory/v1/identity.pb.h"
 

@@ -10,9 +10,9 @@ struct TypeName {
   absl::string_view name;
 };
 constexpr TypeName kTypeNames[] = {
-    {v1::IDENTIFIER_TYPE_PHONE, "phone"},       {v1::IDENTIFIER_TYPE_EMAIL, "email"},
-    {v1::IDENTIFIER_TYPE_APP_USER_ID, "app"},   {v1::IDENTIFIER_TYPE_DEVICE_ID, "device"},
-    {v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat"}, {v1::IDENTIFIER_TYPE_LOYALTY_ID, "loyalty"},
+    {v1::IDENTIFIER_TYPE_PHONE, "phone"},          {v1::IDENTIFIER_TYPE_EMAIL, "email"},
+    {v1::IDENTIFIER_TYPE_APP_USER_ID, "app"},      {v1::IDENTIFIER_TYPE_DEVICE_ID, "device"},
+    {v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat"},    {v1::IDENTIFIER_TYPE_LOYALTY_ID, "loyalty"},
     {v1::IDENTIFIER_TYPE_SOCIAL_HANDLE, "social"}, {v1::IDENTIFIER_TYPE_CRM_ID, "crm"},
 };
 

@@ -28,9 +28,9 @@
 #pragma once
 
 #include <string>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-
 #include "onestory/v1/common.pb.h"
 
 namespace onestory::keys {

@@ -50,19 +50,32 @@ enum StepId {
 
 const char* StepName(int step) {
   switch (step) {
-    case kLock: return "merge.lock";
-    case kStage: return "merge.stage";
-    case kSwap: return "merge.swap";
-    case kIdentifiers: return "merge.identifiers";
-    case kMark: return "merge.mark";
-    case kFinish: return "merge.finish";
-    case kULock: return "unmerge.lock";
-    case kUReturn: return "unmerge.return";
-    case kURemove: return "unmerge.remove";
-    case kUIdentifiers: return "unmerge.identifiers";
-    case kURelease: return "unmerge.release";
-    case kUFinish: return "unmerge.finish";
-    default: return "done";
+    case kLock:
+      return "merge.lock";
+    case kStage:
+      return "merge.stage";
+    case kSwap:
+      return "merge.swap";
+    case kIdentifiers:
+      return "merge.identifiers";
+    case kMark:
+      return "merge.mark";
+    case kFinish:
+      return "merge.finish";
+    case kULock:
+      return "unmerge.lock";
+    case kUReturn:
+      return "unmerge.return";
+    case kURemove:
+      return "unmerge.remove";
+    case kUIdentifiers:
+      return "unmerge.identifiers";
+    case kURelease:
+      return "unmerge.release";
+    case kUFinish:
+      return "unmerge.finish";
+    default:
+      return "done";
   }
 }
 
@@ -279,9 +292,7 @@ struct StreamId {
   uint64_t seq = 0;
   bool operator<(const StreamId& o) const { return std::tie(ms, seq) < std::tie(o.ms, o.seq); }
   std::string str() const { return absl::StrCat(ms, "-", seq); }
-  StreamId Next() const {
-    return seq == UINT64_MAX ? StreamId{ms + 1, 0} : StreamId{ms, seq + 1};
-  }
+  StreamId Next() const { return seq == UINT64_MAX ? StreamId{ms + 1, 0} : StreamId{ms, seq + 1}; }
 };
 
 bool ParseStreamId(absl::string_view s, StreamId* out) {
@@ -326,7 +337,7 @@ std::string AppendedMs(const Entry& e) {
 // Activity and open conversations as the append script keeps them, recomputed from events in
 // timeline order.
 struct Derived {
-  std::map<std::string, int64_t> activity;         // "act:<channel>" -> ms
+  std::map<std::string, int64_t> activity;           // "act:<channel>" -> ms
   std::map<std::string, std::string> conversations;  // id -> "first|last|n|channel"
 };
 
@@ -348,8 +359,7 @@ Derived Recompute(const std::vector<const Entry*>& entries) {
       convs.erase(ev.conversation_id());
       continue;
     }
-    auto [c, inserted] =
-        convs.try_emplace(ev.conversation_id(), Conv{occ, occ, 0, ev.channel()});
+    auto [c, inserted] = convs.try_emplace(ev.conversation_id(), Conv{occ, occ, 0, ev.channel()});
     if (occ >= c->second.last) {
       c->second.last = occ;
       c->second.channel = ev.channel();
@@ -374,7 +384,8 @@ void AppendCounted(std::vector<std::string>* args,
 
 std::map<std::string, std::string> HashFromReply(const Reply& r) {
   std::map<std::string, std::string> out;
-  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) out[r.elements[i].str] = r.elements[i + 1].str;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2)
+    out[r.elements[i].str] = r.elements[i + 1].str;
   return out;
 }
 
@@ -407,7 +418,7 @@ struct MergeEngine::Run {
   // Working state of the current step.
   std::vector<Entry> target_entries;
   std::vector<Entry> source_entries;
-  std::vector<Entry*> plan;  // the merged timeline, in order
+  std::vector<Entry*> plan;     // the merged timeline, in order
   std::string original_record;  // an unmerge's record as it was, restored when refused
 
   const std::string& id() const { return record.merge_id(); }
@@ -432,18 +443,18 @@ void ReadStream(redis::Client* client, std::string key, absl::Time deadline,
   auto st = std::make_shared<State>(State{client, std::move(key), deadline, {}, std::move(done)});
   struct Next {
     static void Read(std::shared_ptr<State> st, std::string start) {
-      st->client->Command(
-          {"XRANGE", st->key, start, "+", "COUNT", absl::StrCat(kReadChunk)}, st->deadline,
-          [st](absl::StatusOr<Reply> r) {
-            if (!r.ok()) return st->done(r.status());
-            for (const Reply& item : r->elements) {
-              absl::StatusOr<Entry> e = ParseEntry(item);
-              if (!e.ok()) return st->done(e.status());
-              st->entries.push_back(*std::move(e));
-            }
-            if (r->elements.size() < kReadChunk) return st->done(std::move(st->entries));
-            Read(st, absl::StrCat("(", st->entries.back().id));
-          });
+      st->client->Command({"XRANGE", st->key, start, "+", "COUNT", absl::StrCat(kReadChunk)},
+                          st->deadline, [st](absl::StatusOr<Reply> r) {
+                            if (!r.ok()) return st->done(r.status());
+                            for (const Reply& item : r->elements) {
+                              absl::StatusOr<Entry> e = ParseEntry(item);
+                              if (!e.ok()) return st->done(e.status());
+                              st->entries.push_back(*std::move(e));
+                            }
+                            if (r->elements.size() < kReadChunk)
+                              return st->done(std::move(st->entries));
+                            Read(st, absl::StrCat("(", st->entries.back().id));
+                          });
     }
   };
   Next::Read(std::move(st), "-");
@@ -481,12 +492,10 @@ class Barrier {
 
 void MergeEngine::Merge(const MergeInput& in, absl::Time deadline, Callback<Result> done) {
   if (absl::Status st = ValidateTenant(in.tenant); !st.ok()) return done(st);
-  if (absl::Status st = ValidateCustomerId("source_customer_id", in.source_customer_id);
-      !st.ok()) {
+  if (absl::Status st = ValidateCustomerId("source_customer_id", in.source_customer_id); !st.ok()) {
     return done(st);
   }
-  if (absl::Status st = ValidateCustomerId("target_customer_id", in.target_customer_id);
-      !st.ok()) {
+  if (absl::Status st = ValidateCustomerId("target_customer_id", in.target_customer_id); !st.ok()) {
     return done(st);
   }
   if (in.source_customer_id == in.target_customer_id) {
@@ -507,9 +516,9 @@ void MergeEngine::Merge(const MergeInput& in, absl::Time deadline, Callback<Resu
                p.size() <= strlen("attributes.") + identity::kMaxAttributeKeyBytes &&
                ValidateText("take_from_source", p, 512, false).ok());
     if (!ok) {
-      return done(absl::InvalidArgumentError(absl::StrCat(
-          "take_from_source[", i, "]: unknown path '", p,
-          "'; allowed: display_name, language, tier, attributes.<key>")));
+      return done(absl::InvalidArgumentError(
+          absl::StrCat("take_from_source[", i, "]: unknown path '", p,
+                       "'; allowed: display_name, language, tier, attributes.<key>")));
     }
   }
   StartMerge(in, deadline, std::move(done));
@@ -528,8 +537,8 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
         const auto& f = s->elements;
         if (f.size() != 4) return (*done)(absl::InternalError("unexpected HMGET reply"));
         if (f[0].is_nil()) {
-          return (*done)(absl::NotFoundError(absl::StrCat("source_customer_id: customer ",
-                                                       in.source_customer_id, " not found")));
+          return (*done)(absl::NotFoundError(
+              absl::StrCat("source_customer_id: customer ", in.source_customer_id, " not found")));
         }
         auto resume = [this, in, deadline, done](const std::string& merge_id, bool finished) {
           Resume(in.tenant, merge_id, deadline,
@@ -537,9 +546,9 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
                    if (!r.ok()) return (*done)(r.status());
                    if (r->source_customer_id() != in.source_customer_id ||
                        r->target_customer_id() != in.target_customer_id) {
-                     return (*done)(absl::AbortedError(absl::StrCat(
-                         "customer ", in.source_customer_id, " is held by merge ", r->merge_id(),
-                         "; retry shortly")));
+                     return (*done)(absl::AbortedError(
+                         absl::StrCat("customer ", in.source_customer_id, " is held by merge ",
+                                      r->merge_id(), "; retry shortly")));
                    }
                    (*done)(Result{*std::move(r), finished});
                  });
@@ -566,9 +575,8 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
               }
               if (g[1].is_string()) {
                 return (*done)(absl::FailedPreconditionError(absl::StrCat(
-                    "target_customer_id: customer ", in.target_customer_id,
-                    " was merged into ", g[1].str, " (merge ", g[2].str, "); merge into ",
-                    g[1].str, " instead")));
+                    "target_customer_id: customer ", in.target_customer_id, " was merged into ",
+                    g[1].str, " (merge ", g[2].str, "); merge into ", g[1].str, " instead")));
               }
               auto run = std::make_shared<Run>();
               run->tenant = in.tenant;
@@ -596,9 +604,8 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
               // The record first, then the pending entry: a record nobody lists holds no locks
               // yet and is harmless.
               client_->Command(
-                  {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
-                   rec.SerializeAsString(), "step", absl::StrCat(kLock), "updated_at",
-                   absl::StrCat(NowMillis())},
+                  {"HSET", keys::MergeKey(run->tenant, run->id()), "rec", rec.SerializeAsString(),
+                   "step", absl::StrCat(kLock), "updated_at", absl::StrCat(NowMillis())},
                   deadline, [this, run](absl::StatusOr<Reply> r) {
                     if (!r.ok()) return run->done(r.status());
                     client_->Command({"SADD", keys::PendingMergesKey(),
@@ -628,7 +635,8 @@ void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
         int step = 0;
         if (!run->record.ParseFromString(r->elements[0].str) ||
             !absl::SimpleAtoi(r->elements[1].str, &step)) {
-          return run->done(absl::InternalError(absl::StrCat("merge ", merge_id, " record unreadable")));
+          return run->done(
+              absl::InternalError(absl::StrCat("merge ", merge_id, " record unreadable")));
         }
         run->step = step;
         Drive(run);
@@ -640,30 +648,44 @@ void MergeEngine::Drive(std::shared_ptr<Run> run) {
     return run->done(absl::UnavailableError(absl::StrCat("failpoint ", StepName(run->step))));
   }
   switch (run->step) {
-    case kLock: return Lock(run);
-    case kStage: return Stage(run);
-    case kSwap: return Swap(run);
-    case kIdentifiers: return MoveIdentifiers(run);
-    case kMark: return Mark(run);
-    case kFinish: return Finish(run);
-    case kULock: return UnLock(run);
-    case kUReturn: return Return(run);
-    case kURemove: return Remove(run);
-    case kUIdentifiers: return ReturnIdentifiers(run);
-    case kURelease: return Release(run);
-    case kUFinish: return UnFinish(run);
-    case kDone: return run->done(run->record);
+    case kLock:
+      return Lock(run);
+    case kStage:
+      return Stage(run);
+    case kSwap:
+      return Swap(run);
+    case kIdentifiers:
+      return MoveIdentifiers(run);
+    case kMark:
+      return Mark(run);
+    case kFinish:
+      return Finish(run);
+    case kULock:
+      return UnLock(run);
+    case kUReturn:
+      return Return(run);
+    case kURemove:
+      return Remove(run);
+    case kUIdentifiers:
+      return ReturnIdentifiers(run);
+    case kURelease:
+      return Release(run);
+    case kUFinish:
+      return UnFinish(run);
+    case kDone:
+      return run->done(run->record);
     default:
-      return run->done(absl::InternalError(absl::StrCat("merge ", run->id(), ": unknown step ",
-                                                        run->step)));
+      return run->done(
+          absl::InternalError(absl::StrCat("merge ", run->id(), ": unknown step ", run->step)));
   }
 }
 
 // Saves the record with the next step, then runs it.
 void MergeEngine::Step(std::shared_ptr<Run> run, int next) {
   run->step = next;
-  std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
-                                  run->record.SerializeAsString(), "step", absl::StrCat(next),
+  std::vector<std::string> cmd = {"HSET",       keys::MergeKey(run->tenant, run->id()),
+                                  "rec",        run->record.SerializeAsString(),
+                                  "step",       absl::StrCat(next),
                                   "updated_at", absl::StrCat(NowMillis())};
   client_->Command(std::move(cmd), run->deadline, [this, run](absl::StatusOr<Reply> r) {
     if (!r.ok()) return Fail(run, r.status());
@@ -696,17 +718,17 @@ void MergeEngine::Lock(std::shared_ptr<Run> run) {
   auto abort = [this, run](absl::Status status) {
     // Refused before anything moved: release what this merge holds and forget it.
     auto b = Barrier::Make(2, [this, run, status](absl::Status) {
-      client_->Command({"DEL", keys::MergeKey(run->tenant, run->id())}, run->deadline,
-                       [this, run, status](absl::StatusOr<Reply>) {
-                         client_->Command({"SREM", keys::PendingMergesKey(),
-                                           absl::StrCat(run->tenant, "/", run->id())},
-                                          run->deadline, [run, status](absl::StatusOr<Reply>) {
-                                            Log(LogLevel::kInfo, "merge.refused",
-                                                {{"merge_id", run->id()},
-                                                 {"reason", status.ToString()}});
-                                            run->done(status);
-                                          });
-                       });
+      client_->Command(
+          {"DEL", keys::MergeKey(run->tenant, run->id())}, run->deadline,
+          [this, run, status](absl::StatusOr<Reply>) {
+            client_->Command(
+                {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+                run->deadline, [run, status](absl::StatusOr<Reply>) {
+                  Log(LogLevel::kInfo, "merge.refused",
+                      {{"merge_id", run->id()}, {"reason", status.ToString()}});
+                  run->done(status);
+                });
+          });
     });
     for (const std::string& c : {run->source(), run->target()}) {
       client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
@@ -736,60 +758,63 @@ void MergeEngine::Lock(std::shared_ptr<Run> run) {
       }
       // Both held: check the limits on frozen customers.
       keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-      client_->Command({"HGETALL", sk.identifiers()}, run->deadline,
-                       [this, run, abort, tk, sk](absl::StatusOr<Reply> sids) mutable {
-        if (!sids.ok()) return Fail(run, sids.status());
-        client_->Command({"HKEYS", tk.identifiers()}, run->deadline,
-                         [this, run, abort, tk, sk, sids = *std::move(sids)](
-                             absl::StatusOr<Reply> tids) mutable {
-          if (!tids.ok()) return Fail(run, tids.status());
-          std::map<std::string, int> per_type;
-          for (const Reply& f : tids->elements) ++per_type[f.str.substr(0, f.str.find(':'))];
-          run->record.clear_source_identifiers();
-          for (size_t i = 0; i + 1 < sids.elements.size(); i += 2) {
-            const std::string& f = sids.elements[i].str;
-            ++per_type[f.substr(0, f.find(':'))];
-            v1::LinkedIdentifier li;
-            if (identity::LinkedIdentifierFromEntry(f, sids.elements[i + 1].str, &li)) {
-              *run->record.add_source_identifiers() = std::move(li);
-            }
-          }
-          size_t total = tids->elements.size() + sids.elements.size() / 2;
-          if (total > static_cast<size_t>(identity::kMaxIdentifiersPerCustomer)) {
-            return abort(absl::ResourceExhaustedError(absl::StrCat(
-                "the merged customer would have ", total, " identifiers; at most ",
-                identity::kMaxIdentifiersPerCustomer)));
-          }
-          for (const auto& [type, n] : per_type) {
-            if (n > identity::kMaxIdentifiersPerType) {
-              return abort(absl::ResourceExhaustedError(absl::StrCat(
-                  "the merged customer would have ", n, " identifiers of type ", type,
-                  "; at most ", identity::kMaxIdentifiersPerType)));
-            }
-          }
-          auto lens = std::make_shared<std::vector<int64_t>>(2, 0);
-          auto b = Barrier::Make(2, [this, run, abort, lens](absl::Status st) mutable {
-            if (!st.ok()) return Fail(run, st);
-            int64_t events = (*lens)[0] + (*lens)[1];
-            if (events > kMaxMergeEvents) {
-              return abort(absl::ResourceExhaustedError(
-                  absl::StrCat("the merged timeline would hold ", events, " events; at most ",
-                               kMaxMergeEvents, " can be merged")));
-            }
-            Step(run, kStage);
+      client_->Command(
+          {"HGETALL", sk.identifiers()}, run->deadline,
+          [this, run, abort, tk, sk](absl::StatusOr<Reply> sids) mutable {
+            if (!sids.ok()) return Fail(run, sids.status());
+            client_->Command(
+                {"HKEYS", tk.identifiers()}, run->deadline,
+                [this, run, abort, tk, sk,
+                 sids = *std::move(sids)](absl::StatusOr<Reply> tids) mutable {
+                  if (!tids.ok()) return Fail(run, tids.status());
+                  std::map<std::string, int> per_type;
+                  for (const Reply& f : tids->elements)
+                    ++per_type[f.str.substr(0, f.str.find(':'))];
+                  run->record.clear_source_identifiers();
+                  for (size_t i = 0; i + 1 < sids.elements.size(); i += 2) {
+                    const std::string& f = sids.elements[i].str;
+                    ++per_type[f.substr(0, f.find(':'))];
+                    v1::LinkedIdentifier li;
+                    if (identity::LinkedIdentifierFromEntry(f, sids.elements[i + 1].str, &li)) {
+                      *run->record.add_source_identifiers() = std::move(li);
+                    }
+                  }
+                  size_t total = tids->elements.size() + sids.elements.size() / 2;
+                  if (total > static_cast<size_t>(identity::kMaxIdentifiersPerCustomer)) {
+                    return abort(absl::ResourceExhaustedError(absl::StrCat(
+                        "the merged customer would have ", total, " identifiers; at most ",
+                        identity::kMaxIdentifiersPerCustomer)));
+                  }
+                  for (const auto& [type, n] : per_type) {
+                    if (n > identity::kMaxIdentifiersPerType) {
+                      return abort(absl::ResourceExhaustedError(absl::StrCat(
+                          "the merged customer would have ", n, " identifiers of type ", type,
+                          "; at most ", identity::kMaxIdentifiersPerType)));
+                    }
+                  }
+                  auto lens = std::make_shared<std::vector<int64_t>>(2, 0);
+                  auto b = Barrier::Make(2, [this, run, abort, lens](absl::Status st) mutable {
+                    if (!st.ok()) return Fail(run, st);
+                    int64_t events = (*lens)[0] + (*lens)[1];
+                    if (events > kMaxMergeEvents) {
+                      return abort(absl::ResourceExhaustedError(
+                          absl::StrCat("the merged timeline would hold ", events,
+                                       " events; at most ", kMaxMergeEvents, " can be merged")));
+                    }
+                    Step(run, kStage);
+                  });
+                  client_->Command({"XLEN", sk.timeline()}, run->deadline,
+                                   [b, lens](absl::StatusOr<Reply> r) {
+                                     if (r.ok()) (*lens)[0] = r->integer;
+                                     b->Arrive(r.status());
+                                   });
+                  client_->Command({"XLEN", tk.timeline()}, run->deadline,
+                                   [b, lens](absl::StatusOr<Reply> r) {
+                                     if (r.ok()) (*lens)[1] = r->integer;
+                                     b->Arrive(r.status());
+                                   });
+                });
           });
-          client_->Command({"XLEN", sk.timeline()}, run->deadline,
-                           [b, lens](absl::StatusOr<Reply> r) {
-                             if (r.ok()) (*lens)[0] = r->integer;
-                             b->Arrive(r.status());
-                           });
-          client_->Command({"XLEN", tk.timeline()}, run->deadline,
-                           [b, lens](absl::StatusOr<Reply> r) {
-                             if (r.ok()) (*lens)[1] = r->integer;
-                             b->Arrive(r.status());
-                           });
-        });
-      });
     });
   });
 }
@@ -801,83 +826,87 @@ void MergeEngine::Stage(std::shared_ptr<Run> run) {
       [this, run, sk, tk](absl::StatusOr<Reply> swapped) {
         if (!swapped.ok()) return Fail(run, swapped.status());
         if (swapped->is_string()) return Step(run, kIdentifiers);  // swapped by an earlier run
-        ReadStream(client_, tk.timeline(), run->deadline,
-                   [this, run, sk, tk](absl::StatusOr<std::vector<Entry>> t) {
-          if (!t.ok()) return Fail(run, t.status());
-          run->target_entries = *std::move(t);
-          ReadStream(client_, sk.timeline(), run->deadline,
-                     [this, run, tk](absl::StatusOr<std::vector<Entry>> s) {
-            if (!s.ok()) return Fail(run, s.status());
-            run->source_entries = *std::move(s);
-            // Interleave by occurred_at: the target's events keep their order and ids; the
-            // source's (sorted by occurred_at, stable) take ids in the gaps between them.
-            absl::flat_hash_set<std::string> target_ids;
-            for (const Entry& e : run->target_entries) target_ids.insert(e.event.event_id());
-            std::vector<Entry*> src;
-            int64_t skipped = 0;
-            for (Entry& e : run->source_entries) {
-              if (target_ids.contains(e.event.event_id())) {
-                ++skipped;
-                continue;
-              }
-              e.from_source = true;
-              e.tag = run->id();
-              src.push_back(&e);
-            }
-            std::stable_sort(src.begin(), src.end(), [](const Entry* a, const Entry* b) {
-              return ToMillis(a->event.occurred_at()) < ToMillis(b->event.occurred_at());
+        ReadStream(
+            client_, tk.timeline(), run->deadline,
+            [this, run, sk, tk](absl::StatusOr<std::vector<Entry>> t) {
+              if (!t.ok()) return Fail(run, t.status());
+              run->target_entries = *std::move(t);
+              ReadStream(
+                  client_, sk.timeline(), run->deadline,
+                  [this, run, tk](absl::StatusOr<std::vector<Entry>> s) {
+                    if (!s.ok()) return Fail(run, s.status());
+                    run->source_entries = *std::move(s);
+                    // Interleave by occurred_at: the target's events keep their order and ids; the
+                    // source's (sorted by occurred_at, stable) take ids in the gaps between them.
+                    absl::flat_hash_set<std::string> target_ids;
+                    for (const Entry& e : run->target_entries)
+                      target_ids.insert(e.event.event_id());
+                    std::vector<Entry*> src;
+                    int64_t skipped = 0;
+                    for (Entry& e : run->source_entries) {
+                      if (target_ids.contains(e.event.event_id())) {
+                        ++skipped;
+                        continue;
+                      }
+                      e.from_source = true;
+                      e.tag = run->id();
+                      src.push_back(&e);
+                    }
+                    std::stable_sort(src.begin(), src.end(), [](const Entry* a, const Entry* b) {
+                      return ToMillis(a->event.occurred_at()) < ToMillis(b->event.occurred_at());
+                    });
+                    // Every entry gets a new id above the target's newest, in merged order; the old
+                    // ids of the target's entries are remapped (see kSwapScript), and each entry
+                    // keeps the time it was first stored in 'a'.
+                    StreamId next{0, 0};
+                    if (!run->target_entries.empty()) {
+                      StreamId last;
+                      if (!ParseStreamId(run->target_entries.back().id, &last)) {
+                        return Fail(run,
+                                    absl::InternalError("bad stream id in the target's timeline"));
+                      }
+                      next = StreamId{last.ms + 1, 0};
+                    } else {
+                      next = StreamId{0, 1};
+                    }
+                    std::vector<Entry*> plan;
+                    size_t j = 0;
+                    auto place = [&plan, &next](Entry* e) {
+                      e->old_id = e->id;
+                      e->appended = AppendedMs(*e);
+                      e->id = next.str();
+                      next = next.Next();
+                      plan.push_back(e);
+                    };
+                    for (Entry& t : run->target_entries) {
+                      int64_t occ = ToMillis(t.event.occurred_at());
+                      while (j < src.size() && ToMillis(src[j]->event.occurred_at()) < occ) {
+                        place(src[j++]);
+                      }
+                      place(&t);
+                    }
+                    while (j < src.size()) place(src[j++]);
+                    run->record.set_events_moved(static_cast<int64_t>(src.size()));
+                    run->record.set_events_skipped(skipped);
+                    run->plan = std::move(plan);
+                    client_->Command(
+                        {"XREVRANGE", tk.merge_staging(run->id()), "+", "-", "COUNT", "1"},
+                        run->deadline, [this, run](absl::StatusOr<Reply> last) {
+                          if (!last.ok()) return Fail(run, last.status());
+                          size_t from = 0;
+                          if (!last->elements.empty()) {
+                            // An earlier run wrote up to here: continue after it.
+                            StreamId written, id;
+                            ParseStreamId(last->elements[0].elements[0].str, &written);
+                            while (from < run->plan.size() &&
+                                   ParseStreamId(run->plan[from]->id, &id) && !(written < id)) {
+                              ++from;
+                            }
+                          }
+                          WriteStaging(run, from);
+                        });
+                  });
             });
-            // Every entry gets a new id above the target's newest, in merged order; the old
-            // ids of the target's entries are remapped (see kSwapScript), and each entry keeps
-            // the time it was first stored in 'a'.
-            StreamId next{0, 0};
-            if (!run->target_entries.empty()) {
-              StreamId last;
-              if (!ParseStreamId(run->target_entries.back().id, &last)) {
-                return Fail(run, absl::InternalError("bad stream id in the target's timeline"));
-              }
-              next = StreamId{last.ms + 1, 0};
-            } else {
-              next = StreamId{0, 1};
-            }
-            std::vector<Entry*> plan;
-            size_t j = 0;
-            auto place = [&plan, &next](Entry* e) {
-              e->old_id = e->id;
-              e->appended = AppendedMs(*e);
-              e->id = next.str();
-              next = next.Next();
-              plan.push_back(e);
-            };
-            for (Entry& t : run->target_entries) {
-              int64_t occ = ToMillis(t.event.occurred_at());
-              while (j < src.size() && ToMillis(src[j]->event.occurred_at()) < occ) {
-                place(src[j++]);
-              }
-              place(&t);
-            }
-            while (j < src.size()) place(src[j++]);
-            run->record.set_events_moved(static_cast<int64_t>(src.size()));
-            run->record.set_events_skipped(skipped);
-            run->plan = std::move(plan);
-            client_->Command({"XREVRANGE", tk.merge_staging(run->id()), "+", "-", "COUNT", "1"},
-                             run->deadline, [this, run](absl::StatusOr<Reply> last) {
-                               if (!last.ok()) return Fail(run, last.status());
-                               size_t from = 0;
-                               if (!last->elements.empty()) {
-                                 // An earlier run wrote up to here: continue after it.
-                                 StreamId written, id;
-                                 ParseStreamId(last->elements[0].elements[0].str, &written);
-                                 while (from < run->plan.size() &&
-                                        ParseStreamId(run->plan[from]->id, &id) &&
-                                        !(written < id)) {
-                                   ++from;
-                                 }
-                               }
-                               WriteStaging(run, from);
-                             });
-          });
-        });
       });
 }
 
@@ -897,10 +926,9 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
     bytes += e->blob.size();
   }
   client_->Eval(kStageScript,
-                {tk.merge_staging(run->id()), tk.merge_state(),
-                 tk.merge_staging_dedup(run->id()), tk.merge_staging_remap(run->id())},
-                std::move(args),
-                run->deadline, [this, run, end](absl::StatusOr<Reply> r) {
+                {tk.merge_staging(run->id()), tk.merge_state(), tk.merge_staging_dedup(run->id()),
+                 tk.merge_staging_remap(run->id())},
+                std::move(args), run->deadline, [this, run, end](absl::StatusOr<Reply> r) {
                   if (!r.ok()) return Fail(run, r.status());
                   if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
                   WriteStaging(run, end);
@@ -911,39 +939,39 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
 // is gone (given back by an unmerge) maps to the new id of the nearest earlier event.
 void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
   keys::CustomerKeys tk = run->target_keys();
-  client_->Command({"HGETALL", tk.remap()}, run->deadline, [this, run, tk](
-                                                               absl::StatusOr<Reply> old) {
-    if (!old.ok()) return Fail(run, old.status());
-    std::map<StreamId, std::string> moved;  // old id -> new id, for the target's entries
-    for (const Entry* e : run->plan) {
-      StreamId id;
-      if (!e->from_source && ParseStreamId(e->old_id, &id)) moved[id] = e->id;
-    }
-    std::vector<std::string> args = {run->id()};
-    for (size_t i = 0; i + 1 < old->elements.size(); i += 2) {
-      StreamId was;
-      if (!ParseStreamId(old->elements[i + 1].str, &was)) continue;
-      auto it = moved.upper_bound(was);
-      std::string now = it == moved.begin() ? "0-0" : std::prev(it)->second;
-      args.push_back(old->elements[i].str);
-      args.push_back(now);
-    }
-    auto swap = [this, run](absl::StatusOr<Reply> r) {
-      if (!r.ok()) return Fail(run, r.status());
-      if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
-      if (failpoint_ && failpoint_("merge.swap")) {
-        return run->done(absl::UnavailableError("failpoint merge.swap"));
-      }
-      Swap(run);
-    };
-    if (args.size() == 1) {
-      Reply none;
-      none.type = Reply::Type::kInteger;
-      return swap(none);
-    }
-    client_->Eval(kStageRemap, {tk.merge_staging_remap(run->id()), tk.merge_state()},
-                  std::move(args), run->deadline, std::move(swap));
-  });
+  client_->Command(
+      {"HGETALL", tk.remap()}, run->deadline, [this, run, tk](absl::StatusOr<Reply> old) {
+        if (!old.ok()) return Fail(run, old.status());
+        std::map<StreamId, std::string> moved;  // old id -> new id, for the target's entries
+        for (const Entry* e : run->plan) {
+          StreamId id;
+          if (!e->from_source && ParseStreamId(e->old_id, &id)) moved[id] = e->id;
+        }
+        std::vector<std::string> args = {run->id()};
+        for (size_t i = 0; i + 1 < old->elements.size(); i += 2) {
+          StreamId was;
+          if (!ParseStreamId(old->elements[i + 1].str, &was)) continue;
+          auto it = moved.upper_bound(was);
+          std::string now = it == moved.begin() ? "0-0" : std::prev(it)->second;
+          args.push_back(old->elements[i].str);
+          args.push_back(now);
+        }
+        auto swap = [this, run](absl::StatusOr<Reply> r) {
+          if (!r.ok()) return Fail(run, r.status());
+          if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
+          if (failpoint_ && failpoint_("merge.swap")) {
+            return run->done(absl::UnavailableError("failpoint merge.swap"));
+          }
+          Swap(run);
+        };
+        if (args.size() == 1) {
+          Reply none;
+          none.type = Reply::Type::kInteger;
+          return swap(none);
+        }
+        client_->Eval(kStageRemap, {tk.merge_staging_remap(run->id()), tk.merge_state()},
+                      std::move(args), run->deadline, std::move(swap));
+      });
 }
 
 namespace {
@@ -1033,8 +1061,7 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
     if (!st.ok()) return Fail(run, st);
     std::vector<std::string> take(run->record.take_from_source().begin(),
                                   run->record.take_from_source().end());
-    ProfileMerge pm = MergeProfiles(HashFromReply((*hashes)[0]), HashFromReply((*hashes)[1]),
-                                    take);
+    ProfileMerge pm = MergeProfiles(HashFromReply((*hashes)[0]), HashFromReply((*hashes)[1]), take);
     // Conversations open on both sides become one.
     std::map<std::string, std::string> convs = HashFromReply((*hashes)[2]);
     for (const auto& [id, sv] : HashFromReply((*hashes)[3])) {
@@ -1058,8 +1085,8 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
     std::vector<std::string> args = {run->id(), absl::StrCat(run->plan.size())};
     AppendCounted(&args, pm.sets);
     args.push_back(pm.priors);
-    AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(convs.begin(),
-                                                                          convs.end()));
+    AppendCounted(&args,
+                  std::vector<std::pair<std::string, std::string>>(convs.begin(), convs.end()));
     client_->Eval(kSwapScript,
                   {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(),
                    tk.merge_staging_dedup(run->id()), tk.merge_state(), tk.profile(),
@@ -1085,100 +1112,100 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
 
 void MergeEngine::MoveIdentifiers(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-  client_->Command({"HGETALL", sk.identifiers()}, run->deadline, [this, run, tk](
-                                                                     absl::StatusOr<Reply> ids) {
-    if (!ids.ok()) return Fail(run, ids.status());
-    struct Moved {
-      std::string field;
-      std::string value;
-      bool moved = false;
-    };
-    auto moved = std::make_shared<std::vector<Moved>>();
-    for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
-      v1::LinkedIdentifier li;
-      if (!identity::LinkedIdentifierFromEntry(ids->elements[i].str, ids->elements[i + 1].str,
-                                               &li)) {
-        continue;
-      }
-      li.mutable_evidence()->set_merge_id(run->id());
-      li.mutable_evidence()->set_merged_from(run->source());
-      moved->push_back({ids->elements[i].str, identity::EncodeEvidence(li.evidence()), false});
-    }
-    auto b = Barrier::Make(moved->size(), [this, run, tk, moved](absl::Status st) {
-      if (!st.ok()) return Fail(run, st);
-      std::vector<std::string> args;
-      int n = 0;
-      for (const auto& m : *moved) {
-        if (!m.moved) continue;
-        args.push_back(m.field);
-        args.push_back(m.value);
-        ++n;
-      }
-      auto next = [this, run](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return Fail(run, r.status());
-        Step(run, kMark);
-      };
-      if (args.empty()) return next(Reply{});
-      client_->Eval(kAddIdentifiers, {tk.identifiers()}, std::move(args), run->deadline,
-                    std::move(next));
-    });
-    for (size_t i = 0; i < moved->size(); ++i) {
-      const std::string& field = (*moved)[i].field;
-      size_t colon = field.find(':');
-      std::string index = keys::IdentifierKey(
-          run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)), field.substr(colon + 1));
-      // The index first: a crash before the target's list is updated is finished by a rerun,
-      // which finds the entry already moved.
-      client_->Eval(kMoveIndex, {index}, {run->target(), run->source()}, run->deadline,
-                    [b, moved, i](absl::StatusOr<Reply> r) {
-                      if (r.ok()) (*moved)[i].moved = r->integer == 1;
-                      b->Arrive(r.status());
-                    });
-    }
-  });
+  client_->Command(
+      {"HGETALL", sk.identifiers()}, run->deadline, [this, run, tk](absl::StatusOr<Reply> ids) {
+        if (!ids.ok()) return Fail(run, ids.status());
+        struct Moved {
+          std::string field;
+          std::string value;
+          bool moved = false;
+        };
+        auto moved = std::make_shared<std::vector<Moved>>();
+        for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
+          v1::LinkedIdentifier li;
+          if (!identity::LinkedIdentifierFromEntry(ids->elements[i].str, ids->elements[i + 1].str,
+                                                   &li)) {
+            continue;
+          }
+          li.mutable_evidence()->set_merge_id(run->id());
+          li.mutable_evidence()->set_merged_from(run->source());
+          moved->push_back({ids->elements[i].str, identity::EncodeEvidence(li.evidence()), false});
+        }
+        auto b = Barrier::Make(moved->size(), [this, run, tk, moved](absl::Status st) {
+          if (!st.ok()) return Fail(run, st);
+          std::vector<std::string> args;
+          int n = 0;
+          for (const auto& m : *moved) {
+            if (!m.moved) continue;
+            args.push_back(m.field);
+            args.push_back(m.value);
+            ++n;
+          }
+          auto next = [this, run](absl::StatusOr<Reply> r) {
+            if (!r.ok()) return Fail(run, r.status());
+            Step(run, kMark);
+          };
+          if (args.empty()) return next(Reply{});
+          client_->Eval(kAddIdentifiers, {tk.identifiers()}, std::move(args), run->deadline,
+                        std::move(next));
+        });
+        for (size_t i = 0; i < moved->size(); ++i) {
+          const std::string& field = (*moved)[i].field;
+          size_t colon = field.find(':');
+          std::string index =
+              keys::IdentifierKey(run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)),
+                                  field.substr(colon + 1));
+          // The index first: a crash before the target's list is updated is finished by a rerun,
+          // which finds the entry already moved.
+          client_->Eval(kMoveIndex, {index}, {run->target(), run->source()}, run->deadline,
+                        [b, moved, i](absl::StatusOr<Reply> r) {
+                          if (r.ok()) (*moved)[i].moved = r->integer == 1;
+                          b->Arrive(r.status());
+                        });
+        }
+      });
 }
 
 void MergeEngine::Mark(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-  client_->Command(
-      {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":head")}, run->deadline,
-      [this, run, sk](absl::StatusOr<Reply> head) {
-        if (!head.ok()) return Fail(run, head.status());
-        std::string h = head->is_string() ? head->str : "0-0";
-        client_->Eval(kMarkScript, {sk.profile()}, {run->target(), run->id(), h, sk.channel()},
-                      run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                        if (!r.ok()) return Fail(run, r.status());
-                        Step(run, kFinish);
-                      });
-      });
+  client_->Command({"HGET", tk.merge_state(), absl::StrCat(run->id(), ":head")}, run->deadline,
+                   [this, run, sk](absl::StatusOr<Reply> head) {
+                     if (!head.ok()) return Fail(run, head.status());
+                     std::string h = head->is_string() ? head->str : "0-0";
+                     client_->Eval(kMarkScript, {sk.profile()},
+                                   {run->target(), run->id(), h, sk.channel()}, run->deadline,
+                                   [this, run](absl::StatusOr<Reply> r) {
+                                     if (!r.ok()) return Fail(run, r.status());
+                                     Step(run, kFinish);
+                                   });
+                   });
 }
 
 void MergeEngine::Finish(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-  client_->Eval(
-      kReleaseAndNotify, {tk.profile()}, {run->id(), tk.channel(), "merged"}, run->deadline,
-      [this, run, sk, tk](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return Fail(run, r.status());
-        std::string score = absl::StrCat(ToMillis(run->record.started_at()));
-        auto b = Barrier::Make(2, [this, run](absl::Status st) {
-          if (!st.ok()) return Fail(run, st);
-          run->record.set_state(v1::MergeRecord::STATE_MERGED);
-          *run->record.mutable_merged_at() = FromMillis(NowMillis());
-          Log(LogLevel::kInfo, "merge.done",
-              {{"tenant", run->tenant},
-               {"merge_id", run->id()},
-               {"source", run->source()},
-               {"target", run->target()},
-               {"events_moved", absl::StrCat(run->record.events_moved())},
-               {"events_skipped", absl::StrCat(run->record.events_skipped())},
-               {"identifiers", absl::StrCat(run->record.source_identifiers_size())}});
-          Step(run, kDone);
-        });
-        for (const auto& k : {sk, tk}) {
-          client_->Command({"ZADD", k.merge_history(), score, run->id()}, run->deadline,
-                           [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-        }
-      });
+  client_->Eval(kReleaseAndNotify, {tk.profile()}, {run->id(), tk.channel(), "merged"},
+                run->deadline, [this, run, sk, tk](absl::StatusOr<Reply> r) {
+                  if (!r.ok()) return Fail(run, r.status());
+                  std::string score = absl::StrCat(ToMillis(run->record.started_at()));
+                  auto b = Barrier::Make(2, [this, run](absl::Status st) {
+                    if (!st.ok()) return Fail(run, st);
+                    run->record.set_state(v1::MergeRecord::STATE_MERGED);
+                    *run->record.mutable_merged_at() = FromMillis(NowMillis());
+                    Log(LogLevel::kInfo, "merge.done",
+                        {{"tenant", run->tenant},
+                         {"merge_id", run->id()},
+                         {"source", run->source()},
+                         {"target", run->target()},
+                         {"events_moved", absl::StrCat(run->record.events_moved())},
+                         {"events_skipped", absl::StrCat(run->record.events_skipped())},
+                         {"identifiers", absl::StrCat(run->record.source_identifiers_size())}});
+                    Step(run, kDone);
+                  });
+                  for (const auto& k : {sk, tk}) {
+                    client_->Command({"ZADD", k.merge_history(), score, run->id()}, run->deadline,
+                                     [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+                  }
+                });
 }
 
 // ---- unmerge steps ----------------------------------------------------------------------------
@@ -1225,14 +1252,16 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
         auto b = Barrier::Make(2, [this, run](absl::Status st) {
           if (!st.ok()) return run->done(st);
           Log(LogLevel::kInfo, "unmerge.started",
-              {{"tenant", run->tenant}, {"merge_id", run->id()}, {"source", run->source()},
+              {{"tenant", run->tenant},
+               {"merge_id", run->id()},
+               {"source", run->source()},
                {"target", run->target()}});
-          client_->Command({"SADD", keys::PendingMergesKey(),
-                            absl::StrCat(run->tenant, "/", run->id())},
-                           run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                             if (!r.ok()) return run->done(r.status());
-                             Step(run, kULock);
-                           });
+          client_->Command(
+              {"SADD", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+              run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                if (!r.ok()) return run->done(r.status());
+                Step(run, kULock);
+              });
         });
         client_->Command(
             {"HMGET", run->source_keys().profile(), "merged_into", "merge_id", "merge_lock"},
@@ -1244,8 +1273,9 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
                     "merge_id: customer ", run->source(), " is no longer merged by ", run->id())));
               }
               if (f[2].is_string()) {
-                return b->Arrive(absl::AbortedError(absl::StrCat(
-                    "customer ", run->source(), " is held by merge ", f[2].str, "; retry shortly")));
+                return b->Arrive(absl::AbortedError(absl::StrCat("customer ", run->source(),
+                                                                 " is held by merge ", f[2].str,
+                                                                 "; retry shortly")));
               }
               b->Arrive(absl::OkStatus());
             });
@@ -1255,13 +1285,14 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
               if (!r.ok()) return b->Arrive(r.status());
               const auto& f = r->elements;
               if (f.size() == 3 && f[0].is_string()) {
-                return b->Arrive(absl::FailedPreconditionError(absl::StrCat(
-                    "merge_id: the target ", run->target(), " was since merged into ", f[0].str,
-                    " by merge ", f[1].str, "; unmerge that one first")));
+                return b->Arrive(absl::FailedPreconditionError(
+                    absl::StrCat("merge_id: the target ", run->target(), " was since merged into ",
+                                 f[0].str, " by merge ", f[1].str, "; unmerge that one first")));
               }
               if (f.size() == 3 && f[2].is_string()) {
-                return b->Arrive(absl::AbortedError(absl::StrCat(
-                    "customer ", run->target(), " is held by merge ", f[2].str, "; retry shortly")));
+                return b->Arrive(absl::AbortedError(absl::StrCat("customer ", run->target(),
+                                                                 " is held by merge ", f[2].str,
+                                                                 "; retry shortly")));
               }
               b->Arrive(absl::OkStatus());
             });
@@ -1280,14 +1311,16 @@ void MergeEngine::UnLock(std::shared_ptr<Run> run) {
       run->record.clear_unmerged_by();
       run->step = kDone;
       std::vector<std::string> cmd = {
-          "HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+          "HSET",
+          keys::MergeKey(run->tenant, run->id()),
+          "rec",
           run->original_record.empty() ? run->record.SerializeAsString() : run->original_record,
-          "step", absl::StrCat(kDone)};
+          "step",
+          absl::StrCat(kDone)};
       client_->Command(std::move(cmd), run->deadline, [this, run, status](absl::StatusOr<Reply>) {
-        client_->Command({"SREM", keys::PendingMergesKey(),
-                          absl::StrCat(run->tenant, "/", run->id())},
-                         run->deadline,
-                         [run, status](absl::StatusOr<Reply>) { run->done(status); });
+        client_->Command(
+            {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+            run->deadline, [run, status](absl::StatusOr<Reply>) { run->done(status); });
       });
     });
     for (const std::string& c : {run->source(), run->target()}) {
@@ -1295,8 +1328,7 @@ void MergeEngine::UnLock(std::shared_ptr<Run> run) {
                     run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
     }
   };
-  auto lock_one = [this, run](const std::pair<std::string, std::string>& who,
-                              Callback<Reply> cb) {
+  auto lock_one = [this, run](const std::pair<std::string, std::string>& who, Callback<Reply> cb) {
     client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, who.first).profile()},
                   {who.first, run->id(), who.second, run->target(), run->id()}, run->deadline,
                   std::move(cb));
@@ -1318,36 +1350,36 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
   ReadStream(client_, tk.timeline(), run->deadline,
              [this, run, sk](absl::StatusOr<std::vector<Entry>> t) {
-    if (!t.ok()) return Fail(run, t.status());
-    run->target_entries = *std::move(t);
-    std::vector<const Entry*> tagged;
-    for (const Entry& e : run->target_entries) {
-      if (e.tag == run->id()) tagged.push_back(&e);
-    }
-    auto returned = std::make_shared<std::atomic<int64_t>>(0);
-    size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
-    auto b = Barrier::Make(chunks, [this, run, returned](absl::Status st) {
-      if (!st.ok()) return Fail(run, st);
-      run->record.set_events_returned(run->record.events_returned() + returned->load());
-      Step(run, kURemove);
-    });
-    // Chunks are independent (each appends what the source lacks), so they run together;
-    // the source's timeline order among returned events follows their order here.
-    for (size_t c = 0; c < chunks; ++c) {
-      std::vector<std::string> args;
-      for (size_t i = c * kWriteChunkEntries;
-           i < std::min(tagged.size(), (c + 1) * kWriteChunkEntries); ++i) {
-        args.push_back(tagged[i]->event.event_id());
-        args.push_back(tagged[i]->blob);
-        args.push_back(AppendedMs(*tagged[i]));
-      }
-      client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args), run->deadline,
-                    [b, returned](absl::StatusOr<Reply> r) {
-                      if (r.ok()) *returned += r->integer;
-                      b->Arrive(r.status());
-                    });
-    }
-  });
+               if (!t.ok()) return Fail(run, t.status());
+               run->target_entries = *std::move(t);
+               std::vector<const Entry*> tagged;
+               for (const Entry& e : run->target_entries) {
+                 if (e.tag == run->id()) tagged.push_back(&e);
+               }
+               auto returned = std::make_shared<std::atomic<int64_t>>(0);
+               size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
+               auto b = Barrier::Make(chunks, [this, run, returned](absl::Status st) {
+                 if (!st.ok()) return Fail(run, st);
+                 run->record.set_events_returned(run->record.events_returned() + returned->load());
+                 Step(run, kURemove);
+               });
+               // Chunks are independent (each appends what the source lacks), so they run together;
+               // the source's timeline order among returned events follows their order here.
+               for (size_t c = 0; c < chunks; ++c) {
+                 std::vector<std::string> args;
+                 for (size_t i = c * kWriteChunkEntries;
+                      i < std::min(tagged.size(), (c + 1) * kWriteChunkEntries); ++i) {
+                   args.push_back(tagged[i]->event.event_id());
+                   args.push_back(tagged[i]->blob);
+                   args.push_back(AppendedMs(*tagged[i]));
+                 }
+                 client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args),
+                               run->deadline, [b, returned](absl::StatusOr<Reply> r) {
+                                 if (r.ok()) *returned += r->integer;
+                                 b->Arrive(r.status());
+                               });
+               }
+             });
 }
 
 void MergeEngine::Remove(std::shared_ptr<Run> run) {
@@ -1386,8 +1418,7 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
             for (const auto& [f, ms] : derived->activity) act.emplace_back(f, absl::StrCat(ms));
             AppendCounted(&args, act);
             AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
-                                     derived->conversations.begin(),
-                                     derived->conversations.end()));
+                                     derived->conversations.begin(), derived->conversations.end()));
             client_->Eval(kRemoveScript, {tk.merge_state(), tk.profile(), tk.conversations()},
                           std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
                             if (!r.ok()) return Fail(run, r.status());
@@ -1403,9 +1434,8 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
         args.push_back(removed[i].first);
         args.push_back(removed[i].second);
       }
-      client_->Eval(kRemoveChunk, {tk.timeline(), tk.dedup(), tk.merge_state()},
-                    std::move(args), run->deadline,
-                    [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+      client_->Eval(kRemoveChunk, {tk.timeline(), tk.dedup(), tk.merge_state()}, std::move(args),
+                    run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
     }
   };
   if (!run->target_entries.empty()) return with_entries();
@@ -1419,89 +1449,93 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
 
 void MergeEngine::ReturnIdentifiers(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-  client_->Command({"HGETALL", tk.identifiers()}, run->deadline, [this, run, sk, tk](
-                                                                     absl::StatusOr<Reply> ids) {
-    if (!ids.ok()) return Fail(run, ids.status());
-    auto fields = std::make_shared<std::vector<std::string>>();
-    for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
-      v1::LinkEvidence e;
-      if (identity::DecodeEvidence(ids->elements[i + 1].str, &e) && e.merge_id() == run->id()) {
-        fields->push_back(ids->elements[i].str);
-      }
-    }
-    auto b = Barrier::Make(fields->size(), [this, run, sk, tk, fields](absl::Status st) {
-      if (!st.ok()) return Fail(run, st);
-      auto after = [this, run](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return Fail(run, r.status());
-        Step(run, kURelease);
-      };
-      if (fields->empty()) return after(Reply{});
-      std::vector<std::string> cmd = {"HDEL", tk.identifiers()};
-      cmd.insert(cmd.end(), fields->begin(), fields->end());
-      client_->Command(std::move(cmd), run->deadline, std::move(after));
-    });
-    for (const std::string& field : *fields) {
-      size_t colon = field.find(':');
-      std::string index = keys::IdentifierKey(
-          run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)), field.substr(colon + 1));
-      client_->Eval(kMoveIndex, {index}, {run->source(), run->target()}, run->deadline,
-                    [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-    }
-  });
+  client_->Command(
+      {"HGETALL", tk.identifiers()}, run->deadline, [this, run, sk, tk](absl::StatusOr<Reply> ids) {
+        if (!ids.ok()) return Fail(run, ids.status());
+        auto fields = std::make_shared<std::vector<std::string>>();
+        for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
+          v1::LinkEvidence e;
+          if (identity::DecodeEvidence(ids->elements[i + 1].str, &e) && e.merge_id() == run->id()) {
+            fields->push_back(ids->elements[i].str);
+          }
+        }
+        auto b = Barrier::Make(fields->size(), [this, run, sk, tk, fields](absl::Status st) {
+          if (!st.ok()) return Fail(run, st);
+          auto after = [this, run](absl::StatusOr<Reply> r) {
+            if (!r.ok()) return Fail(run, r.status());
+            Step(run, kURelease);
+          };
+          if (fields->empty()) return after(Reply{});
+          std::vector<std::string> cmd = {"HDEL", tk.identifiers()};
+          cmd.insert(cmd.end(), fields->begin(), fields->end());
+          client_->Command(std::move(cmd), run->deadline, std::move(after));
+        });
+        for (const std::string& field : *fields) {
+          size_t colon = field.find(':');
+          std::string index =
+              keys::IdentifierKey(run->tenant, keys::IdentifierTypeFromName(field.substr(0, colon)),
+                                  field.substr(colon + 1));
+          client_->Eval(kMoveIndex, {index}, {run->source(), run->target()}, run->deadline,
+                        [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+        }
+      });
 }
 
 void MergeEngine::Release(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys();
   // The source's list still holds every identifier it had; drop those it no longer owns
   // (unlinked from the target while merged).
-  client_->Command({"HKEYS", sk.identifiers()}, run->deadline, [this, run, sk](
-                                                                   absl::StatusOr<Reply> ids) {
-    if (!ids.ok()) return Fail(run, ids.status());
-    auto owners = std::make_shared<std::vector<std::string>>(ids->elements.size());
-    auto fields = std::make_shared<std::vector<std::string>>();
-    for (const Reply& f : ids->elements) fields->push_back(f.str);
-    auto b = Barrier::Make(fields->size(), [this, run, sk, owners, fields](absl::Status st) {
-      if (!st.ok()) return Fail(run, st);
-      std::vector<std::string> cmd = {"HDEL", sk.identifiers()};
-      for (size_t i = 0; i < fields->size(); ++i) {
-        if ((*owners)[i] != run->source()) cmd.push_back((*fields)[i]);
-      }
-      auto next = [this, run, sk](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return Fail(run, r.status());
-        ReadStream(client_, sk.timeline(), run->deadline,
-                   [this, run, sk](absl::StatusOr<std::vector<Entry>> s) {
-          if (!s.ok()) return Fail(run, s.status());
-          std::vector<const Entry*> all;
-          for (const Entry& e : *s) all.push_back(&e);
-          Derived d = Recompute(all);
-          std::vector<std::string> args = {run->id()};
-          std::vector<std::pair<std::string, std::string>> act;
-          for (const auto& [f, ms] : d.activity) act.emplace_back(f, absl::StrCat(ms));
-          AppendCounted(&args, act);
-          AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
-                                   d.conversations.begin(), d.conversations.end()));
-          client_->Eval(kReleaseSource, {sk.profile(), sk.conversations()}, std::move(args),
-                        run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                          if (!r.ok()) return Fail(run, r.status());
-                          Step(run, kUFinish);
-                        });
-        });
-      };
-      if (cmd.size() == 2) return next(Reply{});
-      client_->Command(std::move(cmd), run->deadline, std::move(next));
-    });
-    for (size_t i = 0; i < fields->size(); ++i) {
-      const std::string& field = (*fields)[i];
-      size_t colon = field.find(':');
-      client_->Command({"GET", keys::IdentifierKey(run->tenant,
-                                                   keys::IdentifierTypeFromName(field.substr(0, colon)),
-                                                   field.substr(colon + 1))},
-                       run->deadline, [b, owners, i](absl::StatusOr<Reply> r) {
-                         if (r.ok() && r->is_string()) (*owners)[i] = r->str;
-                         b->Arrive(r.status());
+  client_->Command(
+      {"HKEYS", sk.identifiers()}, run->deadline, [this, run, sk](absl::StatusOr<Reply> ids) {
+        if (!ids.ok()) return Fail(run, ids.status());
+        auto owners = std::make_shared<std::vector<std::string>>(ids->elements.size());
+        auto fields = std::make_shared<std::vector<std::string>>();
+        for (const Reply& f : ids->elements) fields->push_back(f.str);
+        auto b = Barrier::Make(fields->size(), [this, run, sk, owners, fields](absl::Status st) {
+          if (!st.ok()) return Fail(run, st);
+          std::vector<std::string> cmd = {"HDEL", sk.identifiers()};
+          for (size_t i = 0; i < fields->size(); ++i) {
+            if ((*owners)[i] != run->source()) cmd.push_back((*fields)[i]);
+          }
+          auto next = [this, run, sk](absl::StatusOr<Reply> r) {
+            if (!r.ok()) return Fail(run, r.status());
+            ReadStream(client_, sk.timeline(), run->deadline,
+                       [this, run, sk](absl::StatusOr<std::vector<Entry>> s) {
+                         if (!s.ok()) return Fail(run, s.status());
+                         std::vector<const Entry*> all;
+                         for (const Entry& e : *s) all.push_back(&e);
+                         Derived d = Recompute(all);
+                         std::vector<std::string> args = {run->id()};
+                         std::vector<std::pair<std::string, std::string>> act;
+                         for (const auto& [f, ms] : d.activity)
+                           act.emplace_back(f, absl::StrCat(ms));
+                         AppendCounted(&args, act);
+                         AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
+                                                  d.conversations.begin(), d.conversations.end()));
+                         client_->Eval(kReleaseSource, {sk.profile(), sk.conversations()},
+                                       std::move(args), run->deadline,
+                                       [this, run](absl::StatusOr<Reply> r) {
+                                         if (!r.ok()) return Fail(run, r.status());
+                                         Step(run, kUFinish);
+                                       });
                        });
-    }
-  });
+          };
+          if (cmd.size() == 2) return next(Reply{});
+          client_->Command(std::move(cmd), run->deadline, std::move(next));
+        });
+        for (size_t i = 0; i < fields->size(); ++i) {
+          const std::string& field = (*fields)[i];
+          size_t colon = field.find(':');
+          client_->Command(
+              {"GET", keys::IdentifierKey(run->tenant,
+                                          keys::IdentifierTypeFromName(field.substr(0, colon)),
+                                          field.substr(colon + 1))},
+              run->deadline, [b, owners, i](absl::StatusOr<Reply> r) {
+                if (r.ok() && r->is_string()) (*owners)[i] = r->str;
+                b->Arrive(r.status());
+              });
+        }
+      });
 }
 
 void MergeEngine::UnFinish(std::shared_ptr<Run> run) {
@@ -1530,8 +1564,8 @@ void MergeEngine::History(const std::string& tenant, const std::string& customer
   keys::CustomerKeys ck(tenant, customer_id);
   client_->Command(
       {"EXISTS", ck.profile()}, deadline,
-      [this, tenant, customer_id, ck, deadline, done = std::move(done)](
-          absl::StatusOr<Reply> exists) mutable {
+      [this, tenant, customer_id, ck, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> exists) mutable {
         if (!exists.ok()) return done(exists.status());
         if (exists->integer == 0) {
           return done(absl::NotFoundError(absl::StrCat("customer ", customer_id, " not found")));
@@ -1543,11 +1577,10 @@ void MergeEngine::History(const std::string& tenant, const std::string& customer
               auto records = std::make_shared<std::vector<v1::MergeRecord>>(ids->elements.size());
               auto shared_done =
                   std::make_shared<Callback<std::vector<v1::MergeRecord>>>(std::move(done));
-              auto b = Barrier::Make(ids->elements.size(),
-                                     [records, shared_done](absl::Status st) {
-                                       if (!st.ok()) return (*shared_done)(st);
-                                       (*shared_done)(std::move(*records));
-                                     });
+              auto b = Barrier::Make(ids->elements.size(), [records, shared_done](absl::Status st) {
+                if (!st.ok()) return (*shared_done)(st);
+                (*shared_done)(std::move(*records));
+              });
               for (size_t i = 0; i < ids->elements.size(); ++i) {
                 client_->Command({"HGET", keys::MergeKey(tenant, ids->elements[i].str), "rec"},
                                  deadline, [b, records, i](absl::StatusOr<Reply> r) {
@@ -1592,7 +1625,8 @@ void MergeEngine::RecoverPending(bool all, absl::Time deadline, Callback<int> do
                 if (!all && now - updated < absl::ToInt64Milliseconds(kRecoveryAfter)) {
                   return b->Arrive(absl::OkStatus());  // probably still running somewhere
                 }
-                Log(LogLevel::kInfo, "merge.recovering", {{"tenant", tenant}, {"merge_id", merge_id}});
+                Log(LogLevel::kInfo, "merge.recovering",
+                    {{"tenant", tenant}, {"merge_id", merge_id}});
                 Resume(tenant, merge_id, deadline,
                        [b, finished, merge_id](absl::StatusOr<v1::MergeRecord> rec) {
                          if (rec.ok()) {

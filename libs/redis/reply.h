@@ -8,10 +8,10 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 struct redisReply;
 
@@ -20,8 +20,8 @@ namespace onestory::redis {
 struct Reply {
   enum class Type { kNil, kString, kStatus, kError, kInteger, kArray };
   Type type = Type::kNil;
-  std::string str;        // kString, kStatus, kError
-  int64_t integer = 0;    // kInteger
+  std::string str;              // kString, kStatus, kError
+  int64_t integer = 0;          // kInteger
   std::vector<Reply> elements;  // kArray
 
   bool is_nil() const { return type == Type::kNil; }
@@ -32,8 +32,8 @@ struct Reply {
 };
 
 // The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
-// status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h); LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything
-// else to INTERNAL.
+// status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h);
+// LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything else to INTERNAL.
 absl::Status ErrorToStatus(absl::string_view error_text);
 
 }  // namespace onestory::redis

@@ -6,11 +6,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "libs/identity/merged.h"
-#include "libs/identity/profile_codec.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
+#include "libs/identity/merged.h"
+#include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_validation.h"
@@ -247,8 +247,8 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
         auto tag = std::make_shared<std::string>();
         identity::FollowMerges<v1::AppendResponse>(
             who->customer_id,
-            [this, tenant, events, now, deadline, via, tag](
-                const std::string& customer_id, Callback<v1::AppendResponse> cb) {
+            [this, tenant, events, now, deadline, via, tag](const std::string& customer_id,
+                                                            Callback<v1::AppendResponse> cb) {
               AppendTo(tenant, customer_id, events, now, *tag, via, deadline, std::move(cb));
             },
             std::move(done), [tag](const identity::Moved& m) { *tag = m.merge_id; });
@@ -260,9 +260,13 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
                              const std::string& tag, const std::string& via, absl::Time deadline,
                              Callback<v1::AppendResponse> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  std::vector<std::string> args = {customer_id, absl::StrCat(now), ck.channel(),
+  std::vector<std::string> args = {customer_id,
+                                   absl::StrCat(now),
+                                   ck.channel(),
                                    absl::StrCat(events->size()),
-                                   absl::StrCat(kConversationIdleMs), tag, via};
+                                   absl::StrCat(kConversationIdleMs),
+                                   tag,
+                                   via};
   args.reserve(args.size() + events->size() * kArgsPerEvent);
   for (const v1::Event& e : *events) {
     args.push_back(e.event_id());
@@ -273,8 +277,7 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
     args.push_back(e.conversation_id());
   }
   client_->Eval(
-      kAppend,
-      {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations(), ck.identifiers()},
+      kAppend, {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations(), ck.identifiers()},
       std::move(args), deadline,
       [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
@@ -361,8 +364,7 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
                             state->customer_id = *root;
                             PageToken expected{state->customer_id, state->oldest_first, "",
                                                state->filter.fingerprint};
-                            absl::StatusOr<PageToken> token =
-                                DecodePageToken(page_token, expected);
+                            absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);
                             if (!token.ok()) return state->done(token.status());
                             state->start = absl::StrCat("(", token->stream_id);
                             state->resumed = true;
@@ -372,14 +374,12 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
 }
 
 void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
-  int chunk = state->filter.empty() ? state->page_size + 1
-                                    : std::max(100, state->page_size * 2);
+  int chunk = state->filter.empty() ? state->page_size + 1 : std::max(100, state->page_size * 2);
   chunk = std::min(chunk, kMaxExaminedPerList - state->examined + 1);
   keys::CustomerKeys ck(state->tenant, state->customer_id);
   client_->Eval(
       kRange, {ck.profile(), ck.timeline(), ck.remap()},
-      {state->customer_id, state->oldest_first ? "asc" : "desc", state->start,
-       absl::StrCat(chunk)},
+      {state->customer_id, state->oldest_first ? "asc" : "desc", state->start, absl::StrCat(chunk)},
       state->deadline, [this, state, chunk](absl::StatusOr<Reply> r) {
         if (!r.ok()) {
           // Merged before the first read: list the target instead.
@@ -440,8 +440,8 @@ void TimelineStore::ReadAfter(const std::string& tenant, const std::string& cust
 void TimelineStore::Head(const std::string& tenant, const std::string& customer_id,
                          absl::Time deadline, Callback<std::string> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()}, {customer_id, "desc", "+", "1"}, deadline,
-                [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()}, {customer_id, "desc", "+", "1"},
+                deadline, [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
                   if (!r.ok()) return done(r.status());
                   if (r->elements.empty()) return done(std::string("0-0"));
                   done(r->elements[0].elements[0].str);

@@ -42,13 +42,12 @@ class TimelineStore {
   void Append(const v1::AppendRequest& request, absl::Time deadline,
               Callback<v1::AppendResponse> done);
 
-  void List(const v1::ListRequest& request, absl::Time deadline,
-            Callback<v1::ListResponse> done);
+  void List(const v1::ListRequest& request, absl::Time deadline, Callback<v1::ListResponse> done);
 
   struct Batch {
     std::vector<v1::Event> events;        // with customer_id, cursor and appended_at
     std::vector<std::string> stream_ids;  // of each event, in the same order
-    std::string last_stream_id;  // of the last event, or the input position when empty
+    std::string last_stream_id;           // of the last event, or the input position when empty
   };
   // Up to `max` events after stream id `after` ("0-0" for the start), oldest first. NOT_FOUND for
   // an unknown customer. For Watch.
@@ -74,7 +73,6 @@ class TimelineStore {
 };
 
 // Decodes one XRANGE entry ([id, [field, value...]]) into an event with its output fields.
-absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id,
-                                         const redis::Reply& entry);
+absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& entry);
 
 }  // namespace onestory::timeline

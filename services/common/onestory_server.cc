@@ -30,8 +30,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
       std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get());
   s->context_store_ =
       std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get());
-  s->merge_engine_ =
-      std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
+  s->merge_engine_ = std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
   s->suggester_ = std::make_unique<identity::MergeSuggester>(
       s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
 
@@ -46,9 +45,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
-    s->identity_service_ = std::make_unique<IdentityServiceImpl>(
-        s->identity_store_.get(), s->merge_engine_.get(), s->suggester_.get(),
-        options.identity_policy);
+    s->identity_service_ =
+        std::make_unique<IdentityServiceImpl>(s->identity_store_.get(), s->merge_engine_.get(),
+                                              s->suggester_.get(), options.identity_policy);
     builder.RegisterService(s->identity_service_.get());
     s->service_names_.push_back("onestory.v1.IdentityService");
   }
@@ -77,7 +76,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     s->RegisterGauges();
   }
   Log(LogLevel::kInfo, "server.listening",
-      {{"addr", s->address()}, {"services", absl::StrJoin(s->service_names_, ",")},
+      {{"addr", s->address()},
+       {"services", absl::StrJoin(s->service_names_, ",")},
        {"redis", options.redis.address}});
   return s;
 }
@@ -132,14 +132,13 @@ void OneStoryServer::RecoverMerges() {
   do {
     if (redis_->connected()) {
       absl::Notification done;
-      merge_engine_->RecoverPending(all, absl::Now() + absl::Seconds(60),
-                                    [&done](absl::StatusOr<int> n) {
-                                      if (n.ok() && *n > 0) {
-                                        Log(LogLevel::kInfo, "merge.recovered",
-                                            {{"merges", absl::StrCat(*n)}});
-                                      }
-                                      done.Notify();
-                                    });
+      merge_engine_->RecoverPending(
+          all, absl::Now() + absl::Seconds(60), [&done](absl::StatusOr<int> n) {
+            if (n.ok() && *n > 0) {
+              Log(LogLevel::kInfo, "merge.recovered", {{"merges", absl::StrCat(*n)}});
+            }
+            done.Notify();
+          });
       done.WaitForNotification();
       all = false;
     }
@@ -161,9 +160,9 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
 OneStoryServer::~OneStoryServer() {
   Shutdown(absl::ZeroDuration());
   if (metrics_) {
-    for (const char* g : {"onestory_redis_connected", "onestory_redis_in_flight",
-                          "onestory_redis_reconnects", "onestory_watches_open",
-                          "onestory_watch_subscriber_connected"}) {
+    for (const char* g :
+         {"onestory_redis_connected", "onestory_redis_in_flight", "onestory_redis_reconnects",
+          "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
       metrics::Registry::Global().RemoveGauge(g);
     }
     metrics_.reset();

@@ -52,19 +52,30 @@ ABSL_FLAG(std::string, auto_merge_types, "",
           "Identifier types trusted to merge two customers on their own when linked with "
           "verification ONE_TIME_CODE or AUTHENTICATED, per tenant: "
           "\"acme=app_user_id+crm_id;*=app_user_id\" ('*': every tenant). Empty: never.");
-ABSL_FLAG(std::string, merge_deny_list, "",
-          "Shared identifiers that never merge customers nor suggest a merge, as "
-          "<type>:<value> with a trailing * for a prefix: \"device_id:kiosk-*,phone:18005550100\".");
+ABSL_FLAG(
+    std::string, merge_deny_list, "",
+    "Shared identifiers that never merge customers nor suggest a merge, as "
+    "<type>:<value> with a trailing * for a prefix: \"device_id:kiosk-*,phone:18005550100\".");
 
 namespace onestory::service {
 namespace {
 
 constexpr const char* kFlagNames[] = {
-    "listen",         "redis",          "redis_user",
-    "redis_password", "redis_connections", "redis_connect_timeout_ms",
-    "redis_command_timeout_ms", "data_dir", "appendfsync",
-    "watch_max_lag_ms", "shutdown_grace_ms", "port_file",
-    "log_level",      "metrics_listen", "auto_merge_types",
+    "listen",
+    "redis",
+    "redis_user",
+    "redis_password",
+    "redis_connections",
+    "redis_connect_timeout_ms",
+    "redis_command_timeout_ms",
+    "data_dir",
+    "appendfsync",
+    "watch_max_lag_ms",
+    "shutdown_grace_ms",
+    "port_file",
+    "log_level",
+    "metrics_listen",
+    "auto_merge_types",
     "merge_deny_list",
 };
 
@@ -165,8 +176,8 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   options.identity_policy.auto_merge_types = *std::move(auto_merge);
   auto deny = identity::MergeDenyList::Parse(absl::GetFlag(FLAGS_merge_deny_list));
   if (!deny.ok()) {
-    return Fail("config.invalid", absl::InvalidArgumentError(
-                                      absl::StrCat("--merge_deny_list: ", deny.status().message())));
+    return Fail("config.invalid", absl::InvalidArgumentError(absl::StrCat(
+                                      "--merge_deny_list: ", deny.status().message())));
   }
   options.identity_policy.deny_list = *std::move(deny);
   // For fault tests: ONESTORY_FAILPOINT=<step> (e.g. merge.swap) kills the process as kill -9

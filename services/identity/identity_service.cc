@@ -1,7 +1,7 @@
 #include "services/identity/identity_service.h"
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "libs/common/log.h"
@@ -51,13 +51,12 @@ bool IdentityPolicy::TrustsToMerge(const std::string& tenant, v1::IdentifierType
 
 void IdentityServiceImpl::Reindex(const std::string& tenant, std::vector<std::string> customers) {
   for (const std::string& c : customers) {
-    store_->GetProfile(tenant, c, absl::Now() + absl::Seconds(10),
-                       [this, tenant](absl::StatusOr<v1::Profile> p) {
-                         if (!p.ok()) return;  // merged or gone: nothing to index
-                         suggester_->IndexProfile(tenant, p->customer_id(), *p,
-                                                  absl::Now() + absl::Seconds(10),
-                                                  [](absl::StatusOr<bool>) {});
-                       });
+    store_->GetProfile(
+        tenant, c, absl::Now() + absl::Seconds(10), [this, tenant](absl::StatusOr<v1::Profile> p) {
+          if (!p.ok()) return;  // merged or gone: nothing to index
+          suggester_->IndexProfile(tenant, p->customer_id(), *p, absl::Now() + absl::Seconds(10),
+                                   [](absl::StatusOr<bool>) {});
+        });
   }
 }
 
@@ -65,8 +64,7 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Resolve(grpc::CallbackServerConte
                                                        const v1::ResolveRequest* req,
                                                        v1::ResolveResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  store_->Resolve(req->tenant(), req->identifier(), req->create_if_missing(),
-                  RequestDeadline(ctx),
+  store_->Resolve(req->tenant(), req->identifier(), req->create_if_missing(), RequestDeadline(ctx),
                   FinishWith<IdentityStore::Resolved>(
                       reactor, resp, [](v1::ResolveResponse* out, IdentityStore::Resolved r) {
                         out->set_customer_id(r.customer_id);
@@ -113,10 +111,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
               in.tenant = request.tenant();
               in.source_customer_id = *source;
               in.target_customer_id = owner;
-              in.reason = absl::StrCat("automatic: ", keys::IdentifierTypeName(id.type()), " '",
-                                       id.value(), "' verified by ",
-                                       v1::Verification_Name(request.verification()),
-                                       " belongs to both");
+              in.reason =
+                  absl::StrCat("automatic: ", keys::IdentifierTypeName(id.type()), " '", id.value(),
+                               "' verified by ", v1::Verification_Name(request.verification()),
+                               " belongs to both");
               in.actor = request.actor();
               if (in.actor.type() == v1::Actor::TYPE_UNSPECIFIED) {
                 in.actor.set_type(v1::Actor::TYPE_SYSTEM);
@@ -124,16 +122,17 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
               in.automatic = true;
               Log(LogLevel::kInfo, "link.auto_merge",
                   {{"tenant", in.tenant}, {"source", in.source_customer_id}, {"target", owner}});
-              merges_->Merge(in, deadline, [this, reactor, resp, request, evidence, deadline,
-                                            fill](absl::StatusOr<merge::MergeEngine::Result> m) {
-                if (!m.ok()) return reactor->Finish(ToGrpcStatus(m.status()));
-                *resp->mutable_merge() = m->record;
-                Reindex(request.tenant(), {m->record.target_customer_id()});
-                // Now the owner's: refresh its evidence with this verification.
-                store_->Link(request.tenant(), m->record.target_customer_id(),
-                             request.identifier(), evidence, deadline,
-                             FinishWith<IdentityStore::Linked>(reactor, resp, fill));
-              });
+              merges_->Merge(in, deadline,
+                             [this, reactor, resp, request, evidence, deadline,
+                              fill](absl::StatusOr<merge::MergeEngine::Result> m) {
+                               if (!m.ok()) return reactor->Finish(ToGrpcStatus(m.status()));
+                               *resp->mutable_merge() = m->record;
+                               Reindex(request.tenant(), {m->record.target_customer_id()});
+                               // Now the owner's: refresh its evidence with this verification.
+                               store_->Link(request.tenant(), m->record.target_customer_id(),
+                                            request.identifier(), evidence, deadline,
+                                            FinishWith<IdentityStore::Linked>(reactor, resp, fill));
+                             });
             });
       });
   return reactor;
@@ -158,18 +157,18 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::GetProfile(grpc::CallbackServerCo
       tenant, "customer", req->customer(), false, deadline,
       [this, reactor, resp, tenant, deadline](absl::StatusOr<IdentityStore::Resolved> who) {
         if (!who.ok()) return reactor->Finish(ToGrpcStatus(who.status()));
-        store_->GetProfile(tenant, who->customer_id, deadline,
-                           FinishWith<v1::Profile>(
-                               reactor, resp, [](v1::GetProfileResponse* out, v1::Profile p) {
-                                 *out->mutable_profile() = std::move(p);
-                               }));
+        store_->GetProfile(
+            tenant, who->customer_id, deadline,
+            FinishWith<v1::Profile>(reactor, resp, [](v1::GetProfileResponse* out, v1::Profile p) {
+              *out->mutable_profile() = std::move(p);
+            }));
       });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(
-    grpc::CallbackServerContext* ctx, const v1::UpdateProfileRequest* req,
-    v1::UpdateProfileResponse* resp) {
+grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(grpc::CallbackServerContext* ctx,
+                                                             const v1::UpdateProfileRequest* req,
+                                                             v1::UpdateProfileResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
@@ -235,37 +234,37 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::GetMergeHistory(
     grpc::CallbackServerContext* ctx, const v1::GetMergeHistoryRequest* req,
     v1::GetMergeHistoryResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  merges_->History(req->tenant(), req->customer_id(), RequestDeadline(ctx),
-                   FinishWith<std::vector<v1::MergeRecord>>(
-                       reactor, resp,
-                       [](v1::GetMergeHistoryResponse* out, std::vector<v1::MergeRecord> r) {
-                         for (auto& m : r) *out->add_merges() = std::move(m);
-                       }));
+  merges_->History(
+      req->tenant(), req->customer_id(), RequestDeadline(ctx),
+      FinishWith<std::vector<v1::MergeRecord>>(
+          reactor, resp, [](v1::GetMergeHistoryResponse* out, std::vector<v1::MergeRecord> r) {
+            for (auto& m : r) *out->add_merges() = std::move(m);
+          }));
   return reactor;
 }
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::SuggestMerges(
-    grpc::CallbackServerContext* ctx, const v1::SuggestMergesRequest* req,
-    v1::SuggestMergesResponse* resp) {
+grpc::ServerUnaryReactor* IdentityServiceImpl::SuggestMerges(grpc::CallbackServerContext* ctx,
+                                                             const v1::SuggestMergesRequest* req,
+                                                             v1::SuggestMergesResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   int max = req->max_suggestions();
   absl::Time deadline = RequestDeadline(ctx);
   if (max < 0 || max > 50) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
-        "max_suggestions: must be between 0 and 50 (0 means 10)")));
+    reactor->Finish(ToGrpcStatus(
+        absl::InvalidArgumentError("max_suggestions: must be between 0 and 50 (0 means 10)")));
     return reactor;
   }
   store_->ResolveRef(
       tenant, "customer", req->customer(), false, deadline,
       [this, reactor, resp, tenant, max, deadline](absl::StatusOr<IdentityStore::Resolved> who) {
         if (!who.ok()) return reactor->Finish(ToGrpcStatus(who.status()));
-        suggester_->Suggest(tenant, who->customer_id, max, deadline,
-                            FinishWith<v1::SuggestMergesResponse>(
-                                reactor, resp,
-                                [](v1::SuggestMergesResponse* out, v1::SuggestMergesResponse r) {
-                                  *out = std::move(r);
-                                }));
+        suggester_->Suggest(
+            tenant, who->customer_id, max, deadline,
+            FinishWith<v1::SuggestMergesResponse>(
+                reactor, resp, [](v1::SuggestMergesResponse* out, v1::SuggestMergesResponse r) {
+                  *out = std::move(r);
+                }));
       });
   return reactor;
 }

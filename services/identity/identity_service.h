@@ -38,13 +38,11 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
                       identity::MergeSuggester* suggester, IdentityPolicy policy)
       : store_(store), merges_(merges), suggester_(suggester), policy_(std::move(policy)) {}
 
-  grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* ctx,
-                                    const v1::ResolveRequest* req,
+  grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* ctx, const v1::ResolveRequest* req,
                                     v1::ResolveResponse* resp) override;
   grpc::ServerUnaryReactor* Link(grpc::CallbackServerContext* ctx, const v1::LinkRequest* req,
                                  v1::LinkResponse* resp) override;
-  grpc::ServerUnaryReactor* Unlink(grpc::CallbackServerContext* ctx,
-                                   const v1::UnlinkRequest* req,
+  grpc::ServerUnaryReactor* Unlink(grpc::CallbackServerContext* ctx, const v1::UnlinkRequest* req,
                                    v1::UnlinkResponse* resp) override;
   grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* ctx,
                                        const v1::GetProfileRequest* req,
@@ -54,8 +52,7 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
                                           v1::UpdateProfileResponse* resp) override;
   grpc::ServerUnaryReactor* Merge(grpc::CallbackServerContext* ctx, const v1::MergeRequest* req,
                                   v1::MergeResponse* resp) override;
-  grpc::ServerUnaryReactor* Unmerge(grpc::CallbackServerContext* ctx,
-                                    const v1::UnmergeRequest* req,
+  grpc::ServerUnaryReactor* Unmerge(grpc::CallbackServerContext* ctx, const v1::UnmergeRequest* req,
                                     v1::UnmergeResponse* resp) override;
   grpc::ServerUnaryReactor* GetMergeHistory(grpc::CallbackServerContext* ctx,
                                             const v1::GetMergeHistoryRequest* req,

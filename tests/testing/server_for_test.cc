@@ -6,9 +6,9 @@ namespace onestory::testing {
 
 ServerForTest::ServerForTest(const RedisForTest& redis,
                              service::TimelineServiceOptions timeline_options)
-    : ServerForTest(redis, [&](service::ServerOptions* opts) {
-        opts->timeline_options = timeline_options;
-      }) {}
+    : ServerForTest(
+          redis, [&](service::ServerOptions* opts) { opts->timeline_options = timeline_options; }) {
+}
 
 ServerForTest::ServerForTest(const RedisForTest& redis,
                              const std::function<void(service::ServerOptions*)>& configure) {

@@ -39,12 +39,11 @@ class IdentityStoreTest : public ::testing::Test {
   }
 
   absl::StatusOr<IdentityStore::Resolved> Resolve(const v1::Identifier& id, bool create) {
-    return Await<IdentityStore::Resolved>([&](auto done) {
-      store_->Resolve("acme", id, create, Deadline(), std::move(done));
-    });
+    return Await<IdentityStore::Resolved>(
+        [&](auto done) { store_->Resolve("acme", id, create, Deadline(), std::move(done)); });
   }
   absl::StatusOr<IdentityStore::Linked> Link(const std::string& customer,
-                                              const v1::Identifier& id) {
+                                             const v1::Identifier& id) {
     return Await<IdentityStore::Linked>(
         [&](auto done) { store_->Link("acme", customer, id, Deadline(), std::move(done)); });
   }
@@ -132,10 +131,9 @@ TEST_F(IdentityStoreTest, LinkUnlinkAndOwnershipConflicts) {
   ASSERT_TRUE(Unlink(ann->customer_id, Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com")).ok());
   EXPECT_EQ(Resolve(Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com"), false).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(Unlink(ann->customer_id, Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com"))
-                .status()
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      Unlink(ann->customer_id, Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com")).status().code(),
+      absl::StatusCode::kNotFound);
   auto profile = Profile(ann->customer_id);
   ASSERT_TRUE(profile.ok());
   EXPECT_EQ(profile->identifiers_size(), 1);  // only the chat cookie

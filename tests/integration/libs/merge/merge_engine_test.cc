@@ -125,8 +125,8 @@ class MergeEngineTest : public ::testing::Test {
   absl::StatusOr<MergeEngine::Result> Merge(MergeEngine* engine, const std::string& source,
                                             const std::string& target,
                                             std::vector<std::string> take = {}) {
-    MergeInput in{"acme", source, target, "same person: confirmed by phone", Agent(),
-                  std::move(take)};
+    MergeInput in{"acme",  source,         target, "same person: confirmed by phone",
+                  Agent(), std::move(take)};
     return Await<MergeEngine::Result>(
         [&](auto done) { engine->Merge(in, Deadline(), std::move(done)); });
   }
@@ -146,9 +146,8 @@ class MergeEngineTest : public ::testing::Test {
     auto r = Await<IdentityStore::Resolved>(
         [&](auto done) { identity_->Resolve("acme", id, false, Deadline(), std::move(done)); });
     if (!r.ok()) return r.status();
-    return Await<std::string>([&](auto done) {
-      identity_->RootOf("acme", r->customer_id, Deadline(), std::move(done));
-    });
+    return Await<std::string>(
+        [&](auto done) { identity_->RootOf("acme", r->customer_id, Deadline(), std::move(done)); });
   }
 
   // Two customers with interleaved events on two channels, an open conversation each and
@@ -164,8 +163,8 @@ class MergeEngineTest : public ::testing::Test {
                             Ev("b2", now_ + 4000, v1::CHANNEL_CHATBOT, "chat")})
                     .ok());
     redis_->Run({"HSET", keys::CustomerKeys("acme", *a).profile(), "display_name", "Ann Lee"});
-    redis_->Run({"HSET", keys::CustomerKeys("acme", *b).profile(), "display_name", "A. Lee",
-                 "tier", "gold"});
+    redis_->Run({"HSET", keys::CustomerKeys("acme", *b).profile(), "display_name", "A. Lee", "tier",
+                 "gold"});
   }
 
   static RedisForTest* redis_;
@@ -198,9 +197,8 @@ TEST_F(MergeEngineTest, MergeMovesEverythingAndTheSourceLeadsToTheTarget) {
   EXPECT_EQ(owner, a);
   EXPECT_EQ(EventIds(a), EventIds(b));
   // A reader positioned at the target's old head sees nothing old again.
-  auto after = Await<timeline::TimelineStore::Batch>([&](auto done) {
-    timeline_->ReadAfter("acme", a, *head, 100, Deadline(), std::move(done));
-  });
+  auto after = Await<timeline::TimelineStore::Batch>(
+      [&](auto done) { timeline_->ReadAfter("acme", a, *head, 100, Deadline(), std::move(done)); });
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_TRUE(after->events.empty());
 
@@ -278,8 +276,8 @@ TEST_F(MergeEngineTest, UnmergeGivesEverythingBack) {
   EXPECT_EQ(u->events_returned(), 2);
 
   EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "a2", "a3", "via-target"}));
-  EXPECT_EQ(EventIds(b), (std::vector<std::string>{"b1", "b2", "via-source-id",
-                                                   "via-source-email"}));
+  EXPECT_EQ(EventIds(b),
+            (std::vector<std::string>{"b1", "b2", "via-source-id", "via-source-email"}));
   EXPECT_EQ(*Owner(Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com")), b);
   EXPECT_EQ(*Owner(Id(v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat-1")), b);
   EXPECT_EQ(*Owner(Id(v1::IDENTIFIER_TYPE_LOYALTY_ID, "L-9")), a);  // linked to the target
@@ -320,9 +318,10 @@ TEST_F(MergeEngineTest, RefusesBadRequestsAndStatesChangingNothing) {
       [&](auto done) { engine_->Merge(other_tenant, Deadline(), std::move(done)); });
   EXPECT_EQ(cross.status().code(), absl::StatusCode::kNotFound);
   MergeInput no_reason{"acme", b, a, "", Agent(), {}};
-  EXPECT_EQ(Await<MergeEngine::Result>([&](auto done) {
-              engine_->Merge(no_reason, Deadline(), std::move(done));
-            }).status().code(),
+  EXPECT_EQ(Await<MergeEngine::Result>(
+                [&](auto done) { engine_->Merge(no_reason, Deadline(), std::move(done)); })
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Unmerge(engine_.get(), "mrg_unknown").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(redis_->Snapshot(), before);
@@ -436,9 +435,9 @@ TEST_F(MergeEngineTest, ACrashBeforeAnyStepIsFinishedByARetryOrRecovery) {
 }
 
 TEST_F(MergeEngineTest, ACrashDuringAnUnmergeIsFinishedByRecovery) {
-  const std::vector<std::string> steps = {"unmerge.lock",        "unmerge.return",
-                                          "unmerge.remove",      "unmerge.identifiers",
-                                          "unmerge.release",     "unmerge.finish"};
+  const std::vector<std::string> steps = {"unmerge.lock",    "unmerge.return",
+                                          "unmerge.remove",  "unmerge.identifiers",
+                                          "unmerge.release", "unmerge.finish"};
   for (const std::string& step : steps) {
     SCOPED_TRACE(step);
     redis_->FlushAll();
@@ -451,8 +450,8 @@ TEST_F(MergeEngineTest, ACrashDuringAnUnmergeIsFinishedByRecovery) {
     ASSERT_EQ(Unmerge(&crashing, m->record.merge_id()).status().code(),
               absl::StatusCode::kUnavailable);
     MergeEngine restarted(client_.get());
-    auto n = Await<int>(
-        [&](auto done) { restarted.RecoverPending(true, Deadline(), std::move(done)); });
+    auto n =
+        Await<int>([&](auto done) { restarted.RecoverPending(true, Deadline(), std::move(done)); });
     ASSERT_TRUE(n.ok()) << n.status();
     EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "a2", "a3"}));
     EXPECT_EQ(EventIds(b), (std::vector<std::string>{"b1", "b2", "later"}));
@@ -485,8 +484,8 @@ TEST_F(MergeEngineTest, MergesInOppositeDirectionsAtOnceNeitherLoseNorLoop) {
         [&](auto done) { identity_->RootOf("acme", b, Deadline(), std::move(done)); });
     EXPECT_EQ(root_a, root_b);
     EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "b1", "a2", "b2", "a3"}));
-    auto n = Await<int>(
-        [&](auto done) { engine_->RecoverPending(true, Deadline(), std::move(done)); });
+    auto n =
+        Await<int>([&](auto done) { engine_->RecoverPending(true, Deadline(), std::move(done)); });
     ASSERT_TRUE(n.ok());
     EXPECT_EQ(redis_->Run({"SCARD", keys::PendingMergesKey()}).integer, 0);
   }
@@ -539,8 +538,8 @@ TEST_F(MergeEngineTest, ConcurrentMergesLinksAndAppendsKeepOneOwnerAndEveryEvent
   for (int t = 0; t < 6; ++t) threads.emplace_back(worker, t + 1);
   for (auto& t : threads) t.join();
   for (const auto& [k, n] : outcomes) std::cout << "outcome " << k << " x" << n << "\n";
-  auto n = Await<int>(
-      [&](auto done) { engine_->RecoverPending(true, Deadline(), std::move(done)); });
+  auto n =
+      Await<int>([&](auto done) { engine_->RecoverPending(true, Deadline(), std::move(done)); });
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(redis_->Run({"SCARD", keys::PendingMergesKey()}).integer, 0);
 
@@ -551,8 +550,8 @@ TEST_F(MergeEngineTest, ConcurrentMergesLinksAndAppendsKeepOneOwnerAndEveryEvent
         [&](auto done) { identity_->RootOf("acme", c, Deadline(), std::move(done)); });
     ASSERT_TRUE(r.ok());
     roots.insert(*r);
-    EXPECT_TRUE(redis_->Run({"HGET", keys::CustomerKeys("acme", c).profile(), "merge_lock"})
-                    .is_nil());
+    EXPECT_TRUE(
+        redis_->Run({"HGET", keys::CustomerKeys("acme", c).profile(), "merge_lock"}).is_nil());
   }
   // Every identifier: its index names a customer whose root lists it, and no other root does.
   std::map<std::string, int> listed;
@@ -568,8 +567,8 @@ TEST_F(MergeEngineTest, ConcurrentMergesLinksAndAppendsKeepOneOwnerAndEveryEvent
     EXPECT_EQ(listed[field], 1) << field;
     auto owner = Owner(id);
     ASSERT_TRUE(owner.ok()) << field;
-    auto listed_by = redis_->Run({"HEXISTS", keys::CustomerKeys("acme", *owner).identifiers(),
-                                  field});
+    auto listed_by =
+        redis_->Run({"HEXISTS", keys::CustomerKeys("acme", *owner).identifiers(), field});
     EXPECT_EQ(listed_by.integer, 1) << field;
   }
   // Every acknowledged event exactly once across the roots' timelines.
