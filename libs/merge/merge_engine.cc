@@ -709,15 +709,50 @@ void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
 
 // ---- merge steps ------------------------------------------------------------------------------
 
-void MergeEngine::Lock(std::shared_ptr<Run> run) {
+void MergeEngine::ReleaseLocks(std::shared_ptr<Run> run, absl::AnyInvocable<void()> then) {
+  auto shared_then = std::make_shared<absl::AnyInvocable<void()>>(std::move(then));
+  auto b = Barrier::Make(2, [shared_then](absl::Status) { (*shared_then)(); });
+  for (const std::string& c : {run->source(), run->target()}) {
+    client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
+                  run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+  }
+}
+
+void MergeEngine::LockBoth(std::shared_ptr<Run> run, const std::string& source_role,
+                           const std::string& target_role, absl::AnyInvocable<void()> locked,
+                           absl::AnyInvocable<void(absl::Status)> refused) {
   // Lowest customer id first, so two merges of the same pair in opposite directions cannot
   // each hold one lock.
-  std::vector<std::pair<std::string, std::string>> order = {{run->source(), "merge"},
-                                                            {run->target(), "merge"}};
+  std::vector<std::pair<std::string, std::string>> order = {{run->source(), source_role},
+                                                            {run->target(), target_role}};
   std::sort(order.begin(), order.end());
+  struct Callbacks {
+    absl::AnyInvocable<void()> locked;
+    absl::AnyInvocable<void(absl::Status)> refused;
+  };
+  auto cbs = std::make_shared<Callbacks>(Callbacks{std::move(locked), std::move(refused)});
+  auto lock_one = [this, run, cbs](const std::pair<std::string, std::string>& who,
+                                   absl::AnyInvocable<void()> next) {
+    client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, who.first).profile()},
+                  {who.first, run->id(), who.second, run->target(), run->id()}, run->deadline,
+                  [this, run, cbs, next = std::move(next)](absl::StatusOr<Reply> r) mutable {
+                    if (r.ok()) return next();
+                    if (r.status().code() == absl::StatusCode::kUnavailable ||
+                        r.status().code() == absl::StatusCode::kDeadlineExceeded) {
+                      return Fail(run, r.status());  // left for a retry or the recovery pass
+                    }
+                    cbs->refused(r.status());
+                  });
+  };
+  lock_one(order[0], [lock_one, second = order[1], cbs]() mutable {
+    lock_one(second, [cbs] { cbs->locked(); });
+  });
+}
+
+void MergeEngine::Lock(std::shared_ptr<Run> run) {
   auto abort = [this, run](absl::Status status) {
     // Refused before anything moved: release what this merge holds and forget it.
-    auto b = Barrier::Make(2, [this, run, status](absl::Status) {
+    ReleaseLocks(run, [this, run, status] {
       client_->Command(
           {"DEL", keys::MergeKey(run->tenant, run->id())}, run->deadline,
           [this, run, status](absl::StatusOr<Reply>) {
@@ -730,93 +765,71 @@ void MergeEngine::Lock(std::shared_ptr<Run> run) {
                 });
           });
     });
-    for (const std::string& c : {run->source(), run->target()}) {
-      client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
-                    run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-    }
   };
-  auto lock_one = [this, run](const std::string& customer, Callback<Reply> cb) {
-    client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, customer).profile()},
-                  {customer, run->id(), "merge", run->target(), run->id()}, run->deadline,
-                  std::move(cb));
-  };
-  lock_one(order[0].first, [this, run, order, abort, lock_one](absl::StatusOr<Reply> r) mutable {
-    if (!r.ok()) {
-      if (r.status().code() == absl::StatusCode::kUnavailable ||
-          r.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        return Fail(run, r.status());  // left for a retry or the recovery pass
-      }
-      return abort(r.status());
-    }
-    lock_one(order[1].first, [this, run, abort](absl::StatusOr<Reply> r) mutable {
-      if (!r.ok()) {
-        if (r.status().code() == absl::StatusCode::kUnavailable ||
-            r.status().code() == absl::StatusCode::kDeadlineExceeded) {
-          return Fail(run, r.status());
-        }
-        return abort(r.status());
-      }
-      // Both held: check the limits on frozen customers.
-      keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-      client_->Command(
-          {"HGETALL", sk.identifiers()}, run->deadline,
-          [this, run, abort, tk, sk](absl::StatusOr<Reply> sids) mutable {
-            if (!sids.ok()) return Fail(run, sids.status());
-            client_->Command(
-                {"HKEYS", tk.identifiers()}, run->deadline,
-                [this, run, abort, tk, sk,
-                 sids = *std::move(sids)](absl::StatusOr<Reply> tids) mutable {
-                  if (!tids.ok()) return Fail(run, tids.status());
-                  std::map<std::string, int> per_type;
-                  for (const Reply& f : tids->elements)
-                    ++per_type[f.str.substr(0, f.str.find(':'))];
-                  run->record.clear_source_identifiers();
-                  for (size_t i = 0; i + 1 < sids.elements.size(); i += 2) {
-                    const std::string& f = sids.elements[i].str;
-                    ++per_type[f.substr(0, f.find(':'))];
-                    v1::LinkedIdentifier li;
-                    if (identity::LinkedIdentifierFromEntry(f, sids.elements[i + 1].str, &li)) {
-                      *run->record.add_source_identifiers() = std::move(li);
+  LockBoth(
+      run, "merge", "merge",
+      [this, run, abort]() mutable {
+        // Both held: check the limits on frozen customers.
+        keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
+        client_->Command(
+            {"HGETALL", sk.identifiers()}, run->deadline,
+            [this, run, abort, tk, sk](absl::StatusOr<Reply> sids) mutable {
+              if (!sids.ok()) return Fail(run, sids.status());
+              client_->Command(
+                  {"HKEYS", tk.identifiers()}, run->deadline,
+                  [this, run, abort, tk, sk,
+                   sids = *std::move(sids)](absl::StatusOr<Reply> tids) mutable {
+                    if (!tids.ok()) return Fail(run, tids.status());
+                    std::map<std::string, int> per_type;
+                    for (const Reply& f : tids->elements)
+                      ++per_type[f.str.substr(0, f.str.find(':'))];
+                    run->record.clear_source_identifiers();
+                    for (size_t i = 0; i + 1 < sids.elements.size(); i += 2) {
+                      const std::string& f = sids.elements[i].str;
+                      ++per_type[f.substr(0, f.find(':'))];
+                      v1::LinkedIdentifier li;
+                      if (identity::LinkedIdentifierFromEntry(f, sids.elements[i + 1].str, &li)) {
+                        *run->record.add_source_identifiers() = std::move(li);
+                      }
                     }
-                  }
-                  size_t total = tids->elements.size() + sids.elements.size() / 2;
-                  if (total > static_cast<size_t>(identity::kMaxIdentifiersPerCustomer)) {
-                    return abort(absl::ResourceExhaustedError(absl::StrCat(
-                        "the merged customer would have ", total, " identifiers; at most ",
-                        identity::kMaxIdentifiersPerCustomer)));
-                  }
-                  for (const auto& [type, n] : per_type) {
-                    if (n > identity::kMaxIdentifiersPerType) {
+                    size_t total = tids->elements.size() + sids.elements.size() / 2;
+                    if (total > static_cast<size_t>(identity::kMaxIdentifiersPerCustomer)) {
                       return abort(absl::ResourceExhaustedError(absl::StrCat(
-                          "the merged customer would have ", n, " identifiers of type ", type,
-                          "; at most ", identity::kMaxIdentifiersPerType)));
+                          "the merged customer would have ", total, " identifiers; at most ",
+                          identity::kMaxIdentifiersPerCustomer)));
                     }
-                  }
-                  auto lens = std::make_shared<std::vector<int64_t>>(2, 0);
-                  auto b = Barrier::Make(2, [this, run, abort, lens](absl::Status st) mutable {
-                    if (!st.ok()) return Fail(run, st);
-                    int64_t events = (*lens)[0] + (*lens)[1];
-                    if (events > kMaxMergeEvents) {
-                      return abort(absl::ResourceExhaustedError(
-                          absl::StrCat("the merged timeline would hold ", events,
-                                       " events; at most ", kMaxMergeEvents, " can be merged")));
+                    for (const auto& [type, n] : per_type) {
+                      if (n > identity::kMaxIdentifiersPerType) {
+                        return abort(absl::ResourceExhaustedError(absl::StrCat(
+                            "the merged customer would have ", n, " identifiers of type ", type,
+                            "; at most ", identity::kMaxIdentifiersPerType)));
+                      }
                     }
-                    Step(run, kStage);
+                    auto lens = std::make_shared<std::vector<int64_t>>(2, 0);
+                    auto b = Barrier::Make(2, [this, run, abort, lens](absl::Status st) mutable {
+                      if (!st.ok()) return Fail(run, st);
+                      int64_t events = (*lens)[0] + (*lens)[1];
+                      if (events > kMaxMergeEvents) {
+                        return abort(absl::ResourceExhaustedError(
+                            absl::StrCat("the merged timeline would hold ", events,
+                                         " events; at most ", kMaxMergeEvents, " can be merged")));
+                      }
+                      Step(run, kStage);
+                    });
+                    client_->Command({"XLEN", sk.timeline()}, run->deadline,
+                                     [b, lens](absl::StatusOr<Reply> r) {
+                                       if (r.ok()) (*lens)[0] = r->integer;
+                                       b->Arrive(r.status());
+                                     });
+                    client_->Command({"XLEN", tk.timeline()}, run->deadline,
+                                     [b, lens](absl::StatusOr<Reply> r) {
+                                       if (r.ok()) (*lens)[1] = r->integer;
+                                       b->Arrive(r.status());
+                                     });
                   });
-                  client_->Command({"XLEN", sk.timeline()}, run->deadline,
-                                   [b, lens](absl::StatusOr<Reply> r) {
-                                     if (r.ok()) (*lens)[0] = r->integer;
-                                     b->Arrive(r.status());
-                                   });
-                  client_->Command({"XLEN", tk.timeline()}, run->deadline,
-                                   [b, lens](absl::StatusOr<Reply> r) {
-                                     if (r.ok()) (*lens)[1] = r->integer;
-                                     b->Arrive(r.status());
-                                   });
-                });
-          });
-    });
-  });
+            });
+      },
+      abort);
 }
 
 void MergeEngine::Stage(std::shared_ptr<Run> run) {
@@ -1300,50 +1313,28 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
 }
 
 void MergeEngine::UnLock(std::shared_ptr<Run> run) {
-  std::vector<std::pair<std::string, std::string>> order = {{run->source(), "unmerge-source"},
-                                                            {run->target(), "unmerge-target"}};
-  std::sort(order.begin(), order.end());
   auto abort = [this, run](absl::Status status) {
     // Refused: the merge stays as it was.
-    auto b = Barrier::Make(2, [this, run, status](absl::Status) {
-      run->record.set_state(v1::MergeRecord::STATE_MERGED);
-      run->record.clear_unmerge_reason();
-      run->record.clear_unmerged_by();
+    ReleaseLocks(run, [this, run, status] {
       run->step = kDone;
-      std::vector<std::string> cmd = {
-          "HSET",
-          keys::MergeKey(run->tenant, run->id()),
-          "rec",
-          run->original_record.empty() ? run->record.SerializeAsString() : run->original_record,
-          "step",
-          absl::StrCat(kDone)};
+      if (run->original_record.empty()) {  // resumed by recovery: rebuild the record as it was
+        run->record.set_state(v1::MergeRecord::STATE_MERGED);
+        run->record.clear_unmerge_reason();
+        run->record.clear_unmerged_by();
+        run->original_record = run->record.SerializeAsString();
+      }
+      std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()),
+                                      "rec",  run->original_record,
+                                      "step", absl::StrCat(kDone)};
       client_->Command(std::move(cmd), run->deadline, [this, run, status](absl::StatusOr<Reply>) {
         client_->Command(
             {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
             run->deadline, [run, status](absl::StatusOr<Reply>) { run->done(status); });
       });
     });
-    for (const std::string& c : {run->source(), run->target()}) {
-      client_->Eval(kUnlockScript, {keys::CustomerKeys(run->tenant, c).profile()}, {run->id()},
-                    run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-    }
   };
-  auto lock_one = [this, run](const std::pair<std::string, std::string>& who, Callback<Reply> cb) {
-    client_->Eval(kLockScript, {keys::CustomerKeys(run->tenant, who.first).profile()},
-                  {who.first, run->id(), who.second, run->target(), run->id()}, run->deadline,
-                  std::move(cb));
-  };
-  auto transient = [](const absl::Status& st) {
-    return st.code() == absl::StatusCode::kUnavailable ||
-           st.code() == absl::StatusCode::kDeadlineExceeded;
-  };
-  lock_one(order[0], [this, run, order, abort, lock_one, transient](absl::StatusOr<Reply> r) {
-    if (!r.ok()) return transient(r.status()) ? Fail(run, r.status()) : abort(r.status());
-    lock_one(order[1], [this, run, abort, transient](absl::StatusOr<Reply> r) {
-      if (!r.ok()) return transient(r.status()) ? Fail(run, r.status()) : abort(r.status());
-      Step(run, kUReturn);
-    });
-  });
+  LockBoth(
+      run, "unmerge-source", "unmerge-target", [this, run] { Step(run, kUReturn); }, abort);
 }
 
 void MergeEngine::Return(std::shared_ptr<Run> run) {

@@ -45,9 +45,11 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
@@ -107,6 +109,12 @@ class MergeEngine {
   void Drive(std::shared_ptr<Run> run);
   void Step(std::shared_ptr<Run> run, int next);
   void Fail(std::shared_ptr<Run> run, absl::Status status);
+  // Takes both customers' locks (lowest id first); `locked` runs when both are held,
+  // `refused` when one is refused (a transient failure fails the run for a later retry).
+  void LockBoth(std::shared_ptr<Run> run, const std::string& source_role,
+                const std::string& target_role, absl::AnyInvocable<void()> locked,
+                absl::AnyInvocable<void(absl::Status)> refused);
+  void ReleaseLocks(std::shared_ptr<Run> run, absl::AnyInvocable<void()> then);
   void Lock(std::shared_ptr<Run> run);
   void Stage(std::shared_ptr<Run> run);
   void WriteStaging(std::shared_ptr<Run> run, size_t from);
