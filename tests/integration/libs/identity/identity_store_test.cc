@@ -13,6 +13,7 @@
 #include "libs/common/time_util.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
+#include "tests/testing/redis_test.h"
 
 namespace onestory::identity {
 namespace {
@@ -28,13 +29,10 @@ v1::Identifier Id(v1::IdentifierType type, const std::string& value) {
   return id;
 }
 
-class IdentityStoreTest : public ::testing::Test {
+class IdentityStoreTest : public onestory::testing::RedisTest {
  protected:
-  static void SetUpTestSuite() { redis_ = new RedisForTest(); }
-  static void TearDownTestSuite() { delete redis_; }
   void SetUp() override {
-    redis_->FlushAll();
-    client_ = std::make_unique<redis::Client>(redis_->ClientOptions());
+    RedisTest::SetUp();
     store_ = std::make_unique<IdentityStore>(client_.get());
   }
 
@@ -56,11 +54,8 @@ class IdentityStoreTest : public ::testing::Test {
         [&](auto done) { store_->GetProfile("acme", customer, Deadline(), std::move(done)); });
   }
 
-  static RedisForTest* redis_;
-  std::unique_ptr<redis::Client> client_;
   std::unique_ptr<IdentityStore> store_;
 };
-RedisForTest* IdentityStoreTest::redis_ = nullptr;
 
 TEST_F(IdentityStoreTest, ResolveCreatesOnceAndFindsByAnyFormat) {
   auto missing = Resolve(Id(v1::IDENTIFIER_TYPE_PHONE, "+1 (415) 555-0100"), false);

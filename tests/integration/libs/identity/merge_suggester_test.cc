@@ -15,6 +15,7 @@
 #include "libs/keys/key_schema.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
+#include "tests/testing/redis_test.h"
 
 namespace onestory::identity {
 namespace {
@@ -48,13 +49,10 @@ std::vector<std::string> Ids(const v1::SuggestMergesResponse& r) {
   return out;
 }
 
-class MergeSuggesterTest : public ::testing::Test {
+class MergeSuggesterTest : public onestory::testing::RedisTest {
  protected:
-  static void SetUpTestSuite() { redis_ = new RedisForTest(); }
-  static void TearDownTestSuite() { delete redis_; }
   void SetUp() override {
-    redis_->FlushAll();
-    client_ = std::make_unique<redis::Client>(redis_->ClientOptions());
+    RedisTest::SetUp();
     store_ = std::make_unique<IdentityStore>(client_.get());
     absl::StatusOr<MergeDenyList> deny = MergeDenyList::Parse(kDenyList);
     ASSERT_TRUE(deny.ok()) << deny.status();
@@ -111,12 +109,9 @@ class MergeSuggesterTest : public ::testing::Test {
     return redis_->Run({"SISMEMBER", MatchSetKey("acme", match_key), customer}).integer == 1;
   }
 
-  static RedisForTest* redis_;
-  std::unique_ptr<redis::Client> client_;
   std::unique_ptr<IdentityStore> store_;
   std::unique_ptr<MergeSuggester> suggester_;
 };
-RedisForTest* MergeSuggesterTest::redis_ = nullptr;
 
 TEST_F(MergeSuggesterTest, MatchSetKeyIsOneHashTagPerKey) {
   EXPECT_EQ(MatchSetKey("acme", "email:ann@example.com"), "os:{acme:mk:email%3Aann@example.com}");

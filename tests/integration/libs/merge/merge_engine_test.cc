@@ -19,6 +19,7 @@
 #include "libs/timeline/timeline_store.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
+#include "tests/testing/redis_test.h"
 
 namespace onestory::merge {
 namespace {
@@ -54,13 +55,10 @@ v1::Actor Agent() {
   return a;
 }
 
-class MergeEngineTest : public ::testing::Test {
+class MergeEngineTest : public onestory::testing::RedisTest {
  protected:
-  static void SetUpTestSuite() { redis_ = new RedisForTest(); }
-  static void TearDownTestSuite() { delete redis_; }
   void SetUp() override {
-    redis_->FlushAll();
-    client_ = std::make_unique<redis::Client>(redis_->ClientOptions());
+    RedisTest::SetUp();
     identity_ = std::make_unique<IdentityStore>(client_.get());
     timeline_ = std::make_unique<timeline::TimelineStore>(client_.get(), identity_.get());
     context_ = std::make_unique<context::ContextStore>(client_.get(), identity_.get());
@@ -167,15 +165,12 @@ class MergeEngineTest : public ::testing::Test {
                  "gold"});
   }
 
-  static RedisForTest* redis_;
-  std::unique_ptr<redis::Client> client_;
   std::unique_ptr<IdentityStore> identity_;
   std::unique_ptr<timeline::TimelineStore> timeline_;
   std::unique_ptr<context::ContextStore> context_;
   std::unique_ptr<MergeEngine> engine_;
   int64_t now_ = 0;
 };
-RedisForTest* MergeEngineTest::redis_ = nullptr;
 
 TEST_F(MergeEngineTest, MergeMovesEverythingAndTheSourceLeadsToTheTarget) {
   std::string a, b;

@@ -6,11 +6,11 @@
 #include <set>
 
 #include "absl/strings/match.h"
-
 #include "libs/common/time_util.h"
 #include "libs/context/context_store.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
+#include "tests/testing/redis_test.h"
 
 namespace onestory::timeline {
 namespace {
@@ -32,22 +32,18 @@ v1::Event MakeEvent(const std::string& id, v1::Channel channel, v1::EventKind ki
   return e;
 }
 
-class TimelineStoreTest : public ::testing::Test {
+class TimelineStoreTest : public onestory::testing::RedisTest {
  protected:
-  static void SetUpTestSuite() { redis_ = new RedisForTest(); }
-  static void TearDownTestSuite() { delete redis_; }
   void SetUp() override {
-    redis_->FlushAll();
-    client_ = std::make_unique<redis::Client>(redis_->ClientOptions());
+    RedisTest::SetUp();
     identity_ = std::make_unique<identity::IdentityStore>(client_.get());
     timeline_ = std::make_unique<TimelineStore>(client_.get(), identity_.get());
     context_ = std::make_unique<context::ContextStore>(client_.get(), identity_.get());
     v1::Identifier phone;
     phone.set_type(v1::IDENTIFIER_TYPE_PHONE);
     phone.set_value("14155550100");
-    auto r = Await<identity::IdentityStore::Resolved>([&](auto done) {
-      identity_->Resolve("acme", phone, true, Deadline(), std::move(done));
-    });
+    auto r = Await<identity::IdentityStore::Resolved>(
+        [&](auto done) { identity_->Resolve("acme", phone, true, Deadline(), std::move(done)); });
     ASSERT_TRUE(r.ok());
     customer_ = r->customer_id;
   }
@@ -68,14 +64,11 @@ class TimelineStoreTest : public ::testing::Test {
         [&](auto done) { timeline_->List(req, Deadline(), std::move(done)); });
   }
 
-  static RedisForTest* redis_;
-  std::unique_ptr<redis::Client> client_;
   std::unique_ptr<identity::IdentityStore> identity_;
   std::unique_ptr<TimelineStore> timeline_;
   std::unique_ptr<context::ContextStore> context_;
   std::string customer_;
 };
-RedisForTest* TimelineStoreTest::redis_ = nullptr;
 
 TEST_F(TimelineStoreTest, AppendStoresBatchAndDeduplicatesRetries) {
   auto first = Append({MakeEvent("e1", v1::CHANNEL_CHATBOT, v1::EVENT_KIND_MESSAGE),
@@ -165,8 +158,7 @@ TEST_F(TimelineStoreTest, ReadAfterAndHeadServeWatch) {
   ASSERT_EQ(all->events.size(), 2u);
   EXPECT_EQ(all->events[0].event_id(), "a");
   auto rest = Await<TimelineStore::Batch>([&](auto done) {
-    timeline_->ReadAfter("acme", customer_, all->last_stream_id, 10, Deadline(),
-                         std::move(done));
+    timeline_->ReadAfter("acme", customer_, all->last_stream_id, 10, Deadline(), std::move(done));
   });
   ASSERT_TRUE(rest.ok());
   ASSERT_EQ(rest->events.size(), 1u);
@@ -179,13 +171,13 @@ TEST_F(TimelineStoreTest, ReadAfterAndHeadServeWatch) {
 
 TEST_F(TimelineStoreTest, ContextShowsEveryChannelLastActivityAndOpenConversations) {
   int64_t now = NowMillis();
-  ASSERT_TRUE(Append({MakeEvent("chat1", v1::CHANNEL_CHATBOT, v1::EVENT_KIND_MESSAGE,
-                                now - 600000, "chat-1"),
-                      MakeEvent("chat2", v1::CHANNEL_CHATBOT, v1::EVENT_KIND_MESSAGE,
-                                now - 590000, "chat-1"),
-                      MakeEvent("call1", v1::CHANNEL_VOICE, v1::EVENT_KIND_CALL_STARTED,
-                                now - 1000, "call-1")})
-                  .ok());
+  ASSERT_TRUE(
+      Append(
+          {MakeEvent("chat1", v1::CHANNEL_CHATBOT, v1::EVENT_KIND_MESSAGE, now - 600000, "chat-1"),
+           MakeEvent("chat2", v1::CHANNEL_CHATBOT, v1::EVENT_KIND_MESSAGE, now - 590000, "chat-1"),
+           MakeEvent("call1", v1::CHANNEL_VOICE, v1::EVENT_KIND_CALL_STARTED, now - 1000,
+                     "call-1")})
+          .ok());
   v1::GetContextRequest req;
   req.set_tenant("acme");
   req.mutable_customer()->mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_PHONE);
