@@ -77,6 +77,20 @@ class Api {
   grpc::Status List(const v1::ListRequest& r, v1::ListResponse* out = nullptr) {
     return Unary(server_->timeline(), &v1::TimelineService::Stub::List, r, out);
   }
+  grpc::Status Merge(const v1::MergeRequest& r, v1::MergeResponse* out = nullptr) {
+    return Unary(server_->identity(), &v1::IdentityService::Stub::Merge, r, out);
+  }
+  grpc::Status Unmerge(const v1::UnmergeRequest& r, v1::UnmergeResponse* out = nullptr) {
+    return Unary(server_->identity(), &v1::IdentityService::Stub::Unmerge, r, out);
+  }
+  grpc::Status GetMergeHistory(const v1::GetMergeHistoryRequest& r,
+                               v1::GetMergeHistoryResponse* out = nullptr) {
+    return Unary(server_->identity(), &v1::IdentityService::Stub::GetMergeHistory, r, out);
+  }
+  grpc::Status SuggestMerges(const v1::SuggestMergesRequest& r) {
+    return Unary<v1::SuggestMergesResponse>(server_->identity(),
+                                            &v1::IdentityService::Stub::SuggestMerges, r);
+  }
   grpc::Status GetContext(const v1::GetContextRequest& r) {
     return Unary<v1::GetContextResponse>(server_->context(), &v1::ContextService::Stub::GetContext,
                                          r);
@@ -244,6 +258,97 @@ v1::GetContextRequest ContextOf(const State& s) {
   r.set_tenant(s.tenant);
   *r.mutable_customer() = RefId(s.customer);
   return r;
+}
+
+v1::Actor ActorOf(v1::Actor::Type type, const std::string& id) {
+  v1::Actor a;
+  a.set_type(type);
+  a.set_id(id);
+  return a;
+}
+
+// A valid merge of s.customer (source) into s.other (target), by an agent.
+v1::MergeRequest MergeOf(const State& s) {
+  v1::MergeRequest r;
+  r.set_tenant(s.tenant);
+  r.set_source_customer_id(s.customer);
+  r.set_target_customer_id(s.other);
+  r.set_reason("same person: verified by phone");
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  return r;
+}
+
+v1::MergeRequest MergeOf(const std::string& tenant, const std::string& source,
+                         const std::string& target) {
+  v1::MergeRequest r;
+  r.set_tenant(tenant);
+  r.set_source_customer_id(source);
+  r.set_target_customer_id(target);
+  r.set_reason("same person: verified by phone");
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  return r;
+}
+
+v1::UnmergeRequest UnmergeOf(const State& s, const std::string& merge_id) {
+  v1::UnmergeRequest r;
+  r.set_tenant(s.tenant);
+  r.set_merge_id(merge_id);
+  r.set_reason("two different people");
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  return r;
+}
+
+v1::GetMergeHistoryRequest HistoryOf(const State& s, const std::string& customer_id) {
+  v1::GetMergeHistoryRequest r;
+  r.set_tenant(s.tenant);
+  r.set_customer_id(customer_id);
+  return r;
+}
+
+v1::SuggestMergesRequest SuggestOf(const State& s) {
+  v1::SuggestMergesRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  return r;
+}
+
+// Set-up steps for the merge cases (in `prepare`) and read-only look-ups (in `send`).
+
+// Merges `source` into `target`; returns the merge id ("" after a failed assertion).
+std::string MergeForSetup(Api& api, const std::string& tenant, const std::string& source,
+                          const std::string& target) {
+  v1::MergeResponse merged;
+  grpc::Status st = api.Merge(MergeOf(tenant, source, target), &merged);
+  EXPECT_TRUE(st.ok()) << Describe(st);
+  EXPECT_EQ(merged.merge().state(), v1::MergeRecord::STATE_MERGED);
+  return merged.merge().merge_id();
+}
+
+// A customer that owns `value` as its CRM id in `tenant`, created by `prepare`.
+void CreateCrmCustomer(Api& api, const std::string& tenant, const std::string& value) {
+  v1::ResolveResponse resolved;
+  grpc::Status st =
+      api.Resolve(ResolveOf(tenant, v1::IDENTIFIER_TYPE_CRM_ID, value, true), &resolved);
+  ASSERT_TRUE(st.ok()) << Describe(st);
+  ASSERT_TRUE(resolved.created());
+}
+
+// Looks the CRM customer up again, without creating anything.
+std::string CrmCustomer(Api& api, const std::string& tenant, const std::string& value) {
+  v1::ResolveResponse resolved;
+  grpc::Status st =
+      api.Resolve(ResolveOf(tenant, v1::IDENTIFIER_TYPE_CRM_ID, value, false), &resolved);
+  EXPECT_TRUE(st.ok()) << Describe(st);
+  return resolved.customer_id();
+}
+
+// The newest merge `customer_id` took part in, read from its history.
+std::string NewestMergeId(Api& api, const State& s, const std::string& customer_id) {
+  v1::GetMergeHistoryResponse history;
+  grpc::Status st = api.GetMergeHistory(HistoryOf(s, customer_id), &history);
+  EXPECT_TRUE(st.ok()) << Describe(st);
+  EXPECT_GT(history.merges_size(), 0);
+  return history.merges_size() > 0 ? history.merges(0).merge_id() : "";
 }
 
 // Creates the starting state in `tenant`.
@@ -1296,10 +1401,435 @@ std::vector<BadInputCase> WatchAndContextCases() {
   };
 }
 
+constexpr char kThirdCrm[] = "crm-third";  // a third customer, created by `prepare`
+
+std::vector<BadInputCase> MergeCases() {
+  // Otherwise valid merges of s.customer into s.other: a check that let one through would move
+  // every key of both customers.
+  auto merge = [](std::function<void(v1::MergeRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::MergeRequest r = MergeOf(s);
+      spoil(r, s);
+      return api.Merge(r);
+    };
+  };
+  const std::string id65(65, 'c');
+  return {
+      {.name = "MergeTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.clear_tenant(); })},
+      {.name = "MergeTenantOpenBrace",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = merge([](v1::MergeRequest& r, const State& s) {
+         r.set_tenant(absl::StrCat(s.tenant, "{x"));
+       })},
+      {.name = "MergeSourceEmpty",
+       .code = kInvalid,
+       .message_names = {"source_customer_id"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.clear_source_customer_id(); })},
+      {.name = "MergeSourceCloseBrace",
+       .code = kInvalid,
+       .message_names = {"source_customer_id"},
+       .send = merge([](v1::MergeRequest& r, const State& s) {
+         r.set_source_customer_id(absl::StrCat(s.customer, "}"));
+       })},
+      {.name = "MergeTargetEmpty",
+       .code = kInvalid,
+       .message_names = {"target_customer_id"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.clear_target_customer_id(); })},
+      {.name = "MergeTarget65Chars",
+       .code = kInvalid,
+       .message_names = {"target_customer_id"},
+       .send =
+           merge([id65](v1::MergeRequest& r, const State&) { r.set_target_customer_id(id65); })},
+      {.name = "MergeTargetColon",
+       .code = kInvalid,
+       .message_names = {"target_customer_id"},
+       .send = merge([](v1::MergeRequest& r, const State& s) {
+         r.set_target_customer_id(absl::StrCat(s.other, ":p"));
+       })},
+      {.name = "MergeSourceIsTarget",
+       .code = kInvalid,
+       .message_names = {"target_customer_id"},
+       .send = merge(
+           [](v1::MergeRequest& r, const State& s) { r.set_target_customer_id(s.customer); })},
+      {.name = "MergeReasonMissing",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.clear_reason(); })},
+      {.name = "MergeReasonOver1KiB",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send =
+           merge([](v1::MergeRequest& r, const State&) { r.set_reason(std::string(1025, 'r')); })},
+      {.name = "MergeActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.clear_actor(); })},
+      {.name = "MergeActorTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = merge([](v1::MergeRequest& r, const State&) {
+         r.mutable_actor()->set_type(static_cast<v1::Actor::Type>(99));
+       })},
+      {.name = "MergeAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.mutable_actor()->clear_id(); })},
+      {.name = "MergeActorIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send =
+           merge([](v1::MergeRequest& r, const State&) { r.mutable_actor()->set_id("agent 7"); })},
+      {.name = "MergeTakeFromSourceEmail",
+       .code = kInvalid,
+       .message_names = {"take_from_source[0]", "email"},
+       .send = merge([](v1::MergeRequest& r, const State&) { r.add_take_from_source("email"); })},
+      {.name = "MergeTakeFromSourceAttributes",
+       .code = kInvalid,
+       .message_names = {"take_from_source[1]"},
+       .send = merge([](v1::MergeRequest& r, const State&) {
+         r.add_take_from_source("display_name");
+         r.add_take_from_source("attributes");
+       })},
+      {.name = "MergeTakeFromSourceAttributesDot",
+       .code = kInvalid,
+       .message_names = {"take_from_source[0]"},
+       .send =
+           merge([](v1::MergeRequest& r, const State&) { r.add_take_from_source("attributes."); })},
+      {.name = "MergeTakeFromSourceAttributeKeyOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"take_from_source[0]"},
+       .send = merge([](v1::MergeRequest& r, const State&) {
+         r.add_take_from_source(absl::StrCat("attributes.", std::string(129, 'k')));
+       })},
+      {.name = "MergeTakeFromSource65Paths",
+       .code = kInvalid,
+       .message_names = {"take_from_source"},
+       .send = merge([](v1::MergeRequest& r, const State&) {
+         for (int i = 0; i < 65; ++i) r.add_take_from_source(absl::StrCat("attributes.k", i));
+       })},
+      // Customers that are not there.
+      {.name = "MergeUnknownSource",
+       .code = kNotFound,
+       .message_names = {"source_customer_id", kUnknownCustomer},
+       .send = merge(
+           [](v1::MergeRequest& r, const State&) { r.set_source_customer_id(kUnknownCustomer); })},
+      {.name = "MergeUnknownTarget",
+       .code = kNotFound,
+       .message_names = {"target_customer_id", kUnknownCustomer},
+       .send = merge(
+           [](v1::MergeRequest& r, const State&) { r.set_target_customer_id(kUnknownCustomer); })},
+      {.name = "MergeTargetOfAnotherTenant",
+       .code = kNotFound,
+       .message_names = {"target_customer_id"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::MergeRequest r = MergeOf(s);
+             r.set_target_customer_id(CrmCustomer(api, absl::StrCat(s.tenant, "x"), kThirdCrm));
+             return api.Merge(r);
+           },
+       .prepare =
+           [](Api& api, const State& s) {
+             CreateCrmCustomer(api, absl::StrCat(s.tenant, "x"), kThirdCrm);
+           }},
+      {.name = "MergeSourceOfAnotherTenant",
+       .code = kNotFound,
+       .message_names = {"source_customer_id"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::MergeRequest r = MergeOf(s);
+             r.set_source_customer_id(CrmCustomer(api, absl::StrCat(s.tenant, "x"), kThirdCrm));
+             return api.Merge(r);
+           },
+       .prepare =
+           [](Api& api, const State& s) {
+             CreateCrmCustomer(api, absl::StrCat(s.tenant, "x"), kThirdCrm);
+           }},
+      // State conflicts, set up by real merges: other was merged into customer.
+      {.name = "MergeSourceAlreadyMergedElsewhere",
+       .code = kPrecondition,
+       .message_names = {"source_customer_id", "$other", "$customer"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.Merge(MergeOf(s.tenant, s.other, CrmCustomer(api, s.tenant, kThirdCrm)));
+           },
+       .prepare =
+           [](Api& api, const State& s) {
+             CreateCrmCustomer(api, s.tenant, kThirdCrm);
+             MergeForSetup(api, s.tenant, s.other, s.customer);
+           }},
+      {.name = "MergeIntoMergedTarget",
+       .code = kPrecondition,
+       .message_names = {"target_customer_id", "$other", "merge into $customer"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.Merge(MergeOf(s.tenant, CrmCustomer(api, s.tenant, kThirdCrm), s.other));
+           },
+       .prepare =
+           [](Api& api, const State& s) {
+             CreateCrmCustomer(api, s.tenant, kThirdCrm);
+             MergeForSetup(api, s.tenant, s.other, s.customer);
+           }},
+      // The target went into the source itself: merging back would make a cycle.
+      {.name = "MergeIntoTargetMergedIntoTheSource",
+       .code = kPrecondition,
+       .message_names = {"target_customer_id", "merge into $customer"},
+       .send = [](Api& api, const State& s) { return api.Merge(MergeOf(s)); },
+       .prepare = [](Api& api,
+                     const State& s) { MergeForSetup(api, s.tenant, s.other, s.customer); }},
+      // Refused after both customers were locked: the locks and the record must go again.
+      {.name = "MergeOverIdentifiersPerTypeLimit",
+       .code = grpc::StatusCode::RESOURCE_EXHAUSTED,
+       .message_names = {"identifiers"},
+       .send = [](Api& api, const State& s) { return api.Merge(MergeOf(s)); },
+       .prepare =
+           [](Api& api, const State& s) {
+             for (int i = 0; i < 501; ++i) {
+               v1::LinkRequest r = LinkOf(s, v1::IDENTIFIER_TYPE_CRM_ID, absl::StrCat("crm-", i));
+               if (i % 2 == 1) r.set_customer_id(s.other);
+               grpc::Status st = api.Link(r);
+               ASSERT_TRUE(st.ok()) << i << ": " << Describe(st);
+             }
+           }},
+  };
+}
+
+std::vector<BadInputCase> UnmergeCases() {
+  // Otherwise valid unmerges of a real merge of s.customer into s.other, made by `prepare`.
+  auto unmerge = [](std::function<void(v1::UnmergeRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::UnmergeRequest r = UnmergeOf(s, NewestMergeId(api, s, s.other));
+      spoil(r, s);
+      return api.Unmerge(r);
+    };
+  };
+  auto merged = [](Api& api, const State& s) { MergeForSetup(api, s.tenant, s.customer, s.other); };
+  return {
+      {.name = "UnmergeTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) { r.clear_tenant(); }),
+       .prepare = merged},
+      {.name = "UnmergeMergeIdEmpty",
+       .code = kInvalid,
+       .message_names = {"merge_id"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) { r.clear_merge_id(); }),
+       .prepare = merged},
+      {.name = "UnmergeMergeIdBraces",
+       .code = kInvalid,
+       .message_names = {"merge_id"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) {
+         r.set_merge_id(absl::StrCat("{", r.merge_id(), "}"));
+       }),
+       .prepare = merged},
+      {.name = "UnmergeMergeIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"merge_id"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) {
+         r.set_merge_id(absl::StrCat(r.merge_id(), " "));
+       }),
+       .prepare = merged},
+      {.name = "UnmergeUnknownMergeId",
+       .code = kNotFound,
+       .message_names = {"merge_id", "mrg_nobody"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) { r.set_merge_id("mrg_nobody"); }),
+       .prepare = merged},
+      {.name = "UnmergeMergeIdOfAnotherTenant",
+       .code = kNotFound,
+       .message_names = {"merge_id"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State& s) {
+         r.set_tenant(absl::StrCat(s.tenant, "x"));
+       }),
+       .prepare = merged},
+      {.name = "UnmergeReasonMissing",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) { r.clear_reason(); }),
+       .prepare = merged},
+      {.name = "UnmergeReasonOver1KiB",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send = unmerge(
+           [](v1::UnmergeRequest& r, const State&) { r.set_reason(std::string(1025, 'r')); }),
+       .prepare = merged},
+      {.name = "UnmergeActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) { r.clear_actor(); }),
+       .prepare = merged},
+      {.name = "UnmergeBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = unmerge([](v1::UnmergeRequest& r, const State&) {
+         *r.mutable_actor() = ActorOf(v1::Actor::TYPE_BOT, "");
+       }),
+       .prepare = merged},
+      {.name = "UnmergeTwice",
+       .code = kPrecondition,
+       .message_names = {"already unmerged"},
+       .send = unmerge([](v1::UnmergeRequest&, const State&) {}),
+       .prepare =
+           [](Api& api, const State& s) {
+             std::string id = MergeForSetup(api, s.tenant, s.customer, s.other);
+             v1::UnmergeResponse unmerged;
+             grpc::Status st = api.Unmerge(UnmergeOf(s, id), &unmerged);
+             ASSERT_TRUE(st.ok()) << Describe(st);
+             ASSERT_EQ(unmerged.merge().state(), v1::MergeRecord::STATE_UNMERGED);
+           }},
+      // customer -> other, then other -> third: the first cannot be undone before the second.
+      {.name = "UnmergeTargetSinceMergedElsewhere",
+       .code = kPrecondition,
+       .message_names = {"$other", "unmerge that one first"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetMergeHistoryResponse history;
+             grpc::Status st = api.GetMergeHistory(HistoryOf(s, s.customer), &history);
+             EXPECT_TRUE(st.ok()) << Describe(st);
+             EXPECT_EQ(history.merges_size(), 1);
+             return api.Unmerge(UnmergeOf(s, history.merges(0).merge_id()));
+           },
+       .prepare =
+           [](Api& api, const State& s) {
+             CreateCrmCustomer(api, s.tenant, kThirdCrm);
+             MergeForSetup(api, s.tenant, s.customer, s.other);
+             MergeForSetup(api, s.tenant, s.other, CrmCustomer(api, s.tenant, kThirdCrm));
+           }},
+  };
+}
+
+std::vector<BadInputCase> MergeReadCases() {
+  return {
+      {.name = "GetMergeHistoryTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetMergeHistoryRequest r = HistoryOf(s, s.customer);
+             r.clear_tenant();
+             return api.GetMergeHistory(r);
+           }},
+      {.name = "GetMergeHistoryCustomerIdEmpty",
+       .code = kInvalid,
+       .message_names = {"customer_id"},
+       .send = [](Api& api, const State& s) { return api.GetMergeHistory(HistoryOf(s, "")); }},
+      {.name = "GetMergeHistoryCustomerIdOpenBrace",
+       .code = kInvalid,
+       .message_names = {"customer_id"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.GetMergeHistory(HistoryOf(s, absl::StrCat(s.customer, "{")));
+           }},
+      {.name = "GetMergeHistoryUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send = [](Api& api,
+                  const State& s) { return api.GetMergeHistory(HistoryOf(s, kUnknownCustomer)); }},
+      {.name = "SuggestMergesTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             r.clear_tenant();
+             return api.SuggestMerges(r);
+           }},
+      {.name = "SuggestMergesMaxNegative",
+       .code = kInvalid,
+       .message_names = {"max_suggestions"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             r.set_max_suggestions(-1);
+             return api.SuggestMerges(r);
+           }},
+      {.name = "SuggestMerges51",
+       .code = kInvalid,
+       .message_names = {"max_suggestions"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             r.set_max_suggestions(51);
+             return api.SuggestMerges(r);
+           }},
+      {.name = "SuggestMergesCustomerRefEmpty",
+       .code = kInvalid,
+       .message_names = {"customer:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             r.clear_customer();
+             return api.SuggestMerges(r);
+           }},
+      {.name = "SuggestMergesUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             *r.mutable_customer() = RefId(kUnknownCustomer);
+             return api.SuggestMerges(r);
+           }},
+  };
+}
+
+std::vector<BadInputCase> LinkEvidenceCases() {
+  // Otherwise valid links of an identifier nobody owns: one let through would claim it.
+  auto link = [](std::function<void(v1::LinkRequest&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::LinkRequest r = LinkOf(s, v1::IDENTIFIER_TYPE_PHONE, kUnownedPhone);
+      r.set_channel(v1::CHANNEL_VOICE);
+      r.set_verification(v1::VERIFICATION_ONE_TIME_CODE);
+      *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+      spoil(r);
+      return api.Link(r);
+    };
+  };
+  return {
+      {.name = "LinkVerificationOutOfRange",
+       .code = kInvalid,
+       .message_names = {"verification"},
+       .send =
+           link([](v1::LinkRequest& r) { r.set_verification(static_cast<v1::Verification>(99)); })},
+      {.name = "LinkChannelOutOfRange",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = link([](v1::LinkRequest& r) { r.set_channel(static_cast<v1::Channel>(99)); })},
+      {.name = "LinkActorTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = link([](v1::LinkRequest& r) {
+         r.mutable_actor()->set_type(static_cast<v1::Actor::Type>(99));
+       })},
+      {.name = "LinkAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = link([](v1::LinkRequest& r) { r.mutable_actor()->clear_id(); })},
+      {.name = "LinkBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send =
+           link([](v1::LinkRequest& r) { *r.mutable_actor() = ActorOf(v1::Actor::TYPE_BOT, ""); })},
+      // Agent and bot ids are "1-128 bytes of printable ASCII without spaces" (README), as in
+      // events[].actor.id.
+      {.name = "LinkActorIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = link([](v1::LinkRequest& r) { r.mutable_actor()->set_id("agent 7"); })},
+      {.name = "LinkActorIdWithNewline",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = link([](v1::LinkRequest& r) { r.mutable_actor()->set_id("agent\n7"); })},
+  };
+}
+
 std::vector<BadInputCase> Catalogue() {
   std::vector<BadInputCase> all;
   for (auto part : {TenantCases(), CustomerCases(), IdentifierCases(), ProfileCases(),
-                    AppendCases(), ListCases(), WatchAndContextCases()}) {
+                    AppendCases(), ListCases(), WatchAndContextCases(), MergeCases(),
+                    UnmergeCases(), MergeReadCases(), LinkEvidenceCases()}) {
     all.insert(all.end(), part.begin(), part.end());
   }
   return all;
@@ -1350,8 +1880,19 @@ TEST_P(BadInputCatalogueTest, IsRejectedAndChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(Reset(c.name, &s));
   if (c.prepare) {
     ASSERT_NO_FATAL_FAILURE(c.prepare(api_, s));
+    ASSERT_FALSE(HasFailure()) << "the case's set-up failed";
   }
-  const std::map<std::string, std::string> before = redis_->Snapshot();
+  // A successful Merge or Unmerge in `prepare` re-indexes the customers for suggestions after
+  // it answers: wait for Redis to be still before taking the snapshot.
+  std::map<std::string, std::string> before = redis_->Snapshot();
+  if (c.prepare) {
+    for (int i = 0; i < 100; ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+      std::map<std::string, std::string> now = redis_->Snapshot();
+      if (now == before) break;
+      before = std::move(now);
+    }
+  }
 
   grpc::Status st = c.send(api_, s);
 
