@@ -60,6 +60,10 @@ bool LinkedIdentifierFromEntry(absl::string_view field, absl::string_view value,
   li->mutable_identifier()->set_value(std::string(field.substr(colon + 1)));
   if (DecodeEvidence(value, li->mutable_evidence())) {
     *li->mutable_linked_at() = li->evidence().first_seen();
+    // Stored: every merge that carried it, innermost first; shown: the latest.
+    const std::string& chain = li->evidence().merge_id();
+    size_t comma = chain.rfind(',');
+    if (comma != std::string::npos) li->mutable_evidence()->set_merge_id(chain.substr(comma + 1));
   }
   return true;
 }

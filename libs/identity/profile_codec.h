@@ -34,10 +34,12 @@ std::string IdentifierField(const v1::Identifier& normalized);
 // The identifiers-hash value for `evidence` (first_seen, last_seen, verification, channel,
 // linked_by, merge_id, merged_from are stored).
 std::string EncodeEvidence(const v1::LinkEvidence& evidence);
-// The evidence in an identifiers-hash value; false when it is not one.
+// The evidence in an identifiers-hash value; false when it is not one. Its merge_id is the
+// stored chain: every merge that carried the identifier, innermost first ("m1,m2").
 bool DecodeEvidence(absl::string_view value, v1::LinkEvidence* evidence);
 
-// The linked identifier an identifiers-hash entry describes; false for a malformed field.
+// The linked identifier an identifiers-hash entry describes, as the API shows it (merge_id: the
+// latest merge only); false for a malformed field.
 bool LinkedIdentifierFromEntry(absl::string_view field, absl::string_view value,
                                v1::LinkedIdentifier* out);
 

@@ -214,13 +214,18 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 )lua");
 
-// KEYS: timeline, dedup. ARGV: (event id, blob, appended ms) triples. Appends the events the
-// timeline lacks. Returns how many were appended.
+// KEYS: timeline, dedup. ARGV: (event id, blob, appended ms, remaining merge tags) quads.
+// Appends the events the timeline lacks. Returns how many were appended.
 const Script kReturnScript("merge.return", R"lua(
 local n = 0
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
-    local sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 'a', ARGV[i + 2])
+    local sid
+    if ARGV[i + 3] ~= '' then
+      sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 'a', ARGV[i + 2], 'm', ARGV[i + 3])
+    else
+      sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 'a', ARGV[i + 2])
+    end
     redis.call('HSET', KEYS[2], ARGV[i], sid)
     n = n + 1
   end
@@ -332,6 +337,29 @@ absl::StatusOr<Entry> ParseEntry(const Reply& r) {
 std::string AppendedMs(const Entry& e) {
   if (!e.appended.empty()) return e.appended;
   return std::string(e.id.substr(0, e.id.find('-')));
+}
+
+// An entry's merge tags: the merges that brought it here, innermost first ("m1,m2" for an event
+// of A appended after A was merged into B by m1 and B into C by m2). An Unmerge of m takes the
+// entries tagged with m and gives them back with m removed.
+bool HasTag(absl::string_view tags, absl::string_view merge_id) {
+  for (absl::string_view t : absl::StrSplit(tags, ',')) {
+    if (t == merge_id) return true;
+  }
+  return false;
+}
+
+std::string WithoutTag(absl::string_view tags, absl::string_view merge_id) {
+  std::vector<absl::string_view> kept;
+  for (absl::string_view t : absl::StrSplit(tags, ',', absl::SkipEmpty())) {
+    if (t != merge_id) kept.push_back(t);
+  }
+  return absl::StrJoin(kept, ",");
+}
+
+std::string WithTag(absl::string_view tags, absl::string_view merge_id) {
+  if (HasTag(tags, merge_id)) return std::string(tags);
+  return tags.empty() ? std::string(merge_id) : absl::StrCat(tags, ",", merge_id);
 }
 
 // Activity and open conversations as the append script keeps them, recomputed from events in
@@ -540,18 +568,16 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
           return (*done)(absl::NotFoundError(
               absl::StrCat("source_customer_id: customer ", in.source_customer_id, " not found")));
         }
+        // Finishes the merge of this very pair (a retry); a merge of another pair holding the
+        // source is left to its own caller: ABORTED.
         auto resume = [this, in, deadline, done](const std::string& merge_id, bool finished) {
-          Resume(in.tenant, merge_id, deadline,
-                 [in, finished, done](absl::StatusOr<v1::MergeRecord> r) {
-                   if (!r.ok()) return (*done)(r.status());
-                   if (r->source_customer_id() != in.source_customer_id ||
-                       r->target_customer_id() != in.target_customer_id) {
-                     return (*done)(absl::AbortedError(
-                         absl::StrCat("customer ", in.source_customer_id, " is held by merge ",
-                                      r->merge_id(), "; retry shortly")));
-                   }
-                   (*done)(Result{*std::move(r), finished});
-                 });
+          Resume(
+              in.tenant, merge_id, deadline,
+              [in, finished, done](absl::StatusOr<v1::MergeRecord> r) {
+                if (!r.ok()) return (*done)(r.status());
+                (*done)(Result{*std::move(r), finished});
+              },
+              std::make_pair(in.source_customer_id, in.target_customer_id));
         };
         if (f[1].is_string()) {
           if (f[1].str == in.target_customer_id) return resume(f[2].str, true);
@@ -620,10 +646,12 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
 }
 
 void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
-                         absl::Time deadline, Callback<v1::MergeRecord> done) {
+                         absl::Time deadline, Callback<v1::MergeRecord> done,
+                         std::optional<std::pair<std::string, std::string>> pair) {
   client_->Command(
       {"HMGET", keys::MergeKey(tenant, merge_id), "rec", "step"}, deadline,
-      [this, tenant, merge_id, deadline, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+      [this, tenant, merge_id, deadline, pair,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         if (r->elements.size() != 2 || r->elements[0].is_nil()) {
           return done(absl::NotFoundError(absl::StrCat("merge_id: no merge ", merge_id)));
@@ -639,6 +667,10 @@ void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
               absl::InternalError(absl::StrCat("merge ", merge_id, " record unreadable")));
         }
         run->step = step;
+        if (pair && (run->source() != pair->first || run->target() != pair->second)) {
+          return run->done(absl::AbortedError(absl::StrCat(
+              "customer ", pair->first, " is held by merge ", merge_id, "; retry shortly")));
+        }
         Drive(run);
       });
 }
@@ -862,15 +894,14 @@ void MergeEngine::Stage(std::shared_ptr<Run> run) {
                         continue;
                       }
                       e.from_source = true;
-                      e.tag = run->id();
+                      e.tag = WithTag(e.tag, run->id());
                       src.push_back(&e);
                     }
-                    std::stable_sort(src.begin(), src.end(), [](const Entry* a, const Entry* b) {
-                      return ToMillis(a->event.occurred_at()) < ToMillis(b->event.occurred_at());
-                    });
-                    // Every entry gets a new id above the target's newest, in merged order; the old
-                    // ids of the target's entries are remapped (see kSwapScript), and each entry
-                    // keeps the time it was first stored in 'a'.
+                    // The two timelines are interleaved by occurred_at and each keeps its own
+                    // order, so the events after a reader's (remapped) position in either are
+                    // exactly those it has not seen. Every entry gets a new id above the target's
+                    // newest, in merged order; the old ids of the target's entries are remapped
+                    // (see kSwapScript), and each entry keeps the time it was first stored in 'a'.
                     StreamId next{0, 0};
                     if (!run->target_entries.empty()) {
                       StreamId last;
@@ -935,7 +966,9 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
     args.push_back(e->tag);
     args.push_back(e->appended);
     args.push_back(e->event.event_id());
-    args.push_back(e->from_source ? "" : e->old_id);
+    // The remap key: a target's old id as is; a source's prefixed with the source's id, which
+    // its cursors name.
+    args.push_back(e->from_source ? absl::StrCat(run->source(), "|", e->old_id) : e->old_id);
     bytes += e->blob.size();
   }
   client_->Eval(kStageScript,
@@ -951,40 +984,89 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
 // Carries the remap entries of earlier merges forward to the new ids: an old id whose event
 // is gone (given back by an unmerge) maps to the new id of the nearest earlier event.
 void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
-  keys::CustomerKeys tk = run->target_keys();
-  client_->Command(
-      {"HGETALL", tk.remap()}, run->deadline, [this, run, tk](absl::StatusOr<Reply> old) {
-        if (!old.ok()) return Fail(run, old.status());
-        std::map<StreamId, std::string> moved;  // old id -> new id, for the target's entries
-        for (const Entry* e : run->plan) {
-          StreamId id;
-          if (!e->from_source && ParseStreamId(e->old_id, &id)) moved[id] = e->id;
-        }
-        std::vector<std::string> args = {run->id()};
-        for (size_t i = 0; i + 1 < old->elements.size(); i += 2) {
-          StreamId was;
-          if (!ParseStreamId(old->elements[i + 1].str, &was)) continue;
-          auto it = moved.upper_bound(was);
-          std::string now = it == moved.begin() ? "0-0" : std::prev(it)->second;
-          args.push_back(old->elements[i].str);
-          args.push_back(now);
-        }
-        auto swap = [this, run](absl::StatusOr<Reply> r) {
-          if (!r.ok()) return Fail(run, r.status());
-          if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
-          if (failpoint_ && failpoint_("merge.swap")) {
-            return run->done(absl::UnavailableError("failpoint merge.swap"));
-          }
-          Swap(run);
-        };
-        if (args.size() == 1) {
-          Reply none;
-          none.type = Reply::Type::kInteger;
-          return swap(none);
-        }
-        client_->Eval(kStageRemap, {tk.merge_staging_remap(run->id()), tk.merge_state()},
-                      std::move(args), run->deadline, std::move(swap));
-      });
+  keys::CustomerKeys tk = run->target_keys(), sk = run->source_keys();
+  auto olds = std::make_shared<std::vector<Reply>>(2);
+  auto b = Barrier::Make(2, [this, run, tk, olds](absl::Status st) {
+    if (!st.ok()) return Fail(run, st);
+    // Old id -> new id, for each side's entries. A source event skipped as a duplicate maps to
+    // the target's event with its event_id.
+    std::map<StreamId, std::string> target_moved, source_moved;
+    std::map<std::string, std::string> new_id_of_event;
+    for (const Entry* e : run->plan) {
+      StreamId id;
+      if (!ParseStreamId(e->old_id, &id)) continue;
+      (e->from_source ? source_moved : target_moved)[id] = e->id;
+      if (!e->from_source) new_id_of_event[e->event.event_id()] = e->id;
+    }
+    std::vector<std::string> args = {run->id()};
+    for (const Entry& e : run->source_entries) {
+      StreamId id;
+      auto kept = new_id_of_event.find(e.event.event_id());
+      if (!e.from_source && kept != new_id_of_event.end() && ParseStreamId(e.id, &id)) {
+        source_moved[id] = kept->second;
+        args.push_back(absl::StrCat(run->source(), "|", e.id));
+        args.push_back(kept->second);
+      }
+    }
+    // Entries of earlier merges (ids of either side, or "<customer>|<id>" keys) are carried
+    // forward; an old id whose event is gone (given back by an unmerge) maps to the nearest
+    // earlier event.
+    auto carry = [&args](const Reply& old, const std::map<StreamId, std::string>& moved,
+                         const std::string& prefix) {
+      for (size_t i = 0; i + 1 < old.elements.size(); i += 2) {
+        StreamId was;
+        if (!ParseStreamId(old.elements[i + 1].str, &was)) continue;
+        auto it = moved.upper_bound(was);
+        const std::string& key = old.elements[i].str;
+        args.push_back(prefix.empty() || key.find('|') != std::string::npos
+                           ? key
+                           : absl::StrCat(prefix, "|", key));
+        args.push_back(it == moved.begin() ? "0-0" : std::prev(it)->second);
+      }
+    };
+    carry((*olds)[0], target_moved, "");
+    carry((*olds)[1], source_moved, run->source());
+    auto swap = [this, run](absl::StatusOr<Reply> r) {
+      if (!r.ok()) return Fail(run, r.status());
+      if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
+      if (failpoint_ && failpoint_("merge.swap")) {
+        return run->done(absl::UnavailableError("failpoint merge.swap"));
+      }
+      Swap(run);
+    };
+    // In chunks, so no script runs long.
+    size_t pairs = (args.size() - 1) / 2;
+    size_t chunks = (pairs + kWriteChunkEntries - 1) / kWriteChunkEntries;
+    auto swapped_meanwhile = std::make_shared<std::atomic<bool>>(false);
+    auto written =
+        Barrier::Make(chunks, [swap = std::move(swap), swapped_meanwhile](absl::Status st) mutable {
+          if (!st.ok()) return swap(st);
+          Reply r;
+          r.type = Reply::Type::kInteger;
+          r.integer = swapped_meanwhile->load() ? -1 : 1;
+          swap(r);
+        });
+    for (size_t c = 0; c < chunks; ++c) {
+      std::vector<std::string> chunk = {run->id()};
+      for (size_t i = 1 + 2 * c * kWriteChunkEntries;
+           i < std::min(args.size(), 1 + 2 * (c + 1) * kWriteChunkEntries); ++i) {
+        chunk.push_back(args[i]);
+      }
+      client_->Eval(kStageRemap, {tk.merge_staging_remap(run->id()), tk.merge_state()},
+                    std::move(chunk), run->deadline,
+                    [written, swapped_meanwhile](absl::StatusOr<Reply> r) {
+                      if (r.ok() && r->integer == -1) *swapped_meanwhile = true;
+                      written->Arrive(r.status());
+                    });
+    }
+  });
+  const std::string remaps[2] = {tk.remap(), sk.remap()};
+  for (int i = 0; i < 2; ++i) {
+    client_->Command({"HGETALL", remaps[i]}, run->deadline, [b, olds, i](absl::StatusOr<Reply> r) {
+      if (r.ok()) (*olds)[i] = *std::move(r);
+      b->Arrive(r.status());
+    });
+  }
 }
 
 namespace {
@@ -1135,14 +1217,11 @@ void MergeEngine::MoveIdentifiers(std::shared_ptr<Run> run) {
         };
         auto moved = std::make_shared<std::vector<Moved>>();
         for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
-          v1::LinkedIdentifier li;
-          if (!identity::LinkedIdentifierFromEntry(ids->elements[i].str, ids->elements[i + 1].str,
-                                                   &li)) {
-            continue;
-          }
-          li.mutable_evidence()->set_merge_id(run->id());
-          li.mutable_evidence()->set_merged_from(run->source());
-          moved->push_back({ids->elements[i].str, identity::EncodeEvidence(li.evidence()), false});
+          v1::LinkEvidence e;
+          if (!identity::DecodeEvidence(ids->elements[i + 1].str, &e)) continue;
+          e.set_merge_id(WithTag(e.merge_id(), run->id()));  // the chain, this merge last
+          e.set_merged_from(run->source());
+          moved->push_back({ids->elements[i].str, identity::EncodeEvidence(e), false});
         }
         auto b = Barrier::Make(moved->size(), [this, run, tk, moved](absl::Status st) {
           if (!st.ok()) return Fail(run, st);
@@ -1345,7 +1424,7 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
                run->target_entries = *std::move(t);
                std::vector<const Entry*> tagged;
                for (const Entry& e : run->target_entries) {
-                 if (e.tag == run->id()) tagged.push_back(&e);
+                 if (HasTag(e.tag, run->id())) tagged.push_back(&e);
                }
                auto returned = std::make_shared<std::atomic<int64_t>>(0);
                size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
@@ -1363,6 +1442,7 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
                    args.push_back(tagged[i]->event.event_id());
                    args.push_back(tagged[i]->blob);
                    args.push_back(AppendedMs(*tagged[i]));
+                   args.push_back(WithoutTag(tagged[i]->tag, run->id()));
                  }
                  client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args),
                                run->deadline, [b, returned](absl::StatusOr<Reply> r) {
@@ -1379,7 +1459,7 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
     std::vector<std::pair<std::string, std::string>> removed;
     std::vector<const Entry*> kept;
     for (const Entry& e : run->target_entries) {
-      if (e.tag == run->id()) {
+      if (HasTag(e.tag, run->id())) {
         removed.emplace_back(e.id, e.event.event_id());
       } else {
         kept.push_back(&e);
@@ -1446,7 +1526,8 @@ void MergeEngine::ReturnIdentifiers(std::shared_ptr<Run> run) {
         auto fields = std::make_shared<std::vector<std::string>>();
         for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
           v1::LinkEvidence e;
-          if (identity::DecodeEvidence(ids->elements[i + 1].str, &e) && e.merge_id() == run->id()) {
+          if (identity::DecodeEvidence(ids->elements[i + 1].str, &e) &&
+              absl::EndsWith(absl::StrCat(",", e.merge_id()), absl::StrCat(",", run->id()))) {
             fields->push_back(ids->elements[i].str);
           }
         }

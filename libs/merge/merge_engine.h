@@ -46,7 +46,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -129,8 +131,11 @@ class MergeEngine {
   void ReturnIdentifiers(std::shared_ptr<Run> run);
   void Release(std::shared_ptr<Run> run);
   void UnFinish(std::shared_ptr<Run> run);
+  // Loads a record and drives it from its step; with `pair`, only when it merges that
+  // (source, target), else ABORTED.
   void Resume(const std::string& tenant, const std::string& merge_id, absl::Time deadline,
-              Callback<v1::MergeRecord> done);
+              Callback<v1::MergeRecord> done,
+              std::optional<std::pair<std::string, std::string>> pair = std::nullopt);
   void StartMerge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
 
   redis::Client* client_;

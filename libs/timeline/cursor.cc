@@ -34,8 +34,8 @@ std::string EncodeCursor(absl::string_view customer_id, absl::string_view stream
   return absl::WebSafeBase64Escape(absl::StrCat("c1|", customer_id, "|", stream_id));
 }
 
-absl::StatusOr<std::string> DecodeCursor(absl::string_view field, absl::string_view cursor,
-                                         absl::string_view customer_id) {
+absl::StatusOr<std::pair<std::string, std::string>> DecodeAnyCursor(absl::string_view field,
+                                                                    absl::string_view cursor) {
   std::string raw;
   if (cursor.size() > 512 || !absl::WebSafeBase64Unescape(cursor, &raw)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": malformed cursor"));
@@ -44,17 +44,24 @@ absl::StatusOr<std::string> DecodeCursor(absl::string_view field, absl::string_v
   if (parts.size() != 3 || parts[0] != "c1" || !IsStreamId(parts[2])) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": malformed cursor"));
   }
-  if (parts[1] != customer_id) {
+  return std::make_pair(parts[1], parts[2]);
+}
+
+absl::StatusOr<std::string> DecodeCursor(absl::string_view field, absl::string_view cursor,
+                                         absl::string_view customer_id) {
+  auto decoded = DecodeAnyCursor(field, cursor);
+  if (!decoded.ok()) return decoded.status();
+  if (decoded->first != customer_id) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": the cursor belongs to another customer"));
   }
-  return parts[2];
+  return decoded->second;
 }
 
 std::string EncodePageToken(const PageToken& t) {
   return absl::WebSafeBase64Escape(absl::StrCat("p1|", t.customer_id, "|",
-                                                t.oldest_first ? "asc" : "desc", "|",
-                                                t.stream_id, "|", t.filter_fingerprint));
+                                                t.oldest_first ? "asc" : "desc", "|", t.stream_id,
+                                                "|", t.filter_fingerprint));
 }
 
 absl::StatusOr<PageToken> DecodePageToken(absl::string_view token, const PageToken& expected) {

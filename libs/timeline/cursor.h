@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -20,10 +21,15 @@ std::string EncodeCursor(absl::string_view customer_id, absl::string_view stream
 absl::StatusOr<std::string> DecodeCursor(absl::string_view field, absl::string_view cursor,
                                          absl::string_view customer_id);
 
+// The customer a cursor names and its stream id, whoever the customer is; INVALID_ARGUMENT
+// naming `field` for a malformed cursor.
+absl::StatusOr<std::pair<std::string, std::string>> DecodeAnyCursor(absl::string_view field,
+                                                                    absl::string_view cursor);
+
 struct PageToken {
   std::string customer_id;
   bool oldest_first = false;
-  std::string stream_id;         // the last entry examined; the next page starts after it
+  std::string stream_id;  // the last entry examined; the next page starts after it
   uint64_t filter_fingerprint = 0;
 };
 std::string EncodePageToken(const PageToken& token);

@@ -45,12 +45,11 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
   }
   RETURN_IF_ERROR(ValidateText(f + ".summary", e.summary(), kMaxSummaryBytes));
   RETURN_IF_ERROR(ValidateText(f + ".body", e.body(), kMaxBodyBytes));
-  if (e.has_sentiment() && !(std::isfinite(e.sentiment()) && e.sentiment() >= -1.0f &&
-                             e.sentiment() <= 1.0f)) {
+  if (e.has_sentiment() &&
+      !(std::isfinite(e.sentiment()) && e.sentiment() >= -1.0f && e.sentiment() <= 1.0f)) {
     return Invalid(f + ".sentiment", "must be between -1 and 1");
   }
-  RETURN_IF_ERROR(
-      ValidateToken(f + ".conversation_id", e.conversation_id(), kMaxRefIdBytes, true));
+  RETURN_IF_ERROR(ValidateToken(f + ".conversation_id", e.conversation_id(), kMaxRefIdBytes, true));
   if (e.kind() == v1::EVENT_KIND_CONVERSATION_ENDED && e.conversation_id().empty()) {
     return Invalid(f + ".conversation_id", "required for CONVERSATION_ENDED");
   }

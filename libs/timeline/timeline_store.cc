@@ -28,8 +28,8 @@ constexpr int64_t kConversationIdleMs = 24 * 3600 * 1000;
 // ARGV: customer id, now ms, notify channel, event count, idle ms, merge tag, via identifier
 // field, then per event: event_id, blob, channel, kind, occurred_at ms, conversation_id.
 // The merge tag marks events that belong to a merged source (an Unmerge gives them back): the
-// given tag (the append was redirected from the source's id), else the merge the via
-// identifier came with, if any.
+// given tag (the append was redirected from the source's id: every merge on the way), else the
+// merges the via identifier came with, if any.
 // Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
 const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, R"lua(
 -- Redis runs this for every append, so it reads and writes each hash field once per call, not
@@ -125,14 +125,20 @@ return out
 )lua"));
 
 // KEYS: profile, timeline, remap. ARGV: customer id, 'asc'|'desc', start, count.
-// An exclusive start ("(<id>") from before a merge renumbered the timeline is remapped first.
+// An exclusive start ("(<id>") from before a merge renumbered the timeline is remapped first;
+// so is "(<merged customer>|<id>)", a position in a customer merged into this one.
 const Script kRange("timeline.range", absl::StrCat(identity::kGuardLua, R"lua(
 local err = os_guard(KEYS[1], ARGV[1], false)
 if err then return err end
 local start = ARGV[3]
 if string.sub(start, 1, 1) == '(' then
   local now = redis.call('HGET', KEYS[3], string.sub(start, 2))
-  if now then start = '(' .. now end
+  if now then
+    start = '(' .. now
+  elseif string.find(start, '|', 1, true) then
+    return redis.error_reply('OS_INVALID after_cursor: a position in a customer merged into ' ..
+                             ARGV[1] .. ' that is no longer known; watch from_start instead')
+  end
 end
 if ARGV[2] == 'asc' then
   return redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[4])
@@ -251,7 +257,12 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
                                                             Callback<v1::AppendResponse> cb) {
               AppendTo(tenant, customer_id, events, now, *tag, via, deadline, std::move(cb));
             },
-            std::move(done), [tag](const identity::Moved& m) { *tag = m.merge_id; });
+            std::move(done),
+            [tag](const identity::Moved& m) {
+              // Every merge on the way, innermost first: each Unmerge gives the events back
+              // one level.
+              *tag = tag->empty() ? m.merge_id : absl::StrCat(*tag, ",", m.merge_id);
+            });
       });
 }
 

@@ -42,8 +42,7 @@ class WatchHub {
 
   void Add(const std::string& channel, Listener* listener);
   // `removed` runs on the loop thread once the listener is out of the hub.
-  void Remove(const std::string& channel, Listener* listener,
-              absl::AnyInvocable<void()> removed);
+  void Remove(const std::string& channel, Listener* listener, absl::AnyInvocable<void()> removed);
 
   // Listeners registered now.
   int64_t listeners() const { return listeners_.load(); }
@@ -54,9 +53,9 @@ class WatchHub {
   void NotifyChannel(absl::string_view channel);
 
   redis::Client* client_;
-  std::unique_ptr<redis::Subscriber> subscriber_;  // loop thread only
+  std::unique_ptr<redis::Subscriber> subscriber_;                                // loop thread only
   absl::flat_hash_map<std::string, absl::flat_hash_set<Listener*>> by_channel_;  // loop only
-  uint64_t tick_timer_ = 0;  // loop thread only
+  uint64_t tick_timer_ = 0;                                                      // loop thread only
   std::atomic<int64_t> listeners_{0};
   std::atomic<bool> subscriber_ready_{false};
   std::atomic<bool> stopping_{false};

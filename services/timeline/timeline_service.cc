@@ -185,23 +185,45 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
                      last_cursor_.empty() ? "<the last cursor you received>" : last_cursor_));
   }
 
+  // The customer named by the request may have been merged: watch the customer its merges
+  // lead to (a from_start replay then covers the merged timeline).
   void OnResolved(absl::StatusOr<identity::IdentityStore::Resolved> who) {
     if (!who.ok()) return End(who.status());
-    std::string start;
-    bool need_head = false;
-    if (!req_.after_cursor().empty()) {
-      absl::StatusOr<std::string> sid =
-          timeline::DecodeCursor("after_cursor", req_.after_cursor(), who->customer_id);
-      if (!sid.ok()) return End(sid.status());
-      start = *sid;
-    } else if (req_.from_start()) {
-      start = "0-0";
-    } else {
-      need_head = true;
+    AddRef();
+    svc_->store_->identity()->RootOf(req_.tenant(), who->customer_id,
+                                     absl::Now() + absl::Seconds(30),
+                                     [this](absl::StatusOr<std::string> root) {
+                                       OnRoot(std::move(root));
+                                       Release();
+                                     });
+  }
+
+  void OnRoot(absl::StatusOr<std::string> root) {
+    if (!root.ok()) return End(root.status());
+    if (req_.after_cursor().empty()) {
+      return Begin(*root, req_.from_start() ? "0-0" : "", !req_.from_start());
     }
+    auto cursor = timeline::DecodeAnyCursor("after_cursor", req_.after_cursor());
+    if (!cursor.ok()) return End(cursor.status());
+    if (cursor->first == *root) return Begin(*root, cursor->second, false);
+    // A cursor of a customer merged into this one: its position is remapped by the read.
+    AddRef();
+    svc_->store_->identity()->RootOf(
+        req_.tenant(), cursor->first, absl::Now() + absl::Seconds(30),
+        [this, root = *root, cursor = *cursor](absl::StatusOr<std::string> cursor_root) {
+          if (cursor_root.ok() && *cursor_root == root) {
+            Begin(root, absl::StrCat(cursor.first, "|", cursor.second), false);
+          } else {
+            End(absl::InvalidArgumentError("after_cursor: the cursor belongs to another customer"));
+          }
+          Release();
+        });
+  }
+
+  void Begin(const std::string& customer, const std::string& start, bool need_head) {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
-    customer_id_ = who->customer_id;
+    customer_id_ = customer;
     channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
     position_ = start;
     need_head_ = need_head;
@@ -232,9 +254,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     std::optional<identity::Moved> moved = identity::MovedTo(st);
     if (!moved || ++merge_hops_ > identity::kMaxMergeHops) return false;
     std::string old_channel = channel_;
+    // Continue from the same place in the merged timeline (the source's events this watcher
+    // has not seen yet were moved there too); a watcher that had no position yet starts at the
+    // merge's head.
+    if (need_head_ || position_.empty()) {
+      position_ = moved->head;
+    } else if (position_ != "0-0" && position_.find('|') == std::string::npos) {
+      position_ = absl::StrCat(customer_id_, "|", position_);
+    }  // else "0-0" (replay all) or already "<merged customer>|<id>", which merges carry along
     customer_id_ = moved->target;
     channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
-    position_ = moved->head;
     need_head_ = false;
     dirty_ = true;
     Log(LogLevel::kInfo, "watch.follow_merge",

@@ -9,9 +9,9 @@
   owner (with what was appended through the source meanwhile).
 - MergeReadersTest: the target's cursors and page tokens held before a merge stay valid; a
   chain (A into B into C) redirects and unwinds in order; appends racing a merge are stored
-  exactly once or refused with ABORTED. Known service bugs are tests marked KNOWN_BUG (expected
-  to fail until fixed; ONESTORY_E2E_SHOW_KNOWN_BUGS=1 runs them as plain tests, plus one
-  timing-dependent one that is skipped otherwise).
+  exactly once or refused with ABORTED; watches through the source's id (from the start, or
+  resumed with a cursor of either customer) miss nothing; a merge meeting another running merge
+  answers ABORTED.
 - MergeKillTest: onestory-server dies (ONESTORY_FAILPOINT=<step>: _exit(137) just before that
   step) in the middle of a merge or an unmerge, against an external redis-server that survives;
   the work is finished by a restarted server's start-up recovery or by a retry of the call on
@@ -335,13 +335,6 @@ class MergeJourneyTest(MergeCase):
 # --------------------------------------------------------------------------------------------
 # Cursors, page tokens and watches across a merge; merge chains; appends racing a merge
 
-# A known service bug (see the test's docstring): expected to fail until it is fixed, when the
-# run reports an unexpected success. ONESTORY_E2E_SHOW_KNOWN_BUGS=1 runs them as plain tests
-# (to see their failures).
-KNOWN_BUG = (lambda test: test) if os.environ.get("ONESTORY_E2E_SHOW_KNOWN_BUGS") == "1" \
-    else unittest.expectedFailure
-
-
 class MergeReadersTest(MergeCase):
 
     def pair(self, server=None):
@@ -395,13 +388,10 @@ class MergeReadersTest(MergeCase):
         finally:
             w.cancel()
 
-    @KNOWN_BUG
     def test_watch_from_start_through_the_merged_source_id_replays_the_merged_timeline(self):
-        """BUG: a Watch with from_start=true opened through the merged source's customer_id
-        replays nothing (only live events), while the same Watch through the target's id or the
-        source's identifier replays all six events, and List through the source's id shows
-        them. The Watch reactor resolves the ref without following the merge, starts at "0-0" on
-        the source, gets OS_MOVED and FollowMerge() jumps to the merge's head."""
+        """A Watch with from_start=true opened through the merged source's customer_id replays
+        the whole merged timeline, like the same Watch through the target's id or the source's
+        identifier (once a bug: it replayed nothing and started at the merge's head)."""
         src, tgt, cookie, _, _ = self.pair()
         self.merge(self.a, src, tgt)
         self.append(self.a, H.by_id(tgt), [H.event(C.CHANNEL_VOICE, C.EVENT_KIND_NOTE,
@@ -413,12 +403,10 @@ class MergeReadersTest(MergeCase):
         finally:
             w.cancel()
 
-    @KNOWN_BUG
     def test_watch_on_the_source_resumes_with_the_last_cursor_it_delivered(self):
-        """BUG: a Watch on the source follows the merge and delivers the target's events with
-        the target's cursors; a client that reconnects through the same source id with the last
-        cursor it received gets INVALID_ARGUMENT "after_cursor: the cursor belongs to another
-        customer" (List through the source id accepts the target's page tokens)."""
+        """A Watch on the source follows the merge and delivers the target's events with the
+        target's cursors; a client reconnecting through the same source id with the last cursor
+        it received resumes there (once a bug: INVALID_ARGUMENT "belongs to another customer")."""
         src, tgt, _, _, _ = self.pair()
         w = self.watch(self.b, H.by_id(src))
         try:
@@ -440,11 +428,11 @@ class MergeReadersTest(MergeCase):
         finally:
             w.cancel()
 
-    @KNOWN_BUG
     def test_watch_resumed_with_a_source_cursor_from_before_the_merge_has_no_gap(self):
-        """BUG: a watcher of the source that received chat-0, then disconnected, reconnects after
-        the merge with chat-0's cursor: chat-1 and chat-2 (appended to the source before the
-        merge, never delivered) are skipped silently; the watch starts at the merge's head."""
+        """A watcher of the source that received chat-0, then disconnected, reconnects after the
+        merge with chat-0's cursor: chat-1 and chat-2 (appended to the source before the merge,
+        never delivered) come next (once a bug: skipped silently, the watch started at the
+        merge's head)."""
         src, tgt, _, s, _ = self.pair()
         self.merge(self.a, src, tgt)
         self.append(self.a, H.by_id(tgt), [H.event(C.CHANNEL_VOICE, C.EVENT_KIND_NOTE,
@@ -504,13 +492,11 @@ class MergeReadersTest(MergeCase):
             self.assertEqual(self.profile(self.b, H.by_id(who)).customer_id, who)
         self.assertEqual(self.owner(self.a, email), a)
 
-    @KNOWN_BUG
     def test_appends_through_the_first_source_of_a_chain_go_back_to_it(self):
-        """BUG: with A merged into B and B into C, an event appended through A's id (or A's
-        identifier) is tagged with the last hop's merge (B into C) only, not A's: unmerging
-        B from C gives it to B, and unmerging A from B then leaves it on B. The Unmerge contract:
-        the source returns with "the events appended after the merge through the source's id or
-        one of its identifiers". (TimelineStore::Append: `*tag = m.merge_id` on every hop.)"""
+        """With A merged into B and B into C, an event appended through A's id (or A's
+        identifier) carries both merges: unmerging B from C gives it to B, and unmerging A from
+        B gives it to A — "the events appended after the merge through the source's id or one
+        of its identifiers" (once a bug: only the last hop's merge was kept)."""
         a, b, c, m1, m2, email = self.chain()
         self.assertEqual(self.append(self.a, H.by_id(a), [H.event(
             C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE, event_id="via-a-id")]).customer_id, c)
@@ -574,16 +560,10 @@ class MergeReadersTest(MergeCase):
         self.assertEqual(rec.events_moved, len(s) + len(src_before))
         self.assertTrue(all(who in (src, tgt) for name in refs for _, who in acked[name]))
 
-    @unittest.skipUnless(os.environ.get("ONESTORY_E2E_SHOW_KNOWN_BUGS") == "1",
-                         "a known, timing-dependent bug: ONESTORY_E2E_SHOW_KNOWN_BUGS=1 runs it")
     def test_a_merge_call_meeting_a_running_merge_answers_aborted(self):
-        """BUG (timing-dependent; failed in 5 of 5 runs here): Merge(B into A) while A into B is
-        staging finds B locked and, before answering ABORTED, drives the running merge itself
-        (MergeEngine::StartMerge: resume(f[3].str, false) for a merge of another pair). Two
-        drivers then write the same staging stream and the loser's XADD fails: one of the calls
-        — often the legitimate A into B, whose merge did complete — answers INTERNAL "redis
-        error: ERR The ID specified in XADD is equal or smaller than the target stream top
-        item"."""
+        """Merge(B into A) while A into B is staging finds B held and answers ABORTED without
+        touching the running merge, which completes (once a bug: it drove the other merge too,
+        two drivers raced on the staging stream and one call answered INTERNAL)."""
         a = self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID, H.unique("user-")).customer_id
         b = self.resolve(self.a, C.IDENTIFIER_TYPE_CRM_ID, H.unique("crm-")).customer_id
         for who, label in ((a, "a"), (b, "b")):
@@ -601,10 +581,17 @@ class MergeReadersTest(MergeCase):
 
         main = threading.Thread(target=call, args=("a-into-b", self.a, a, b))
         main.start()
-        H.wait_until(lambda: H.rpc_code(self.b.timeline().Append, timeline_pb2.AppendRequest(
-            tenant=self.tenant, customer=H.by_id(b), events=[H.event(
-                C.CHANNEL_WEB, C.EVENT_KIND_PAGE_VIEW)]))[0] == grpc.StatusCode.ABORTED,
-            10, interval=0.001, what="the merge to lock B")
+        probes_stored = []
+
+        def b_is_locked():
+            code = H.rpc_code(self.b.timeline().Append, timeline_pb2.AppendRequest(
+                tenant=self.tenant, customer=H.by_id(b), events=[H.event(
+                    C.CHANNEL_WEB, C.EVENT_KIND_PAGE_VIEW)]))[0]
+            if code == grpc.StatusCode.OK:
+                probes_stored.append(1)  # appended before the merge locked B: merged too
+            return code == grpc.StatusCode.ABORTED
+
+        H.wait_until(b_is_locked, 10, interval=0.001, what="the merge to lock B")
         others = [threading.Thread(target=call, args=("b-into-a-%d" % i, self.b, b, a))
                   for i in range(3)]
         for th in others:
@@ -616,7 +603,7 @@ class MergeReadersTest(MergeCase):
             if name != "a-into-b":
                 self.assertIn(code, (grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION),
                               "%s: %s" % (name, details))
-        self.assertEqual(len(self.timeline(self.b, H.by_id(a))), 20000)
+        self.assertEqual(len(self.timeline(self.b, H.by_id(a))), 20000 + len(probes_stored))
 
 
 # --------------------------------------------------------------------------------------------
