@@ -438,10 +438,24 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                        client_->Eval(
                            kReclaim, {index_key}, {customer_id, owner}, deadline,
                            [this, tenant, customer_id, id = std::move(id), evidence, deadline,
+                            index_key, owner,
                             done = std::move(done)](absl::StatusOr<Reply> moved) mutable {
                              if (!moved.ok()) return done(moved.status());
-                             RecordLink(tenant, customer_id, std::move(id), evidence, true,
-                                        deadline, std::move(done));
+                             RecordLink(
+                                 tenant, customer_id, std::move(id), evidence, true, deadline,
+                                 [this, index_key, owner, customer_id, deadline,
+                                  done = std::move(done)](absl::StatusOr<Linked> r) mutable {
+                                   bool refused = !r.ok() && (r.status().code() ==
+                                                                  absl::StatusCode::kAborted ||
+                                                              MovedTo(r.status()).has_value());
+                                   if (!refused) return done(std::move(r));
+                                   // A merge took the customer meanwhile: put the entry back
+                                   // where it was (its old owner still leads here).
+                                   client_->Eval(
+                                       kReclaim, {index_key}, {owner, customer_id}, deadline,
+                                       [r = std::move(r), done = std::move(done)](
+                                           absl::StatusOr<Reply>) mutable { done(std::move(r)); });
+                                 });
                            });
                      });
             });

@@ -110,6 +110,29 @@ redis.call('HSET', KEYS[1], 'merge_lock', ARGV[2])
 return 1
 )lua");
 
+// KEYS: merge record. ARGV: record, next step, phase ('merge' | 'unmerge'), now ms. Saves the
+// record with its next step unless another driver of the same phase is already further on
+// (returns 0): a record never goes back.
+const Script kSaveStep("merge.save_step", R"lua(
+local cur = redis.call('HMGET', KEYS[1], 'step', 'phase')
+if cur[1] and cur[2] == ARGV[3] and tonumber(cur[1]) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'step', ARGV[2], 'phase', ARGV[3], 'updated_at',
+           ARGV[4])
+return 1
+)lua");
+
+// KEYS: merge state, staging timeline, staging dedup, staging remap, target profile. ARGV: merge
+// id. Gives up a merge that has not swapped: drops its staging keys and the target's lock.
+// Returns 0 when the swap happened after all.
+const Script kAbandon("merge.abandon", R"lua(
+if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':swapped') == 1 then return 0 end
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
+if redis.call('HGET', KEYS[5], 'merge_lock') == ARGV[1] then
+  redis.call('HDEL', KEYS[5], 'merge_lock')
+end
+return 1
+)lua");
+
 // KEYS: profile. ARGV: lock. Releases the lock when it is held by ARGV[1].
 const Script kUnlockScript("merge.unlock", R"lua(
 if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[1] then
@@ -125,13 +148,25 @@ return 0
 // a time, so the swap only renames.
 const Script kStageScript("merge.stage", R"lua(
 if redis.call('HEXISTS', KEYS[2], ARGV[1] .. ':swapped') == 1 then return -1 end
+-- Entries at or below the staging stream's newest are there already (two drivers of one merge,
+-- a retry and the recovery pass, may write the same plan at once).
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local top_ms, top_seq = -1, -1
+if #top > 0 then
+  local ms, seq = string.match(top[1][1], '^(%d+)-(%d+)$')
+  top_ms, top_seq = tonumber(ms), tonumber(seq)
+end
 for i = 2, #ARGV, 6 do
+  local ms, seq = string.match(ARGV[i], '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  if ms > top_ms or (ms == top_ms and seq > top_seq) then
   local fields = {'e', ARGV[i + 1]}
   if ARGV[i + 2] ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = ARGV[i + 2] end
   if ARGV[i + 3] ~= '' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[i + 3] end
   redis.call('XADD', KEYS[1], ARGV[i], unpack(fields))
   redis.call('HSET', KEYS[3], ARGV[i + 4], ARGV[i])
   if ARGV[i + 5] ~= '' then redis.call('HSET', KEYS[4], ARGV[i + 5], ARGV[i]) end
+  end
 end
 return 1
 )lua");
@@ -140,7 +175,9 @@ return 1
 // of earlier merges carried forward to the new ids.
 const Script kStageRemap("merge.stage_remap", R"lua(
 if redis.call('HEXISTS', KEYS[2], ARGV[1] .. ':swapped') == 1 then return -1 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+-- HSETNX: an entry this merge staged itself (a position in its own source) wins over an older
+-- one carried forward (after an unmerge and a new merge of the same pair).
+for i = 2, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 )lua");
 
@@ -176,7 +213,8 @@ for k = 1, n do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local head = '0-0'
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then head = last[1][1] end
-redis.call('HSET', KEYS[5], ARGV[1] .. ':swapped', '1', ARGV[1] .. ':head', head)
+-- The marker keeps "<events moved>|<events skipped>" for a rerun that finds the swap done.
+redis.call('HSET', KEYS[5], ARGV[1] .. ':swapped', ARGV[i], ARGV[1] .. ':head', head)
 return head
 )lua");
 
@@ -197,6 +235,10 @@ return 1
 
 // KEYS: profile. ARGV: target, merge id, head, notify channel. Marks the source merged.
 const Script kMarkScript("merge.mark", R"lua(
+local g = redis.call('HMGET', KEYS[1], 'merge_lock', 'merge_id')
+if g[1] ~= ARGV[2] and g[2] ~= ARGV[2] then
+  return redis.error_reply('OS_CONFLICT customer is neither held nor marked by ' .. ARGV[2])
+end
 redis.call('HSET', KEYS[1], 'merged_into', ARGV[1], 'merge_id', ARGV[2], 'merged_head', ARGV[3])
 if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[2] then
   redis.call('HDEL', KEYS[1], 'merge_lock')
@@ -274,6 +316,7 @@ return 1
 // conversations (id, value). Clears the merge fields of an unmerged source and sets its
 // recomputed activity and conversations.
 const Script kReleaseSource("merge.release_source", R"lua(
+if redis.call('HGET', KEYS[1], 'merge_lock') ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[1], 'merged_into', 'merge_id', 'merged_head')
 if redis.call('HGET', KEYS[1], 'merge_lock') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'merge_lock')
@@ -629,18 +672,19 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
                    {"target", in.target_customer_id}});
               // The record first, then the pending entry: a record nobody lists holds no locks
               // yet and is harmless.
-              client_->Command(
-                  {"HSET", keys::MergeKey(run->tenant, run->id()), "rec", rec.SerializeAsString(),
-                   "step", absl::StrCat(kLock), "updated_at", absl::StrCat(NowMillis())},
-                  deadline, [this, run](absl::StatusOr<Reply> r) {
-                    if (!r.ok()) return run->done(r.status());
-                    client_->Command({"SADD", keys::PendingMergesKey(),
-                                      absl::StrCat(run->tenant, "/", run->id())},
-                                     run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                                       if (!r.ok()) return run->done(r.status());
-                                       Drive(run);
-                                     });
-                  });
+              client_->Command({"HSET", keys::MergeKey(run->tenant, run->id()), "rec",
+                                rec.SerializeAsString(), "step", absl::StrCat(kLock), "phase",
+                                "merge", "updated_at", absl::StrCat(NowMillis())},
+                               deadline, [this, run](absl::StatusOr<Reply> r) {
+                                 if (!r.ok()) return run->done(r.status());
+                                 client_->Command({"SADD", keys::PendingMergesKey(),
+                                                   absl::StrCat(run->tenant, "/", run->id())},
+                                                  run->deadline,
+                                                  [this, run](absl::StatusOr<Reply> r) {
+                                                    if (!r.ok()) return run->done(r.status());
+                                                    Drive(run);
+                                                  });
+                               });
             });
       });
 }
@@ -667,9 +711,12 @@ void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
               absl::InternalError(absl::StrCat("merge ", merge_id, " record unreadable")));
         }
         run->step = step;
-        if (pair && (run->source() != pair->first || run->target() != pair->second)) {
-          return run->done(absl::AbortedError(absl::StrCat(
-              "customer ", pair->first, " is held by merge ", merge_id, "; retry shortly")));
+        bool merging = run->record.state() == v1::MergeRecord::STATE_MERGING ||
+                       run->record.state() == v1::MergeRecord::STATE_MERGED;
+        if (pair && (run->source() != pair->first || run->target() != pair->second || !merging)) {
+          return run->done(absl::AbortedError(
+              absl::StrCat("customer ", pair->first, " is held by merge ", merge_id,
+                           merging ? "" : " (being unmerged)", "; retry shortly")));
         }
         Drive(run);
       });
@@ -715,19 +762,26 @@ void MergeEngine::Drive(std::shared_ptr<Run> run) {
 // Saves the record with the next step, then runs it.
 void MergeEngine::Step(std::shared_ptr<Run> run, int next) {
   run->step = next;
-  std::vector<std::string> cmd = {"HSET",       keys::MergeKey(run->tenant, run->id()),
-                                  "rec",        run->record.SerializeAsString(),
-                                  "step",       absl::StrCat(next),
-                                  "updated_at", absl::StrCat(NowMillis())};
-  client_->Command(std::move(cmd), run->deadline, [this, run](absl::StatusOr<Reply> r) {
-    if (!r.ok()) return Fail(run, r.status());
-    if (run->step != kDone) return Drive(run);
-    client_->Command({"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
-                     run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                       if (!r.ok()) return Fail(run, r.status());
-                       Drive(run);
-                     });
-  });
+  bool unmerge = run->record.state() == v1::MergeRecord::STATE_UNMERGING ||
+                 run->record.state() == v1::MergeRecord::STATE_UNMERGED;
+  client_->Eval(kSaveStep, {keys::MergeKey(run->tenant, run->id())},
+                {run->record.SerializeAsString(), absl::StrCat(next), unmerge ? "unmerge" : "merge",
+                 absl::StrCat(NowMillis())},
+                run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                  if (!r.ok()) return Fail(run, r.status());
+                  if (r->integer == 0) {
+                    // Another call (a retry, the recovery pass) is further along with this merge.
+                    return run->done(absl::AbortedError(absl::StrCat(
+                        "merge ", run->id(), " is being finished by another call; retry shortly")));
+                  }
+                  if (run->step != kDone) return Drive(run);
+                  client_->Command(
+                      {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+                      run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                        if (!r.ok()) return Fail(run, r.status());
+                        Drive(run);
+                      });
+                });
 }
 
 void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
@@ -736,7 +790,33 @@ void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
        {"merge_id", run->id()},
        {"step", StepName(run->step)},
        {"error", status.ToString()}});
-  run->done(std::move(status));
+  bool transient = status.code() == absl::StatusCode::kUnavailable ||
+                   status.code() == absl::StatusCode::kDeadlineExceeded ||
+                   status.code() == absl::StatusCode::kAborted;
+  if (transient || run->step != kStage || run->record.state() != v1::MergeRecord::STATE_MERGING) {
+    return run->done(std::move(status));  // a retry or the recovery pass goes on from here
+  }
+  // A lasting failure before the swap (an undecodable stored event, say): nothing anyone can
+  // see has changed yet, so give the merge up instead of holding both customers forever.
+  keys::CustomerKeys tk = run->target_keys();
+  client_->Eval(
+      kAbandon,
+      {tk.merge_state(), tk.merge_staging(run->id()), tk.merge_staging_dedup(run->id()),
+       tk.merge_staging_remap(run->id()), tk.profile()},
+      {run->id()}, run->deadline, [this, run, status](absl::StatusOr<Reply> r) {
+        if (!r.ok() || r->integer == 0) return run->done(status);
+        Log(LogLevel::kError, "merge.abandoned",
+            {{"tenant", run->tenant}, {"merge_id", run->id()}, {"error", status.ToString()}});
+        ReleaseLocks(run, [this, run, status] {
+          client_->Command(
+              {"DEL", keys::MergeKey(run->tenant, run->id())}, run->deadline,
+              [this, run, status](absl::StatusOr<Reply>) {
+                client_->Command(
+                    {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
+                    run->deadline, [run, status](absl::StatusOr<Reply>) { run->done(status); });
+              });
+        });
+      });
 }
 
 // ---- merge steps ------------------------------------------------------------------------------
@@ -870,7 +950,15 @@ void MergeEngine::Stage(std::shared_ptr<Run> run) {
       {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":swapped")}, run->deadline,
       [this, run, sk, tk](absl::StatusOr<Reply> swapped) {
         if (!swapped.ok()) return Fail(run, swapped.status());
-        if (swapped->is_string()) return Step(run, kIdentifiers);  // swapped by an earlier run
+        if (swapped->is_string()) {  // swapped by an earlier run: take its counts
+          std::pair<std::string, std::string> counts = absl::StrSplit(swapped->str, '|');
+          int64_t moved = 0, skipped = 0;
+          if (absl::SimpleAtoi(counts.first, &moved) && absl::SimpleAtoi(counts.second, &skipped)) {
+            run->record.set_events_moved(moved);
+            run->record.set_events_skipped(skipped);
+          }
+          return Step(run, kIdentifiers);
+        }
         ReadStream(
             client_, tk.timeline(), run->deadline,
             [this, run, sk, tk](absl::StatusOr<std::vector<Entry>> t) {
@@ -1098,11 +1186,22 @@ ProfileMerge MergeProfiles(const std::map<std::string, std::string>& target,
     absl::StrAppend(&out.priors, absl::CEscape(field), "\t", had ? "1" : "0", "\t",
                     had ? absl::CEscape(t->second) : "", "\t", absl::CEscape(value), "\n");
   };
+  // Attributes stay within the profile limit: the source's fill free places only (the ones
+  // left out stay with the source, and come back with an Unmerge).
+  int attributes = 0;
+  for (const auto& [field, value] : target) {
+    if (absl::StartsWith(field, identity::kAttrPrefix)) ++attributes;
+  }
   for (const auto& [field, value] : source) {
-    bool plain = field == "display_name" || field == "language" || field == "tier" ||
-                 absl::StartsWith(field, identity::kAttrPrefix);
+    bool attribute = absl::StartsWith(field, identity::kAttrPrefix);
+    bool plain = field == "display_name" || field == "language" || field == "tier" || attribute;
     if (plain) {
-      if (!target.contains(field) || take_fields.contains(field)) set(field, value);
+      bool present = target.contains(field);
+      if (attribute && !present && attributes >= identity::kMaxProfileAttributes) continue;
+      if (!present || take_fields.contains(field)) {
+        set(field, value);
+        if (attribute && !present) ++attributes;
+      }
     } else if (absl::StartsWith(field, identity::kConsentPrefix)) {
       // "<state>:<updated ms>": the later decision wins.
       auto t = target.find(field);
@@ -1182,6 +1281,7 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
     args.push_back(pm.priors);
     AppendCounted(&args,
                   std::vector<std::pair<std::string, std::string>>(convs.begin(), convs.end()));
+    args.push_back(absl::StrCat(run->record.events_moved(), "|", run->record.events_skipped()));
     client_->Eval(kSwapScript,
                   {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(),
                    tk.merge_staging_dedup(run->id()), tk.merge_state(), tk.profile(),
@@ -1402,9 +1502,10 @@ void MergeEngine::UnLock(std::shared_ptr<Run> run) {
         run->record.clear_unmerged_by();
         run->original_record = run->record.SerializeAsString();
       }
-      std::vector<std::string> cmd = {"HSET", keys::MergeKey(run->tenant, run->id()),
-                                      "rec",  run->original_record,
-                                      "step", absl::StrCat(kDone)};
+      std::vector<std::string> cmd = {"HSET",  keys::MergeKey(run->tenant, run->id()),
+                                      "rec",   run->original_record,
+                                      "step",  absl::StrCat(kDone),
+                                      "phase", "merge"};
       client_->Command(std::move(cmd), run->deadline, [this, run, status](absl::StatusOr<Reply>) {
         client_->Command(
             {"SREM", keys::PendingMergesKey(), absl::StrCat(run->tenant, "/", run->id())},
@@ -1418,39 +1519,39 @@ void MergeEngine::UnLock(std::shared_ptr<Run> run) {
 
 void MergeEngine::Return(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
-  ReadStream(client_, tk.timeline(), run->deadline,
-             [this, run, sk](absl::StatusOr<std::vector<Entry>> t) {
-               if (!t.ok()) return Fail(run, t.status());
-               run->target_entries = *std::move(t);
-               std::vector<const Entry*> tagged;
-               for (const Entry& e : run->target_entries) {
-                 if (HasTag(e.tag, run->id())) tagged.push_back(&e);
-               }
-               auto returned = std::make_shared<std::atomic<int64_t>>(0);
-               size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
-               auto b = Barrier::Make(chunks, [this, run, returned](absl::Status st) {
-                 if (!st.ok()) return Fail(run, st);
-                 run->record.set_events_returned(run->record.events_returned() + returned->load());
-                 Step(run, kURemove);
-               });
-               // Chunks are independent (each appends what the source lacks), so they run together;
-               // the source's timeline order among returned events follows their order here.
-               for (size_t c = 0; c < chunks; ++c) {
-                 std::vector<std::string> args;
-                 for (size_t i = c * kWriteChunkEntries;
-                      i < std::min(tagged.size(), (c + 1) * kWriteChunkEntries); ++i) {
-                   args.push_back(tagged[i]->event.event_id());
-                   args.push_back(tagged[i]->blob);
-                   args.push_back(AppendedMs(*tagged[i]));
-                   args.push_back(WithoutTag(tagged[i]->tag, run->id()));
-                 }
-                 client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args),
-                               run->deadline, [b, returned](absl::StatusOr<Reply> r) {
-                                 if (r.ok()) *returned += r->integer;
-                                 b->Arrive(r.status());
-                               });
-               }
-             });
+  ReadStream(
+      client_, tk.timeline(), run->deadline, [this, run, sk](absl::StatusOr<std::vector<Entry>> t) {
+        if (!t.ok()) return Fail(run, t.status());
+        run->target_entries = *std::move(t);
+        std::vector<const Entry*> tagged;
+        for (const Entry& e : run->target_entries) {
+          if (HasTag(e.tag, run->id())) tagged.push_back(&e);
+        }
+        size_t tagged_count = tagged.size();
+        size_t chunks = (tagged.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
+        auto b = Barrier::Make(chunks, [this, run, tagged_count](absl::Status st) {
+          if (!st.ok()) return Fail(run, st);
+          // Counted from the target, not from what this run appended, so a rerun after a
+          // crash counts the same: the merge's tagged events less the source's own.
+          run->record.set_events_returned(std::max<int64_t>(
+              0, static_cast<int64_t>(tagged_count) - run->record.events_moved()));
+          Step(run, kURemove);
+        });
+        // Chunks are independent (each appends what the source lacks), so they run together;
+        // the source's timeline order among returned events follows their order here.
+        for (size_t c = 0; c < chunks; ++c) {
+          std::vector<std::string> args;
+          for (size_t i = c * kWriteChunkEntries;
+               i < std::min(tagged.size(), (c + 1) * kWriteChunkEntries); ++i) {
+            args.push_back(tagged[i]->event.event_id());
+            args.push_back(tagged[i]->blob);
+            args.push_back(AppendedMs(*tagged[i]));
+            args.push_back(WithoutTag(tagged[i]->tag, run->id()));
+          }
+          client_->Eval(kReturnScript, {sk.timeline(), sk.dedup()}, std::move(args), run->deadline,
+                        [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+        }
+      });
 }
 
 void MergeEngine::Remove(std::shared_ptr<Run> run) {

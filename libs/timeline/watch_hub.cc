@@ -9,12 +9,12 @@ namespace onestory::timeline {
 
 WatchHub::WatchHub(redis::Client* client) : client_(client) {
   redis::Subscriber::Callbacks callbacks;
-  callbacks.on_message = [this](absl::string_view channel, absl::string_view) {
-    NotifyChannel(channel);
+  callbacks.on_message = [this](absl::string_view channel, absl::string_view message) {
+    NotifyChannel(channel, message);
   };
   callbacks.on_subscribed = [this](absl::string_view channel) {
     subscriber_ready_ = true;  // Tick() notices a disconnect within a second
-    NotifyChannel(channel);
+    NotifyChannel(channel, "");
   };
   subscriber_ = std::make_unique<redis::Subscriber>(client_->loop(), client_->options(),
                                                     std::move(callbacks));
@@ -65,13 +65,13 @@ void WatchHub::Remove(const std::string& channel, Listener* listener,
   });
 }
 
-void WatchHub::NotifyChannel(absl::string_view channel) {
+void WatchHub::NotifyChannel(absl::string_view channel, absl::string_view message) {
   auto it = by_channel_.find(channel);
   if (it == by_channel_.end()) return;
   // Copy: a listener may ask to be removed from inside OnNotify (removal is posted, but be
   // safe against any change to the set while iterating).
   std::vector<Listener*> targets(it->second.begin(), it->second.end());
-  for (Listener* l : targets) l->OnNotify();
+  for (Listener* l : targets) l->OnNotify(message);
 }
 
 void WatchHub::Tick() {

@@ -33,7 +33,9 @@ class WatchHub {
   class Listener {
    public:
     virtual ~Listener() = default;
-    virtual void OnNotify() = 0;
+    // `message` is what the append (a stream id) or a merge ("merged", "unmerged") published;
+    // empty when the subscription was confirmed.
+    virtual void OnNotify(absl::string_view message) = 0;
     virtual void OnTick(absl::Time now) = 0;
   };
 
@@ -50,7 +52,7 @@ class WatchHub {
 
  private:
   void Tick();
-  void NotifyChannel(absl::string_view channel);
+  void NotifyChannel(absl::string_view channel, absl::string_view message);
 
   redis::Client* client_;
   std::unique_ptr<redis::Subscriber> subscriber_;                                // loop thread only

@@ -1,5 +1,6 @@
 #include "services/timeline/timeline_service.h"
 
+#include <atomic>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -81,11 +82,20 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   }
 
   // WatchHub::Listener (Redis loop thread).
-  void OnNotify() override {
+  void OnNotify(absl::string_view message) override {
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       dirty_ = true;
+      if (message == "unmerged" && followed_merge_) {
+        // The customer this watch was asked for may no longer be this one: never show one
+        // person's events to someone serving another.
+        ending_unmerged_ = true;
+      }
+    }
+    if (ending_unmerged_) {
+      return End(
+          absl::AbortedError("a merge this watch followed was undone; watch the customer again"));
     }
     Kick();
   }
@@ -190,22 +200,30 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   void OnResolved(absl::StatusOr<identity::IdentityStore::Resolved> who) {
     if (!who.ok()) return End(who.status());
     AddRef();
-    svc_->store_->identity()->RootOf(req_.tenant(), who->customer_id,
-                                     absl::Now() + absl::Seconds(30),
-                                     [this](absl::StatusOr<std::string> root) {
-                                       OnRoot(std::move(root));
-                                       Release();
-                                     });
+    svc_->store_->identity()->RootOf(
+        req_.tenant(), who->customer_id, absl::Now() + absl::Seconds(30),
+        [this, requested = who->customer_id](absl::StatusOr<std::string> root) {
+          OnRoot(std::move(root), requested);
+          Release();
+        });
   }
 
-  void OnRoot(absl::StatusOr<std::string> root) {
+  void OnRoot(absl::StatusOr<std::string> root, const std::string& requested) {
     if (!root.ok()) return End(root.status());
+    if (*root != requested) {
+      absl::MutexLock lock(&mu_);
+      followed_merge_ = true;
+    }
     if (req_.after_cursor().empty()) {
       return Begin(*root, req_.from_start() ? "0-0" : "", !req_.from_start());
     }
     auto cursor = timeline::DecodeAnyCursor("after_cursor", req_.after_cursor());
     if (!cursor.ok()) return End(cursor.status());
     if (cursor->first == *root) return Begin(*root, cursor->second, false);
+    {
+      absl::MutexLock lock(&mu_);
+      followed_merge_ = true;
+    }
     // A cursor of a customer merged into this one: its position is remapped by the read.
     AddRef();
     svc_->store_->identity()->RootOf(
@@ -253,6 +271,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   bool FollowMerge(const absl::Status& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::optional<identity::Moved> moved = identity::MovedTo(st);
     if (!moved || ++merge_hops_ > identity::kMaxMergeHops) return false;
+    followed_merge_ = true;
     std::string old_channel = channel_;
     // Continue from the same place in the merged timeline (the source's events this watcher
     // has not seen yet were moved there too); a watcher that had no position yet starts at the
@@ -261,6 +280,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       position_ = moved->head;
     } else if (position_ != "0-0" && position_.find('|') == std::string::npos) {
       position_ = absl::StrCat(customer_id_, "|", position_);
+      position_from_merge_ = true;
     }  // else "0-0" (replay all) or already "<merged customer>|<id>", which merges carry along
     customer_id_ = moved->target;
     channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
@@ -326,12 +346,24 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       if (!batch.ok() && RetryLater(batch.status())) return;
       if (!batch.ok() && FollowMerge(batch.status())) {
         following = true;
+      } else if (!batch.ok() && position_from_merge_ &&
+                 batch.status().code() == absl::StatusCode::kInvalidArgument) {
+        // The position this watch carried across a merge is not known to the target (its
+        // event was given back by an earlier unmerge): go on from the target's head.
+        Log(LogLevel::kWarning, "watch.merge_position_unknown", {{"customer", customer_id_}});
+        position_from_merge_ = false;
+        need_head_ = true;
+        dirty_ = true;
+        following = true;
       } else if (batch.ok()) {
         unavailable_since_ = absl::InfiniteFuture();
         if (batch->events.empty()) {
           live_ = true;
         } else {
-          absl::Time appended = absl::FromUnixMillis(ToMillis(batch->events[0].appended_at()));
+          // By the stream id's time, when the entry entered this timeline: events a merge
+          // moved here keep an older appended_at but are new to this timeline.
+          absl::Time appended =
+              absl::FromUnixMillis(timeline::StreamIdMillis(batch->stream_ids[0]));
           fell_behind = live_ && absl::Now() - appended > svc_->options_.watch_max_lag;
           if (static_cast<int>(batch->events.size()) >= svc_->options_.watch_batch) {
             dirty_ = true;  // more may be waiting
@@ -344,7 +376,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
         }
       }
     }
-    if (following) return MaybeFetch();
+    if (following) return Kick();
     if (!batch.ok()) return End(batch.status());
     if (fell_behind) return End(FellBehind());
     WriteNext();
@@ -396,6 +428,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   std::string customer_id_ ABSL_GUARDED_BY(mu_);
   std::string channel_ ABSL_GUARDED_BY(mu_);
   int merge_hops_ ABSL_GUARDED_BY(mu_) = 0;
+  bool followed_merge_ ABSL_GUARDED_BY(mu_) = false;       // watching a customer it was merged into
+  bool position_from_merge_ ABSL_GUARDED_BY(mu_) = false;  // "<source>|<id>" set by FollowMerge
+  std::atomic<bool> ending_unmerged_{false};
   std::string position_ ABSL_GUARDED_BY(mu_);        // stream id of the last event sent
   std::string sent_stream_id_ ABSL_GUARDED_BY(mu_);  // of the event being written
   std::string last_cursor_ ABSL_GUARDED_BY(mu_);

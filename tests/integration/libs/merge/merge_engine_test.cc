@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "libs/common/time_util.h"
 #include "libs/context/context_store.h"
 #include "libs/identity/identity_store.h"
@@ -408,6 +409,7 @@ TEST_F(MergeEngineTest, ACrashBeforeAnyStepIsFinishedByARetryOrRecovery) {
       if (by_retry) {
         auto r = Merge(&restarted, b, a);
         ASSERT_TRUE(r.ok()) << r.status();
+        EXPECT_EQ(r->record.events_moved(), 2);  // counted once, whichever run staged
       } else {
         auto n = Await<int>(
             [&](auto done) { restarted.RecoverPending(true, Deadline(), std::move(done)); });
@@ -484,6 +486,80 @@ TEST_F(MergeEngineTest, MergesInOppositeDirectionsAtOnceNeitherLoseNorLoop) {
     ASSERT_TRUE(n.ok());
     EXPECT_EQ(redis_->Run({"SCARD", keys::PendingMergesKey()}).integer, 0);
   }
+}
+
+TEST_F(MergeEngineTest, AMergeCallMeetingAnUnmergeOfThePairIsAborted) {
+  std::string a, b;
+  TwoCustomers(&a, &b);
+  auto m = Merge(b, a);
+  ASSERT_TRUE(m.ok());
+  MergeEngine crashing(client_.get(), [](const std::string& s) { return s == "unmerge.return"; });
+  ASSERT_EQ(Unmerge(&crashing, m->record.merge_id()).status().code(),
+            absl::StatusCode::kUnavailable);
+  auto during = Merge(b, a);
+  EXPECT_EQ(during.status().code(), absl::StatusCode::kAborted) << during.status();
+  ASSERT_TRUE(Await<int>([&](auto done) {
+                engine_->RecoverPending(true, Deadline(), std::move(done));
+              }).ok());
+  EXPECT_EQ(EventIds(b), (std::vector<std::string>{"b1", "b2"}));
+  EXPECT_EQ(Profile(b)->customer_id(), b);
+}
+
+TEST_F(MergeEngineTest, AttributesStayWithinTheProfileLimit) {
+  std::string a, b;
+  TwoCustomers(&a, &b);
+  for (const auto& c : {a, b}) {
+    std::vector<std::string> cmd = {"HSET", keys::CustomerKeys("acme", c).profile()};
+    for (int i = 0; i < 100; ++i) {
+      cmd.push_back(absl::StrCat("attr:", c.substr(4, 3), i));
+      cmd.push_back("v");
+    }
+    redis_->Run(cmd);
+  }
+  ASSERT_TRUE(Merge(b, a).ok());
+  auto p = Profile(a);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->attributes_size(), identity::kMaxProfileAttributes);
+  // The merged profile still takes updates.
+  v1::Profile v;
+  v.set_display_name("Ann");
+  google::protobuf::FieldMask mask;
+  mask.add_paths("display_name");
+  auto updated = Await<v1::Profile>([&](auto done) {
+    identity_->UpdateProfile("acme", a, v, mask, Deadline(), std::move(done));
+  });
+  EXPECT_TRUE(updated.ok()) << updated.status();
+}
+
+TEST_F(MergeEngineTest, PositionsInTheSourceSurviveAnUnmergeAndANewMerge) {
+  std::string a, b;
+  TwoCustomers(&a, &b);
+  std::string b1_sid = redis_->Run({"HGET", keys::CustomerKeys("acme", b).dedup(), "b1"}).str;
+  auto m = Merge(b, a);
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(Unmerge(engine_.get(), m->record.merge_id()).ok());
+  ASSERT_TRUE(Merge(b, a).ok());
+  // A reader of b positioned after b1 goes on with what came after b1 in the merged timeline.
+  auto after = Await<timeline::TimelineStore::Batch>([&](auto done) {
+    timeline_->ReadAfter("acme", a, absl::StrCat(b, "|", b1_sid), 100, Deadline(), std::move(done));
+  });
+  ASSERT_TRUE(after.ok()) << after.status();
+  std::vector<std::string> ids;
+  for (const auto& e : after->events) ids.push_back(e.event_id());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a2", "b2", "a3"}));
+}
+
+TEST_F(MergeEngineTest, ALastingFailureBeforeTheSwapGivesTheMergeUp) {
+  std::string a, b;
+  TwoCustomers(&a, &b);
+  redis_->Run({"XADD", keys::CustomerKeys("acme", b).timeline(), "*", "e", "\xff"});
+  auto m = Merge(b, a);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInternal) << m.status();
+  // Neither customer is left held, nothing moved, no record waits for recovery.
+  EXPECT_TRUE(Append(a, {Ev("after", now_ + 9000)}).ok());
+  EXPECT_EQ(Profile(b)->customer_id(), b);
+  EXPECT_EQ(redis_->Run({"SCARD", keys::PendingMergesKey()}).integer, 0);
+  EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "a2", "a3", "after"}));
 }
 
 // Many merges, links and appends at once on overlapping customers. Afterwards every identifier

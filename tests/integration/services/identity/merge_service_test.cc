@@ -145,6 +145,44 @@ TEST_F(MergeServiceTest, AWatchOnTheSourceContinuesWithTheTargetsEvents) {
   EXPECT_EQ(hresp.merges(0).state(), v1::MergeRecord::STATE_MERGED);
 }
 
+TEST_F(MergeServiceTest, AnUnmergeEndsAWatchThatFollowedTheMerge) {
+  std::string a = Customer(Id(v1::IDENTIFIER_TYPE_PHONE, "14155550100"));
+  std::string b = Customer(Id(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com"));
+  v1::MergeRequest mreq;
+  mreq.set_tenant("acme");
+  mreq.set_source_customer_id(b);
+  mreq.set_target_customer_id(a);
+  mreq.set_reason("looked alike");
+  mreq.mutable_actor()->set_type(v1::Actor::TYPE_SYSTEM);
+  v1::MergeResponse mresp;
+  ASSERT_TRUE(server_->identity()->Merge(Ctx().get(), mreq, &mresp).ok());
+
+  // An agent serving b watches through b's id: that is a's timeline now.
+  v1::WatchRequest wreq;
+  wreq.set_tenant("acme");
+  wreq.mutable_customer()->set_customer_id(b);
+  wreq.set_from_start(true);
+  auto wctx = Ctx(absl::Seconds(20));
+  auto reader = server_->timeline()->Watch(wctx.get(), wreq);
+  Append(a, Ev("a-1"));
+  v1::WatchResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));
+  EXPECT_EQ(msg.event().event_id(), "a-1");
+
+  // They were two people after all: the watch must not go on showing a's events.
+  v1::UnmergeRequest ureq;
+  ureq.set_tenant("acme");
+  ureq.set_merge_id(mresp.merge().merge_id());
+  ureq.set_reason("different people");
+  ureq.mutable_actor()->set_type(v1::Actor::TYPE_SYSTEM);
+  v1::UnmergeResponse uresp;
+  ASSERT_TRUE(server_->identity()->Unmerge(Ctx().get(), ureq, &uresp).ok());
+  Append(a, Ev("a-2"));
+  while (reader->Read(&msg)) EXPECT_NE(msg.event().event_id(), "a-2");
+  grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED) << st.error_message();
+}
+
 TEST_F(MergeServiceTest, ATrustedVerifiedLoginMergesOnItsOwn) {
   std::string member = Customer(Id(v1::IDENTIFIER_TYPE_APP_USER_ID, "u-1"));
   std::string visitor = Customer(Id(v1::IDENTIFIER_TYPE_CHAT_SESSION, "chat-9"));
