@@ -165,9 +165,12 @@ class MergeJourneyTest(MergeCase):
         self.update_profile(self.b, tgt, ["language", "tier"], language="fr", tier="gold")
         self.assertNotEqual(src, tgt)
 
-        # A watcher on the source, opened before the merge (live only), on the other instance.
+        # A watcher on the source, opened before the merge on the other instance, from the
+        # newest event it has shown (a watch without a cursor starts wherever the head is once it
+        # is subscribed, which would race the append below).
+        last_shown = self.append(self.a, chat_ref, [chat[1]]).results[0].event.cursor
         watch = H.WatchReader(self.b.timeline(), timeline_pb2.WatchRequest(
-            tenant=self.tenant, customer=H.by_id(src)))
+            tenant=self.tenant, customer=H.by_id(src), after_cursor=last_shown))
         try:
             # The chat goes on while the watcher is open: it is live on the source.
             self.assertEqual(self.append(self.a, chat_ref, [chat[2]]).customer_id, src)
@@ -407,8 +410,8 @@ class MergeReadersTest(MergeCase):
         """A Watch on the source follows the merge and delivers the target's events with the
         target's cursors; a client reconnecting through the same source id with the last cursor
         it received resumes there (once a bug: INVALID_ARGUMENT "belongs to another customer")."""
-        src, tgt, _, _, _ = self.pair()
-        w = self.watch(self.b, H.by_id(src))
+        src, tgt, _, s, _ = self.pair()
+        w = self.watch(self.b, H.by_id(src), after_cursor=s[-1].cursor)
         try:
             self.append(self.a, H.by_id(src), [H.event(C.CHANNEL_CHATBOT, C.EVENT_KIND_MESSAGE,
                                                        event_id="chat-9")])
