@@ -37,6 +37,13 @@ if err then return err end
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 )lua"));
 
+// KEYS: profile. ARGV: customer id. Checks the customer exists and was not merged.
+const Script kGuardRead("identity.guard_read", absl::StrCat(kGuardLua, R"lua(
+local err = os_guard(KEYS[1], ARGV[1], false)
+if err then return err end
+return 1
+)lua"));
+
 // KEYS: profile. ARGV: customer id. Checks the customer takes writes.
 const Script kGuardWrite("identity.guard_write", absl::StrCat(kGuardLua, R"lua(
 local err = os_guard(KEYS[1], ARGV[1], true)
@@ -344,7 +351,7 @@ void IdentityStore::RootOf(const std::string& tenant, const std::string& custome
       customer_id,
       [this, tenant, deadline](const std::string& id, Callback<std::string> cb) {
         keys::CustomerKeys ck(tenant, id);
-        client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {id}, deadline,
+        client_->Eval(kGuardRead, {ck.profile()}, {id}, deadline,
                       [id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
                         if (!r.ok()) return cb(r.status());
                         cb(id);

@@ -367,19 +367,23 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
           state->start = std::string(state->oldest_first ? "-" : "+");
           return ListNext(state);
         }
-        // A page token names the customer whose timeline it pages: the ref's merge target
-        // when the ref's customer was merged.
+        // A page token names the customer whose timeline it pages: the ref's customer, or its
+        // merge target when it was merged (looked up only then).
+        auto resume = [this, state, page_token](const std::string& customer) {
+          PageToken expected{customer, state->oldest_first, "", state->filter.fingerprint};
+          absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);
+          if (!token.ok()) return state->done(token.status());
+          state->customer_id = customer;
+          state->start = absl::StrCat("(", token->stream_id);
+          state->resumed = true;
+          ListNext(state);
+        };
+        PageToken own{state->customer_id, state->oldest_first, "", state->filter.fingerprint};
+        if (DecodePageToken(page_token, own).ok()) return resume(state->customer_id);
         identity_->RootOf(state->tenant, state->customer_id, state->deadline,
-                          [this, state, page_token](absl::StatusOr<std::string> root) {
+                          [state, resume](absl::StatusOr<std::string> root) mutable {
                             if (!root.ok()) return state->done(root.status());
-                            state->customer_id = *root;
-                            PageToken expected{state->customer_id, state->oldest_first, "",
-                                               state->filter.fingerprint};
-                            absl::StatusOr<PageToken> token = DecodePageToken(page_token, expected);
-                            if (!token.ok()) return state->done(token.status());
-                            state->start = absl::StrCat("(", token->stream_id);
-                            state->resumed = true;
-                            ListNext(state);
+                            resume(*root);
                           });
       });
 }
@@ -399,6 +403,11 @@ void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
               ++state->hops <= identity::kMaxMergeHops) {
             state->customer_id = moved->target;
             return ListNext(state);
+          }
+          if (moved && state->resumed) {
+            return state->done(absl::FailedPreconditionError(
+                absl::StrCat("page_token: customer ", state->customer_id, " was merged into ",
+                             moved->target, " since this listing began; list again")));
           }
           return state->done(r.status());
         }

@@ -562,6 +562,42 @@ TEST_F(MergeEngineTest, ALastingFailureBeforeTheSwapGivesTheMergeUp) {
   EXPECT_EQ(EventIds(a), (std::vector<std::string>{"a1", "a2", "a3", "after"}));
 }
 
+TEST_F(MergeEngineTest, PageTokensOfTheTargetStayValidThoseOfTheSourceAskToListAgain) {
+  std::string a, b;
+  TwoCustomers(&a, &b);
+  auto first_page = [&](const std::string& c) {
+    v1::ListRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(c);
+    req.set_order(v1::ORDER_OLDEST_FIRST);
+    req.set_page_size(1);
+    return Await<v1::ListResponse>(
+        [&](auto done) { timeline_->List(req, Deadline(), std::move(done)); });
+  };
+  auto next_page = [&](const std::string& c, const std::string& token) {
+    v1::ListRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(c);
+    req.set_order(v1::ORDER_OLDEST_FIRST);
+    req.set_page_size(10);
+    req.set_page_token(token);
+    return Await<v1::ListResponse>(
+        [&](auto done) { timeline_->List(req, Deadline(), std::move(done)); });
+  };
+  auto pa = first_page(a);
+  auto pb = first_page(b);
+  ASSERT_TRUE(pa.ok() && pb.ok());
+  ASSERT_TRUE(Merge(b, a).ok());
+  auto rest = next_page(a, pa->next_page_token());
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  std::vector<std::string> ids;
+  for (const auto& e : rest->events()) ids.push_back(e.event_id());
+  EXPECT_EQ(ids, (std::vector<std::string>{"b1", "a2", "b2", "a3"}));  // after a1
+  auto stale = next_page(b, pb->next_page_token());
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition) << stale.status();
+  EXPECT_TRUE(absl::StrContains(stale.status().message(), "list again")) << stale.status();
+}
+
 // Many merges, links and appends at once on overlapping customers. Afterwards every identifier
 // has exactly one owner (which lists it) and every acknowledged event is on exactly one
 // timeline, once.
