@@ -34,8 +34,7 @@ using redis::Script;
 // Steps. A record's `step` field names the next one to run.
 enum StepId {
   kLock = 1,
-  kStage = 2,
-  kSwap = 3,
+  kStage = 2,  // ends with the swap (failpoint "merge.swap" before it)
   kIdentifiers = 4,
   kMark = 5,
   kFinish = 6,
@@ -54,8 +53,6 @@ const char* StepName(int step) {
       return "merge.lock";
     case kStage:
       return "merge.stage";
-    case kSwap:
-      return "merge.swap";
     case kIdentifiers:
       return "merge.identifiers";
     case kMark:
@@ -731,8 +728,6 @@ void MergeEngine::Drive(std::shared_ptr<Run> run) {
       return Lock(run);
     case kStage:
       return Stage(run);
-    case kSwap:
-      return Swap(run);
     case kIdentifiers:
       return MoveIdentifiers(run);
     case kMark:
