@@ -30,11 +30,14 @@
 #include "onestory/v1/context.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
+#include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/server_for_test.h"
 
 namespace onestory::testing {
 namespace {
+
+constexpr auto Ident = onestory::testing::Id;
 
 using ::testing::HasSubstr;
 
@@ -148,13 +151,6 @@ struct State {
 };
 
 // Request builders -------------------------------------------------------------------------------
-
-v1::Identifier Ident(v1::IdentifierType type, const std::string& value) {
-  v1::Identifier id;
-  id.set_type(type);
-  id.set_value(value);
-  return id;
-}
 
 v1::CustomerRef RefId(const std::string& customer_id) {
   v1::CustomerRef ref;

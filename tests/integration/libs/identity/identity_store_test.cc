@@ -12,22 +12,18 @@
 #include "absl/time/clock.h"
 #include "libs/common/time_util.h"
 #include "tests/testing/await.h"
+#include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/redis_test.h"
 
 namespace onestory::identity {
 namespace {
 
+using onestory::testing::Id;
+
 using onestory::testing::Await;
 using onestory::testing::Deadline;
 using onestory::testing::RedisForTest;
-
-v1::Identifier Id(v1::IdentifierType type, const std::string& value) {
-  v1::Identifier id;
-  id.set_type(type);
-  id.set_value(value);
-  return id;
-}
 
 class IdentityStoreTest : public onestory::testing::RedisTest {
  protected:

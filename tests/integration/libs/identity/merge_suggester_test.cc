@@ -14,11 +14,14 @@
 #include "libs/identity/identity_store.h"
 #include "libs/keys/key_schema.h"
 #include "tests/testing/await.h"
+#include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/redis_test.h"
 
 namespace onestory::identity {
 namespace {
+
+using onestory::testing::Id;
 
 using onestory::testing::Await;
 using onestory::testing::Deadline;
@@ -27,13 +30,6 @@ using onestory::testing::RedisForTest;
 using Attributes = std::vector<std::pair<std::string, std::string>>;
 
 constexpr char kDenyList[] = "device_id:kiosk-*,phone:18005550100,loyalty_id:TEST-*";
-
-v1::Identifier Id(v1::IdentifierType type, const std::string& value) {
-  v1::Identifier id;
-  id.set_type(type);
-  id.set_value(value);
-  return id;
-}
 
 // "code detail" of each reason, in order.
 std::vector<std::string> Reasons(const v1::MergeSuggestion& s) {

@@ -19,23 +19,19 @@
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/timeline_store.h"
 #include "tests/testing/await.h"
+#include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/redis_test.h"
 
 namespace onestory::merge {
 namespace {
 
+using onestory::testing::Id;
+
 using identity::IdentityStore;
 using onestory::testing::Await;
 using onestory::testing::Deadline;
 using onestory::testing::RedisForTest;
-
-v1::Identifier Id(v1::IdentifierType type, const std::string& value) {
-  v1::Identifier id;
-  id.set_type(type);
-  id.set_value(value);
-  return id;
-}
 
 v1::Event Ev(const std::string& id, int64_t occurred_ms, v1::Channel channel = v1::CHANNEL_VOICE,
              const std::string& conversation = "") {

@@ -6,11 +6,14 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "libs/common/time_util.h"
+#include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/server_for_test.h"
 
 namespace onestory {
 namespace {
+
+using onestory::testing::Id;
 
 using testing::RedisForTest;
 using testing::ServerForTest;
@@ -19,13 +22,6 @@ std::unique_ptr<grpc::ClientContext> Ctx(absl::Duration timeout = absl::Seconds(
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
-}
-
-v1::Identifier Id(v1::IdentifierType type, const std::string& value) {
-  v1::Identifier id;
-  id.set_type(type);
-  id.set_value(value);
-  return id;
 }
 
 v1::Event Ev(const std::string& id) {
