@@ -21,6 +21,11 @@ constexpr TypeName kTypeNames[] = {
 CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_id)
     : prefix_(absl::StrCat("os:{", tenant, ":c:", customer_id, "}:")) {}
 
+TenantKeys::TenantKeys(absl::string_view tenant)
+    : alerts_(absl::StrCat("os:{", tenant, ":a}:")), journey_(absl::StrCat("os:{", tenant, ":j}:")) {}
+
+std::string DuePromisesKey() { return "os:{alerts}:due"; }
+
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id) {
   return absl::StrCat("os:{", tenant, ":m:", merge_id, "}");
 }

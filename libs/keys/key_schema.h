@@ -15,6 +15,14 @@
 //   k.merge_history() -> "os:{acme:c:cus_1}:mh" zset: merge id -> started ms
 //   k.remap()      -> "os:{acme:c:cus_1}:rm"    hash: stream id before a merge renumbered the
 //                                               timeline -> stream id now
+//   k.conversation_records() -> ":cs"  hash: conversation id -> JSON record (libs/engagement)
+//   k.cases() -> ":ca"      hash: case id -> JSON record
+//   k.facts() -> ":fa"      hash: "<fact type>:<name>" -> JSON fact
+//   k.contacts() -> ":ct"   zset: conversation id -> started ms (30 days)
+//   k.contact_channels() -> ":cc"  zset: channel -> latest contact ms (30 days)
+//   k.signals() -> ":sg"    hash: sentiment per day, negative streak, latest repeat contact
+//   TenantKeys t(tenant): tenant-wide engagement keys, "os:{acme:a}:..." (alerts) and
+//   "os:{acme:j}:..." (journey); DuePromisesKey() -> "os:{alerts}:due" zset of promises by due ms
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash: one merge's record and step
 //   PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge id>" with steps left
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
@@ -56,10 +64,39 @@ class CustomerKeys {
   }
   std::string merge_history() const { return prefix_ + "mh"; }
   std::string remap() const { return prefix_ + "rm"; }
+  std::string conversation_records() const { return prefix_ + "cs"; }
+  std::string cases() const { return prefix_ + "ca"; }
+  std::string facts() const { return prefix_ + "fa"; }
+  std::string contacts() const { return prefix_ + "ct"; }
+  std::string contact_channels() const { return prefix_ + "cc"; }
+  std::string signals() const { return prefix_ + "sg"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
 };
+
+// A tenant's alerts and journey (stage names are validated: [a-z0-9_-]).
+class TenantKeys {
+ public:
+  explicit TenantKeys(absl::string_view tenant);
+  std::string alert_log() const { return alerts_ + "log"; }    // stream: one entry per alert
+  std::string alert_ids() const { return alerts_ + "ids"; }    // hash: alert id -> stream id
+  std::string alert_open() const { return alerts_ + "open"; }  // zset: unacknowledged ids
+  std::string alert_acks() const { return alerts_ + "ack"; }   // hash: alert id -> ack JSON
+  std::string alert_channel() const { return alerts_ + "n"; }  // pub/sub: new alerts
+  std::string journey_stages() const { return journey_ + "stages"; }  // string: "a\nb\nc"
+  std::string journey_counters() const { return journey_ + "n"; }     // hash: "<stage>:<what>"
+  // "os:{acme:j}:"; + "open:<stage>" (zset of open cases by entered ms), + "dur:<stage>" (list
+  // of the latest completed stays, ms).
+  const std::string& journey_prefix() const { return journey_; }
+
+ private:
+  std::string alerts_;   // "os:{<tenant>:a}:"
+  std::string journey_;  // "os:{<tenant>:j}:"
+};
+
+// Promises by due time across tenants: "<tenant>|<customer>|<case>" -> promised_by ms.
+std::string DuePromisesKey();
 
 // The record of one merge (merge ids are validated like customer ids).
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id);

@@ -54,6 +54,9 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
     return Invalid(f + ".conversation_id", "required for CONVERSATION_ENDED");
   }
   RETURN_IF_ERROR(ValidateToken(f + ".case_id", e.case_id(), kMaxRefIdBytes, true));
+  if (!v1::Audience_IsValid(e.visibility())) {
+    return Invalid(f + ".visibility", "unknown Audience value");
+  }
   if (e.attributes_size() > kMaxEventAttributes) {
     return Invalid(f + ".attributes", absl::StrCat("at most ", kMaxEventAttributes, " entries"));
   }

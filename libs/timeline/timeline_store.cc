@@ -13,6 +13,7 @@
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/cursor.h"
+#include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
 
 namespace onestory::timeline {
@@ -21,106 +22,18 @@ namespace {
 using redis::Reply;
 using redis::Script;
 
-constexpr int kArgsPerEvent = 6;
-constexpr int64_t kConversationIdleMs = 24 * 3600 * 1000;
 
-// KEYS: profile, timeline, dedup, conversations, identifiers.
-// ARGV: customer id, now ms, notify channel, event count, idle ms, merge tag, via identifier
-// field, then per event: event_id, blob, channel, kind, occurred_at ms, conversation_id.
-// The merge tag marks events that belong to a merged source (an Unmerge gives them back): the
-// given tag (the append was redirected from the source's id: every merge on the way), else the
-// merges the via identifier came with, if any.
+// KEYS, ARGV: EffectKeys and EffectArgs (libs/timeline/event_effects.h), then the event count
+// and kArgsPerEvent per event. The merge tag marks events that belong to a merged source (an
+// Unmerge gives them back): the given tag (the append was redirected from the source's id: every
+// merge on the way), else the merges the via identifier came with, if any.
 // Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
-const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, R"lua(
--- Redis runs this for every append, so it reads and writes each hash field once per call, not
--- once per event (tools/bench.py reports its time per call next to a bare XADD's).
-local n = tonumber(ARGV[4])
-local first_act = 'act:' .. ARGV[10]
-local pf = redis.call('HMGET', KEYS[1], 'created_at', first_act, 'merged_into', 'merge_lock')
-if not pf[1] or pf[3] or pf[4] then
-  return os_guard(KEYS[1], ARGV[1], true)
-end
-local tag = ARGV[6]
-if tag == '' and ARGV[7] ~= '' then
-  local ev = redis.call('HGET', KEYS[5], ARGV[7])
-  if ev then tag = string.match(ev, '^v2|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|') or '' end
-end
-local out = {}
-for i = 0, n - 1 do
-  local sid = redis.call('HGET', KEYS[3], ARGV[8 + i * 6])
-  if sid then
-    local e = redis.call('XRANGE', KEYS[2], sid, sid)
-    local blob = ''
-    if #e > 0 then blob = e[1][2][2] end
-    out[i + 1] = {sid, 1, blob}
-  end
-end
--- act: latest occurred_at per channel; convs: open conversation state, false once ended.
-local acts = {[first_act] = tonumber(pf[2] or '-1')}
-local act_changed = {}
-local convs = {}
-local last = nil
-for i = 0, n - 1 do
-  if not out[i + 1] then
-    local b = 8 + i * 6
-    local eid, blob, ch, kind, occ, conv = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],
-        tonumber(ARGV[b + 4]), ARGV[b + 5]
-    local sid
-    if tag ~= '' then
-      sid = redis.call('XADD', KEYS[2], '*', 'e', blob, 'm', tag)
-    else
-      sid = redis.call('XADD', KEYS[2], '*', 'e', blob)
-    end
-    redis.call('HSET', KEYS[3], eid, sid)
-    local act = 'act:' .. ch
-    if acts[act] == nil then acts[act] = tonumber(redis.call('HGET', KEYS[1], act) or '-1') end
-    if occ > acts[act] then acts[act] = occ; act_changed[act] = true end
-    if conv ~= '' then
-      if kind == '3' or kind == '12' then
-        convs[conv] = false
-      else
-        local c = convs[conv]
-        if c == nil then
-          -- "<first ms>|<last ms>|<events>|<channel of the latest>"
-          local stored = redis.call('HGET', KEYS[4], conv)
-          if stored then
-            local f, l, k, h = string.match(stored, '^(%-?%d+)|(%-?%d+)|(%d+)|(%d+)$')
-            c = {f = tonumber(f), l = tonumber(l), n = tonumber(k), c = h}
-          end
-        end
-        if not c then c = {f = occ, l = occ, n = 0, c = ch} end
-        if occ >= c.l then c.l = occ; c.c = ch end
-        if occ < c.f then c.f = occ end
-        c.n = c.n + 1
-        convs[conv] = c
-      end
-    end
-    out[i + 1] = {sid, 0, ''}
-    last = sid
-  end
-end
-if last then
-  for act in pairs(act_changed) do redis.call('HSET', KEYS[1], act, acts[act]) end
-  local added = 0
-  for conv, c in pairs(convs) do
-    if c then
-      added = added + redis.call('HSET', KEYS[4], conv,
-                                 string.format('%d|%d|%d|%s', c.f, c.l, c.n, c.c))
-    else
-      redis.call('HDEL', KEYS[4], conv)
-    end
-  end
-  -- Prune conversations idle past the window, only when one was added to a long list.
-  if added > 0 and redis.call('HLEN', KEYS[4]) > 32 then
-    local all = redis.call('HGETALL', KEYS[4])
-    local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[5])
-    for i = 1, #all, 2 do
-      local l = tonumber(string.match(all[i + 1], '^%-?%d+|(%-?%d+)|'))
-      if l < cutoff then redis.call('HDEL', KEYS[4], all[i]) end
-    end
-  end
-  redis.call('PUBLISH', ARGV[3], last)
-end
+const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, kEventEffectsLua, R"lua(
+local n = tonumber(ARGV[11])
+local evs = {}
+for i = 0, n - 1 do evs[i + 1] = os_event_arg(12 + i * 8) end
+local out, err = os_append(evs)
+if not out then return err end
 return out
 )lua"));
 
@@ -270,26 +183,12 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
                              std::shared_ptr<std::vector<v1::Event>> events, int64_t now,
                              const std::string& tag, const std::string& via, absl::Time deadline,
                              Callback<v1::AppendResponse> done) {
-  keys::CustomerKeys ck(tenant, customer_id);
-  std::vector<std::string> args = {customer_id,
-                                   absl::StrCat(now),
-                                   ck.channel(),
-                                   absl::StrCat(events->size()),
-                                   absl::StrCat(kConversationIdleMs),
-                                   tag,
-                                   via};
-  args.reserve(args.size() + events->size() * kArgsPerEvent);
-  for (const v1::Event& e : *events) {
-    args.push_back(e.event_id());
-    args.push_back(e.SerializeAsString());
-    args.push_back(absl::StrCat(static_cast<int>(e.channel())));
-    args.push_back(absl::StrCat(static_cast<int>(e.kind())));
-    args.push_back(absl::StrCat(ToMillis(e.occurred_at())));
-    args.push_back(e.conversation_id());
-  }
+  std::vector<std::string> args = EffectArgs(tenant, customer_id, now, tag, via, policy_);
+  args.reserve(args.size() + 1 + events->size() * kArgsPerEvent);
+  args.push_back(absl::StrCat(events->size()));
+  for (const v1::Event& e : *events) AppendEventArgs(e, &args);
   client_->Eval(
-      kAppend, {ck.profile(), ck.timeline(), ck.dedup(), ck.conversations(), ck.identifiers()},
-      std::move(args), deadline,
+      kAppend, EffectKeys(tenant, customer_id), std::move(args), deadline,
       [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         if (!r->is_array() || r->elements.size() != events->size()) {

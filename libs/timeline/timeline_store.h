@@ -26,6 +26,7 @@
 #include "libs/identity/identity_store.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
+#include "libs/timeline/event_effects.h"
 #include "onestory/v1/timeline.pb.h"
 
 namespace onestory::timeline {
@@ -36,8 +37,9 @@ inline constexpr int kMaxExaminedPerList = 2000;
 
 class TimelineStore {
  public:
-  TimelineStore(redis::Client* client, identity::IdentityStore* identity)
-      : client_(client), identity_(identity) {}
+  TimelineStore(redis::Client* client, identity::IdentityStore* identity,
+                EngagementPolicy policy = {})
+      : client_(client), identity_(identity), policy_(policy) {}
 
   void Append(const v1::AppendRequest& request, absl::Time deadline,
               Callback<v1::AppendResponse> done);
@@ -70,6 +72,7 @@ class TimelineStore {
 
   redis::Client* client_;
   identity::IdentityStore* identity_;
+  EngagementPolicy policy_;
 };
 
 // Decodes one XRANGE entry ([id, [field, value...]]) into an event with its output fields.

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "libs/context/context_store.h"
+#include "libs/timeline/event_effects.h"
 #include "libs/identity/identity_store.h"
 #include "libs/identity/merge_suggester.h"
 #include "libs/merge/merge_engine.h"
@@ -42,6 +43,7 @@ struct ServerOptions {
   bool context = true;
   TimelineServiceOptions timeline_options;
   IdentityPolicy identity_policy;
+  timeline::EngagementPolicy engagement_policy;
   // How often unfinished merges older than merge::kRecoveryAfter are finished (every pending
   // merge is finished once at start-up).
   absl::Duration merge_recovery_interval = absl::Seconds(5);

@@ -26,6 +26,9 @@ ServerForTest::ServerForTest(const RedisForTest& redis,
   identity_ = v1::IdentityService::NewStub(channel_);
   timeline_ = v1::TimelineService::NewStub(channel_);
   context_ = v1::ContextService::NewStub(channel_);
+  conversations_ = v1::ConversationService::NewStub(channel_);
+  cases_ = v1::CaseService::NewStub(channel_);
+  alerts_ = v1::AlertService::NewStub(channel_);
 }
 
 ServerForTest::~ServerForTest() { server_->Shutdown(absl::Seconds(2)); }

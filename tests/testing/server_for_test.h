@@ -12,7 +12,10 @@
 #include <functional>
 #include <memory>
 
+#include "onestory/v1/alert.grpc.pb.h"
+#include "onestory/v1/case.grpc.pb.h"
 #include "onestory/v1/context.grpc.pb.h"
+#include "onestory/v1/conversation.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
 #include "services/common/onestory_server.h"
@@ -36,6 +39,9 @@ class ServerForTest {
   v1::IdentityService::Stub* identity() { return identity_.get(); }
   v1::TimelineService::Stub* timeline() { return timeline_.get(); }
   v1::ContextService::Stub* context() { return context_.get(); }
+  v1::ConversationService::Stub* conversations() { return conversations_.get(); }
+  v1::CaseService::Stub* cases() { return cases_.get(); }
+  v1::AlertService::Stub* alerts() { return alerts_.get(); }
 
  private:
   std::unique_ptr<service::OneStoryServer> server_;
@@ -43,6 +49,9 @@ class ServerForTest {
   std::unique_ptr<v1::IdentityService::Stub> identity_;
   std::unique_ptr<v1::TimelineService::Stub> timeline_;
   std::unique_ptr<v1::ContextService::Stub> context_;
+  std::unique_ptr<v1::ConversationService::Stub> conversations_;
+  std::unique_ptr<v1::CaseService::Stub> cases_;
+  std::unique_ptr<v1::AlertService::Stub> alerts_;
 };
 
 }  // namespace onestory::testing

@@ -1,0 +1,65 @@
+// Event effects: what storing an event does to the rest of the customer's state, shared by every
+// script that appends (TimelineService.Append and the conversation and case operations of
+// libs/engagement), so an event has the same effects whichever way it arrives.
+//
+// Storing an event (Lua function os_append in kEventEffectsLua):
+// - writes it to the timeline stream and its event_id to the dedup hash (an id already there is
+//   a duplicate: nothing is written);
+// - updates the latest activity per channel and the open conversations;
+// - a conversation seen for the first time is a new contact: counted by time and channel, and
+//   matched to the case it is about (a repeat contact, see libs/engagement/README.md);
+// - an event that ends a conversation ends its record;
+// - sentiment is counted per day and feeds the negative streak;
+// - raises REPEAT_CONTACT and NEGATIVE_STREAK alerts into the tenant's alert log (each once);
+// - publishes the newest stream id on the customer's notify channel.
+//
+// A script is kGuardLua + kEventEffectsLua + its own body, called with EffectKeys() as KEYS and
+// EffectArgs() as the first kEffectArgs ARGV. The prelude defines `K` (named keys) and `P`
+// (named arguments) for the body. Thread-safe (pure).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "onestory/v1/common.pb.h"
+
+namespace onestory::timeline {
+
+// The server's rules for repeat contacts and proactive alerts (flags in
+// services/common/server_runner.cc).
+struct EngagementPolicy {
+  // A contact within this long after a case was resolved still counts as a repeat contact
+  // about it ("contacting again about <topic>").
+  absl::Duration repeat_window = absl::Hours(7 * 24);
+  // ALERT_KIND_REPEAT_CONTACT is raised on the Nth contact about one case within 7 days.
+  int alert_repeat_contacts = 3;
+  // ALERT_KIND_NEGATIVE_STREAK is raised after this many negative interactions in a row.
+  int alert_negative_streak = 3;
+  // How often each instance looks for promises that became overdue.
+  absl::Duration promise_scan_interval = absl::Seconds(1);
+};
+
+// Lua prelude (after kGuardLua): K, P, os_append(events) and the helpers of libs/engagement.
+extern const char kEventEffectsLua[];
+
+// How many ARGV EffectArgs fills; a script's own arguments start at ARGV[kEffectArgs + 1].
+inline constexpr int kEffectArgs = 10;
+// Arguments per event passed to os_append by EventArgs.
+inline constexpr int kArgsPerEvent = 8;
+
+// KEYS of every effects script, for one customer of one tenant (both validated).
+std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view customer_id);
+
+// The first kEffectArgs ARGV. `tag`: the merge chain an append was redirected through (empty
+// when none); `via`: the identifiers-hash field the customer was named by (empty when by id).
+std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view customer_id,
+                                    int64_t now_ms, absl::string_view tag, absl::string_view via,
+                                    const EngagementPolicy& policy);
+
+// Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at).
+void AppendEventArgs(const v1::Event& event, std::vector<std::string>* args);
+
+}  // namespace onestory::timeline
