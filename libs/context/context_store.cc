@@ -6,11 +6,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/container/flat_hash_map.h"
+#include "google/protobuf/util/time_util.h"
+#include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
+#include "libs/engagement/records.h"
 #include "libs/common/validation.h"
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/timeline/event_validation.h"
 #include "libs/timeline/timeline_store.h"
 
 namespace onestory::context {
@@ -18,27 +23,45 @@ namespace {
 
 using redis::Reply;
 
-// KEYS: profile, identifiers, timeline, conversations. ARGV: customer id, recent count.
+// KEYS: profile, identifiers, timeline, conversations, conversation records, cases, facts,
+// contacts, contact channels, signals. ARGV: customer id, events to read, now ms.
+// Returns {profile, identifiers, latest events, open conversations, timeline length,
+// records of the open conversations, open cases (id, JSON...), facts, contacts in 7 and 30
+// days, channels in 30 days, signals}.
 const redis::Script kGetContext("context.get", absl::StrCat(identity::kGuardLua, R"lua(
 local err = os_guard(KEYS[1], ARGV[1], false)
 if err then return err end
+local now, day = tonumber(ARGV[3]), 86400000
+local cv = redis.call('HGETALL', KEYS[4])
+local records = {}
+for i = 1, #cv, 2 do records[#records + 1] = redis.call('HGET', KEYS[5], cv[i]) or '' end
+local cases = {}
+local all = redis.call('HGETALL', KEYS[6])
+for i = 1, #all, 2 do
+  -- Open cases, and resolved ones a repeat-contact flag may still name.
+  if string.find(all[i + 1], '"s":"o"', 1, true) or
+     tonumber(string.match(all[i + 1], '"rs":(%d+)') or '0') > now - 30 * day then
+    cases[#cases + 1] = all[i]
+    cases[#cases + 1] = all[i + 1]
+  end
+end
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
-        redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[2]),
-        redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[3])}
+        redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[2]), cv,
+        redis.call('XLEN', KEYS[3]), records, cases, redis.call('HGETALL', KEYS[7]),
+        redis.call('ZCOUNT', KEYS[8], now - 7 * day, '+inf'),
+        redis.call('ZCOUNT', KEYS[8], now - 30 * day, '+inf'),
+        redis.call('ZCOUNT', KEYS[9], now - 30 * day, '+inf'), redis.call('HGETALL', KEYS[10])}
 )lua"));
 
+// Everything GetContext shows but the latest events, which may need more reads (FillEvents).
 absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id, const Reply& r,
-                                                    int64_t now_ms) {
-  if (!r.is_array() || r.elements.size() != 5) {
+                                                    int64_t now_ms, v1::Audience audience,
+                                                    absl::Duration repeat_window) {
+  if (!r.is_array() || r.elements.size() != 12) {
     return absl::InternalError("unexpected reply from context script");
   }
   v1::GetContextResponse resp;
   *resp.mutable_profile() = identity::ProfileFromHashes(customer_id, r.elements[0], r.elements[1]);
-  for (const Reply& entry : r.elements[2].elements) {
-    absl::StatusOr<v1::Event> e = timeline::EventFromEntry(customer_id, entry);
-    if (!e.ok()) return e.status();
-    *resp.add_recent_events() = *std::move(e);
-  }
   // Per-channel activity lives in the profile hash as act:<channel> -> ms.
   const auto& pf = r.elements[0].elements;
   for (size_t i = 0; i + 1 < pf.size(); i += 2) {
@@ -56,8 +79,9 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
   std::sort(resp.mutable_channels()->begin(), resp.mutable_channels()->end(),
             [](const auto& a, const auto& b) { return ToMillis(a.at()) > ToMillis(b.at()); });
   if (resp.channels_size() > 0) *resp.mutable_last_activity() = resp.channels(0);
-  // Open conversations: id -> "<first ms>|<last ms>|<events>|<channel>".
+  // Open conversations: id -> "<first ms>|<last ms>|<events>|<channel>", and their records.
   const auto& cv = r.elements[3].elements;
+  const auto& records = r.elements[5].elements;
   for (size_t i = 0; i + 1 < cv.size(); i += 2) {
     std::vector<absl::string_view> parts = absl::StrSplit(cv[i + 1].str, '|');
     int64_t first = 0, last = 0, count = 0;
@@ -74,13 +98,146 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
     *c->mutable_started_at() = FromMillis(first);
     *c->mutable_last_activity_at() = FromMillis(last);
     c->set_event_count(count);
+    size_t rec = i / 2;
+    if (rec < records.size() && !records[rec].str.empty()) {
+      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(records[rec].str));
+      v1::Conversation conv = engagement::ConversationFromRecord(cv[i].str, customer_id, s);
+      if (conv.has_served_by()) *c->mutable_served_by() = conv.served_by();
+      c->set_case_id(conv.case_id());
+      c->set_handoffs(conv.handoffs());
+    }
   }
   std::sort(resp.mutable_open_conversations()->begin(), resp.mutable_open_conversations()->end(),
             [](const auto& a, const auto& b) {
               return ToMillis(a.last_activity_at()) > ToMillis(b.last_activity_at());
             });
   resp.set_total_events(r.elements[4].integer);
+
+  // Cases: the open ones, latest update first; resolved ones only back the repeat flag.
+  absl::flat_hash_map<std::string, v1::Case> resolved;
+  v1::EffortSignals* sig = resp.mutable_signals();
+  int64_t oldest_open = 0;
+  const auto& cases = r.elements[6].elements;
+  for (size_t i = 0; i + 1 < cases.size(); i += 2) {
+    ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(cases[i + 1].str));
+    v1::Case c = engagement::CaseFromRecord(cases[i].str, customer_id, s);
+    c.clear_owner_history();  // GetCase has it; the screen pop shows the owner
+    if (c.state() != v1::CASE_STATE_OPEN) {
+      resolved.emplace(c.case_id(), std::move(c));
+      continue;
+    }
+    int64_t opened = ToMillis(c.opened_at());
+    if (oldest_open == 0 || opened < oldest_open) oldest_open = opened;
+    sig->set_channel_switches(sig->channel_switches() + c.channel_switches());
+    sig->set_repeat_contacts(sig->repeat_contacts() + c.repeat_contacts());
+    *resp.add_open_cases() = std::move(c);
+  }
+  std::sort(resp.mutable_open_cases()->begin(), resp.mutable_open_cases()->end(),
+            [](const auto& a, const auto& b) {
+              return ToMillis(a.updated_at()) > ToMillis(b.updated_at());
+            });
+  if (oldest_open > 0) {
+    *sig->mutable_since_case_opened() = google::protobuf::util::TimeUtil::MillisecondsToDuration(
+        std::max<int64_t>(0, now_ms - oldest_open));
+  }
+
+  // Facts: current and visible, verifications first, then promises, collected values, steps.
+  const auto& facts = r.elements[7].elements;
+  for (size_t i = 0; i + 1 < facts.size(); i += 2) {
+    ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(facts[i + 1].str));
+    v1::Fact f = engagement::FactFromRecord(s);
+    if (f.has_expires_at() && ToMillis(f.expires_at()) <= now_ms) continue;
+    if (!timeline::VisibleTo(f.visibility(), audience)) continue;
+    *resp.add_facts() = std::move(f);
+  }
+  std::sort(resp.mutable_facts()->begin(), resp.mutable_facts()->end(),
+            [](const v1::Fact& a, const v1::Fact& b) {
+              int ra = engagement::FactRank(a.type()), rb = engagement::FactRank(b.type());
+              if (ra != rb) return ra < rb;
+              return ToMillis(a.recorded_at()) > ToMillis(b.recorded_at());
+            });
+
+  sig->set_contacts_7d(static_cast<int32_t>(r.elements[8].integer));
+  sig->set_contacts_30d(static_cast<int32_t>(r.elements[9].integer));
+  sig->set_distinct_channels_30d(static_cast<int32_t>(r.elements[10].integer));
+  // Signals: "p:<day>"/"n:<day>" counts, "streak", "repeat" (the latest repeat contact).
+  const auto& sg = r.elements[11].elements;
+  int64_t today = now_ms / 86400000;
+  for (size_t i = 0; i + 1 < sg.size(); i += 2) {
+    absl::string_view name = sg[i].str;
+    const std::string& value = sg[i + 1].str;
+    int64_t day = 0, n = 0;
+    if (name.size() > 2 && (name[0] == 'p' || name[0] == 'n') && name[1] == ':' &&
+        absl::SimpleAtoi(name.substr(2), &day) && absl::SimpleAtoi(value, &n)) {
+      if (day <= today - 30) continue;
+      if (name[0] == 'p') sig->set_positive_30d(sig->positive_30d() + n);
+      if (name[0] == 'n') sig->set_negative_30d(sig->negative_30d() + n);
+    } else if (name == "streak") {
+      absl::SimpleAtoi(value, &n);
+      sig->set_negative_streak(static_cast<int32_t>(n));
+    } else if (name == "repeat") {
+      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(value));
+      v1::RepeatContact rc = engagement::RepeatFromRecord(s);
+      bool open = false;
+      for (const v1::Case& c : resp.open_cases()) open = open || c.case_id() == rc.case_id();
+      auto it = resolved.find(rc.case_id());
+      bool recent = it != resolved.end() &&
+                    ToMillis(it->second.resolved_at()) >=
+                        now_ms - absl::ToInt64Milliseconds(repeat_window);
+      if (open || recent) {
+        rc.set_case_open(open);
+        *resp.mutable_repeat_contact() = std::move(rc);
+      }
+    }
+  }
+  if (sig->negative_30d() > 0) {
+    sig->set_positive_to_negative(static_cast<double>(sig->positive_30d()) /
+                                  static_cast<double>(sig->negative_30d()));
+  }
   return resp;
+}
+
+struct ContextRead {
+  std::string tenant;
+  std::string customer_id;
+  int count = 0;
+  v1::Audience audience = v1::AUDIENCE_AGENT;
+  int examined = 0;
+  absl::Time deadline;
+  v1::GetContextResponse response;
+  Callback<v1::GetContextResponse> done;
+};
+
+// Adds the visible events among `entries` (newest first); true when `count` are there.
+absl::StatusOr<bool> AddVisible(ContextRead& read, const std::vector<Reply>& entries) {
+  for (const Reply& entry : entries) {
+    if (read.response.recent_events_size() >= read.count) return true;
+    ++read.examined;
+    ASSIGN_OR_RETURN(v1::Event e, timeline::EventFromEntry(read.customer_id, entry));
+    if (timeline::VisibleTo(e.visibility(), read.audience)) {
+      *read.response.add_recent_events() = std::move(e);
+    }
+  }
+  return read.response.recent_events_size() >= read.count;
+}
+
+// Reads older events until `count` visible ones are found, the timeline ends, or 2,000 were
+// examined (only when many of the latest events are hidden from the reader).
+void ReadOlder(redis::Client* client, std::shared_ptr<ContextRead> read, std::string before) {
+  int chunk = 200;
+  keys::CustomerKeys ck(read->tenant, read->customer_id);
+  client->Command(
+      {"XREVRANGE", ck.timeline(), absl::StrCat("(", before), "-", "COUNT", absl::StrCat(chunk)},
+      read->deadline, [client, read, chunk](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return read->done(r.status());
+        absl::StatusOr<bool> full = AddVisible(*read, r->elements);
+        if (!full.ok()) return read->done(full.status());
+        if (*full || static_cast<int>(r->elements.size()) < chunk ||
+            read->examined >= kMaxExaminedEvents) {
+          return read->done(std::move(read->response));
+        }
+        ReadOlder(client, read, r->elements.back().elements[0].str);
+      });
 }
 
 }  // namespace
@@ -92,25 +249,53 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
     return done(absl::InvalidArgumentError(
         absl::StrCat("recent_events: must be between 0 and ", kMaxRecentEvents)));
   }
+  absl::StatusOr<v1::Audience> audience =
+      timeline::ReaderAudience("audience", request.audience());
+  if (!audience.ok()) return done(audience.status());
   int count = request.recent_events() == 0 ? kDefaultRecentEvents : request.recent_events();
+  // A reader below SUPERVISOR may not see every event: read a few more in the same round trip.
+  int read_count = *audience == v1::AUDIENCE_SUPERVISOR ? count : count + count / 2 + 10;
   std::string tenant = request.tenant();
+  v1::Audience reader = *audience;
   identity_->ResolveRef(
       tenant, "customer", request.customer(), false, deadline,
-      [this, tenant, count, deadline,
+      [this, tenant, count, read_count, reader, deadline,
        done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
         if (!who.ok()) return done(who.status());
         identity::FollowMerges<v1::GetContextResponse>(
             who->customer_id,
-            [this, tenant, count, deadline](const std::string& customer_id,
-                                            Callback<v1::GetContextResponse> cb) {
+            [this, tenant, count, read_count, reader, deadline](
+                const std::string& customer_id, Callback<v1::GetContextResponse> cb) {
               keys::CustomerKeys ck(tenant, customer_id);
-              client_->Eval(kGetContext,
-                            {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations()},
-                            {customer_id, absl::StrCat(count)}, deadline,
-                            [customer_id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                              if (!r.ok()) return cb(r.status());
-                              cb(BuildContext(customer_id, *r, NowMillis()));
-                            });
+              int64_t now = NowMillis();
+              client_->Eval(
+                  kGetContext,
+                  {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations(),
+                   ck.conversation_records(), ck.cases(), ck.facts(), ck.contacts(),
+                   ck.contact_channels(), ck.signals()},
+                  {customer_id, absl::StrCat(read_count), absl::StrCat(now)}, deadline,
+                  [this, tenant, customer_id, count, read_count, reader, now, deadline,
+                   cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                    if (!r.ok()) return cb(r.status());
+                    absl::StatusOr<v1::GetContextResponse> resp =
+                        BuildContext(customer_id, *r, now, reader, policy_.repeat_window);
+                    if (!resp.ok()) return cb(resp.status());
+                    auto read = std::make_shared<ContextRead>();
+                    read->tenant = tenant;
+                    read->customer_id = customer_id;
+                    read->count = count;
+                    read->audience = reader;
+                    read->deadline = deadline;
+                    read->response = *std::move(resp);
+                    read->done = std::move(cb);
+                    const auto& entries = r->elements[2].elements;
+                    absl::StatusOr<bool> full = AddVisible(*read, entries);
+                    if (!full.ok()) return read->done(full.status());
+                    if (*full || static_cast<int>(entries.size()) < read_count) {
+                      return read->done(std::move(read->response));
+                    }
+                    ReadOlder(client_, read, entries.back().elements[0].str);
+                  });
             },
             std::move(done));
       });

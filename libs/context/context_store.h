@@ -1,6 +1,10 @@
 // ContextStore: the "screen pop" — everything about a customer an agent, bot or app needs when
-// the customer arrives, read in one atomic Redis round trip (one Lua script over the customer's
-// hash tag), plus one GET when the customer is named by an identifier.
+// the customer arrives: the repeat-contact flag, current facts, open cases, profile, latest
+// events, open conversations and effort signals, read in one atomic Redis round trip (one Lua
+// script over the customer's hash tag), plus one GET when the customer is named by an
+// identifier. Events and facts the reader's audience may not see are left out; the script reads
+// half again as many events as asked, and only when even those hold too few visible ones does a
+// second read follow.
 //
 //   ContextStore context(&redis_client, &identity_store);
 //   context.GetContext(request, deadline, [](absl::StatusOr<v1::GetContextResponse> r) { ... });
@@ -12,6 +16,7 @@
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
 #include "libs/redis/client.h"
+#include "libs/timeline/event_effects.h"
 #include "onestory/v1/context.pb.h"
 
 namespace onestory::context {
@@ -20,11 +25,15 @@ inline constexpr int kDefaultRecentEvents = 20;
 inline constexpr int kMaxRecentEvents = 200;
 // A conversation with no event for this long is no longer shown as open.
 inline constexpr int64_t kOpenConversationIdleMs = 24 * 3600 * 1000;
+// When many of the latest events are hidden from the reader's audience, at most this many are
+// examined to find recent_events visible ones.
+inline constexpr int kMaxExaminedEvents = 2000;
 
 class ContextStore {
  public:
-  ContextStore(redis::Client* client, identity::IdentityStore* identity)
-      : client_(client), identity_(identity) {}
+  ContextStore(redis::Client* client, identity::IdentityStore* identity,
+               timeline::EngagementPolicy policy = {})
+      : client_(client), identity_(identity), policy_(policy) {}
 
   void GetContext(const v1::GetContextRequest& request, absl::Time deadline,
                   Callback<v1::GetContextResponse> done);
@@ -32,6 +41,7 @@ class ContextStore {
  private:
   redis::Client* client_;
   identity::IdentityStore* identity_;
+  timeline::EngagementPolicy policy_;
 };
 
 }  // namespace onestory::context

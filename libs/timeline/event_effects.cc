@@ -16,6 +16,19 @@ local P = {cid = ARGV[1], now = tonumber(ARGV[2]), notify = ARGV[3], tag = ARGV[
            arepeat = tonumber(ARGV[9]), astreak = tonumber(ARGV[10]), rep = nil}
 local DAY = 86400000
 
+-- Protobuf wire format, to add a field to a serialized event (a field repeated later in the
+-- bytes wins, so appending sets it).
+local function os_varint(n)
+  local s = ''
+  while n >= 128 do
+    s = s .. string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  return s .. string.char(n)
+end
+local function os_pb_int(field, v) return os_varint(field * 8) .. os_varint(v) end
+local function os_pb_str(field, v) return os_varint(field * 8 + 2) .. os_varint(#v) .. v end
+
 -- Raises an alert once: an id the log already holds is ignored.
 local function os_raise_alert(id, kind, case_id, message)
   if redis.call('HSETNX', K.aids, id, '-') == 0 then return end

@@ -74,6 +74,18 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
 
 }  // namespace
 
+bool VisibleTo(v1::Audience visibility, v1::Audience reader) {
+  if (visibility == v1::AUDIENCE_UNSPECIFIED) visibility = v1::AUDIENCE_AGENT;
+  if (reader == v1::AUDIENCE_UNSPECIFIED) reader = v1::AUDIENCE_AGENT;
+  return visibility <= reader;
+}
+
+absl::StatusOr<v1::Audience> ReaderAudience(absl::string_view field, int audience) {
+  if (!v1::Audience_IsValid(audience)) return absl::InvalidArgumentError(absl::StrCat(field, ": unknown Audience value"));
+  if (audience == v1::AUDIENCE_UNSPECIFIED) return v1::AUDIENCE_AGENT;
+  return static_cast<v1::Audience>(audience);
+}
+
 absl::StatusOr<std::vector<v1::Event>> PrepareEvents(
     const google::protobuf::RepeatedPtrField<v1::Event>& events, int64_t now_ms) {
   if (events.empty()) return absl::InvalidArgumentError("events: at least one event is required");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "onestory/v1/common.pb.h"
 
@@ -27,6 +28,13 @@ inline constexpr int kMaxEventAttributes = 64;
 inline constexpr size_t kMaxAttributeKeyBytes = 128;
 inline constexpr size_t kMaxAttributeValueBytes = 4096;
 inline constexpr int64_t kMaxFutureSkewMs = 3600 * 1000;
+
+// Whether a reader of `reader` audience may see an event or fact of `visibility` (UNSPECIFIED is
+// AGENT on both sides; see Audience in proto/onestory/v1/common.proto).
+bool VisibleTo(v1::Audience visibility, v1::Audience reader);
+// A reader's audience from a request, UNSPECIFIED resolved to AGENT; INVALID_ARGUMENT naming
+// `field` when unknown.
+absl::StatusOr<v1::Audience> ReaderAudience(absl::string_view field, int audience);
 
 absl::StatusOr<std::vector<v1::Event>> PrepareEvents(
     const google::protobuf::RepeatedPtrField<v1::Event>& events, int64_t now_ms);

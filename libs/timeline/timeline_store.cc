@@ -73,12 +73,15 @@ struct Filter {
   absl::flat_hash_set<int> kinds;
   int64_t after_ms = INT64_MIN;
   int64_t before_ms = INT64_MAX;
+  v1::Audience audience = v1::AUDIENCE_AGENT;
   uint64_t fingerprint = 0;
 
   bool empty() const {
-    return channels.empty() && kinds.empty() && after_ms == INT64_MIN && before_ms == INT64_MAX;
+    return channels.empty() && kinds.empty() && after_ms == INT64_MIN && before_ms == INT64_MAX &&
+           audience == v1::AUDIENCE_SUPERVISOR;
   }
   bool Matches(const v1::Event& e) const {
+    if (!VisibleTo(e.visibility(), audience)) return false;
     if (!channels.empty() && !channels.contains(e.channel())) return false;
     if (!kinds.empty() && !kinds.contains(e.kind())) return false;
     int64_t t = ToMillis(e.occurred_at());
@@ -107,6 +110,12 @@ absl::StatusOr<Filter> BuildFilter(const v1::ListRequest& r) {
     f.kinds.insert(kinds[i]);
     absl::StrAppend(&canonical, "k", kinds[i]);
   }
+  absl::StatusOr<v1::Audience> audience = ReaderAudience("audience", r.audience());
+  if (!audience.ok()) return audience.status();
+  f.audience = *audience;
+  // Only an audience other than AGENT changes the fingerprint, so page tokens from before
+  // audiences existed (read as AGENT) keep working.
+  if (f.audience != v1::AUDIENCE_AGENT) absl::StrAppend(&canonical, "v", f.audience);
   if (r.has_occurred_after()) f.after_ms = ToMillis(r.occurred_after());
   if (r.has_occurred_before()) f.before_ms = ToMillis(r.occurred_before());
   if (f.after_ms >= f.before_ms) {

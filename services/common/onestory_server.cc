@@ -26,10 +26,15 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", options.redis.address}});
   }
   s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
-  s->timeline_store_ =
-      std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get());
-  s->context_store_ =
-      std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get());
+  const timeline::EngagementPolicy& policy = options.engagement_policy;
+  s->timeline_store_ = std::make_unique<timeline::TimelineStore>(
+      s->redis_.get(), s->identity_store_.get(), policy);
+  s->context_store_ = std::make_unique<context::ContextStore>(
+      s->redis_.get(), s->identity_store_.get(), policy);
+  engagement::StoreContext ectx{s->redis_.get(), s->identity_store_.get(), policy};
+  s->conversation_store_ = std::make_unique<engagement::ConversationStore>(ectx);
+  s->case_store_ = std::make_unique<engagement::CaseStore>(ectx);
+  s->alert_store_ = std::make_unique<engagement::AlertStore>(ectx);
   s->merge_engine_ = std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
   s->suggester_ = std::make_unique<identity::MergeSuggester>(
       s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
@@ -51,8 +56,10 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     builder.RegisterService(s->identity_service_.get());
     s->service_names_.push_back("onestory.v1.IdentityService");
   }
-  if (options.timeline) {
+  if (options.timeline || options.engagement) {
     s->hub_ = std::make_unique<timeline::WatchHub>(s->redis_.get());
+  }
+  if (options.timeline) {
     s->timeline_service_ = std::make_unique<TimelineServiceImpl>(
         s->timeline_store_.get(), s->hub_.get(), options.timeline_options);
     builder.RegisterService(s->timeline_service_.get());
@@ -63,12 +70,25 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     builder.RegisterService(s->context_service_.get());
     s->service_names_.push_back("onestory.v1.ContextService");
   }
+  if (options.engagement) {
+    s->conversation_service_ =
+        std::make_unique<ConversationServiceImpl>(s->conversation_store_.get());
+    s->case_service_ = std::make_unique<CaseServiceImpl>(s->case_store_.get());
+    s->alert_service_ = std::make_unique<AlertServiceImpl>(s->alert_store_.get(), s->hub_.get());
+    builder.RegisterService(s->conversation_service_.get());
+    builder.RegisterService(s->case_service_.get());
+    builder.RegisterService(s->alert_service_.get());
+    s->service_names_.push_back("onestory.v1.ConversationService");
+    s->service_names_.push_back("onestory.v1.CaseService");
+    s->service_names_.push_back("onestory.v1.AlertService");
+  }
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
   s->recovery_ = std::thread([srv = s.get()] { srv->RecoverMerges(); });
+  if (options.engagement) s->promises_ = std::thread([srv = s.get()] { srv->ScanPromises(); });
   if (!options.metrics_listen.empty()) {
     auto http = MetricsHttpServer::Start(options.metrics_listen);
     if (!http.ok()) return http.status();
@@ -145,14 +165,38 @@ void OneStoryServer::RecoverMerges() {
   } while (!stop_health_.WaitForNotificationWithTimeout(options_.merge_recovery_interval));
 }
 
+// Raises PROMISE_OVERDUE for promises whose time has passed. Every instance scans; the check and
+// the raise are one script per promise, so each alert is raised once.
+void OneStoryServer::ScanPromises() {
+  do {
+    if (redis_->connected()) {
+      // A full batch means more may be due: scan again at once.
+      for (int batches = 0; batches < 100; ++batches) {
+        absl::Notification done;
+        int checked = 0;
+        alert_store_->ScanDuePromises(absl::Now() + absl::Seconds(10),
+                                      [&](absl::StatusOr<int> n) {
+                                        if (n.ok()) checked = *n;
+                                        done.Notify();
+                                      });
+        done.WaitForNotification();
+        if (checked < 100) break;
+      }
+    }
+  } while (!stop_health_.WaitForNotificationWithTimeout(
+      options_.engagement_policy.promise_scan_interval));
+}
+
 void OneStoryServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // a failed Start has no server to stop
   shut_down_ = true;
   stop_health_.Notify();
   if (health_.joinable()) health_.join();
   if (recovery_.joinable()) recovery_.join();
+  if (promises_.joinable()) promises_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (timeline_service_) timeline_service_->EndAllWatches();
+  if (alert_service_) alert_service_->EndAllWatches();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   server_->Wait();
 }
@@ -171,6 +215,9 @@ OneStoryServer::~OneStoryServer() {
   identity_service_.reset();
   timeline_service_.reset();
   context_service_.reset();
+  conversation_service_.reset();
+  case_service_.reset();
+  alert_service_.reset();
   hub_.reset();
   suggester_.reset();
   merge_engine_.reset();

@@ -29,7 +29,13 @@
 #include "libs/timeline/timeline_store.h"
 #include "libs/timeline/watch_hub.h"
 #include "services/common/metrics_http.h"
+#include "libs/engagement/alert_store.h"
+#include "libs/engagement/case_store.h"
+#include "libs/engagement/conversation_store.h"
+#include "services/alert/alert_service.h"
+#include "services/case/case_service.h"
 #include "services/context/context_service.h"
+#include "services/conversation/conversation_service.h"
 #include "services/identity/identity_service.h"
 #include "services/timeline/timeline_service.h"
 
@@ -41,6 +47,7 @@ struct ServerOptions {
   bool identity = true;
   bool timeline = true;
   bool context = true;
+  bool engagement = true;  // ConversationService, CaseService, AlertService
   TimelineServiceOptions timeline_options;
   IdentityPolicy identity_policy;
   timeline::EngagementPolicy engagement_policy;
@@ -74,6 +81,7 @@ class OneStoryServer {
   OneStoryServer() = default;
   void WatchHealth();
   void RecoverMerges();
+  void ScanPromises();
   void RegisterGauges();
 
   ServerOptions options_;
@@ -85,15 +93,22 @@ class OneStoryServer {
   std::unique_ptr<context::ContextStore> context_store_;
   std::unique_ptr<merge::MergeEngine> merge_engine_;
   std::unique_ptr<identity::MergeSuggester> suggester_;
+  std::unique_ptr<engagement::ConversationStore> conversation_store_;
+  std::unique_ptr<engagement::CaseStore> case_store_;
+  std::unique_ptr<engagement::AlertStore> alert_store_;
   std::unique_ptr<timeline::WatchHub> hub_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;
   std::unique_ptr<TimelineServiceImpl> timeline_service_;
   std::unique_ptr<ContextServiceImpl> context_service_;
+  std::unique_ptr<ConversationServiceImpl> conversation_service_;
+  std::unique_ptr<CaseServiceImpl> case_service_;
+  std::unique_ptr<AlertServiceImpl> alert_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_;
   absl::Notification stop_health_;
   std::thread health_;
   std::thread recovery_;
+  std::thread promises_;  // the overdue-promise scan, with the engagement services
   bool shut_down_ = false;
 };
 

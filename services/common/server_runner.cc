@@ -57,6 +57,16 @@ ABSL_FLAG(
     "Shared identifiers that never merge customers nor suggest a merge, as "
     "<type>:<value> with a trailing * for a prefix: \"device_id:kiosk-*,phone:18005550100\".");
 
+ABSL_FLAG(int, repeat_contact_days, 7,
+          "A contact within this many days after a case was resolved still counts as a repeat "
+          "contact about it.");
+ABSL_FLAG(int, alert_repeat_contacts, 3,
+          "Raise REPEAT_CONTACT on a customer's Nth contact about one case within 7 days.");
+ABSL_FLAG(int, alert_negative_streak, 3,
+          "Raise NEGATIVE_STREAK after this many negative interactions in a row.");
+ABSL_FLAG(int, promise_scan_interval_ms, 1000,
+          "How often each instance looks for promises that became overdue.");
+
 namespace onestory::service {
 namespace {
 
@@ -77,6 +87,10 @@ constexpr const char* kFlagNames[] = {
     "metrics_listen",
     "auto_merge_types",
     "merge_deny_list",
+    "repeat_contact_days",
+    "alert_repeat_contacts",
+    "alert_negative_streak",
+    "promise_scan_interval_ms",
 };
 
 // argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
@@ -169,6 +183,22 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   options.identity = services.identity;
   options.timeline = services.timeline;
   options.context = services.context;
+  options.engagement = services.engagement;
+  int repeat_days = absl::GetFlag(FLAGS_repeat_contact_days);
+  int repeat_alert = absl::GetFlag(FLAGS_alert_repeat_contacts);
+  int streak_alert = absl::GetFlag(FLAGS_alert_negative_streak);
+  int scan_ms = absl::GetFlag(FLAGS_promise_scan_interval_ms);
+  if (repeat_days < 0 || repeat_days > 365 || repeat_alert < 2 || repeat_alert > 100 ||
+      streak_alert < 1 || streak_alert > 100 || scan_ms < 10 || scan_ms > 3600000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError(
+                    "--repeat_contact_days must be 0-365, --alert_repeat_contacts 2-100, "
+                    "--alert_negative_streak 1-100, --promise_scan_interval_ms 10-3600000"));
+  }
+  options.engagement_policy.repeat_window = absl::Hours(24 * repeat_days);
+  options.engagement_policy.alert_repeat_contacts = repeat_alert;
+  options.engagement_policy.alert_negative_streak = streak_alert;
+  options.engagement_policy.promise_scan_interval = absl::Milliseconds(scan_ms);
   options.timeline_options.watch_max_lag =
       absl::Milliseconds(absl::GetFlag(FLAGS_watch_max_lag_ms));
   auto auto_merge = IdentityPolicy::ParseAutoMergeTypes(absl::GetFlag(FLAGS_auto_merge_types));

@@ -16,6 +16,7 @@ struct ServiceSet {
   bool identity = false;
   bool timeline = false;
   bool context = false;
+  bool engagement = false;  // ConversationService, CaseService, AlertService
   // Without --redis, start and supervise a local redis-server (onestory-server only).
   bool allow_embedded = false;
 };

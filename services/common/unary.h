@@ -31,4 +31,20 @@ Callback<T> FinishWith(grpc::ServerUnaryReactor* reactor, Response* response, Fi
   };
 }
 
+// A unary RPC answered by one store call that produces the response message itself:
+//
+//   return Forward(ctx, req, resp, store_, &CaseStore::Open);
+template <typename Store, typename Request, typename Response>
+grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Request* request,
+                                  Response* response, Store* store,
+                                  void (Store::*method)(const Request&, absl::Time,
+                                                        Callback<Response>)) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  (store->*method)(*request, RequestDeadline(ctx),
+                   FinishWith<Response>(reactor, response, [](Response* out, Response r) {
+                     *out = std::move(r);
+                   }));
+  return reactor;
+}
+
 }  // namespace onestory::service

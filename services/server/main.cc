@@ -4,5 +4,9 @@
 
 int main(int argc, char** argv) {
   return onestory::service::RunServer(
-      argc, argv, {.identity = true, .timeline = true, .context = true, .allow_embedded = true});
+      argc, argv, {.identity = true,
+                                     .timeline = true,
+                                     .context = true,
+                                     .engagement = true,
+                                     .allow_embedded = true});
 }

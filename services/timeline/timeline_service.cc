@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
 #include "libs/common/time_util.h"
+#include "libs/timeline/event_validation.h"
 #include "libs/common/validation.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
@@ -32,6 +33,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     if (!req_.after_cursor().empty() && req_.from_start()) {
       return End(absl::InvalidArgumentError("from_start: cannot be combined with after_cursor"));
     }
+    absl::StatusOr<v1::Audience> audience = timeline::ReaderAudience("audience", req_.audience());
+    if (!audience.ok()) return End(audience.status());
+    audience_ = *audience;
     AddRef();
     svc_->store_->identity()->ResolveRef(
         req_.tenant(), "customer", req_.customer(), false, absl::Now() + absl::Seconds(30),
@@ -371,6 +375,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
             live_ = true;
           }
           for (size_t k = 0; k < batch->events.size(); ++k) {
+            if (!timeline::VisibleTo(batch->events[k].visibility(), audience_)) continue;
             queue_.push_back(Pending{std::move(batch->stream_ids[k]), std::move(batch->events[k])});
           }
         }
@@ -408,6 +413,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   }
 
   TimelineServiceImpl* svc_;
+  v1::Audience audience_ = v1::AUDIENCE_AGENT;  // set in Begin; events it may not see are skipped
   absl::Mutex ctx_mu_;
   grpc::CallbackServerContext* ctx_ ABSL_GUARDED_BY(ctx_mu_);  // valid until OnDone
   const v1::WatchRequest req_;

@@ -1,0 +1,46 @@
+// RunCustomerScript: the common path of every engagement operation on one customer. Resolves
+// the customer (by id or identifier, creating it when asked), runs an effects script (see
+// libs/timeline/event_effects.h) with the operation's own arguments, and follows merges: a
+// merged customer is retried on its target, with the merge chain as the event's tag, as
+// TimelineService.Append does.
+//
+//   RunCustomerScript(ctx, tenant, request.customer(), false, kScript, std::move(args), deadline,
+//                     [](absl::StatusOr<ScriptResult> r) { ... r->customer_id, r->reply ... });
+//
+// Thread-safe. The callback runs on the Redis loop thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "libs/common/callback.h"
+#include "libs/identity/identity_store.h"
+#include "libs/redis/client.h"
+#include "libs/redis/reply.h"
+#include "libs/redis/script.h"
+#include "libs/timeline/event_effects.h"
+#include "onestory/v1/common.pb.h"
+
+namespace onestory::engagement {
+
+// What every store of this library needs.
+struct StoreContext {
+  redis::Client* client;
+  identity::IdentityStore* identity;
+  timeline::EngagementPolicy policy;
+};
+
+struct ScriptResult {
+  std::string customer_id;  // the customer the script ran for (a merge target when followed)
+  int64_t now_ms = 0;       // the time the script was given
+  redis::Reply reply;
+};
+
+// Runs `script` with KEYS = EffectKeys, ARGV = EffectArgs followed by `args`.
+void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
+                       const v1::CustomerRef& ref, bool create_if_missing,
+                       const redis::Script& script, std::vector<std::string> args,
+                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done);
+
+}  // namespace onestory::engagement

@@ -1,0 +1,66 @@
+// Records: the JSON values libs/engagement keeps in Redis (read and changed by Lua's cjson, see
+// libs/engagement/README.md) turned into the API's messages, plus the checks shared by every
+// engagement operation (facts, actors, audiences).
+//
+//   ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(reply.str));
+//   v1::Case c = CaseFromRecord(case_id, customer_id, s);
+//
+// Thread-safe (pure).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/struct.pb.h"
+#include "onestory/v1/case.pb.h"
+#include "onestory/v1/common.pb.h"
+#include "onestory/v1/context.pb.h"
+#include "onestory/v1/conversation.pb.h"
+
+namespace onestory::engagement {
+
+inline constexpr int kMaxFactsPerRequest = 32;
+inline constexpr int kMaxFactsPerCustomer = 200;
+inline constexpr int kMaxOpenCasesPerCustomer = 100;
+inline constexpr int kMaxOwnerHistory = 50;
+inline constexpr size_t kMaxFactValueBytes = 1024;
+inline constexpr size_t kMaxTopicBytes = 256;
+inline constexpr size_t kMaxNoteBytes = 4096;
+inline constexpr size_t kMaxReasonBytes = 1024;
+inline constexpr size_t kMaxOutcomeBytes = 256;
+inline constexpr size_t kMaxWrapUpBytes = 64;
+inline constexpr size_t kMaxStageBytes = 64;
+inline constexpr int kMaxStages = 32;
+
+// A record as stored; INTERNAL when it is not a JSON object.
+absl::StatusOr<google::protobuf::Struct> ParseRecord(absl::string_view json);
+
+v1::Conversation ConversationFromRecord(const std::string& conversation_id,
+                                        const std::string& customer_id,
+                                        const google::protobuf::Struct& r);
+v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_id,
+                        const google::protobuf::Struct& r);
+v1::Fact FactFromRecord(const google::protobuf::Struct& r);
+v1::RepeatContact RepeatFromRecord(const google::protobuf::Struct& r);
+
+// The order GetContext shows facts in: verifications, promises, collected values, steps.
+int FactRank(v1::FactType type);
+
+// Checks a fact to record (INVALID_ARGUMENT naming `field`.<name> and the reason).
+absl::Status ValidateFact(absl::string_view field, const v1::Fact& fact, int64_t now_ms);
+// An actor who acts: type required; id required for AGENT and BOT.
+absl::Status ValidateActor(absl::string_view field, const v1::Actor& actor, bool required);
+// A channel: required and known.
+absl::Status ValidateChannel(absl::string_view field, int channel, bool required);
+// An optional visibility: a known Audience value.
+absl::Status ValidateVisibility(absl::string_view field, int visibility);
+// A journey stage name: 1-64 characters of [a-z0-9_-].
+absl::Status ValidateStage(absl::string_view field, absl::string_view stage);
+// A future time (promised_by, expires_at, due_at): set, valid and after now.
+absl::Status ValidateFuture(absl::string_view field, const google::protobuf::Timestamp& ts,
+                            int64_t now_ms);
+
+}  // namespace onestory::engagement

@@ -1,0 +1,224 @@
+#include "services/alert/alert_service.h"
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "services/common/grpc_status.h"
+#include "services/common/unary.h"
+
+namespace onestory::service {
+
+using engagement::AlertStore;
+
+// One WatchAlerts stream. Its position is the stream id of the last alert queued; a notify (or
+// the subscription's confirmation) reads the log after it. References: gRPC's (until OnDone),
+// the hub's (while registered) and one per Redis read in flight; the last Release deletes it.
+class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
+                                public timeline::WatchHub::Listener {
+ public:
+  AlertWatchReactor(AlertServiceImpl* svc, const v1::WatchAlertsRequest& req)
+      : svc_(svc), tenant_(req.tenant()) {
+    svc_->Register(this);
+    absl::StatusOr<std::string> start = AlertStore::StartAfter(req);
+    if (!start.ok()) {
+      End(start.status());
+      return;
+    }
+    if (!start->empty()) {
+      Subscribe(*start);
+      return;
+    }
+    // Live only: start after the newest alert now; the subscription's first notify then
+    // catches anything raised in between.
+    AddRef();
+    svc_->store_->Head(tenant_, absl::Now() + absl::Seconds(10),
+                       [this](absl::StatusOr<std::string> head) {
+                         if (!head.ok()) {
+                           End(head.status());
+                         } else {
+                           Subscribe(*head);
+                         }
+                         Release();
+                       });
+  }
+
+  void End(const absl::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+      if (writing_) {
+        deferred_ = status;
+        return;
+      }
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  void OnNotify(absl::string_view) override {
+    {
+      absl::MutexLock lock(&mu_);
+      dirty_ = true;
+    }
+    Pump();
+  }
+  void OnTick(absl::Time) override {}
+
+  void AddRef() { refs_.fetch_add(1); }
+  void Release() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::optional<absl::Status> deferred;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (ok && !queue_.empty()) queue_.pop_front();
+      deferred.swap(deferred_);
+    }
+    if (deferred.has_value()) return Finish(ToGrpcStatus(*deferred));
+    if (!ok) return End(absl::CancelledError("the client went away"));
+    Pump();
+  }
+
+  void OnCancel() override { End(absl::CancelledError("watch cancelled")); }
+
+  void OnDone() override {
+    svc_->Unregister(this);
+    bool registered;
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+      registered = registered_;
+    }
+    if (registered) {
+      svc_->hub_->Remove(AlertStore::Channel(tenant_), this, [this] { Release(); });
+    }
+    Release();  // gRPC's
+  }
+
+ private:
+  void Subscribe(const std::string& after) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      position_ = after;
+      registered_ = true;
+    }
+    AddRef();  // the hub's
+    svc_->hub_->Add(AlertStore::Channel(tenant_), this);
+  }
+
+  // Writes the next queued alert, or reads more when the queue is empty and a notify came.
+  void Pump() {
+    std::string after;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_ || reading_) return;
+      if (!queue_.empty()) {
+        writing_ = true;
+        current_ = queue_.front();
+      } else if (dirty_) {
+        dirty_ = false;
+        reading_ = true;
+        after = position_;
+      } else {
+        return;
+      }
+    }
+    if (!after.empty()) return Read(after);
+    StartWrite(&current_);
+  }
+
+  void Read(const std::string& after) {
+    AddRef();
+    svc_->store_->ReadAfter(
+        tenant_, after, kBatch, absl::Now() + absl::Seconds(10),
+        [this](absl::StatusOr<AlertStore::Batch> batch) {
+          bool failed = !batch.ok();
+          {
+            absl::MutexLock lock(&mu_);
+            reading_ = false;
+            if (!failed) {
+              for (v1::Alert& a : batch->alerts) queue_.push_back(std::move(a));
+              position_ = batch->last_stream_id;
+              if (static_cast<int>(batch->alerts.size()) >= kBatch) dirty_ = true;
+            }
+          }
+          if (failed) {
+            // Redis is unreachable for a moment: read again on the next notify (the hub
+            // notifies after it reconnects).
+            absl::MutexLock lock(&mu_);
+            dirty_ = true;
+          } else {
+            Pump();
+          }
+          Release();
+        });
+  }
+
+  static constexpr int kBatch = 100;
+  AlertServiceImpl* svc_;
+  const std::string tenant_;
+  std::atomic<int> refs_{1};  // gRPC's
+  absl::Mutex mu_;
+  std::deque<v1::Alert> queue_ ABSL_GUARDED_BY(mu_);
+  v1::Alert current_;  // the alert being written
+  std::string position_ ABSL_GUARDED_BY(mu_);
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Status> deferred_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerWriteReactor<v1::Alert>* AlertServiceImpl::WatchAlerts(
+    grpc::CallbackServerContext*, const v1::WatchAlertsRequest* req) {
+  return new AlertWatchReactor(this, *req);
+}
+
+grpc::ServerUnaryReactor* AlertServiceImpl::ListAlerts(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListAlertsRequest* req,
+                                                       v1::ListAlertsResponse* resp) {
+  return Forward(ctx, req, resp, store_, &AlertStore::List);
+}
+
+grpc::ServerUnaryReactor* AlertServiceImpl::AckAlert(grpc::CallbackServerContext* ctx,
+                                                     const v1::AckAlertRequest* req,
+                                                     v1::Alert* resp) {
+  return Forward(ctx, req, resp, store_, &AlertStore::Ack);
+}
+
+void AlertServiceImpl::Register(AlertWatchReactor* w) {
+  absl::MutexLock lock(&mu_);
+  watches_.insert(w);
+}
+
+void AlertServiceImpl::Unregister(AlertWatchReactor* w) {
+  absl::MutexLock lock(&mu_);
+  watches_.erase(w);
+}
+
+void AlertServiceImpl::EndAllWatches() {
+  std::vector<AlertWatchReactor*> open;
+  {
+    absl::MutexLock lock(&mu_);
+    for (AlertWatchReactor* w : watches_) {
+      w->AddRef();  // kept alive while ended below, outside the lock
+      open.push_back(w);
+    }
+  }
+  for (AlertWatchReactor* w : open) {
+    w->End(absl::UnavailableError(
+        "server is shutting down; reconnect with after_cursor set to the last cursor received"));
+    w->Release();
+  }
+}
+
+}  // namespace onestory::service

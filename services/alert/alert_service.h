@@ -1,0 +1,45 @@
+// AlertService over gRPC: ListAlerts and AckAlert are handed to libs/engagement's AlertStore;
+// WatchAlerts is a write reactor woken through the WatchHub (the tenant's alert channel) that
+// reads the alert log from its own position, so no alert raised on any instance is missed.
+#pragma once
+
+#include <atomic>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/engagement/alert_store.h"
+#include "libs/timeline/watch_hub.h"
+#include "onestory/v1/alert.grpc.pb.h"
+
+namespace onestory::service {
+
+class AlertWatchReactor;
+
+class AlertServiceImpl final : public v1::AlertService::CallbackService {
+ public:
+  AlertServiceImpl(engagement::AlertStore* store, timeline::WatchHub* hub)
+      : store_(store), hub_(hub) {}
+
+  grpc::ServerWriteReactor<v1::Alert>* WatchAlerts(grpc::CallbackServerContext* ctx,
+                                                   const v1::WatchAlertsRequest* req) override;
+  grpc::ServerUnaryReactor* ListAlerts(grpc::CallbackServerContext* ctx,
+                                       const v1::ListAlertsRequest* req,
+                                       v1::ListAlertsResponse* resp) override;
+  grpc::ServerUnaryReactor* AckAlert(grpc::CallbackServerContext* ctx,
+                                     const v1::AckAlertRequest* req, v1::Alert* resp) override;
+
+  // Ends every WatchAlerts stream with UNAVAILABLE (server shutdown).
+  void EndAllWatches();
+
+ private:
+  friend class AlertWatchReactor;
+  void Register(AlertWatchReactor* w);
+  void Unregister(AlertWatchReactor* w);
+
+  engagement::AlertStore* store_;
+  timeline::WatchHub* hub_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<AlertWatchReactor*> watches_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace onestory::service

@@ -1,0 +1,30 @@
+// ConversationService over gRPC: hands each call to libs/engagement's ConversationStore.
+#pragma once
+
+#include "libs/engagement/conversation_store.h"
+#include "onestory/v1/conversation.grpc.pb.h"
+
+namespace onestory::service {
+
+class ConversationServiceImpl final : public v1::ConversationService::CallbackService {
+ public:
+  explicit ConversationServiceImpl(engagement::ConversationStore* store) : store_(store) {}
+
+  grpc::ServerUnaryReactor* StartConversation(grpc::CallbackServerContext* ctx,
+                                              const v1::StartConversationRequest* req,
+                                              v1::StartConversationResponse* resp) override;
+  grpc::ServerUnaryReactor* Handoff(grpc::CallbackServerContext* ctx,
+                                    const v1::HandoffRequest* req,
+                                    v1::HandoffResponse* resp) override;
+  grpc::ServerUnaryReactor* EndConversation(grpc::CallbackServerContext* ctx,
+                                            const v1::EndConversationRequest* req,
+                                            v1::EndConversationResponse* resp) override;
+  grpc::ServerUnaryReactor* RecordFacts(grpc::CallbackServerContext* ctx,
+                                        const v1::RecordFactsRequest* req,
+                                        v1::RecordFactsResponse* resp) override;
+
+ private:
+  engagement::ConversationStore* store_;
+};
+
+}  // namespace onestory::service
