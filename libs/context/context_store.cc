@@ -122,6 +122,10 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
     ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(cases[i + 1].str));
     v1::Case c = engagement::CaseFromRecord(cases[i].str, customer_id, s);
     c.clear_owner_history();  // GetCase has it; the screen pop shows the owner
+    if (!timeline::VisibleTo(c.last_note_visibility(), audience)) {
+      c.clear_last_note();
+      c.clear_last_note_visibility();
+    }
     if (c.state() != v1::CASE_STATE_OPEN) {
       resolved.emplace(c.case_id(), std::move(c));
       continue;

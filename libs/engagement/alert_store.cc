@@ -85,7 +85,7 @@ local score = tonumber(redis.call('ZSCORE', K.due, member) or '-1')
 if score < 0 or score > P.now then return 0 end
 local c = os_case_get(id)
 local raised = 0
-if c and c.s == 'o' and c.pb == score and c.up <= c.pm then
+if c and c.s == 'o' and c.pb == score and (c.uc or 0) == (c.pu or 0) then
   os_raise_alert('promise_overdue:' .. P.cid .. ':' .. id .. ':' .. string.format('%d', c.pb), 1,
                  id, string.format('promise "%s" to customer %s (case "%s") was due %s; the ' ..
                                    'case has had no update since', c.pt, P.cid, c.tp, ARGV[13]))

@@ -19,6 +19,7 @@
 #include "libs/engagement/records.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
+#include "libs/timeline/event_validation.h"
 
 namespace onestory::engagement {
 namespace {
@@ -132,7 +133,8 @@ return {0, rec, out[1][1], ''}
 )lua"));
 
 // ARGV: case id, stage ('' none), owner type (0 none), owner id, reason, promise text,
-// promised_by ms (0 none), note, actor type, actor id, due-index member, then the event (8).
+// promised_by ms (0 none), note, actor type, actor id, due-index member, the event (8), the
+// note's visibility.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
 const Script kUpdate("case.update", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
                                                  kCaseLua, R"lua(
@@ -175,7 +177,11 @@ if owner_t ~= 0 and (c.ot ~= owner_t or c.oi ~= owner_i) then
   c.ot = owner_t
   c.oi = owner_i
 end
+-- Updates are counted: a promise is overdue only when no update followed it (a count, not a
+-- time, so an update in the same millisecond or from a server with a slower clock counts).
+c.uc = (c.uc or 0) + 1
 if pb > 0 then
+  c.pu = c.uc
   c.pt = ARGV[16]
   c.pb = pb
   c.pm = P.now
@@ -183,7 +189,10 @@ if pb > 0 then
   c.mi = ARGV[20]
   redis.call('ZADD', K.due, pb, ARGV[21])
 end
-if ARGV[18] ~= '' then c.ln = ARGV[18] end
+if ARGV[18] ~= '' then
+  c.ln = ARGV[18]
+  c.lv = tonumber(ARGV[30])
+end
 c.up = P.now
 rec = cjson.encode(c)
 redis.call('HSET', K.ca, id, rec)
@@ -430,6 +439,7 @@ void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
       req.actor().id(),
       ""};  // the due-index member, set per customer below
   timeline::AppendEventArgs(*event, &args);
+  args.push_back(absl::StrCat(static_cast<int>(req.visibility())));
   std::string id = req.case_id();
   std::string tenant = req.tenant();
   // The due-index member names the customer the request resolves to; merges are rare enough
@@ -502,14 +512,22 @@ void CaseStore::Get(const v1::GetCaseRequest& req, absl::Time deadline,
                     Callback<v1::Case> done) {
   absl::Status st = ValidateTenant(req.tenant());
   if (st.ok()) st = ValidateCaseId(req.case_id(), false);
-  if (!st.ok()) return done(st);
+  absl::StatusOr<v1::Audience> audience =
+      st.ok() ? timeline::ReaderAudience("audience", req.audience()) : st;
+  if (!audience.ok()) return done(audience.status());
   std::string id = req.case_id();
+  v1::Audience reader = *audience;
   RunCustomerScript(ctx_, req.tenant(), req.customer(), false, kGet, {id}, NowMillis(), deadline,
-                    [id, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+                    [id, reader, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
                       if (!r.ok()) return done(r.status());
                       absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(r->reply.str);
                       if (!rec.ok()) return done(rec.status());
-                      done(CaseFromRecord(id, r->customer_id, *rec));
+                      v1::Case c = CaseFromRecord(id, r->customer_id, *rec);
+                      if (!timeline::VisibleTo(c.last_note_visibility(), reader)) {
+                        c.clear_last_note();
+                        c.clear_last_note_visibility();
+                      }
+                      done(std::move(c));
                     });
 }
 

@@ -114,6 +114,7 @@ v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_
   }
   c.set_owner_changes(static_cast<int32_t>(Num(r, "ohn")));
   c.set_last_note(Str(r, "ln"));
+  c.set_last_note_visibility(static_cast<v1::Audience>(Num(r, "lv")));
   return c;
 }
 

@@ -178,14 +178,103 @@ for i = 2, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 )lua");
 
+// Engagement state (libs/engagement) follows a merge. Appended to the swap and remove scripts,
+// with the source's and the target's conversation records, cases, facts, contacts, contact
+// channels and signals as KEYS[first .. first + 11] and the tenant-wide due-promise index
+// next. Records that came from the source carry the merge chain in "mg", so an Unmerge gives
+// them back (as they are then: changes made while merged go back with them). The target's own
+// record wins when both have one id.
+constexpr char kEngagementMergeLua[] = R"lua(
+local function os_engagement_keys(first)
+  local k = {}
+  for i, name in ipairs({'cs', 'ca', 'fa', 'ct', 'cc', 'sg'}) do
+    k['s' .. name] = KEYS[first + i - 1]
+    k['t' .. name] = KEYS[first + 5 + i]
+  end
+  k.due = KEYS[first + 12]
+  return k
+end
+
+-- Moves the journey index entry and the due promise of case `id` from customer a to b.
+local function os_move_case_index(c, id, a, b, tenant, jp, due)
+  if c.s == 'o' and c.sg ~= '' then
+    local z = jp .. 'open:' .. c.sg
+    local sc = redis.call('ZSCORE', z, a .. '|' .. id)
+    if sc then
+      redis.call('ZREM', z, a .. '|' .. id)
+      redis.call('ZADD', z, sc, b .. '|' .. id)
+    end
+  end
+  local d = redis.call('ZSCORE', due, tenant .. '|' .. a .. '|' .. id)
+  if d then
+    redis.call('ZREM', due, tenant .. '|' .. a .. '|' .. id)
+    redis.call('ZADD', due, d, tenant .. '|' .. b .. '|' .. id)
+  end
+end
+
+local function os_merge_engagement(first, mid, src, tgt, tenant, jp)
+  local k = os_engagement_keys(first)
+  for _, name in ipairs({'cs', 'ca', 'fa'}) do
+    local all = redis.call('HGETALL', k['s' .. name])
+    for i = 1, #all, 2 do
+      if redis.call('HEXISTS', k['t' .. name], all[i]) == 0 then
+        local r = cjson.decode(all[i + 1])
+        if r.mg then r.mg = r.mg .. ',' .. mid else r.mg = mid end
+        redis.call('HSET', k['t' .. name], all[i], cjson.encode(r))
+        if name == 'ca' then os_move_case_index(r, all[i], src, tgt, tenant, jp, k.due) end
+      end
+    end
+  end
+  local ct = redis.call('ZRANGE', k.sct, 0, -1, 'WITHSCORES')
+  for i = 1, #ct, 2 do redis.call('ZADD', k.tct, 'NX', ct[i + 1], ct[i]) end
+  local cc = redis.call('ZRANGE', k.scc, 0, -1, 'WITHSCORES')
+  for i = 1, #cc, 2 do redis.call('ZADD', k.tcc, 'GT', cc[i + 1], cc[i]) end
+  local sg = redis.call('HGETALL', k.ssg)
+  for i = 1, #sg, 2 do
+    if string.match(sg[i], '^[pn]:') then redis.call('HINCRBY', k.tsg, sg[i], sg[i + 1]) end
+  end
+end
+
+local function os_unmerge_engagement(first, mid, src, tgt, tenant, jp)
+  local k = os_engagement_keys(first)
+  for _, name in ipairs({'cs', 'ca', 'fa'}) do
+    local all = redis.call('HGETALL', k['t' .. name])
+    for i = 1, #all, 2 do
+      local r = cjson.decode(all[i + 1])
+      if r.mg then
+        local rest, last = string.match(r.mg, '^(.*),([^,]*)$')
+        if not last then rest, last = nil, r.mg end
+        if last == mid then
+          r.mg = rest
+          redis.call('HSET', k['s' .. name], all[i], cjson.encode(r))
+          redis.call('HDEL', k['t' .. name], all[i])
+          if name == 'ca' then os_move_case_index(r, all[i], tgt, src, tenant, jp, k.due) end
+        end
+      end
+    end
+  end
+  local ct = redis.call('ZRANGE', k.sct, 0, -1)
+  for _, m in ipairs(ct) do redis.call('ZREM', k.tct, m) end
+  local sg = redis.call('HGETALL', k.ssg)
+  for i = 1, #sg, 2 do
+    if string.match(sg[i], '^[pn]:') and redis.call('HEXISTS', k.tsg, sg[i]) == 1 then
+      if redis.call('HINCRBY', k.tsg, sg[i], -tonumber(sg[i + 1])) <= 0 then
+        redis.call('HDEL', k.tsg, sg[i])
+      end
+    end
+  end
+end
+)lua";
+
 // KEYS: timeline, staging, dedup, staging dedup, merge state, profile, conversations, remap,
-// staging remap. ARGV: merge id, expected staging length, then counted (field, value) profile
-// sets, the priors blob, counted (id, value) conversations. The staged timeline, dedup and
+// staging remap, then the engagement keys (EngagementMergeKeys). ARGV: merge id, expected
+// staging length, then counted (field, value) profile sets, the priors blob, counted (id, value)
+// conversations, the swap marker, source, target, tenant, journey prefix. The staged timeline, dedup and
 // remap replace the live ones by RENAME (the old values are UNLINKed: freed in the
 // background), so the script's time does not grow with the timeline. Returns the head.
 // The remap hash sends every stream id the target's readers may hold (in a Watch cursor or a
 // List page token) to the id its event has now.
-const Script kSwapScript("merge.swap", R"lua(
+const Script kSwapScript("merge.swap", absl::StrCat(kEngagementMergeLua, R"lua(
 if redis.call('HEXISTS', KEYS[5], ARGV[1] .. ':swapped') == 1 then
   return redis.call('HGET', KEYS[5], ARGV[1] .. ':head')
 end
@@ -210,10 +299,11 @@ for k = 1, n do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local head = '0-0'
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then head = last[1][1] end
+os_merge_engagement(10, ARGV[1], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 -- The marker keeps "<events moved>|<events skipped>" for a rerun that finds the swap done.
 redis.call('HSET', KEYS[5], ARGV[1] .. ':swapped', ARGV[i], ARGV[1] .. ':head', head)
 return head
-)lua");
+)lua"));
 
 // KEYS: identifier index. ARGV: new owner, old owner. Moves the entry when the old owner (or
 // already the new one) has it. Returns 1 when the new owner has it afterwards.
@@ -283,9 +373,11 @@ end
 return 1
 )lua");
 
-// KEYS: merge state, profile, conversations. ARGV: merge id, then counted lists: restores
-// (field, merged value, had 0/1, old value), activity (field, value), conversations (id, value).
-const Script kRemoveScript("merge.remove", R"lua(
+// KEYS: merge state, profile, conversations, then the engagement keys (EngagementMergeKeys).
+// ARGV: merge id, then counted lists: restores (field, merged value, had 0/1, old value),
+// activity (field, value), conversations (id, value); then source, target, tenant, journey
+// prefix.
+const Script kRemoveScript("merge.remove", absl::StrCat(kEngagementMergeLua, R"lua(
 if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':unmerged') == 1 then return 0 end
 local i = 2
 local n = tonumber(ARGV[i]); i = i + 1
@@ -305,9 +397,10 @@ for k = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('DEL', KEYS[3])
 n = tonumber(ARGV[i]); i = i + 1
 for k = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+os_unmerge_engagement(4, ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
 redis.call('HSET', KEYS[1], ARGV[1] .. ':unmerged', '1')
 return 1
-)lua");
+)lua"));
 
 // KEYS: profile, conversations. ARGV: lock, then counted lists: activity (field, value),
 // conversations (id, value). Clears the merge fields of an unmerged source and sets its
@@ -1243,6 +1336,30 @@ std::vector<Prior> ParsePriors(absl::string_view blob) {
 
 }  // namespace
 
+namespace {
+
+// The KEYS and trailing ARGV kEngagementMergeLua needs.
+void AppendEngagementKeys(const keys::CustomerKeys& source, const keys::CustomerKeys& target,
+                          std::vector<std::string>* keys) {
+  for (const keys::CustomerKeys& k : {source, target}) {
+    for (std::string key : {k.conversation_records(), k.cases(), k.facts(), k.contacts(),
+                            k.contact_channels(), k.signals()}) {
+      keys->push_back(std::move(key));
+    }
+  }
+  keys->push_back(keys::DuePromisesKey());
+}
+
+void AppendEngagementArgs(const std::string& tenant, const std::string& source,
+                          const std::string& target, std::vector<std::string>* args) {
+  args->push_back(source);
+  args->push_back(target);
+  args->push_back(tenant);
+  args->push_back(keys::TenantKeys(tenant).journey_prefix());
+}
+
+}  // namespace
+
 void MergeEngine::Swap(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
   auto hashes = std::make_shared<std::vector<Reply>>(4);
@@ -1277,11 +1394,18 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
     AppendCounted(&args,
                   std::vector<std::pair<std::string, std::string>>(convs.begin(), convs.end()));
     args.push_back(absl::StrCat(run->record.events_moved(), "|", run->record.events_skipped()));
-    client_->Eval(kSwapScript,
-                  {tk.timeline(), tk.merge_staging(run->id()), tk.dedup(),
-                   tk.merge_staging_dedup(run->id()), tk.merge_state(), tk.profile(),
-                   tk.conversations(), tk.remap(), tk.merge_staging_remap(run->id())},
-                  std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+    AppendEngagementArgs(run->tenant, run->source(), run->target(), &args);
+    std::vector<std::string> keys = {tk.timeline(),
+                                     tk.merge_staging(run->id()),
+                                     tk.dedup(),
+                                     tk.merge_staging_dedup(run->id()),
+                                     tk.merge_state(),
+                                     tk.profile(),
+                                     tk.conversations(),
+                                     tk.remap(),
+                                     tk.merge_staging_remap(run->id())};
+    AppendEngagementKeys(run->source_keys(), run->target_keys(), &keys);
+    client_->Eval(kSwapScript, std::move(keys), std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
                     if (!r.ok()) return Fail(run, r.status());
                     run->plan.clear();
                     run->target_entries.clear();
@@ -1586,8 +1710,10 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
             AppendCounted(&args, act);
             AppendCounted(&args, std::vector<std::pair<std::string, std::string>>(
                                      derived->conversations.begin(), derived->conversations.end()));
-            client_->Eval(kRemoveScript, {tk.merge_state(), tk.profile(), tk.conversations()},
-                          std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+            AppendEngagementArgs(run->tenant, run->source(), run->target(), &args);
+            std::vector<std::string> keys = {tk.merge_state(), tk.profile(), tk.conversations()};
+            AppendEngagementKeys(run->source_keys(), run->target_keys(), &keys);
+            client_->Eval(kRemoveScript, std::move(keys), std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
                             if (!r.ok()) return Fail(run, r.status());
                             run->target_entries.clear();
                             Step(run, kUIdentifiers);
