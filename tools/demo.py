@@ -5,12 +5,13 @@
     tools/demo.py --target 127.0.0.1:50051 [--tenant demo]
 
 Plays a journey against a running server and prints what each side sees:
-  1. a visitor chats with the bot on the website and mentions an order number,
-  2. gives a phone number, which the bot links to the same customer,
+  1. a visitor chats with the bot on the website and mentions an order number; the bot opens a
+     case and records the order number and the step it tried as facts,
+  2. gives a phone number, which the bot links to the same customer, and the chat ends,
   3. calls: the phone agent's console asks GetContext with nothing but the calling number and
-     gets the whole story (profile, identifiers, the chat, the last channel, the open
-     conversation), then follows the call live with Watch,
-  4. the call is logged and ended; the final context shows both channels,
+     gets the whole story first ("contacting again about ...", the facts, the open case), then
+     the profile, identifiers, the chat, and follows the call live with Watch,
+  4. the call is logged; the agent takes the case and promises a replacement by Friday,
   5. the agent's console suggests that Dana's mobile-app account (which the app backend created
      days ago, with her purchase) is the same person; one Merge makes it one story, in
      occurred_at order, with the evidence for every identifier.
@@ -54,7 +55,9 @@ try:
     import grpc
     from google.protobuf import field_mask_pb2
     from onestory.v1 import common_pb2 as C
+    from onestory.v1 import case_pb2, case_pb2_grpc
     from onestory.v1 import context_pb2, context_pb2_grpc
+    from onestory.v1 import conversation_pb2, conversation_pb2_grpc
     from onestory.v1 import identity_pb2, identity_pb2_grpc
     from onestory.v1 import timeline_pb2, timeline_pb2_grpc
 except ImportError as e:
@@ -126,6 +129,27 @@ def show_event(e, indent="   "):
 def show_context(ctx):
     p = ctx.profile
     say("   +-- what the agent sees before saying hello " + "-" * 30)
+    if ctx.HasField("repeat_contact"):
+        rc = ctx.repeat_contact
+        say("   | !! %s (contact %d about it)" % (rc.message, rc.contacts))
+    for f in ctx.facts:
+        kind = enum_name(C.FactType, f.type, "FACT_TYPE_").lower()
+        extra = ""
+        if f.HasField("expires_at"):
+            extra = ", valid until %s" % local_time(f.expires_at)
+        say("   | Already told  %-12s %s = %s (%s on %s%s)" % (
+            kind, f.name, f.value, who(f.recorded_by), channel_name(f.channel), extra))
+    for c in ctx.open_cases:
+        say("   | Open case     %s: %s [stage %s, owner %s, %d contacts, %d channel switches]" % (
+            c.case_id, c.topic, c.stage or "-", who(c.owner) if c.HasField("owner") else "nobody",
+            c.contacts, c.channel_switches))
+        if c.HasField("promise"):
+            by = datetime.datetime.fromtimestamp(c.promise.promised_by.seconds)
+            say("   |               promised: %s (by %s)" % (c.promise.text,
+                                                             by.strftime("%a %d %b %H:%M")))
+    sig = ctx.signals
+    say("   | Effort        %d contacts in 7 days on %d channels; sentiment +%d/-%d" % (
+        sig.contacts_7d, sig.distinct_channels_30d, sig.positive_30d, sig.negative_30d))
     say("   | Customer      %s%s" % (p.display_name or "(no name)",
                                      "   [%s]" % p.customer_id))
     if p.language or p.tier:
@@ -195,6 +219,11 @@ def main():
     identity = identity_pb2_grpc.IdentityServiceStub(channel)
     timeline = timeline_pb2_grpc.TimelineServiceStub(channel)
     context = context_pb2_grpc.ContextServiceStub(channel)
+    conversations = conversation_pb2_grpc.ConversationServiceStub(channel)
+    cases = case_pb2_grpc.CaseServiceStub(channel)
+    cases.SetJourney(case_pb2.SetJourneyRequest(
+        tenant=TENANT, stages=["ordered", "shipped", "delivered", "return_requested", "refunded"]),
+        timeout=T)
 
     say("OneStory demo: tenant %r on %s (run %s)" % (TENANT, ARGS.target, RUN))
 
@@ -245,6 +274,12 @@ def main():
         (cust, "", "Yes please: %s ... or I'll just call you." % typed),
     ]
     ref = C.CustomerRef(identifier=C.Identifier(type=C.IDENTIFIER_TYPE_CHAT_SESSION, value=cookie))
+    helpbot = C.Actor(type=bot, id="helpbot")
+    started = conversation_pb2.StartConversationRequest(
+        tenant=TENANT, customer=ref, conversation_id=chat_id, channel=C.CHANNEL_CHATBOT,
+        served_by=helpbot, summary="Website chat")
+    started.occurred_at.FromSeconds(int(start - 5))
+    conversations.StartConversation(started, timeout=T)
     for i, (actor, actor_id, text) in enumerate(chat):
         e = event(C.CHANNEL_CHATBOT, C.EVENT_KIND_MESSAGE, actor, actor_id,
                   occurred=start + i * 45, conversation_id=chat_id, body=text,
@@ -252,6 +287,20 @@ def main():
         stored = timeline.Append(timeline_pb2.AppendRequest(
             tenant=TENANT, customer=ref, events=[e]), timeout=T).results[0].event
         show_event(stored)
+    case_id = "order-" + order
+    cases.OpenCase(case_pb2.OpenCaseRequest(
+        tenant=TENANT, customer=ref, case_id=case_id, topic="order %s not delivered" % order,
+        stage="shipped", actor=helpbot, channel=C.CHANNEL_CHATBOT, conversation_id=chat_id,
+        visibility=C.AUDIENCE_CUSTOMER), timeout=T)
+    conversations.RecordFacts(conversation_pb2.RecordFactsRequest(
+        tenant=TENANT, customer=ref, actor=helpbot, channel=C.CHANNEL_CHATBOT,
+        request_id="facts-" + chat_id, facts=[
+            C.Fact(type=C.FACT_TYPE_COLLECTED, name="order_number", value=order, case_id=case_id,
+                   visibility=C.AUDIENCE_CUSTOMER),
+            C.Fact(type=C.FACT_TYPE_STEP_TRIED, name="resend_tracking_link",
+                   value="tracking shows nothing", case_id=case_id,
+                   visibility=C.AUDIENCE_CUSTOMER)]), timeout=T)
+    say("   the bot opened case %s and recorded the order number and the step it tried" % case_id)
 
     # 2. The phone number ------------------------------------------------------------------------
     step(2, "The bot links the phone number Dana typed to the same customer")
@@ -262,9 +311,19 @@ def main():
         actor=C.Actor(type=C.Actor.TYPE_BOT, id="helpbot")), timeout=T)
     phone = link.identifier.value
     say("   Link(PHONE %r) -> normalized and stored as %s" % (typed, phone))
+    conversations.EndConversation(conversation_pb2.EndConversationRequest(
+        tenant=TENANT, customer=ref, conversation_id=chat_id, actor=helpbot,
+        outcome="customer will call"), timeout=T)
 
     # 3. The call ----------------------------------------------------------------------------------
     step(3, "Dana calls from %s. The phone system knows only the calling number." % phone)
+    call_id = "call-%s" % RUN
+    agent = C.Actor.TYPE_AGENT
+    phone_ref = C.CustomerRef(identifier=C.Identifier(type=C.IDENTIFIER_TYPE_PHONE, value=phone))
+    conversations.StartConversation(conversation_pb2.StartConversationRequest(
+        tenant=TENANT, customer=phone_ref, conversation_id=call_id, channel=C.CHANNEL_VOICE,
+        served_by=C.Actor(type=agent, id="agent-ana"), summary="Inbound call from %s" % phone),
+        timeout=T)
     say("   agent console: GetContext(PHONE %s)" % phone)
     ctx = context.GetContext(context_pb2.GetContextRequest(
         tenant=TENANT, customer=C.CustomerRef(
@@ -292,18 +351,12 @@ def main():
     threading.Thread(target=read, daemon=True).start()
 
     step(4, "The call is logged through VOICE; the console's Watch shows it live")
-    call_id = "call-%s" % RUN
-    agent = C.Actor.TYPE_AGENT
     call = [
-        event(C.CHANNEL_VOICE, C.EVENT_KIND_CALL_STARTED, C.Actor.TYPE_SYSTEM,
-              conversation_id=call_id, summary="Inbound call from %s" % phone),
         event(C.CHANNEL_VOICE, C.EVENT_KIND_NOTE, agent, "agent-ana", conversation_id=call_id,
               case_id="order-" + order,
               summary="Carrier lost the parcel. Sent a replacement by express, arrives Friday."),
         event(C.CHANNEL_VOICE, C.EVENT_KIND_CALL_ENDED, agent, "agent-ana",
               conversation_id=call_id, summary="Call ended; customer happy", sentiment=0.8),
-        event(C.CHANNEL_VOICE, C.EVENT_KIND_CONVERSATION_ENDED, C.Actor.TYPE_SYSTEM,
-              conversation_id=chat_id, summary="Chat closed: resolved on the phone"),
     ]
     for e in call:
         timeline.Append(timeline_pb2.AppendRequest(
@@ -318,6 +371,13 @@ def main():
             break
         show_event(got, indent="   live: ")
     watch.cancel()
+    promise = case_pb2.UpdateCaseRequest(
+        tenant=TENANT, customer=phone_ref, case_id=case_id, actor=C.Actor(type=agent, id="agent-ana"),
+        channel=C.CHANNEL_VOICE, owner=C.Actor(type=agent, id="agent-ana"),
+        promise="replacement arrives by Friday", request_id="promise-" + call_id)
+    promise.promised_by.FromSeconds(int(now + 3 * 86400))
+    cases.UpdateCase(promise, timeout=T)
+    say("   agent-ana takes the case and promises the replacement by Friday")
 
     step(5, "The console suggests Dana's app account; the agent confirms it in one step")
     sugg = identity.SuggestMerges(identity_pb2.SuggestMergesRequest(
