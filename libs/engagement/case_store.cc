@@ -314,6 +314,20 @@ void CaseReply(const std::string& case_id, absl::StatusOr<ScriptResult> r,
   done(std::move(resp));
 }
 
+// The journey check of kCaseLua (os_check_stage), for a customer not created yet.
+absl::StatusOr<bool> CheckStage(const std::string* journey, const std::string& stage) {
+  if (journey == nullptr) {
+    return absl::FailedPreconditionError(
+        "stage: the tenant has no journey; set one with CaseService.SetJourney or leave stage "
+        "empty");
+  }
+  std::vector<std::string> stages = absl::StrSplit(*journey, '\n', absl::SkipEmpty());
+  if (std::find(stages.begin(), stages.end(), stage) != stages.end()) return true;
+  return absl::InvalidArgumentError(absl::StrCat("stage: \"", stage,
+                                                 "\" is not a stage of the tenant's journey (",
+                                                 absl::StrJoin(stages, ", "), ")"));
+}
+
 absl::Status ValidateCaseId(const std::string& id, bool allow_empty) {
   return ValidateToken("case_id", id, timeline::kMaxRefIdBytes, allow_empty);
 }
@@ -330,7 +344,7 @@ void CaseStore::Open(const v1::OpenCaseRequest& req, absl::Time deadline,
   if (st.ok() && !req.stage().empty()) st = ValidateStage("stage", req.stage());
   if (st.ok()) st = ValidateActor("actor", req.actor(), true);
   if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok()) st = ValidateActor("owner", req.owner(), false);
+  if (st.ok()) st = ValidateActor("owner", req.owner(), req.has_owner());
   if (st.ok()) {
     st = ValidateToken("conversation_id", req.conversation_id(), timeline::kMaxRefIdBytes, true);
   }
@@ -358,15 +372,29 @@ void CaseStore::Open(const v1::OpenCaseRequest& req, absl::Time deadline,
                                    absl::StrCat(static_cast<int>(req.actor().type())),
                                    req.actor().id()};
   timeline::AppendEventArgs(*event, &args);
-  RunCustomerScript(ctx_, req.tenant(), req.customer(), req.create_if_missing(), kOpen,
-                    std::move(args), now, deadline,
-                    [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-                      CaseReply<v1::OpenCaseResponse>(
-                          id, std::move(r), event, done,
-                          [](v1::OpenCaseResponse* resp, bool again) {
-                            resp->set_already_open(again);
-                          });
-                    });
+  // Before creating a customer for this case: the stage must fit the tenant's journey.
+  redis::Client* client = ctx_.client;
+  std::string tenant = req.tenant();
+  std::string stage = req.stage();
+  BeforeCreate check_stage = nullptr;
+  if (!stage.empty()) {
+    check_stage = [client, tenant, stage, deadline](Callback<bool> cb) {
+      client->Command({"GET", keys::TenantKeys(tenant).journey_stages()}, deadline,
+                      [stage, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok()) return cb(r.status());
+                        cb(CheckStage(r->is_nil() ? nullptr : &r->str, stage));
+                      });
+    };
+  }
+  RunCustomerScript(
+      ctx_, req.tenant(), req.customer(), req.create_if_missing(), kOpen, std::move(args), now,
+      deadline,
+      [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+        CaseReply<v1::OpenCaseResponse>(
+            id, std::move(r), event, done,
+            [](v1::OpenCaseResponse* resp, bool again) { resp->set_already_open(again); });
+      },
+      std::move(check_stage));
 }
 
 void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
@@ -377,7 +405,7 @@ void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
   if (st.ok()) st = ValidateActor("actor", req.actor(), true);
   if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
   if (st.ok() && !req.stage().empty()) st = ValidateStage("stage", req.stage());
-  if (st.ok()) st = ValidateActor("owner", req.owner(), false);
+  if (st.ok()) st = ValidateActor("owner", req.owner(), req.has_owner());
   if (st.ok()) st = ValidateText("reassign_reason", req.reassign_reason(), kMaxReasonBytes);
   if (st.ok()) st = ValidateText("promise", req.promise(), timeline::kMaxSummaryBytes);
   if (st.ok() && req.has_promised_by()) {

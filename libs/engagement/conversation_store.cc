@@ -27,12 +27,13 @@ using redis::Script;
 constexpr int kArgsPerFact = 8;
 constexpr char kFactsLua[] = R"lua(
 -- nil when the facts may be written, else the error reply (checked before anything changes).
-local function os_check_facts(b, n)
+-- `field` names the request's list of facts in errors ("facts", "collected").
+local function os_check_facts(b, n, field)
   for i = 0, n - 1 do
     local ca = ARGV[b + i * 8 + 5]
     if ca ~= '' and redis.call('HEXISTS', K.ca, ca) == 0 then
-      return redis.error_reply('OS_NOT_FOUND facts[' .. i .. '].case_id: customer ' .. P.cid ..
-                               ' has no case ' .. ca)
+      return redis.error_reply('OS_NOT_FOUND ' .. field .. '[' .. i .. '].case_id: customer ' ..
+                               P.cid .. ' has no case ' .. ca)
     end
   end
   local live = {}
@@ -47,7 +48,8 @@ local function os_check_facts(b, n)
     if not live[key] then live[key] = true; count = count + 1 end
   end
   if count > 200 then
-    return redis.error_reply('OS_LIMIT facts: customer ' .. P.cid .. ' would have ' .. count ..
+    return redis.error_reply('OS_LIMIT ' .. field .. ': customer ' .. P.cid .. ' would have ' ..
+                             count ..
                              ' current facts; at most 200 (expired facts do not count)')
   end
   return nil
@@ -181,7 +183,7 @@ if r.bt ~= 0 and (r.bt ~= from_t or r.bi ~= from_i) then
   return redis.error_reply('OS_CONFLICT from: conversation ' .. conv .. ' is served by ' ..
                            r.bt .. ':' .. r.bi .. ', not ' .. from_t .. ':' .. from_i)
 end
-local ferr = os_check_facts(26, n)
+local ferr = os_check_facts(26, n, 'collected')
 if ferr then return ferr end
 local ch = tonumber(ARGV[16])
 if ch == 0 then
@@ -258,7 +260,7 @@ if again then
   for _, f in ipairs(os_read_facts(23, n)) do again[#again + 1] = f end
   return again
 end
-local ferr = os_check_facts(23, n)
+local ferr = os_check_facts(23, n, 'facts')
 if ferr then return ferr end
 local out, e2 = os_append({ev})
 if not out then return e2 end
@@ -279,6 +281,15 @@ void AppendFactArgs(const v1::Fact& f, std::vector<std::string>* args) {
   args->push_back(f.case_id());
   args->push_back(f.conversation_id());
   args->push_back(absl::StrCat(static_cast<int>(f.visibility())));
+}
+
+// A customer created now has no case: a request naming one is NOT_FOUND before it is created.
+BeforeCreate NoCaseYet(std::string field, std::string case_id) {
+  if (case_id.empty()) return nullptr;
+  return [field = std::move(field), case_id = std::move(case_id)](Callback<bool> done) {
+    done(absl::NotFoundError(
+        absl::StrCat(field, ": the customer (created by this request) has no case ", case_id)));
+  };
 }
 
 absl::Status ValidateFacts(absl::string_view field,
@@ -389,7 +400,8 @@ void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Tim
           }
         }
         done(std::move(resp));
-      });
+      },
+      NoCaseYet("case_id", req.case_id()));
 }
 
 void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadline,
@@ -562,6 +574,10 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Tim
                                    absl::StrCat(req.facts_size())};
   timeline::AppendEventArgs(*event, &args);
   for (const v1::Fact& f : req.facts()) AppendFactArgs(f, &args);
+  std::pair<std::string, std::string> first_case;  // a fact naming a case: field, case id
+  for (int i = 0; i < req.facts_size() && first_case.second.empty(); ++i) {
+    first_case = {absl::StrCat("facts[", i, "].case_id"), req.facts(i).case_id()};
+  }
   RunCustomerScript(
       ctx_, req.tenant(), req.customer(), req.create_if_missing(), kRecordFacts, std::move(args),
       now, deadline, [event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
@@ -578,6 +594,12 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Tim
         *resp.mutable_event() = *std::move(e);
         if (absl::Status st = AddFacts(rep, 4, resp.mutable_facts()); !st.ok()) return done(st);
         done(std::move(resp));
+      },
+      [first_case](Callback<bool> cb) {
+        if (first_case.second.empty()) return cb(true);
+        cb(absl::NotFoundError(absl::StrCat(first_case.first,
+                                            ": the customer (created by this request) has no case ",
+                                            first_case.second)));
       });
 }
 

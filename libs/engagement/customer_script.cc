@@ -8,43 +8,80 @@
 
 namespace onestory::engagement {
 
+namespace {
+
+void RunResolved(const StoreContext& ctx, const std::string& tenant, const redis::Script& script,
+                 std::shared_ptr<std::vector<std::string>> own_args, int64_t now_ms,
+                 absl::Time deadline, const identity::IdentityStore::Resolved& who,
+                 Callback<ScriptResult> done) {
+  std::string via = who.identifier.type() == v1::IDENTIFIER_TYPE_UNSPECIFIED
+                        ? std::string()
+                        : identity::IdentifierField(who.identifier);
+  auto tag = std::make_shared<std::string>();
+  identity::FollowMerges<ScriptResult>(
+      who.customer_id,
+      [ctx, tenant, &script, own_args, now_ms, deadline, via, tag](
+          const std::string& customer_id, Callback<ScriptResult> cb) {
+        std::vector<std::string> argv =
+            timeline::EffectArgs(tenant, customer_id, now_ms, *tag, via, ctx.policy);
+        argv.insert(argv.end(), own_args->begin(), own_args->end());
+        ctx.client->Eval(
+            script, timeline::EffectKeys(tenant, customer_id), std::move(argv), deadline,
+            [customer_id, now_ms, cb = std::move(cb)](absl::StatusOr<redis::Reply> r) mutable {
+              if (!r.ok()) return cb(r.status());
+              cb(ScriptResult{customer_id, now_ms, *std::move(r)});
+            });
+      },
+      std::move(done),
+      [tag](const identity::Moved& m) {
+        *tag = tag->empty() ? m.merge_id : absl::StrCat(*tag, ",", m.merge_id);
+      });
+}
+
+}  // namespace
+
 void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
                        const v1::CustomerRef& ref, bool create_if_missing,
                        const redis::Script& script, std::vector<std::string> args,
-                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done) {
+                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done,
+                       BeforeCreate before_create) {
   if (create_if_missing && !ref.has_identifier()) {
     return done(absl::InvalidArgumentError(
         "create_if_missing: needs customer.identifier (a customer id cannot be created)"));
   }
   auto own_args = std::make_shared<std::vector<std::string>>(std::move(args));
+  auto run = [ctx, tenant, &script, own_args, now_ms, deadline](
+                 absl::StatusOr<identity::IdentityStore::Resolved> who,
+                 Callback<ScriptResult> done) {
+    if (!who.ok()) return done(who.status());
+    RunResolved(ctx, tenant, script, own_args, now_ms, deadline, *who, std::move(done));
+  };
+  if (!create_if_missing || before_create == nullptr) {
+    return ctx.identity->ResolveRef(
+        tenant, "customer", ref, create_if_missing, deadline,
+        [run, done = std::move(done)](
+            absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
+          run(std::move(who), std::move(done));
+        });
+  }
+  // Look first; check the request against a new customer before creating one.
   ctx.identity->ResolveRef(
-      tenant, "customer", ref, create_if_missing, deadline,
-      [ctx, tenant, &script, own_args, now_ms, deadline,
+      tenant, "customer", ref, false, deadline,
+      [ctx, tenant, ref, deadline, run, before_create = std::move(before_create),
        done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
-        if (!who.ok()) return done(who.status());
-        std::string via = who->identifier.type() == v1::IDENTIFIER_TYPE_UNSPECIFIED
-                              ? std::string()
-                              : identity::IdentifierField(who->identifier);
-        auto tag = std::make_shared<std::string>();
-        identity::FollowMerges<ScriptResult>(
-            who->customer_id,
-            [ctx, tenant, &script, own_args, now_ms, deadline, via, tag](
-                const std::string& customer_id, Callback<ScriptResult> cb) {
-              std::vector<std::string> argv =
-                  timeline::EffectArgs(tenant, customer_id, now_ms, *tag, via, ctx.policy);
-              argv.insert(argv.end(), own_args->begin(), own_args->end());
-              ctx.client->Eval(script, timeline::EffectKeys(tenant, customer_id), std::move(argv),
-                               deadline,
-                               [customer_id, now_ms, cb = std::move(cb)](
-                                   absl::StatusOr<redis::Reply> r) mutable {
-                                 if (!r.ok()) return cb(r.status());
-                                 cb(ScriptResult{customer_id, now_ms, *std::move(r)});
-                               });
-            },
-            std::move(done),
-            [tag](const identity::Moved& m) {
-              *tag = tag->empty() ? m.merge_id : absl::StrCat(*tag, ",", m.merge_id);
-            });
+        if (who.ok() || who.status().code() != absl::StatusCode::kNotFound) {
+          return run(std::move(who), std::move(done));
+        }
+        before_create([ctx, tenant, ref, deadline, run,
+                       done = std::move(done)](absl::StatusOr<bool> passed) mutable {
+          if (!passed.ok()) return done(passed.status());
+          ctx.identity->ResolveRef(
+              tenant, "customer", ref, true, deadline,
+              [run, done = std::move(done)](
+                  absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
+                run(std::move(who), std::move(done));
+              });
+        });
       });
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
@@ -37,10 +38,17 @@ struct ScriptResult {
   redis::Reply reply;
 };
 
-// Runs `script` with KEYS = EffectKeys, ARGV = EffectArgs followed by `args`.
+// Checks a request against what a customer created now would have (no cases, the tenant's
+// journey), before it is created: a request refused then creates nothing.
+using BeforeCreate = absl::AnyInvocable<void(Callback<bool>)>;
+
+// Runs `script` with KEYS = EffectKeys, ARGV = EffectArgs followed by `args`. With
+// create_if_missing, a customer is created only when the identifier has no owner and
+// `before_create` (when given) passes.
 void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
                        const v1::CustomerRef& ref, bool create_if_missing,
                        const redis::Script& script, std::vector<std::string> args,
-                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done);
+                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done,
+                       BeforeCreate before_create = nullptr);
 
 }  // namespace onestory::engagement

@@ -2,8 +2,9 @@
 // status code and a message naming the offending field, and none changing anything in Redis.
 //
 // Every case starts from the same valid state in a tenant of its own (two customers, a few
-// events, a cursor and a page token), takes a Snapshot() of every Redis key, sends one bad
-// request with a deadline and checks the code, the message and that the snapshot is unchanged.
+// events, a cursor and a page token), adds what it needs beyond that (a merge, a conversation, a
+// case, a journey, alerts), takes a Snapshot() of every Redis key, sends one bad request with a
+// deadline and checks the code, the message and that the snapshot is unchanged.
 #include <gmock/gmock.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -27,7 +28,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "onestory/v1/alert.grpc.pb.h"
+#include "onestory/v1/case.grpc.pb.h"
 #include "onestory/v1/context.grpc.pb.h"
+#include "onestory/v1/conversation.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
 #include "tests/testing/proto_builders.h"
@@ -97,6 +101,62 @@ class Api {
   grpc::Status GetContext(const v1::GetContextRequest& r) {
     return Unary<v1::GetContextResponse>(server_->context(), &v1::ContextService::Stub::GetContext,
                                          r);
+  }
+  grpc::Status StartConversation(const v1::StartConversationRequest& r) {
+    return Unary<v1::StartConversationResponse>(
+        server_->conversations(), &v1::ConversationService::Stub::StartConversation, r);
+  }
+  grpc::Status Handoff(const v1::HandoffRequest& r) {
+    return Unary<v1::HandoffResponse>(server_->conversations(),
+                                      &v1::ConversationService::Stub::Handoff, r);
+  }
+  grpc::Status EndConversation(const v1::EndConversationRequest& r) {
+    return Unary<v1::EndConversationResponse>(server_->conversations(),
+                                              &v1::ConversationService::Stub::EndConversation, r);
+  }
+  grpc::Status RecordFacts(const v1::RecordFactsRequest& r) {
+    return Unary<v1::RecordFactsResponse>(server_->conversations(),
+                                          &v1::ConversationService::Stub::RecordFacts, r);
+  }
+  grpc::Status OpenCase(const v1::OpenCaseRequest& r) {
+    return Unary<v1::OpenCaseResponse>(server_->cases(), &v1::CaseService::Stub::OpenCase, r);
+  }
+  grpc::Status UpdateCase(const v1::UpdateCaseRequest& r) {
+    return Unary<v1::UpdateCaseResponse>(server_->cases(), &v1::CaseService::Stub::UpdateCase, r);
+  }
+  grpc::Status ResolveCase(const v1::ResolveCaseRequest& r) {
+    return Unary<v1::ResolveCaseResponse>(server_->cases(), &v1::CaseService::Stub::ResolveCase, r);
+  }
+  grpc::Status GetCase(const v1::GetCaseRequest& r) {
+    return Unary<v1::Case>(server_->cases(), &v1::CaseService::Stub::GetCase, r);
+  }
+  grpc::Status SetJourney(const v1::SetJourneyRequest& r) {
+    return Unary<v1::Journey>(server_->cases(), &v1::CaseService::Stub::SetJourney, r);
+  }
+  grpc::Status GetJourney(const v1::GetJourneyRequest& r) {
+    return Unary<v1::Journey>(server_->cases(), &v1::CaseService::Stub::GetJourney, r);
+  }
+  grpc::Status GetJourneyStats(const v1::GetJourneyStatsRequest& r) {
+    return Unary<v1::GetJourneyStatsResponse>(server_->cases(),
+                                              &v1::CaseService::Stub::GetJourneyStats, r);
+  }
+  grpc::Status ListAlerts(const v1::ListAlertsRequest& r, v1::ListAlertsResponse* out = nullptr) {
+    return Unary(server_->alerts(), &v1::AlertService::Stub::ListAlerts, r, out);
+  }
+  grpc::Status AckAlert(const v1::AckAlertRequest& r) {
+    return Unary<v1::Alert>(server_->alerts(), &v1::AlertService::Stub::AckAlert, r);
+  }
+
+  // As Watch: a rejected alert watch must deliver no alert.
+  grpc::Status WatchAlerts(const v1::WatchAlertsRequest& r) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+    std::unique_ptr<grpc::ClientReader<v1::Alert>> reader = server_->alerts()->WatchAlerts(&ctx, r);
+    v1::Alert alert;
+    int received = 0;
+    while (reader->Read(&alert)) ++received;
+    EXPECT_EQ(received, 0) << "a rejected alert watch delivered alerts";
+    return reader->Finish();
   }
 
   // Opens a watch and reads it to its end; a rejected watch must deliver no event.
@@ -345,6 +405,221 @@ std::string NewestMergeId(Api& api, const State& s, const std::string& customer_
   EXPECT_TRUE(st.ok()) << Describe(st);
   EXPECT_GT(history.merges_size(), 0);
   return history.merges_size() > 0 ? history.merges(0).merge_id() : "";
+}
+
+// Engagement requests: each is valid as built (BadInputTest.EngagementRequestsAsBuiltAreValid
+// proves it) once the state it names was set up, and each case spoils one thing.
+
+constexpr char kConversation[] = "chat-9";  // of State::customer, served by kBot; by `prepare`
+constexpr char kCase[] = "case-1";          // of State::customer; by `prepare`
+constexpr char kBot[] = "bot-1";
+constexpr char kUnknownConversation[] = "chat-nobody";
+constexpr char kUnknownCase[] = "case-nobody";
+constexpr char kUnknownAlert[] = "negative_streak:cus_nobody:1-0";
+
+// The journey `prepare` sets: cases open in its first stage.
+std::vector<std::string> JourneyStages() { return {"ordered", "shipped", "delivered"}; }
+
+// A collected value, with nothing else to check.
+v1::Fact CollectedFact(const std::string& name, const std::string& value) {
+  v1::Fact f;
+  f.set_type(v1::FACT_TYPE_COLLECTED);
+  f.set_name(name);
+  f.set_value(value);
+  return f;
+}
+
+v1::StartConversationRequest StartOf(const State& s, const std::string& conversation_id) {
+  v1::StartConversationRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_conversation_id(conversation_id);
+  r.set_channel(v1::CHANNEL_CHATBOT);
+  *r.mutable_served_by() = ActorOf(v1::Actor::TYPE_BOT, kBot);
+  r.set_summary("where is my order");
+  return r;
+}
+
+// Hands kConversation from kBot to agent-7 on the phone, with one collected value.
+v1::HandoffRequest HandoffOf(const State& s) {
+  v1::HandoffRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_conversation_id(kConversation);
+  *r.mutable_from() = ActorOf(v1::Actor::TYPE_BOT, kBot);
+  *r.mutable_to() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  r.set_to_channel(v1::CHANNEL_VOICE);
+  r.set_reason("customer asked for a human");
+  r.set_summary("order 1234 late; customer upset");
+  r.set_transcript("customer: where is my order?\nbot: let me check");
+  *r.add_collected() = CollectedFact("order_number", "1234");
+  r.set_request_id("ho-1");
+  return r;
+}
+
+v1::EndConversationRequest EndOf(const State& s) {
+  v1::EndConversationRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_conversation_id(kConversation);
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  r.set_outcome("resolved");
+  r.set_wrap_up_code("WRAP-1");
+  return r;
+}
+
+// `count` collected values fact-0, fact-1, ... stated by kBot.
+v1::RecordFactsRequest FactsOf(const State& s, int count = 1) {
+  v1::RecordFactsRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_BOT, kBot);
+  r.set_channel(v1::CHANNEL_CHATBOT);
+  for (int i = 0; i < count; ++i) *r.add_facts() = CollectedFact(absl::StrCat("fact-", i), "v");
+  r.set_request_id("rf-1");
+  return r;
+}
+
+v1::OpenCaseRequest OpenCaseOf(const State& s, const std::string& case_id) {
+  v1::OpenCaseRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_case_id(case_id);
+  r.set_topic("order 1234 not delivered");
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  r.set_channel(v1::CHANNEL_VOICE);
+  *r.mutable_owner() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  return r;
+}
+
+// A note on kCase.
+v1::UpdateCaseRequest UpdateCaseOf(const State& s) {
+  v1::UpdateCaseRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_case_id(kCase);
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  r.set_channel(v1::CHANNEL_VOICE);
+  r.set_note("called the courier");
+  r.set_request_id("cu-1");
+  return r;
+}
+
+v1::ResolveCaseRequest ResolveCaseOf(const State& s) {
+  v1::ResolveCaseRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_case_id(kCase);
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "agent-7");
+  r.set_channel(v1::CHANNEL_VOICE);
+  r.set_resolution("refunded");
+  return r;
+}
+
+v1::GetCaseRequest GetCaseOf(const State& s) {
+  v1::GetCaseRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(s.customer);
+  r.set_case_id(kCase);
+  return r;
+}
+
+v1::SetJourneyRequest JourneyOf(const State& s, const std::vector<std::string>& stages) {
+  v1::SetJourneyRequest r;
+  r.set_tenant(s.tenant);
+  for (const std::string& stage : stages) r.add_stages(stage);
+  return r;
+}
+
+v1::ListAlertsRequest ListAlertsOf(const State& s) {
+  v1::ListAlertsRequest r;
+  r.set_tenant(s.tenant);
+  return r;
+}
+
+v1::AckAlertRequest AckOf(const State& s, const std::string& alert_id) {
+  v1::AckAlertRequest r;
+  r.set_tenant(s.tenant);
+  r.set_alert_id(alert_id);
+  *r.mutable_actor() = ActorOf(v1::Actor::TYPE_AGENT, "supervisor-1");
+  return r;
+}
+
+v1::WatchAlertsRequest WatchAlertsOf(const State& s) {
+  v1::WatchAlertsRequest r;
+  r.set_tenant(s.tenant);
+  return r;
+}
+
+// Set-up steps for the engagement cases (in `prepare`) and read-only look-ups (in `send`).
+
+// Starts `conversation_id` for s.customer, served by kBot.
+void StartForSetup(Api& api, const State& s, const std::string& conversation_id) {
+  grpc::Status st = api.StartConversation(StartOf(s, conversation_id));
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
+// Starts kConversation and ends it.
+void EndedConversationForSetup(Api& api, const State& s) {
+  ASSERT_NO_FATAL_FAILURE(StartForSetup(api, s, kConversation));
+  grpc::Status st = api.EndConversation(EndOf(s));
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
+void JourneyForSetup(Api& api, const State& s) {
+  grpc::Status st = api.SetJourney(JourneyOf(s, JourneyStages()));
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
+// Opens `case_id` for s.customer, owned by agent-7, in `stage` ("": the journey's first).
+void OpenCaseForSetup(Api& api, const State& s, const std::string& case_id,
+                      const std::string& stage = "") {
+  v1::OpenCaseRequest r = OpenCaseOf(s, case_id);
+  r.set_stage(stage);
+  grpc::Status st = api.OpenCase(r);
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
+// Opens kCase and resolves it.
+void ResolvedCaseForSetup(Api& api, const State& s) {
+  ASSERT_NO_FATAL_FAILURE(OpenCaseForSetup(api, s, kCase));
+  grpc::Status st = api.ResolveCase(ResolveCaseOf(s));
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
+// Two NEGATIVE_STREAK alerts: three negative events in a row for each of s.customer and s.other.
+void AlertsForSetup(Api& api, const State& s) {
+  for (const std::string& customer : {s.customer, s.other}) {
+    v1::AppendRequest r = AppendOf(s, 3);
+    *r.mutable_customer() = RefId(customer);
+    for (v1::Event& e : *r.mutable_events()) e.set_sentiment(-0.9f);
+    grpc::Status st = api.Append(r);
+    ASSERT_TRUE(st.ok()) << Describe(st);
+  }
+  v1::ListAlertsResponse alerts;
+  grpc::Status st = api.ListAlerts(ListAlertsOf(s), &alerts);
+  ASSERT_TRUE(st.ok()) << Describe(st);
+  ASSERT_EQ(alerts.alerts_size(), 2);
+}
+
+// The newest alert of s.tenant.
+v1::Alert NewestAlert(Api& api, const State& s) {
+  v1::ListAlertsResponse alerts;
+  grpc::Status st = api.ListAlerts(ListAlertsOf(s), &alerts);
+  EXPECT_TRUE(st.ok()) << Describe(st);
+  EXPECT_GT(alerts.alerts_size(), 0);
+  return alerts.alerts_size() > 0 ? alerts.alerts(0) : v1::Alert();
+}
+
+// The token of the second page of open alerts, one alert a page.
+std::string AlertsPageToken(Api& api, const State& s) {
+  v1::ListAlertsRequest r = ListAlertsOf(s);
+  r.set_page_size(1);
+  v1::ListAlertsResponse page;
+  grpc::Status st = api.ListAlerts(r, &page);
+  EXPECT_TRUE(st.ok()) << Describe(st);
+  EXPECT_FALSE(page.next_page_token().empty());
+  return page.next_page_token();
 }
 
 // Creates the starting state in `tenant`.
@@ -1821,11 +2096,1289 @@ std::vector<BadInputCase> LinkEvidenceCases() {
   };
 }
 
+std::vector<BadInputCase> StartConversationCases() {
+  // Otherwise valid starts of a new conversation: one let through would count a contact.
+  auto start = [](std::function<void(v1::StartConversationRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::StartConversationRequest r = StartOf(s, "chat-new");
+      spoil(r, s);
+      return api.StartConversation(r);
+    };
+  };
+  using Request = v1::StartConversationRequest;
+  return {
+      {.name = "StartConversationTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = start([](Request& r, const State&) { r.clear_tenant(); })},
+      // The customer is s.tenant's: another tenant has no such customer.
+      {.name = "StartConversationUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send =
+           start([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); })},
+      {.name = "StartConversationCustomerRefEmpty",
+       .code = kInvalid,
+       .message_names = {"customer:"},
+       .send = start([](Request& r, const State&) { r.clear_customer(); })},
+      {.name = "StartConversationUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send = start(
+           [](Request& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); })},
+      {.name = "StartConversationCreateWithCustomerId",
+       .code = kInvalid,
+       .message_names = {"create_if_missing"},
+       .send = start([](Request& r, const State&) { r.set_create_if_missing(true); })},
+      // Checked before the identifier is resolved: no customer may be created.
+      {.name = "StartConversationCreateUnownedIdentifierBadChannel",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = start([](Request& r, const State&) {
+         *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, kUnownedPhone);
+         r.set_create_if_missing(true);
+         r.clear_channel();
+       })},
+      {.name = "StartConversationIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send = start([](Request& r, const State&) { r.set_conversation_id("chat 2"); })},
+      {.name = "StartConversationIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send =
+           start([](Request& r, const State&) { r.set_conversation_id(std::string(129, 'c')); })},
+      {.name = "StartConversationChannelMissing",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = start([](Request& r, const State&) { r.clear_channel(); })},
+      {.name = "StartConversationChannelOutOfRange",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send =
+           start([](Request& r, const State&) { r.set_channel(static_cast<v1::Channel>(99)); })},
+      {.name = "StartConversationServedByMissing",
+       .code = kInvalid,
+       .message_names = {"served_by.type"},
+       .send = start([](Request& r, const State&) { r.clear_served_by(); })},
+      {.name = "StartConversationServedByTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"served_by.type"},
+       .send = start([](Request& r, const State&) {
+         r.mutable_served_by()->set_type(static_cast<v1::Actor::Type>(9));
+       })},
+      {.name = "StartConversationServedByAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"served_by.id"},
+       .send = start([](Request& r, const State&) {
+         *r.mutable_served_by() = ActorOf(v1::Actor::TYPE_AGENT, "");
+       })},
+      {.name = "StartConversationServedByIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"served_by.id"},
+       .send = start([](Request& r, const State&) { r.mutable_served_by()->set_id("bot 1"); })},
+      {.name = "StartConversationCaseIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = start([](Request& r, const State&) { r.set_case_id("case 1"); })},
+      {.name = "StartConversationSummaryOver1KiB",
+       .code = kInvalid,
+       .message_names = {"summary"},
+       .send = start([](Request& r, const State&) { r.set_summary(std::string(1025, 's')); })},
+      {.name = "StartConversationOccurredTwoHoursAhead",
+       .code = kInvalid,
+       .message_names = {"occurred_at"},
+       .send = start([](Request& r, const State&) {
+         *r.mutable_occurred_at() = At(absl::Now() + absl::Hours(2));
+       })},
+      {.name = "StartConversationVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send =
+           start([](Request& r, const State&) { r.set_visibility(static_cast<v1::Audience>(9)); })},
+      {.name = "StartConversationUnknownCase",
+       .code = kNotFound,
+       .message_names = {"case_id", kUnknownCase},
+       .send = start([](Request& r, const State&) { r.set_case_id(kUnknownCase); })},
+      // Refused after the identifier was resolved: the customer must not be created either.
+      {.name = "StartConversationCreateUnownedIdentifierUnknownCase",
+       .code = kNotFound,
+       .message_names = {"case_id", kUnknownCase},
+       .send = start([](Request& r, const State&) {
+         *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, kUnownedPhone);
+         r.set_create_if_missing(true);
+         r.set_case_id(kUnknownCase);
+       })},
+      {.name = "StartConversationAboutResolvedCase",
+       .code = kPrecondition,
+       .message_names = {"case_id", kCase},
+       .send = start([](Request& r, const State&) { r.set_case_id(kCase); }),
+       .prepare = ResolvedCaseForSetup},
+      // An ended conversation's id cannot start another one.
+      {.name = "StartConversationEndedId",
+       .code = kPrecondition,
+       .message_names = {"conversation_id", kConversation},
+       .send = start([](Request& r, const State&) { r.set_conversation_id(kConversation); }),
+       .prepare = EndedConversationForSetup},
+  };
+}
+
+std::vector<BadInputCase> HandoffCases() {
+  // Otherwise valid handoffs of kConversation, started by `prepare`: one let through would
+  // append an event, record a fact and move the conversation.
+  auto handoff = [](std::function<void(v1::HandoffRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::HandoffRequest r = HandoffOf(s);
+      spoil(r, s);
+      return api.Handoff(r);
+    };
+  };
+  auto started = [](Api& api, const State& s) { StartForSetup(api, s, kConversation); };
+  using Request = v1::HandoffRequest;
+  return {
+      {.name = "HandoffTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = handoff([](Request& r, const State&) { r.clear_tenant(); }),
+       .prepare = started},
+      {.name = "HandoffUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send =
+           handoff([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); }),
+       .prepare = started},
+      {.name = "HandoffUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send = handoff(
+           [](Request& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); }),
+       .prepare = started},
+      {.name = "HandoffConversationIdEmpty",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send = handoff([](Request& r, const State&) { r.clear_conversation_id(); }),
+       .prepare = started},
+      {.name = "HandoffConversationIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send =
+           handoff([](Request& r, const State&) { r.set_conversation_id(std::string(129, 'c')); }),
+       .prepare = started},
+      {.name = "HandoffFromMissing",
+       .code = kInvalid,
+       .message_names = {"from.type"},
+       .send = handoff([](Request& r, const State&) { r.clear_from(); }),
+       .prepare = started},
+      {.name = "HandoffFromBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"from.id"},
+       .send = handoff([](Request& r, const State&) { r.mutable_from()->clear_id(); }),
+       .prepare = started},
+      {.name = "HandoffToMissing",
+       .code = kInvalid,
+       .message_names = {"to.type"},
+       .send = handoff([](Request& r, const State&) { r.clear_to(); }),
+       .prepare = started},
+      {.name = "HandoffToTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"to.type"},
+       .send = handoff([](Request& r, const State&) {
+         r.mutable_to()->set_type(static_cast<v1::Actor::Type>(99));
+       }),
+       .prepare = started},
+      {.name = "HandoffToAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"to.id"},
+       .send = handoff([](Request& r, const State&) { r.mutable_to()->clear_id(); }),
+       .prepare = started},
+      {.name = "HandoffToChannelOutOfRange",
+       .code = kInvalid,
+       .message_names = {"to_channel"},
+       .send = handoff(
+           [](Request& r, const State&) { r.set_to_channel(static_cast<v1::Channel>(99)); }),
+       .prepare = started},
+      {.name = "HandoffReasonMissing",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send = handoff([](Request& r, const State&) { r.clear_reason(); }),
+       .prepare = started},
+      {.name = "HandoffReasonOver1KiB",
+       .code = kInvalid,
+       .message_names = {"reason"},
+       .send = handoff([](Request& r, const State&) { r.set_reason(std::string(1025, 'r')); }),
+       .prepare = started},
+      {.name = "HandoffSummaryOver1KiB",
+       .code = kInvalid,
+       .message_names = {"summary"},
+       .send = handoff([](Request& r, const State&) { r.set_summary(std::string(1025, 's')); }),
+       .prepare = started},
+      {.name = "HandoffTranscriptOver64KiB",
+       .code = kInvalid,
+       .message_names = {"transcript"},
+       .send = handoff(
+           [](Request& r, const State&) { r.set_transcript(std::string(64 * 1024 + 1, 't')); }),
+       .prepare = started},
+      {.name = "HandoffVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send = handoff(
+           [](Request& r, const State&) { r.set_visibility(static_cast<v1::Audience>(9)); }),
+       .prepare = started},
+      {.name = "HandoffRequestIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"request_id"},
+       .send = handoff([](Request& r, const State&) { r.set_request_id("ho 1"); }),
+       .prepare = started},
+      {.name = "HandoffRequestIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"request_id"},
+       .send = handoff([](Request& r, const State&) { r.set_request_id(std::string(129, 'h')); }),
+       .prepare = started},
+      {.name = "HandoffCollectedVerificationWithoutExpiry",
+       .code = kInvalid,
+       .message_names = {"collected[0].expires_at"},
+       .send = handoff([](Request& r, const State&) {
+         r.mutable_collected(0)->set_type(v1::FACT_TYPE_VERIFICATION);
+       }),
+       .prepare = started},
+      {.name = "HandoffCollected33Facts",
+       .code = kInvalid,
+       .message_names = {"collected"},
+       .send = handoff([](Request& r, const State&) {
+         r.clear_collected();
+         for (int i = 0; i < 33; ++i) *r.add_collected() = CollectedFact(absl::StrCat("f", i), "v");
+       }),
+       .prepare = started},
+      // Fact.case_id "must exist", as in RecordFacts; the field is named as in this request.
+      {.name = "HandoffCollectedUnknownCase",
+       .code = kNotFound,
+       .message_names = {"collected[0].case_id", kUnknownCase},
+       .send = handoff(
+           [](Request& r, const State&) { r.mutable_collected(0)->set_case_id(kUnknownCase); }),
+       .prepare = started},
+      // State conflicts.
+      {.name = "HandoffUnknownConversation",
+       .code = kNotFound,
+       .message_names = {"conversation_id", kUnknownConversation},
+       .send =
+           handoff([](Request& r, const State&) { r.set_conversation_id(kUnknownConversation); }),
+       .prepare = started},
+      {.name = "HandoffEndedConversation",
+       .code = kPrecondition,
+       .message_names = {"conversation_id", kConversation},
+       .send = handoff([](Request&, const State&) {}),
+       .prepare = EndedConversationForSetup},
+      {.name = "HandoffFromNotServing",
+       .code = kPrecondition,
+       .message_names = {"from:", kConversation},
+       .send = handoff([](Request& r, const State&) { r.mutable_from()->set_id("bot-2"); }),
+       .prepare = started},
+      // After kBot handed off to agent-7, kBot no longer serves it.
+      {.name = "HandoffFromPreviousServer",
+       .code = kPrecondition,
+       .message_names = {"from:", kConversation},
+       .send = handoff([](Request& r, const State&) { r.set_request_id("ho-2"); }),
+       .prepare =
+           [](Api& api, const State& s) {
+             ASSERT_NO_FATAL_FAILURE(StartForSetup(api, s, kConversation));
+             grpc::Status st = api.Handoff(HandoffOf(s));
+             ASSERT_TRUE(st.ok()) << Describe(st);
+           }},
+  };
+}
+
+std::vector<BadInputCase> EndConversationCases() {
+  // Otherwise valid ends of kConversation, started by `prepare`.
+  auto end = [](std::function<void(v1::EndConversationRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::EndConversationRequest r = EndOf(s);
+      spoil(r, s);
+      return api.EndConversation(r);
+    };
+  };
+  auto started = [](Api& api, const State& s) { StartForSetup(api, s, kConversation); };
+  using Request = v1::EndConversationRequest;
+  return {
+      {.name = "EndConversationTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = end([](Request& r, const State&) { r.clear_tenant(); }),
+       .prepare = started},
+      {.name = "EndConversationUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send = end([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); }),
+       .prepare = started},
+      {.name = "EndConversationUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send =
+           end([](Request& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); }),
+       .prepare = started},
+      {.name = "EndConversationIdEmpty",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send = end([](Request& r, const State&) { r.clear_conversation_id(); }),
+       .prepare = started},
+      {.name = "EndConversationIdWithTab",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send = end([](Request& r, const State&) { r.set_conversation_id("chat\t9"); }),
+       .prepare = started},
+      {.name = "EndConversationActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = end([](Request& r, const State&) { r.clear_actor(); }),
+       .prepare = started},
+      {.name = "EndConversationAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = end([](Request& r, const State&) { r.mutable_actor()->clear_id(); }),
+       .prepare = started},
+      {.name = "EndConversationOutcomeOver256Bytes",
+       .code = kInvalid,
+       .message_names = {"outcome"},
+       .send = end([](Request& r, const State&) { r.set_outcome(std::string(257, 'o')); }),
+       .prepare = started},
+      {.name = "EndConversationWrapUpCodeOver64Bytes",
+       .code = kInvalid,
+       .message_names = {"wrap_up_code"},
+       .send = end([](Request& r, const State&) { r.set_wrap_up_code(std::string(65, 'w')); }),
+       .prepare = started},
+      {.name = "EndConversationSummaryOver1KiB",
+       .code = kInvalid,
+       .message_names = {"summary"},
+       .send = end([](Request& r, const State&) { r.set_summary(std::string(1025, 's')); }),
+       .prepare = started},
+      {.name = "EndConversationVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send =
+           end([](Request& r, const State&) { r.set_visibility(static_cast<v1::Audience>(-1)); }),
+       .prepare = started},
+      {.name = "EndConversationUnknownConversation",
+       .code = kNotFound,
+       .message_names = {"conversation_id", kUnknownConversation},
+       .send = end([](Request& r, const State&) { r.set_conversation_id(kUnknownConversation); }),
+       .prepare = started},
+  };
+}
+
+std::vector<BadInputCase> RecordFactsCases() {
+  // Otherwise valid statements of one collected value: one let through would store a fact.
+  auto facts = [](std::function<void(v1::RecordFactsRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::RecordFactsRequest r = FactsOf(s);
+      spoil(r, s);
+      return api.RecordFacts(r);
+    };
+  };
+  // Spoils the request's only fact.
+  auto fact = [facts](std::function<void(v1::Fact&)> spoil) {
+    return facts([spoil](v1::RecordFactsRequest& r, const State&) { spoil(*r.mutable_facts(0)); });
+  };
+  using Request = v1::RecordFactsRequest;
+  const absl::Time past = absl::Now() - absl::Minutes(1);
+  return {
+      {.name = "RecordFactsTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = facts([](Request& r, const State&) { r.clear_tenant(); })},
+      {.name = "RecordFactsUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send =
+           facts([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); })},
+      {.name = "RecordFactsUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send = facts(
+           [](Request& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); })},
+      {.name = "RecordFactsCreateWithCustomerId",
+       .code = kInvalid,
+       .message_names = {"create_if_missing"},
+       .send = facts([](Request& r, const State&) { r.set_create_if_missing(true); })},
+      {.name = "RecordFactsActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = facts([](Request& r, const State&) { r.clear_actor(); })},
+      {.name = "RecordFactsBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = facts([](Request& r, const State&) { r.mutable_actor()->clear_id(); })},
+      {.name = "RecordFactsChannelMissing",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = facts([](Request& r, const State&) { r.clear_channel(); })},
+      {.name = "RecordFactsChannelOutOfRange",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send =
+           facts([](Request& r, const State&) { r.set_channel(static_cast<v1::Channel>(99)); })},
+      {.name = "RecordFactsRequestIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"request_id"},
+       .send = facts([](Request& r, const State&) { r.set_request_id("rf 1"); })},
+      {.name = "RecordFactsNoFacts",
+       .code = kInvalid,
+       .message_names = {"facts"},
+       .send = facts([](Request& r, const State&) { r.clear_facts(); })},
+      {.name = "RecordFacts33Facts",
+       .code = kInvalid,
+       .message_names = {"facts"},
+       .send = [](Api& api, const State& s) { return api.RecordFacts(FactsOf(s, 33)); }},
+      {.name = "RecordFactsTypeMissing",
+       .code = kInvalid,
+       .message_names = {"facts[0].type"},
+       .send = fact([](v1::Fact& f) { f.clear_type(); })},
+      {.name = "RecordFactsTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"facts[0].type"},
+       .send = fact([](v1::Fact& f) { f.set_type(static_cast<v1::FactType>(99)); })},
+      {.name = "RecordFactsNameEmpty",
+       .code = kInvalid,
+       .message_names = {"facts[0].name"},
+       .send = fact([](v1::Fact& f) { f.clear_name(); })},
+      {.name = "RecordFactsNameUpperCase",
+       .code = kInvalid,
+       .message_names = {"facts[0].name"},
+       .send = fact([](v1::Fact& f) { f.set_name("Order_Number"); })},
+      {.name = "RecordFactsNameWithSpace",
+       .code = kInvalid,
+       .message_names = {"facts[0].name"},
+       .send = fact([](v1::Fact& f) { f.set_name("order number"); })},
+      {.name = "RecordFactsName65Chars",
+       .code = kInvalid,
+       .message_names = {"facts[0].name"},
+       .send = fact([](v1::Fact& f) { f.set_name(std::string(65, 'n')); })},
+      {.name = "RecordFactsValueOver1KiB",
+       .code = kInvalid,
+       .message_names = {"facts[0].value"},
+       .send = fact([](v1::Fact& f) { f.set_value(std::string(1025, 'v')); })},
+      {.name = "RecordFactsVerificationWithoutExpiry",
+       .code = kInvalid,
+       .message_names = {"facts[0].expires_at"},
+       .send = fact([](v1::Fact& f) {
+         f.set_type(v1::FACT_TYPE_VERIFICATION);
+         f.set_name("identity");
+         f.set_value("one_time_code");
+       })},
+      {.name = "RecordFactsVerificationExpiredAlready",
+       .code = kInvalid,
+       .message_names = {"facts[0].expires_at"},
+       .send = fact([past](v1::Fact& f) {
+         f.set_type(v1::FACT_TYPE_VERIFICATION);
+         f.set_name("identity");
+         *f.mutable_expires_at() = At(past);
+       })},
+      {.name = "RecordFactsCollectedExpiresInThePast",
+       .code = kInvalid,
+       .message_names = {"facts[0].expires_at"},
+       .send = fact([past](v1::Fact& f) { *f.mutable_expires_at() = At(past); })},
+      {.name = "RecordFactsPromiseWithoutDueAt",
+       .code = kInvalid,
+       .message_names = {"facts[0].due_at"},
+       .send = fact([](v1::Fact& f) {
+         f.set_type(v1::FACT_TYPE_PROMISE);
+         f.set_name("refund");
+         f.set_value("refund by Friday");
+       })},
+      {.name = "RecordFactsPromiseDueInThePast",
+       .code = kInvalid,
+       .message_names = {"facts[0].due_at"},
+       .send = fact([past](v1::Fact& f) {
+         f.set_type(v1::FACT_TYPE_PROMISE);
+         f.set_name("refund");
+         *f.mutable_due_at() = At(past);
+       })},
+      {.name = "RecordFactsDueAtOnStepTried",
+       .code = kInvalid,
+       .message_names = {"facts[0].due_at"},
+       .send = fact([](v1::Fact& f) {
+         f.set_type(v1::FACT_TYPE_STEP_TRIED);
+         f.set_name("restart_router");
+         *f.mutable_due_at() = At(absl::Now() + absl::Hours(24));
+       })},
+      {.name = "RecordFactsCaseIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"facts[0].case_id"},
+       .send = fact([](v1::Fact& f) { f.set_case_id("case 1"); })},
+      {.name = "RecordFactsConversationIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"facts[0].conversation_id"},
+       .send = fact([](v1::Fact& f) { f.set_conversation_id(std::string(129, 'c')); })},
+      {.name = "RecordFactsVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"facts[0].visibility"},
+       .send = fact([](v1::Fact& f) { f.set_visibility(static_cast<v1::Audience>(9)); })},
+      // Same type and name twice: the second is named. The same name with another type is fine.
+      {.name = "RecordFactsSameTypeAndNameTwice",
+       .code = kInvalid,
+       .message_names = {"facts[2]"},
+       .send = facts([](Request& r, const State&) {
+         v1::Fact step = CollectedFact("fact-0", "tried");
+         step.set_type(v1::FACT_TYPE_STEP_TRIED);
+         *r.add_facts() = step;
+         *r.add_facts() = CollectedFact("fact-0", "again");
+       })},
+      // All or nothing: facts 0 and 1 are valid and neither may be stored.
+      {.name = "RecordFactsThirdOfThreeBad",
+       .code = kInvalid,
+       .message_names = {"facts[2].name"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::RecordFactsRequest r = FactsOf(s, 3);
+             r.mutable_facts(2)->set_name("Fact-2");
+             return api.RecordFacts(r);
+           }},
+      {.name = "RecordFactsUnknownCase",
+       .code = kNotFound,
+       .message_names = {"facts[0].case_id", kUnknownCase},
+       .send = fact([](v1::Fact& f) { f.set_case_id(kUnknownCase); })},
+      // Refused after the identifier was resolved: the customer must not be created either.
+      {.name = "RecordFactsCreateUnownedIdentifierUnknownCase",
+       .code = kNotFound,
+       .message_names = {"facts[0].case_id", kUnknownCase},
+       .send = facts([](Request& r, const State&) {
+         *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, kUnownedPhone);
+         r.set_create_if_missing(true);
+         r.mutable_facts(0)->set_case_id(kUnknownCase);
+       })},
+      // 200 current facts, then one more.
+      {.name = "RecordFactsOver200Current",
+       .code = grpc::StatusCode::RESOURCE_EXHAUSTED,
+       .message_names = {"facts", "200"},
+       .send = fact([](v1::Fact& f) { f.set_name("one-too-many"); }),
+       .prepare =
+           [](Api& api, const State& s) {
+             for (int done = 0, batch = 0; done < 200; ++batch) {
+               v1::RecordFactsRequest r = FactsOf(s, 0);
+               r.set_request_id(absl::StrCat("rf-setup-", batch));
+               for (; done < 200 && r.facts_size() < 32; ++done) {
+                 *r.add_facts() = CollectedFact(absl::StrCat("setup-", done), "v");
+               }
+               grpc::Status st = api.RecordFacts(r);
+               ASSERT_TRUE(st.ok()) << Describe(st);
+             }
+           }},
+  };
+}
+
+std::vector<BadInputCase> OpenCaseCases() {
+  // Otherwise valid opens of a new case: one let through would store the case.
+  auto open = [](std::function<void(v1::OpenCaseRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::OpenCaseRequest r = OpenCaseOf(s, "case-new");
+      spoil(r, s);
+      return api.OpenCase(r);
+    };
+  };
+  using Request = v1::OpenCaseRequest;
+  return {
+      {.name = "OpenCaseTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = open([](Request& r, const State&) { r.clear_tenant(); })},
+      {.name = "OpenCaseTenantOpenBrace",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           open([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "{x")); })},
+      {.name = "OpenCaseUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send = open([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); })},
+      {.name = "OpenCaseUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send =
+           open([](Request& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); })},
+      {.name = "OpenCaseCaseIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = open([](Request& r, const State&) { r.set_case_id("case new"); })},
+      {.name = "OpenCaseCaseIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = open([](Request& r, const State&) { r.set_case_id(std::string(129, 'k')); })},
+      {.name = "OpenCaseTopicMissing",
+       .code = kInvalid,
+       .message_names = {"topic"},
+       .send = open([](Request& r, const State&) { r.clear_topic(); })},
+      {.name = "OpenCaseTopicOver256Bytes",
+       .code = kInvalid,
+       .message_names = {"topic"},
+       .send = open([](Request& r, const State&) { r.set_topic(std::string(257, 't')); })},
+      {.name = "OpenCaseTopicControlCharacter",
+       .code = kInvalid,
+       .message_names = {"topic"},
+       .send = open([](Request& r, const State&) { r.set_topic("order\x01 1234"); })},
+      {.name = "OpenCaseStageUpperCase",
+       .code = kInvalid,
+       .message_names = {"stage"},
+       .send = open([](Request& r, const State&) { r.set_stage("Shipped"); }),
+       .prepare = JourneyForSetup},
+      {.name = "OpenCaseActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = open([](Request& r, const State&) { r.clear_actor(); })},
+      {.name = "OpenCaseAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = open([](Request& r, const State&) { r.mutable_actor()->clear_id(); })},
+      {.name = "OpenCaseChannelMissing",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = open([](Request& r, const State&) { r.clear_channel(); })},
+      {.name = "OpenCaseOwnerTypeOutOfRange",
+       .code = kInvalid,
+       .message_names = {"owner.type"},
+       .send = open([](Request& r, const State&) {
+         r.mutable_owner()->set_type(static_cast<v1::Actor::Type>(99));
+       })},
+      {.name = "OpenCaseOwnerBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"owner.id"},
+       .send = open([](Request& r, const State&) {
+         *r.mutable_owner() = ActorOf(v1::Actor::TYPE_BOT, "");
+       })},
+      {.name = "OpenCaseConversationIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"conversation_id"},
+       .send = open([](Request& r, const State&) { r.set_conversation_id("chat 9"); })},
+      {.name = "OpenCaseVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send =
+           open([](Request& r, const State&) { r.set_visibility(static_cast<v1::Audience>(5)); })},
+      // Stages and the journey.
+      {.name = "OpenCaseStageNotInJourney",
+       .code = kInvalid,
+       .message_names = {"stage", "refunded"},
+       .send = open([](Request& r, const State&) { r.set_stage("refunded"); }),
+       .prepare = JourneyForSetup},
+      {.name = "OpenCaseStageWithoutJourney",
+       .code = kPrecondition,
+       .message_names = {"stage"},
+       .send = open([](Request& r, const State&) { r.set_stage("shipped"); })},
+      // Refused after the identifier was resolved: the customer must not be created either.
+      {.name = "OpenCaseCreateUnownedIdentifierStageNotInJourney",
+       .code = kInvalid,
+       .message_names = {"stage", "refunded"},
+       .send = open([](Request& r, const State&) {
+         *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, kUnownedPhone);
+         r.set_create_if_missing(true);
+         r.set_stage("refunded");
+       }),
+       .prepare = JourneyForSetup},
+      {.name = "OpenCaseResolvedCaseId",
+       .code = kPrecondition,
+       .message_names = {"case_id", kCase},
+       .send = open([](Request& r, const State&) { r.set_case_id(kCase); }),
+       .prepare = ResolvedCaseForSetup},
+      {.name = "OpenCaseOver100Open",
+       .code = grpc::StatusCode::RESOURCE_EXHAUSTED,
+       .message_names = {"100 open cases"},
+       .send = open([](Request&, const State&) {}),
+       .prepare =
+           [](Api& api, const State& s) {
+             for (int i = 0; i < 100; ++i) {
+               ASSERT_NO_FATAL_FAILURE(OpenCaseForSetup(api, s, absl::StrCat("case-", i)));
+             }
+           }},
+  };
+}
+
+std::vector<BadInputCase> UpdateCaseCases() {
+  // Otherwise valid updates of kCase, opened by `prepare` (owned by agent-7).
+  auto update = [](std::function<void(v1::UpdateCaseRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::UpdateCaseRequest r = UpdateCaseOf(s);
+      spoil(r, s);
+      return api.UpdateCase(r);
+    };
+  };
+  auto opened = [](Api& api, const State& s) { OpenCaseForSetup(api, s, kCase); };
+  auto opened_in_journey = [](Api& api, const State& s) {
+    ASSERT_NO_FATAL_FAILURE(JourneyForSetup(api, s));
+    OpenCaseForSetup(api, s, kCase);
+  };
+  using Request = v1::UpdateCaseRequest;
+  const absl::Time past = absl::Now() - absl::Minutes(1);
+  return {
+      {.name = "UpdateCaseTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = update([](Request& r, const State&) { r.clear_tenant(); }),
+       .prepare = opened},
+      {.name = "UpdateCaseUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send =
+           update([](Request& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); }),
+       .prepare = opened},
+      {.name = "UpdateCaseCaseIdEmpty",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = update([](Request& r, const State&) { r.clear_case_id(); }),
+       .prepare = opened},
+      {.name = "UpdateCaseCaseIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = update([](Request& r, const State&) { r.set_case_id(std::string(129, 'k')); }),
+       .prepare = opened},
+      {.name = "UpdateCaseActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = update([](Request& r, const State&) { r.clear_actor(); }),
+       .prepare = opened},
+      {.name = "UpdateCaseChannelOutOfRange",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send =
+           update([](Request& r, const State&) { r.set_channel(static_cast<v1::Channel>(99)); }),
+       .prepare = opened},
+      {.name = "UpdateCaseOwnerBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"owner.id"},
+       .send = update([](Request& r, const State&) {
+         *r.mutable_owner() = ActorOf(v1::Actor::TYPE_BOT, "");
+         r.set_reassign_reason("night shift");
+       }),
+       .prepare = opened},
+      {.name = "UpdateCaseNoteOver4KiB",
+       .code = kInvalid,
+       .message_names = {"note"},
+       .send = update([](Request& r, const State&) { r.set_note(std::string(4097, 'n')); }),
+       .prepare = opened},
+      {.name = "UpdateCaseRequestIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"request_id"},
+       .send = update([](Request& r, const State&) { r.set_request_id("cu 1"); }),
+       .prepare = opened},
+      {.name = "UpdateCaseVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send =
+           update([](Request& r, const State&) { r.set_visibility(static_cast<v1::Audience>(9)); }),
+       .prepare = opened},
+      {.name = "UpdateCaseNothingToChange",
+       .code = kInvalid,
+       .message_names = {"nothing to change"},
+       .send = update([](Request& r, const State&) { r.clear_note(); }),
+       .prepare = opened},
+      // An owner of no type is no owner (Actor.TYPE_UNSPECIFIED is rejected): either way the
+      // request asks for no change.
+      {.name = "UpdateCaseOwnerWithoutType",
+       .code = kInvalid,
+       .message_names = {"owner"},
+       .send = update([](Request& r, const State&) {
+         r.clear_note();
+         r.mutable_owner();
+       }),
+       .prepare = opened},
+      {.name = "UpdateCasePromisedByInThePast",
+       .code = kInvalid,
+       .message_names = {"promised_by"},
+       .send = update([past](Request& r, const State&) {
+         r.set_promise("refund by Friday");
+         *r.mutable_promised_by() = At(past);
+       }),
+       .prepare = opened},
+      {.name = "UpdateCasePromiseWithoutPromisedBy",
+       .code = kInvalid,
+       .message_names = {"promised_by"},
+       .send = update([](Request& r, const State&) { r.set_promise("refund by Friday"); }),
+       .prepare = opened},
+      {.name = "UpdateCasePromisedByWithoutPromise",
+       .code = kInvalid,
+       .message_names = {"promise"},
+       .send = update([](Request& r, const State&) {
+         *r.mutable_promised_by() = At(absl::Now() + absl::Hours(48));
+       }),
+       .prepare = opened},
+      {.name = "UpdateCaseStageUpperCase",
+       .code = kInvalid,
+       .message_names = {"stage"},
+       .send = update([](Request& r, const State&) { r.set_stage("SHIPPED"); }),
+       .prepare = opened_in_journey},
+      // State conflicts.
+      {.name = "UpdateCaseStageNotInJourney",
+       .code = kInvalid,
+       .message_names = {"stage", "refunded"},
+       .send = update([](Request& r, const State&) { r.set_stage("refunded"); }),
+       .prepare = opened_in_journey},
+      {.name = "UpdateCaseStageWithoutJourney",
+       .code = kPrecondition,
+       .message_names = {"stage"},
+       .send = update([](Request& r, const State&) { r.set_stage("shipped"); }),
+       .prepare = opened},
+      {.name = "UpdateCaseReassignWithoutReason",
+       .code = kInvalid,
+       .message_names = {"reassign_reason"},
+       .send = update([](Request& r, const State&) {
+         *r.mutable_owner() = ActorOf(v1::Actor::TYPE_AGENT, "agent-8");
+       }),
+       .prepare = opened},
+      {.name = "UpdateCaseUnknownCase",
+       .code = kNotFound,
+       .message_names = {"case_id", kUnknownCase},
+       .send = update([](Request& r, const State&) { r.set_case_id(kUnknownCase); }),
+       .prepare = opened},
+      // kCase is s.customer's, not s.other's.
+      {.name = "UpdateCaseOfAnotherCustomer",
+       .code = kNotFound,
+       .message_names = {"case_id", kCase},
+       .send = update([](Request& r, const State& s) { *r.mutable_customer() = RefId(s.other); }),
+       .prepare = opened},
+      {.name = "UpdateCaseResolved",
+       .code = kPrecondition,
+       .message_names = {"case_id", kCase},
+       .send = update([](Request&, const State&) {}),
+       .prepare = ResolvedCaseForSetup},
+  };
+}
+
+std::vector<BadInputCase> ResolveAndGetCaseCases() {
+  auto resolve = [](std::function<void(v1::ResolveCaseRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::ResolveCaseRequest r = ResolveCaseOf(s);
+      spoil(r, s);
+      return api.ResolveCase(r);
+    };
+  };
+  auto get = [](std::function<void(v1::GetCaseRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::GetCaseRequest r = GetCaseOf(s);
+      spoil(r, s);
+      return api.GetCase(r);
+    };
+  };
+  auto opened = [](Api& api, const State& s) { OpenCaseForSetup(api, s, kCase); };
+  using Resolve = v1::ResolveCaseRequest;
+  using Get = v1::GetCaseRequest;
+  return {
+      {.name = "ResolveCaseTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = resolve([](Resolve& r, const State&) { r.clear_tenant(); }),
+       .prepare = opened},
+      {.name = "ResolveCaseUnknownTenant",
+       .code = kNotFound,
+       .message_names = {"$customer"},
+       .send =
+           resolve([](Resolve& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); }),
+       .prepare = opened},
+      {.name = "ResolveCaseCaseIdEmpty",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = resolve([](Resolve& r, const State&) { r.clear_case_id(); }),
+       .prepare = opened},
+      {.name = "ResolveCaseCaseIdWithSpace",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = resolve([](Resolve& r, const State&) { r.set_case_id("case 1"); }),
+       .prepare = opened},
+      {.name = "ResolveCaseActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = resolve([](Resolve& r, const State&) { r.clear_actor(); }),
+       .prepare = opened},
+      {.name = "ResolveCaseBotWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = resolve(
+           [](Resolve& r, const State&) { *r.mutable_actor() = ActorOf(v1::Actor::TYPE_BOT, ""); }),
+       .prepare = opened},
+      {.name = "ResolveCaseChannelMissing",
+       .code = kInvalid,
+       .message_names = {"channel"},
+       .send = resolve([](Resolve& r, const State&) { r.clear_channel(); }),
+       .prepare = opened},
+      {.name = "ResolveCaseResolutionOver1KiB",
+       .code = kInvalid,
+       .message_names = {"resolution"},
+       .send = resolve([](Resolve& r, const State&) { r.set_resolution(std::string(1025, 'r')); }),
+       .prepare = opened},
+      {.name = "ResolveCaseVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"visibility"},
+       .send = resolve(
+           [](Resolve& r, const State&) { r.set_visibility(static_cast<v1::Audience>(9)); }),
+       .prepare = opened},
+      {.name = "ResolveCaseUnknownCase",
+       .code = kNotFound,
+       .message_names = {"case_id", kUnknownCase},
+       .send = resolve([](Resolve& r, const State&) { r.set_case_id(kUnknownCase); }),
+       .prepare = opened},
+      {.name = "GetCaseTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = get([](Get& r, const State&) { r.clear_tenant(); }),
+       .prepare = opened},
+      {.name = "GetCaseCaseIdEmpty",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = get([](Get& r, const State&) { r.clear_case_id(); }),
+       .prepare = opened},
+      {.name = "GetCaseCaseIdOver128Bytes",
+       .code = kInvalid,
+       .message_names = {"case_id"},
+       .send = get([](Get& r, const State&) { r.set_case_id(std::string(129, 'k')); }),
+       .prepare = opened},
+      {.name = "GetCaseCustomerRefEmpty",
+       .code = kInvalid,
+       .message_names = {"customer:"},
+       .send = get([](Get& r, const State&) { r.clear_customer(); }),
+       .prepare = opened},
+      {.name = "GetCaseUnknownCustomer",
+       .code = kNotFound,
+       .message_names = {kUnknownCustomer},
+       .send = get([](Get& r, const State&) { *r.mutable_customer() = RefId(kUnknownCustomer); }),
+       .prepare = opened},
+      {.name = "GetCaseUnknownCase",
+       .code = kNotFound,
+       .message_names = {"case_id", kUnknownCase},
+       .send = get([](Get& r, const State&) { r.set_case_id(kUnknownCase); }),
+       .prepare = opened},
+      {.name = "GetCaseOfAnotherCustomer",
+       .code = kNotFound,
+       .message_names = {"case_id", kCase},
+       .send = get([](Get& r, const State& s) { *r.mutable_customer() = RefId(s.other); }),
+       .prepare = opened},
+  };
+}
+
+std::vector<BadInputCase> JourneyCases() {
+  // Each replaces the journey `prepare` set, when it sets one: one let through would change it.
+  auto set = [](std::vector<std::string> stages) {
+    return [stages](Api& api, const State& s) { return api.SetJourney(JourneyOf(s, stages)); };
+  };
+  std::vector<std::string> stages33;
+  for (int i = 0; i < 33; ++i) stages33.push_back(absl::StrCat("stage-", i));
+  return {
+      {.name = "SetJourneyTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SetJourneyRequest r = JourneyOf(s, {"ordered", "shipped"});
+             r.clear_tenant();
+             return api.SetJourney(r);
+           }},
+      {.name = "SetJourneyTenantColon",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SetJourneyRequest r = JourneyOf(s, {"ordered", "shipped"});
+             r.set_tenant(absl::StrCat(s.tenant, ":j"));
+             return api.SetJourney(r);
+           }},
+      {.name = "SetJourneyNoStages",
+       .code = kInvalid,
+       .message_names = {"stages"},
+       .send = set({}),
+       .prepare = JourneyForSetup},
+      {.name = "SetJourney33Stages",
+       .code = kInvalid,
+       .message_names = {"stages"},
+       .send = set(stages33)},
+      {.name = "SetJourneyRepeatedStage",
+       .code = kInvalid,
+       .message_names = {"stages[2]"},
+       .send = set({"ordered", "shipped", "ordered"}),
+       .prepare = JourneyForSetup},
+      {.name = "SetJourneyStageUpperCase",
+       .code = kInvalid,
+       .message_names = {"stages[1]"},
+       .send = set({"ordered", "Shipped"}),
+       .prepare = JourneyForSetup},
+      {.name = "SetJourneyStageWithSpace",
+       .code = kInvalid,
+       .message_names = {"stages[0]"},
+       .send = set({"return requested"})},
+      // The stored journey is one stage per line: a newline would split a stage in two.
+      {.name = "SetJourneyStageWithNewline",
+       .code = kInvalid,
+       .message_names = {"stages[1]"},
+       .send = set({"ordered", "shipped\ndelivered"})},
+      {.name = "SetJourneyStageWithDot",
+       .code = kInvalid,
+       .message_names = {"stages[0]"},
+       .send = set({"v1.ordered"})},
+      {.name = "SetJourneyStageEmpty",
+       .code = kInvalid,
+       .message_names = {"stages[1]"},
+       .send = set({"ordered", ""})},
+      {.name = "SetJourneyStage65Chars",
+       .code = kInvalid,
+       .message_names = {"stages[0]"},
+       .send = set({std::string(65, 's')})},
+      {.name = "SetJourneyDropsStageWithOpenCase",
+       .code = kPrecondition,
+       .message_names = {"stages", "shipped"},
+       .send = set({"ordered", "delivered"}),
+       .prepare =
+           [](Api& api, const State& s) {
+             ASSERT_NO_FATAL_FAILURE(JourneyForSetup(api, s));
+             OpenCaseForSetup(api, s, kCase, "shipped");
+           }},
+      {.name = "GetJourneyTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = [](Api& api, const State&) { return api.GetJourney(v1::GetJourneyRequest()); }},
+      {.name = "GetJourneyTenantCloseBrace",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetJourneyRequest r;
+             r.set_tenant(absl::StrCat(s.tenant, "}"));
+             return api.GetJourney(r);
+           }},
+      {.name = "GetJourneyStatsTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = [](Api& api,
+                  const State&) { return api.GetJourneyStats(v1::GetJourneyStatsRequest()); }},
+      {.name = "GetJourneyStatsTenant65Chars",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send =
+           [](Api& api, const State&) {
+             v1::GetJourneyStatsRequest r;
+             r.set_tenant(std::string(65, 't'));
+             return api.GetJourneyStats(r);
+           }},
+  };
+}
+
+std::vector<BadInputCase> AlertCases() {
+  // The tenant holds two open alerts, raised by `prepare`.
+  auto list = [](std::function<void(v1::ListAlertsRequest&, Api&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::ListAlertsRequest r = ListAlertsOf(s);
+      spoil(r, api, s);
+      return api.ListAlerts(r);
+    };
+  };
+  // Otherwise valid acknowledgements of the newest alert: one let through would acknowledge it.
+  auto ack = [](std::function<void(v1::AckAlertRequest&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::AckAlertRequest r = AckOf(s, NewestAlert(api, s).alert_id());
+      spoil(r, s);
+      return api.AckAlert(r);
+    };
+  };
+  auto watch = [](std::function<void(v1::WatchAlertsRequest&, Api&, const State&)> spoil) {
+    return [spoil](Api& api, const State& s) {
+      v1::WatchAlertsRequest r = WatchAlertsOf(s);
+      spoil(r, api, s);
+      return api.WatchAlerts(r);
+    };
+  };
+  using List = v1::ListAlertsRequest;
+  using Ack = v1::AckAlertRequest;
+  using Watch = v1::WatchAlertsRequest;
+  return {
+      {.name = "ListAlertsTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = list([](List& r, Api&, const State&) { r.clear_tenant(); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageSizeNegative",
+       .code = kInvalid,
+       .message_names = {"page_size"},
+       .send = list([](List& r, Api&, const State&) { r.set_page_size(-1); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageSize501",
+       .code = kInvalid,
+       .message_names = {"page_size"},
+       .send = list([](List& r, Api&, const State&) { r.set_page_size(501); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageTokenMalformed",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api&, const State&) { r.set_page_token("not a token!"); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageTokenBase64Garbage",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api&, const State&) { r.set_page_token("cDF8eHx5"); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageTokenIsTimelineCursor",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api&, const State& s) { r.set_page_token(s.cursor); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageTokenIsTimelinePageToken",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api&, const State& s) { r.set_page_token(s.page_token); }),
+       .prepare = AlertsForSetup},
+      {.name = "ListAlertsPageTokenOfAnotherTenant",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api& api, const State& s) {
+         r.set_page_token(AlertsPageToken(api, s));
+         r.set_tenant(absl::StrCat(s.tenant, "x"));
+       }),
+       .prepare = AlertsForSetup},
+      // The token pages open alerts only.
+      {.name = "ListAlertsPageTokenWithAcknowledged",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send = list([](List& r, Api& api, const State& s) {
+         r.set_page_token(AlertsPageToken(api, s));
+         r.set_include_acknowledged(true);
+       }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = ack([](Ack& r, const State&) { r.clear_tenant(); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertIdEmpty",
+       .code = kInvalid,
+       .message_names = {"alert_id"},
+       .send = ack([](Ack& r, const State&) { r.clear_alert_id(); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertIdOver512Bytes",
+       .code = kInvalid,
+       .message_names = {"alert_id"},
+       .send = ack([](Ack& r, const State&) { r.set_alert_id(std::string(513, 'a')); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertIdNewline",
+       .code = kInvalid,
+       .message_names = {"alert_id"},
+       .send = ack([](Ack& r, const State&) { r.set_alert_id(absl::StrCat(r.alert_id(), "\n")); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertActorMissing",
+       .code = kInvalid,
+       .message_names = {"actor.type"},
+       .send = ack([](Ack& r, const State&) { r.clear_actor(); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertAgentWithoutId",
+       .code = kInvalid,
+       .message_names = {"actor.id"},
+       .send = ack([](Ack& r, const State&) { r.mutable_actor()->clear_id(); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertUnknownId",
+       .code = kNotFound,
+       .message_names = {"alert_id", kUnknownAlert},
+       .send = ack([](Ack& r, const State&) { r.set_alert_id(kUnknownAlert); }),
+       .prepare = AlertsForSetup},
+      {.name = "AckAlertIdOfAnotherTenant",
+       .code = kNotFound,
+       .message_names = {"alert_id"},
+       .send = ack([](Ack& r, const State& s) { r.set_tenant(absl::StrCat(s.tenant, "x")); }),
+       .prepare = AlertsForSetup},
+      {.name = "WatchAlertsTenantEmpty",
+       .code = kInvalid,
+       .message_names = {"tenant:"},
+       .send = watch([](Watch& r, Api&, const State&) { r.clear_tenant(); }),
+       .prepare = AlertsForSetup},
+      {.name = "WatchAlertsCursorMalformed",
+       .code = kInvalid,
+       .message_names = {"after_cursor"},
+       .send = watch([](Watch& r, Api&, const State&) { r.set_after_cursor("no cursor!"); }),
+       .prepare = AlertsForSetup},
+      {.name = "WatchAlertsCursorIsTimelineCursor",
+       .code = kInvalid,
+       .message_names = {"after_cursor"},
+       .send = watch([](Watch& r, Api&, const State& s) { r.set_after_cursor(s.cursor); }),
+       .prepare = AlertsForSetup},
+      {.name = "WatchAlertsCursorOfAnotherTenant",
+       .code = kInvalid,
+       .message_names = {"after_cursor"},
+       .send = watch([](Watch& r, Api& api, const State& s) {
+         r.set_after_cursor(NewestAlert(api, s).cursor());
+         r.set_tenant(absl::StrCat(s.tenant, "x"));
+       }),
+       .prepare = AlertsForSetup},
+  };
+}
+
+std::vector<BadInputCase> AudienceCases() {
+  return {
+      {.name = "GetContextAudienceOutOfRange",
+       .code = kInvalid,
+       .message_names = {"audience"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetContextRequest r = ContextOf(s);
+             r.set_audience(static_cast<v1::Audience>(5));
+             return api.GetContext(r);
+           }},
+      {.name = "GetContextAudienceNegative",
+       .code = kInvalid,
+       .message_names = {"audience"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetContextRequest r = ContextOf(s);
+             r.set_audience(static_cast<v1::Audience>(-1));
+             return api.GetContext(r);
+           }},
+      {.name = "GetCaseAudienceOutOfRange",
+       .code = kInvalid,
+       .message_names = {"audience"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetCaseRequest r = GetCaseOf(s);
+             r.set_audience(static_cast<v1::Audience>(7));
+             return api.GetCase(r);
+           },
+       .prepare = [](Api& api, const State& s) { OpenCaseForSetup(api, s, kCase); }},
+      {.name = "ListAudienceOutOfRange",
+       .code = kInvalid,
+       .message_names = {"audience"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::ListRequest r = ListOf(s);
+             r.set_audience(static_cast<v1::Audience>(99));
+             return api.List(r);
+           }},
+      // The page token was issued to the default (AGENT) audience: CUSTOMER sees fewer events.
+      {.name = "ListPageTokenWithOtherAudience",
+       .code = kInvalid,
+       .message_names = {"page_token"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::ListRequest r = ListOf(s);
+             r.set_page_token(s.page_token);
+             r.set_audience(v1::AUDIENCE_CUSTOMER);
+             return api.List(r);
+           }},
+      {.name = "WatchAudienceOutOfRange",
+       .code = kInvalid,
+       .message_names = {"audience"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::WatchRequest r = WatchOf(s);
+             r.set_audience(static_cast<v1::Audience>(99));
+             return api.Watch(r);
+           }},
+      {.name = "AppendVisibilityOutOfRange",
+       .code = kInvalid,
+       .message_names = {"events[0].visibility"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.Append(AppendWith(
+                 s, [](v1::Event& e) { e.set_visibility(static_cast<v1::Audience>(9)); }));
+           }},
+  };
+}
+
 std::vector<BadInputCase> Catalogue() {
   std::vector<BadInputCase> all;
-  for (auto part : {TenantCases(), CustomerCases(), IdentifierCases(), ProfileCases(),
-                    AppendCases(), ListCases(), WatchAndContextCases(), MergeCases(),
-                    UnmergeCases(), MergeReadCases(), LinkEvidenceCases()}) {
+  for (auto part : {TenantCases(),          CustomerCases(),        IdentifierCases(),
+                    ProfileCases(),         AppendCases(),          ListCases(),
+                    WatchAndContextCases(), MergeCases(),           UnmergeCases(),
+                    MergeReadCases(),       LinkEvidenceCases(),    StartConversationCases(),
+                    HandoffCases(),         EndConversationCases(), RecordFactsCases(),
+                    OpenCaseCases(),        UpdateCaseCases(),      ResolveAndGetCaseCases(),
+                    JourneyCases(),         AlertCases(),           AudienceCases()}) {
     all.insert(all.end(), part.begin(), part.end());
   }
   return all;
@@ -1973,6 +3526,47 @@ TEST_F(BadInputTest, InvalidUtf8IsRejectedBeforeTheServiceAndChangesNothing) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED) << Describe(st);
   }
   ExpectUnchanged(before);
+}
+
+// The engagement cases spoil the requests StartOf, HandoffOf, ... build: as built, with the state
+// their cases set up, each is accepted, so each refusal in the catalogue is the spoiled field's.
+TEST_F(BadInputTest, EngagementRequestsAsBuiltAreValid) {
+  State s;
+  ASSERT_NO_FATAL_FAILURE(Reset("AsBuilt", &s));
+  ASSERT_NO_FATAL_FAILURE(StartForSetup(api_, s, kConversation));
+  ASSERT_NO_FATAL_FAILURE(JourneyForSetup(api_, s));
+  ASSERT_NO_FATAL_FAILURE(OpenCaseForSetup(api_, s, kCase));
+  ASSERT_NO_FATAL_FAILURE(AlertsForSetup(api_, s));
+  auto expect_ok = [](const char* what, const grpc::Status& st) {
+    EXPECT_TRUE(st.ok()) << what << ": " << Describe(st);
+  };
+  expect_ok("StartConversation", api_.StartConversation(StartOf(s, "chat-new")));
+  expect_ok("Handoff", api_.Handoff(HandoffOf(s)));
+  expect_ok("RecordFacts", api_.RecordFacts(FactsOf(s)));
+  expect_ok("OpenCase", api_.OpenCase(OpenCaseOf(s, "case-new")));
+  expect_ok("UpdateCase", api_.UpdateCase(UpdateCaseOf(s)));
+  expect_ok("GetCase", api_.GetCase(GetCaseOf(s)));
+  v1::GetJourneyRequest journey;
+  journey.set_tenant(s.tenant);
+  expect_ok("GetJourney", api_.GetJourney(journey));
+  v1::GetJourneyStatsRequest stats;
+  stats.set_tenant(s.tenant);
+  expect_ok("GetJourneyStats", api_.GetJourneyStats(stats));
+  std::vector<std::string> stages = JourneyStages();
+  stages.push_back("refunded");
+  expect_ok("SetJourney", api_.SetJourney(JourneyOf(s, stages)));
+  v1::ListAlertsRequest second_page = ListAlertsOf(s);
+  second_page.set_page_token(AlertsPageToken(api_, s));
+  expect_ok("ListAlerts", api_.ListAlerts(second_page));
+  expect_ok("AckAlert", api_.AckAlert(AckOf(s, NewestAlert(api_, s).alert_id())));
+  expect_ok("ResolveCase", api_.ResolveCase(ResolveCaseOf(s)));
+  expect_ok("EndConversation", api_.EndConversation(EndOf(s)));
+  v1::GetContextRequest context = ContextOf(s);
+  context.set_audience(v1::AUDIENCE_CUSTOMER);
+  expect_ok("GetContext", api_.GetContext(context));
+  v1::ListRequest list = ListOf(s);
+  list.set_audience(v1::AUDIENCE_SUPERVISOR);
+  expect_ok("List", api_.List(list));
 }
 
 // Identifier values are percent-encoded in keys: braces, colons, stars, spaces and newlines
