@@ -76,6 +76,7 @@ local function os_write_facts(b, n, who_t, who_i, ch, conv)
       old = cjson.decode(old)
       f.fa = old.fa
       f.ts = old.ts + 1
+      f.mg = old.mg  -- a fact a merge brought goes back with an Unmerge, restated or not
       if old.v ~= f.v then f.pv = old.v else f.pv = old.pv end
     end
     stored[#stored + 1] = cjson.encode(f)

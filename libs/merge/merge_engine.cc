@@ -212,7 +212,8 @@ local function os_move_case_index(c, id, a, b, tenant, jp, due)
   end
 end
 
-local function os_merge_engagement(first, mid, src, tgt, tenant, jp)
+-- `state`: the target's merge state hash, where the channels the merge raised are kept.
+local function os_merge_engagement(first, state, mid, src, tgt, tenant, jp)
   local k = os_engagement_keys(first)
   for _, name in ipairs({'cs', 'ca', 'fa'}) do
     local all = redis.call('HGETALL', k['s' .. name])
@@ -227,15 +228,25 @@ local function os_merge_engagement(first, mid, src, tgt, tenant, jp)
   end
   local ct = redis.call('ZRANGE', k.sct, 0, -1, 'WITHSCORES')
   for i = 1, #ct, 2 do redis.call('ZADD', k.tct, 'NX', ct[i + 1], ct[i]) end
+  -- Contact channels: remember what the merge raised ("<channel>|<before or ''>|<after>"), so
+  -- an Unmerge can lower it again.
   local cc = redis.call('ZRANGE', k.scc, 0, -1, 'WITHSCORES')
-  for i = 1, #cc, 2 do redis.call('ZADD', k.tcc, 'GT', cc[i + 1], cc[i]) end
+  local raised = {}
+  for i = 1, #cc, 2 do
+    local before = redis.call('ZSCORE', k.tcc, cc[i])
+    if not before or tonumber(before) < tonumber(cc[i + 1]) then
+      redis.call('ZADD', k.tcc, cc[i + 1], cc[i])
+      raised[#raised + 1] = cc[i] .. '|' .. (before or '') .. '|' .. cc[i + 1]
+    end
+  end
+  redis.call('HSET', state, mid .. ':cc', table.concat(raised, '\n'))
   local sg = redis.call('HGETALL', k.ssg)
   for i = 1, #sg, 2 do
     if string.match(sg[i], '^[pn]:') then redis.call('HINCRBY', k.tsg, sg[i], sg[i + 1]) end
   end
 end
 
-local function os_unmerge_engagement(first, mid, src, tgt, tenant, jp)
+local function os_unmerge_engagement(first, state, mid, src, tgt, tenant, jp)
   local k = os_engagement_keys(first)
   for _, name in ipairs({'cs', 'ca', 'fa'}) do
     local all = redis.call('HGETALL', k['t' .. name])
@@ -255,6 +266,18 @@ local function os_unmerge_engagement(first, mid, src, tgt, tenant, jp)
   end
   local ct = redis.call('ZRANGE', k.sct, 0, -1)
   for _, m in ipairs(ct) do redis.call('ZREM', k.tct, m) end
+  -- A channel the merge raised goes back, unless a later contact raised it again.
+  local raised = redis.call('HGET', state, mid .. ':cc') or ''
+  for line in string.gmatch(raised, '[^\n]+') do
+    local ch, before, after = string.match(line, '^([^|]*)|([^|]*)|([^|]*)$')
+    if ch and redis.call('ZSCORE', k.tcc, ch) == after then
+      if before == '' then
+        redis.call('ZREM', k.tcc, ch)
+      else
+        redis.call('ZADD', k.tcc, before, ch)
+      end
+    end
+  end
   local sg = redis.call('HGETALL', k.ssg)
   for i = 1, #sg, 2 do
     if string.match(sg[i], '^[pn]:') and redis.call('HEXISTS', k.tsg, sg[i]) == 1 then
@@ -299,7 +322,7 @@ for k = 1, n do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local head = '0-0'
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then head = last[1][1] end
-os_merge_engagement(10, ARGV[1], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+os_merge_engagement(10, KEYS[5], ARGV[1], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 -- The marker keeps "<events moved>|<events skipped>" for a rerun that finds the swap done.
 redis.call('HSET', KEYS[5], ARGV[1] .. ':swapped', ARGV[i], ARGV[1] .. ':head', head)
 return head
@@ -397,7 +420,7 @@ for k = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
 redis.call('DEL', KEYS[3])
 n = tonumber(ARGV[i]); i = i + 1
 for k = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-os_unmerge_engagement(4, ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+os_unmerge_engagement(4, KEYS[1], ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
 redis.call('HSET', KEYS[1], ARGV[1] .. ':unmerged', '1')
 return 1
 )lua"));
