@@ -254,7 +254,8 @@ local function os_append(evs)
       end
     end
     -- Prune conversations idle past a day, only when one was added to a long list; and ended
-    -- conversation records older than 30 days, likewise.
+    -- conversation records older than 30 days, every 32nd record past 64 (so a customer with
+    -- many recent conversations does not pay a scan per new one).
     if added > 0 and redis.call('HLEN', K.cv) > 32 then
       local all = redis.call('HGETALL', K.cv)
       local cutoff = P.now - DAY
@@ -263,7 +264,8 @@ local function os_append(evs)
         if l < cutoff then redis.call('HDEL', K.cv, all[i]) end
       end
     end
-    if added > 0 and redis.call('HLEN', K.cs) > 64 then
+    local records = added > 0 and redis.call('HLEN', K.cs) or 0
+    if records > 64 and records % 32 == 0 then
       local all = redis.call('HGETALL', K.cs)
       for i = 1, #all, 2 do
         local r = cjson.decode(all[i + 1])
