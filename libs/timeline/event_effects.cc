@@ -201,6 +201,7 @@ local function os_append(evs)
       local conv = e.conv
       if conv ~= '' then
         local ending = e.kind == 3 or e.kind == 12
+        -- false: the conversation has ended (an event after its end does not reopen it).
         local c = convs[conv]
         if c == nil then
           -- "<first ms>|<last ms>|<events>|<channel of the latest>"
@@ -208,14 +209,19 @@ local function os_append(evs)
           if stored then
             local f, l, k, h = string.match(stored, '^(%-?%d+)|(%-?%d+)|(%d+)|(%d+)$')
             c = {f = tonumber(f), l = tonumber(l), n = tonumber(k), c = h}
-          elseif redis.call('HEXISTS', K.cs, conv) == 0 then
-            -- First seen: a new contact.
-            local rep, case_id = os_contact(conv, e.ch, e.occ, e.case)
-            if rep then P.rep = rep end
-            local rec = {ch = e.ch, bt = 0, bi = '', s = 'o', ca = case_id, st = e.occ, en = 0,
-                         h = 0, oc = '', wc = '', rp = rep ~= nil}
-            if case_id == '' then rec.ca = e.case end
-            redis.call('HSET', K.cs, conv, cjson.encode(rec))
+          else
+            local rec = redis.call('HGET', K.cs, conv)
+            if not rec then
+              -- First seen: a new contact.
+              local rep, case_id = os_contact(conv, e.ch, e.occ, e.case)
+              if rep then P.rep = rep end
+              rec = {ch = e.ch, bt = 0, bi = '', s = 'o', ca = case_id, st = e.occ, en = 0,
+                     h = 0, oc = '', wc = '', rp = rep ~= nil}
+              if case_id == '' then rec.ca = e.case end
+              redis.call('HSET', K.cs, conv, cjson.encode(rec))
+            elseif cjson.decode(rec).s == 'e' then
+              c = false
+            end
           end
         end
         if ending then
@@ -229,6 +235,8 @@ local function os_append(evs)
               redis.call('HSET', K.cs, conv, cjson.encode(r))
             end
           end
+        elseif c == false then
+          convs[conv] = false
         else
           if not c then c = {f = e.occ, l = e.occ, n = 0, c = e.ch} end
           if e.occ >= c.l then c.l = e.occ; c.c = e.ch end
