@@ -258,7 +258,11 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
   if (!audience.ok()) return done(audience.status());
   int count = request.recent_events() == 0 ? kDefaultRecentEvents : request.recent_events();
   // A reader below SUPERVISOR may not see every event: read a few more in the same round trip.
-  int read_count = *audience == v1::AUDIENCE_SUPERVISOR ? count : count + count / 2 + 10;
+  // Agents miss only supervisor-only events (rare); bots and the customer's app miss every
+  // internal note, so they read twice as many.
+  int read_count = count;
+  if (*audience == v1::AUDIENCE_AGENT) read_count = count + count / 8 + 2;
+  if (*audience < v1::AUDIENCE_AGENT) read_count = 2 * count + 10;
   std::string tenant = request.tenant();
   v1::Audience reader = *audience;
   identity_->ResolveRef(

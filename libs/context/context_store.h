@@ -3,8 +3,8 @@
 // events, open conversations and effort signals, read in one atomic Redis round trip (one Lua
 // script over the customer's hash tag), plus one GET when the customer is named by an
 // identifier. Events and facts the reader's audience may not see are left out; the script reads
-// half again as many events as asked, and only when even those hold too few visible ones does a
-// second read follow.
+// a few more events than asked (twice as many for bots and the customer's app, who miss every
+// internal note), and only when even those hold too few visible ones does a second read follow.
 //
 //   ContextStore context(&redis_client, &identity_store);
 //   context.GetContext(request, deadline, [](absl::StatusOr<v1::GetContextResponse> r) { ... });
