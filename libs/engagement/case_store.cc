@@ -54,16 +54,6 @@ end
 local function os_no_case(id)
   return redis.error_reply('OS_NOT_FOUND case_id: customer ' .. P.cid .. ' has no case ' .. id)
 end
-
--- {1, record, stream id, stored blob} for an event id the timeline holds, else nil.
-local function os_done_before(eid, record)
-  local sid = redis.call('HGET', K.dd, eid)
-  if not sid then return nil end
-  local x = redis.call('XRANGE', K.tl, sid, sid)
-  local blob = ''
-  if #x > 0 then blob = x[1][2][2] end
-  return {1, record or '', sid, blob}
-end
 )lua";
 
 // ARGV: case id, topic, stage ('' = the journey's first), owner type (0: none), owner id,

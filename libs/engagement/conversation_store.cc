@@ -94,16 +94,6 @@ local function os_read_facts(b, n)
   return out
 end
 
--- {1, record, stream id, stored blob} for an event id the timeline holds, else nil.
-local function os_done_before(eid, record)
-  local sid = redis.call('HGET', K.dd, eid)
-  if not sid then return nil end
-  local x = redis.call('XRANGE', K.tl, sid, sid)
-  local blob = ''
-  if #x > 0 then blob = x[1][2][2] end
-  return {1, record or '', sid, blob}
-end
-
 local function os_no_conversation(conv)
   return redis.error_reply('OS_NOT_FOUND conversation_id: customer ' .. P.cid ..
                            ' has no conversation ' .. conv)
@@ -333,6 +323,31 @@ absl::Status CheckReply(const Reply& r, size_t min_size, absl::string_view what)
   return absl::OkStatus();
 }
 
+// Handoff and End answer alike, from {duplicate, record, stream id, stored blob}. The event this
+// call wrote gets the channel and case id the script added to it (the conversation's).
+template <typename Response>
+absl::Status ConversationReply(const ScriptResult& r, const std::string& conv,
+                               const v1::Event& built, Response* resp) {
+  const Reply& rep = r.reply;
+  RETURN_IF_ERROR(CheckReply(rep, 4, "conversation"));
+  resp->set_customer_id(r.customer_id);
+  resp->set_duplicate(rep.elements[0].integer == 1);
+  if (!rep.elements[1].str.empty()) {
+    ASSIGN_OR_RETURN(google::protobuf::Struct rec, ParseRecord(rep.elements[1].str));
+    *resp->mutable_conversation() = ConversationFromRecord(conv, r.customer_id, rec);
+  }
+  if (rep.elements[2].str.empty()) return absl::OkStatus();  // ended by an appended event
+  ASSIGN_OR_RETURN(v1::Event e, StoredEvent(r.customer_id, rep.elements[2].str,
+                                            rep.elements[3].str,
+                                            resp->duplicate() ? nullptr : &built));
+  if (!resp->duplicate()) {
+    e.set_channel(resp->conversation().channel());
+    e.set_case_id(resp->conversation().case_id());
+  }
+  *resp->mutable_event() = std::move(e);
+  return absl::OkStatus();
+}
+
 std::string FactNames(const google::protobuf::RepeatedPtrField<v1::Fact>& facts) {
   return absl::StrJoin(facts, ", ", [](std::string* out, const v1::Fact& f) {
     absl::StrAppend(out, v1::FactType_Name(f.type()).substr(10), " ", f.name());
@@ -462,24 +477,9 @@ void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadli
       ctx_, req.tenant(), req.customer(), false, kHandoff, std::move(args), now, deadline,
       [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
         if (!r.ok()) return done(r.status());
-        const Reply& rep = r->reply;
-        if (absl::Status st = CheckReply(rep, 4, "handoff"); !st.ok()) return done(st);
         v1::HandoffResponse resp;
-        resp.set_customer_id(r->customer_id);
-        resp.set_duplicate(rep.elements[0].integer == 1);
-        if (!rep.elements[1].str.empty()) {
-          absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(rep.elements[1].str);
-          if (!rec.ok()) return done(rec.status());
-          *resp.mutable_conversation() = ConversationFromRecord(conv, r->customer_id, *rec);
-        }
-        absl::StatusOr<v1::Event> e = StoredEvent(
-            r->customer_id, rep.elements[2].str, rep.elements[3].str,
-            resp.duplicate() ? nullptr : event.get());
-        if (!e.ok()) return done(e.status());
-        *resp.mutable_event() = *std::move(e);
-        if (!resp.duplicate()) {
-          resp.mutable_event()->set_channel(resp.conversation().channel());
-          resp.mutable_event()->set_case_id(resp.conversation().case_id());
+        if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
+          return done(st);
         }
         done(std::move(resp));
       });
@@ -520,24 +520,9 @@ void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time de
       ctx_, req.tenant(), req.customer(), false, kEnd, std::move(args), now, deadline,
       [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
         if (!r.ok()) return done(r.status());
-        const Reply& rep = r->reply;
-        if (absl::Status st = CheckReply(rep, 4, "end"); !st.ok()) return done(st);
         v1::EndConversationResponse resp;
-        resp.set_customer_id(r->customer_id);
-        resp.set_duplicate(rep.elements[0].integer == 1);
-        absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(rep.elements[1].str);
-        if (!rec.ok()) return done(rec.status());
-        *resp.mutable_conversation() = ConversationFromRecord(conv, r->customer_id, *rec);
-        if (!rep.elements[2].str.empty()) {
-          absl::StatusOr<v1::Event> e = StoredEvent(r->customer_id, rep.elements[2].str,
-                                                    rep.elements[3].str,
-                                                    resp.duplicate() ? nullptr : event.get());
-          if (!e.ok()) return done(e.status());
-          *resp.mutable_event() = *std::move(e);
-          if (!resp.duplicate()) {
-            resp.mutable_event()->set_channel(resp.conversation().channel());
-            resp.mutable_event()->set_case_id(resp.conversation().case_id());
-          }
+        if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
+          return done(st);
         }
         done(std::move(resp));
       });

@@ -285,6 +285,17 @@ local function os_append(evs)
   return out
 end
 
+-- For a call keyed by an event id (a retry): {1, record, stream id, stored blob} when the
+-- timeline holds the event, else nil.
+local function os_done_before(eid, record)
+  local sid = redis.call('HGET', K.dd, eid)
+  if not sid then return nil end
+  local x = redis.call('XRANGE', K.tl, sid, sid)
+  local blob = ''
+  if #x > 0 then blob = x[1][2][2] end
+  return {1, record or '', sid, blob}
+end
+
 -- The event arguments of os_append starting at ARGV[b].
 local function os_event_arg(b)
   return {eid = ARGV[b], blob = ARGV[b + 1], ch = tonumber(ARGV[b + 2]),
