@@ -2,16 +2,16 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/container/flat_hash_map.h"
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
-#include "libs/engagement/records.h"
 #include "libs/common/validation.h"
+#include "libs/engagement/records.h"
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
@@ -185,9 +185,8 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
       bool open = false;
       for (const v1::Case& c : resp.open_cases()) open = open || c.case_id() == rc.case_id();
       auto it = resolved.find(rc.case_id());
-      bool recent = it != resolved.end() &&
-                    ToMillis(it->second.resolved_at()) >=
-                        now_ms - absl::ToInt64Milliseconds(repeat_window);
+      bool recent = it != resolved.end() && ToMillis(it->second.resolved_at()) >=
+                                                now_ms - absl::ToInt64Milliseconds(repeat_window);
       if (open || recent) {
         rc.set_case_open(open);
         *resp.mutable_repeat_contact() = std::move(rc);
@@ -253,8 +252,7 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
     return done(absl::InvalidArgumentError(
         absl::StrCat("recent_events: must be between 0 and ", kMaxRecentEvents)));
   }
-  absl::StatusOr<v1::Audience> audience =
-      timeline::ReaderAudience("audience", request.audience());
+  absl::StatusOr<v1::Audience> audience = timeline::ReaderAudience("audience", request.audience());
   if (!audience.ok()) return done(audience.status());
   int count = request.recent_events() == 0 ? kDefaultRecentEvents : request.recent_events();
   // A reader below SUPERVISOR may not see every event: read a few more in the same round trip.
@@ -276,34 +274,33 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
                 const std::string& customer_id, Callback<v1::GetContextResponse> cb) {
               keys::CustomerKeys ck(tenant, customer_id);
               int64_t now = NowMillis();
-              client_->Eval(
-                  kGetContext,
-                  {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations(),
-                   ck.conversation_records(), ck.cases(), ck.facts(), ck.contacts(),
-                   ck.contact_channels(), ck.signals()},
-                  {customer_id, absl::StrCat(read_count), absl::StrCat(now)}, deadline,
-                  [this, tenant, customer_id, count, read_count, reader, now, deadline,
-                   cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                    if (!r.ok()) return cb(r.status());
-                    absl::StatusOr<v1::GetContextResponse> resp =
-                        BuildContext(customer_id, *r, now, reader, policy_.repeat_window);
-                    if (!resp.ok()) return cb(resp.status());
-                    auto read = std::make_shared<ContextRead>();
-                    read->tenant = tenant;
-                    read->customer_id = customer_id;
-                    read->count = count;
-                    read->audience = reader;
-                    read->deadline = deadline;
-                    read->response = *std::move(resp);
-                    read->done = std::move(cb);
-                    const auto& entries = r->elements[2].elements;
-                    absl::StatusOr<bool> full = AddVisible(*read, entries);
-                    if (!full.ok()) return read->done(full.status());
-                    if (*full || static_cast<int>(entries.size()) < read_count) {
-                      return read->done(std::move(read->response));
-                    }
-                    ReadOlder(client_, read, entries.back().elements[0].str);
-                  });
+              client_->Eval(kGetContext,
+                            {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations(),
+                             ck.conversation_records(), ck.cases(), ck.facts(), ck.contacts(),
+                             ck.contact_channels(), ck.signals()},
+                            {customer_id, absl::StrCat(read_count), absl::StrCat(now)}, deadline,
+                            [this, tenant, customer_id, count, read_count, reader, now, deadline,
+                             cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                              if (!r.ok()) return cb(r.status());
+                              absl::StatusOr<v1::GetContextResponse> resp =
+                                  BuildContext(customer_id, *r, now, reader, policy_.repeat_window);
+                              if (!resp.ok()) return cb(resp.status());
+                              auto read = std::make_shared<ContextRead>();
+                              read->tenant = tenant;
+                              read->customer_id = customer_id;
+                              read->count = count;
+                              read->audience = reader;
+                              read->deadline = deadline;
+                              read->response = *std::move(resp);
+                              read->done = std::move(cb);
+                              const auto& entries = r->elements[2].elements;
+                              absl::StatusOr<bool> full = AddVisible(*read, entries);
+                              if (!full.ok()) return read->done(full.status());
+                              if (*full || static_cast<int>(entries.size()) < read_count) {
+                                return read->done(std::move(read->response));
+                              }
+                              ReadOlder(client_, read, entries.back().elements[0].str);
+                            });
             },
             std::move(done));
       });

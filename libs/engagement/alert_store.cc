@@ -27,7 +27,8 @@ using redis::Script;
 constexpr int kScanBatch = 100;
 
 // KEYS: log, open, acks. ARGV: '1' to include acknowledged alerts, page size, start ('+' or
-// '(<stream id>'). Examines at most 2,000 alerts per call. Returns {more (0|1), last stream id examined, {{sid, fields, ack}...}}.
+// '(<stream id>'). Examines at most 2,000 alerts per call. Returns {more (0|1), last stream id
+// examined, {{sid, fields, ack}...}}.
 const Script kList("alerts.list", R"lua(
 local all, size, start = ARGV[1] == '1', tonumber(ARGV[2]), ARGV[3]
 local out, examined, last, more = {}, 0, '', 0
@@ -78,8 +79,8 @@ return out
 // An effects script. ARGV after the effect arguments: due member, case id, due time (text).
 // Raises PROMISE_OVERDUE when the promise is still due, its case open and not updated since the
 // promise; forgets the member unless it was moved to a later time.
-const Script kCheckPromise("alerts.promise", absl::StrCat(identity::kGuardLua,
-                                                          timeline::kEventEffectsLua, R"lua(
+const Script kCheckPromise("alerts.promise",
+                           absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, R"lua(
 local member, id = ARGV[11], ARGV[12]
 local score = tonumber(redis.call('ZSCORE', K.due, member) or '-1')
 if score < 0 or score > P.now then return 0 end
@@ -170,8 +171,8 @@ void AlertStore::List(const v1::ListAlertsRequest& req, absl::Time deadline,
   if (!req.page_token().empty()) {
     // Page tokens carry whether acknowledged alerts are included, so one query's token cannot
     // page another.
-    std::string owner = absl::StrCat(CursorOwner(req.tenant()),
-                                     req.include_acknowledged() ? ":all" : ":open");
+    std::string owner =
+        absl::StrCat(CursorOwner(req.tenant()), req.include_acknowledged() ? ":all" : ":open");
     absl::StatusOr<std::string> sid = timeline::DecodeCursor("page_token", req.page_token(), owner);
     if (!sid.ok()) return done(sid.status());
     start = absl::StrCat("(", *sid);
@@ -239,8 +240,7 @@ void AlertStore::ReadAfter(const std::string& tenant, const std::string& after, 
                     });
 }
 
-void AlertStore::Head(const std::string& tenant, absl::Time deadline,
-                      Callback<std::string> done) {
+void AlertStore::Head(const std::string& tenant, absl::Time deadline, Callback<std::string> done) {
   ctx_.client->Command({"XREVRANGE", keys::TenantKeys(tenant).alert_log(), "+", "-", "COUNT", "1"},
                        deadline, [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
                          if (!r.ok()) return done(r.status());
@@ -284,8 +284,8 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
               timeline::EffectArgs(parts[0], parts[1], now, "", "", ctx_.policy);
           args.push_back(member);
           args.push_back(parts[2]);
-          args.push_back(google::protobuf::util::TimeUtil::ToString(
-              FromMillis(static_cast<int64_t>(due))));
+          args.push_back(
+              google::protobuf::util::TimeUtil::ToString(FromMillis(static_cast<int64_t>(due))));
           ctx_.client->Eval(
               kCheckPromise, timeline::EffectKeys(parts[0], parts[1]), std::move(args), deadline,
               [finish, member](absl::StatusOr<Reply> r) {

@@ -45,8 +45,8 @@ class AlertStore {
     std::vector<v1::Alert> alerts;
     std::string last_stream_id;  // of the last alert, or `after` when none
   };
-  void ReadAfter(const std::string& tenant, const std::string& after, int max,
-                 absl::Time deadline, Callback<Batch> done);
+  void ReadAfter(const std::string& tenant, const std::string& after, int max, absl::Time deadline,
+                 Callback<Batch> done);
   // The newest alert's stream id ("0-0" when none).
   void Head(const std::string& tenant, absl::Time deadline, Callback<std::string> done);
   // Where WatchAlerts of `tenant` starts, from its request (INVALID_ARGUMENT for a bad cursor):

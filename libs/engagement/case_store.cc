@@ -59,8 +59,8 @@ end
 // ARGV: case id, topic, stage ('' = the journey's first), owner type (0: none), owner id,
 // conversation id, actor type, actor id, then the event (8).
 // Returns {already (0|1), record, stream id, stored blob}.
-const Script kOpen("case.open", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
-                                             kCaseLua, R"lua(
+const Script kOpen("case.open",
+                   absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id, stage, conv = ARGV[11], ARGV[13], ARGV[16]
@@ -126,8 +126,8 @@ return {0, rec, out[1][1], ''}
 // promised_by ms (0 none), note, actor type, actor id, due-index member, the event (8), the
 // note's visibility.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kUpdate("case.update", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
-                                                 kCaseLua, R"lua(
+const Script kUpdate("case.update",
+                     absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id, stage, owner_t, owner_i = ARGV[11], ARGV[12], tonumber(ARGV[13]), ARGV[14]
@@ -191,8 +191,8 @@ return {0, rec, out[1][1], ''}
 
 // ARGV: case id, resolution, due-index member, then the event (8).
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kResolve("case.resolve", absl::StrCat(identity::kGuardLua,
-                                                   timeline::kEventEffectsLua, kCaseLua, R"lua(
+const Script kResolve("case.resolve",
+                      absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id = ARGV[11]
@@ -218,8 +218,8 @@ return {0, rec, out[1][1], ''}
 )lua"));
 
 // ARGV: case id. Returns the record.
-const Script kGet("case.get", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
-                                           kCaseLua, R"lua(
+const Script kGet("case.get",
+                  absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, false)
 if err then return err end
 local rec = redis.call('HGET', K.ca, ARGV[11])
@@ -498,9 +498,8 @@ void CaseStore::Resolve(const v1::ResolveCaseRequest& req, absl::Time deadline,
   event->set_kind(v1::EVENT_KIND_CASE_RESOLVED);
   *event->mutable_occurred_at() = FromMillis(now);
   *event->mutable_actor() = req.actor();
-  event->set_summary(req.resolution().empty()
-                         ? std::string("case resolved")
-                         : absl::StrCat("case resolved: ", req.resolution()));
+  event->set_summary(req.resolution().empty() ? std::string("case resolved")
+                                              : absl::StrCat("case resolved: ", req.resolution()));
   event->set_case_id(req.case_id());
   event->set_visibility(req.visibility());
   std::string id = req.case_id();
@@ -526,8 +525,7 @@ void CaseStore::Resolve(const v1::ResolveCaseRequest& req, absl::Time deadline,
       });
 }
 
-void CaseStore::Get(const v1::GetCaseRequest& req, absl::Time deadline,
-                    Callback<v1::Case> done) {
+void CaseStore::Get(const v1::GetCaseRequest& req, absl::Time deadline, Callback<v1::Case> done) {
   absl::Status st = ValidateTenant(req.tenant());
   if (st.ok()) st = ValidateCaseId(req.case_id(), false);
   absl::StatusOr<v1::Audience> audience =
@@ -597,8 +595,8 @@ void CaseStore::GetJourneyStats(const v1::GetJourneyStatsRequest& req, absl::Tim
   if (absl::Status st = ValidateTenant(req.tenant()); !st.ok()) return done(st);
   keys::TenantKeys tk(req.tenant());
   ctx_.client->Eval(
-      kJourneyStats, {tk.journey_stages(), tk.journey_counters()}, {tk.journey_prefix()},
-      deadline, [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+      kJourneyStats, {tk.journey_stages(), tk.journey_counters()}, {tk.journey_prefix()}, deadline,
+      [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         int64_t now = NowMillis();
         v1::GetJourneyStatsResponse resp;
@@ -619,7 +617,8 @@ void CaseStore::GetJourneyStats(const v1::GetJourneyStatsRequest& req, absl::Tim
             for (int64_t t : entered) median += now - t;
             median /= static_cast<int64_t>(entered.size());
             *s->mutable_median_time_in_stage() =
-                google::protobuf::util::TimeUtil::MillisecondsToDuration(std::max<int64_t>(0, median));
+                google::protobuf::util::TimeUtil::MillisecondsToDuration(
+                    std::max<int64_t>(0, median));
           }
           std::vector<int64_t> stays;
           for (++i; i < e.size() && e[i].str != "|"; ++i) {

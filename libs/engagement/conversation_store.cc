@@ -102,8 +102,8 @@ end
 
 // ARGV: conversation, served_by type, served_by id, case id, then the event (8).
 // Returns {already (0|1), record, stream id, stored blob or repeat JSON}.
-const Script kStart("conversation.start", absl::StrCat(identity::kGuardLua,
-                                                       timeline::kEventEffectsLua, kFactsLua, R"lua(
+const Script kStart("conversation.start",
+                    absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local conv, case_id = ARGV[11], ARGV[14]
@@ -209,8 +209,8 @@ return res
 
 // ARGV: conversation, outcome, wrap-up code, then the event (8) without channel and case id.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kEnd("conversation.end", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
-                                                   kFactsLua, R"lua(
+const Script kEnd("conversation.end",
+                  absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local conv = ARGV[11]
@@ -306,7 +306,8 @@ absl::Status ValidateFacts(absl::string_view field,
 }
 
 // Facts JSON from reply elements [from, end).
-absl::Status AddFacts(const Reply& r, size_t from, google::protobuf::RepeatedPtrField<v1::Fact>* out) {
+absl::Status AddFacts(const Reply& r, size_t from,
+                      google::protobuf::RepeatedPtrField<v1::Fact>* out) {
   for (size_t i = from; i < r.elements.size(); ++i) {
     if (r.elements[i].str.empty()) continue;
     ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(r.elements[i].str));
@@ -337,8 +338,7 @@ absl::Status ConversationReply(const ScriptResult& r, const std::string& conv,
     *resp->mutable_conversation() = ConversationFromRecord(conv, r.customer_id, rec);
   }
   if (rep.elements[2].str.empty()) return absl::OkStatus();  // ended by an appended event
-  ASSIGN_OR_RETURN(v1::Event e, StoredEvent(r.customer_id, rep.elements[2].str,
-                                            rep.elements[3].str,
+  ASSIGN_OR_RETURN(v1::Event e, StoredEvent(r.customer_id, rep.elements[2].str, rep.elements[3].str,
                                             resp->duplicate() ? nullptr : &built));
   if (!resp->duplicate()) {
     e.set_channel(resp->conversation().channel());
@@ -371,8 +371,7 @@ void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Tim
   absl::StatusOr<google::protobuf::Timestamp> at =
       st.ok() ? OccurredAt("occurred_at", req, now) : st;
   if (!at.ok()) return done(at.status());
-  std::string conv =
-      req.conversation_id().empty() ? NewRandomId("cv_") : req.conversation_id();
+  std::string conv = req.conversation_id().empty() ? NewRandomId("cv_") : req.conversation_id();
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("cs:", conv));
   event->set_channel(req.channel());
@@ -390,7 +389,8 @@ void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Tim
   timeline::AppendEventArgs(*event, &args);
   RunCustomerScript(
       ctx_, req.tenant(), req.customer(), req.create_if_missing(), kStart, std::move(args), now,
-      deadline, [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+      deadline,
+      [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
         if (!r.ok()) return done(r.status());
         const Reply& rep = r->reply;
         if (absl::Status st = CheckReply(rep, 4, "start"); !st.ok()) return done(st);
@@ -401,8 +401,8 @@ void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Tim
         if (!rec.ok()) return done(rec.status());
         *resp.mutable_conversation() = ConversationFromRecord(conv, r->customer_id, *rec);
         if (resp.already_started()) {
-          absl::StatusOr<v1::Event> e = StoredEvent(r->customer_id, rep.elements[2].str,
-                                                    rep.elements[3].str, nullptr);
+          absl::StatusOr<v1::Event> e =
+              StoredEvent(r->customer_id, rep.elements[2].str, rep.elements[3].str, nullptr);
           if (e.ok()) *resp.mutable_event() = *std::move(e);
         } else {
           absl::StatusOr<v1::Event> e =
@@ -441,15 +441,15 @@ void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadli
   if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
   if (!st.ok()) return done(st);
   auto event = std::make_shared<v1::Event>();
-  event->set_event_id(absl::StrCat(
-      "ho:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
+  event->set_event_id(
+      absl::StrCat("ho:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
   if (req.to_channel() != v1::CHANNEL_UNSPECIFIED) event->set_channel(req.to_channel());
   event->set_kind(v1::EVENT_KIND_HANDOFF);
   *event->mutable_occurred_at() = FromMillis(now);
   *event->mutable_actor() = req.from();
-  event->set_summary(req.summary().empty() ? absl::StrCat("handed off to ", ActorName(req.to()),
-                                                          ": ", req.reason())
-                                           : req.summary());
+  event->set_summary(req.summary().empty()
+                         ? absl::StrCat("handed off to ", ActorName(req.to()), ": ", req.reason())
+                         : req.summary());
   event->set_body(req.transcript());
   event->set_conversation_id(req.conversation_id());
   event->set_visibility(req.visibility());
@@ -473,16 +473,16 @@ void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadli
   timeline::AppendEventArgs(*event, &args);
   for (const v1::Fact& f : req.collected()) AppendFactArgs(f, &args);
   std::string conv = req.conversation_id();
-  RunCustomerScript(
-      ctx_, req.tenant(), req.customer(), false, kHandoff, std::move(args), now, deadline,
-      [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-        if (!r.ok()) return done(r.status());
-        v1::HandoffResponse resp;
-        if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
-          return done(st);
-        }
-        done(std::move(resp));
-      });
+  RunCustomerScript(ctx_, req.tenant(), req.customer(), false, kHandoff, std::move(args), now,
+                    deadline,
+                    [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+                      if (!r.ok()) return done(r.status());
+                      v1::HandoffResponse resp;
+                      if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
+                        return done(st);
+                      }
+                      done(std::move(resp));
+                    });
 }
 
 void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time deadline,
@@ -503,10 +503,10 @@ void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time de
   event->set_kind(v1::EVENT_KIND_CONVERSATION_ENDED);
   *event->mutable_occurred_at() = FromMillis(now);
   *event->mutable_actor() = req.actor();
-  event->set_summary(req.summary().empty()
-                         ? absl::StrCat("conversation ended",
-                                        req.outcome().empty() ? "" : ": ", req.outcome())
-                         : req.summary());
+  event->set_summary(
+      req.summary().empty()
+          ? absl::StrCat("conversation ended", req.outcome().empty() ? "" : ": ", req.outcome())
+          : req.summary());
   event->set_conversation_id(req.conversation_id());
   event->set_visibility(req.visibility());
   if (!req.outcome().empty()) (*event->mutable_attributes())["outcome"] = req.outcome();
@@ -516,16 +516,15 @@ void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time de
   std::vector<std::string> args = {req.conversation_id(), req.outcome(), req.wrap_up_code()};
   timeline::AppendEventArgs(*event, &args);
   std::string conv = req.conversation_id();
-  RunCustomerScript(
-      ctx_, req.tenant(), req.customer(), false, kEnd, std::move(args), now, deadline,
-      [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-        if (!r.ok()) return done(r.status());
-        v1::EndConversationResponse resp;
-        if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
-          return done(st);
-        }
-        done(std::move(resp));
-      });
+  RunCustomerScript(ctx_, req.tenant(), req.customer(), false, kEnd, std::move(args), now, deadline,
+                    [conv, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+                      if (!r.ok()) return done(r.status());
+                      v1::EndConversationResponse resp;
+                      if (absl::Status st = ConversationReply(*r, conv, *event, &resp); !st.ok()) {
+                        return done(st);
+                      }
+                      done(std::move(resp));
+                    });
 }
 
 void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Time deadline,
@@ -538,8 +537,8 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Tim
   if (st.ok()) st = ValidateToken("request_id", req.request_id(), timeline::kMaxRefIdBytes, true);
   if (!st.ok()) return done(st);
   auto event = std::make_shared<v1::Event>();
-  event->set_event_id(absl::StrCat(
-      "fr:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
+  event->set_event_id(
+      absl::StrCat("fr:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
   event->set_channel(req.channel());
   event->set_kind(v1::EVENT_KIND_FACTS_RECORDED);
   *event->mutable_occurred_at() = FromMillis(now);
@@ -548,8 +547,8 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Tim
   // The event is as private as the most private fact; it names the facts, not their values.
   v1::Audience visibility = v1::AUDIENCE_CUSTOMER;
   for (const v1::Fact& f : req.facts()) {
-    v1::Audience v = f.visibility() == v1::AUDIENCE_UNSPECIFIED ? v1::AUDIENCE_AGENT
-                                                               : f.visibility();
+    v1::Audience v =
+        f.visibility() == v1::AUDIENCE_UNSPECIFIED ? v1::AUDIENCE_AGENT : f.visibility();
     visibility = std::max(visibility, v);
     if (event->conversation_id().empty()) event->set_conversation_id(f.conversation_id());
     if (event->case_id().empty()) event->set_case_id(f.case_id());
@@ -566,7 +565,8 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Tim
   }
   RunCustomerScript(
       ctx_, req.tenant(), req.customer(), req.create_if_missing(), kRecordFacts, std::move(args),
-      now, deadline, [event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+      now, deadline,
+      [event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
         if (!r.ok()) return done(r.status());
         const Reply& rep = r->reply;
         if (absl::Status st = CheckReply(rep, 4, "facts"); !st.ok()) return done(st);

@@ -20,8 +20,8 @@ void RunResolved(const StoreContext& ctx, const std::string& tenant, const redis
   auto tag = std::make_shared<std::string>();
   identity::FollowMerges<ScriptResult>(
       who.customer_id,
-      [ctx, tenant, &script, own_args, now_ms, deadline, via, tag](
-          const std::string& customer_id, Callback<ScriptResult> cb) {
+      [ctx, tenant, &script, own_args, now_ms, deadline, via, tag](const std::string& customer_id,
+                                                                   Callback<ScriptResult> cb) {
         std::vector<std::string> argv =
             timeline::EffectArgs(tenant, customer_id, now_ms, *tag, via, ctx.policy);
         argv.insert(argv.end(), own_args->begin(), own_args->end());
@@ -42,8 +42,8 @@ void RunResolved(const StoreContext& ctx, const std::string& tenant, const redis
 
 void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
                        const v1::CustomerRef& ref, bool create_if_missing,
-                       const redis::Script& script, std::vector<std::string> args,
-                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done,
+                       const redis::Script& script, std::vector<std::string> args, int64_t now_ms,
+                       absl::Time deadline, Callback<ScriptResult> done,
                        BeforeCreate before_create) {
   if (create_if_missing && !ref.has_identifier()) {
     return done(absl::InvalidArgumentError(
@@ -59,8 +59,8 @@ void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
   if (!create_if_missing || before_create == nullptr) {
     return ctx.identity->ResolveRef(
         tenant, "customer", ref, create_if_missing, deadline,
-        [run, done = std::move(done)](
-            absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
+        [run,
+         done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
           run(std::move(who), std::move(done));
         });
   }

@@ -47,8 +47,8 @@ using BeforeCreate = absl::AnyInvocable<void(Callback<bool>)>;
 // `before_create` (when given) passes.
 void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
                        const v1::CustomerRef& ref, bool create_if_missing,
-                       const redis::Script& script, std::vector<std::string> args,
-                       int64_t now_ms, absl::Time deadline, Callback<ScriptResult> done,
+                       const redis::Script& script, std::vector<std::string> args, int64_t now_ms,
+                       absl::Time deadline, Callback<ScriptResult> done,
                        BeforeCreate before_create = nullptr);
 
 }  // namespace onestory::engagement

@@ -26,12 +26,11 @@ absl::StatusOr<v1::Event> StoredEvent(const std::string& customer_id, const std:
 // request.occurred_at checked like Event.occurred_at (not before 1970, at most an hour ahead),
 // or now when unset.
 template <typename Request>
-absl::StatusOr<google::protobuf::Timestamp> OccurredAt(absl::string_view field,
-                                                       const Request& req, int64_t now_ms) {
+absl::StatusOr<google::protobuf::Timestamp> OccurredAt(absl::string_view field, const Request& req,
+                                                       int64_t now_ms) {
   if (!req.has_occurred_at()) return FromMillis(now_ms);
   const auto& ts = req.occurred_at();
-  if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 ||
-      ts.seconds() > 253402300799) {
+  if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 || ts.seconds() > 253402300799) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": not a valid time between 1970 and 9999"));
   }

@@ -164,8 +164,7 @@ int FactRank(v1::FactType type) {
 
 absl::Status ValidateFuture(absl::string_view field, const google::protobuf::Timestamp& ts,
                             int64_t now_ms) {
-  if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 ||
-      ts.seconds() > 253402300799) {
+  if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 || ts.seconds() > 253402300799) {
     return Invalid(field, "not a valid time between 1970 and 9999");
   }
   if (ToMillis(ts) <= now_ms) return Invalid(field, "must be in the future");
@@ -237,8 +236,8 @@ absl::Status ValidateFact(absl::string_view field, const v1::Fact& f, int64_t no
   } else if (f.type() == v1::FACT_TYPE_PROMISE) {
     return Invalid(absl::StrCat(field, ".due_at"), "required for a PROMISE");
   }
-  RETURN_IF_ERROR(ValidateToken(absl::StrCat(field, ".case_id"), f.case_id(),
-                                timeline::kMaxRefIdBytes, true));
+  RETURN_IF_ERROR(
+      ValidateToken(absl::StrCat(field, ".case_id"), f.case_id(), timeline::kMaxRefIdBytes, true));
   RETURN_IF_ERROR(ValidateToken(absl::StrCat(field, ".conversation_id"), f.conversation_id(),
                                 timeline::kMaxRefIdBytes, true));
   return ValidateVisibility(absl::StrCat(field, ".visibility"), f.visibility());

@@ -22,7 +22,8 @@ CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_
     : prefix_(absl::StrCat("os:{", tenant, ":c:", customer_id, "}:")) {}
 
 TenantKeys::TenantKeys(absl::string_view tenant)
-    : alerts_(absl::StrCat("os:{", tenant, ":a}:")), journey_(absl::StrCat("os:{", tenant, ":j}:")) {}
+    : alerts_(absl::StrCat("os:{", tenant, ":a}:")),
+      journey_(absl::StrCat("os:{", tenant, ":j}:")) {}
 
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
 

@@ -79,11 +79,11 @@ class CustomerKeys {
 class TenantKeys {
  public:
   explicit TenantKeys(absl::string_view tenant);
-  std::string alert_log() const { return alerts_ + "log"; }    // stream: one entry per alert
-  std::string alert_ids() const { return alerts_ + "ids"; }    // hash: alert id -> stream id
-  std::string alert_open() const { return alerts_ + "open"; }  // zset: unacknowledged ids
-  std::string alert_acks() const { return alerts_ + "ack"; }   // hash: alert id -> ack JSON
-  std::string alert_channel() const { return alerts_ + "n"; }  // pub/sub: new alerts
+  std::string alert_log() const { return alerts_ + "log"; }           // stream: one entry per alert
+  std::string alert_ids() const { return alerts_ + "ids"; }           // hash: alert id -> stream id
+  std::string alert_open() const { return alerts_ + "open"; }         // zset: unacknowledged ids
+  std::string alert_acks() const { return alerts_ + "ack"; }          // hash: alert id -> ack JSON
+  std::string alert_channel() const { return alerts_ + "n"; }         // pub/sub: new alerts
   std::string journey_stages() const { return journey_ + "stages"; }  // string: "a\nb\nc"
   std::string journey_counters() const { return journey_ + "n"; }     // hash: "<stage>:<what>"
   // "os:{acme:j}:"; + "open:<stage>" (zset of open cases by entered ms), + "dur:<stage>" (list

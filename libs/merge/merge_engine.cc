@@ -292,8 +292,8 @@ end
 // KEYS: timeline, staging, dedup, staging dedup, merge state, profile, conversations, remap,
 // staging remap, then the engagement keys (EngagementMergeKeys). ARGV: merge id, expected
 // staging length, then counted (field, value) profile sets, the priors blob, counted (id, value)
-// conversations, the swap marker, source, target, tenant, journey prefix. The staged timeline, dedup and
-// remap replace the live ones by RENAME (the old values are UNLINKed: freed in the
+// conversations, the swap marker, source, target, tenant, journey prefix. The staged timeline,
+// dedup and remap replace the live ones by RENAME (the old values are UNLINKed: freed in the
 // background), so the script's time does not grow with the timeline. Returns the head.
 // The remap hash sends every stream id the target's readers may hold (in a Watch cursor or a
 // List page token) to the id its event has now.
@@ -1428,7 +1428,8 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
                                      tk.remap(),
                                      tk.merge_staging_remap(run->id())};
     AppendEngagementKeys(run->source_keys(), run->target_keys(), &keys);
-    client_->Eval(kSwapScript, std::move(keys), std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+    client_->Eval(kSwapScript, std::move(keys), std::move(args), run->deadline,
+                  [this, run](absl::StatusOr<Reply> r) {
                     if (!r.ok()) return Fail(run, r.status());
                     run->plan.clear();
                     run->target_entries.clear();
@@ -1736,7 +1737,8 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
             AppendEngagementArgs(run->tenant, run->source(), run->target(), &args);
             std::vector<std::string> keys = {tk.merge_state(), tk.profile(), tk.conversations()};
             AppendEngagementKeys(run->source_keys(), run->target_keys(), &keys);
-            client_->Eval(kRemoveScript, std::move(keys), std::move(args), run->deadline, [this, run](absl::StatusOr<Reply> r) {
+            client_->Eval(kRemoveScript, std::move(keys), std::move(args), run->deadline,
+                          [this, run](absl::StatusOr<Reply> r) {
                             if (!r.ok()) return Fail(run, r.status());
                             run->target_entries.clear();
                             Step(run, kUIdentifiers);

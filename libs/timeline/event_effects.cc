@@ -307,12 +307,23 @@ end
 std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view customer_id) {
   keys::CustomerKeys ck(tenant, customer_id);
   keys::TenantKeys tk(tenant);
-  return {ck.profile(),       ck.timeline(),      ck.dedup(),
-          ck.conversations(), ck.identifiers(),   ck.conversation_records(),
-          ck.cases(),         ck.facts(),         ck.contacts(),
-          ck.contact_channels(), ck.signals(),    tk.alert_log(),
-          tk.alert_ids(),     tk.alert_open(),    tk.journey_counters(),
-          tk.journey_stages(), keys::DuePromisesKey()};
+  return {ck.profile(),
+          ck.timeline(),
+          ck.dedup(),
+          ck.conversations(),
+          ck.identifiers(),
+          ck.conversation_records(),
+          ck.cases(),
+          ck.facts(),
+          ck.contacts(),
+          ck.contact_channels(),
+          ck.signals(),
+          tk.alert_log(),
+          tk.alert_ids(),
+          tk.alert_open(),
+          tk.journey_counters(),
+          tk.journey_stages(),
+          keys::DuePromisesKey()};
 }
 
 std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view customer_id,

@@ -137,29 +137,29 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
 
   void Read(const std::string& after) {
     AddRef();
-    svc_->store_->ReadAfter(
-        tenant_, after, kBatch, absl::Now() + absl::Seconds(10),
-        [this](absl::StatusOr<AlertStore::Batch> batch) {
-          bool failed = !batch.ok();
-          {
-            absl::MutexLock lock(&mu_);
-            reading_ = false;
-            if (!failed) {
-              for (v1::Alert& a : batch->alerts) queue_.push_back(std::move(a));
-              position_ = batch->last_stream_id;
-              if (static_cast<int>(batch->alerts.size()) >= kBatch) dirty_ = true;
-            }
-          }
-          if (failed) {
-            // Redis is unreachable for a moment: read again on the next notify (the hub
-            // notifies after it reconnects).
-            absl::MutexLock lock(&mu_);
-            dirty_ = true;
-          } else {
-            Pump();
-          }
-          Release();
-        });
+    svc_->store_->ReadAfter(tenant_, after, kBatch, absl::Now() + absl::Seconds(10),
+                            [this](absl::StatusOr<AlertStore::Batch> batch) {
+                              bool failed = !batch.ok();
+                              {
+                                absl::MutexLock lock(&mu_);
+                                reading_ = false;
+                                if (!failed) {
+                                  for (v1::Alert& a : batch->alerts) queue_.push_back(std::move(a));
+                                  position_ = batch->last_stream_id;
+                                  if (static_cast<int>(batch->alerts.size()) >= kBatch)
+                                    dirty_ = true;
+                                }
+                              }
+                              if (failed) {
+                                // Redis is unreachable for a moment: read again on the next notify
+                                // (the hub notifies after it reconnects).
+                                absl::MutexLock lock(&mu_);
+                                dirty_ = true;
+                              } else {
+                                Pump();
+                              }
+                              Release();
+                            });
   }
 
   static constexpr int kBatch = 100;

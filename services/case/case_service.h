@@ -19,8 +19,8 @@ class CaseServiceImpl final : public v1::CaseService::CallbackService {
   grpc::ServerUnaryReactor* ResolveCase(grpc::CallbackServerContext* ctx,
                                         const v1::ResolveCaseRequest* req,
                                         v1::ResolveCaseResponse* resp) override;
-  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* ctx,
-                                    const v1::GetCaseRequest* req, v1::Case* resp) override;
+  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* ctx, const v1::GetCaseRequest* req,
+                                    v1::Case* resp) override;
   grpc::ServerUnaryReactor* SetJourney(grpc::CallbackServerContext* ctx,
                                        const v1::SetJourneyRequest* req,
                                        v1::Journey* resp) override;

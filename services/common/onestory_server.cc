@@ -27,10 +27,10 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   }
   s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
   const timeline::EngagementPolicy& policy = options.engagement_policy;
-  s->timeline_store_ = std::make_unique<timeline::TimelineStore>(
-      s->redis_.get(), s->identity_store_.get(), policy);
-  s->context_store_ = std::make_unique<context::ContextStore>(
-      s->redis_.get(), s->identity_store_.get(), policy);
+  s->timeline_store_ =
+      std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get(), policy);
+  s->context_store_ =
+      std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get(), policy);
   engagement::StoreContext ectx{s->redis_.get(), s->identity_store_.get(), policy};
   s->conversation_store_ = std::make_unique<engagement::ConversationStore>(ectx);
   s->case_store_ = std::make_unique<engagement::CaseStore>(ectx);
@@ -174,11 +174,10 @@ void OneStoryServer::ScanPromises() {
       for (int batches = 0; batches < 100; ++batches) {
         absl::Notification done;
         int checked = 0;
-        alert_store_->ScanDuePromises(absl::Now() + absl::Seconds(10),
-                                      [&](absl::StatusOr<int> n) {
-                                        if (n.ok()) checked = *n;
-                                        done.Notify();
-                                      });
+        alert_store_->ScanDuePromises(absl::Now() + absl::Seconds(10), [&](absl::StatusOr<int> n) {
+          if (n.ok()) checked = *n;
+          done.Notify();
+        });
         done.WaitForNotification();
         if (checked < 100) break;
       }

@@ -41,9 +41,8 @@ grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Reques
                                                         Callback<Response>)) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   (store->*method)(*request, RequestDeadline(ctx),
-                   FinishWith<Response>(reactor, response, [](Response* out, Response r) {
-                     *out = std::move(r);
-                   }));
+                   FinishWith<Response>(reactor, response,
+                                        [](Response* out, Response r) { *out = std::move(r); }));
   return reactor;
 }
 

@@ -13,8 +13,7 @@ class ConversationServiceImpl final : public v1::ConversationService::CallbackSe
   grpc::ServerUnaryReactor* StartConversation(grpc::CallbackServerContext* ctx,
                                               const v1::StartConversationRequest* req,
                                               v1::StartConversationResponse* resp) override;
-  grpc::ServerUnaryReactor* Handoff(grpc::CallbackServerContext* ctx,
-                                    const v1::HandoffRequest* req,
+  grpc::ServerUnaryReactor* Handoff(grpc::CallbackServerContext* ctx, const v1::HandoffRequest* req,
                                     v1::HandoffResponse* resp) override;
   grpc::ServerUnaryReactor* EndConversation(grpc::CallbackServerContext* ctx,
                                             const v1::EndConversationRequest* req,

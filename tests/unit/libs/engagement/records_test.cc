@@ -77,10 +77,10 @@ TEST(RecordsTest, AnEmptyOwnerHistoryStoredAsAnObjectIsNoHistory) {
 }
 
 TEST(RecordsTest, ParsesAFactWithItsProvenance) {
-  absl::StatusOr<google::protobuf::Struct> r = ParseRecord(
-      R"({"t":1,"n":"identity","v":"one_time_code","ex":1700000600000,"du":0,"ca":"",)"
-      R"("cv":"chat-1","vi":2,"rt":3,"ri":"helpbot","ch":2,"ra":1700000000000,)"
-      R"("fa":1699990000000,"ts":2,"pv":"app_login"})");
+  absl::StatusOr<google::protobuf::Struct> r =
+      ParseRecord(R"({"t":1,"n":"identity","v":"one_time_code","ex":1700000600000,"du":0,"ca":"",)"
+                  R"("cv":"chat-1","vi":2,"rt":3,"ri":"helpbot","ch":2,"ra":1700000000000,)"
+                  R"("fa":1699990000000,"ts":2,"pv":"app_login"})");
   ASSERT_TRUE(r.ok());
   v1::Fact f = FactFromRecord(*r);
   EXPECT_EQ(f.type(), v1::FACT_TYPE_VERIFICATION);
