@@ -51,6 +51,10 @@ local function os_check_stage(stage)
                            "tenant's journey (" .. table.concat(j, ', ') .. ')')
 end
 
+-- A case's entry in the due-promise index names the customer the script runs for (a merge
+-- target when the request named its source).
+local function os_due_member(tenant, id) return tenant .. '|' .. P.cid .. '|' .. id end
+
 local function os_no_case(id)
   return redis.error_reply('OS_NOT_FOUND case_id: customer ' .. P.cid .. ' has no case ' .. id)
 end
@@ -123,7 +127,7 @@ return {0, rec, out[1][1], ''}
 )lua"));
 
 // ARGV: case id, stage ('' none), owner type (0 none), owner id, reason, promise text,
-// promised_by ms (0 none), note, actor type, actor id, due-index member, the event (8), the
+// promised_by ms (0 none), note, actor type, actor id, tenant, the event (8), the
 // note's visibility.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
 const Script kUpdate("case.update",
@@ -177,7 +181,7 @@ if pb > 0 then
   c.pm = P.now
   c.mt = tonumber(ARGV[19])
   c.mi = ARGV[20]
-  redis.call('ZADD', K.due, pb, ARGV[21])
+  redis.call('ZADD', K.due, pb, os_due_member(ARGV[21], id))
 end
 if ARGV[18] ~= '' then
   c.ln = ARGV[18]
@@ -189,7 +193,7 @@ redis.call('HSET', K.ca, id, rec)
 return {0, rec, out[1][1], ''}
 )lua"));
 
-// ARGV: case id, resolution, due-index member, then the event (8).
+// ARGV: case id, resolution, tenant, then the event (8).
 // Returns {duplicate (0|1), record, stream id, stored blob}.
 const Script kResolve("case.resolve",
                       absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
@@ -213,7 +217,7 @@ c.rn = ARGV[12]
 c.up = P.now
 rec = cjson.encode(c)
 redis.call('HSET', K.ca, id, rec)
-redis.call('ZREM', K.due, ARGV[13])
+redis.call('ZREM', K.due, os_due_member(ARGV[13], id))
 return {0, rec, out[1][1], ''}
 )lua"));
 
@@ -274,11 +278,6 @@ for st in string.gmatch(s, '[^\n]+') do
 end
 return out
 )lua");
-
-std::string DueMember(absl::string_view tenant, absl::string_view customer_id,
-                      absl::string_view case_id) {
-  return absl::StrCat(tenant, "|", customer_id, "|", case_id);
-}
 
 template <typename Response>
 void CaseReply(const std::string& case_id, absl::StatusOr<ScriptResult> r,
@@ -455,30 +454,16 @@ void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
       req.note(),
       absl::StrCat(static_cast<int>(req.actor().type())),
       req.actor().id(),
-      ""};  // the due-index member, set per customer below
+      req.tenant()};
   timeline::AppendEventArgs(*event, &args);
   args.push_back(absl::StrCat(static_cast<int>(req.visibility())));
   std::string id = req.case_id();
-  std::string tenant = req.tenant();
-  // The due-index member names the customer the request resolves to; merges are rare enough
-  // that the member of a followed customer is refreshed by the scan (which checks the case).
-  identity::IdentityStore* identity = ctx_.identity;
-  StoreContext ctx = ctx_;
-  identity->ResolveRef(
-      tenant, "customer", req.customer(), false, deadline,
-      [ctx, tenant, id, event, args = std::move(args), now, deadline,
-       done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
-        if (!who.ok()) return done(who.status());
-        args[10] = DueMember(tenant, who->customer_id, id);
-        v1::CustomerRef ref;
-        ref.set_customer_id(who->customer_id);
-        RunCustomerScript(
-            ctx, tenant, ref, false, kUpdate, std::move(args), now, deadline,
-            [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-              CaseReply<v1::UpdateCaseResponse>(
-                  id, std::move(r), event, done,
-                  [](v1::UpdateCaseResponse* resp, bool again) { resp->set_duplicate(again); });
-            });
+  RunCustomerScript(
+      ctx_, req.tenant(), req.customer(), false, kUpdate, std::move(args), now, deadline,
+      [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+        CaseReply<v1::UpdateCaseResponse>(
+            id, std::move(r), event, done,
+            [](v1::UpdateCaseResponse* resp, bool again) { resp->set_duplicate(again); });
       });
 }
 
@@ -503,25 +488,14 @@ void CaseStore::Resolve(const v1::ResolveCaseRequest& req, absl::Time deadline,
   event->set_case_id(req.case_id());
   event->set_visibility(req.visibility());
   std::string id = req.case_id();
-  std::string tenant = req.tenant();
-  std::vector<std::string> args = {id, req.resolution(), ""};
+  std::vector<std::string> args = {id, req.resolution(), req.tenant()};
   timeline::AppendEventArgs(*event, &args);
-  StoreContext ctx = ctx_;
-  ctx_.identity->ResolveRef(
-      tenant, "customer", req.customer(), false, deadline,
-      [ctx, tenant, id, event, args = std::move(args), now, deadline,
-       done = std::move(done)](absl::StatusOr<identity::IdentityStore::Resolved> who) mutable {
-        if (!who.ok()) return done(who.status());
-        args[2] = DueMember(tenant, who->customer_id, id);
-        v1::CustomerRef ref;
-        ref.set_customer_id(who->customer_id);
-        RunCustomerScript(
-            ctx, tenant, ref, false, kResolve, std::move(args), now, deadline,
-            [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-              CaseReply<v1::ResolveCaseResponse>(
-                  id, std::move(r), event, done,
-                  [](v1::ResolveCaseResponse* resp, bool again) { resp->set_duplicate(again); });
-            });
+  RunCustomerScript(
+      ctx_, req.tenant(), req.customer(), false, kResolve, std::move(args), now, deadline,
+      [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+        CaseReply<v1::ResolveCaseResponse>(
+            id, std::move(r), event, done,
+            [](v1::ResolveCaseResponse* resp, bool again) { resp->set_duplicate(again); });
       });
 }
 
