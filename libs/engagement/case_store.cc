@@ -63,8 +63,8 @@ end
 // ARGV: case id, topic, stage ('' = the journey's first), owner type (0: none), owner id,
 // conversation id, actor type, actor id, then the event (8).
 // Returns {already (0|1), record, stream id, stored blob}.
-const Script kOpen("case.open",
-                   absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
+const Script kOpen("case.open", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                             kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id, stage, conv = ARGV[11], ARGV[13], ARGV[16]
@@ -130,8 +130,8 @@ return {0, rec, out[1][1], ''}
 // promised_by ms (0 none), note, actor type, actor id, tenant, the event (8), the
 // note's visibility.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kUpdate("case.update",
-                     absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
+const Script kUpdate("case.update", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                                 kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id, stage, owner_t, owner_i = ARGV[11], ARGV[12], tonumber(ARGV[13]), ARGV[14]
@@ -195,8 +195,8 @@ return {0, rec, out[1][1], ''}
 
 // ARGV: case id, resolution, tenant, then the event (8).
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kResolve("case.resolve",
-                      absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
+const Script kResolve("case.resolve", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                                   kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local id = ARGV[11]
@@ -222,8 +222,8 @@ return {0, rec, out[1][1], ''}
 )lua"));
 
 // ARGV: case id. Returns the record.
-const Script kGet("case.get",
-                  absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kCaseLua, R"lua(
+const Script kGet("case.get", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                           kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, false)
 if err then return err end
 local rec = redis.call('HGET', K.ca, ARGV[11])

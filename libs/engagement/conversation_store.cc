@@ -103,7 +103,8 @@ end
 // ARGV: conversation, served_by type, served_by id, case id, then the event (8).
 // Returns {already (0|1), record, stream id, stored blob or repeat JSON}.
 const Script kStart("conversation.start",
-                    absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua, R"lua(
+                    absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kEngagementLua,
+                                 kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local conv, case_id = ARGV[11], ARGV[14]
@@ -151,7 +152,8 @@ return {0, rec, out[1][1], rep}
 // the conversation's and are added here.
 // Returns {duplicate (0|1), record, stream id, stored blob, facts JSON...}.
 const Script kHandoff("conversation.handoff",
-                      absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua,
+                      absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kEngagementLua,
+                                   kFactsLua,
                                    R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
@@ -209,8 +211,8 @@ return res
 
 // ARGV: conversation, outcome, wrap-up code, then the event (8) without channel and case id.
 // Returns {duplicate (0|1), record, stream id, stored blob}.
-const Script kEnd("conversation.end",
-                  absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua, R"lua(
+const Script kEnd("conversation.end", absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                                   kEngagementLua, kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
 local conv = ARGV[11]
@@ -240,7 +242,8 @@ return {0, rec, out[1][1], ''}
 // ARGV: actor type, actor id, channel, fact count, the event (8), the facts.
 // Returns {duplicate (0|1), '', stream id, stored blob, facts JSON...}.
 const Script kRecordFacts("conversation.facts",
-                          absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, kFactsLua,
+                          absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua,
+                                       kEngagementLua, kFactsLua,
                                        R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end

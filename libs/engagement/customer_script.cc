@@ -8,6 +8,48 @@
 
 namespace onestory::engagement {
 
+const char kEngagementLua[] = R"lua(
+-- Protobuf wire format, to add a field to a serialized event (a field repeated later in the
+-- bytes wins, so appending sets it).
+local function os_varint(n)
+  local s = ''
+  while n >= 128 do
+    s = s .. string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  return s .. string.char(n)
+end
+local function os_pb_int(field, v) return os_varint(field * 8) .. os_varint(v) end
+local function os_pb_str(field, v) return os_varint(field * 8 + 2) .. os_varint(#v) .. v end
+
+local function os_stage_leave(id, c)
+  if c.sg == '' then return end
+  redis.call('ZREM', P.jp .. 'open:' .. c.sg, P.cid .. '|' .. id)
+  local d = P.jp .. 'dur:' .. c.sg
+  redis.call('LPUSH', d, math.max(0, P.now - c.se))
+  redis.call('LTRIM', d, 0, 999)
+end
+local function os_stage_enter(id, c, stage)
+  c.sg = stage
+  c.se = P.now
+  if stage == '' then return end
+  redis.call('ZADD', P.jp .. 'open:' .. stage, P.now, P.cid .. '|' .. id)
+  os_stage_count(stage, 'entered')
+end
+
+-- For a call keyed by an event id (a retry): {1, record, stream id, stored blob} when the
+-- timeline holds the event, else nil.
+local function os_done_before(eid, record)
+  local sid = redis.call('HGET', K.dd, eid)
+  if not sid then return nil end
+  local x = redis.call('XRANGE', K.tl, sid, sid)
+  local blob = ''
+  if #x > 0 then blob = x[1][2][2] end
+  return {1, record or '', sid, blob}
+end
+
+)lua";
+
 namespace {
 
 void RunResolved(const StoreContext& ctx, const std::string& tenant, const redis::Script& script,

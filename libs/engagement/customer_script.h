@@ -25,6 +25,12 @@
 
 namespace onestory::engagement {
 
+// Lua every engagement script adds after kGuardLua and timeline::kEventEffectsLua: helpers the
+// append path does not need (kept out of it, since Redis re-creates a script's functions on every
+// call): protobuf field encoding (os_pb_int, os_pb_str), a case's moves between journey stages
+// (os_stage_leave, os_stage_enter) and the answer to a retry (os_done_before).
+extern const char kEngagementLua[];
+
 // What every store of this library needs.
 struct StoreContext {
   redis::Client* client;

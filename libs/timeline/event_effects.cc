@@ -16,19 +16,6 @@ local P = {cid = ARGV[1], now = tonumber(ARGV[2]), notify = ARGV[3], tag = ARGV[
            arepeat = tonumber(ARGV[9]), astreak = tonumber(ARGV[10]), rep = nil}
 local DAY = 86400000
 
--- Protobuf wire format, to add a field to a serialized event (a field repeated later in the
--- bytes wins, so appending sets it).
-local function os_varint(n)
-  local s = ''
-  while n >= 128 do
-    s = s .. string.char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  return s .. string.char(n)
-end
-local function os_pb_int(field, v) return os_varint(field * 8) .. os_varint(v) end
-local function os_pb_str(field, v) return os_varint(field * 8 + 2) .. os_varint(#v) .. v end
-
 -- Raises an alert once: an id the log already holds is ignored.
 local function os_raise_alert(id, kind, case_id, message)
   if redis.call('HSETNX', K.aids, id, '-') == 0 then return end
@@ -49,21 +36,6 @@ local function os_case_put(id, c) redis.call('HSET', K.ca, id, cjson.encode(c)) 
 local function os_stage_count(stage, what)
   if stage ~= '' then redis.call('HINCRBY', K.jn, stage .. ':' .. what, 1) end
 end
-local function os_stage_leave(id, c)
-  if c.sg == '' then return end
-  redis.call('ZREM', P.jp .. 'open:' .. c.sg, P.cid .. '|' .. id)
-  local d = P.jp .. 'dur:' .. c.sg
-  redis.call('LPUSH', d, math.max(0, P.now - c.se))
-  redis.call('LTRIM', d, 0, 999)
-end
-local function os_stage_enter(id, c, stage)
-  c.sg = stage
-  c.se = P.now
-  if stage == '' then return end
-  redis.call('ZADD', P.jp .. 'open:' .. stage, P.now, P.cid .. '|' .. id)
-  os_stage_count(stage, 'entered')
-end
-
 -- A contact on channel `ch` about a case: counts a channel switch when the case's previous
 -- contact was on another channel.
 local function os_case_channel(c, ch)
@@ -283,17 +255,6 @@ local function os_append(evs)
     redis.call('PUBLISH', P.notify, last)
   end
   return out
-end
-
--- For a call keyed by an event id (a retry): {1, record, stream id, stored blob} when the
--- timeline holds the event, else nil.
-local function os_done_before(eid, record)
-  local sid = redis.call('HGET', K.dd, eid)
-  if not sid then return nil end
-  local x = redis.call('XRANGE', K.tl, sid, sid)
-  local blob = ''
-  if #x > 0 then blob = x[1][2][2] end
-  return {1, record or '', sid, blob}
 end
 
 -- The event arguments of os_append starting at ARGV[b].

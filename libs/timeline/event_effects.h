@@ -42,7 +42,8 @@ struct EngagementPolicy {
   absl::Duration promise_scan_interval = absl::Seconds(1);
 };
 
-// Lua prelude (after kGuardLua): K, P, os_append(events) and the helpers of libs/engagement.
+// Lua prelude (after kGuardLua): K, P, os_append(events) and what it needs (contacts, cases,
+// sentiment, alerts); libs/engagement adds its other helpers after it (kEngagementLua).
 extern const char kEventEffectsLua[];
 
 // How many ARGV EffectArgs fills; a script's own arguments start at ARGV[kEffectArgs + 1].
