@@ -148,7 +148,22 @@ class Bench:
                 "body_bytes": a.body_bytes, "json": out, "label": label}
         base.update(flags)
         cmd = [self.loadgen] + ["--%s=%s" % kv for kv in base.items()]
-        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        # loadgen's stderr (gRPC's warnings under overload) goes to a file, shown when it fails.
+        # A load generator that crashes (seen once, SIGABRT, not reproduced) is run once more,
+        # loudly, so one crash of the client does not hide every other figure.
+        err = os.path.join(self.tmp, "loadgen.stderr")
+        for attempt in (1, 2):
+            with open(err, "w") as f:
+                rc = subprocess.run(cmd, stderr=f).returncode
+            if rc == 0:
+                break
+            with open(err) as f:
+                tail = f.read().splitlines()[-20:]
+            print("loadgen %s %s failed (exit %d); its last stderr lines:\n  %s" % (
+                scenario, label, rc, "\n  ".join(tail)), flush=True)
+            if attempt == 2:
+                raise subprocess.CalledProcessError(rc, cmd)
+            print("running it once more", flush=True)
         if scenario == "populate":
             return None
         r = json.loads(open(out).read().splitlines()[-1])
