@@ -9,8 +9,10 @@ Writes results.json, summary.txt and bench.png (gnuplot) into --out.
 Run through tools/bench.sh (which installs and builds first).
 """
 import argparse
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -93,12 +95,19 @@ class Bench:
         self.server_bin = os.path.join(args.build_dir, "services", "onestory-server")
 
     def start_server(self):
+        # One key for the bench tenant (the server always requires keys).
+        keys = os.path.join(self.tmp, "api_keys")
+        if not os.path.exists(keys):
+            self.api_key = "os_bench_" + secrets.token_hex(24)
+            with open(keys, "w") as f:
+                f.write("bench bench timeline.write,timeline.read,context.read.agent sha256:%s\n"
+                        % hashlib.sha256(self.api_key.encode()).hexdigest())
         port_file = os.path.join(self.tmp, "port")
         if os.path.exists(port_file):
             os.remove(port_file)
         self.server = subprocess.Popen(
             [self.server_bin, "--redis=127.0.0.1:%d" % self.redis_port, "--listen=127.0.0.1:0",
-             "--port_file=" + port_file, "--log_level=warning"],
+             "--port_file=" + port_file, "--log_level=warning", "--api_keys_file=" + keys],
             stderr=open(os.path.join(self.tmp, "server.log"), "a"))
         self.procs.append(self.server)
         for _ in range(100):
@@ -145,7 +154,8 @@ class Bench:
         a = self.args
         base = {"target": self.target, "scenario": scenario, "duration_s": a.duration,
                 "warmup_s": a.warmup, "customers": a.customers, "concurrency": a.concurrency,
-                "body_bytes": a.body_bytes, "json": out, "label": label}
+                "body_bytes": a.body_bytes, "json": out, "label": label,
+                "tenant": "bench", "api_key": self.api_key}
         base.update(flags)
         cmd = [self.loadgen] + ["--%s=%s" % kv for kv in base.items()]
         # loadgen's stderr (gRPC's warnings under overload) goes to a file, shown when it fails.

@@ -42,7 +42,19 @@ def parse_args():
                    help="directory holding the generated onestory/v1/*_pb2.py "
                         "(default: ../build/python relative to this script)")
     p.add_argument("--timeout", type=float, default=5.0, help="per-call deadline in seconds")
-    return p.parse_args()
+    p.add_argument("--api-key", default=os.environ.get("ONESTORY_API_KEY", ""),
+                   help="the API key (default: $ONESTORY_API_KEY, else the key the embedded "
+                        "default made in --key-file)")
+    p.add_argument("--key-file", default=os.path.join(here, "..", "onestory-data", "api_key"),
+                   help="file holding the key (default: ../onestory-data/api_key)")
+    args = p.parse_args()
+    if not args.api_key and os.path.exists(args.key_file):
+        with open(args.key_file) as f:
+            args.api_key = f.read().strip()
+    if not args.api_key:
+        p.error("no API key: pass --api-key, set ONESTORY_API_KEY, or run the embedded default "
+                "(it writes onestory-data/api_key)")
+    return args
 
 
 ARGS = parse_args()
@@ -209,8 +221,32 @@ def free_phone(identity):
     sys.exit("demo: no free phone number left in tenant %r; pass another --tenant" % TENANT)
 
 
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, d, metadata):
+        self.method, self.timeout, self.credentials = d.method, d.timeout, d.credentials
+        self.metadata = metadata
+        self.wait_for_ready = getattr(d, "wait_for_ready", None)
+        self.compression = getattr(d, "compression", None)
+
+
+class ApiKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends "authorization: Bearer <key>" with every call."""
+
+    def __init__(self, key):
+        self.metadata = ("authorization", "Bearer " + key)
+
+    def _details(self, d):
+        return _Details(d, list(d.metadata or []) + [self.metadata])
+
+    def intercept_unary_unary(self, continuation, d, request):
+        return continuation(self._details(d), request)
+
+    def intercept_unary_stream(self, continuation, d, request):
+        return continuation(self._details(d), request)
+
+
 def main():
-    channel = grpc.insecure_channel(ARGS.target)
+    channel = grpc.intercept_channel(grpc.insecure_channel(ARGS.target), ApiKey(ARGS.api_key))
     try:
         grpc.channel_ready_future(channel).result(timeout=5)
     except grpc.FutureTimeoutError:

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages OneStory needs to build, run and test; only what is missing.
+# Installs the Debian 12 packages OneStory needs to build and run (with --test: and to run every
+# test); only what is missing.
 set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libhiredis-dev libabsl-dev libgtest-dev libgmock-dev libcpp-httplib-dev
+  libhiredis-dev libabsl-dev libre2-dev libssl-dev libgtest-dev libgmock-dev libcpp-httplib-dev
   redis-server redis-tools
   python3 python3-grpcio python3-protobuf
 )
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(
+    clang libclang-rt-14-dev  # the libFuzzer targets (tools/fuzz.sh)
+    openssl                   # certificates for the TLS tests
+  )
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,14 +27,17 @@ if [[ ! -s "$data_dir/port" ]]; then
 fi
 host="${listen%:*}"
 target="$host:$(cat "$data_dir/port")"
-/usr/bin/python3 tools/demo.py --target "$target" --python-dir build/python
+/usr/bin/python3 tools/demo.py --target "$target" --python-dir build/python \
+  --key-file "$data_dir/api_key"
 cat <<MSG
 
 onestory-server is running (pid $(cat "$data_dir/server.pid")), listening on $target
   data and redis-server socket: $data_dir   logs: $data_dir/server.log
   health:      grpc.health.v1.Health/Check on $target
+  API key:     $(cat "$data_dir/api_key")  (tenant demo, every scope; made on first start,
+               stored hashed in $data_dir/api_keys; send "authorization: Bearer <key>")
   reflection:  on, so any gRPC tool can list the services (onestory.v1.IdentityService,
-               onestory.v1.TimelineService, onestory.v1.ContextService)
+               onestory.v1.TimelineService, onestory.v1.ContextService, ...)
   call it:     /usr/bin/python3 tools/demo.py --target $target   (Python stubs in build/python)
   stop it:     kill \$(cat $data_dir/server.pid)
 MSG

@@ -81,7 +81,7 @@ return out
 // promise; forgets the member unless it was moved to a later time.
 const Script kCheckPromise("alerts.promise",
                            absl::StrCat(identity::kGuardLua, timeline::kEventEffectsLua, R"lua(
-local member, id = ARGV[11], ARGV[12]
+local member, id = ARGV[13], ARGV[14]
 local score = tonumber(redis.call('ZSCORE', K.due, member) or '-1')
 if score < 0 or score > P.now then return 0 end
 local c = os_case_get(id)
@@ -89,7 +89,7 @@ local raised = 0
 if c and c.s == 'o' and c.pb == score and (c.uc or 0) == (c.pu or 0) then
   os_raise_alert('promise_overdue:' .. P.cid .. ':' .. id .. ':' .. string.format('%d', c.pb), 1,
                  id, string.format('promise "%s" to customer %s (case "%s") was due %s; the ' ..
-                                   'case has had no update since', c.pt, P.cid, c.tp, ARGV[13]))
+                                   'case has had no update since', c.pt, P.cid, c.tp, ARGV[15]))
   raised = 1
 end
 redis.call('ZREM', K.due, member)

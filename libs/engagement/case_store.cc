@@ -67,8 +67,8 @@ const Script kOpen("case.open", absl::StrCat(identity::kGuardLua, timeline::kEve
                                              kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local id, stage, conv = ARGV[11], ARGV[13], ARGV[16]
-local ev = os_event_arg(19)
+local id, stage, conv = ARGV[13], ARGV[15], ARGV[18]
+local ev = os_event_arg(21)
 local rec = redis.call('HGET', K.ca, id)
 if rec then
   if cjson.decode(rec).s ~= 'o' then
@@ -95,12 +95,12 @@ if open >= 100 then
 end
 local out, e2 = os_append({ev})
 if not out then return e2 end
-local c = {tp = ARGV[12], sg = '', s = 'o', ot = tonumber(ARGV[14]), oi = ARGV[15], op = P.now,
+local c = {tp = ARGV[14], sg = '', s = 'o', ot = tonumber(ARGV[16]), oi = ARGV[17], op = P.now,
            se = P.now, up = P.now, rs = 0, rn = '', pt = '', pb = 0, pm = 0, mt = 0, mi = '',
            nc = 1, rc = 0, sw = 0, lc = ev.ch, rct = {ev.occ}, oh = {}, ohn = 0, ln = ''}
 if c.ot ~= 0 then
-  c.oh = {{ft = 0, fi = '', tt = c.ot, ti = c.oi, r = 'first owner', bt = tonumber(ARGV[17]),
-           bi = ARGV[18], at = P.now}}
+  c.oh = {{ft = 0, fi = '', tt = c.ot, ti = c.oi, r = 'first owner', bt = tonumber(ARGV[19]),
+           bi = ARGV[20], at = P.now}}
   c.ohn = 1
 end
 os_stage_enter(id, c, stage)
@@ -134,9 +134,9 @@ const Script kUpdate("case.update", absl::StrCat(identity::kGuardLua, timeline::
                                                  kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local id, stage, owner_t, owner_i = ARGV[11], ARGV[12], tonumber(ARGV[13]), ARGV[14]
-local reason, pb = ARGV[15], tonumber(ARGV[17])
-local ev = os_event_arg(22)
+local id, stage, owner_t, owner_i = ARGV[13], ARGV[14], tonumber(ARGV[15]), ARGV[16]
+local reason, pb = ARGV[17], tonumber(ARGV[19])
+local ev = os_event_arg(24)
 local rec = redis.call('HGET', K.ca, id)
 local again = os_done_before(ev.eid, rec)
 if again then return again end
@@ -164,7 +164,7 @@ if owner_t ~= 0 and (c.ot ~= owner_t or c.oi ~= owner_i) then
   local oh = c.oh
   if oh[1] == nil then oh = {} end
   oh[#oh + 1] = {ft = c.ot, fi = c.oi, tt = owner_t, ti = owner_i, r = reason,
-                 bt = tonumber(ARGV[19]), bi = ARGV[20], at = P.now}
+                 bt = tonumber(ARGV[21]), bi = ARGV[22], at = P.now}
   while #oh > 50 do table.remove(oh, 1) end
   c.oh = oh
   c.ohn = c.ohn + 1
@@ -176,16 +176,16 @@ end
 c.uc = (c.uc or 0) + 1
 if pb > 0 then
   c.pu = c.uc
-  c.pt = ARGV[16]
+  c.pt = ARGV[18]
   c.pb = pb
   c.pm = P.now
-  c.mt = tonumber(ARGV[19])
-  c.mi = ARGV[20]
-  redis.call('ZADD', K.due, pb, os_due_member(ARGV[21], id))
+  c.mt = tonumber(ARGV[21])
+  c.mi = ARGV[22]
+  redis.call('ZADD', K.due, pb, os_due_member(ARGV[23], id))
 end
-if ARGV[18] ~= '' then
-  c.ln = ARGV[18]
-  c.lv = tonumber(ARGV[30])
+if ARGV[20] ~= '' then
+  c.ln = ARGV[20]
+  c.lv = tonumber(ARGV[32])
 end
 c.up = P.now
 rec = cjson.encode(c)
@@ -199,8 +199,8 @@ const Script kResolve("case.resolve", absl::StrCat(identity::kGuardLua, timeline
                                                    kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local id = ARGV[11]
-local ev = os_event_arg(14)
+local id = ARGV[13]
+local ev = os_event_arg(16)
 local rec = redis.call('HGET', K.ca, id)
 local again = os_done_before(ev.eid, rec)
 if again then return again end
@@ -213,11 +213,11 @@ c = cjson.decode(redis.call('HGET', K.ca, id))
 os_stage_leave(id, c)
 c.s = 'r'
 c.rs = P.now
-c.rn = ARGV[12]
+c.rn = ARGV[14]
 c.up = P.now
 rec = cjson.encode(c)
 redis.call('HSET', K.ca, id, rec)
-redis.call('ZREM', K.due, os_due_member(ARGV[13], id))
+redis.call('ZREM', K.due, os_due_member(ARGV[15], id))
 return {0, rec, out[1][1], ''}
 )lua"));
 
@@ -226,8 +226,8 @@ const Script kGet("case.get", absl::StrCat(identity::kGuardLua, timeline::kEvent
                                            kEngagementLua, kCaseLua, R"lua(
 local err = os_guard(K.p, P.cid, false)
 if err then return err end
-local rec = redis.call('HGET', K.ca, ARGV[11])
-if not rec then return os_no_case(ARGV[11]) end
+local rec = redis.call('HGET', K.ca, ARGV[13])
+if not rec then return os_no_case(ARGV[13]) end
 return rec
 )lua"));
 

@@ -107,8 +107,8 @@ const Script kStart("conversation.start",
                                  kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local conv, case_id = ARGV[11], ARGV[14]
-local ev = os_event_arg(15)
+local conv, case_id = ARGV[13], ARGV[16]
+local ev = os_event_arg(17)
 local rec = redis.call('HGET', K.cs, conv)
 if rec and cjson.decode(rec).s == 'e' then
   return redis.error_reply('OS_CONFLICT conversation_id: conversation ' .. conv ..
@@ -137,8 +137,8 @@ else
   r = {ch = ev.ch, s = 'o', ca = case_id, st = ev.occ, en = 0, h = 0, oc = '', wc = '',
        rp = false}
 end
-r.bt = tonumber(ARGV[12])
-r.bi = ARGV[13]
+r.bt = tonumber(ARGV[14])
+r.bi = ARGV[15]
 if r.ca == '' then r.ca = case_id end
 rec = cjson.encode(r)
 redis.call('HSET', K.cs, conv, rec)
@@ -157,12 +157,12 @@ const Script kHandoff("conversation.handoff",
                                    R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local conv, n = ARGV[11], tonumber(ARGV[17])
-local ev = os_event_arg(18)
+local conv, n = ARGV[13], tonumber(ARGV[19])
+local ev = os_event_arg(20)
 local rec = redis.call('HGET', K.cs, conv)
 local again = os_done_before(ev.eid, rec)
 if again then
-  for _, f in ipairs(os_read_facts(26, n)) do again[#again + 1] = f end
+  for _, f in ipairs(os_read_facts(28, n)) do again[#again + 1] = f end
   return again
 end
 if not rec then return os_no_conversation(conv) end
@@ -171,14 +171,14 @@ if r.s == 'e' then
   return redis.error_reply('OS_CONFLICT conversation_id: conversation ' .. conv ..
                            ' has ended; start a new conversation')
 end
-local from_t, from_i = tonumber(ARGV[12]), ARGV[13]
+local from_t, from_i = tonumber(ARGV[14]), ARGV[15]
 if r.bt ~= 0 and (r.bt ~= from_t or r.bi ~= from_i) then
   return redis.error_reply('OS_CONFLICT from: conversation ' .. conv .. ' is served by ' ..
                            r.bt .. ':' .. r.bi .. ', not ' .. from_t .. ':' .. from_i)
 end
-local ferr = os_check_facts(26, n, 'collected')
+local ferr = os_check_facts(28, n, 'collected')
 if ferr then return ferr end
-local ch = tonumber(ARGV[16])
+local ch = tonumber(ARGV[18])
 if ch == 0 then
   ch = r.ch
   ev.blob = ev.blob .. os_pb_int(2, ch)
@@ -192,8 +192,8 @@ local out, e2 = os_append({ev})
 if not out then return e2 end
 r = cjson.decode(redis.call('HGET', K.cs, conv))
 r.h = r.h + 1
-r.bt = tonumber(ARGV[14])
-r.bi = ARGV[15]
+r.bt = tonumber(ARGV[16])
+r.bi = ARGV[17]
 if ch ~= r.ch and r.ca ~= '' then
   local c = os_case_get(r.ca)
   if c and c.s == 'o' then
@@ -205,7 +205,7 @@ r.ch = ch
 rec = cjson.encode(r)
 redis.call('HSET', K.cs, conv, rec)
 local res = {0, rec, out[1][1], ''}
-for _, f in ipairs(os_write_facts(26, n, from_t, from_i, ch, conv)) do res[#res + 1] = f end
+for _, f in ipairs(os_write_facts(28, n, from_t, from_i, ch, conv)) do res[#res + 1] = f end
 return res
 )lua"));
 
@@ -215,8 +215,8 @@ const Script kEnd("conversation.end", absl::StrCat(identity::kGuardLua, timeline
                                                    kEngagementLua, kFactsLua, R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local conv = ARGV[11]
-local ev = os_event_arg(14)
+local conv = ARGV[13]
+local ev = os_event_arg(16)
 local rec = redis.call('HGET', K.cs, conv)
 local again = os_done_before(ev.eid, rec)
 if again then return again end
@@ -232,8 +232,8 @@ end
 local out, e2 = os_append({ev})
 if not out then return e2 end
 r = cjson.decode(redis.call('HGET', K.cs, conv))
-r.oc = ARGV[12]
-r.wc = ARGV[13]
+r.oc = ARGV[14]
+r.wc = ARGV[15]
 rec = cjson.encode(r)
 redis.call('HSET', K.cs, conv, rec)
 return {0, rec, out[1][1], ''}
@@ -247,19 +247,19 @@ const Script kRecordFacts("conversation.facts",
                                        R"lua(
 local err = os_guard(K.p, P.cid, true)
 if err then return err end
-local n = tonumber(ARGV[14])
-local ev = os_event_arg(15)
+local n = tonumber(ARGV[16])
+local ev = os_event_arg(17)
 local again = os_done_before(ev.eid, '')
 if again then
-  for _, f in ipairs(os_read_facts(23, n)) do again[#again + 1] = f end
+  for _, f in ipairs(os_read_facts(25, n)) do again[#again + 1] = f end
   return again
 end
-local ferr = os_check_facts(23, n, 'facts')
+local ferr = os_check_facts(25, n, 'facts')
 if ferr then return ferr end
 local out, e2 = os_append({ev})
 if not out then return e2 end
 local res = {0, '', out[1][1], ''}
-for _, f in ipairs(os_write_facts(23, n, tonumber(ARGV[11]), ARGV[12], tonumber(ARGV[13]),
+for _, f in ipairs(os_write_facts(25, n, tonumber(ARGV[13]), ARGV[14], tonumber(ARGV[15]),
                                   ev.conv)) do
   res[#res + 1] = f
 end

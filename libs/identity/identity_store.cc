@@ -98,6 +98,14 @@ if owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) end
 return owner
 )lua");
 
+// KEYS: identifier index. ARGV: new owner, erased owner. Claims the identifier when nobody or
+// the erased owner has it. Returns the owner before (nil when none).
+const Script kClaimOver("identity.claim_over", R"lua(
+local owner = redis.call('GET', KEYS[1])
+if not owner or owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) end
+return owner
+)lua");
+
 // KEYS: identifier index. ARGV: customer id.
 // Deletes the index entry when it names the customer. Returns 1 when deleted, else the owner
 // (or false when nobody owns it).
@@ -272,39 +280,64 @@ void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& ide
       [this, tenant, id = *id, create_if_missing, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
-        if (r->is_string()) return done(Resolved{r->str, false, std::move(id)});
+        if (r->is_string() && !create_if_missing) {
+          return done(Resolved{r->str, false, std::move(id)});
+        }
+        if (r->is_string()) {
+          // An index entry naming an erased customer (an erase under way: libs/privacy) is as
+          // good as none: a new customer takes the identifier, never the erased one.
+          std::string owner = r->str;
+          client_->Command(
+              {"HEXISTS", keys::CustomerKeys(tenant, owner).profile(), "erased_at"}, deadline,
+              [this, tenant, id, owner, deadline,
+               done = std::move(done)](absl::StatusOr<Reply> erased) mutable {
+                if (!erased.ok()) return done(erased.status());
+                if (erased->integer == 0) return done(Resolved{owner, false, std::move(id)});
+                CreateAndClaim(tenant, id, owner, deadline, std::move(done));
+              });
+          return;
+        }
         if (!create_if_missing) {
           return done(absl::NotFoundError(absl::StrCat(
               "no customer has ", keys::IdentifierTypeName(id.type()), " '", id.value(), "'")));
         }
-        CreateAndClaim(tenant, id, deadline, std::move(done));
+        CreateAndClaim(tenant, id, "", deadline, std::move(done));
       });
 }
 
 void IdentityStore::CreateAndClaim(const std::string& tenant, const v1::Identifier& id,
-                                   absl::Time deadline, Callback<Resolved> done) {
+                                   const std::string& erased_owner, absl::Time deadline,
+                                   Callback<Resolved> done) {
   std::string customer_id = NewRandomId("cus_");
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
   client_->Eval(
       kCreateCustomer, {ck.profile(), ck.identifiers()}, {absl::StrCat(now), IdentifierField(id)},
       deadline,
-      [this, tenant, id, customer_id, deadline,
+      [this, tenant, id, customer_id, erased_owner, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
-        client_->Command(
-            {"SET", keys::IdentifierKey(tenant, id.type(), id.value()), customer_id, "NX", "GET"},
-            deadline,
-            [this, tenant, id, customer_id,
-             done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
+        // The claim: SET NX, or, over an erased owner's entry, compare-and-set (either way the
+        // reply is the owner before: nil or the erased owner when ours now).
+        std::string index = keys::IdentifierKey(tenant, id.type(), id.value());
+        auto claimed = [this, tenant, id, customer_id, erased_owner,
+                        done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
               if (!claim.ok()) return done(claim.status());
-              if (claim->is_nil()) return done(Resolved{customer_id, true, std::move(id)});
+              if (claim->is_nil() || (!erased_owner.empty() && claim->str == erased_owner)) {
+                return done(Resolved{customer_id, true, std::move(id)});
+              }
               // Another call claimed the identifier first: ours is unreachable; remove it.
               keys::CustomerKeys ck(tenant, customer_id);
               client_->Command({"DEL", ck.profile(), ck.identifiers()}, absl::InfiniteFuture(),
                                [](absl::StatusOr<Reply>) {});
               done(Resolved{claim->str, false, std::move(id)});
-            });
+        };
+        if (erased_owner.empty()) {
+          return client_->Command({"SET", index, customer_id, "NX", "GET"}, deadline,
+                                  std::move(claimed));
+        }
+        client_->Eval(kClaimOver, {index}, {customer_id, erased_owner}, deadline,
+                      std::move(claimed));
       });
 }
 
@@ -419,11 +452,13 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                     [this, index_key, customer_id, claimed_now, deadline,
                      done = std::move(done)](absl::StatusOr<Linked> r) mutable {
                       bool refused = !r.ok() && (r.status().code() == absl::StatusCode::kAborted ||
+                                                 r.status().code() == absl::StatusCode::kNotFound ||
                                                  MovedTo(r.status()).has_value());
                       if (!refused || !claimed_now) return done(std::move(r));
-                      // A merge took hold of the customer between the two steps: give the
-                      // claim back, so the identifier is not left with a customer that will
-                      // not list it. The caller retries (ABORTED) or follows the merge.
+                      // A merge took hold of the customer (or an erase removed it) between the
+                      // two steps: give the claim back, so the identifier is not left with a
+                      // customer that will not list it. The caller retries (ABORTED) or follows
+                      // the merge.
                       client_->Eval(kUnclaim, {index_key}, {customer_id}, deadline,
                                     [r = std::move(r), done = std::move(done)](
                                         absl::StatusOr<Reply>) mutable { done(std::move(r)); });
@@ -435,6 +470,11 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
               RootOf(tenant, owner, deadline,
                      [this, tenant, customer_id, id = std::move(id), evidence, deadline, index_key,
                       owner, done = std::move(done)](absl::StatusOr<std::string> root) mutable {
+                       // An erased owner (an erase under way) owns nothing: take it over.
+                       bool erased = !root.ok() &&
+                                     root.status().code() == absl::StatusCode::kNotFound &&
+                                     absl::EndsWith(root.status().message(), " was erased");
+                       if (erased) root = customer_id;
                        if (!root.ok() || *root != customer_id) {
                          absl::Status conflict = absl::FailedPreconditionError(
                              absl::StrCat(keys::IdentifierTypeName(id.type()), " '", id.value(),
@@ -452,9 +492,11 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                                  tenant, customer_id, std::move(id), evidence, true, deadline,
                                  [this, index_key, owner, customer_id, deadline,
                                   done = std::move(done)](absl::StatusOr<Linked> r) mutable {
-                                   bool refused = !r.ok() && (r.status().code() ==
-                                                                  absl::StatusCode::kAborted ||
-                                                              MovedTo(r.status()).has_value());
+                                   bool refused =
+                                       !r.ok() &&
+                                       (r.status().code() == absl::StatusCode::kAborted ||
+                                        r.status().code() == absl::StatusCode::kNotFound ||
+                                        MovedTo(r.status()).has_value());
                                    if (!refused) return done(std::move(r));
                                    // A merge took the customer meanwhile: put the entry back
                                    // where it was (its old owner still leads here).

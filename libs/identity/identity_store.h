@@ -15,6 +15,9 @@
 // - Link: the index is claimed first (SET NX GET), then the customer's identifier list updated.
 // - Unlink: the index entry is removed first (only if it still names the customer), then the
 //   customer's list entry.
+// - An index entry naming an erased customer (libs/privacy: left for a moment by an erase under
+//   way) is as good as none for Resolve with create and for Link, which take it over; a Link
+//   whose customer is erased between its claim and its record gives the claim back.
 // The index key is the truth of who owns an identifier.
 // Customers merged into another (libs/merge) are followed to their target by every operation
 // that names a customer id (see merged.h); writes to a customer held by a running merge answer
@@ -114,7 +117,10 @@ class IdentityStore {
                   Callback<Linked> done);
   void UnlinkOn(const std::string& tenant, const std::string& customer_id, const v1::Identifier& id,
                 absl::Time deadline, Callback<bool> done);
-  void CreateAndClaim(const std::string& tenant, const v1::Identifier& id, absl::Time deadline,
+  // Creates a customer and claims the identifier for it: when nobody has it, or when
+  // `erased_owner` (non-empty) still has it.
+  void CreateAndClaim(const std::string& tenant, const v1::Identifier& id,
+                      const std::string& erased_owner, absl::Time deadline,
                       Callback<Resolved> done);
 
   redis::Client* client_;

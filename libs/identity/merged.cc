@@ -12,6 +12,10 @@ local function os_guard(profile_key, customer, write)
   local g = redis.call('HMGET', profile_key, 'created_at', 'merged_into', 'merge_lock',
                        'merge_id', 'merged_head')
   if not g[1] then
+    -- An erased customer keeps a tombstone (erased_at only, libs/privacy): never reused.
+    if redis.call('HEXISTS', profile_key, 'erased_at') == 1 then
+      return redis.error_reply('OS_NOT_FOUND customer ' .. customer .. ' was erased')
+    end
     return redis.error_reply('OS_NOT_FOUND customer ' .. customer .. ' not found')
   end
   if g[2] then

@@ -29,8 +29,9 @@ inline constexpr int kMaxMergeHops = 16;
 
 // Lua, placed at the start of a script: defines
 //   os_guard(profile_key, customer_id, write) -> nil, or the error reply to return:
-// OS_NOT_FOUND for an unknown customer, OS_MOVED for a merged one, and, when `write`,
-// OS_BUSY for one held by a merge.
+// OS_NOT_FOUND for an unknown customer ("... was erased" for an erased one: its profile is a
+// tombstone holding only erased_at, see libs/privacy), OS_MOVED for a merged one, and, when
+// `write`, OS_BUSY for one held by a merge.
 extern const char kGuardLua[];
 
 struct Moved {

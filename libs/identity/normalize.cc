@@ -18,13 +18,12 @@ absl::StatusOr<std::string> NormalizePhone(absl::string_view field, absl::string
   for (char c : raw) {
     if (c >= '0' && c <= '9') {
       digits.push_back(c);
-    } else if (c != '+' && c != '-' && c != '.' && c != '(' && c != ')' && c != ' ' &&
-               c != '\t') {
-      return Invalid(field,
-                     "a phone number holds only digits, spaces, '+', '-', '.', '(' and ')'");
+    } else if (c != '+' && c != '-' && c != '.' && c != '(' && c != ')' && c != ' ' && c != '\t') {
+      return Invalid(field, "a phone number holds only digits, spaces, '+', '-', '.', '(' and ')'");
     }
   }
-  if (digits.size() > 2 && digits.compare(0, 2, "00") == 0) digits.erase(0, 2);
+  // The international prefix "00" (repeated ones too, so normalizing twice changes nothing).
+  while (digits.size() > 2 && digits.compare(0, 2, "00") == 0) digits.erase(0, 2);
   if (digits.size() < kMinPhoneDigits || digits.size() > kMaxPhoneDigits) {
     return Invalid(field, absl::StrCat("a phone number with country code has ", kMinPhoneDigits,
                                        " to ", kMaxPhoneDigits, " digits"));
@@ -60,8 +59,9 @@ absl::StatusOr<v1::Identifier> NormalizeIdentifier(absl::string_view field,
   if (identifier.type() == v1::IDENTIFIER_TYPE_UNSPECIFIED ||
       !v1::IdentifierType_IsValid(identifier.type())) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".type: must be one of PHONE, EMAIL, APP_USER_ID, DEVICE_ID, "
-                            "CHAT_SESSION, LOYALTY_ID, SOCIAL_HANDLE, CRM_ID"));
+        absl::StrCat(field,
+                     ".type: must be one of PHONE, EMAIL, APP_USER_ID, DEVICE_ID, "
+                     "CHAT_SESSION, LOYALTY_ID, SOCIAL_HANDLE, CRM_ID"));
   }
   absl::string_view raw = identifier.value();
   if (raw.size() > 4 * kMaxIdentifierBytes) {
@@ -97,7 +97,10 @@ absl::StatusOr<v1::Identifier> NormalizeIdentifier(absl::string_view field,
       value = absl::AsciiStrToLower(trimmed);
       size_t colon = value.find(':');
       size_t handle_start = colon == std::string::npos ? 0 : colon + 1;
-      while (handle_start < value.size() && value[handle_start] == '@') {
+      // "@ann", "@ ann" and "x:@ann" name "ann" (spaces after the '@' too, so normalizing twice
+      // changes nothing).
+      while (handle_start < value.size() &&
+             (value[handle_start] == '@' || absl::ascii_isspace(value[handle_start]))) {
         value.erase(handle_start, 1);
       }
       break;

@@ -23,7 +23,9 @@ CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_
 
 TenantKeys::TenantKeys(absl::string_view tenant)
     : alerts_(absl::StrCat("os:{", tenant, ":a}:")),
-      journey_(absl::StrCat("os:{", tenant, ":j}:")) {}
+      journey_(absl::StrCat("os:{", tenant, ":j}:")),
+      audit_(absl::StrCat("os:{", tenant, ":au}:")),
+      retention_(absl::StrCat("os:{", tenant, ":r}:")) {}
 
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
 
@@ -32,6 +34,8 @@ std::string MergeKey(absl::string_view tenant, absl::string_view merge_id) {
 }
 
 std::string PendingMergesKey() { return "os:{merges}:pending"; }
+
+std::string PendingErasuresKey() { return "os:{erasures}:pending"; }
 
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,
                           absl::string_view normalized_value) {

@@ -21,10 +21,15 @@
 //   k.contacts() -> ":ct"   zset: conversation id -> started ms (30 days)
 //   k.contact_channels() -> ":cc"  zset: channel -> latest contact ms (30 days)
 //   k.signals() -> ":sg"    hash: sentiment per day, negative streak, latest repeat contact
-//   TenantKeys t(tenant): tenant-wide engagement keys, "os:{acme:a}:..." (alerts) and
-//   "os:{acme:j}:..." (journey); DuePromisesKey() -> "os:{alerts}:due" zset of promises by due ms
-//   MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash: one merge's record and step
-//   PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge id>" with steps left
+//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
+//   (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..." (retention); DuePromisesKey() ->
+//   "os:{alerts}:due" zset of promises by due ms MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash:
+//   one merge's record and step PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge
+//   id>" with steps left PendingErasuresKey() -> "os:{erasures}:pending" hash:
+//   "<tenant>/<customer>" -> erase progress k.timeline_rebuild() -> ":tl.rw", t.alert_log_rebuild()
+//   -> "os:{acme:a}:log.rw": streams being
+//                                               rebuilt by a redaction or an erase (libs/privacy)
+//   k.erased_profile() -> ":p.er"  hash: the profile an erase under way replaced by its tombstone
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
 //                                                  string: owning customer id
 //
@@ -70,6 +75,11 @@ class CustomerKeys {
   std::string contacts() const { return prefix_ + "ct"; }
   std::string contact_channels() const { return prefix_ + "cc"; }
   std::string signals() const { return prefix_ + "sg"; }
+  // stream: the timeline being rebuilt by a redaction (renamed over timeline(); libs/privacy)
+  std::string timeline_rebuild() const { return prefix_ + "tl.rw"; }
+  // hash: the profile as it was before an erase made profile() a tombstone, kept only until
+  // the erase's last step (libs/privacy)
+  std::string erased_profile() const { return prefix_ + "p.er"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
@@ -79,20 +89,28 @@ class CustomerKeys {
 class TenantKeys {
  public:
   explicit TenantKeys(absl::string_view tenant);
-  std::string alert_log() const { return alerts_ + "log"; }           // stream: one entry per alert
-  std::string alert_ids() const { return alerts_ + "ids"; }           // hash: alert id -> stream id
-  std::string alert_open() const { return alerts_ + "open"; }         // zset: unacknowledged ids
-  std::string alert_acks() const { return alerts_ + "ack"; }          // hash: alert id -> ack JSON
-  std::string alert_channel() const { return alerts_ + "n"; }         // pub/sub: new alerts
+  std::string alert_log() const { return alerts_ + "log"; }    // stream: one entry per alert
+  std::string alert_ids() const { return alerts_ + "ids"; }    // hash: alert id -> stream id
+  std::string alert_open() const { return alerts_ + "open"; }  // zset: unacknowledged ids
+  std::string alert_acks() const { return alerts_ + "ack"; }   // hash: alert id -> ack JSON
+  std::string alert_channel() const { return alerts_ + "n"; }  // pub/sub: new alerts
+  // stream: the alert log being rebuilt without an erased customer's alerts (libs/privacy)
+  std::string alert_log_rebuild() const { return alerts_ + "log.rw"; }
   std::string journey_stages() const { return journey_ + "stages"; }  // string: "a\nb\nc"
   std::string journey_counters() const { return journey_ + "n"; }     // hash: "<stage>:<what>"
   // "os:{acme:j}:"; + "open:<stage>" (zset of open cases by entered ms), + "dur:<stage>" (list
   // of the latest completed stays, ms).
   const std::string& journey_prefix() const { return journey_; }
+  // stream: the audit log, one entry per call (libs/audit)
+  std::string audit_log() const { return audit_ + "log"; }
+  // zset: customer id -> latest activity ms (retention: inactive customers expire)
+  std::string activity() const { return retention_ + "active"; }
 
  private:
-  std::string alerts_;   // "os:{<tenant>:a}:"
-  std::string journey_;  // "os:{<tenant>:j}:"
+  std::string alerts_;     // "os:{<tenant>:a}:"
+  std::string journey_;    // "os:{<tenant>:j}:"
+  std::string audit_;      // "os:{<tenant>:au}:"
+  std::string retention_;  // "os:{<tenant>:r}:"
 };
 
 // Promises by due time across tenants: "<tenant>|<customer>|<case>" -> promised_by ms.
@@ -102,6 +120,9 @@ std::string DuePromisesKey();
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id);
 // The set of merges with steps left, across tenants.
 std::string PendingMergesKey();
+// The erasures with steps left, across tenants (libs/privacy): hash "<tenant>/<customer id>" ->
+// the erase's progress record.
+std::string PendingErasuresKey();
 
 // The index key of one normalized identifier.
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,

@@ -1,19 +1,28 @@
 #include "libs/timeline/event_effects.h"
 
+#include <array>
+#include <cstddef>
+
 #include "absl/strings/str_cat.h"
 #include "libs/common/time_util.h"
 #include "libs/keys/key_schema.h"
+#include "libs/retention/retention.h"
+#include "libs/retention/trim_lua.h"
 
 namespace onestory::timeline {
 
-const char kEventEffectsLua[] = R"lua(
+namespace {
+
+// After retention::kTrimLua (os_trim), which os_append calls.
+constexpr char kEffectsBody[] = R"lua(
 local K = {p = KEYS[1], tl = KEYS[2], dd = KEYS[3], cv = KEYS[4], ids = KEYS[5], cs = KEYS[6],
            ca = KEYS[7], fa = KEYS[8], ct = KEYS[9], cc = KEYS[10], sg = KEYS[11],
            alog = KEYS[12], aids = KEYS[13], aopen = KEYS[14], jn = KEYS[15], jst = KEYS[16],
-           due = KEYS[17]}
+           due = KEYS[17], act = KEYS[18]}
 local P = {cid = ARGV[1], now = tonumber(ARGV[2]), notify = ARGV[3], tag = ARGV[4],
            via = ARGV[5], achan = ARGV[6], jp = ARGV[7], window = tonumber(ARGV[8]),
-           arepeat = tonumber(ARGV[9]), astreak = tonumber(ARGV[10]), rep = nil}
+           arepeat = tonumber(ARGV[9]), astreak = tonumber(ARGV[10]),
+           maxev = tonumber(ARGV[11]), maxage = tonumber(ARGV[12]), rep = nil}
 local DAY = 86400000
 
 -- Raises an alert once: an id the log already holds is ignored.
@@ -136,8 +145,22 @@ end
 -- once per event (tools/bench.py reports its time per call next to a bare XADD's).
 local function os_append(evs)
   local first_act = 'act:' .. evs[1].ch
-  local pf = redis.call('HMGET', K.p, 'created_at', first_act, 'merged_into', 'merge_lock')
+  local pf = redis.call('HMGET', K.p, 'created_at', first_act, 'merged_into', 'merge_lock',
+                        'consent:' .. evs[1].ch)
   if not pf[1] or pf[3] or pf[4] then return nil, os_guard(K.p, P.cid, true) end
+  -- Consent (libs/privacy/README.md): no event on a channel whose consent is DENIED (2).
+  local consent = {[evs[1].ch] = pf[5] or false}
+  for _, e in ipairs(evs) do
+    if consent[e.ch] == nil then
+      consent[e.ch] = redis.call('HGET', K.p, 'consent:' .. e.ch) or false
+    end
+    if consent[e.ch] and string.sub(consent[e.ch], 1, 2) == '2:' then
+      local names = {'WEB_CHAT', 'CHATBOT', 'VOICE', 'SMS', 'EMAIL', 'MOBILE_APP', 'WEB',
+                     'IN_STORE', 'SOCIAL'}
+      return nil, redis.error_reply('OS_CONFLICT consent withdrawn for channel CHANNEL_' ..
+                                    (names[e.ch] or tostring(e.ch)))
+    end
+  end
   local tag = P.tag
   if tag == '' and P.via ~= '' then
     local ev = redis.call('HGET', K.ids, P.via)
@@ -252,6 +275,11 @@ local function os_append(evs)
         if r.s == 'e' and r.en < P.now - 30 * DAY then redis.call('HDEL', K.cs, all[i]) end
       end
     end
+    -- Retention (libs/retention): the oldest events past the tenant's limits go (at most 200
+    -- per call, retention::kTrimPerAppend), and the customer's latest activity is indexed for
+    -- the Sweeper.
+    os_trim(K.tl, K.dd, P.now, P.maxage, P.maxev, 200)
+    redis.call('ZADD', K.act, P.now, P.cid)
     redis.call('PUBLISH', P.notify, last)
   end
   return out
@@ -264,6 +292,21 @@ local function os_event_arg(b)
           sent = ARGV[b + 6], case = ARGV[b + 7]}
 end
 )lua";
+
+template <size_t N, size_t M>
+constexpr std::array<char, N + M - 1> Concat(const char (&a)[N], const char (&b)[M]) {
+  std::array<char, N + M - 1> out{};
+  for (size_t i = 0; i + 1 < N; ++i) out[i] = a[i];
+  for (size_t i = 0; i < M; ++i) out[N - 1 + i] = b[i];
+  return out;
+}
+
+constexpr auto kEffectsText = Concat(retention::kTrimLua, kEffectsBody);
+
+}  // namespace
+
+// A constant: usable by other files' static initializers (their Script objects).
+const char* const kEventEffectsLua = kEffectsText.data();
 
 std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view customer_id) {
   keys::CustomerKeys ck(tenant, customer_id);
@@ -284,7 +327,8 @@ std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view 
           tk.alert_open(),
           tk.journey_counters(),
           tk.journey_stages(),
-          keys::DuePromisesKey()};
+          keys::DuePromisesKey(),
+          tk.activity()};
 }
 
 std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view customer_id,
@@ -292,6 +336,8 @@ std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view 
                                     const EngagementPolicy& policy) {
   keys::CustomerKeys ck(tenant, customer_id);
   keys::TenantKeys tk(tenant);
+  const retention::Limits limits =
+      policy.retention != nullptr ? policy.retention->For(tenant) : retention::DefaultLimits();
   return {std::string(customer_id),
           absl::StrCat(now_ms),
           ck.channel(),
@@ -301,12 +347,34 @@ std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view 
           tk.journey_prefix(),
           absl::StrCat(absl::ToInt64Milliseconds(policy.repeat_window)),
           absl::StrCat(policy.alert_repeat_contacts),
-          absl::StrCat(policy.alert_negative_streak)};
+          absl::StrCat(policy.alert_negative_streak),
+          absl::StrCat(limits.max_events),
+          absl::StrCat(absl::ToInt64Milliseconds(limits.max_age))};
 }
 
+namespace {
+const privacy::Redactor* storage_redactor = nullptr;
+}  // namespace
+
+void SetStorageRedactor(const privacy::Redactor* redactor) { storage_redactor = redactor; }
+
 void AppendEventArgs(const v1::Event& e, std::vector<std::string>* args) {
+  static const privacy::Redactor* const cards_only =
+      new privacy::Redactor(*privacy::Redactor::Create({}));
+  const privacy::Redactor& redactor = storage_redactor ? *storage_redactor : *cards_only;
+  int in_summary = 0;
+  int in_body = 0;
+  std::string summary = redactor.Mask(e.summary(), &in_summary);
+  std::string body = redactor.Mask(e.body(), &in_body);
   args->push_back(e.event_id());
-  args->push_back(e.SerializeAsString());
+  if (in_summary + in_body == 0) {
+    args->push_back(e.SerializeAsString());
+  } else {
+    v1::Event stored = e;
+    stored.set_summary(std::move(summary));
+    stored.set_body(std::move(body));
+    args->push_back(stored.SerializeAsString());
+  }
   args->push_back(absl::StrCat(static_cast<int>(e.channel())));
   args->push_back(absl::StrCat(static_cast<int>(e.kind())));
   args->push_back(absl::StrCat(ToMillis(e.occurred_at())));

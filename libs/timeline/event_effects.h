@@ -11,6 +11,9 @@
 // - an event that ends a conversation ends its record;
 // - sentiment is counted per day and feeds the negative streak;
 // - raises REPEAT_CONTACT and NEGATIVE_STREAK alerts into the tenant's alert log (each once);
+// - applies the tenant's retention limits (libs/retention/trim_lua.h: the oldest events past
+//   max_events or max_age go) and records the customer's latest activity in the tenant's
+//   activity index (keys::TenantKeys::activity(), which the retention Sweeper walks);
 // - publishes the newest stream id on the customer's notify channel.
 //
 // A script is kGuardLua + kEventEffectsLua + its own body, called with EffectKeys() as KEYS and
@@ -24,7 +27,12 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/privacy/redactor.h"
 #include "onestory/v1/common.pb.h"
+
+namespace onestory::retention {
+class Policy;
+}  // namespace onestory::retention
 
 namespace onestory::timeline {
 
@@ -40,14 +48,18 @@ struct EngagementPolicy {
   int alert_negative_streak = 3;
   // How often each instance looks for promises that became overdue.
   absl::Duration promise_scan_interval = absl::Seconds(1);
+  // Retention limits per tenant (--retention_file), applied by every append. Null:
+  // retention::DefaultLimits() for every tenant. Not owned; must outlive the stores.
+  const retention::Policy* retention = nullptr;
 };
 
 // Lua prelude (after kGuardLua): K, P, os_append(events) and what it needs (contacts, cases,
-// sentiment, alerts); libs/engagement adds its other helpers after it (kEngagementLua).
-extern const char kEventEffectsLua[];
+// sentiment, alerts, retention's os_trim); libs/engagement adds its other helpers after it
+// (kEngagementLua).
+extern const char* const kEventEffectsLua;
 
 // How many ARGV EffectArgs fills; a script's own arguments start at ARGV[kEffectArgs + 1].
-inline constexpr int kEffectArgs = 10;
+inline constexpr int kEffectArgs = 12;
 // Arguments per event passed to os_append by EventArgs.
 inline constexpr int kArgsPerEvent = 8;
 
@@ -56,11 +68,18 @@ std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view 
 
 // The first kEffectArgs ARGV. `tag`: the merge chain an append was redirected through (empty
 // when none); `via`: the identifiers-hash field the customer was named by (empty when by id).
+// The tenant's retention limits come from policy.retention (Policy::For: a reader lock).
 std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view customer_id,
                                     int64_t now_ms, absl::string_view tag, absl::string_view via,
                                     const EngagementPolicy& policy);
 
-// Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at).
+// The masking every stored event's summary and body pass through (privacy::Redactor: payment
+// card numbers always, plus the configured patterns). Set once at start-up, before any append;
+// unset, only cards are masked. Not owned.
+void SetStorageRedactor(const privacy::Redactor* redactor);
+
+// Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at), its
+// summary and body masked by the storage redactor.
 void AppendEventArgs(const v1::Event& event, std::vector<std::string>* args);
 
 }  // namespace onestory::timeline

@@ -69,6 +69,7 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
   e.clear_customer_id();
   e.clear_cursor();
   e.clear_appended_at();
+  e.clear_redacted_at();
   return absl::OkStatus();
 }
 

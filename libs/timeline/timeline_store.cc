@@ -29,9 +29,9 @@ using redis::Script;
 // merge on the way), else the merges the via identifier came with, if any.
 // Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
 const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, kEventEffectsLua, R"lua(
-local n = tonumber(ARGV[11])
+local n = tonumber(ARGV[13])
 local evs = {}
-for i = 0, n - 1 do evs[i + 1] = os_event_arg(12 + i * 8) end
+for i = 0, n - 1 do evs[i + 1] = os_event_arg(14 + i * 8) end
 local out, err = os_append(evs)
 if not out then return err end
 return out

@@ -14,15 +14,24 @@ namespace onestory::service {
 
 using engagement::AlertStore;
 
+// Alerts are for the agents and supervisors who act on them.
+const auth::ScopeSet kAlertScopes = {auth::Scope::kContextReadAgent,
+                                     auth::Scope::kContextReadSupervisor};
+
 // One WatchAlerts stream. Its position is the stream id of the last alert queued; a notify (or
 // the subscription's confirmation) reads the log after it. References: gRPC's (until OnDone),
 // the hub's (while registered) and one per Redis read in flight; the last Release deletes it.
 class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
                                 public timeline::WatchHub::Listener {
  public:
-  AlertWatchReactor(AlertServiceImpl* svc, const v1::WatchAlertsRequest& req)
+  AlertWatchReactor(AlertServiceImpl* svc, grpc::CallbackServerContext* ctx,
+                    const v1::WatchAlertsRequest& req)
       : svc_(svc), tenant_(req.tenant()) {
     svc_->Register(this);
+    if (absl::Status st = svc_->auth_->Allow(*ctx, kAlertScopes, req.tenant()); !st.ok()) {
+      End(st);
+      return;
+    }
     absl::StatusOr<std::string> start = AlertStore::StartAfter(req);
     if (!start.ok()) {
       End(start.status());
@@ -179,19 +188,25 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
 };
 
 grpc::ServerWriteReactor<v1::Alert>* AlertServiceImpl::WatchAlerts(
-    grpc::CallbackServerContext*, const v1::WatchAlertsRequest* req) {
-  return new AlertWatchReactor(this, *req);
+    grpc::CallbackServerContext* ctx, const v1::WatchAlertsRequest* req) {
+  return new AlertWatchReactor(this, ctx, *req);
 }
 
 grpc::ServerUnaryReactor* AlertServiceImpl::ListAlerts(grpc::CallbackServerContext* ctx,
                                                        const v1::ListAlertsRequest* req,
                                                        v1::ListAlertsResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, kAlertScopes, req->tenant()); !st.ok()) {
+    return Reject(ctx, st);
+  }
   return Forward(ctx, req, resp, store_, &AlertStore::List);
 }
 
 grpc::ServerUnaryReactor* AlertServiceImpl::AckAlert(grpc::CallbackServerContext* ctx,
                                                      const v1::AckAlertRequest* req,
                                                      v1::Alert* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, kAlertScopes, req->tenant()); !st.ok()) {
+    return Reject(ctx, st);
+  }
   return Forward(ctx, req, resp, store_, &AlertStore::Ack);
 }
 

@@ -10,6 +10,7 @@
 #include "libs/engagement/alert_store.h"
 #include "libs/timeline/watch_hub.h"
 #include "onestory/v1/alert.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
@@ -17,8 +18,9 @@ class AlertWatchReactor;
 
 class AlertServiceImpl final : public v1::AlertService::CallbackService {
  public:
-  AlertServiceImpl(engagement::AlertStore* store, timeline::WatchHub* hub)
-      : store_(store), hub_(hub) {}
+  AlertServiceImpl(engagement::AlertStore* store, timeline::WatchHub* hub,
+                   const Authenticator* auth)
+      : store_(store), auth_(auth), hub_(hub) {}
 
   grpc::ServerWriteReactor<v1::Alert>* WatchAlerts(grpc::CallbackServerContext* ctx,
                                                    const v1::WatchAlertsRequest* req) override;
@@ -37,6 +39,7 @@ class AlertServiceImpl final : public v1::AlertService::CallbackService {
   void Unregister(AlertWatchReactor* w);
 
   engagement::AlertStore* store_;
+  const Authenticator* auth_;
   timeline::WatchHub* hub_;
   absl::Mutex mu_;
   absl::flat_hash_set<AlertWatchReactor*> watches_ ABSL_GUARDED_BY(mu_);

@@ -3,12 +3,14 @@
 
 #include "libs/engagement/case_store.h"
 #include "onestory/v1/case.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
 class CaseServiceImpl final : public v1::CaseService::CallbackService {
  public:
-  explicit CaseServiceImpl(engagement::CaseStore* store) : store_(store) {}
+  CaseServiceImpl(engagement::CaseStore* store, const Authenticator* auth)
+      : store_(store), auth_(auth) {}
 
   grpc::ServerUnaryReactor* OpenCase(grpc::CallbackServerContext* ctx,
                                      const v1::OpenCaseRequest* req,
@@ -33,6 +35,7 @@ class CaseServiceImpl final : public v1::CaseService::CallbackService {
 
  private:
   engagement::CaseStore* store_;
+  const Authenticator* auth_;
 };
 
 }  // namespace onestory::service

@@ -3,6 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -10,13 +12,46 @@
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
 #include "libs/metrics/metrics.h"
+#include "services/common/audit_interceptor.h"
 #include "services/common/metrics_interceptor.h"
 
 namespace onestory::service {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
+  }
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(const TlsOptions& tls) {
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  absl::StatusOr<std::string> cert = ReadPem("tls_cert", tls.cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem("tls_key", tls.key_file);
+  if (!key.ok()) return key.status();
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem("tls_client_ca", tls.client_ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOptions options) {
   auto s = std::unique_ptr<OneStoryServer>(new OneStoryServer());
+  if (options.auth == nullptr) options.auth = Authenticator::AllowAll();
   s->options_ = options;
+  const Authenticator* auth = options.auth.get();
   s->redis_ = std::make_unique<redis::Client>(options.redis);
   // Wait briefly for a first connection so the first calls do not fail needlessly; serve anyway
   // after that (calls fail with UNAVAILABLE until Redis is reachable, health says NOT_SERVING).
@@ -36,45 +71,61 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   s->case_store_ = std::make_unique<engagement::CaseStore>(ectx);
   s->alert_store_ = std::make_unique<engagement::AlertStore>(ectx);
   s->merge_engine_ = std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
+  s->privacy_store_ = std::make_unique<privacy::PrivacyStore>(
+      s->redis_.get(), s->identity_store_.get(), options.erase_failpoint);
   s->suggester_ = std::make_unique<identity::MergeSuggester>(
       s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
 
+  s->audit_log_ = std::make_unique<audit::AuditLog>(s->redis_.get(), options.audit);
+
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls.enabled()) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls = TlsCredentials(options.tls);
+    if (!tls.ok()) return tls.status();
+    credentials = *std::move(tls);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, credentials, &s->port_);
   // Above Append's own 4 MiB limit, so an oversized batch gets our INVALID_ARGUMENT naming the
   // field rather than gRPC's generic RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(8 << 20);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
+  interceptors.push_back(std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
     s->identity_service_ =
         std::make_unique<IdentityServiceImpl>(s->identity_store_.get(), s->merge_engine_.get(),
-                                              s->suggester_.get(), options.identity_policy);
+                                              s->suggester_.get(), auth, options.identity_policy);
     builder.RegisterService(s->identity_service_.get());
     s->service_names_.push_back("onestory.v1.IdentityService");
+    // Erasure, export and redaction are served wherever identities are.
+    s->privacy_service_ = std::make_unique<PrivacyServiceImpl>(s->privacy_store_.get(), auth);
+    builder.RegisterService(s->privacy_service_.get());
+    s->service_names_.push_back("onestory.v1.PrivacyService");
   }
   if (options.timeline || options.engagement) {
     s->hub_ = std::make_unique<timeline::WatchHub>(s->redis_.get());
   }
   if (options.timeline) {
     s->timeline_service_ = std::make_unique<TimelineServiceImpl>(
-        s->timeline_store_.get(), s->hub_.get(), options.timeline_options);
+        s->timeline_store_.get(), s->hub_.get(), auth, options.timeline_options);
     builder.RegisterService(s->timeline_service_.get());
     s->service_names_.push_back("onestory.v1.TimelineService");
   }
   if (options.context) {
-    s->context_service_ = std::make_unique<ContextServiceImpl>(s->context_store_.get());
+    s->context_service_ = std::make_unique<ContextServiceImpl>(s->context_store_.get(), auth);
     builder.RegisterService(s->context_service_.get());
     s->service_names_.push_back("onestory.v1.ContextService");
   }
   if (options.engagement) {
     s->conversation_service_ =
-        std::make_unique<ConversationServiceImpl>(s->conversation_store_.get());
-    s->case_service_ = std::make_unique<CaseServiceImpl>(s->case_store_.get());
-    s->alert_service_ = std::make_unique<AlertServiceImpl>(s->alert_store_.get(), s->hub_.get());
+        std::make_unique<ConversationServiceImpl>(s->conversation_store_.get(), auth);
+    s->case_service_ = std::make_unique<CaseServiceImpl>(s->case_store_.get(), auth);
+    s->alert_service_ =
+        std::make_unique<AlertServiceImpl>(s->alert_store_.get(), s->hub_.get(), auth);
     builder.RegisterService(s->conversation_service_.get());
     builder.RegisterService(s->case_service_.get());
     builder.RegisterService(s->alert_service_.get());
@@ -82,6 +133,10 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     s->service_names_.push_back("onestory.v1.CaseService");
     s->service_names_.push_back("onestory.v1.AlertService");
   }
+  // The audit log is read on every binary (each writes its own calls' entries).
+  s->audit_service_ = std::make_unique<AuditServiceImpl>(s->audit_log_.get(), auth);
+  builder.RegisterService(s->audit_service_.get());
+  s->service_names_.push_back("onestory.v1.AuditService");
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
@@ -89,6 +144,39 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
   s->recovery_ = std::thread([srv = s.get()] { srv->RecoverMerges(); });
   if (options.engagement) s->promises_ = std::thread([srv = s.get()] { srv->ScanPromises(); });
+  if (options.engagement_policy.retention != nullptr) {
+    // Expiring an inactive customer is an erase like any other, recorded in the audit log.
+    auto erase = [srv = s.get()](std::string tenant, std::string customer, Callback<bool> done) {
+      v1::EraseCustomerRequest req;
+      req.set_tenant(tenant);
+      req.mutable_customer()->set_customer_id(customer);
+      req.set_reason("retention: inactive");
+      srv->privacy_store_->Erase(
+          req, absl::Now() + absl::Seconds(30),
+          [srv, tenant, customer,
+           done = std::move(done)](absl::StatusOr<v1::EraseCustomerResponse> r) mutable {
+            if (!r.ok() && r.status().code() != absl::StatusCode::kNotFound) {
+              return done(r.status());
+            }
+            bool erased = r.ok() && !r->already_erased();
+            if (erased) {
+              v1::AuditEntry e;
+              e.set_key_id("retention");
+              e.set_method("onestory.v1.PrivacyService/EraseCustomer");
+              e.set_customer_id(customer);
+              e.set_code("OK");
+              e.set_detail(absl::StrCat("reason=retention: inactive events=", r->events_erased(),
+                                        " identifiers=", r->identifiers_erased()));
+              srv->audit_log_->Record(tenant, std::move(e));
+            }
+            done(erased);
+          });
+    };
+    s->sweeper_ =
+        std::make_unique<retention::Sweeper>(s->redis_.get(), options.engagement_policy.retention,
+                                             std::move(erase), options.retention_sweep);
+    s->sweeper_thread_ = std::thread([srv = s.get()] { srv->SweepRetention(); });
+  }
   if (!options.metrics_listen.empty()) {
     auto http = MetricsHttpServer::Start(options.metrics_listen);
     if (!http.ok()) return http.status();
@@ -98,7 +186,12 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   Log(LogLevel::kInfo, "server.listening",
       {{"addr", s->address()},
        {"services", absl::StrJoin(s->service_names_, ",")},
-       {"redis", options.redis.address}});
+       {"redis", options.redis.address},
+       {"tls", !options.tls.enabled()               ? "off"
+               : options.tls.client_ca_file.empty() ? "on"
+                                                    : "mutual"},
+       {"api_keys",
+        auth->enabled() ? absl::StrCat(auth->key_count()) : "off (every call allowed)"}});
   return s;
 }
 
@@ -145,8 +238,9 @@ void OneStoryServer::WatchHealth() {
   } while (!stop_health_.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
 }
 
-// Finishes merges a crash interrupted: all of them once at start-up, then those left alone for
-// merge::kRecoveryAfter (another server may still be running a younger one).
+// Finishes merges and erasures a crash interrupted: all of them once at start-up, then those
+// left alone for merge::kRecoveryAfter or privacy::kEraseRecoveryAfter (another server may still
+// be running a younger one; every step is idempotent either way).
 void OneStoryServer::RecoverMerges() {
   bool all = true;
   do {
@@ -160,6 +254,20 @@ void OneStoryServer::RecoverMerges() {
             done.Notify();
           });
       done.WaitForNotification();
+      absl::Notification erased;
+      privacy_store_->RecoverPending(
+          absl::Now() + absl::Seconds(60),
+          [&erased](absl::StatusOr<int> n) {
+            if (n.ok() && *n > 0) {
+              Log(LogLevel::kInfo, "erase.recovered", {{"erasures", absl::StrCat(*n)}});
+            } else if (!n.ok()) {
+              Log(LogLevel::kWarning, "erase.recovery_failed",
+                  {{"reason", std::string(n.status().message())}});
+            }
+            erased.Notify();
+          },
+          all ? absl::ZeroDuration() : privacy::kEraseRecoveryAfter);
+      erased.WaitForNotification();
       all = false;
     }
   } while (!stop_health_.WaitForNotificationWithTimeout(options_.merge_recovery_interval));
@@ -186,6 +294,23 @@ void OneStoryServer::ScanPromises() {
       options_.engagement_policy.promise_scan_interval));
 }
 
+// Retention: every instance sweeps (each step is one idempotent script per customer); a pass
+// that did not finish goes on where it stopped.
+void OneStoryServer::SweepRetention() {
+  while (!stop_health_.WaitForNotificationWithTimeout(options_.retention_sweep_interval)) {
+    if (!redis_->connected()) continue;
+    retention::Sweeper::Stats st = sweeper_->RunOnce(absl::Now() + absl::Seconds(30));
+    if (st.events_trimmed > 0 || st.customers_expired > 0 || st.errors > 0) {
+      Log(st.errors > 0 ? LogLevel::kWarning : LogLevel::kInfo, "retention.swept",
+          {{"tenants", absl::StrCat(st.tenants)},
+           {"customers", absl::StrCat(st.customers_checked)},
+           {"events_trimmed", absl::StrCat(st.events_trimmed)},
+           {"customers_expired", absl::StrCat(st.customers_expired)},
+           {"errors", absl::StrCat(st.errors)}});
+    }
+  }
+}
+
 void OneStoryServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // a failed Start has no server to stop
   shut_down_ = true;
@@ -193,6 +318,7 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
   if (health_.joinable()) health_.join();
   if (recovery_.joinable()) recovery_.join();
   if (promises_.joinable()) promises_.join();
+  if (sweeper_thread_.joinable()) sweeper_thread_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (timeline_service_) timeline_service_->EndAllWatches();
   if (alert_service_) alert_service_->EndAllWatches();
@@ -217,9 +343,13 @@ OneStoryServer::~OneStoryServer() {
   conversation_service_.reset();
   case_service_.reset();
   alert_service_.reset();
+  audit_service_.reset();
+  privacy_service_.reset();
   hub_.reset();
+  audit_log_.reset();
   suggester_.reset();
   merge_engine_.reset();
+  privacy_store_.reset();
   redis_.reset();
 }
 

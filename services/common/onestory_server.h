@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "libs/audit/audit_log.h"
 #include "libs/context/context_store.h"
 #include "libs/engagement/alert_store.h"
 #include "libs/engagement/case_store.h"
@@ -27,22 +28,41 @@
 #include "libs/identity/identity_store.h"
 #include "libs/identity/merge_suggester.h"
 #include "libs/merge/merge_engine.h"
+#include "libs/privacy/privacy_store.h"
 #include "libs/redis/client.h"
+#include "libs/retention/sweeper.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/timeline_store.h"
 #include "libs/timeline/watch_hub.h"
 #include "services/alert/alert_service.h"
+#include "services/audit/audit_service.h"
 #include "services/case/case_service.h"
+#include "services/common/auth.h"
 #include "services/common/metrics_http.h"
 #include "services/context/context_service.h"
 #include "services/conversation/conversation_service.h"
 #include "services/identity/identity_service.h"
+#include "services/privacy/privacy_service.h"
 #include "services/timeline/timeline_service.h"
 
 namespace onestory::service {
 
+// TLS for the gRPC port: PEM files. With client_ca_file, clients must present a certificate
+// signed by it (mutual TLS).
+struct TlsOptions {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
+  TlsOptions tls;
+  // Who may call. Null: every call is allowed (Authenticator::AllowAll) — for in-process tests
+  // of everything but authentication; the binaries always set it.
+  std::shared_ptr<Authenticator> auth;
+  audit::AuditLog::Options audit;
   redis::Options redis;
   bool identity = true;
   bool timeline = true;
@@ -51,12 +71,17 @@ struct ServerOptions {
   TimelineServiceOptions timeline_options;
   IdentityPolicy identity_policy;
   timeline::EngagementPolicy engagement_policy;
-  // How often unfinished merges older than merge::kRecoveryAfter are finished (every pending
-  // merge is finished once at start-up).
+  // How often unfinished merges older than merge::kRecoveryAfter, and erasures older than
+  // privacy::kEraseRecoveryAfter, are finished (every pending one is finished once at start-up).
   absl::Duration merge_recovery_interval = absl::Seconds(5);
-  merge::MergeEngine::Failpoint merge_failpoint;  // tests only
+  merge::MergeEngine::Failpoint merge_failpoint;     // tests only
+  privacy::PrivacyStore::Failpoint erase_failpoint;  // tests only
   // Serve Prometheus metrics at http://<metrics_listen>/metrics; empty: no metrics endpoint.
   std::string metrics_listen;
+  // How often the retention sweep runs (with engagement_policy.retention set): timelines no
+  // append trims are trimmed, inactive customers erased.
+  absl::Duration retention_sweep_interval = absl::Minutes(1);
+  retention::Sweeper::Options retention_sweep;  // tests move its clock
   // How long Start waits for a first Redis connection before serving anyway.
   absl::Duration redis_wait = absl::Seconds(2);
 };
@@ -70,7 +95,10 @@ class OneStoryServer {
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   std::string address() const;  // host:port as bound
   redis::Client* redis() { return redis_.get(); }
+  audit::AuditLog* audit_log() { return audit_log_.get(); }
+  Authenticator* auth() { return options_.auth.get(); }
   merge::MergeEngine* merge_engine() { return merge_engine_.get(); }
+  privacy::PrivacyStore* privacy_store() { return privacy_store_.get(); }
   TimelineServiceImpl* timeline_service() { return timeline_service_.get(); }
 
   // Health NOT_SERVING, ends every Watch with UNAVAILABLE, then lets in-flight calls finish
@@ -82,6 +110,7 @@ class OneStoryServer {
   void WatchHealth();
   void RecoverMerges();
   void ScanPromises();
+  void SweepRetention();
   void RegisterGauges();
 
   ServerOptions options_;
@@ -93,10 +122,14 @@ class OneStoryServer {
   std::unique_ptr<context::ContextStore> context_store_;
   std::unique_ptr<merge::MergeEngine> merge_engine_;
   std::unique_ptr<identity::MergeSuggester> suggester_;
+  std::unique_ptr<privacy::PrivacyStore> privacy_store_;
   std::unique_ptr<engagement::ConversationStore> conversation_store_;
   std::unique_ptr<engagement::CaseStore> case_store_;
   std::unique_ptr<engagement::AlertStore> alert_store_;
   std::unique_ptr<timeline::WatchHub> hub_;
+  std::unique_ptr<audit::AuditLog> audit_log_;
+  std::unique_ptr<AuditServiceImpl> audit_service_;
+  std::unique_ptr<PrivacyServiceImpl> privacy_service_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;
   std::unique_ptr<TimelineServiceImpl> timeline_service_;
   std::unique_ptr<ContextServiceImpl> context_service_;
@@ -109,6 +142,8 @@ class OneStoryServer {
   std::thread health_;
   std::thread recovery_;
   std::thread promises_;  // the overdue-promise scan, with the engagement services
+  std::unique_ptr<retention::Sweeper> sweeper_;
+  std::thread sweeper_thread_;  // with a retention policy
   bool shut_down_ = false;
 };
 

@@ -1,12 +1,15 @@
 #include "services/common/server_runner.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,9 +19,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/auth/api_keys.h"
 #include "libs/common/log.h"
+#include "libs/common/validation.h"
 #include "libs/embedded/embedded_redis.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
+#include "libs/retention/retention.h"
+#include "libs/timeline/event_effects.h"
 #include "services/common/onestory_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -67,6 +75,27 @@ ABSL_FLAG(int, alert_negative_streak, 3,
 ABSL_FLAG(int, promise_scan_interval_ms, 1000,
           "How often each instance looks for promises that became overdue.");
 
+ABSL_FLAG(std::string, api_keys_file, "",
+          "API keys (id, tenant, scopes, SHA-256 of the key; see README 'API keys'). Required "
+          "unless OneStory runs on its embedded Redis, which then makes a key on first start "
+          "(<data_dir>/api_keys, the key itself in <data_dir>/api_key). Reloaded on SIGHUP.");
+ABSL_FLAG(std::string, embedded_tenant, "demo",
+          "The tenant of the key the embedded default makes on first start.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for the gRPC port; enables TLS.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(int, audit_retention_days, 400, "Audit log entries older than this are trimmed.");
+ABSL_FLAG(std::string, retention_file, "",
+          "Retention per tenant: '<tenant or *> max_age=90d max_events=10000 "
+          "inactive_after=730d' per line (libs/retention/README.md). Empty: max_events=100000 "
+          "for every tenant, nothing else. Reloaded on SIGHUP.");
+ABSL_FLAG(int, retention_sweep_interval_ms, 60000,
+          "How often the retention sweep trims idle timelines and erases inactive customers.");
+ABSL_FLAG(std::string, redact_patterns_file, "",
+          "Patterns masked in every stored event's summary and body, besides payment card "
+          "numbers (always masked): one '<name> <RE2 regex>' per line; a match becomes [<name>].");
+
 namespace onestory::service {
 namespace {
 
@@ -91,6 +120,15 @@ constexpr const char* kFlagNames[] = {
     "alert_repeat_contacts",
     "alert_negative_streak",
     "promise_scan_interval_ms",
+    "api_keys_file",
+    "embedded_tenant",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "audit_retention_days",
+    "redact_patterns_file",
+    "retention_file",
+    "retention_sweep_interval_ms",
 };
 
 // argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
@@ -111,6 +149,49 @@ std::vector<char*> ArgsWithEnvironment(int argc, char** argv, std::vector<std::s
 int Fail(absl::string_view event, const absl::Status& st) {
   Log(LogLevel::kError, event, {{"error", std::string(st.message())}});
   return 1;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& text, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("cannot write ", tmp));
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+// The embedded default's key file: made on first start with one key of every scope for
+// --embedded_tenant; the key itself is kept beside it (mode 0600) and printed at every start,
+// so a developer can call the server at once.
+absl::StatusOr<std::string> EmbeddedKeysFile(const std::string& data_dir) {
+  std::string keys_path = data_dir + "/api_keys";
+  std::string key_path = data_dir + "/api_key";
+  if (access(keys_path.c_str(), F_OK) != 0) {
+    std::string tenant = absl::GetFlag(FLAGS_embedded_tenant);
+    if (absl::Status st = ValidateTenant(tenant); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--embedded_tenant: ", st.message()));
+    }
+    std::string key = auth::GenerateKey();
+    if (absl::Status st = WriteFile(key_path, key + "\n", 0600); !st.ok()) return st;
+    std::string line = absl::StrCat(
+        "# Made by onestory-server on first start; the key is in ", key_path, "\nembedded ", tenant,
+        " ", auth::ScopeSet::All().ToString(), " sha256:", auth::Sha256Hex(key), "\n");
+    if (absl::Status st = WriteFile(keys_path, line, 0600); !st.ok()) return st;
+    Log(LogLevel::kInfo, "api_key.generated", {{"file", keys_path}, {"tenant", tenant}});
+  }
+  std::ifstream in(key_path);
+  std::string key;
+  if (in >> key) {
+    // Printed on stdout, not in the log: it is a secret.
+    std::cout << "OneStory API key (all scopes): " << key << "\n"
+              << "  send it as gRPC metadata \"authorization: Bearer " << key << "\"\n"
+              << std::flush;
+  }
+  return keys_path;
 }
 
 }  // namespace
@@ -151,6 +232,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -177,6 +259,76 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   }
 
   ServerOptions options;
+  std::string keys_file = absl::GetFlag(FLAGS_api_keys_file);
+  if (keys_file.empty()) {
+    if (embedded_redis == nullptr) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError(
+                      "--api_keys_file is required: every call needs an API key (make one with "
+                      "tools/apikey.py; README 'API keys')"));
+    }
+    absl::StatusOr<std::string> made = EmbeddedKeysFile(absl::GetFlag(FLAGS_data_dir));
+    if (!made.ok()) return Fail("api_keys.invalid", made.status());
+    keys_file = *made;
+  }
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::FromFile(keys_file);
+  if (!auth.ok()) return Fail("api_keys.invalid", auth.status());
+  options.auth = *std::move(auth);
+  if (options.auth->key_count() == 0) {
+    Log(LogLevel::kWarning, "api_keys.empty", {{"file", keys_file}});
+  }
+  // Lives for the whole process: every append reads it.
+  static const privacy::Redactor* redactor = nullptr;
+  if (std::string path = absl::GetFlag(FLAGS_redact_patterns_file); !path.empty()) {
+    std::ifstream in(path);
+    if (!in) {
+      return Fail("config.invalid", absl::InvalidArgumentError(absl::StrCat(
+                                        "--redact_patterns_file: cannot read ", path)));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto patterns = privacy::Redactor::ParsePatternFile(text.str());
+    absl::StatusOr<privacy::Redactor> made =
+        patterns.ok() ? privacy::Redactor::Create(*std::move(patterns))
+                      : absl::StatusOr<privacy::Redactor>(patterns.status());
+    if (!made.ok()) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError(absl::StrCat("--redact_patterns_file ", path, ": ",
+                                                          made.status().message())));
+    }
+    redactor = new privacy::Redactor(*std::move(made));
+    timeline::SetStorageRedactor(redactor);
+  }
+  // Lives for the whole process: every append reads it.
+  static retention::Policy* const retention_policy = new retention::Policy();
+  if (std::string path = absl::GetFlag(FLAGS_retention_file); !path.empty()) {
+    if (absl::Status st = retention_policy->Load(path); !st.ok()) {
+      return Fail("config.invalid", absl::InvalidArgumentError(absl::StrCat(
+                                        "--retention_file ", path, ": ", st.message())));
+    }
+  }
+  options.engagement_policy.retention = retention_policy;
+  int sweep_ms = absl::GetFlag(FLAGS_retention_sweep_interval_ms);
+  if (sweep_ms < 100 || sweep_ms > 86400000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--retention_sweep_interval_ms: 100 to 86400000"));
+  }
+  options.retention_sweep_interval = absl::Milliseconds(sweep_ms);
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  if (options.tls.cert_file.empty() != options.tls.key_file.empty() ||
+      (!options.tls.client_ca_file.empty() && options.tls.cert_file.empty())) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError(
+                    "--tls_cert and --tls_key go together; --tls_client_ca needs them"));
+  }
+  int audit_days = absl::GetFlag(FLAGS_audit_retention_days);
+  if (audit_days < 1 || audit_days > 36500) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--audit_retention_days: between 1 and 36500"));
+  }
+  options.audit.retention = absl::Hours(24 * audit_days);
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.redis = redis_options;
@@ -233,7 +385,24 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   }
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    absl::Status st = (*server)->auth()->Reload();
+    if (st.ok()) {
+      Log(LogLevel::kInfo, "api_keys.reloaded",
+          {{"keys", absl::StrCat((*server)->auth()->key_count())}});
+    } else {
+      Log(LogLevel::kError, "api_keys.reload_failed",
+          {{"error", std::string(st.message())}, {"kept", "the keys loaded before"}});
+    }
+    if (!absl::GetFlag(FLAGS_retention_file).empty()) {
+      if (absl::Status rst = retention_policy->Reload(); rst.ok()) {
+        Log(LogLevel::kInfo, "retention.reloaded", {{"file", absl::GetFlag(FLAGS_retention_file)}});
+      } else {
+        Log(LogLevel::kError, "retention.reload_failed",
+            {{"error", std::string(rst.message())}, {"kept", "the rules loaded before"}});
+      }
+    }
+  }
   Log(LogLevel::kInfo, "server.stopping", {{"signal", absl::StrCat(sig)}});
   (*server)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   server->reset();

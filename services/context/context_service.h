@@ -3,12 +3,14 @@
 
 #include "libs/context/context_store.h"
 #include "onestory/v1/context.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
 class ContextServiceImpl final : public v1::ContextService::CallbackService {
  public:
-  explicit ContextServiceImpl(context::ContextStore* store) : store_(store) {}
+  ContextServiceImpl(context::ContextStore* store, const Authenticator* auth)
+      : store_(store), auth_(auth) {}
 
   grpc::ServerUnaryReactor* GetContext(grpc::CallbackServerContext* ctx,
                                        const v1::GetContextRequest* req,
@@ -16,6 +18,7 @@ class ContextServiceImpl final : public v1::ContextService::CallbackService {
 
  private:
   context::ContextStore* store_;
+  const Authenticator* auth_;
 };
 
 }  // namespace onestory::service

@@ -3,12 +3,14 @@
 
 #include "libs/engagement/conversation_store.h"
 #include "onestory/v1/conversation.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
 class ConversationServiceImpl final : public v1::ConversationService::CallbackService {
  public:
-  explicit ConversationServiceImpl(engagement::ConversationStore* store) : store_(store) {}
+  ConversationServiceImpl(engagement::ConversationStore* store, const Authenticator* auth)
+      : store_(store), auth_(auth) {}
 
   grpc::ServerUnaryReactor* StartConversation(grpc::CallbackServerContext* ctx,
                                               const v1::StartConversationRequest* req,
@@ -24,6 +26,7 @@ class ConversationServiceImpl final : public v1::ConversationService::CallbackSe
 
  private:
   engagement::ConversationStore* store_;
+  const Authenticator* auth_;
 };
 
 }  // namespace onestory::service

@@ -63,6 +63,12 @@ void IdentityServiceImpl::Reindex(const std::string& tenant, std::vector<std::st
 grpc::ServerUnaryReactor* IdentityServiceImpl::Resolve(grpc::CallbackServerContext* ctx,
                                                        const v1::ResolveRequest* req,
                                                        v1::ResolveResponse* resp) {
+  auth::ScopeSet scopes = AnyReadScope();
+  scopes.Add(auth::Scope::kTimelineWrite);
+  if (req->create_if_missing()) scopes = {auth::Scope::kTimelineWrite};
+  if (absl::Status st = auth_->Allow(*ctx, scopes, req->tenant()); !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   store_->Resolve(req->tenant(), req->identifier(), req->create_if_missing(), RequestDeadline(ctx),
                   FinishWith<IdentityStore::Resolved>(
@@ -77,6 +83,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Resolve(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext* ctx,
                                                     const v1::LinkRequest* req,
                                                     v1::LinkResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kTimelineWrite}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   IdentityStore::LinkEvidence evidence{req->channel(), req->verification(), req->actor()};
   absl::Time deadline = RequestDeadline(ctx);
@@ -141,6 +151,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* IdentityServiceImpl::Unlink(grpc::CallbackServerContext* ctx,
                                                       const v1::UnlinkRequest* req,
                                                       v1::UnlinkResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   store_->Unlink(req->tenant(), req->customer_id(), req->identifier(), RequestDeadline(ctx),
                  FinishWith<bool>(reactor, resp, [](v1::UnlinkResponse*, bool) {}));
@@ -150,6 +164,9 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Unlink(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* IdentityServiceImpl::GetProfile(grpc::CallbackServerContext* ctx,
                                                           const v1::GetProfileRequest* req,
                                                           v1::GetProfileResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, AnyReadScope(), req->tenant()); !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
@@ -169,6 +186,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::GetProfile(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(grpc::CallbackServerContext* ctx,
                                                              const v1::UpdateProfileRequest* req,
                                                              v1::UpdateProfileResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kTimelineWrite}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
@@ -195,6 +216,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(grpc::CallbackServe
 grpc::ServerUnaryReactor* IdentityServiceImpl::Merge(grpc::CallbackServerContext* ctx,
                                                      const v1::MergeRequest* req,
                                                      v1::MergeResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   merge::MergeInput in;
   in.tenant = req->tenant();
@@ -218,6 +243,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Merge(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* IdentityServiceImpl::Unmerge(grpc::CallbackServerContext* ctx,
                                                        const v1::UnmergeRequest* req,
                                                        v1::UnmergeResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   merges_->Unmerge(tenant, req->merge_id(), req->reason(), req->actor(), RequestDeadline(ctx),
@@ -233,6 +262,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Unmerge(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* IdentityServiceImpl::GetMergeHistory(
     grpc::CallbackServerContext* ctx, const v1::GetMergeHistoryRequest* req,
     v1::GetMergeHistoryResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   merges_->History(
       req->tenant(), req->customer_id(), RequestDeadline(ctx),
@@ -246,6 +279,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::GetMergeHistory(
 grpc::ServerUnaryReactor* IdentityServiceImpl::SuggestMerges(grpc::CallbackServerContext* ctx,
                                                              const v1::SuggestMergesRequest* req,
                                                              v1::SuggestMergesResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   int max = req->max_suggestions();

@@ -13,6 +13,7 @@
 #include "libs/identity/merge_suggester.h"
 #include "libs/merge/merge_engine.h"
 #include "onestory/v1/identity.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
@@ -35,8 +36,13 @@ struct IdentityPolicy {
 class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
  public:
   IdentityServiceImpl(identity::IdentityStore* store, merge::MergeEngine* merges,
-                      identity::MergeSuggester* suggester, IdentityPolicy policy)
-      : store_(store), merges_(merges), suggester_(suggester), policy_(std::move(policy)) {}
+                      identity::MergeSuggester* suggester, const Authenticator* auth,
+                      IdentityPolicy policy)
+      : store_(store),
+        auth_(auth),
+        merges_(merges),
+        suggester_(suggester),
+        policy_(std::move(policy)) {}
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* ctx, const v1::ResolveRequest* req,
                                     v1::ResolveResponse* resp) override;
@@ -66,6 +72,7 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   void Reindex(const std::string& tenant, std::vector<std::string> customers);
 
   identity::IdentityStore* store_;
+  const Authenticator* auth_;
   merge::MergeEngine* merges_;
   identity::MergeSuggester* suggester_;
   const IdentityPolicy policy_;

@@ -9,11 +9,11 @@
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
 #include "libs/common/time_util.h"
-#include "libs/timeline/event_validation.h"
 #include "libs/common/validation.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/cursor.h"
+#include "libs/timeline/event_validation.h"
 #include "services/common/grpc_status.h"
 #include "services/common/unary.h"
 
@@ -29,7 +29,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       : svc_(svc), ctx_(ctx), req_(req) {}
 
   void Begin() {
-    if (absl::Status st = ValidateTenant(req_.tenant()); !st.ok()) return End(st);
+    absl::StatusOr<v1::WatchRequest> allowed =
+        AuthorizeRead(*svc_->auth_, *ctx_, {auth::Scope::kTimelineRead}, req_);
+    if (!allowed.ok()) return End(allowed.status());
+    req_ = *std::move(allowed);
     if (!req_.after_cursor().empty() && req_.from_start()) {
       return End(absl::InvalidArgumentError("from_start: cannot be combined with after_cursor"));
     }
@@ -416,7 +419,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   v1::Audience audience_ = v1::AUDIENCE_AGENT;  // set in Begin; events it may not see are skipped
   absl::Mutex ctx_mu_;
   grpc::CallbackServerContext* ctx_ ABSL_GUARDED_BY(ctx_mu_);  // valid until OnDone
-  const v1::WatchRequest req_;
+  v1::WatchRequest req_;  // audience replaced by what the caller may read as, in Begin
   absl::Mutex mu_;
   int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's; more while Redis calls or the hub hold it
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -445,14 +448,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
 };
 
 TimelineServiceImpl::TimelineServiceImpl(timeline::TimelineStore* store, timeline::WatchHub* hub,
-                                         TimelineServiceOptions options)
-    : store_(store), hub_(hub), options_(options) {}
+                                         const Authenticator* auth, TimelineServiceOptions options)
+    : store_(store), auth_(auth), hub_(hub), options_(options) {}
 
 TimelineServiceImpl::~TimelineServiceImpl() = default;
 
 grpc::ServerUnaryReactor* TimelineServiceImpl::Append(grpc::CallbackServerContext* ctx,
                                                       const v1::AppendRequest* req,
                                                       v1::AppendResponse* resp) {
+  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kTimelineWrite}, req->tenant());
+      !st.ok()) {
+    return Reject(ctx, st);
+  }
   auto* reactor = ctx->DefaultReactor();
   store_->Append(*req, RequestDeadline(ctx),
                  FinishWith<v1::AppendResponse>(
@@ -464,9 +471,12 @@ grpc::ServerUnaryReactor* TimelineServiceImpl::Append(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* TimelineServiceImpl::List(grpc::CallbackServerContext* ctx,
                                                     const v1::ListRequest* req,
                                                     v1::ListResponse* resp) {
+  absl::StatusOr<v1::ListRequest> allowed =
+      AuthorizeRead(*auth_, *ctx, {auth::Scope::kTimelineRead}, *req);
+  if (!allowed.ok()) return Reject(ctx, allowed.status());
   auto* reactor = ctx->DefaultReactor();
   store_->List(
-      *req, RequestDeadline(ctx),
+      *allowed, RequestDeadline(ctx),
       FinishWith<v1::ListResponse>(
           reactor, resp, [](v1::ListResponse* out, v1::ListResponse r) { *out = std::move(r); }));
   return reactor;

@@ -21,6 +21,7 @@
 #include "libs/timeline/timeline_store.h"
 #include "libs/timeline/watch_hub.h"
 #include "onestory/v1/timeline.grpc.pb.h"
+#include "services/common/auth.h"
 
 namespace onestory::service {
 
@@ -37,11 +38,10 @@ struct TimelineServiceOptions {
 class TimelineServiceImpl final : public v1::TimelineService::CallbackService {
  public:
   TimelineServiceImpl(timeline::TimelineStore* store, timeline::WatchHub* hub,
-                      TimelineServiceOptions options = {});
+                      const Authenticator* auth, TimelineServiceOptions options = {});
   ~TimelineServiceImpl() override;
 
-  grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx,
-                                   const v1::AppendRequest* req,
+  grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* ctx, const v1::AppendRequest* req,
                                    v1::AppendResponse* resp) override;
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListRequest* req,
                                  v1::ListResponse* resp) override;
@@ -59,6 +59,7 @@ class TimelineServiceImpl final : public v1::TimelineService::CallbackService {
   void Unregister(WatchReactor* w);
 
   timeline::TimelineStore* store_;
+  const Authenticator* auth_;
   timeline::WatchHub* hub_;
   TimelineServiceOptions options_;
   absl::Mutex mu_;

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """OneStory fault tests: kill -9 of onestory-server, and of redis-server, in the middle of a load
 of appends whose clients retry with the same event ids. Afterwards every acknowledged event is
-stored exactly once, in order. While Redis is down, calls fail with UNAVAILABLE or
-DEADLINE_EXCEEDED within their deadline (never hang), and the service recovers by itself.
+stored exactly once, in order. While Redis is down, calls fail with UNAVAILABLE, answered by
+the server well within the caller's deadline (never hang), and the service recovers by itself
+(the first append after the restart of Redis is acknowledged within 5 s; measured and printed).
+redis_fault_test.py (its own ctest entry) goes further: the loss of appendfsync everysec,
+every method while Redis is down or hung, and a Watch across a Redis restart.
 
 Bounded: a few hundred appends per test, a few seconds each, loopback only.
 Normally run through journey_test.py; alone:
@@ -36,6 +39,7 @@ class Loader:
         self.target = target
         self.customers = customers
         self.acked = [[] for _ in customers]
+        self.ack_times = []     # time.monotonic() of every acknowledgement
         self.failures = []      # (code, seconds the failed call took)
         self.lock = threading.Lock()
         self.stop = False
@@ -50,7 +54,7 @@ class Loader:
             return sum(len(a) for a in self.acked)
 
     def run(self, i):
-        channel = grpc.insecure_channel(self.target)
+        channel = H.channel(self.target)
         stub = H.timeline_pb2_grpc.TimelineServiceStub(channel)
         give_up = time.monotonic() + 60
         for n in range(EVENTS_PER_CLIENT):
@@ -64,6 +68,7 @@ class Loader:
                     stub.Append(req, timeout=CALL_TIMEOUT)
                     with self.lock:
                         self.acked[i].append(ev.event_id)
+                        self.ack_times.append(time.monotonic())
                     break
                 except grpc.RpcError as e:
                     with self.lock:
@@ -133,7 +138,10 @@ class FaultTest(E2ECase):
             return proc
 
         redis = start_redis()
-        server = H.Server("127.0.0.1:%d" % port)
+        # The server's own limit on a Redis command (1 s) is below the clients' deadline (2 s):
+        # a call that fails must be answered by the server, UNAVAILABLE, not by the client's
+        # deadline running out.
+        server = H.Server("127.0.0.1:%d" % port, extra_args=["--redis_command_timeout_ms=1000"])
         self.extra.append(server.proc)
         customers = self.customers(server)
         loader = Loader(self, server.target, customers)
@@ -141,19 +149,32 @@ class FaultTest(E2ECase):
         H.wait_until(lambda: loader.progress() >= CLIENTS * 10, 20, what="appends under way")
         redis.popen.kill()  # SIGKILL: no shutdown, no final flush
         redis.popen.wait(timeout=5)
+        killed_at = time.monotonic()
         time.sleep(1.0)  # calls meanwhile must fail, quickly
-        start_redis()
         restarted_at = time.monotonic()
+        start_redis()
         loader.join()
-        recovered = time.monotonic() - restarted_at
+        with loader.lock:
+            # (an answer Redis sent just before it died may reach the client a little later)
+            during = [t for t in loader.ack_times if killed_at + 0.3 < t < restarted_at]
+            after = [t for t in loader.ack_times if t >= restarted_at]
+        self.assertFalse(during, "appends acknowledged while Redis was down")
+        self.assertTrue(after, "no append acknowledged after Redis came back")
+        recovered = min(after) - restarted_at
+        slowest = max(took for _, took in loader.failures) if loader.failures else 0.0
+        sys.stdout.write("fault: appendfsync always: %d failed calls during the outage "
+                         "(slowest %.3f s); first append acknowledged %.3f s after the restart\n"
+                         % (len(loader.failures), slowest, recovered))
         self.assertEqual(loader.progress(), CLIENTS * EVENTS_PER_CLIENT,
                          "not every append was acknowledged after Redis came back")
         self.assertTrue(loader.failures, "no call saw the outage")
         for code, took in loader.failures:
-            self.assertIn(code, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED))
-            self.assertLess(took, CALL_TIMEOUT + 1.0, "a call hung past its deadline")
+            self.assertEqual(code, grpc.StatusCode.UNAVAILABLE,
+                             "a call failed with %s after %.2fs, not UNAVAILABLE" % (code, took))
+            self.assertLess(took, 1.5, "a failing call took %.2fs (server limit 1 s)" % took)
         # Clients retry every 20 ms; the service reconnects with a backoff capped at 1 s.
-        self.assertLess(recovered, 30, "the service did not recover after Redis came back")
+        self.assertLess(recovered, 5.0, "the service took %.1fs to recover after Redis came "
+                        "back" % recovered)
         self.assert_exactly_once(server, customers, loader)
 
 

@@ -7,7 +7,9 @@ reader with bounded waits, event builders).
 
 Everything runs on 127.0.0.1 on free ports; every process started here is registered and killed
 by stop_all(), which the runner calls in a finally block (also on SIGTERM/SIGINT). Children are
-also started with PR_SET_PDEATHSIG, so they die if the test runner itself is killed.
+also started with PR_SET_PDEATHSIG, so they die if the test runner itself is killed. Note that
+the death signal follows the *thread* that started the child: start processes from the main
+thread (a process started from a helper thread is killed when that thread ends).
 
 Run through journey_test.py (which accepts --build-dir); Debian's /usr/bin/python3 is required
 (it has python3-grpcio and python3-protobuf).
@@ -225,15 +227,17 @@ def _redis_pings(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+            # An ACL-protected Redis answers NOAUTH: it is up.
+            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
 
 class Redis:
-    """A throwaway redis-server on a free port, no persistence."""
+    """A throwaway redis-server on a free port, no persistence; `extra_args` are appended to its
+    command line (e.g. ACL users)."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
         last_error = None
         for _ in range(3):  # a free port can be taken between probe and bind: retry
             self.port = free_port()
@@ -241,7 +245,7 @@ class Redis:
             self.proc = Proc("redis-server:%d" % self.port,
                              ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", self.dir,
-                              "--daemonize", "no"],
+                              "--daemonize", "no"] + list(extra_args),
                              os.path.join(self.dir, "redis.log"))
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and self.proc.alive():
@@ -257,16 +261,113 @@ class Redis:
         return "127.0.0.1:%d" % self.port
 
 
+# --------------------------------------------------------------------------------------------
+# API keys. Every server started here loads one key file (unless a test passes its own
+# --api_keys_file): a key with every scope for each tenant tenant() hands out, and one for
+# DEFAULT_TENANT. channel() attaches the key of the request's tenant to every call (the default
+# key when the tenant is not one of ours, so a malformed tenant still reaches validation).
+
+DEFAULT_TENANT = "e2e_default"
+_TENANT_POOL = 400
+_RUN = uuid.uuid4().hex[:8]
+_keys = {}          # tenant -> key
+_free_tenants = []
+_keys_file = None
+_keys_lock = threading.Lock()
+
+
+def _make_key():
+    return "os_" + uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def key_line(key_id, tenant_, scopes, key):
+    import hashlib
+    return "%s %s %s sha256:%s" % (key_id, tenant_, scopes,
+                                   hashlib.sha256(key.encode()).hexdigest())
+
+
+ALL_SCOPES = ("timeline.write,timeline.read,context.read.bot,context.read.agent,"
+              "context.read.supervisor,identity.admin,tenant.admin,privacy.admin")
+
+
+def keys_file():
+    """The shared key file, written on first use."""
+    global _keys_file
+    with _keys_lock:
+        if _keys_file is None:
+            tenants = [DEFAULT_TENANT] + ["e2e_%s_%03d" % (_RUN, i) for i in range(_TENANT_POOL)]
+            lines = []
+            for i, t in enumerate(tenants):
+                _keys[t] = _make_key()
+                lines.append(key_line("e2e-%d" % i, t, ALL_SCOPES, _keys[t]))
+            _free_tenants.extend(tenants[1:])
+            path = os.path.join(tmp_root(), "api_keys")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            _keys_file = path
+        return _keys_file
+
+
+def key_for(tenant_):
+    keys_file()
+    return _keys.get(tenant_) or _keys[DEFAULT_TENANT]
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, d, metadata):
+        self.method = d.method
+        self.timeout = d.timeout
+        self.metadata = metadata
+        self.credentials = d.credentials
+        self.wait_for_ready = getattr(d, "wait_for_ready", None)
+        self.compression = getattr(d, "compression", None)
+
+
+class _KeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                      grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds "authorization: Bearer <key of the request's tenant>" unless the call has one."""
+
+    def _with_key(self, d, request):
+        md = list(d.metadata or [])
+        if not any(k == "authorization" for k, _ in md):
+            md.append(("authorization", "Bearer " + key_for(getattr(request, "tenant", None))))
+        return _CallDetails(d, md)
+
+    def intercept_unary_unary(self, continuation, d, request):
+        return continuation(self._with_key(d, request), request)
+
+    def intercept_unary_stream(self, continuation, d, request):
+        return continuation(self._with_key(d, request), request)
+
+    def intercept_stream_unary(self, continuation, d, requests):
+        return continuation(self._with_key(d, None), requests)
+
+    def intercept_stream_stream(self, continuation, d, requests):
+        return continuation(self._with_key(d, None), requests)
+
+
+def channel(target):
+    """A channel to a OneStory server started here that sends the right API key on every call."""
+    return grpc.intercept_channel(grpc.insecure_channel(target), _KeyInterceptor())
+
+
+def raw_channel(target):
+    """A channel that sends no key (for tests of authentication itself)."""
+    return grpc.insecure_channel(target)
+
+
 class Server:
     """One OneStory binary (onestory-server by default), listening on a free port."""
 
     def __init__(self, redis_address=None, binary_name="onestory-server", extra_args=(),
-                 data_dir=None, wait=True, env_extra=None):
+                 data_dir=None, wait=True, env_extra=None, keys=True):
         self.name = binary_name
         self.dir = new_tmp_dir(binary_name + "-")
         self.port_file = os.path.join(self.dir, "port")
         args = [binary(binary_name), "--listen=127.0.0.1:0", "--port_file=" + self.port_file,
                 "--shutdown_grace_ms=2000", "--log_level=info"]
+        if keys and not any(a.startswith("--api_keys_file") for a in extra_args):
+            args.append("--api_keys_file=" + keys_file())
         if redis_address:
             args.append("--redis=" + redis_address)
         if data_dir:
@@ -296,7 +397,7 @@ class Server:
         else:
             raise RuntimeError("%s wrote no port file within %.0fs:\n%s" %
                                (self.name, timeout, self.proc.log_tail()))
-        self.channel = grpc.insecure_channel(self.target)
+        self.channel = channel(self.target)
         grpc.channel_ready_future(self.channel).result(timeout=5)
         return self
 
@@ -536,7 +637,12 @@ def unique(prefix=""):
 
 
 def tenant():
-    return unique("e2e_")
+    """A fresh tenant that has a key in the shared key file."""
+    keys_file()
+    with _keys_lock:
+        if not _free_tenants:
+            raise RuntimeError("all %d e2e tenants are used; raise _TENANT_POOL" % _TENANT_POOL)
+        return _free_tenants.pop(0)
 
 
 def ident(type_, value):

@@ -310,6 +310,48 @@ def _sigblk(pid):
     return "?"
 
 
+class RedisAclTest(E2ECase):
+    """OneStory authenticates to Redis as an ACL user (--redis_user, --redis_password) on every
+    connection, the pub/sub one included; a wrong password serves nothing."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis = H.Redis(extra_args=["--user", "default", "off", "--user", "onestory", "on",
+                                         ">s3cret-pw", "~os:*", "&*", "+@all"])
+
+    def test_acl_user_can_append_and_watch(self):
+        s = H.Server(self.redis.address, extra_args=["--redis_user=onestory",
+                                                     "--redis_password=s3cret-pw"])
+        timeline = s.timeline()
+        customer = H.by_ident(C.IDENTIFIER_TYPE_PHONE, "+1 415 555 0123")
+        first = timeline.Append(timeline_pb2.AppendRequest(
+            tenant=self.tenant, customer=customer, create_if_missing=True,
+            events=[H.event(C.CHANNEL_WEB_CHAT, C.EVENT_KIND_MESSAGE, summary="hi")]), timeout=T)
+        watch = H.WatchReader(timeline, timeline_pb2.WatchRequest(
+            tenant=self.tenant, customer=H.by_id(first.customer_id),
+            after_cursor=first.results[0].event.cursor))
+        timeline.Append(timeline_pb2.AppendRequest(
+            tenant=self.tenant, customer=customer,
+            events=[H.event(C.CHANNEL_VOICE, C.EVENT_KIND_CALL_STARTED, summary="call")]),
+            timeout=T)
+        self.assertEqual(watch.next_event(timeout=10).summary, "call")  # pub/sub authenticated too
+        watch.call.cancel()
+
+    def test_wrong_password_serves_nothing(self):
+        s = H.Server(self.redis.address, extra_args=["--redis_user=onestory",
+                                                     "--redis_password=wrong",
+                                                     "--redis_command_timeout_ms=1000"])
+        self.assertEqual(H.health_check(s.channel), H.HEALTH_NOT_SERVING)
+        with self.assertRaises(grpc.RpcError) as e:
+            s.timeline().Append(timeline_pb2.AppendRequest(
+                tenant=self.tenant, customer=H.by_ident(C.IDENTIFIER_TYPE_PHONE, "14155550124"),
+                create_if_missing=True,
+                events=[H.event(C.CHANNEL_WEB_CHAT, C.EVENT_KIND_MESSAGE, summary="x")]),
+                timeout=T)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("WRONGPASS", s.proc.log_tail(200))
+
+
 class ShutdownTest(E2ECase):
 
     def test_sigterm_ends_open_watch_with_unavailable_and_exits_0(self):

@@ -34,7 +34,8 @@ class RedisForTest {
   // Runs one command on a private synchronous connection; fails the test on a transport error.
   redis::Reply Run(const std::vector<std::string>& argv);
 
-  // Every key with its DUMP serialization, sorted by key.
+  // Every key with its DUMP serialization, sorted by key; the audit logs (os:{<t>:au}:log) left
+  // out: they record refused calls too.
   std::map<std::string, std::string> Snapshot();
   void FlushAll();
 

@@ -29,6 +29,7 @@ ServerForTest::ServerForTest(const RedisForTest& redis,
   conversations_ = v1::ConversationService::NewStub(channel_);
   cases_ = v1::CaseService::NewStub(channel_);
   alerts_ = v1::AlertService::NewStub(channel_);
+  privacy_ = v1::PrivacyService::NewStub(channel_);
 }
 
 ServerForTest::~ServerForTest() { server_->Shutdown(absl::Seconds(2)); }

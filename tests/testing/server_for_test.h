@@ -17,6 +17,7 @@
 #include "onestory/v1/context.grpc.pb.h"
 #include "onestory/v1/conversation.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
+#include "onestory/v1/privacy.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
 #include "services/common/onestory_server.h"
 #include "tests/testing/redis_for_test.h"
@@ -42,6 +43,7 @@ class ServerForTest {
   v1::ConversationService::Stub* conversations() { return conversations_.get(); }
   v1::CaseService::Stub* cases() { return cases_.get(); }
   v1::AlertService::Stub* alerts() { return alerts_.get(); }
+  v1::PrivacyService::Stub* privacy() { return privacy_.get(); }
 
  private:
   std::unique_ptr<service::OneStoryServer> server_;
@@ -52,6 +54,7 @@ class ServerForTest {
   std::unique_ptr<v1::ConversationService::Stub> conversations_;
   std::unique_ptr<v1::CaseService::Stub> cases_;
   std::unique_ptr<v1::AlertService::Stub> alerts_;
+  std::unique_ptr<v1::PrivacyService::Stub> privacy_;
 };
 
 }  // namespace onestory::testing

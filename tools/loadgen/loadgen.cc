@@ -43,10 +43,12 @@ ABSL_FLAG(std::string, target, "127.0.0.1:50051", "OneStory server address");
 ABSL_FLAG(std::string, scenario, "append",
           "append | append_batch | get_context | list | mix | watch | populate");
 ABSL_FLAG(std::string, tenant, "bench", "tenant for all calls");
+ABSL_FLAG(std::string, api_key, "", "API key of --tenant (default: $ONESTORY_API_KEY)");
 ABSL_FLAG(int, channels, 4, "gRPC channels (separate HTTP/2 connections)");
 ABSL_FLAG(int, concurrency, 64, "closed loop: calls in flight");
 ABSL_FLAG(double, rate, 0, "open loop: calls started per second (0: closed loop)");
-ABSL_FLAG(int, max_outstanding, 20000, "open loop: calls in flight at most; more are counted "
+ABSL_FLAG(int, max_outstanding, 20000,
+          "open loop: calls in flight at most; more are counted "
           "as dropped (the server is not keeping up)");
 ABSL_FLAG(double, duration_s, 10, "measured seconds");
 ABSL_FLAG(double, warmup_s, 2, "seconds run before measuring");
@@ -137,6 +139,18 @@ std::unique_ptr<Stubs> Connect(const std::string& target, int n) {
   return s;
 }
 
+// "authorization: Bearer <key>" on every call.
+void AddKey(grpc::ClientContext* ctx) {
+  static const std::string* const header = [] {
+    std::string key = absl::GetFlag(FLAGS_api_key);
+    if (key.empty()) {
+      if (const char* env = std::getenv("ONESTORY_API_KEY")) key = env;
+    }
+    return new std::string(absl::StrCat("Bearer ", key));
+  }();
+  ctx->AddMetadata("authorization", *header);
+}
+
 // One call in flight; `done(ok)` is called once when it completes.
 using Op = std::function<void(std::function<void(bool)> done)>;
 
@@ -181,6 +195,7 @@ struct Workload {
              const Req& req, std::function<void(bool)> done) {
     auto* call = new Call<Resp>();
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    AddKey(&call->ctx);
     (stubs_of[stubs->Pick()]->async()->*method)(&call->ctx, &req, &call->resp,
                                                 [call, done](grpc::Status st) {
                                                   done(st.ok());
@@ -211,15 +226,15 @@ struct Workload {
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(RandomCustomer());
     req.set_page_size(20);
-    Unary(stubs->timeline, &v1::TimelineService::Stub::async_interface::List, req,
-          std::move(done));
+    Unary(stubs->timeline, &v1::TimelineService::Stub::async_interface::List, req, std::move(done));
   }
 };
 
 // Blocks until n calls of op (at most `parallel` at once) completed; returns the failures.
 // The state is shared with the callbacks: the last one may still be running its tail when
 // this function returns.
-int RunBlocking(int n, int parallel, const std::function<void(int, std::function<void(bool)>)>& op) {
+int RunBlocking(int n, int parallel,
+                const std::function<void(int, std::function<void(bool)>)>& op) {
   if (n == 0) return 0;
   struct State {
     std::atomic<int> next{0}, failed{0}, finished{0};
@@ -259,15 +274,16 @@ std::vector<std::string> PrepareCustomers(Workload& w, int n) {
     req.set_create_if_missing(true);
     auto* call = new Call<v1::ResolveResponse>();
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    w.stubs->identity[w.stubs->Pick()]->async()->Resolve(
-        &call->ctx, &req, &call->resp, [&, i, call, done](grpc::Status st) {
-          if (st.ok()) {
-            std::lock_guard<std::mutex> lock(mu);
-            ids[i] = call->resp.customer_id();
-          }
-          done(st.ok());
-          delete call;
-        });
+    AddKey(&call->ctx);
+    w.stubs->identity[w.stubs->Pick()]->async()->Resolve(&call->ctx, &req, &call->resp,
+                                                         [&, i, call, done](grpc::Status st) {
+                                                           if (st.ok()) {
+                                                             std::lock_guard<std::mutex> lock(mu);
+                                                             ids[i] = call->resp.customer_id();
+                                                           }
+                                                           done(st.ok());
+                                                           delete call;
+                                                         });
   });
   if (failed) std::fprintf(stderr, "loadgen: %d Resolve calls failed\n", failed);
   return ids;
@@ -298,6 +314,7 @@ class Watcher : public grpc::ClientReadReactor<v1::WatchResponse> {
     v1::WatchRequest req;
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(customer);
+    AddKey(&ctx_);
     stubs->timeline[stubs->Pick()]->async()->Watch(&ctx_, &req, this);
     StartRead(&msg_);
     StartCall();
@@ -363,8 +380,8 @@ struct DriveState {
 Result Drive(const Op& op, Recorder& rec, double rate, int concurrency, double warmup_s,
              double duration_s, int max_outstanding) {
   auto t0 = Clock::now();
-  auto measure_at = t0 + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(warmup_s));
+  auto measure_at =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup_s));
   auto end_at = measure_at + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(duration_s));
   auto st = std::make_shared<DriveState>();
@@ -438,8 +455,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Watcher>> watchers;
   int n_watchers = std::min<int>(absl::GetFlag(FLAGS_watchers), w.customers.size());
   for (int i = 0; i < n_watchers; ++i) {
-    watchers.push_back(
-        std::make_unique<Watcher>(stubs.get(), w.tenant, w.customers[i], &watch_rec, &open_watches));
+    watchers.push_back(std::make_unique<Watcher>(stubs.get(), w.tenant, w.customers[i], &watch_rec,
+                                                 &open_watches));
   }
   if (n_watchers > 0) std::this_thread::sleep_for(std::chrono::seconds(2));  // subscriptions
 
@@ -512,11 +529,12 @@ int main(int argc, char** argv) {
   double events_per_s = calls_per_s * (scenario == "append_batch" ? batch : 1);
   std::string mode = rate > 0 ? absl::StrFormat("open loop %.0f/s", rate)
                               : absl::StrFormat("closed loop x%d", concurrency);
-  std::printf("%-12s %-22s %10.0f ok/s (%10.0f events/s)  p50 %7.3f ms  p99 %7.3f ms  "
-              "p99.9 %7.3f ms  max %8.3f ms  errors %lld  dropped %lld%s\n",
-              scenario.c_str(), mode.c_str(), calls_per_s, events_per_s, r.p50, r.p99, r.p999,
-              r.max, static_cast<long long>(r.errors), static_cast<long long>(r.dropped),
-              scenario == "watch" ? "  (latency: append sent -> arrival at watcher)" : "");
+  std::printf(
+      "%-12s %-22s %10.0f ok/s (%10.0f events/s)  p50 %7.3f ms  p99 %7.3f ms  "
+      "p99.9 %7.3f ms  max %8.3f ms  errors %lld  dropped %lld%s\n",
+      scenario.c_str(), mode.c_str(), calls_per_s, events_per_s, r.p50, r.p99, r.p999, r.max,
+      static_cast<long long>(r.errors), static_cast<long long>(r.dropped),
+      scenario == "watch" ? "  (latency: append sent -> arrival at watcher)" : "");
   if (std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
     std::ofstream out(path, std::ios::app);
     out << absl::StrFormat(
@@ -525,8 +543,8 @@ int main(int argc, char** argv) {
         "\"ok_per_s\":%.1f,\"events_per_s\":%.1f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
         "\"p999_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%lld,\"dropped\":%lld}\n",
         scenario, absl::GetFlag(FLAGS_label), rate, concurrency, absl::GetFlag(FLAGS_channels),
-        n_watchers, batch, absl::GetFlag(FLAGS_body_bytes), r.seconds, calls_per_s,
-        events_per_s, r.p50, r.p99, r.p999, r.max, static_cast<long long>(r.errors),
+        n_watchers, batch, absl::GetFlag(FLAGS_body_bytes), r.seconds, calls_per_s, events_per_s,
+        r.p50, r.p99, r.p999, r.max, static_cast<long long>(r.errors),
         static_cast<long long>(r.dropped));
   }
   return r.ok > 0 ? 0 : 1;

@@ -323,5 +323,25 @@ TEST(NormalizeSocialHandleTest, OnlyAtIsRequired) {
               InvalidArgumentStartingWith("identifier.value: required"));
 }
 
+// Found by tests/fuzz/fuzz_key_encoding: a normalized value normalizes to itself, so a client
+// that sends back what it was given reaches the same index key.
+TEST(NormalizeIdentifierTest, NormalizingTwiceChangesNothing) {
+  EXPECT_EQ(Normalized(kPhone, "0000 4420 7946 0958"), "442079460958");
+  EXPECT_EQ(Normalized(kPhone, "442079460958"), "442079460958");
+  EXPECT_EQ(Normalized(kSocial, "@ Ann"), "ann");
+  EXPECT_EQ(Normalized(kSocial, "x: @ann"), "x:ann");
+  EXPECT_EQ(Normalized(kSocial, "ann"), "ann");
+  EXPECT_EQ(NormalizeError(kSocial, "@   @@@").code(), absl::StatusCode::kInvalidArgument);
+  for (auto [type, raw] :
+       std::vector<std::pair<v1::IdentifierType, std::string>>{{kPhone, "00 00 1 415 555 0100"},
+                                                               {kSocial, "TW:@@ Ann"},
+                                                               {kEmail, " Ann@Example.COM"},
+                                                               {kLoyalty, "ab-12 34"},
+                                                               {kDevice, " ABC "}}) {
+    std::string once = Normalized(type, raw);
+    EXPECT_EQ(Normalized(type, once), once) << raw;
+  }
+}
+
 }  // namespace
 }  // namespace onestory::identity

@@ -1,0 +1,209 @@
+#include "services/common/audit_interceptor.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <atomic>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/common/validation.h"
+#include "libs/metrics/metrics.h"
+
+namespace onestory::service {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using grpc::experimental::InterceptionHookPoints;
+
+// The string field `name` of `m`; empty when it has none.
+std::string StringField(const Message& m, absl::string_view name) {
+  const FieldDescriptor* f = m.GetDescriptor()->FindFieldByName(std::string(name));
+  if (f == nullptr || f->is_repeated() || f->type() != FieldDescriptor::TYPE_STRING) return {};
+  return m.GetReflection()->GetString(m, f);
+}
+
+// `customer_id` of `m` or of one of its singular message fields (GetContext's profile).
+std::string CustomerIdIn(const Message& m) {
+  if (std::string id = StringField(m, "customer_id"); !id.empty()) return id;
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  const google::protobuf::Reflection* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() || f->type() != FieldDescriptor::TYPE_MESSAGE || !r->HasField(m, f)) {
+      continue;
+    }
+    if (std::string id = StringField(r->GetMessage(m, f), "customer_id"); !id.empty()) return id;
+  }
+  return {};
+}
+
+struct RequestFacts {
+  std::string tenant;
+  std::string customer_id;
+  std::string named_by;  // identifier type only
+  std::string detail;
+};
+
+RequestFacts FactsOf(const Message& req) {
+  RequestFacts out;
+  out.tenant = StringField(req, "tenant");
+  const google::protobuf::Descriptor* d = req.GetDescriptor();
+  const google::protobuf::Reflection* r = req.GetReflection();
+  if (const FieldDescriptor* f = d->FindFieldByName("customer");
+      f != nullptr && f->type() == FieldDescriptor::TYPE_MESSAGE && !f->is_repeated() &&
+      r->HasField(req, f)) {
+    const Message& ref = r->GetMessage(req, f);
+    out.customer_id = StringField(ref, "customer_id");
+    if (out.customer_id.empty()) {
+      const FieldDescriptor* idf = ref.GetDescriptor()->FindFieldByName("identifier");
+      if (idf != nullptr && ref.GetReflection()->HasField(ref, idf)) {
+        const Message& ident = ref.GetReflection()->GetMessage(ref, idf);
+        const FieldDescriptor* type = ident.GetDescriptor()->FindFieldByName("type");
+        if (type != nullptr) {
+          absl::string_view name = ident.GetReflection()->GetEnum(ident, type)->name();
+          absl::ConsumePrefix(&name, "IDENTIFIER_TYPE_");
+          out.named_by = absl::AsciiStrToLower(name);
+        }
+      }
+    }
+  }
+  if (out.customer_id.empty()) out.customer_id = StringField(req, "customer_id");
+  if (out.customer_id.empty()) out.customer_id = StringField(req, "target_customer_id");
+  // Only what passes validation is recorded: a refused request may carry anything (an email in
+  // a customer id field, megabytes), and none of it belongs in a log kept for a year.
+  if (!ValidateCustomerId("customer_id", out.customer_id).ok()) out.customer_id = "";
+  std::vector<std::string> detail;
+  if (std::string source = StringField(req, "source_customer_id");
+      ValidateCustomerId("source", source).ok()) {
+    detail.push_back(absl::StrCat("source=", source));
+  }
+  if (const FieldDescriptor* f = d->FindFieldByName("events"); f != nullptr && f->is_repeated()) {
+    detail.push_back(absl::StrCat("events=", r->FieldSize(req, f)));
+  }
+  if (std::string id = StringField(req, "event_id");
+      !id.empty() && ValidateToken("event_id", id, 128, false).ok()) {
+    detail.push_back(absl::StrCat("event_id=", id));
+  }
+  // Free text the caller was told must hold no personal data; cut at the documented 200 bytes.
+  if (std::string reason = StringField(req, "reason");
+      !reason.empty() && ValidateText("reason", reason, 200, false).ok()) {
+    detail.push_back(absl::StrCat("reason=", reason));
+  }
+  out.detail = absl::StrJoin(detail, " ");
+  return out;
+}
+
+void CountRejected(absl::string_view reason, absl::string_view method) {
+  metrics::Registry::Global()
+      .GetCounter("onestory_auth_rejected_total", "Calls refused for a missing or unknown API key",
+                  {{"reason", std::string(reason)}})
+      ->Increment();
+  static std::atomic<int64_t> last_log_s{0};
+  int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  int64_t last = last_log_s.load(std::memory_order_relaxed);
+  if (now_s != last && last_log_s.compare_exchange_strong(last, now_s)) {
+    Log(LogLevel::kWarning, "auth.rejected",
+        {{"method", std::string(method)}, {"reason", std::string(reason)}});
+  }
+}
+
+class AuditInterceptor : public grpc::experimental::Interceptor {
+ public:
+  AuditInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator* auth,
+                   audit::AuditLog* log)
+      : info_(info), auth_(auth), log_(log) {
+    absl::string_view method = info->method() ? info->method() : "";
+    absl::ConsumePrefix(&method, "/");
+    method_ = std::string(method);
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        !have_request_) {
+      if (void* m = methods->GetRecvMessage(); m != nullptr) {
+        // Generated messages derive from Message as their first and only base.
+        request_ = FactsOf(*static_cast<const Message*>(m));
+        have_request_ = true;
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE) &&
+        response_customer_.empty()) {
+      if (const void* m = methods->GetSendMessage(); m != nullptr) {
+        response_customer_ = CustomerIdIn(*static_cast<const Message*>(m));
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Record(methods->GetSendStatus());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Record(const grpc::Status& status) {
+    absl::StatusOr<Caller> caller = auth_->Identify(*info_->server_context());
+    if (!caller.ok()) {
+      CountRejected(status.error_message() == "unknown API key" ? "unknown_key" : "no_key",
+                    method_);
+      return;
+    }
+    // A key is only ever recorded in its own tenant's log.
+    std::string tenant = caller->tenant.empty() ? request_.tenant : caller->tenant;
+    if (ValidateTenant(tenant).ok() == false) return;
+    v1::AuditEntry e;
+    e.set_key_id(caller->key_id);
+    e.set_method(method_);
+    e.set_customer_id(response_customer_.empty() ? request_.customer_id : response_customer_);
+    if (e.customer_id().empty() || request_.customer_id.empty()) {
+      e.set_named_by(request_.named_by);
+    }
+    e.set_code(StatusCodeName(status.error_code()));
+    std::string detail = request_.detail;
+    if (!caller->tenant.empty() && request_.tenant != caller->tenant) {
+      absl::StrAppend(&detail, detail.empty() ? "" : " ", "asked_tenant=",
+                      ValidateTenant(request_.tenant).ok() ? request_.tenant : "<invalid>");
+      e.clear_customer_id();  // another tenant's id means nothing here
+    }
+    e.set_detail(std::move(detail));
+    log_->Record(tenant, std::move(e));
+  }
+
+  static std::string StatusCodeName(grpc::StatusCode code) {
+    return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  }
+
+  grpc::experimental::ServerRpcInfo* info_;
+  const Authenticator* auth_;
+  audit::AuditLog* log_;
+  std::string method_;
+  bool have_request_ = false;
+  RequestFacts request_;
+  std::string response_customer_;
+};
+
+// Pass-through for calls outside the OneStory API (health checks, reflection).
+class NoAudit : public grpc::experimental::Interceptor {
+ public:
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    methods->Proceed();
+  }
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* AuditInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  if (info->method() == nullptr || !absl::StartsWith(info->method(), "/onestory.v1.")) {
+    return new NoAudit();
+  }
+  return new AuditInterceptor(info, auth_, log_);
+}
+
+}  // namespace onestory::service

@@ -1,0 +1,141 @@
+#include "services/common/auth.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/validation.h"
+#include "services/common/grpc_status.h"
+
+namespace onestory::service {
+namespace {
+
+absl::StatusOr<auth::ApiKeyTable> ReadTable(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read API key file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<auth::ApiKeyTable> table = auth::ApiKeyTable::Parse(text.str());
+  if (!table.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", table.status().message()));
+  }
+  return table;
+}
+
+// The key of "authorization: Bearer <key>"; empty when absent or of another scheme.
+absl::string_view BearerKey(const grpc::ServerContextBase& ctx) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return {};
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+    return {};
+  }
+  return absl::StripAsciiWhitespace(value.substr(kScheme.size()));
+}
+
+v1::Audience Ceiling(const auth::ScopeSet& scopes) {
+  using auth::Scope;
+  if (scopes.Has(Scope::kContextReadSupervisor)) return v1::AUDIENCE_SUPERVISOR;
+  if (scopes.Has(Scope::kContextReadAgent) || scopes.Has(Scope::kTimelineRead)) {
+    return v1::AUDIENCE_AGENT;
+  }
+  if (scopes.Has(Scope::kContextReadBot)) return v1::AUDIENCE_BOT;
+  return v1::AUDIENCE_CUSTOMER;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(std::string path) {
+  absl::StatusOr<auth::ApiKeyTable> table = ReadTable(path);
+  if (!table.ok()) return table.status();
+  std::unique_ptr<Authenticator> a = FromTable(*std::move(table));
+  a->path_ = std::move(path);
+  return a;
+}
+
+std::unique_ptr<Authenticator> Authenticator::FromTable(auth::ApiKeyTable table) {
+  std::unique_ptr<Authenticator> a(new Authenticator());
+  a->table_ = std::make_shared<const auth::ApiKeyTable>(std::move(table));
+  return a;
+}
+
+std::unique_ptr<Authenticator> Authenticator::AllowAll() {
+  std::unique_ptr<Authenticator> a = FromTable(auth::ApiKeyTable());
+  a->allow_all_ = true;
+  return a;
+}
+
+absl::Status Authenticator::Reload() {
+  if (path_.empty()) return absl::OkStatus();
+  absl::StatusOr<auth::ApiKeyTable> table = ReadTable(path_);
+  if (!table.ok()) return table.status();
+  auto fresh = std::make_shared<const auth::ApiKeyTable>(*std::move(table));
+  absl::MutexLock lock(&mu_);
+  table_ = std::move(fresh);
+  return absl::OkStatus();
+}
+
+size_t Authenticator::key_count() const {
+  absl::MutexLock lock(&mu_);
+  return table_->size();
+}
+
+absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ctx) const {
+  if (allow_all_) return Caller{"-", "", auth::ScopeSet::All()};
+  absl::string_view presented = BearerKey(ctx);
+  if (presented.empty()) {
+    return absl::UnauthenticatedError("no API key: send metadata \"authorization: Bearer <key>\"");
+  }
+  std::shared_ptr<const auth::ApiKeyTable> table;
+  {
+    absl::MutexLock lock(&mu_);
+    table = table_;
+  }
+  const auth::ApiKey* key = table->Find(presented);
+  if (key == nullptr) return absl::UnauthenticatedError("unknown API key");
+  return Caller{key->id, key->tenant, key->scopes};
+}
+
+absl::StatusOr<Caller> Authenticator::Check(const grpc::ServerContextBase& ctx,
+                                            auth::ScopeSet any_of, absl::string_view tenant) const {
+  absl::StatusOr<Caller> caller = Identify(ctx);
+  if (!caller.ok()) return caller;
+  if (!caller->scopes.HasAny(any_of)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("API key ", caller->key_id,
+                     " lacks the scope this call needs (one of: ", any_of.ToString(), ")"));
+  }
+  if (absl::Status st = ValidateTenant(tenant); !st.ok()) return st;
+  if (allow_all_) {
+    caller->tenant = std::string(tenant);
+  } else if (tenant != caller->tenant) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("API key ", caller->key_id, " may not act for tenant ", tenant));
+  }
+  return caller;
+}
+
+absl::StatusOr<v1::Audience> ReadAs(const Caller& caller, v1::Audience asked) {
+  v1::Audience ceiling = Ceiling(caller.scopes);
+  if (asked == v1::AUDIENCE_UNSPECIFIED) return std::min(v1::AUDIENCE_AGENT, ceiling);
+  if (asked <= ceiling) return asked;
+  absl::string_view needs = asked == v1::AUDIENCE_SUPERVISOR ? "context.read.supervisor"
+                            : asked == v1::AUDIENCE_AGENT    ? "context.read.agent"
+                                                             : "context.read.bot";
+  return absl::PermissionDeniedError(absl::StrCat("audience: ", v1::Audience_Name(asked),
+                                                  " needs scope ", needs, " (API key ",
+                                                  caller.key_id, ")"));
+}
+
+grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace onestory::service

@@ -1,0 +1,102 @@
+// Who is calling and what they may do: every RPC handler asks the Authenticator first.
+//
+//   absl::StatusOr<Caller> caller =
+//       auth_->Check(*ctx, {auth::Scope::kTimelineWrite}, req->tenant());
+//   if (!caller.ok()) return Reject(ctx, caller.status());
+//
+// Order of checks (so a caller learns nothing about a tenant it may not see):
+//   1. UNAUTHENTICATED: no "authorization: Bearer <key>" metadata, or an unknown key;
+//   2. PERMISSION_DENIED: the key has none of the scopes the RPC needs;
+//   3. INVALID_ARGUMENT: the request's tenant is empty or malformed;
+//   4. PERMISSION_DENIED: the request's tenant is not the key's.
+// A rejected call reaches no store: it changes nothing. Thread-safe; Reload() may run at any
+// time (SIGHUP) and swaps the whole key table at once.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/auth/api_keys.h"
+#include "onestory/v1/common.pb.h"
+
+namespace onestory::service {
+
+struct Caller {
+  std::string key_id;  // "-" when the server runs without keys (in-process tests only)
+  std::string tenant;
+  auth::ScopeSet scopes;
+};
+
+// The scopes that read a customer's data (GetProfile, Resolve without create, GetCase, journeys).
+inline auth::ScopeSet AnyReadScope() {
+  return {auth::Scope::kTimelineRead, auth::Scope::kContextReadBot, auth::Scope::kContextReadAgent,
+          auth::Scope::kContextReadSupervisor};
+}
+
+class Authenticator {
+ public:
+  // Keys from the file at `path` (format in libs/auth/api_keys.h); fails when it cannot be
+  // read or parsed.
+  static absl::StatusOr<std::unique_ptr<Authenticator>> FromFile(std::string path);
+  static std::unique_ptr<Authenticator> FromTable(auth::ApiKeyTable table);
+  // Every call allowed with every scope, as key "-". For in-process tests of everything but
+  // authentication; no flag turns it on.
+  static std::unique_ptr<Authenticator> AllowAll();
+
+  // Reads the file again. On failure the keys in use stay and the error is returned.
+  absl::Status Reload();
+
+  // The caller behind the call's key, with no scope or tenant check.
+  absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& ctx) const;
+  // Identify, then: the key has one of `any_of`, and `tenant` is valid and the key's.
+  absl::StatusOr<Caller> Check(const grpc::ServerContextBase& ctx, auth::ScopeSet any_of,
+                               absl::string_view tenant) const;
+  // Check, for handlers that need only the verdict.
+  absl::Status Allow(const grpc::ServerContextBase& ctx, auth::ScopeSet any_of,
+                     absl::string_view tenant) const {
+    return Check(ctx, any_of, tenant).status();
+  }
+
+  bool enabled() const { return !allow_all_; }
+  size_t key_count() const;
+
+ private:
+  Authenticator() = default;
+
+  std::string path_;
+  bool allow_all_ = false;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const auth::ApiKeyTable> table_ ABSL_GUARDED_BY(mu_);
+};
+
+// The audience a read runs as. `asked` (already validated) above what the caller's scopes allow
+// is PERMISSION_DENIED naming the scope it needs; UNSPECIFIED is AGENT, or the caller's highest
+// audience when that is lower (a bot's key reads as a bot). Ceilings: context.read.supervisor
+// SUPERVISOR; context.read.agent and timeline.read AGENT; context.read.bot BOT; else CUSTOMER.
+absl::StatusOr<v1::Audience> ReadAs(const Caller& caller, v1::Audience asked);
+
+// Check, then `req` with its audience replaced by ReadAs's (a request with an unknown audience
+// value is passed on unchanged, for the store to reject with INVALID_ARGUMENT).
+template <typename Request>
+absl::StatusOr<Request> AuthorizeRead(const Authenticator& auth, const grpc::ServerContextBase& ctx,
+                                      auth::ScopeSet any_of, const Request& req) {
+  absl::StatusOr<Caller> caller = auth.Check(ctx, any_of, req.tenant());
+  if (!caller.ok()) return caller.status();
+  Request out = req;
+  if (v1::Audience_IsValid(req.audience())) {
+    absl::StatusOr<v1::Audience> as = ReadAs(*caller, req.audience());
+    if (!as.ok()) return as.status();
+    out.set_audience(*as);
+  }
+  return out;
+}
+
+// Finishes a unary call with `status` before any work was done.
+grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const absl::Status& status);
+
+}  // namespace onestory::service
