@@ -352,6 +352,111 @@ class RedisAclTest(E2ECase):
         self.assertIn("WRONGPASS", s.proc.log_tail(200))
 
 
+class StorageRulesTest(E2ECase):
+    """What onestory-server does to data on its own, from its flags: card numbers and configured
+    patterns masked before storage (--redact_patterns_file), retention (--retention_file: a
+    timeline cut to max_events at append, a customer inactive past inactive_after erased by the
+    sweep and the erase in the audit log as key "retention")."""
+
+    def setUp(self):
+        super().setUp()
+        from onestory.v1 import privacy_pb2, privacy_pb2_grpc
+        self.privacy_pb2 = privacy_pb2
+        self.redis = H.Redis()
+        d = H.new_tmp_dir("rules-")
+        patterns = os.path.join(d, "patterns")
+        with open(patterns, "w") as f:
+            f.write("# name regex\norder_ref ORD-[0-9]{6}\n")
+        rules = os.path.join(d, "retention")
+        with open(rules, "w") as f:
+            f.write("* max_events=100000\n%s max_events=5 inactive_after=3s\n" % self.tenant)
+        self.server = H.Server(self.redis.address, extra_args=[
+            "--redact_patterns_file=" + patterns, "--retention_file=" + rules,
+            "--retention_sweep_interval_ms=200"])
+        self.audit = privacy_pb2_grpc.AuditServiceStub(self.server.channel)
+
+    def test_cards_and_patterns_are_masked_before_storage(self):
+        tl = self.server.timeline()
+        r = tl.Append(timeline_pb2.AppendRequest(
+            tenant=self.tenant, customer=H.by_ident(C.IDENTIFIER_TYPE_EMAIL, "mask@example.com"),
+            create_if_missing=True, events=[H.event(
+                C.CHANNEL_WEB_CHAT, C.EVENT_KIND_MESSAGE,
+                summary="pay with 4111 1111 1111 1111 for ORD-123456",
+                body="card 5500-0055-5555-5559, order 4111111111111112 (not a card)")]),
+            timeout=T)
+        stored = tl.List(timeline_pb2.ListRequest(
+            tenant=self.tenant, customer=H.by_id(r.customer_id)), timeout=T).events[0]
+        self.assertEqual(stored.summary, "pay with **** **** **** 1111 for [order_ref]")
+        self.assertEqual(stored.body, "card ****-****-****-5559, order 4111111111111112 (not a card)")
+        # Nowhere in Redis either.
+        for key in self.redis_keys():
+            self.assertNotIn(b"4111 1111 1111 1111", self.redis_dump(key), key)
+
+    def test_max_events_and_inactive_customers_expire(self):
+        tl = self.server.timeline()
+        customer = H.by_ident(C.IDENTIFIER_TYPE_PHONE, "+1 415 555 0177")
+        first = None
+        for i in range(12):
+            r = tl.Append(timeline_pb2.AppendRequest(
+                tenant=self.tenant, customer=customer, create_if_missing=True,
+                events=[H.event(C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE, summary="m%d" % i)]),
+                timeout=T)
+            first = first or r.customer_id
+        events = tl.List(timeline_pb2.ListRequest(
+            tenant=self.tenant, customer=H.by_id(first), page_size=50), timeout=T).events
+        self.assertEqual([e.summary for e in events], ["m%d" % i for i in range(11, 6, -1)])
+        # Inactive for 3 s: the sweep (every 200 ms) erases it.
+        H.wait_until(lambda: H.rpc_code(tl.List, timeline_pb2.ListRequest(
+            tenant=self.tenant, customer=H.by_id(first)))[0] == grpc.StatusCode.NOT_FOUND,
+            timeout=15, what="the inactive customer to be erased")
+        code, details = H.rpc_code(tl.List, timeline_pb2.ListRequest(
+            tenant=self.tenant, customer=customer))
+        self.assertEqual(code, grpc.StatusCode.NOT_FOUND, details)  # its phone is unknown now
+        entries = self.audit.ListAuditEntries(self.privacy_pb2.ListAuditEntriesRequest(
+            tenant=self.tenant, customer_id=first), timeout=T).entries
+        erases = [e for e in entries if e.key_id == "retention"]
+        self.assertEqual(len(erases), 1, entries)
+        self.assertEqual(erases[0].method, "onestory.v1.PrivacyService/EraseCustomer")
+        self.assertIn("reason=retention: inactive", erases[0].detail)
+        self.assertNotIn("415", str(entries))
+        leftovers = [k for k in self.redis_keys() if first.encode() in k]
+        self.assertLessEqual(len(leftovers), 1, leftovers)  # at most the tombstone profile
+
+    def redis_keys(self):
+        return self.redis_call("KEYS", "*")
+
+    def redis_dump(self, key):
+        return self.redis_call("DUMP", key) or b""
+
+    def redis_call(self, *argv):
+        import socket
+        with socket.create_connection(("127.0.0.1", self.redis.port), timeout=5) as s:
+            out = b"*%d\r\n" % len(argv)
+            for a in argv:
+                a = a if isinstance(a, bytes) else a.encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _read_reply(f)
+
+
+def _read_reply(f):
+    line = f.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"*":
+        n = int(rest)
+        return [] if n < 0 else [_read_reply(f) for _ in range(n)]
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    return rest
+
+
 class ShutdownTest(E2ECase):
 
     def test_sigterm_ends_open_watch_with_unavailable_and_exits_0(self):
