@@ -60,7 +60,11 @@ std::string TokenOwner(absl::string_view tenant, absl::string_view customer) {
 
 void AuditLog::Record(absl::string_view tenant, v1::AuditEntry entry) {
   absl::Time now = absl::Now();
-  if (!entry.has_at()) *entry.mutable_at() = FromMillis(absl::ToUnixMillis(now));
+  if (!entry.has_at()) {
+    int64_t micros = absl::ToUnixMicros(now);
+    entry.mutable_at()->set_seconds(micros / 1000000);
+    entry.mutable_at()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  }
   int64_t min_id = absl::ToUnixMillis(now - options_.retention);
   std::string customer = entry.customer_id();
   redis_->Command(

@@ -287,14 +287,15 @@ void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& ide
           // An index entry naming an erased customer (an erase under way: libs/privacy) is as
           // good as none: a new customer takes the identifier, never the erased one.
           std::string owner = r->str;
-          client_->Command(
-              {"HEXISTS", keys::CustomerKeys(tenant, owner).profile(), "erased_at"}, deadline,
-              [this, tenant, id, owner, deadline,
-               done = std::move(done)](absl::StatusOr<Reply> erased) mutable {
-                if (!erased.ok()) return done(erased.status());
-                if (erased->integer == 0) return done(Resolved{owner, false, std::move(id)});
-                CreateAndClaim(tenant, id, owner, deadline, std::move(done));
-              });
+          client_->Command({"HEXISTS", keys::CustomerKeys(tenant, owner).profile(), "erased_at"},
+                           deadline,
+                           [this, tenant, id, owner, deadline,
+                            done = std::move(done)](absl::StatusOr<Reply> erased) mutable {
+                             if (!erased.ok()) return done(erased.status());
+                             if (erased->integer == 0)
+                               return done(Resolved{owner, false, std::move(id)});
+                             CreateAndClaim(tenant, id, owner, deadline, std::move(done));
+                           });
           return;
         }
         if (!create_if_missing) {
@@ -311,34 +312,33 @@ void IdentityStore::CreateAndClaim(const std::string& tenant, const v1::Identifi
   std::string customer_id = NewRandomId("cus_");
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
-  client_->Eval(
-      kCreateCustomer, {ck.profile(), ck.identifiers()}, {absl::StrCat(now), IdentifierField(id)},
-      deadline,
-      [this, tenant, id, customer_id, erased_owner, deadline,
-       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-        if (!r.ok()) return done(r.status());
-        // The claim: SET NX, or, over an erased owner's entry, compare-and-set (either way the
-        // reply is the owner before: nil or the erased owner when ours now).
-        std::string index = keys::IdentifierKey(tenant, id.type(), id.value());
-        auto claimed = [this, tenant, id, customer_id, erased_owner,
-                        done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
-              if (!claim.ok()) return done(claim.status());
-              if (claim->is_nil() || (!erased_owner.empty() && claim->str == erased_owner)) {
-                return done(Resolved{customer_id, true, std::move(id)});
-              }
-              // Another call claimed the identifier first: ours is unreachable; remove it.
-              keys::CustomerKeys ck(tenant, customer_id);
-              client_->Command({"DEL", ck.profile(), ck.identifiers()}, absl::InfiniteFuture(),
-                               [](absl::StatusOr<Reply>) {});
-              done(Resolved{claim->str, false, std::move(id)});
-        };
-        if (erased_owner.empty()) {
-          return client_->Command({"SET", index, customer_id, "NX", "GET"}, deadline,
-                                  std::move(claimed));
-        }
-        client_->Eval(kClaimOver, {index}, {customer_id, erased_owner}, deadline,
-                      std::move(claimed));
-      });
+  client_->Eval(kCreateCustomer, {ck.profile(), ck.identifiers()},
+                {absl::StrCat(now), IdentifierField(id)}, deadline,
+                [this, tenant, id, customer_id, erased_owner, deadline,
+                 done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  if (!r.ok()) return done(r.status());
+                  // The claim: SET NX, or, over an erased owner's entry, compare-and-set (either
+                  // way the reply is the owner before: nil or the erased owner when ours now).
+                  std::string index = keys::IdentifierKey(tenant, id.type(), id.value());
+                  auto claimed = [this, tenant, id, customer_id, erased_owner,
+                                  done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
+                    if (!claim.ok()) return done(claim.status());
+                    if (claim->is_nil() || (!erased_owner.empty() && claim->str == erased_owner)) {
+                      return done(Resolved{customer_id, true, std::move(id)});
+                    }
+                    // Another call claimed the identifier first: ours is unreachable; remove it.
+                    keys::CustomerKeys ck(tenant, customer_id);
+                    client_->Command({"DEL", ck.profile(), ck.identifiers()},
+                                     absl::InfiniteFuture(), [](absl::StatusOr<Reply>) {});
+                    done(Resolved{claim->str, false, std::move(id)});
+                  };
+                  if (erased_owner.empty()) {
+                    return client_->Command({"SET", index, customer_id, "NX", "GET"}, deadline,
+                                            std::move(claimed));
+                  }
+                  client_->Eval(kClaimOver, {index}, {customer_id, erased_owner}, deadline,
+                                std::move(claimed));
+                });
 }
 
 void IdentityStore::ResolveRef(const std::string& tenant, absl::string_view field,

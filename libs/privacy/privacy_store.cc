@@ -23,6 +23,7 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/timeline/event_effects.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_validation.h"
 #include "libs/timeline/timeline_store.h"
@@ -998,8 +999,10 @@ void PrivacyStore::Redact(const v1::RedactEventRequest& request, absl::Time dead
   auto fail = [shared_done](absl::Status st) { (*shared_done)(std::move(st)); };
   identity_->ResolveRef(
       tenant, "customer", request.customer(), false, deadline,
-      [this, tenant, event_id, summary = request.summary(), body = request.body(), deadline,
-       shared_done, fail](absl::StatusOr<identity::IdentityStore::Resolved> who) {
+      // The new text is masked like any stored text (cards, --redact_patterns_file).
+      [this, tenant, event_id, summary = timeline::StorageRedactor().Mask(request.summary()),
+       body = timeline::StorageRedactor().Mask(request.body()), deadline, shared_done,
+       fail](absl::StatusOr<identity::IdentityStore::Resolved> who) {
         if (!who.ok()) return fail(who.status());
         identity::FollowMerges<RedactTarget>(
             who->customer_id,

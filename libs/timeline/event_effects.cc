@@ -358,10 +358,14 @@ const privacy::Redactor* storage_redactor = nullptr;
 
 void SetStorageRedactor(const privacy::Redactor* redactor) { storage_redactor = redactor; }
 
-void AppendEventArgs(const v1::Event& e, std::vector<std::string>* args) {
+const privacy::Redactor& StorageRedactor() {
   static const privacy::Redactor* const cards_only =
       new privacy::Redactor(*privacy::Redactor::Create({}));
-  const privacy::Redactor& redactor = storage_redactor ? *storage_redactor : *cards_only;
+  return storage_redactor ? *storage_redactor : *cards_only;
+}
+
+void AppendEventArgs(const v1::Event& e, std::vector<std::string>* args) {
+  const privacy::Redactor& redactor = StorageRedactor();
   int in_summary = 0;
   int in_body = 0;
   std::string summary = redactor.Mask(e.summary(), &in_summary);

@@ -77,6 +77,8 @@ std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view 
 // card numbers always, plus the configured patterns). Set once at start-up, before any append;
 // unset, only cards are masked. Not owned.
 void SetStorageRedactor(const privacy::Redactor* redactor);
+// The redactor in force (cards only when none was set).
+const privacy::Redactor& StorageRedactor();
 
 // Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at), its
 // summary and body masked by the storage redactor.

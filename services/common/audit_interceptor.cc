@@ -132,6 +132,10 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
         // Generated messages derive from Message as their first and only base.
         request_ = FactsOf(*static_cast<const Message*>(m));
         have_request_ = true;
+        // A stream may stay open for hours: its opening is recorded now, its end later.
+        if (info_->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING) {
+          Record("STARTED");
+        }
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE) &&
@@ -141,17 +145,21 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Record(methods->GetSendStatus());
+      grpc::Status status = methods->GetSendStatus();
+      Record(StatusCodeName(status.error_code()), &status);
     }
     methods->Proceed();
   }
 
  private:
-  void Record(const grpc::Status& status) {
+  // `status`: the call's final status (null for a stream's opening).
+  void Record(const std::string& code, const grpc::Status* status = nullptr) {
     absl::StatusOr<Caller> caller = auth_->Identify(*info_->server_context());
     if (!caller.ok()) {
-      CountRejected(status.error_message() == "unknown API key" ? "unknown_key" : "no_key",
-                    method_);
+      if (status != nullptr) {
+        CountRejected(caller.status().message() == "unknown API key" ? "unknown_key" : "no_key",
+                      method_);
+      }
       return;
     }
     // A key is only ever recorded in its own tenant's log.
@@ -164,7 +172,7 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
     if (e.customer_id().empty() || request_.customer_id.empty()) {
       e.set_named_by(request_.named_by);
     }
-    e.set_code(StatusCodeName(status.error_code()));
+    e.set_code(code);
     std::string detail = request_.detail;
     if (!caller->tenant.empty() && request_.tenant != caller->tenant) {
       absl::StrAppend(&detail, detail.empty() ? "" : " ", "asked_tenant=",

@@ -1,6 +1,7 @@
 // Writes the audit log (libs/audit): one entry per call to a onestory.v1 service, recorded when
-// the call's status is sent, with the caller's key id, the method, the customer (by id; for a
-// customer named by identifier only the identifier's type), the outcome and a detail without
+// the call's status is sent (a server stream — Watch, WatchAlerts, ExportCustomer — also gets
+// one with code STARTED when it opens), with the caller's key id, the method, the customer (by id;
+// for a customer named by identifier only the identifier's type), the outcome and a detail without
 // personal data (counts, the request's `reason`). Calls without a valid key are not written to
 // any tenant's log (the tenant is unknown): they are counted in
 // onestory_auth_rejected_total{reason} and logged at most once a second.

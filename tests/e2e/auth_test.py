@@ -736,6 +736,11 @@ class AuthMatrixTest(AuthCase):
         wait_xlen(self.db, a_log, a_len + cross_calls)
         wait_quiet(self.db, a_log)
         entries = audit_entries_after(self.db, TENANT_A, a_last)
+        # A stream also has an entry when it opens (code STARTED), before its final one.
+        started = {e.method for e in entries if e.code == "STARTED"}
+        entries = [e for e in entries if e.code != "STARTED"]
+        self.assertEqual(started, {"onestory.v1." + r.name for _, r, _, _ in cases
+                                   if r.streaming})
         self.assertEqual(len(entries), cross_calls, "\n".join(text(e) for e in entries))
         for e in entries:
             self.assertEqual(e.key_id, "a-all", text(e))
@@ -772,7 +777,8 @@ class AuthMatrixTest(AuthCase):
         self.assertEqual(snapshot_diff({k: v for k, v in before.items() if k != log_key},
                                        {k: v for k, v in after_d.items() if k != log_key}), "",
                          "calls with a key lacking the scope changed tenant %s" % TENANT_B)
-        entries = audit_entries_after(self.db, TENANT_B, b_last)
+        entries = [e for e in audit_entries_after(self.db, TENANT_B, b_last)
+                   if e.code != "STARTED"]
         self.assertEqual(len(entries), denied_calls, "\n".join(text(e) for e in entries))
         for e in entries:
             self.assertTrue(e.key_id.startswith("b-without-"), text(e))
@@ -1029,7 +1035,8 @@ class AuditTest(AuthCase):
                 break
             self.assertLess(pages, len(full) + 20, "page tokens never end")
         self.assertEqual(walked[-len(full):], full)
-        self.assertEqual(len(walked), len(set(walked)), "an entry was listed twice")
+        # At most one more: the entry of the call that fetched `full` (written after its answer).
+        self.assertIn(len(walked) - len(full), (0, 1), "an entry was listed twice")
         # A page token belongs to its filter.
         first = self.entries(page_size=1)
         self.assertTrue(first.next_page_token)

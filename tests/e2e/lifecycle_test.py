@@ -388,9 +388,18 @@ class StorageRulesTest(E2ECase):
             tenant=self.tenant, customer=H.by_id(r.customer_id)), timeout=T).events[0]
         self.assertEqual(stored.summary, "pay with **** **** **** 1111 for [order_ref]")
         self.assertEqual(stored.body, "card ****-****-****-5559, order 4111111111111112 (not a card)")
+        # A correction is masked like an append.
+        from onestory.v1 import privacy_pb2_grpc
+        redacted = privacy_pb2_grpc.PrivacyServiceStub(self.server.channel).RedactEvent(
+            self.privacy_pb2.RedactEventRequest(
+                tenant=self.tenant, customer=H.by_id(r.customer_id), event_id=stored.event_id,
+                summary="paid with 378282246310005", body="", reason="ticket 42"), timeout=T)
+        self.assertEqual(redacted.event.summary, "paid with ***********0005")
+        self.assertEqual(redacted.event.body, "")
         # Nowhere in Redis either.
         for key in self.redis_keys():
             self.assertNotIn(b"4111 1111 1111 1111", self.redis_dump(key), key)
+            self.assertNotIn(b"378282246310005", self.redis_dump(key), key)
 
     def test_max_events_and_inactive_customers_expire(self):
         tl = self.server.timeline()
