@@ -204,6 +204,12 @@ void OneStoryServer::RegisterGauges() {
              [redis] { return static_cast<double>(redis->in_flight()); });
   r.AddGauge("onestory_redis_reconnects", "Redis command connections re-established since start",
              [redis] { return static_cast<double>(redis->reconnects()); });
+  audit::AuditLog* audit = audit_log_.get();
+  r.AddGauge("onestory_audit_entries_written", "Audit entries written since start",
+             [audit] { return static_cast<double>(audit->recorded()); });
+  r.AddGauge("onestory_audit_write_failures",
+             "Audit entries that could not be written since start (each is also logged)",
+             [audit] { return static_cast<double>(audit->failures()); });
   if (timeline_service_) {
     TimelineServiceImpl* t = timeline_service_.get();
     timeline::WatchHub* hub = hub_.get();
@@ -331,6 +337,7 @@ OneStoryServer::~OneStoryServer() {
   if (metrics_) {
     for (const char* g :
          {"onestory_redis_connected", "onestory_redis_in_flight", "onestory_redis_reconnects",
+          "onestory_audit_entries_written", "onestory_audit_write_failures",
           "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
       metrics::Registry::Global().RemoveGauge(g);
     }
