@@ -19,6 +19,7 @@
 #include "libs/engagement/records.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
+#include "libs/privacy/free_text.h"
 #include "libs/timeline/event_validation.h"
 
 namespace onestory::engagement {
@@ -323,22 +324,25 @@ absl::Status ValidateCaseId(const std::string& id, bool allow_empty) {
 
 }  // namespace
 
-void CaseStore::Open(const v1::OpenCaseRequest& req, absl::Time deadline,
+void CaseStore::Open(const v1::OpenCaseRequest& sent, absl::Time deadline,
                      Callback<v1::OpenCaseResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
-  if (st.ok()) st = ValidateCaseId(req.case_id(), true);
-  if (st.ok() && req.topic().empty()) st = absl::InvalidArgumentError("topic: required");
-  if (st.ok()) st = ValidateText("topic", req.topic(), kMaxTopicBytes, false);
-  if (st.ok() && !req.stage().empty()) st = ValidateStage("stage", req.stage());
-  if (st.ok()) st = ValidateActor("actor", req.actor(), true);
-  if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok()) st = ValidateActor("owner", req.owner(), req.has_owner());
+  absl::Status st = ValidateTenant(sent.tenant());
+  if (st.ok()) st = ValidateCaseId(sent.case_id(), true);
+  if (st.ok() && sent.topic().empty()) st = absl::InvalidArgumentError("topic: required");
+  if (st.ok()) st = ValidateText("topic", sent.topic(), kMaxTopicBytes, false);
+  if (st.ok() && !sent.stage().empty()) st = ValidateStage("stage", sent.stage());
+  if (st.ok()) st = ValidateActor("actor", sent.actor(), true);
+  if (st.ok()) st = ValidateChannel("channel", sent.channel(), true);
+  if (st.ok()) st = ValidateActor("owner", sent.owner(), sent.has_owner());
   if (st.ok()) {
-    st = ValidateToken("conversation_id", req.conversation_id(), timeline::kMaxRefIdBytes, true);
+    st = ValidateToken("conversation_id", sent.conversation_id(), timeline::kMaxRefIdBytes, true);
   }
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::OpenCaseRequest req = privacy::MaskedForStorage(sent);
   std::string id = req.case_id().empty() ? NewRandomId("case_") : req.case_id();
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("co:", id));
@@ -386,35 +390,38 @@ void CaseStore::Open(const v1::OpenCaseRequest& req, absl::Time deadline,
       std::move(check_stage));
 }
 
-void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
+void CaseStore::Update(const v1::UpdateCaseRequest& sent, absl::Time deadline,
                        Callback<v1::UpdateCaseResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
-  if (st.ok()) st = ValidateCaseId(req.case_id(), false);
-  if (st.ok()) st = ValidateActor("actor", req.actor(), true);
-  if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok() && !req.stage().empty()) st = ValidateStage("stage", req.stage());
-  if (st.ok()) st = ValidateActor("owner", req.owner(), req.has_owner());
-  if (st.ok()) st = ValidateText("reassign_reason", req.reassign_reason(), kMaxReasonBytes);
-  if (st.ok()) st = ValidateText("promise", req.promise(), timeline::kMaxSummaryBytes);
-  if (st.ok() && req.has_promised_by()) {
-    st = ValidateFuture("promised_by", req.promised_by(), now);
+  absl::Status st = ValidateTenant(sent.tenant());
+  if (st.ok()) st = ValidateCaseId(sent.case_id(), false);
+  if (st.ok()) st = ValidateActor("actor", sent.actor(), true);
+  if (st.ok()) st = ValidateChannel("channel", sent.channel(), true);
+  if (st.ok() && !sent.stage().empty()) st = ValidateStage("stage", sent.stage());
+  if (st.ok()) st = ValidateActor("owner", sent.owner(), sent.has_owner());
+  if (st.ok()) st = ValidateText("reassign_reason", sent.reassign_reason(), kMaxReasonBytes);
+  if (st.ok()) st = ValidateText("promise", sent.promise(), timeline::kMaxSummaryBytes);
+  if (st.ok() && sent.has_promised_by()) {
+    st = ValidateFuture("promised_by", sent.promised_by(), now);
   }
-  if (st.ok() && !req.promise().empty() && !req.has_promised_by()) {
+  if (st.ok() && !sent.promise().empty() && !sent.has_promised_by()) {
     st = absl::InvalidArgumentError("promised_by: required with promise (by when it is kept)");
   }
-  if (st.ok() && req.has_promised_by() && req.promise().empty()) {
+  if (st.ok() && sent.has_promised_by() && sent.promise().empty()) {
     st = absl::InvalidArgumentError("promise: required with promised_by (what was promised)");
   }
-  if (st.ok()) st = ValidateText("note", req.note(), kMaxNoteBytes);
-  if (st.ok()) st = ValidateToken("request_id", req.request_id(), timeline::kMaxRefIdBytes, true);
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
-  if (st.ok() && req.stage().empty() && !req.has_owner() && !req.has_promised_by() &&
-      req.note().empty()) {
+  if (st.ok()) st = ValidateText("note", sent.note(), kMaxNoteBytes);
+  if (st.ok()) st = ValidateToken("request_id", sent.request_id(), timeline::kMaxRefIdBytes, true);
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
+  if (st.ok() && sent.stage().empty() && !sent.has_owner() && !sent.has_promised_by() &&
+      sent.note().empty()) {
     st = absl::InvalidArgumentError(
         "stage, owner, promise, note: nothing to change; set at least one");
   }
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::UpdateCaseRequest req = privacy::MaskedForStorage(sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("cu:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
@@ -467,16 +474,19 @@ void CaseStore::Update(const v1::UpdateCaseRequest& req, absl::Time deadline,
       });
 }
 
-void CaseStore::Resolve(const v1::ResolveCaseRequest& req, absl::Time deadline,
+void CaseStore::Resolve(const v1::ResolveCaseRequest& sent, absl::Time deadline,
                         Callback<v1::ResolveCaseResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
-  if (st.ok()) st = ValidateCaseId(req.case_id(), false);
-  if (st.ok()) st = ValidateActor("actor", req.actor(), true);
-  if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok()) st = ValidateText("resolution", req.resolution(), kMaxReasonBytes);
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
+  absl::Status st = ValidateTenant(sent.tenant());
+  if (st.ok()) st = ValidateCaseId(sent.case_id(), false);
+  if (st.ok()) st = ValidateActor("actor", sent.actor(), true);
+  if (st.ok()) st = ValidateChannel("channel", sent.channel(), true);
+  if (st.ok()) st = ValidateText("resolution", sent.resolution(), kMaxReasonBytes);
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::ResolveCaseRequest req = privacy::MaskedForStorage(sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("cr:", req.case_id()));
   event->set_channel(req.channel());

@@ -359,21 +359,24 @@ std::string FactNames(const google::protobuf::RepeatedPtrField<v1::Fact>& facts)
 
 }  // namespace
 
-void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Time deadline,
+void ConversationStore::Start(const v1::StartConversationRequest& sent, absl::Time deadline,
                               Callback<v1::StartConversationResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
+  absl::Status st = ValidateTenant(sent.tenant());
   if (st.ok()) {
-    st = ValidateToken("conversation_id", req.conversation_id(), timeline::kMaxRefIdBytes, true);
+    st = ValidateToken("conversation_id", sent.conversation_id(), timeline::kMaxRefIdBytes, true);
   }
-  if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok()) st = ValidateActor("served_by", req.served_by(), true);
-  if (st.ok()) st = ValidateToken("case_id", req.case_id(), timeline::kMaxRefIdBytes, true);
-  if (st.ok()) st = ValidateText("summary", req.summary(), timeline::kMaxSummaryBytes);
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
+  if (st.ok()) st = ValidateChannel("channel", sent.channel(), true);
+  if (st.ok()) st = ValidateActor("served_by", sent.served_by(), true);
+  if (st.ok()) st = ValidateToken("case_id", sent.case_id(), timeline::kMaxRefIdBytes, true);
+  if (st.ok()) st = ValidateText("summary", sent.summary(), timeline::kMaxSummaryBytes);
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
   absl::StatusOr<google::protobuf::Timestamp> at =
-      st.ok() ? OccurredAt("occurred_at", req, now) : st;
+      st.ok() ? OccurredAt("occurred_at", sent, now) : st;
   if (!at.ok()) return done(at.status());
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::StartConversationRequest req = privacy::MaskedForStorage(sent);
   std::string conv = req.conversation_id().empty() ? NewRandomId("cv_") : req.conversation_id();
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("cs:", conv));
@@ -423,26 +426,29 @@ void ConversationStore::Start(const v1::StartConversationRequest& req, absl::Tim
       NoCaseYet("case_id", req.case_id()));
 }
 
-void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadline,
+void ConversationStore::Handoff(const v1::HandoffRequest& sent, absl::Time deadline,
                                 Callback<v1::HandoffResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
+  absl::Status st = ValidateTenant(sent.tenant());
   if (st.ok()) {
-    st = ValidateToken("conversation_id", req.conversation_id(), timeline::kMaxRefIdBytes, false);
+    st = ValidateToken("conversation_id", sent.conversation_id(), timeline::kMaxRefIdBytes, false);
   }
-  if (st.ok()) st = ValidateActor("from", req.from(), true);
-  if (st.ok()) st = ValidateActor("to", req.to(), true);
-  if (st.ok()) st = ValidateChannel("to_channel", req.to_channel(), false);
-  if (st.ok() && req.reason().empty()) {
+  if (st.ok()) st = ValidateActor("from", sent.from(), true);
+  if (st.ok()) st = ValidateActor("to", sent.to(), true);
+  if (st.ok()) st = ValidateChannel("to_channel", sent.to_channel(), false);
+  if (st.ok() && sent.reason().empty()) {
     st = absl::InvalidArgumentError("reason: required (why the conversation is handed off)");
   }
-  if (st.ok()) st = ValidateText("reason", req.reason(), kMaxReasonBytes);
-  if (st.ok()) st = ValidateText("summary", req.summary(), timeline::kMaxSummaryBytes);
-  if (st.ok()) st = ValidateText("transcript", req.transcript(), timeline::kMaxBodyBytes);
-  if (st.ok()) st = ValidateFacts("collected", req.collected(), now, false);
-  if (st.ok()) st = ValidateToken("request_id", req.request_id(), timeline::kMaxRefIdBytes, true);
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
+  if (st.ok()) st = ValidateText("reason", sent.reason(), kMaxReasonBytes);
+  if (st.ok()) st = ValidateText("summary", sent.summary(), timeline::kMaxSummaryBytes);
+  if (st.ok()) st = ValidateText("transcript", sent.transcript(), timeline::kMaxBodyBytes);
+  if (st.ok()) st = ValidateFacts("collected", sent.collected(), now, false);
+  if (st.ok()) st = ValidateToken("request_id", sent.request_id(), timeline::kMaxRefIdBytes, true);
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::HandoffRequest req = privacy::MaskedForStorage(sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("ho:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
@@ -488,19 +494,22 @@ void ConversationStore::Handoff(const v1::HandoffRequest& req, absl::Time deadli
                     });
 }
 
-void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time deadline,
+void ConversationStore::End(const v1::EndConversationRequest& sent, absl::Time deadline,
                             Callback<v1::EndConversationResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
+  absl::Status st = ValidateTenant(sent.tenant());
   if (st.ok()) {
-    st = ValidateToken("conversation_id", req.conversation_id(), timeline::kMaxRefIdBytes, false);
+    st = ValidateToken("conversation_id", sent.conversation_id(), timeline::kMaxRefIdBytes, false);
   }
-  if (st.ok()) st = ValidateActor("actor", req.actor(), true);
-  if (st.ok()) st = ValidateText("outcome", req.outcome(), kMaxOutcomeBytes, false);
-  if (st.ok()) st = ValidateToken("wrap_up_code", req.wrap_up_code(), kMaxWrapUpBytes, true);
-  if (st.ok()) st = ValidateText("summary", req.summary(), timeline::kMaxSummaryBytes);
-  if (st.ok()) st = ValidateVisibility("visibility", req.visibility());
+  if (st.ok()) st = ValidateActor("actor", sent.actor(), true);
+  if (st.ok()) st = ValidateText("outcome", sent.outcome(), kMaxOutcomeBytes, false);
+  if (st.ok()) st = ValidateToken("wrap_up_code", sent.wrap_up_code(), kMaxWrapUpBytes, true);
+  if (st.ok()) st = ValidateText("summary", sent.summary(), timeline::kMaxSummaryBytes);
+  if (st.ok()) st = ValidateVisibility("visibility", sent.visibility());
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::EndConversationRequest req = privacy::MaskedForStorage(sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("ce:", req.conversation_id()));
   event->set_kind(v1::EVENT_KIND_CONVERSATION_ENDED);
@@ -530,15 +539,18 @@ void ConversationStore::End(const v1::EndConversationRequest& req, absl::Time de
                     });
 }
 
-void ConversationStore::RecordFacts(const v1::RecordFactsRequest& req, absl::Time deadline,
+void ConversationStore::RecordFacts(const v1::RecordFactsRequest& sent, absl::Time deadline,
                                     Callback<v1::RecordFactsResponse> done) {
   int64_t now = NowMillis();
-  absl::Status st = ValidateTenant(req.tenant());
-  if (st.ok()) st = ValidateActor("actor", req.actor(), true);
-  if (st.ok()) st = ValidateChannel("channel", req.channel(), true);
-  if (st.ok()) st = ValidateFacts("facts", req.facts(), now, true);
-  if (st.ok()) st = ValidateToken("request_id", req.request_id(), timeline::kMaxRefIdBytes, true);
+  absl::Status st = ValidateTenant(sent.tenant());
+  if (st.ok()) st = ValidateActor("actor", sent.actor(), true);
+  if (st.ok()) st = ValidateChannel("channel", sent.channel(), true);
+  if (st.ok()) st = ValidateFacts("facts", sent.facts(), now, true);
+  if (st.ok()) st = ValidateToken("request_id", sent.request_id(), timeline::kMaxRefIdBytes, true);
   if (!st.ok()) return done(st);
+  // Masked once, after validation (limits apply to the text as sent): everything below is
+  // stored and answered from the masked copy.
+  const v1::RecordFactsRequest req = privacy::MaskedForStorage(sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("fr:", req.request_id().empty() ? NewRandomId("") : req.request_id()));

@@ -14,6 +14,7 @@
 #include "libs/identity/normalize.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/privacy/free_text.h"
 
 namespace onestory::identity {
 namespace {
@@ -184,8 +185,10 @@ absl::Status ValidateAttribute(absl::string_view field, absl::string_view key,
   return ValidateText(absl::StrCat(field, "[", key, "]"), value, kMaxAttributeValueBytes);
 }
 
-// The Lua ops for an UpdateProfile, or INVALID_ARGUMENT.
+// The Lua ops for an UpdateProfile, or INVALID_ARGUMENT: `values` as sent are checked against the
+// limits, and `stored` (the same with its free text masked) gives the values written.
 absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& values,
+                                                         const v1::Profile& stored,
                                                          const google::protobuf::FieldMask& mask,
                                                          int64_t now_ms) {
   if (mask.paths_size() == 0) {
@@ -211,14 +214,14 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
     if (path == "display_name") {
       RETURN_IF_ERROR(
           ValidateText("profile.display_name", values.display_name(), kMaxDisplayNameBytes, false));
-      set_or_del("display_name", values.display_name());
+      set_or_del("display_name", stored.display_name());
     } else if (path == "language") {
       RETURN_IF_ERROR(ValidateToken("profile.language", values.language(), kMaxLanguageBytes,
                                     /*allow_empty=*/true));
       set_or_del("language", values.language());
     } else if (path == "tier") {
       RETURN_IF_ERROR(ValidateText("profile.tier", values.tier(), kMaxTierBytes, false));
-      set_or_del("tier", values.tier());
+      set_or_del("tier", stored.tier());
     } else if (path == "consents") {
       std::vector<bool> seen(64, false);
       for (int i = 0; i < values.consents_size(); ++i) {
@@ -245,7 +248,7 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
       clear_ops = {"clr", "", ""};
       for (const auto& [k, v] : values.attributes()) {
         RETURN_IF_ERROR(ValidateAttribute("profile.attributes", k, v));
-        add("set", absl::StrCat(kAttrPrefix, k), v);
+        add("set", absl::StrCat(kAttrPrefix, k), stored.attributes().at(k));
       }
     } else if (absl::StartsWith(path, "attributes.")) {
       std::string key = path.substr(strlen("attributes."));
@@ -255,7 +258,7 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
         add("del", absl::StrCat(kAttrPrefix, key), "");
       } else {
         RETURN_IF_ERROR(ValidateAttribute("profile.attributes", key, it->second));
-        add("set", absl::StrCat(kAttrPrefix, key), it->second);
+        add("set", absl::StrCat(kAttrPrefix, key), stored.attributes().at(key));
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -619,7 +622,8 @@ void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& 
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   int64_t now = NowMillis();
-  absl::StatusOr<std::vector<std::string>> ops = BuildProfileOps(values, mask, now);
+  absl::StatusOr<std::vector<std::string>> ops =
+      BuildProfileOps(values, privacy::MaskedForStorage(values), mask, now);
   if (!ops.ok()) return done(ops.status());
   FollowMerges<v1::Profile>(
       customer_id,

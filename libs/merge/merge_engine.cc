@@ -23,6 +23,7 @@
 #include "libs/identity/identity_store.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/privacy/free_text.h"
 #include "onestory/v1/timeline.pb.h"
 
 namespace onestory::merge {
@@ -773,6 +774,8 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
               rec.set_automatic(in.automatic);
               *rec.mutable_started_at() = FromMillis(NowMillis());
               for (const auto& p : in.take_from_source) rec.add_take_from_source(p);
+              // Its free text (the reason) is masked once, here, before any copy is stored.
+              privacy::MaskFreeText(privacy::StorageRedactor(), &rec);
               run->step = kLock;
               run->done = [done](absl::StatusOr<v1::MergeRecord> r) {
                 if (!r.ok()) return (*done)(r.status());
@@ -1580,7 +1583,12 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
         run->original_record = r->elements[0].str;
         run->record = std::move(rec);
         run->record.set_state(v1::MergeRecord::STATE_UNMERGING);
-        run->record.set_unmerge_reason(reason);
+        // The reason is masked like every free-text field (the record's own, masked when the
+        // merge started, is not masked again).
+        v1::MergeRecord unmerge;
+        unmerge.set_unmerge_reason(reason);
+        privacy::MaskFreeText(privacy::StorageRedactor(), &unmerge);
+        run->record.set_unmerge_reason(unmerge.unmerge_reason());
         *run->record.mutable_unmerged_by() = actor;
         run->done = std::move(done);
         // Refuse what the locks would refuse before writing anything.

@@ -91,10 +91,11 @@ class MergeEngine {
       : client_(client), failpoint_(std::move(failpoint)) {}
 
   // Validates (INVALID_ARGUMENT naming the field), then merges or finishes the merge of the
-  // same source into the same target that is under way. See the proto for the errors.
+  // same source into the same target that is under way. The reason is stored (and answered)
+  // masked (privacy::StorageRedactor). See the proto for the errors.
   void Merge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
 
-  // Undoes a MERGED merge, or finishes an unmerge under way.
+  // Undoes a MERGED merge, or finishes an unmerge under way. The reason is masked as Merge's.
   void Unmerge(const std::string& tenant, const std::string& merge_id, const std::string& reason,
                const v1::Actor& actor, absl::Time deadline, Callback<v1::MergeRecord> done);
 

@@ -352,33 +352,15 @@ std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view 
           absl::StrCat(absl::ToInt64Milliseconds(limits.max_age))};
 }
 
-namespace {
-const privacy::Redactor* storage_redactor = nullptr;
-}  // namespace
-
-void SetStorageRedactor(const privacy::Redactor* redactor) { storage_redactor = redactor; }
-
-const privacy::Redactor& StorageRedactor() {
-  static const privacy::Redactor* const cards_only =
-      new privacy::Redactor(*privacy::Redactor::Create({}));
-  return storage_redactor ? *storage_redactor : *cards_only;
+void SetStorageRedactor(const privacy::Redactor* redactor) {
+  privacy::SetStorageRedactor(redactor);
 }
 
+const privacy::Redactor& StorageRedactor() { return privacy::StorageRedactor(); }
+
 void AppendEventArgs(const v1::Event& e, std::vector<std::string>* args) {
-  const privacy::Redactor& redactor = StorageRedactor();
-  int in_summary = 0;
-  int in_body = 0;
-  std::string summary = redactor.Mask(e.summary(), &in_summary);
-  std::string body = redactor.Mask(e.body(), &in_body);
   args->push_back(e.event_id());
-  if (in_summary + in_body == 0) {
-    args->push_back(e.SerializeAsString());
-  } else {
-    v1::Event stored = e;
-    stored.set_summary(std::move(summary));
-    stored.set_body(std::move(body));
-    args->push_back(stored.SerializeAsString());
-  }
+  args->push_back(e.SerializeAsString());
   args->push_back(absl::StrCat(static_cast<int>(e.channel())));
   args->push_back(absl::StrCat(static_cast<int>(e.kind())));
   args->push_back(absl::StrCat(ToMillis(e.occurred_at())));

@@ -27,6 +27,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/privacy/free_text.h"
 #include "libs/privacy/redactor.h"
 #include "onestory/v1/common.pb.h"
 
@@ -73,15 +74,14 @@ std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view 
                                     int64_t now_ms, absl::string_view tag, absl::string_view via,
                                     const EngagementPolicy& policy);
 
-// The masking every stored event's summary and body pass through (privacy::Redactor: payment
-// card numbers always, plus the configured patterns). Set once at start-up, before any append;
-// unset, only cards are masked. Not owned.
+// The masking everything stored passes through: privacy::SetStorageRedactor and
+// privacy::StorageRedactor (libs/privacy/free_text.h), named here for the servers that set it.
 void SetStorageRedactor(const privacy::Redactor* redactor);
-// The redactor in force (cards only when none was set).
 const privacy::Redactor& StorageRedactor();
 
-// Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at), its
-// summary and body masked by the storage redactor.
+// Appends kArgsPerEvent ARGV describing `event` (validated, with event_id and occurred_at), as
+// it will be stored. Its free text must be masked already: the event is taken from, or built
+// from, a request masked once by privacy::MaskedForStorage (a second Mask is not a no-op).
 void AppendEventArgs(const v1::Event& event, std::vector<std::string>* args);
 
 }  // namespace onestory::timeline

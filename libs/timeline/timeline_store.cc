@@ -12,6 +12,7 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/privacy/free_text.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
@@ -160,6 +161,8 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
     return done(absl::InvalidArgumentError(
         "create_if_missing: needs customer.identifier (a customer id cannot be created)"));
   }
+  // Masked once, after validation (limits apply to the text as sent): stored and answered alike.
+  for (v1::Event& e : *prepared) privacy::MaskFreeText(StorageRedactor(), &e);
   auto events = std::make_shared<std::vector<v1::Event>>(*std::move(prepared));
   std::string tenant = request.tenant();
   identity_->ResolveRef(

@@ -15,6 +15,7 @@
 #include "libs/common/log.h"
 #include "libs/common/validation.h"
 #include "libs/metrics/metrics.h"
+#include "libs/privacy/free_text.h"
 
 namespace onestory::service {
 namespace {
@@ -92,10 +93,11 @@ RequestFacts FactsOf(const Message& req) {
       !id.empty() && ValidateToken("event_id", id, 128, false).ok()) {
     detail.push_back(absl::StrCat("event_id=", id));
   }
-  // Free text the caller was told must hold no personal data; cut at the documented 200 bytes.
+  // Free text the caller was told must hold no personal data; cut at the documented 200 bytes,
+  // and masked like every stored free-text field (a card typed here anyway stays out of the log).
   if (std::string reason = StringField(req, "reason");
       !reason.empty() && ValidateText("reason", reason, 200, false).ok()) {
-    detail.push_back(absl::StrCat("reason=", reason));
+    detail.push_back(absl::StrCat("reason=", privacy::StorageRedactor().Mask(reason)));
   }
   out.detail = absl::StrJoin(detail, " ");
   return out;

@@ -401,6 +401,70 @@ class StorageRulesTest(E2ECase):
             self.assertNotIn(b"4111 1111 1111 1111", self.redis_dump(key), key)
             self.assertNotIn(b"378282246310005", self.redis_dump(key), key)
 
+    def test_every_free_text_field_is_masked_through_the_binary(self):
+        """Case topic and note, handoff reason, a fact value, a profile's display name: masked in
+        the answer, on a retry, in every read and in every Redis key (the audit log too)."""
+        from google.protobuf import field_mask_pb2
+        from onestory.v1 import (case_pb2, case_pb2_grpc, conversation_pb2,
+                                 conversation_pb2_grpc)
+        said = "card 4111 1111 1111 1111 for ORD-654321"
+        stored = "card **** **** **** 1111 for [order_ref]"
+        cid = self.server.identity().Resolve(identity_pb2.ResolveRequest(
+            tenant=self.tenant, identifier=C.Identifier(
+                type=C.IDENTIFIER_TYPE_PHONE, value="14155550191"), create_if_missing=True),
+            timeout=T).customer_id
+        cases = case_pb2_grpc.CaseServiceStub(self.server.channel)
+        opened = cases.OpenCase(case_pb2.OpenCaseRequest(
+            tenant=self.tenant, customer=H.by_id(cid), case_id="case-1", topic=said,
+            actor=C.Actor(type=C.Actor.TYPE_AGENT, id="a1"), channel=C.CHANNEL_VOICE),
+            timeout=T)
+        self.assertEqual(opened.case.topic, stored)
+        update = case_pb2.UpdateCaseRequest(
+            tenant=self.tenant, customer=H.by_id(cid), case_id="case-1", note=said,
+            actor=C.Actor(type=C.Actor.TYPE_AGENT, id="a1"), channel=C.CHANNEL_VOICE,
+            request_id="u-1")
+        for duplicate in (False, True):  # the first call and its retry answer alike
+            r = cases.UpdateCase(update, timeout=T)
+            self.assertEqual(r.duplicate, duplicate)
+            self.assertEqual(r.case.last_note, stored)
+            self.assertEqual(r.event.body, stored)
+        conv = conversation_pb2_grpc.ConversationServiceStub(self.server.channel)
+        conv.StartConversation(conversation_pb2.StartConversationRequest(
+            tenant=self.tenant, customer=H.by_id(cid), conversation_id="cv-1",
+            channel=C.CHANNEL_CHATBOT, served_by=C.Actor(type=C.Actor.TYPE_BOT, id="b1")),
+            timeout=T)
+        handoff = conversation_pb2.HandoffRequest(
+            tenant=self.tenant, customer=H.by_id(cid), conversation_id="cv-1",
+            **{"from": C.Actor(type=C.Actor.TYPE_BOT, id="b1")},
+            to=C.Actor(type=C.Actor.TYPE_AGENT, id="a1"), reason=said, request_id="h-1",
+            collected=[C.Fact(type=C.FACT_TYPE_COLLECTED, name="card", value=said)])
+        for duplicate in (False, True):
+            r = conv.Handoff(handoff, timeout=T)
+            self.assertEqual(r.duplicate, duplicate)
+            self.assertEqual(r.event.attributes["reason"], stored)
+        profile = self.server.identity().UpdateProfile(identity_pb2.UpdateProfileRequest(
+            tenant=self.tenant, customer_id=cid, profile=identity_pb2.Profile(display_name=said),
+            update_mask=field_mask_pb2.FieldMask(paths=["display_name"])), timeout=T).profile
+        self.assertEqual(profile.display_name, stored)
+
+        got = cases.GetCase(case_pb2.GetCaseRequest(
+            tenant=self.tenant, customer=H.by_id(cid), case_id="case-1"), timeout=T)
+        self.assertEqual((got.topic, got.last_note), (stored, stored))
+        ctx = self.server.context().GetContext(context_pb2.GetContextRequest(
+            tenant=self.tenant, customer=H.by_id(cid), recent_events=50,
+            audience=C.AUDIENCE_SUPERVISOR), timeout=T)
+        self.assertEqual(ctx.profile.display_name, stored)
+        self.assertEqual(ctx.open_cases[0].last_note, stored)
+        self.assertEqual([f.value for f in ctx.facts], [stored])
+        for e in ctx.recent_events:
+            text = e.summary + e.body + "".join(e.attributes.values())
+            self.assertNotIn("4111 1111 1111 1111", text)
+            self.assertNotIn("ORD-654321", text)
+        self.redis_call("CONFIG", "SET", "rdbcompression", "no")  # DUMPs hold the text as is
+        for key in self.redis_keys():
+            self.assertNotIn(b"4111 1111 1111 1111", self.redis_dump(key), key)
+            self.assertNotIn(b"ORD-654321", self.redis_dump(key), key)
+
     def test_max_events_and_inactive_customers_expire(self):
         tl = self.server.timeline()
         customer = H.by_ident(C.IDENTIFIER_TYPE_PHONE, "+1 415 555 0177")
