@@ -198,6 +198,15 @@ std::string CrmCustomer(Api& api, const std::string& tenant, const std::string& 
   return resolved.customer_id();
 }
 
+void EraseForSetup(Api& api, const State& s, const std::string& customer_id) {
+  v1::EraseCustomerRequest r;
+  r.set_tenant(s.tenant);
+  *r.mutable_customer() = RefId(customer_id);
+  r.set_reason("ticket 42");
+  grpc::Status st = api.EraseCustomer(r);
+  ASSERT_TRUE(st.ok()) << Describe(st);
+}
+
 std::string NewestMergeId(Api& api, const State& s, const std::string& customer_id) {
   v1::GetMergeHistoryResponse history;
   grpc::Status st = api.GetMergeHistory(HistoryOf(s, customer_id), &history);

@@ -30,6 +30,7 @@
 #include "onestory/v1/context.grpc.pb.h"
 #include "onestory/v1/conversation.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
+#include "onestory/v1/privacy.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
 #include "tests/testing/proto_builders.h"
 #include "tests/testing/redis_for_test.h"
@@ -139,6 +140,11 @@ class Api {
     return Unary<v1::Alert>(server_->alerts(), &v1::AlertService::Stub::AckAlert, r);
   }
 
+  grpc::Status EraseCustomer(const v1::EraseCustomerRequest& r) {
+    return Unary<v1::EraseCustomerResponse>(server_->privacy(),
+                                            &v1::PrivacyService::Stub::EraseCustomer, r);
+  }
+
   // As Watch: a rejected alert watch must deliver no alert.
   grpc::Status WatchAlerts(const v1::WatchAlertsRequest& r) {
     grpc::ClientContext ctx;
@@ -238,6 +244,8 @@ std::string MergeForSetup(Api& api, const std::string& tenant, const std::string
 void CreateCrmCustomer(Api& api, const std::string& tenant, const std::string& value);
 // Looks the CRM customer up again, without creating anything.
 std::string CrmCustomer(Api& api, const std::string& tenant, const std::string& value);
+// Erases `customer_id` (PrivacyService.EraseCustomer).
+void EraseForSetup(Api& api, const State& s, const std::string& customer_id);
 // The newest merge `customer_id` took part in, read from its history.
 std::string NewestMergeId(Api& api, const State& s, const std::string& customer_id);
 

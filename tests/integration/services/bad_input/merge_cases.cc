@@ -336,6 +336,22 @@ std::vector<BadInputCase> MergeReadCases() {
        .message_names = {kUnknownCustomer},
        .send = [](Api& api,
                   const State& s) { return api.GetMergeHistory(HistoryOf(s, kUnknownCustomer)); }},
+      // An erased customer answers as on every other read, not with an empty history.
+      {.name = "GetMergeHistoryErasedCustomer",
+       .code = kNotFound,
+       .message_names = {"$customer", "was erased"},
+       .send = [](Api& api,
+                  const State& s) { return api.GetMergeHistory(HistoryOf(s, s.customer)); },
+       .prepare = [](Api& api, const State& s) { EraseForSetup(api, s, s.customer); }},
+      {.name = "GetMergeHistoryErasedAfterAMerge",
+       .code = kNotFound,
+       .message_names = {"$other", "was erased"},
+       .send = [](Api& api, const State& s) { return api.GetMergeHistory(HistoryOf(s, s.other)); },
+       .prepare =
+           [](Api& api, const State& s) {
+             ASSERT_NO_FATAL_FAILURE(MergeForSetup(api, s.tenant, s.customer, s.other));
+             EraseForSetup(api, s, s.other);
+           }},
       {.name = "SuggestMergesTenantEmpty",
        .code = kInvalid,
        .message_names = {"tenant:"},

@@ -1,6 +1,8 @@
 // The bad-input catalogue of TimelineService.Append, List and Watch: tenants, customer refs,
 // events, filters, page tokens, cursors and audiences. Each case is its own tenant;
 // bad_input_test.cc runs them all (see bad_input_fixture.h).
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -427,6 +429,39 @@ std::vector<BadInputCase> ListCases() {
        .send = list([](v1::ListRequest& r, const State&) {
          *r.mutable_occurred_after() = At(absl::Now());
          *r.mutable_occurred_before() = At(absl::Now() - absl::Hours(1));
+       })},
+      // The filter's bounds are checked as Append checks occurred_at.
+      {.name = "ListOccurredAfterBefore1970",
+       .code = kInvalid,
+       .message_names = {"occurred_after", "1970"},
+       .send = list([](v1::ListRequest& r, const State&) {
+         r.mutable_occurred_after()->set_seconds(-86400);
+       })},
+      {.name = "ListOccurredBeforeAfter9999",
+       .code = kInvalid,
+       .message_names = {"occurred_before", "9999"},
+       .send = list([](v1::ListRequest& r, const State&) {
+         r.mutable_occurred_before()->set_seconds(253402300800);
+       })},
+      {.name = "ListOccurredBeforeInt64Max",
+       .code = kInvalid,
+       .message_names = {"occurred_before"},
+       .send = list([](v1::ListRequest& r, const State&) {
+         r.mutable_occurred_before()->set_seconds(std::numeric_limits<int64_t>::max());
+       })},
+      {.name = "ListOccurredAfterNanosNegative",
+       .code = kInvalid,
+       .message_names = {"occurred_after"},
+       .send = list([](v1::ListRequest& r, const State&) {
+         *r.mutable_occurred_after() = At(absl::Now() - absl::Hours(1));
+         r.mutable_occurred_after()->set_nanos(-1);
+       })},
+      {.name = "ListOccurredBeforeNanosOverOneSecond",
+       .code = kInvalid,
+       .message_names = {"occurred_before"},
+       .send = list([](v1::ListRequest& r, const State&) {
+         *r.mutable_occurred_before() = At(absl::Now());
+         r.mutable_occurred_before()->set_nanos(1000000000);
        })},
       {.name = "ListPageTokenMalformed",
        .code = kInvalid,
