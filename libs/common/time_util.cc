@@ -1,5 +1,6 @@
 #include "libs/common/time_util.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace onestory {
@@ -21,6 +22,15 @@ google::protobuf::Timestamp FromMillis(int64_t ms) {
   ts.set_seconds(seconds);
   ts.set_nanos(static_cast<int32_t>(rest * 1000000));
   return ts;
+}
+
+absl::Status ValidateTimestamp(absl::string_view field, const google::protobuf::Timestamp& ts) {
+  // 253402300799 is 9999-12-31T23:59:59Z, the largest valid Timestamp.
+  if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 || ts.seconds() > 253402300799) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a valid time between 1970 and 9999"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace onestory

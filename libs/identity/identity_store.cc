@@ -196,6 +196,10 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
         "update_mask: required; name the fields to change (display_name, language, tier, "
         "consents, attributes, attributes.<key>)");
   }
+  if (mask.paths_size() > kMaxUpdateMaskPaths) {
+    return absl::InvalidArgumentError(absl::StrCat("update_mask: at most ", kMaxUpdateMaskPaths,
+                                                   " paths, got ", mask.paths_size()));
+  }
   std::vector<std::string> clear_ops;  // 'clr' must precede the sets it makes room for
   std::vector<std::string> ops;
   auto add = [&](std::string op, std::string field, std::string value) {

@@ -38,6 +38,9 @@ namespace onestory::identity {
 
 inline constexpr int kMaxIdentifiersPerCustomer = 1000;
 inline constexpr int kMaxProfileAttributes = 128;
+// Paths in one UpdateProfile's update_mask: more than every field twice over is a client bug,
+// and each path costs a validation and a Redis op.
+inline constexpr int kMaxUpdateMaskPaths = 64;
 inline constexpr size_t kMaxDisplayNameBytes = 256;
 inline constexpr size_t kMaxLanguageBytes = 35;
 inline constexpr size_t kMaxTierBytes = 64;

@@ -1889,12 +1889,20 @@ void MergeEngine::History(const std::string& tenant, const std::string& customer
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   keys::CustomerKeys ck(tenant, customer_id);
+  // An erased customer's profile is a tombstone holding only erased_at (libs/privacy): it
+  // answers NOT_FOUND "was erased" here as on every other read, not an empty history.
   client_->Command(
-      {"EXISTS", ck.profile()}, deadline,
+      {"HMGET", ck.profile(), "created_at", "erased_at"}, deadline,
       [this, tenant, customer_id, ck, deadline,
-       done = std::move(done)](absl::StatusOr<Reply> exists) mutable {
-        if (!exists.ok()) return done(exists.status());
-        if (exists->integer == 0) {
+       done = std::move(done)](absl::StatusOr<Reply> profile) mutable {
+        if (!profile.ok()) return done(profile.status());
+        if (!profile->is_array() || profile->elements.size() != 2) {
+          return done(absl::InternalError("unexpected reply to HMGET of a profile"));
+        }
+        if (profile->elements[1].is_string()) {
+          return done(absl::NotFoundError(absl::StrCat("customer ", customer_id, " was erased")));
+        }
+        if (!profile->elements[0].is_string()) {
           return done(absl::NotFoundError(absl::StrCat("customer ", customer_id, " not found")));
         }
         client_->Command(

@@ -32,11 +32,7 @@ absl::Status PrepareEvent(const std::string& f, v1::Event& e, int64_t now_ms) {
   RETURN_IF_ERROR(ValidateToken(f + ".actor.id", actor.id(), kMaxRefIdBytes, !id_required));
   if (e.has_occurred_at()) {
     const auto& ts = e.occurred_at();
-    // 253402300799 is 9999-12-31T23:59:59Z, the largest valid Timestamp.
-    if (ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() < 0 ||
-        ts.seconds() > 253402300799) {
-      return Invalid(f + ".occurred_at", "not a valid time between 1970 and 9999");
-    }
+    RETURN_IF_ERROR(ValidateTimestamp(f + ".occurred_at", ts));
     if (ToMillis(ts) > now_ms + kMaxFutureSkewMs) {
       return Invalid(f + ".occurred_at", "more than one hour in the future");
     }
@@ -82,7 +78,8 @@ bool VisibleTo(v1::Audience visibility, v1::Audience reader) {
 }
 
 absl::StatusOr<v1::Audience> ReaderAudience(absl::string_view field, int audience) {
-  if (!v1::Audience_IsValid(audience)) return absl::InvalidArgumentError(absl::StrCat(field, ": unknown Audience value"));
+  if (!v1::Audience_IsValid(audience))
+    return absl::InvalidArgumentError(absl::StrCat(field, ": unknown Audience value"));
   if (audience == v1::AUDIENCE_UNSPECIFIED) return v1::AUDIENCE_AGENT;
   return static_cast<v1::Audience>(audience);
 }

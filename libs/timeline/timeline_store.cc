@@ -23,7 +23,6 @@ namespace {
 using redis::Reply;
 using redis::Script;
 
-
 // KEYS, ARGV: EffectKeys and EffectArgs (libs/timeline/event_effects.h), then the event count
 // and kArgsPerEvent per event. The merge tag marks events that belong to a merged source (an
 // Unmerge gives them back): the given tag (the append was redirected from the source's id: every
@@ -117,8 +116,15 @@ absl::StatusOr<Filter> BuildFilter(const v1::ListRequest& r) {
   // Only an audience other than AGENT changes the fingerprint, so page tokens from before
   // audiences existed (read as AGENT) keep working.
   if (f.audience != v1::AUDIENCE_AGENT) absl::StrAppend(&canonical, "v", f.audience);
-  if (r.has_occurred_after()) f.after_ms = ToMillis(r.occurred_after());
-  if (r.has_occurred_before()) f.before_ms = ToMillis(r.occurred_before());
+  // The same range Append accepts for occurred_at (and the milliseconds then fit).
+  if (r.has_occurred_after()) {
+    RETURN_IF_ERROR(ValidateTimestamp("occurred_after", r.occurred_after()));
+    f.after_ms = ToMillis(r.occurred_after());
+  }
+  if (r.has_occurred_before()) {
+    RETURN_IF_ERROR(ValidateTimestamp("occurred_before", r.occurred_before()));
+    f.before_ms = ToMillis(r.occurred_before());
+  }
   if (f.after_ms >= f.before_ms) {
     return absl::InvalidArgumentError("occurred_before: must be later than occurred_after");
   }

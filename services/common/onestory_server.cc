@@ -2,8 +2,14 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -29,12 +35,58 @@ absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& 
   return text.str();
 }
 
+// The oldest error OpenSSL queued on this thread (the queue is then emptied).
+std::string OpenSslError() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no PEM block of that kind";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
+}
+
+// A PEM pass phrase callback that has none, so an encrypted key fails instead of prompting.
+int NoPassPhrase(char*, int, int, void*) { return 0; }
+
+// Checks that the chain's first certificate and the key parse and are a pair. gRPC checks this
+// only when the port is bound, and then reports just "cannot listen".
+absl::Status CheckKeyPair(const TlsOptions& tls, const std::string& cert_pem,
+                          const std::string& key_pem) {
+  auto fail = [&tls](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_cert ", tls.cert_file, " and tls_key ", tls.key_file, ": ", why));
+  };
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, NoPassPhrase, nullptr), X509_free);
+  if (cert == nullptr) {
+    return fail(absl::StrCat("the certificate cannot be read (", OpenSslError(), ")"));
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassPhrase, nullptr), EVP_PKEY_free);
+  if (key == nullptr) {
+    return fail(absl::StrCat("the private key cannot be read (", OpenSslError(),
+                             "; an unencrypted PEM private key is needed)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    OpenSslError();  // empties the queue
+    return fail(
+        "the private key does not belong to the certificate (the certificate's public key is "
+        "another key's)");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(const TlsOptions& tls) {
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   absl::StatusOr<std::string> cert = ReadPem("tls_cert", tls.cert_file);
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadPem("tls_key", tls.key_file);
   if (!key.ok()) return key.status();
+  if (absl::Status st = CheckKeyPair(tls, *cert, *key); !st.ok()) return st;
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!tls.client_ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadPem("tls_client_ca", tls.client_ca_file);

@@ -25,7 +25,9 @@ onestory-server binary.
   <data_dir>/api_keys, the same after a restart); with a key file it makes none; a server on an
   external Redis without --api_keys_file, or with a broken one, exits non-zero.
 - TlsTest (needs the openssl CLI, skipped without it): --tls_cert/--tls_key serve TLS only;
-  --tls_client_ca requires a client certificate signed by that CA; API keys still apply.
+  --tls_client_ca requires a client certificate signed by that CA; API keys still apply; a key
+  that is not the certificate's, or a file that holds no key, stops the server at start with a
+  message naming both files and why (not gRPC's "cannot listen").
 
 One redis-server and one onestory-server with a key file of its own (--alert_negative_streak=1)
 shared by the first three; the others start their own servers. About 10 s. Run by ctest as
@@ -1365,6 +1367,26 @@ class TlsTest(unittest.TestCase):
             self.assertNotEqual(code, OK, "a plaintext client was served")
         finally:
             self.assertEqual(server.stop(), 0, server.proc.log_tail())
+
+    def test_a_key_that_is_not_the_certificates_is_named_at_start(self):
+        cert = self.pki["server.pem"]
+        for key, why in ((self.pki["client.key"], "does not belong to the certificate"),
+                         (self.pki["ca.pem"], "the private key cannot be read")):
+            with self.subTest(key=key):
+                s = H.Server(self.env.redis.address,
+                             extra_args=["--tls_cert=" + cert, "--tls_key=" + key], wait=False)
+                try:
+                    code = s.proc.popen.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    s.stop()
+                    self.fail("started with the key %s" % key)
+                log = read_log(s)
+                self.assertNotEqual(code, 0, log)
+                self.assertIn("server.start_failed", log)
+                for needle in (cert, key, why):
+                    self.assertIn(needle, log)
+                self.assertNotIn("cannot listen", log)
+                self.assertFalse(os.path.exists(s.port_file), "it listened")
 
     def test_tls_flags_go_together(self):
         for args in (["--tls_cert=" + self.pki["server.pem"]],
