@@ -178,6 +178,7 @@ c.uc = (c.uc or 0) + 1
 if pb > 0 then
   c.pu = c.uc
   c.pt = ARGV[18]
+  c.pte = ev.eid  -- the event that states it: a redaction of it clears the text (libs/privacy)
   c.pb = pb
   c.pm = P.now
   c.mt = tonumber(ARGV[21])
@@ -187,6 +188,7 @@ end
 if ARGV[20] ~= '' then
   c.ln = ARGV[20]
   c.lv = tonumber(ARGV[32])
+  c.le = ev.eid  -- likewise for the note
 end
 c.up = P.now
 rec = cjson.encode(c)

@@ -56,7 +56,9 @@ local function os_check_facts(b, n, field)
 end
 
 -- Writes (supersedes) the facts; returns their stored JSON, in order. Expired facts are dropped.
-local function os_write_facts(b, n, who_t, who_i, ch, conv)
+-- Each fact names the event that stated its value (ev) and the one that stated its previous
+-- value (pe): a redaction of that event clears the value (libs/privacy).
+local function os_write_facts(b, n, who_t, who_i, ch, conv, eid)
   local all = redis.call('HGETALL', K.fa)
   for i = 1, #all, 2 do
     local f = cjson.decode(all[i + 1])
@@ -69,7 +71,7 @@ local function os_write_facts(b, n, who_t, who_i, ch, conv)
     local f = {t = tonumber(ARGV[o]), n = ARGV[o + 1], v = ARGV[o + 2], ex = tonumber(ARGV[o + 3]),
                du = tonumber(ARGV[o + 4]), ca = ARGV[o + 5], cv = ARGV[o + 6],
                vi = tonumber(ARGV[o + 7]), rt = who_t, ri = who_i, ch = ch, ra = P.now,
-               fa = P.now, ts = 1, pv = ''}
+               fa = P.now, ts = 1, pv = '', ev = eid, pe = ''}
     if f.cv == '' then f.cv = conv end
     local old = redis.call('HGET', K.fa, key)
     if old then
@@ -77,7 +79,11 @@ local function os_write_facts(b, n, who_t, who_i, ch, conv)
       f.fa = old.fa
       f.ts = old.ts + 1
       f.mg = old.mg  -- a fact a merge brought goes back with an Unmerge, restated or not
-      if old.v ~= f.v then f.pv = old.v else f.pv = old.pv end
+      if old.v ~= f.v then
+        f.pv, f.pe = old.v, old.ev or ''
+      else
+        f.pv, f.pe = old.pv, old.pe or ''
+      end
     end
     stored[#stored + 1] = cjson.encode(f)
     redis.call('HSET', K.fa, key, stored[#stored])
@@ -205,7 +211,9 @@ r.ch = ch
 rec = cjson.encode(r)
 redis.call('HSET', K.cs, conv, rec)
 local res = {0, rec, out[1][1], ''}
-for _, f in ipairs(os_write_facts(28, n, from_t, from_i, ch, conv)) do res[#res + 1] = f end
+for _, f in ipairs(os_write_facts(28, n, from_t, from_i, ch, conv, ev.eid)) do
+  res[#res + 1] = f
+end
 return res
 )lua"));
 
@@ -260,7 +268,7 @@ local out, e2 = os_append({ev})
 if not out then return e2 end
 local res = {0, '', out[1][1], ''}
 for _, f in ipairs(os_write_facts(25, n, tonumber(ARGV[13]), ARGV[14], tonumber(ARGV[15]),
-                                  ev.conv)) do
+                                  ev.conv, ev.eid)) do
   res[#res + 1] = f
 end
 return res

@@ -36,6 +36,8 @@ std::string MergeKey(absl::string_view tenant, absl::string_view merge_id) {
 std::string PendingMergesKey() { return "os:{merges}:pending"; }
 
 std::string PendingErasuresKey() { return "os:{erasures}:pending"; }
+std::string PendingRedactionsKey() { return "os:{redactions}:pending"; }
+std::string RedactionSequenceKey() { return "os:{redactions}:seq"; }
 
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,
                           absl::string_view normalized_value) {

@@ -30,6 +30,8 @@
 //   -> "os:{acme:a}:log.rw": streams being
 //                                               rebuilt by a redaction or an erase (libs/privacy)
 //   k.erased_profile() -> ":p.er"  hash: the profile an erase under way replaced by its tombstone
+//   k.redaction() -> ":rd"  hash: a redaction's record and progress; PendingRedactionsKey() ->
+//   "os:{redactions}:pending" hash: "<tenant>/<customer>" -> ms of its latest step
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
 //                                                  string: owning customer id
 //
@@ -80,6 +82,9 @@ class CustomerKeys {
   // hash: the profile as it was before an erase made profile() a tombstone, kept only until
   // the erase's last step (libs/privacy)
   std::string erased_profile() const { return prefix_ + "p.er"; }
+  // hash: a redaction of this customer's timeline under way (its record, on the customer whose
+  // timeline holds the event) and its copy's progress (libs/privacy)
+  std::string redaction() const { return prefix_ + "rd"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
@@ -123,6 +128,12 @@ std::string PendingMergesKey();
 // The erasures with steps left, across tenants (libs/privacy): hash "<tenant>/<customer id>" ->
 // the erase's progress record.
 std::string PendingErasuresKey();
+
+// The redactions with steps left, across tenants (libs/privacy): hash "<tenant>/<customer id>"
+// -> ms of its latest step.
+std::string PendingRedactionsKey();
+// The redactions' sequence (a counter): a redaction's token, so later ones sort after.
+std::string RedactionSequenceKey();
 
 // The index key of one normalized identifier.
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,

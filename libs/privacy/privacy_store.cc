@@ -23,8 +23,9 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
-#include "libs/timeline/event_effects.h"
+#include "libs/privacy/privacy_internal.h"
 #include "libs/timeline/cursor.h"
+#include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
 #include "libs/timeline/timeline_store.h"
 #include "onestory/v1/identity.pb.h"
@@ -32,13 +33,21 @@
 namespace onestory::privacy {
 namespace {
 
+using internal::Barrier;
+using internal::FindMergedSources;
+using internal::MergedSource;
+using internal::Transient;
+using internal::ValidateReason;
+
 using redis::Reply;
 using redis::Script;
 
 // ---- Lua ---------------------------------------------------------------------------------------
 
-// os_rebuild(src, tmp, edit): see the header ("Redact"). `edit(id, fields)` returns the fields
-// to write for the entry, or nil to leave it out. Returns the entries left out.
+// os_rebuild(src, tmp, edit): rebuilds stream `src` in one script (the erase's alerts step): every
+// entry copied with its own id to `tmp`, which gets src's last id, entries-added and max-deleted
+// id and is renamed over it. `edit(id, fields)` returns the fields to write for the entry, or
+// nil to leave it out. Returns the entries left out.
 constexpr char kRebuildLua[] = R"lua(
 local function os_id_less(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -232,113 +241,8 @@ if err then return err end
 return redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])
 )lua"));
 
-// KEYS: profile, dedup, timeline. ARGV: customer id, event id.
-// Returns {stream id, entry fields, timeline length}.
-const Script kRedactRead("privacy.redact_read", absl::StrCat(identity::kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-local sid = redis.call('HGET', KEYS[2], ARGV[2])
-local x = {}
-if sid then x = redis.call('XRANGE', KEYS[3], sid, sid) end
-if #x == 0 then
-  return redis.error_reply('OS_NOT_FOUND event_id: customer ' .. ARGV[1] .. ' has no event ' ..
-                           ARGV[2])
-end
-return {sid, x[1][2], redis.call('XLEN', KEYS[3])}
-)lua"));
-
-// The edit of a redaction: entry `sid` gets `blob` as its event.
-constexpr char kRedactEditLua[] = R"lua(
-local function os_redact_edit(sid, blob)
-  return function(id, f)
-    if id == sid then
-      for j = 1, #f, 2 do
-        if f[j] == 'e' then f[j + 1] = blob end
-      end
-    end
-    return f
-  end
-end
-)lua";
-
-// KEYS: profile, dedup, timeline, rebuild key. ARGV: customer id, event id, stream id, the
-// event as read, the event to store, max events. Refuses (OS_BUSY) when the event changed
-// since it was read.
-const Script kRedactWrite("privacy.redact_write",
-                          absl::StrCat(identity::kGuardLua, kRebuildLua, kRedactEditLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-local busy = redis.error_reply('OS_BUSY event_id: event ' .. ARGV[2] ..
-                               ' changed while it was redacted; retry')
-if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return busy end
-local x = redis.call('XRANGE', KEYS[3], ARGV[3], ARGV[3])
-if #x == 0 then return busy end
-local current = nil
-for j = 1, #x[1][2], 2 do
-  if x[1][2][j] == 'e' then current = x[1][2][j + 1] end
-end
-if current ~= ARGV[4] then return busy end
-if redis.call('XLEN', KEYS[3]) > tonumber(ARGV[6]) then
-  return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' has more than ' .. ARGV[6] ..
-                           ' events; its timeline is too long to rebuild')
-end
-os_rebuild(KEYS[3], KEYS[4], os_redact_edit(ARGV[3], ARGV[5]))
-return 1
-)lua"));
-
-// KEYS: dedup, timeline, rebuild key of a customer merged into the one redacted. ARGV: event
-// id, the event to store, max events. Its copy of the event (kept for an Unmerge) is redacted
-// too. Returns 1 when it had one to change.
-const Script kRedactCopy("privacy.redact_copy", absl::StrCat(kRebuildLua, kRedactEditLua, R"lua(
-local sid = redis.call('HGET', KEYS[1], ARGV[1])
-if not sid then return 0 end
-local x = redis.call('XRANGE', KEYS[2], sid, sid)
-if #x == 0 then return 0 end
-for j = 1, #x[1][2], 2 do
-  if x[1][2][j] == 'e' and x[1][2][j + 1] == ARGV[2] then return 0 end
-end
-if redis.call('XLEN', KEYS[2]) > tonumber(ARGV[3]) then
-  return redis.error_reply('OS_LIMIT a merged customer has more than ' .. ARGV[3] ..
-                           ' events; its timeline is too long to rebuild')
-end
-os_rebuild(KEYS[2], KEYS[3], os_redact_edit(sid, ARGV[2]))
-return 1
-)lua"));
-
 // ---- helpers
 // -------------------------------------------------------------------------------------
-
-bool Transient(const absl::Status& st) {
-  return st.code() == absl::StatusCode::kUnavailable ||
-         st.code() == absl::StatusCode::kDeadlineExceeded;
-}
-
-// Runs `count` asynchronous operations and calls done with the first error or OK.
-class Barrier {
- public:
-  static std::shared_ptr<Barrier> Make(size_t count, absl::AnyInvocable<void(absl::Status)> done) {
-    auto b = std::shared_ptr<Barrier>(new Barrier(count, std::move(done)));
-    if (count == 0) b->done_(absl::OkStatus());
-    return b;
-  }
-  void Arrive(const absl::Status& st) {
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!st.ok() && status_.ok()) status_ = st;
-      last = --left_ == 0;
-    }
-    if (last) done_(status_);
-  }
-
- private:
-  Barrier(size_t count, absl::AnyInvocable<void(absl::Status)> done)
-      : left_(count), done_(std::move(done)) {}
-  absl::Mutex mu_;
-  size_t left_;
-  absl::Status status_;
-  absl::AnyInvocable<void(absl::Status)> done_;
-};
 
 std::string ToJson(const google::protobuf::Message& m) {
   google::protobuf::util::JsonPrintOptions options;
@@ -360,13 +264,14 @@ std::string JsonQuote(absl::string_view s) {
   return out;
 }
 
-// A customer merged into another (directly or through others).
-struct MergedSource {
-  std::string customer_id;
-  std::string merge_id;
-  std::string into;
-  int64_t merged_at_ms = 0;
-};
+}  // namespace
+
+namespace internal {
+
+bool Transient(const absl::Status& st) {
+  return st.code() == absl::StatusCode::kUnavailable ||
+         st.code() == absl::StatusCode::kDeadlineExceeded;
+}
 
 // The customers merged into `root`, recursively, in the order found: each MERGED merge record
 // in a customer's history whose target it is.
@@ -428,6 +333,10 @@ void FindMergedSources(redis::Client* client, const std::string& tenant, const s
 absl::Status ValidateReason(absl::string_view reason) {
   return ValidateText("reason", reason, kMaxReasonBytes, /*allow_newlines=*/false);
 }
+
+}  // namespace internal
+
+namespace {
 
 // The pending record: "<token>|<updated ms>|<events>|<identifiers>|<sources, comma-separated>".
 struct PendingRecord {
@@ -881,6 +790,7 @@ void PrivacyStore::DropKeys(std::shared_ptr<EraseRun> run) {
                                   ck.contact_channels(),
                                   ck.signals(),
                                   ck.timeline_rebuild(),
+                                  ck.redaction(),
                                   ck.erased_profile()};
     std::set<std::string> merges = c.merge_ids;
     merges.insert(c.staging_ids.begin(), c.staging_ids.end());
@@ -936,8 +846,13 @@ void PrivacyStore::RecoverPending(absl::Time deadline, Callback<int> done,
         }
         auto finished = std::make_shared<std::atomic<int>>(0);
         auto shared_done = std::make_shared<Callback<int>>(std::move(done));
-        auto b = Barrier::Make(due.size(), [finished, shared_done](absl::Status) {
-          (*shared_done)(finished->load());
+        // Then the redactions.
+        auto b = Barrier::Make(due.size(), [this, deadline, older_than, finished,
+                                            shared_done](absl::Status) {
+          RecoverRedactions(deadline, older_than, [finished, shared_done](absl::StatusOr<int> n) {
+            if (!n.ok()) return (*shared_done)(n.status());
+            (*shared_done)(finished->load() + *n);
+          });
         });
         for (const Due& d : due) {
           Log(LogLevel::kInfo, "erase.recovering",
@@ -959,133 +874,6 @@ void PrivacyStore::RecoverPending(absl::Time deadline, Callback<int> done,
           };
           ContinueErase(run, d.record);
         }
-      });
-}
-
-// ---- redact
-// --------------------------------------------------------------------------------------
-
-namespace {
-
-struct RedactTarget {
-  std::string customer_id;
-  std::string stream_id;
-  std::string blob;      // the event as stored
-  std::string appended;  // 'a': ms first stored, for events a merge moved
-  int64_t length = 0;
-};
-
-}  // namespace
-
-void PrivacyStore::Redact(const v1::RedactEventRequest& request, absl::Time deadline,
-                          Callback<v1::RedactEventResponse> done) {
-  if (absl::Status st = ValidateTenant(request.tenant()); !st.ok()) return done(st);
-  if (absl::Status st =
-          ValidateToken("event_id", request.event_id(), timeline::kMaxEventIdBytes, false);
-      !st.ok()) {
-    return done(st);
-  }
-  if (absl::Status st = ValidateText("summary", request.summary(), timeline::kMaxSummaryBytes);
-      !st.ok()) {
-    return done(st);
-  }
-  if (absl::Status st = ValidateText("body", request.body(), timeline::kMaxBodyBytes); !st.ok()) {
-    return done(st);
-  }
-  if (absl::Status st = ValidateReason(request.reason()); !st.ok()) return done(st);
-  std::string tenant = request.tenant();
-  std::string event_id = request.event_id();
-  auto shared_done = std::make_shared<Callback<v1::RedactEventResponse>>(std::move(done));
-  auto fail = [shared_done](absl::Status st) { (*shared_done)(std::move(st)); };
-  identity_->ResolveRef(
-      tenant, "customer", request.customer(), false, deadline,
-      // The new text is masked like any stored text (cards, --redact_patterns_file).
-      [this, tenant, event_id, summary = timeline::StorageRedactor().Mask(request.summary()),
-       body = timeline::StorageRedactor().Mask(request.body()), deadline, shared_done,
-       fail](absl::StatusOr<identity::IdentityStore::Resolved> who) {
-        if (!who.ok()) return fail(who.status());
-        identity::FollowMerges<RedactTarget>(
-            who->customer_id,
-            [this, tenant, event_id, deadline](const std::string& c, Callback<RedactTarget> cb) {
-              keys::CustomerKeys ck(tenant, c);
-              client_->Eval(
-                  kRedactRead, {ck.profile(), ck.dedup(), ck.timeline()}, {c, event_id}, deadline,
-                  [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                    if (!r.ok()) return cb(r.status());
-                    if (!r->is_array() || r->elements.size() != 3) {
-                      return cb(absl::InternalError("unexpected reply from redact script"));
-                    }
-                    RedactTarget t;
-                    t.customer_id = c;
-                    t.stream_id = r->elements[0].str;
-                    const auto& f = r->elements[1].elements;
-                    for (size_t i = 0; i + 1 < f.size(); i += 2) {
-                      if (f[i].str == "e") t.blob = f[i + 1].str;
-                      if (f[i].str == "a") t.appended = f[i + 1].str;
-                    }
-                    t.length = r->elements[2].integer;
-                    cb(std::move(t));
-                  });
-            },
-            [this, tenant, event_id, summary, body, deadline, shared_done,
-             fail](absl::StatusOr<RedactTarget> target) {
-              if (!target.ok()) return fail(target.status());
-              if (target->length > kMaxRedactEvents) {
-                return fail(absl::ResourceExhaustedError(absl::StrCat(
-                    "customer ", target->customer_id, " has more than ", kMaxRedactEvents,
-                    " events; its timeline is too long to rebuild")));
-              }
-              auto event = std::make_shared<v1::Event>();
-              if (!event->ParseFromString(target->blob)) {
-                return fail(
-                    absl::InternalError(absl::StrCat("undecodable event at ", target->stream_id)));
-              }
-              event->set_summary(summary);
-              event->set_body(body);
-              *event->mutable_redacted_at() = FromMillis(NowMillis());
-              std::string blob = event->SerializeAsString();
-              auto t = std::make_shared<RedactTarget>(*std::move(target));
-              // The copies kept by customers merged into this one first, then the timeline
-              // itself (which checks the event did not change since it was read): a crash
-              // between leaves the event to redact again, never a copy with the old text
-              // behind a redacted timeline.
-              auto write_root = [this, tenant, event_id, deadline, shared_done, fail, t, event,
-                                 blob](absl::Status st) {
-                if (!st.ok()) return fail(st);
-                keys::CustomerKeys ck(tenant, t->customer_id);
-                client_->Eval(kRedactWrite,
-                              {ck.profile(), ck.dedup(), ck.timeline(), ck.timeline_rebuild()},
-                              {t->customer_id, event_id, t->stream_id, t->blob, blob,
-                               absl::StrCat(kMaxRedactEvents)},
-                              deadline, [shared_done, t, event](absl::StatusOr<Reply> r) {
-                                if (!r.ok()) return (*shared_done)(r.status());
-                                int64_t appended = timeline::StreamIdMillis(t->stream_id);
-                                if (!t->appended.empty()) absl::SimpleAtoi(t->appended, &appended);
-                                v1::RedactEventResponse resp;
-                                *resp.mutable_event() = *event;
-                                resp.mutable_event()->set_customer_id(t->customer_id);
-                                resp.mutable_event()->set_cursor(
-                                    timeline::EncodeCursor(t->customer_id, t->stream_id));
-                                *resp.mutable_event()->mutable_appended_at() = FromMillis(appended);
-                                Log(LogLevel::kInfo, "redact.done",
-                                    {{"customer", t->customer_id}, {"stream_id", t->stream_id}});
-                                (*shared_done)(std::move(resp));
-                              });
-              };
-              FindMergedSources(
-                  client_, tenant, t->customer_id, deadline,
-                  [this, tenant, event_id, deadline, blob, write_root,
-                   fail](absl::StatusOr<std::vector<MergedSource>> sources) mutable {
-                    if (!sources.ok()) return fail(sources.status());
-                    auto b = Barrier::Make(sources->size(), std::move(write_root));
-                    for (const MergedSource& s : *sources) {
-                      keys::CustomerKeys sk(tenant, s.customer_id);
-                      client_->Eval(kRedactCopy, {sk.dedup(), sk.timeline(), sk.timeline_rebuild()},
-                                    {event_id, blob, absl::StrCat(kMaxRedactEvents)}, deadline,
-                                    [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-                    }
-                  });
-            });
       });
 }
 

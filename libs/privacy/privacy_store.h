@@ -39,14 +39,42 @@
 // point redoes what is left; personal data is unreachable from the tombstone on. An index entry
 // still naming the erased customer meanwhile is as good as none (identity_store.h).
 //
-// Redact. Redis streams cannot change an entry in place, and XDEL only marks an entry deleted
-// (its bytes stay in memory and in snapshots), so the customer's timeline is rebuilt in one
-// script: every entry copied with its own id to a new stream (the one event with its new text),
-// which gets the old stream's last id, entries-added and max-deleted id (XSETID) and is renamed
-// over it. Cursors and page tokens stay valid. The copies kept by the customers merged into it
-// (for an Unmerge) are rebuilt the same way. Timelines longer than kMaxRedactEvents are refused;
-// the rebuild holds Redis for about 5 µs per event (0.55 s for 100,000 events of 200 bytes,
-// measured on Redis 7.0), so it is meant for the rare correction, not for bulk use.
+// Redact. Redis streams cannot change an entry in place, XDEL only marks an entry deleted (its
+// bytes stay in memory and in snapshots) and XADD cannot insert below the last id, so the
+// timeline is rebuilt: copied entry by entry with its own ids into a staging stream
+// (k.timeline_rebuild()), the one event with its new text, which then takes the timeline's
+// place. That copy is done in bounded steps, so no command of a redaction holds Redis longer
+// than one step, whatever the timeline's size (each step copies at most kRedactChunkEntries
+// entries and kRedactChunkBytes bytes plus one entry):
+//   begin   the customer is listed in os:{redactions}:pending (keys::PendingRedactionsKey) and
+//           its redaction hash (k.redaction()) gets the record: a token (from a counter:
+//           a later redaction's sorts after), the event id, the new text, the event as it was and
+//           as it will be, and the customers merged into it. From here a retry of the same call
+//           (same tenant, customer, event id and new text) or RecoverPending finishes it; another
+//           redaction of the same timeline finishes this one first.
+//   copy    one script per step copies the next entries after the last id copied (kept in
+//           the redaction hash with the copy: a rerun goes on where it stopped, two runs at
+//           once take turns) until it reaches the timeline's end.
+//   swap    one script copies what was appended since the last step (when that is more
+//           than one step's bounds it answers "more" and the copy goes on: appends are never
+//           held), drops the copies of entries deleted meanwhile (retention trims the
+//           oldest), and when the copy then holds exactly the timeline's entries, gives it
+//           the timeline's last id, entries-added and max-deleted id (XSETID), UNLINKs the
+//           old stream (freed in the background) and renames the copy over it. So appends
+//           made during the redaction are in the timeline once, and cursors and page tokens
+//           stay valid. A copy that does not match (a merge or unmerge rebuilt the timeline
+//           meanwhile) starts over; the swap waits (ABORTED, retry) while a merge holds the
+//           customer. The copies kept by the customers merged into it (for an Unmerge) are
+//           rebuilt first, the same way; the timeline itself last.
+//   records the copies of the event's text kept beside the timeline, in the customer and in
+//           each customer merged into it: a case update's note (Case.last_note) and promise
+//           text, a resolution, a conversation's outcome, and the values (and previous
+//           values) of the facts the event recorded (RecordFacts, Handoff's collected facts).
+//           A copy the new text no longer holds is replaced by the new body (a note) or
+//           cleared.
+//   done    the record goes; the answer is OK only now.
+// Timelines longer than kMaxRedactEvents are refused: the copy doubles the timeline's memory
+// while it runs, and the call lasts as long as the copy (tools/bench_redact measures it).
 //
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once
@@ -69,8 +97,19 @@ namespace onestory::privacy {
 inline constexpr size_t kMaxReasonBytes = 200;
 // Events per "events" export document (and conversations, cases, facts per document).
 inline constexpr int kExportPageSize = 200;
-// The longest timeline RedactEvent rebuilds (RESOURCE_EXHAUSTED beyond).
+// The longest timeline RedactEvent rebuilds (RESOURCE_EXHAUSTED beyond). Not for Redis's sake
+// (every command of a redaction is bounded, whatever the timeline's size) but for memory and
+// time: the copy doubles the timeline's memory while it runs (6.4 GB more at 100,000 events of
+// 64 KiB), and the call lasts as long as the copy.
 inline constexpr int64_t kMaxRedactEvents = 100000;
+// One step of a redaction's copy copies at most this many entries ...
+inline constexpr int kRedactChunkEntries = 256;
+// ... and at most this many bytes of entry fields and values, plus one entry: a batch is never
+// larger than the bytes left allow for entries of kRedactLargestEntryBytes.
+inline constexpr int64_t kRedactChunkBytes = 256 * 1024;
+// The largest stream entry an append stores (a 64 KiB body, a 1 KiB summary, attributes and
+// ids, with room to spare).
+inline constexpr int64_t kRedactLargestEntryBytes = 80 * 1024;
 // RecoverPending finishes erasures whose record has not changed for this long.
 inline constexpr absl::Duration kEraseRecoveryAfter = absl::Seconds(30);
 
@@ -79,8 +118,10 @@ class PrivacyStore {
   // A test hook: called with each erase step's name ("erase.tombstone", "erase.closure",
   // "erase.sources", "erase.identifiers", "erase.suggestions", "erase.engagement",
   // "erase.alerts", "erase.merges",
-  // "erase.keys", "erase.done") before it runs; returning true stops the erase there as a crash
-  // would (UNAVAILABLE, nothing cleaned up).
+  // "erase.keys", "erase.done") and each redaction step's ("redact.begin", "redact.copy" before
+  // every copy step, "redact.swap" before every swap attempt, "redact.records", "redact.done")
+  // before it runs; returning true stops the run there as a crash would (UNAVAILABLE, nothing
+  // cleaned up).
   using Failpoint = std::function<bool(const std::string& step)>;
 
   PrivacyStore(redis::Client* client, identity::IdentityStore* identity,
@@ -94,14 +135,16 @@ class PrivacyStore {
   void Erase(const v1::EraseCustomerRequest& request, absl::Time deadline,
              Callback<v1::EraseCustomerResponse> done);
 
-  // Finishes every erase whose record is older than `older_than`. Returns how many finished.
-  // Safe to run in every server at once (the steps are idempotent).
+  // Finishes every erase and every redaction whose record is older than `older_than`. Returns
+  // how many finished. Safe to run in every server at once (the steps are idempotent).
   void RecoverPending(absl::Time deadline, Callback<int> done,
                       absl::Duration older_than = kEraseRecoveryAfter);
 
-  // Replaces one event's summary and body (and sets its redacted_at). INVALID_ARGUMENT naming
-  // the field, NOT_FOUND (customer or event), ABORTED (held by a merge, or the event changed
-  // meanwhile: retry), RESOURCE_EXHAUSTED (timeline over kMaxRedactEvents), UNAVAILABLE.
+  // Replaces one event's summary and body (and sets its redacted_at) everywhere it is stored.
+  // OK only when the redaction is complete. INVALID_ARGUMENT naming the field, NOT_FOUND
+  // (customer or event), ABORTED (held by a merge, or merged meanwhile: retry),
+  // RESOURCE_EXHAUSTED (timeline over kMaxRedactEvents), UNAVAILABLE or DEADLINE_EXCEEDED
+  // (part done: a retry of the same call, or RecoverPending, finishes it).
   void Redact(const v1::RedactEventRequest& request, absl::Time deadline,
               Callback<v1::RedactEventResponse> done);
 
@@ -151,6 +194,23 @@ class PrivacyStore {
   void Step(std::shared_ptr<EraseRun> run, const char* name,
             void (PrivacyStore::*step)(std::shared_ptr<EraseRun>));
   void SaveRecord(std::shared_ptr<EraseRun> run, absl::AnyInvocable<void()> then);
+
+  // The redaction's steps (redaction.cc).
+  struct RedactRun;
+  void RedactAttempt(std::shared_ptr<RedactRun> run, int helped);
+  void BeginRedaction(std::shared_ptr<RedactRun> run, int helped, const std::string& sid,
+                      const std::string& blob, const std::string& appended, int64_t length);
+  void WriteRedaction(std::shared_ptr<RedactRun> run, int helped);
+  // Runs the redaction whose record the customer's redaction hash holds; `then` gets its
+  // answer.
+  void ResumeRedaction(const std::string& tenant, const std::string& customer, absl::Time deadline,
+                       Callback<v1::RedactEventResponse> then);
+  void DriveRedaction(std::shared_ptr<RedactRun> run);
+  void CopyStep(std::shared_ptr<RedactRun> run, bool swap);
+  void RedactRecords(std::shared_ptr<RedactRun> run);
+  void FinishRedaction(std::shared_ptr<RedactRun> run);
+  bool RedactFailpoint(std::shared_ptr<RedactRun> run, const char* step);
+  void RecoverRedactions(absl::Time deadline, absl::Duration older_than, Callback<int> done);
 
   redis::Client* client_;
   identity::IdentityStore* identity_;

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -52,7 +53,8 @@ class PrivacyServiceTest : public EngagementFixture {
     store_ = new privacy::PrivacyStore(server()->server()->redis(), identity_,
                                        [](const std::string& step) {
                                          absl::MutexLock lock(&fail_mu_);
-                                         return step == fail_at_;
+                                         if (observe_) observe_(step);
+                                         return step == fail_at_ && ++fail_seen_ >= fail_nth_;
                                        });
     auth_ = service::Authenticator::AllowAll().release();
     service_ = new service::PrivacyServiceImpl(store_, auth_);
@@ -75,11 +77,22 @@ class PrivacyServiceTest : public EngagementFixture {
     delete identity_;
     EngagementFixture::TearDownTestSuite();
   }
-  void TearDown() override { FailAt(""); }
+  void TearDown() override {
+    FailAt("");
+    Observe(nullptr);
+  }
 
-  static void FailAt(const std::string& step) {
+  // Stops runs at `step` from its `nth` occurrence on.
+  static void FailAt(const std::string& step, int nth = 1) {
     absl::MutexLock lock(&fail_mu_);
     fail_at_ = step;
+    fail_nth_ = nth;
+    fail_seen_ = 0;
+  }
+  // Called with every step's name before it runs (on the Redis loop thread).
+  static void Observe(std::function<void(const std::string&)> observe) {
+    absl::MutexLock lock(&fail_mu_);
+    observe_ = std::move(observe);
   }
 
   // ---- calls ----------------------------------------------------------------------------------
@@ -100,7 +113,8 @@ class PrivacyServiceTest : public EngagementFixture {
   }
   grpc::Status Redact(const std::string& customer, const std::string& event_id,
                       const std::string& summary, const std::string& body,
-                      v1::RedactEventResponse* resp, const std::string& reason = "GDPR art. 16") {
+                      v1::RedactEventResponse* resp, const std::string& reason = "GDPR art. 16",
+                      absl::Duration timeout = absl::Seconds(10)) {
     v1::RedactEventRequest req;
     req.set_tenant(tenant());
     *req.mutable_customer() = Ref(customer);
@@ -108,7 +122,28 @@ class PrivacyServiceTest : public EngagementFixture {
     req.set_summary(summary);
     req.set_body(body);
     req.set_reason(reason);
-    return stub_->RedactEvent(Ctx().get(), req, resp);
+    return stub_->RedactEvent(Ctx(timeout).get(), req, resp);
+  }
+  // The customer's timeline as stored: (stream id, event id) of every entry, oldest first.
+  std::vector<std::pair<std::string, std::string>> StreamEntries(const std::string& customer) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::string key = keys::CustomerKeys(tenant(), customer).timeline();
+    std::string start = "-";
+    while (true) {
+      redis::Reply r = redis()->Run({"XRANGE", key, start, "+", "COUNT", "200"});
+      for (const auto& e : r.elements) {
+        v1::Event ev;
+        for (size_t i = 0; i + 1 < e.elements[1].elements.size(); i += 2) {
+          if (e.elements[1].elements[i].str == "e") {
+            EXPECT_TRUE(ev.ParseFromString(e.elements[1].elements[i + 1].str));
+          }
+        }
+        out.emplace_back(e.elements[0].str, ev.event_id());
+      }
+      if (r.elements.size() < 200) break;
+      start = absl::StrCat("(", r.elements.back().elements[0].str);
+    }
+    return out;
   }
   // Every document of an export, as JSON text; the call's status in *status.
   std::vector<std::string> Export(const v1::CustomerRef& ref, grpc::Status* status) {
@@ -319,6 +354,9 @@ class PrivacyServiceTest : public EngagementFixture {
   static inline v1::PrivacyService::Stub* stub_ = nullptr;
   static inline absl::Mutex fail_mu_;
   static inline std::string fail_at_;
+  static inline int fail_nth_ = 1;
+  static inline int fail_seen_ = 0;
+  static inline std::function<void(const std::string&)> observe_;
 };
 
 // ---- erase ------------------------------------------------------------------------------------
@@ -809,6 +847,281 @@ TEST_F(PrivacyServiceTest, RedactReplacesOneEventsTextEverywhereAndKeepsCursors)
   EXPECT_TRUE(dup.results(0).duplicate());
   EXPECT_EQ(dup.results(0).event().summary(), "[card removed]");
   EXPECT_THAT(KeysHolding("qx7CardNumber4111"), ::testing::IsEmpty());
+}
+
+// A large timeline is redacted in bounded steps: every copy step copies at most
+// kRedactChunkEntries entries and kRedactChunkBytes (+ one entry) bytes, whatever the
+// timeline's size, while another tenant's appends and this customer's own appends go on; the
+// appends made during the redaction are in the timeline exactly once, the cursors are those of
+// before. SLOWLOG's figures for the redaction's commands are printed (not asserted: timing).
+TEST_F(PrivacyServiceTest, RedactOfALargeTimelineRunsInBoundedStepsWhileOthersAppend) {
+  constexpr int kEvents = 1500;
+  const std::string big_body(64 * 1024, 'x');
+  std::string a = NewCustomer("14155550311");
+  for (int i = 0; i < kEvents; i += 50) {
+    std::vector<v1::Event> batch;
+    for (int j = i; j < i + 50; ++j) {
+      v1::Event e = Message(absl::StrCat("big-", j));
+      e.set_body(j == kEvents / 2
+                     ? absl::StrCat("qx8LargeSecret ", std::string(64 * 1024 - 15, 'y'))
+                     : big_body);
+      batch.push_back(std::move(e));
+    }
+    AppendOk(a, std::move(batch));
+  }
+  std::vector<std::pair<std::string, std::string>> before = StreamEntries(a);
+  ASSERT_EQ(before.size(), static_cast<size_t>(kEvents));
+  keys::CustomerKeys ck(tenant(), a);
+
+  // The staging copy's length before each step: the growth between two steps is what one
+  // step copied.
+  std::vector<int64_t> staged;
+  Observe([&](const std::string& step) {
+    if (step == "redact.copy" || step == "redact.swap") {
+      staged.push_back(redis()->Run({"XLEN", ck.timeline_rebuild()}).integer);
+    }
+  });
+  redis()->Run({"CONFIG", "SET", "slowlog-max-len", "1000000"});
+  redis()->Run({"CONFIG", "SET", "slowlog-log-slower-than", "0"});
+  redis()->Run({"SLOWLOG", "RESET"});
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> other_ok{0}, other_failed{0}, own_ok{0}, own_failed{0};
+  std::vector<std::string> own_ids;
+  std::thread other([&] {
+    std::string other_tenant = absl::StrCat(tenant(), "-other");
+    for (int i = 0; !stop.load(); ++i) {
+      v1::AppendRequest req;
+      req.set_tenant(other_tenant);
+      *req.mutable_customer()->mutable_identifier() = Id(v1::IDENTIFIER_TYPE_PHONE, "14155550312");
+      req.set_create_if_missing(true);
+      *req.add_events() = Message(absl::StrCat("n-", i));
+      v1::AppendResponse resp;
+      grpc::Status st = server()->timeline()->Append(Ctx().get(), req, &resp);
+      (st.ok() ? other_ok : other_failed)++;
+    }
+  });
+  std::thread own([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      std::string id = absl::StrCat("during-", i);
+      grpc::Status st = Append(Ref(a), {Message(id)});
+      if (st.ok()) {
+        own_ids.push_back(id);
+        own_ok++;
+      } else {
+        own_failed++;
+      }
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  v1::RedactEventResponse resp;
+  grpc::Status st = Redact(a, absl::StrCat("big-", kEvents / 2), "[removed]", "", &resp,
+                           "GDPR art. 17", absl::Seconds(120));
+  absl::SleepFor(absl::Milliseconds(50));
+  stop = true;
+  other.join();
+  own.join();
+  Observe(nullptr);
+  redis::Reply slowlog = redis()->Run({"SLOWLOG", "GET", "-1"});
+  redis()->Run({"CONFIG", "SET", "slowlog-log-slower-than", "10000"});
+  redis()->Run({"SLOWLOG", "RESET"});
+  ASSERT_TRUE(st.ok()) << Describe(st);
+  EXPECT_EQ(resp.event().summary(), "[removed]");
+
+  EXPECT_GT(other_ok.load(), 0);
+  EXPECT_EQ(other_failed.load(), 0);
+  EXPECT_GT(own_ok.load(), 0);
+  EXPECT_EQ(own_failed.load(), 0);
+
+  // The timeline: every event of before with its stream id, then the appends made meanwhile,
+  // each once.
+  std::vector<std::pair<std::string, std::string>> after = StreamEntries(a);
+  ASSERT_EQ(after.size(), before.size() + own_ids.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]);
+  for (size_t i = 0; i < own_ids.size(); ++i)
+    EXPECT_EQ(after[before.size() + i].second, own_ids[i]);
+
+  // Every step within its bounds: the staging copy holds the timeline's first entries, so the
+  // entries one step added are after[staged[i - 1]] .. after[staged[i] - 1].
+  const int64_t big_entry = 64 * 1024;  // at least: the body
+  int64_t most_entries = 0, most_bytes = 0;
+  for (size_t i = 1; i < staged.size(); ++i) {
+    if (staged[i] <= staged[i - 1]) continue;  // swapped or started over
+    int64_t bytes = 0;
+    for (int64_t k = staged[i - 1]; k < staged[i]; ++k) {
+      bytes += absl::StartsWith(after[k].second, "big-") ? big_entry : 1;
+    }
+    most_entries = std::max(most_entries, staged[i] - staged[i - 1]);
+    most_bytes = std::max(most_bytes, bytes);
+  }
+  EXPECT_LE(most_entries, privacy::kRedactChunkEntries);
+  EXPECT_LE(most_bytes, privacy::kRedactChunkBytes + privacy::kRedactLargestEntryBytes);
+  const int64_t min_steps = static_cast<int64_t>(kEvents) * big_entry /
+                            (privacy::kRedactChunkBytes + privacy::kRedactLargestEntryBytes);
+  EXPECT_GE(static_cast<int64_t>(staged.size()), min_steps);
+
+  // SLOWLOG: the redaction's commands are the scripts naming the staging stream (Redis 7.0
+  // lists the commands a script runs too; a script's time includes theirs).
+  int64_t redaction_commands = 0, redaction_max_us = 0, redaction_total_us = 0, others_max_us = 0;
+  for (const auto& entry : slowlog.elements) {
+    int64_t us = entry.elements[2].integer;
+    bool mine = false;
+    const auto& args = entry.elements[3].elements;
+    for (const auto& arg : args) mine |= arg.str == ck.timeline_rebuild();
+    bool script = absl::StartsWith(args[0].str, "EVAL");
+    if (mine && script) {
+      ++redaction_commands;
+      redaction_max_us = std::max(redaction_max_us, us);
+      redaction_total_us += us;
+    } else if (!mine) {
+      others_max_us = std::max(others_max_us, us);
+    }
+  }
+  std::printf(
+      "redaction of %d events of 64 KiB: %lld steps; SLOWLOG: %lld commands, longest %lld "
+      "us, total %lld us; longest other command %lld us; %d other-tenant appends\n",
+      kEvents, static_cast<long long>(staged.size()), static_cast<long long>(redaction_commands),
+      static_cast<long long>(redaction_max_us), static_cast<long long>(redaction_total_us),
+      static_cast<long long>(others_max_us), other_ok.load());
+  EXPECT_GE(redaction_commands, min_steps);
+  EXPECT_THAT(KeysHolding("qx8LargeSecret"), ::testing::IsEmpty());
+  EXPECT_EQ(redis()->Run({"EXISTS", ck.timeline_rebuild()}).integer, 0);
+  EXPECT_EQ(redis()->Run({"HLEN", keys::PendingRedactionsKey()}).integer, 0);
+}
+
+// A redaction stopped at any step (as a crash would) is finished by a retry of the same call
+// or by RecoverPending: every event once with its stream id, the appends made in between
+// present once, the old text gone (the merged customer's copy too), nothing left over.
+TEST_F(PrivacyServiceTest, AnInterruptedRedactionIsFinishedByARetryOrByRecovery) {
+  struct Stop {
+    const char* step;
+    int nth;
+  };
+  int n = 0;
+  for (const Stop& stop : std::vector<Stop>{{"redact.begin", 1},
+                                            {"redact.copy", 1},
+                                            {"redact.copy", 3},
+                                            {"redact.swap", 1},
+                                            {"redact.swap", 2},
+                                            {"redact.records", 1},
+                                            {"redact.done", 1}}) {
+    for (bool recover : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(stop.step, " #", stop.nth, recover ? " recovery" : " retry"));
+      std::string secret = absl::StrCat("qx7Stopped", n);
+      std::string a = NewCustomer(absl::StrCat("1415555040", n % 10, n / 10));
+      std::string b = NewCustomer(absl::StrCat("1415555060", n % 10, n / 10));
+      ++n;
+      v1::Event e = Message("stopped-event");
+      e.set_body(absl::StrCat("my card is ", secret));
+      AppendOk(b, {Message("b-1"), e, Message("b-2")});
+      ASSERT_TRUE(Merge(b, a).ok());
+      for (int i = 0; i < 600; i += 100) {
+        std::vector<v1::Event> batch;
+        for (int j = i; j < i + 100; ++j) batch.push_back(Message(absl::StrCat("a-", j)));
+        AppendOk(a, std::move(batch));
+      }
+      std::vector<std::pair<std::string, std::string>> before = StreamEntries(a);
+      std::vector<std::pair<std::string, std::string>> before_b = StreamEntries(b);
+      ASSERT_EQ(before.size(), 603u);
+
+      FailAt(stop.step, stop.nth);
+      v1::RedactEventResponse resp;
+      grpc::Status st = Redact(a, "stopped-event", "[removed]", "", &resp);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << Describe(st);
+      FailAt("");
+      // Appends while it is stopped.
+      AppendOk(a, {Message("between-1"), Message("between-2")});
+      if (recover) {
+        absl::StatusOr<int> finished = Await<int>([&](Callback<int> done) {
+          store_->RecoverPending(Deadline(absl::Seconds(30)), std::move(done),
+                                 absl::ZeroDuration());
+        });
+        ASSERT_TRUE(finished.ok()) << finished.status();
+        // Stopped before its record was written, there is nothing to finish.
+        EXPECT_EQ(*finished, std::string(stop.step) == "redact.begin" ? 0 : 1);
+      }
+      st = Redact(a, "stopped-event", "[removed]", "", &resp);
+      ASSERT_TRUE(st.ok()) << Describe(st);
+      EXPECT_EQ(resp.event().summary(), "[removed]");
+      EXPECT_EQ(resp.event().body(), "");
+      EXPECT_EQ(resp.event().customer_id(), a);
+
+      std::vector<std::pair<std::string, std::string>> after = StreamEntries(a);
+      ASSERT_EQ(after.size(), before.size() + 2);
+      for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]);
+      EXPECT_EQ(after[before.size()].second, "between-1");
+      EXPECT_EQ(after[before.size() + 1].second, "between-2");
+      EXPECT_EQ(StreamEntries(b), before_b);
+      EXPECT_THAT(KeysHolding(secret), ::testing::IsEmpty());
+      for (const std::string& c : {a, b}) {
+        keys::CustomerKeys ck(tenant(), c);
+        EXPECT_EQ(redis()->Run({"EXISTS", ck.timeline_rebuild()}).integer, 0);
+        EXPECT_EQ(redis()->Run({"HEXISTS", ck.redaction(), "tok"}).integer, 0);
+      }
+      EXPECT_EQ(redis()->Run({"HLEN", keys::PendingRedactionsKey()}).integer, 0);
+      // The page token of the first page still continues where it was.
+      std::vector<v1::Event> events = Timeline(a, v1::AUDIENCE_SUPERVISOR);
+      ASSERT_EQ(events.size(), after.size());
+    }
+  }
+}
+
+// Redacting an event reaches the copies of its text in records: a case update's note (GetCase,
+// GetContext), the values of the facts it recorded (current and previous), and the same in the
+// records of a customer merged in (kept for an Unmerge).
+TEST_F(PrivacyServiceTest, RedactReachesTheCopiesInCasesFactsAndMergedCustomers) {
+  std::string a = NewCustomer("14155550321");
+  std::string b = NewCustomer("14155550322");
+  for (const auto& [c, tag] : {std::pair{b, std::string("B")}, std::pair{a, std::string("A")}}) {
+    OpenCaseOk(OpenReq(c, absl::StrCat("case-", tag), "delivery"));
+    v1::UpdateCaseRequest up = UpdateReq(c, absl::StrCat("case-", tag));
+    up.set_note(absl::StrCat("customer said qx9Note", tag));
+    up.set_request_id(absl::StrCat("upd-", tag));
+    UpdateCaseOk(up);
+    v1::RecordFactsRequest facts =
+        FactsReq(c, {Collected("order_number", absl::StrCat("qx9Fact", tag)),
+                     Collected("zip", absl::StrCat("qx9Zip", tag))});
+    facts.set_request_id(absl::StrCat("facts-", tag));
+    RecordFactsOk(facts);
+  }
+  // A later statement supersedes a's zip: the redacted value stays as its previous value.
+  v1::RecordFactsRequest later = FactsReq(a, {Collected("zip", "94107")});
+  later.set_request_id("facts-A2");
+  RecordFactsOk(later);
+  ASSERT_TRUE(Merge(b, a).ok());
+  ASSERT_THAT(KeysHolding("qx9NoteA"), ::testing::Not(::testing::IsEmpty()));
+
+  v1::RedactEventResponse resp;
+  for (const char* tag : {"A", "B"}) {
+    grpc::Status st =
+        Redact(a, absl::StrCat("cu:upd-", tag), "case updated: note", "[note removed]", &resp);
+    ASSERT_TRUE(st.ok()) << Describe(st);
+    st = Redact(a, absl::StrCat("fr:facts-", tag), "recorded facts", "", &resp);
+    ASSERT_TRUE(st.ok()) << Describe(st);
+  }
+
+  EXPECT_EQ(GetCaseOk(a, "case-A").last_note(), "[note removed]");
+  EXPECT_EQ(GetCaseOk(a, "case-B").last_note(), "[note removed]");
+  v1::GetContextResponse ctx = ContextOk(a, v1::AUDIENCE_SUPERVISOR);
+  ASSERT_EQ(ctx.open_cases_size(), 2);
+  for (const v1::Case& c : ctx.open_cases()) {
+    EXPECT_THAT(c.last_note(), ::testing::Not(HasSubstr("qx9Note"))) << c.case_id();
+  }
+  bool zip_seen = false;
+  for (const v1::Fact& f : ctx.facts()) {
+    EXPECT_THAT(f.value(), ::testing::Not(HasSubstr("qx9"))) << f.name();
+    EXPECT_THAT(f.previous_value(), ::testing::Not(HasSubstr("qx9"))) << f.name();
+    if (f.name() == "zip") {
+      zip_seen = true;
+      EXPECT_EQ(f.value(), "94107");  // stated by an event not redacted
+    }
+  }
+  EXPECT_TRUE(zip_seen);
+  // Nowhere in Redis: not in a's records, not in b's (kept for an Unmerge).
+  for (const char* text : {"qx9NoteA", "qx9NoteB", "qx9FactA", "qx9FactB", "qx9ZipA", "qx9ZipB"}) {
+    EXPECT_THAT(KeysHolding(text), ::testing::IsEmpty()) << text;
+  }
 }
 
 // ---- consent ----------------------------------------------------------------------------------
