@@ -95,13 +95,14 @@ class Bench:
         self.server_bin = os.path.join(args.build_dir, "services", "onestory-server")
 
     def start_server(self):
-        # One key for the bench tenant (the server always requires keys).
+        # One key for the bench tenant (the server always requires keys), without the default
+        # rate limit: the benchmark measures the server, not the limit.
         keys = os.path.join(self.tmp, "api_keys")
         if not os.path.exists(keys):
             self.api_key = "os_bench_" + secrets.token_hex(24)
             with open(keys, "w") as f:
-                f.write("bench bench timeline.write,timeline.read,context.read.agent sha256:%s\n"
-                        % hashlib.sha256(self.api_key.encode()).hexdigest())
+                f.write("bench bench timeline.write,timeline.read,context.read.agent sha256:%s "
+                        "rate=unlimited\n" % hashlib.sha256(self.api_key.encode()).hexdigest())
         port_file = os.path.join(self.tmp, "port")
         if os.path.exists(port_file):
             os.remove(port_file)

@@ -1,5 +1,6 @@
 #include "libs/audit/audit_log.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -52,37 +53,149 @@ end
 return {more, last, out}
 )lua");
 
+// KEYS: the log. ARGV: max entries, min stream id (age), customer id, serialized entry.
+// One call, so the two trims (XADD takes only one of MAXLEN and MINID) go with every entry.
+// Returns the new entry's stream id.
+const redis::Script kRecord("audit.record", R"lua(
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[3], 'e', ARGV[4])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
+return id
+)lua");
+
+// How long one write may take; a held entry is tried again later anyway.
+constexpr absl::Duration kWriteTimeout = absl::Seconds(10);
+
 std::string TokenOwner(absl::string_view tenant, absl::string_view customer) {
   return absl::StrCat("audit:", tenant, ":", customer);
 }
 
 }  // namespace
 
+AuditLog::AuditLog(redis::Client* redis, Options options) : redis_(redis), options_(options) {
+  retry_thread_ = std::thread([this] { RetryLoop(); });
+}
+
+AuditLog::~AuditLog() {
+  stop_.Notify();
+  retry_thread_.join();
+  RetryHeld();
+  absl::MutexLock lock(&mu_);
+  // Every write ends by its deadline; callbacks capture `this`, so all are waited for.
+  auto settled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  mu_.Await(absl::Condition(&settled));
+  if (!held_.empty()) {
+    dropped_.fetch_add(held_.size(), std::memory_order_relaxed);
+    Log(LogLevel::kError, "audit.entries_lost",
+        {{"entries", absl::StrCat(held_.size())},
+         {"why", "the process is stopping and Redis still refuses them"}});
+    held_.clear();
+  }
+}
+
 void AuditLog::Record(absl::string_view tenant, v1::AuditEntry entry) {
-  absl::Time now = absl::Now();
   if (!entry.has_at()) {
-    int64_t micros = absl::ToUnixMicros(now);
+    int64_t micros = absl::ToUnixMicros(absl::Now());
     entry.mutable_at()->set_seconds(micros / 1000000);
     entry.mutable_at()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
   }
-  int64_t min_id = absl::ToUnixMillis(now - options_.retention);
+  v1::AuditEntry copy = entry;
+  Write(std::string(tenant), std::move(entry), absl::Now() + kWriteTimeout,
+        [this, tenant = std::string(tenant), copy = std::move(copy)](absl::Status st) mutable {
+          if (!st.ok()) Hold(std::move(tenant), std::move(copy), st);
+        });
+}
+
+void AuditLog::RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
+                            absl::AnyInvocable<void(absl::Status)> done) {
+  if (!entry.has_at()) {
+    int64_t micros = absl::ToUnixMicros(absl::Now());
+    entry.mutable_at()->set_seconds(micros / 1000000);
+    entry.mutable_at()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  }
+  std::string method = entry.method();
+  Write(std::string(tenant), std::move(entry), std::min(deadline, absl::Now() + kWriteTimeout),
+        [tenant = std::string(tenant), method, done = std::move(done)](absl::Status st) mutable {
+          if (!st.ok()) {
+            Log(LogLevel::kWarning, "audit.refused_call",
+                {{"tenant", tenant}, {"method", method}, {"reason", std::string(st.message())}});
+          }
+          done(std::move(st));
+        });
+}
+
+void AuditLog::Write(std::string tenant, v1::AuditEntry entry, absl::Time deadline,
+                     absl::AnyInvocable<void(absl::Status)> done) {
+  int64_t min_id = absl::ToUnixMillis(absl::Now() - options_.retention);
   std::string customer = entry.customer_id();
-  redis_->Command(
-      {"XADD", keys::TenantKeys(tenant).audit_log(), "MINID", "~",
-       absl::StrCat(min_id < 0 ? 0 : min_id), "*", "c", std::move(customer), "e",
-       entry.SerializeAsString()},
-      now + absl::Seconds(10),
-      [this, tenant = std::string(tenant), method = entry.method()](absl::StatusOr<Reply> r) {
-        if (r.ok()) {
-          recorded_.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        failures_.fetch_add(1, std::memory_order_relaxed);
-        Log(LogLevel::kWarning, "audit.record_failed",
-            {{"tenant", tenant},
-             {"method", method},
-             {"reason", std::string(r.status().message())}});
-      });
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  redis_->Eval(kRecord, {keys::TenantKeys(tenant).audit_log()},
+               {absl::StrCat(options_.max_entries), absl::StrCat(min_id < 0 ? 0 : min_id),
+                std::move(customer), entry.SerializeAsString()},
+               deadline, [this, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                 if (r.ok()) {
+                   recorded_.fetch_add(1, std::memory_order_relaxed);
+                   done(absl::OkStatus());
+                 } else {
+                   failures_.fetch_add(1, std::memory_order_relaxed);
+                   done(r.status());
+                 }
+                 absl::MutexLock lock(&mu_);
+                 --in_flight_;
+               });
+}
+
+void AuditLog::Hold(std::string tenant, v1::AuditEntry entry, const absl::Status& why) {
+  absl::MutexLock lock(&mu_);
+  held_.push_back(Held{std::move(tenant), std::move(entry)});
+  bool full = held_.size() > options_.retry_buffer;
+  if (full) {
+    held_.pop_front();
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Logged at most once a second: while Redis is away every call would log.
+  int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  if (now_s != last_warning_s_) {
+    last_warning_s_ = now_s;
+    Log(full ? LogLevel::kError : LogLevel::kWarning,
+        full ? "audit.buffer_full_entry_dropped" : "audit.record_deferred",
+        {{"held", absl::StrCat(held_.size())},
+         {"dropped_total", absl::StrCat(dropped_.load())},
+         {"reason", std::string(why.message())}});
+  }
+}
+
+void AuditLog::RetryHeld() {
+  std::deque<Held> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(held_);
+  }
+  for (Held& h : batch) {
+    v1::AuditEntry copy = h.entry;
+    Write(h.tenant, std::move(h.entry), absl::Now() + kWriteTimeout,
+          [this, tenant = h.tenant, copy = std::move(copy)](absl::Status st) mutable {
+            if (!st.ok()) Hold(std::move(tenant), std::move(copy), st);
+          });
+  }
+}
+
+void AuditLog::RetryLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(options_.retry_interval)) {
+    bool any;
+    {
+      absl::MutexLock lock(&mu_);
+      any = !held_.empty();
+    }
+    if (any) RetryHeld();
+  }
+}
+
+size_t AuditLog::pending() const {
+  absl::MutexLock lock(&mu_);
+  return held_.size();
 }
 
 void AuditLog::List(const v1::ListAuditEntriesRequest& req, absl::Time deadline,

@@ -1,11 +1,21 @@
 // The audit log: per tenant, one entry per call that read or changed a customer's data (who:
 // the API key id; what: the RPC; when; on which customer; the outcome), in a Redis stream
-// (keys::TenantKeys::audit_log) that nothing but age trimming removes from.
+// (keys::TenantKeys::audit_log) trimmed by count (the newest `max_entries`) and by age.
 //
 //   AuditLog audit(redis, AuditLog::Options{});
 //   v1::AuditEntry e;  e.set_key_id("console-eu");  e.set_method("...");  ...
-//   audit.Record("acme", std::move(e));             // asynchronous; never blocks
+//   audit.Record("acme", std::move(e));             // asynchronous; never blocks; retried
+//   audit.RecordBefore("acme", std::move(e), [](absl::Status written) {
+//     if (!written.ok()) ...refuse the call...       // privileged calls: no entry, no work
+//   });
 //   audit.List(request, deadline, [](absl::StatusOr<v1::ListAuditEntriesResponse> r) {...});
+//
+// No entry is lost silently. Record keeps an entry Redis refused (unreachable, out of memory)
+// in memory and writes it again every `retry_interval` until it is stored; only a full buffer
+// (`retry_buffer` entries) or a process that ends with entries still waiting drops any, and
+// both are counted (dropped()) and logged as errors. RecordBefore is for calls whose entry must
+// exist before they act (erase, export, redact, merges): it reports whether the entry was
+// written and never retries, so the caller can refuse the call.
 //
 // Entries hold no personal data: customer ids, identifier types (never values), counts, event
 // ids and the caller's free-text reason. Thread-safe.
@@ -13,9 +23,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <thread>
+#include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
@@ -26,28 +43,69 @@ namespace onestory::audit {
 class AuditLog {
  public:
   struct Options {
-    // Entries older than this are trimmed as new ones arrive (XADD MINID ~).
+    // Entries older than this are trimmed as new ones arrive (XTRIM MINID ~).
     absl::Duration retention = absl::Hours(24 * 400);
+    // A tenant's log keeps about its newest this many entries (XADD MAXLEN ~: a few hundred
+    // more may stay until Redis can drop a whole node of the stream). About 130 bytes each.
+    int64_t max_entries = 1000000;
+    // Entries Record holds in memory while Redis refuses them; past this the oldest is dropped
+    // (counted and logged).
+    size_t retry_buffer = 100000;
+    // How often held entries are written again.
+    absl::Duration retry_interval = absl::Milliseconds(500);
   };
-  AuditLog(redis::Client* redis, Options options) : redis_(redis), options_(options) {}
+  AuditLog(redis::Client* redis, Options options);
+  // Writes the held entries one last time (waiting at most a few seconds), logs an error
+  // naming how many are lost if some remain, and waits for every write in flight.
+  ~AuditLog();
 
-  // Appends `entry` to the tenant's log (`at` is set to now when unset). Asynchronous: a
-  // failure is logged and counted (failures()), never reported to the caller's RPC, which has
-  // already been answered.
+  // Appends `entry` to the tenant's log (`at` is set to now when unset). Asynchronous: a failed
+  // write is held and retried (see above), never reported to the caller's RPC, which has
+  // already been answered. A retried entry keeps its `at` but is listed where it was finally
+  // stored.
   void Record(absl::string_view tenant, v1::AuditEntry entry);
+
+  // Appends `entry` now and calls `done` with OK once it is stored, or with why it is not
+  // (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED when Redis is out of memory). Nothing
+  // is held or retried: the caller refuses the call it was about to make.
+  void RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
+                    absl::AnyInvocable<void(absl::Status)> done);
 
   // Newest first. INVALID_ARGUMENT for page_size or page_token.
   void List(const v1::ListAuditEntriesRequest& request, absl::Time deadline,
             Callback<v1::ListAuditEntriesResponse> done);
 
   uint64_t recorded() const { return recorded_.load(); }
+  // Writes that failed (an entry retried three times counts three times).
   uint64_t failures() const { return failures_.load(); }
+  // Entries lost: the retry buffer was full, or the process ended before they were stored.
+  uint64_t dropped() const { return dropped_.load(); }
+  // Entries held for a retry now.
+  size_t pending() const;
 
  private:
+  struct Held {
+    std::string tenant;
+    v1::AuditEntry entry;
+  };
+  void Write(std::string tenant, v1::AuditEntry entry, absl::Time deadline,
+             absl::AnyInvocable<void(absl::Status)> done);
+  void Hold(std::string tenant, v1::AuditEntry entry, const absl::Status& why);
+  // Sends every held entry again; those that fail are held again.
+  void RetryHeld();
+  void RetryLoop();
+
   redis::Client* redis_;
   Options options_;
   std::atomic<uint64_t> recorded_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> dropped_{0};
+  mutable absl::Mutex mu_;
+  std::deque<Held> held_ ABSL_GUARDED_BY(mu_);
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_warning_s_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification stop_;
+  std::thread retry_thread_;
 };
 
 }  // namespace onestory::audit

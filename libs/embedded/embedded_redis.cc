@@ -35,6 +35,13 @@ bool Pings(const std::string& socket_path) {
 
 }  // namespace
 
+uint64_t DefaultMaxMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) / 2;
+}
+
 EmbeddedRedis::EmbeddedRedis(EmbeddedRedisOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(
@@ -48,6 +55,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(
   std::string dir = std::filesystem::absolute(options.data_dir).lexically_normal().string();
   options.data_dir = dir;
   chmod(dir.c_str(), 0700);
+  if (options.maxmemory_bytes == 0) options.maxmemory_bytes = DefaultMaxMemory();
+  if (options.maxmemory_bytes == 0) {
+    return absl::FailedPreconditionError(
+        "cannot read the physical memory size for Redis maxmemory; set it explicitly");
+  }
   auto redis = std::unique_ptr<EmbeddedRedis>(new EmbeddedRedis(std::move(options)));
   redis->socket_path_ = dir + "/redis.sock";
   if (redis->socket_path_.size() >= 100) {
@@ -112,6 +124,8 @@ absl::Status EmbeddedRedis::Spawn() {
       "--appendonly", "yes",
       "--appendfsync", options_.appendfsync,
       "--save", "",
+      "--maxmemory", absl::StrCat(options_.maxmemory_bytes),
+      "--maxmemory-policy", "noeviction",
       "--daemonize", "no",
       "--logfile", options_.data_dir + "/redis.log",
   };
@@ -143,7 +157,8 @@ absl::Status EmbeddedRedis::Spawn() {
     if (Pings(socket_path_)) {
       Log(LogLevel::kInfo, "embedded_redis.started",
           {{"pid", absl::StrCat(pid)}, {"socket", socket_path_}, {"dir", options_.data_dir},
-           {"appendfsync", options_.appendfsync}});
+           {"appendfsync", options_.appendfsync},
+           {"maxmemory", absl::StrCat(options_.maxmemory_bytes)}});
       return absl::OkStatus();
     }
     int status;

@@ -8,7 +8,10 @@
 //
 // The embedded default of onestory-server: Debian's redis-server on a unix socket under the
 // data directory (mode 0700), with append-only persistence on (fsync every second by default),
-// so one command gives a working, durable service. With `supervise`, a redis-server that exits
+// so one command gives a working, durable service. Its memory is capped (`maxmemory`, half of
+// physical memory unless set) with `maxmemory-policy noeviction`: at the cap Redis refuses
+// writes with an OOM error (the client maps it to RESOURCE_EXHAUSTED) instead of growing into
+// swap or evicting data. With `supervise`, a redis-server that exits
 // on its own is restarted (backoff 0.5 s doubling to 10 s); the child is also told to exit if
 // OneStory dies (PR_SET_PDEATHSIG), so no orphan keeps the data directory busy.
 //
@@ -19,6 +22,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,9 +38,15 @@ struct EmbeddedRedisOptions {
   std::string redis_server = "redis-server";  // looked up on PATH
   int port = 0;                            // also listen on 127.0.0.1:port when not 0
   std::string appendfsync = "everysec";    // "always", "everysec" or "no"
+  // Redis `maxmemory` in bytes; 0: DefaultMaxMemory(). Writes past it are refused (noeviction).
+  uint64_t maxmemory_bytes = 0;
   bool supervise = true;                   // restart redis-server when it exits on its own
   absl::Duration start_timeout = absl::Seconds(10);
 };
+
+// Half of the machine's physical memory: room for the data and for the copy-on-write of the
+// forked child that rewrites the append-only file. 0 when the size cannot be read.
+uint64_t DefaultMaxMemory();
 
 class EmbeddedRedis {
  public:

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace onestory::redis {
@@ -63,6 +64,13 @@ absl::Status ErrorToStatus(absl::string_view text) {
       if (script_suffix != absl::string_view::npos) message = message.substr(0, script_suffix);
       return absl::Status(m.code, message);
     }
+  }
+  // "OOM command not allowed when used memory > 'maxmemory'.", bare or inside a script's error.
+  if (absl::StartsWith(text, "OOM ") || absl::StrContains(text, "OOM command not allowed")) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("redis is out of memory (its maxmemory is reached); the write was refused "
+                     "and changed nothing: ",
+                     text));
   }
   // Compared by the whole first word: BUSYGROUP or BUSYKEY are not BUSY.
   absl::string_view code = text.substr(0, text.find(' '));

@@ -33,7 +33,10 @@ struct Reply {
 
 // The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
 // status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h);
-// LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; anything else to INTERNAL.
+// LOADING, BUSY, MASTERDOWN, TRYAGAIN and CLUSTERDOWN to UNAVAILABLE; OOM (Redis reached its
+// `maxmemory` and, with policy noeviction, refuses writes; also inside a script) to
+// RESOURCE_EXHAUSTED, whose message says so: a retry fails the same way until memory is freed or
+// raised; anything else to INTERNAL.
 absl::Status ErrorToStatus(absl::string_view error_text);
 
 }  // namespace onestory::redis

@@ -103,6 +103,34 @@ RequestFacts FactsOf(const Message& req) {
   return out;
 }
 
+constexpr absl::string_view kAuditedBeforeWork[] = {
+    "onestory.v1.PrivacyService/EraseCustomer", "onestory.v1.PrivacyService/ExportCustomer",
+    "onestory.v1.PrivacyService/RedactEvent",   "onestory.v1.IdentityService/Merge",
+    "onestory.v1.IdentityService/Unmerge",
+};
+
+// The entry of a call to `method` by `caller` about `request`; `response_customer` (from the
+// answer) wins over the request's customer when set.
+v1::AuditEntry EntryOf(const Caller& caller, const std::string& method, const RequestFacts& request,
+                       const std::string& response_customer, const std::string& code) {
+  v1::AuditEntry e;
+  e.set_key_id(caller.key_id);
+  e.set_method(method);
+  e.set_customer_id(response_customer.empty() ? request.customer_id : response_customer);
+  if (e.customer_id().empty() || request.customer_id.empty()) {
+    e.set_named_by(request.named_by);
+  }
+  e.set_code(code);
+  std::string detail = request.detail;
+  if (!caller.tenant.empty() && request.tenant != caller.tenant) {
+    absl::StrAppend(&detail, detail.empty() ? "" : " ", "asked_tenant=",
+                    ValidateTenant(request.tenant).ok() ? request.tenant : "<invalid>");
+    e.clear_customer_id();  // another tenant's id means nothing here
+  }
+  e.set_detail(std::move(detail));
+  return e;
+}
+
 void CountRejected(absl::string_view reason, absl::string_view method) {
   metrics::Registry::Global()
       .GetCounter("onestory_auth_rejected_total", "Calls refused for a missing or unknown API key",
@@ -134,9 +162,13 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
         // Generated messages derive from Message as their first and only base.
         request_ = FactsOf(*static_cast<const Message*>(m));
         have_request_ = true;
-        // A stream may stay open for hours: its opening is recorded now, its end later.
-        if (info_->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING) {
+        // A stream may stay open for hours: its opening is recorded now, its end later
+        // (unless its handler records the opening itself, or the key's rate limit will refuse
+        // it before its handler runs).
+        if (info_->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING &&
+            !AuditedBeforeWork(method_) && !auth_->OutOfCalls(*info_->server_context())) {
           Record("STARTED");
+          started_ = true;
         }
       }
     }
@@ -148,7 +180,9 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      Record(StatusCodeName(status.error_code()), &status);
+      if (!IsRateLimited(status) || started_) {
+        Record(StatusCodeName(status.error_code()), &status);
+      }
     }
     methods->Proceed();
   }
@@ -167,22 +201,7 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
     // A key is only ever recorded in its own tenant's log.
     std::string tenant = caller->tenant.empty() ? request_.tenant : caller->tenant;
     if (ValidateTenant(tenant).ok() == false) return;
-    v1::AuditEntry e;
-    e.set_key_id(caller->key_id);
-    e.set_method(method_);
-    e.set_customer_id(response_customer_.empty() ? request_.customer_id : response_customer_);
-    if (e.customer_id().empty() || request_.customer_id.empty()) {
-      e.set_named_by(request_.named_by);
-    }
-    e.set_code(code);
-    std::string detail = request_.detail;
-    if (!caller->tenant.empty() && request_.tenant != caller->tenant) {
-      absl::StrAppend(&detail, detail.empty() ? "" : " ", "asked_tenant=",
-                      ValidateTenant(request_.tenant).ok() ? request_.tenant : "<invalid>");
-      e.clear_customer_id();  // another tenant's id means nothing here
-    }
-    e.set_detail(std::move(detail));
-    log_->Record(tenant, std::move(e));
+    log_->Record(tenant, EntryOf(*caller, method_, request_, response_customer_, code));
   }
 
   static std::string StatusCodeName(grpc::StatusCode code) {
@@ -194,6 +213,7 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
   audit::AuditLog* log_;
   std::string method_;
   bool have_request_ = false;
+  bool started_ = false;  // a STARTED entry was written
   RequestFacts request_;
   std::string response_customer_;
 };
@@ -207,6 +227,29 @@ class NoAudit : public grpc::experimental::Interceptor {
 };
 
 }  // namespace
+
+bool AuditedBeforeWork(absl::string_view method) {
+  for (absl::string_view m : kAuditedBeforeWork) {
+    if (m == method) return true;
+  }
+  return false;
+}
+
+void AuditBefore(audit::AuditLog* log, const Caller& caller, absl::string_view method,
+                 const google::protobuf::Message& request, absl::Time deadline,
+                 absl::AnyInvocable<void(absl::Status)> then) {
+  if (log == nullptr) return then(absl::OkStatus());
+  RequestFacts facts = FactsOf(request);
+  std::string tenant = caller.tenant.empty() ? facts.tenant : caller.tenant;
+  log->RecordBefore(
+      tenant, EntryOf(caller, std::string(method), facts, "", "STARTED"), deadline,
+      [then = std::move(then)](absl::Status st) mutable {
+        if (st.ok()) return then(absl::OkStatus());
+        then(absl::UnavailableError(absl::StrCat(
+            "the audit log could not record this call, so nothing was done (retry later): ",
+            st.message())));
+      });
+}
 
 grpc::experimental::Interceptor* AuditInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {

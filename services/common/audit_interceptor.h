@@ -6,18 +6,45 @@
 // any tenant's log (the tenant is unknown): they are counted in
 // onestory_auth_rejected_total{reason} and logged at most once a second.
 //
+// Calls refused by their key's rate limit are not written (a stream whose opening was written
+// gets its end too): such a call read and changed nothing, and writing one entry per refused
+// call would let the flood the limit stops fill the log all the same. They are counted in
+// onestory_rate_limited_total{key} and logged at most once a second.
+//
+// Privileged calls (AuditedBeforeWork: erase, export, redact, merge, unmerge) have their handler
+// write a STARTED entry with AuditBefore before doing anything and refuse the call with
+// UNAVAILABLE when it cannot be written; their final entry is written here like any other (held
+// and retried by the AuditLog when Redis refuses it). ListAuditEntries, though privacy.admin,
+// reads the log itself (no customer data) and is audited like any read.
+//
 // The customer is read from the messages by field name through protobuf reflection: the
 // response's `customer_id` (also inside a top-level message field, e.g. GetContext's profile),
 // else the request's `customer` reference, `customer_id` or `target_customer_id`. A call that
 // names no customer (a tenant setting, an alert list) is recorded without one.
 #pragma once
 
+#include <google/protobuf/message.h>
 #include <grpcpp/support/server_interceptor.h>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "libs/audit/audit_log.h"
 #include "services/common/auth.h"
 
 namespace onestory::service {
+
+// Whether `method` ("onestory.v1.PrivacyService/EraseCustomer") writes its STARTED entry with
+// AuditBefore before acting.
+bool AuditedBeforeWork(absl::string_view method);
+
+// Writes the STARTED entry of `request`, a call to `method` by `caller` (already checked), then
+// calls `then` with OK; when the entry cannot be written, `then` gets UNAVAILABLE saying why and
+// the call must do nothing. With `log` null (no audit log), `then` gets OK at once.
+void AuditBefore(audit::AuditLog* log, const Caller& caller, absl::string_view method,
+                 const google::protobuf::Message& request, absl::Time deadline,
+                 absl::AnyInvocable<void(absl::Status)> then);
 
 class AuditInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:

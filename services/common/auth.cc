@@ -1,12 +1,16 @@
 #include "services/common/auth.h"
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
 #include "libs/common/validation.h"
+#include "libs/metrics/metrics.h"
 #include "services/common/grpc_status.h"
 
 namespace onestory::service {
@@ -48,7 +52,28 @@ v1::Audience Ceiling(const auth::ScopeSet& scopes) {
   return v1::AUDIENCE_CUSTOMER;
 }
 
+// In every refusal's message; IsRateLimited looks for it.
+constexpr absl::string_view kOverLimit = " is over its rate limit ";
+
+void CountLimited(const std::string& key_id) {
+  metrics::Registry::Global()
+      .GetCounter("onestory_rate_limited_total",
+                  "Calls refused because their API key was over its rate limit", {{"key", key_id}})
+      ->Increment();
+  static std::atomic<int64_t> last_log_s{0};
+  int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  int64_t last = last_log_s.load(std::memory_order_relaxed);
+  if (now_s != last && last_log_s.compare_exchange_strong(last, now_s)) {
+    Log(LogLevel::kWarning, "auth.rate_limited", {{"key", key_id}});
+  }
+}
+
 }  // namespace
+
+bool IsRateLimited(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         absl::StrContains(status.error_message(), kOverLimit);
+}
 
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(std::string path) {
   absl::StatusOr<auth::ApiKeyTable> table = ReadTable(path);
@@ -80,31 +105,72 @@ absl::Status Authenticator::Reload() {
   return absl::OkStatus();
 }
 
+void Authenticator::SetDefaultRateLimit(auth::RateLimit limit) {
+  absl::MutexLock lock(&mu_);
+  default_limit_ = limit;
+}
+
+absl::Status Authenticator::Admit(const Caller& caller) const {
+  if (caller.rate_limit.unlimited()) return absl::OkStatus();
+  absl::Time now = absl::Now();
+  absl::Duration wait;
+  {
+    absl::MutexLock lock(&buckets_mu_);
+    auto it = buckets_.find(caller.key_id);
+    if (it == buckets_.end()) {
+      it = buckets_.emplace(caller.key_id, auth::TokenBucket(caller.rate_limit, now)).first;
+    } else if (!(it->second.limit() == caller.rate_limit)) {
+      it->second.Reset(caller.rate_limit, now);
+    }
+    wait = it->second.Take(now);
+  }
+  if (wait == absl::ZeroDuration()) return absl::OkStatus();
+  CountLimited(caller.key_id);
+  int64_t wait_ms = absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("API key ", caller.key_id, kOverLimit, "(", caller.rate_limit.per_second,
+                   " calls/s, burst ", caller.rate_limit.burst,
+                   ", per server instance); nothing was done: retry in ", wait_ms, " ms"));
+}
+
+bool Authenticator::OutOfCalls(const grpc::ServerContextBase& ctx) const {
+  absl::StatusOr<Caller> caller = Identify(ctx);
+  if (!caller.ok() || caller->rate_limit.unlimited()) return false;
+  absl::MutexLock lock(&buckets_mu_);
+  auto it = buckets_.find(caller->key_id);
+  if (it == buckets_.end()) return false;
+  auth::TokenBucket copy = it->second;
+  return copy.Take(absl::Now()) > absl::ZeroDuration();
+}
+
 size_t Authenticator::key_count() const {
   absl::MutexLock lock(&mu_);
   return table_->size();
 }
 
 absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ctx) const {
-  if (allow_all_) return Caller{"-", "", auth::ScopeSet::All()};
+  if (allow_all_) return Caller{"-", "", auth::ScopeSet::All(), auth::RateLimit{}};
   absl::string_view presented = BearerKey(ctx);
   if (presented.empty()) {
     return absl::UnauthenticatedError("no API key: send metadata \"authorization: Bearer <key>\"");
   }
   std::shared_ptr<const auth::ApiKeyTable> table;
+  auth::RateLimit default_limit;
   {
     absl::MutexLock lock(&mu_);
     table = table_;
+    default_limit = default_limit_;
   }
   const auth::ApiKey* key = table->Find(presented);
   if (key == nullptr) return absl::UnauthenticatedError("unknown API key");
-  return Caller{key->id, key->tenant, key->scopes};
+  return Caller{key->id, key->tenant, key->scopes, key->LimitOr(default_limit)};
 }
 
 absl::StatusOr<Caller> Authenticator::Check(const grpc::ServerContextBase& ctx,
                                             auth::ScopeSet any_of, absl::string_view tenant) const {
   absl::StatusOr<Caller> caller = Identify(ctx);
   if (!caller.ok()) return caller;
+  if (absl::Status st = Admit(*caller); !st.ok()) return st;
   if (!caller->scopes.HasAny(any_of)) {
     return absl::PermissionDeniedError(
         absl::StrCat("API key ", caller->key_id,

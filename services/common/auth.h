@@ -6,9 +6,11 @@
 //
 // Order of checks (so a caller learns nothing about a tenant it may not see):
 //   1. UNAUTHENTICATED: no "authorization: Bearer <key>" metadata, or an unknown key;
-//   2. PERMISSION_DENIED: the key has none of the scopes the RPC needs;
-//   3. INVALID_ARGUMENT: the request's tenant is empty or malformed;
-//   4. PERMISSION_DENIED: the request's tenant is not the key's.
+//   2. RESOURCE_EXHAUSTED: the key is over its rate limit (a token bucket per key in this
+//      process; the key file's rate=/burst=, else the default), the message says when to retry;
+//   3. PERMISSION_DENIED: the key has none of the scopes the RPC needs;
+//   4. INVALID_ARGUMENT: the request's tenant is empty or malformed;
+//   5. PERMISSION_DENIED: the request's tenant is not the key's.
 // A rejected call reaches no store: it changes nothing. Thread-safe; Reload() may run at any
 // time (SIGHUP) and swaps the whole key table at once.
 #pragma once
@@ -19,6 +21,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/auth/api_keys.h"
@@ -30,7 +33,11 @@ struct Caller {
   std::string key_id;  // "-" when the server runs without keys (in-process tests only)
   std::string tenant;
   auth::ScopeSet scopes;
+  auth::RateLimit rate_limit = {};  // the key's own, else the default
 };
+
+// Whether `status` is the refusal of a call by its key's rate limit (see Check).
+bool IsRateLimited(const grpc::Status& status);
 
 // The scopes that read a customer's data (GetProfile, Resolve without create, GetCase, journeys).
 inline auth::ScopeSet AnyReadScope() {
@@ -48,12 +55,21 @@ class Authenticator {
   // authentication; no flag turns it on.
   static std::unique_ptr<Authenticator> AllowAll();
 
-  // Reads the file again. On failure the keys in use stay and the error is returned.
+  // Reads the file again. On failure the keys in use stay and the error is returned. A key's
+  // banked calls survive a reload.
   absl::Status Reload();
+
+  // The limit of keys whose line sets none (default: none). Set before serving.
+  void SetDefaultRateLimit(auth::RateLimit limit);
+
+  // Whether the caller's key has no call left in its bucket now (takes nothing): a stream's
+  // opening is audited before its handler runs Check.
+  bool OutOfCalls(const grpc::ServerContextBase& ctx) const;
 
   // The caller behind the call's key, with no scope or tenant check.
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& ctx) const;
-  // Identify, then: the key has one of `any_of`, and `tenant` is valid and the key's.
+  // Identify, then: the key is within its rate limit (takes one call from its bucket), has one
+  // of `any_of`, and `tenant` is valid and the key's.
   absl::StatusOr<Caller> Check(const grpc::ServerContextBase& ctx, auth::ScopeSet any_of,
                                absl::string_view tenant) const;
   // Check, for handlers that need only the verdict.
@@ -69,9 +85,16 @@ class Authenticator {
   Authenticator() = default;
 
   std::string path_;
+  // OK, or RESOURCE_EXHAUSTED when the caller's bucket is empty.
+  absl::Status Admit(const Caller& caller) const;
+
   bool allow_all_ = false;
   mutable absl::Mutex mu_;
   std::shared_ptr<const auth::ApiKeyTable> table_ ABSL_GUARDED_BY(mu_);
+  auth::RateLimit default_limit_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex buckets_mu_;
+  mutable absl::flat_hash_map<std::string, auth::TokenBucket> buckets_
+      ABSL_GUARDED_BY(buckets_mu_);  // by key id
 };
 
 // The audience a read runs as. `asked` (already validated) above what the caller's scopes allow

@@ -129,6 +129,12 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
       s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
 
   s->audit_log_ = std::make_unique<audit::AuditLog>(s->redis_.get(), options.audit);
+  std::function<void()> on_removed;
+  if (options.aof_rewrite_interval > absl::ZeroDuration()) {
+    s->aof_rewrites_ =
+        std::make_unique<AofRewriteScheduler>(s->redis_.get(), options.aof_rewrite_interval);
+    on_removed = [r = s->aof_rewrites_.get()] { r->Request(); };
+  }
 
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.enabled()) {
@@ -148,13 +154,14 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   interceptors.push_back(std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
-    s->identity_service_ =
-        std::make_unique<IdentityServiceImpl>(s->identity_store_.get(), s->merge_engine_.get(),
-                                              s->suggester_.get(), auth, options.identity_policy);
+    s->identity_service_ = std::make_unique<IdentityServiceImpl>(
+        s->identity_store_.get(), s->merge_engine_.get(), s->suggester_.get(), auth,
+        options.identity_policy, s->audit_log_.get());
     builder.RegisterService(s->identity_service_.get());
     s->service_names_.push_back("onestory.v1.IdentityService");
     // Erasure, export and redaction are served wherever identities are.
-    s->privacy_service_ = std::make_unique<PrivacyServiceImpl>(s->privacy_store_.get(), auth);
+    s->privacy_service_ = std::make_unique<PrivacyServiceImpl>(s->privacy_store_.get(), auth,
+                                                               s->audit_log_.get(), on_removed);
     builder.RegisterService(s->privacy_service_.get());
     s->service_names_.push_back("onestory.v1.PrivacyService");
   }
@@ -211,6 +218,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
               return done(r.status());
             }
             bool erased = r.ok() && !r->already_erased();
+            if (erased && srv->aof_rewrites_) srv->aof_rewrites_->Request();
             if (erased) {
               v1::AuditEntry e;
               e.set_key_id("retention");
@@ -260,8 +268,21 @@ void OneStoryServer::RegisterGauges() {
   r.AddGauge("onestory_audit_entries_written", "Audit entries written since start",
              [audit] { return static_cast<double>(audit->recorded()); });
   r.AddGauge("onestory_audit_write_failures",
-             "Audit entries that could not be written since start (each is also logged)",
+             "Audit entry writes Redis refused since start (held entries are written again)",
              [audit] { return static_cast<double>(audit->failures()); });
+  r.AddGauge("onestory_audit_entries_held",
+             "Audit entries held in memory for a retry while Redis refuses them",
+             [audit] { return static_cast<double>(audit->pending()); });
+  r.AddGauge("onestory_audit_entries_dropped",
+             "Audit entries lost since start: the retry buffer was full, or the process stopped "
+             "before Redis took them (each time also logged as an error)",
+             [audit] { return static_cast<double>(audit->dropped()); });
+  if (aof_rewrites_) {
+    AofRewriteScheduler* aof = aof_rewrites_.get();
+    r.AddGauge("onestory_aof_rewrites_started",
+               "Append-only file rewrites started after erasures and redactions",
+               [aof] { return static_cast<double>(aof->started()); });
+  }
   if (timeline_service_) {
     TimelineServiceImpl* t = timeline_service_.get();
     timeline::WatchHub* hub = hub_.get();
@@ -387,10 +408,11 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
 OneStoryServer::~OneStoryServer() {
   Shutdown(absl::ZeroDuration());
   if (metrics_) {
-    for (const char* g :
-         {"onestory_redis_connected", "onestory_redis_in_flight", "onestory_redis_reconnects",
-          "onestory_audit_entries_written", "onestory_audit_write_failures",
-          "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
+    for (const char* g : {"onestory_redis_connected", "onestory_redis_in_flight",
+                          "onestory_redis_reconnects", "onestory_audit_entries_written",
+                          "onestory_audit_write_failures", "onestory_audit_entries_held",
+                          "onestory_audit_entries_dropped", "onestory_aof_rewrites_started",
+                          "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
       metrics::Registry::Global().RemoveGauge(g);
     }
     metrics_.reset();
@@ -405,6 +427,7 @@ OneStoryServer::~OneStoryServer() {
   audit_service_.reset();
   privacy_service_.reset();
   hub_.reset();
+  aof_rewrites_.reset();
   audit_log_.reset();
   suggester_.reset();
   merge_engine_.reset();

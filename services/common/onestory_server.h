@@ -37,6 +37,7 @@
 #include "services/alert/alert_service.h"
 #include "services/audit/audit_service.h"
 #include "services/case/case_service.h"
+#include "services/common/aof_rewrite.h"
 #include "services/common/auth.h"
 #include "services/common/metrics_http.h"
 #include "services/context/context_service.h"
@@ -82,6 +83,11 @@ struct ServerOptions {
   // append trims are trimmed, inactive customers erased.
   absl::Duration retention_sweep_interval = absl::Minutes(1);
   retention::Sweeper::Options retention_sweep;  // tests move its clock
+  // Positive: after every erase and redaction (calls and the retention sweep), Redis rewrites
+  // its append-only file, at most once per this interval (AofRewriteScheduler), so removed text
+  // leaves the disk. Only for a Redis whose files OneStory owns (the embedded default); zero:
+  // never.
+  absl::Duration aof_rewrite_interval = absl::ZeroDuration();
   // How long Start waits for a first Redis connection before serving anyway.
   absl::Duration redis_wait = absl::Seconds(2);
 };
@@ -100,6 +106,7 @@ class OneStoryServer {
   merge::MergeEngine* merge_engine() { return merge_engine_.get(); }
   privacy::PrivacyStore* privacy_store() { return privacy_store_.get(); }
   TimelineServiceImpl* timeline_service() { return timeline_service_.get(); }
+  AofRewriteScheduler* aof_rewrites() { return aof_rewrites_.get(); }  // null when off
 
   // Health NOT_SERVING, ends every Watch with UNAVAILABLE, then lets in-flight calls finish
   // for up to `grace` before cancelling them.
@@ -128,6 +135,7 @@ class OneStoryServer {
   std::unique_ptr<engagement::AlertStore> alert_store_;
   std::unique_ptr<timeline::WatchHub> hub_;
   std::unique_ptr<audit::AuditLog> audit_log_;
+  std::unique_ptr<AofRewriteScheduler> aof_rewrites_;
   std::unique_ptr<AuditServiceImpl> audit_service_;
   std::unique_ptr<PrivacyServiceImpl> privacy_service_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;

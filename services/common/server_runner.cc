@@ -86,6 +86,21 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).");
 ABSL_FLAG(int, audit_retention_days, 400, "Audit log entries older than this are trimmed.");
+ABSL_FLAG(int64_t, audit_max_entries, 1000000,
+          "Each tenant's audit log keeps about its newest this many entries (and none older "
+          "than --audit_retention_days).");
+ABSL_FLAG(double, api_key_rate, 200,
+          "Calls per second each API key may make to this server instance, unless its line in "
+          "the key file sets rate=; 0: unlimited. Over it: RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, api_key_burst, 400,
+          "Calls an API key may make at once after a quiet spell, unless its line sets burst= "
+          "(a line with only rate= gets twice its rate).");
+ABSL_FLAG(int64_t, redis_maxmemory_mb, 0,
+          "Embedded default: Redis maxmemory in MiB (policy noeviction: at the limit writes "
+          "fail with RESOURCE_EXHAUSTED). 0: half of physical memory.");
+ABSL_FLAG(int, aof_rewrite_interval_s, 60,
+          "Embedded default: after an erase or redaction Redis rewrites its append-only file "
+          "(so removed text leaves the disk), at most once per this many seconds; 0: never.");
 ABSL_FLAG(std::string, retention_file, "",
           "Retention per tenant: '<tenant or *> max_age=90d max_events=10000 "
           "inactive_after=730d' per line (libs/retention/README.md). Empty: max_events=100000 "
@@ -126,6 +141,11 @@ constexpr const char* kFlagNames[] = {
     "tls_key",
     "tls_client_ca",
     "audit_retention_days",
+    "audit_max_entries",
+    "api_key_rate",
+    "api_key_burst",
+    "redis_maxmemory_mb",
+    "aof_rewrite_interval_s",
     "redact_patterns_file",
     "retention_file",
     "retention_sweep_interval_ms",
@@ -252,6 +272,13 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     embedded::EmbeddedRedisOptions eopts;
     eopts.data_dir = absl::GetFlag(FLAGS_data_dir);
     eopts.appendfsync = absl::GetFlag(FLAGS_appendfsync);
+    int64_t maxmemory_mb = absl::GetFlag(FLAGS_redis_maxmemory_mb);
+    if (maxmemory_mb < 0 || maxmemory_mb > (int64_t{1} << 30)) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError("--redis_maxmemory_mb: 0 (half of physical memory) or "
+                                             "a size in MiB up to 2^30"));
+    }
+    eopts.maxmemory_bytes = static_cast<uint64_t>(maxmemory_mb) << 20;
     auto started = embedded::EmbeddedRedis::Start(eopts);
     if (!started.ok()) return Fail("embedded_redis.start_failed", started.status());
     embedded_redis = *std::move(started);
@@ -274,6 +301,14 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::FromFile(keys_file);
   if (!auth.ok()) return Fail("api_keys.invalid", auth.status());
   options.auth = *std::move(auth);
+  double key_rate = absl::GetFlag(FLAGS_api_key_rate);
+  int key_burst = absl::GetFlag(FLAGS_api_key_burst);
+  if (!(key_rate >= 0 && key_rate <= 1000000) || key_burst < 1 || key_burst > 1000000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--api_key_rate: 0 (unlimited) to 1000000 calls/s; "
+                                           "--api_key_burst: 1 to 1000000 calls"));
+  }
+  options.auth->SetDefaultRateLimit({key_rate, static_cast<double>(key_burst)});
   if (options.auth->key_count() == 0) {
     Log(LogLevel::kWarning, "api_keys.empty", {{"file", keys_file}});
   }
@@ -329,6 +364,20 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                 absl::InvalidArgumentError("--audit_retention_days: between 1 and 36500"));
   }
   options.audit.retention = absl::Hours(24 * audit_days);
+  int64_t audit_max = absl::GetFlag(FLAGS_audit_max_entries);
+  if (audit_max < 1000 || audit_max > 1000000000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--audit_max_entries: between 1000 and 1000000000"));
+  }
+  options.audit.max_entries = audit_max;
+  int aof_interval_s = absl::GetFlag(FLAGS_aof_rewrite_interval_s);
+  if (aof_interval_s < 0 || aof_interval_s > 86400) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--aof_rewrite_interval_s: 0 (never) to 86400"));
+  }
+  // Only the embedded Redis's files are OneStory's to rewrite (README: what an operator of
+  // another Redis does instead).
+  if (embedded_redis != nullptr) options.aof_rewrite_interval = absl::Seconds(aof_interval_s);
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.redis = redis_options;

@@ -7,6 +7,7 @@
 #include "libs/common/log.h"
 #include "libs/identity/normalize.h"
 #include "libs/keys/key_schema.h"
+#include "services/common/audit_interceptor.h"
 #include "services/common/unary.h"
 
 namespace onestory::service {
@@ -216,10 +217,8 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(grpc::CallbackServe
 grpc::ServerUnaryReactor* IdentityServiceImpl::Merge(grpc::CallbackServerContext* ctx,
                                                      const v1::MergeRequest* req,
                                                      v1::MergeResponse* resp) {
-  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
-      !st.ok()) {
-    return Reject(ctx, st);
-  }
+  absl::StatusOr<Caller> caller = auth_->Check(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+  if (!caller.ok()) return Reject(ctx, caller.status());
   auto* reactor = ctx->DefaultReactor();
   merge::MergeInput in;
   in.tenant = req->tenant();
@@ -229,33 +228,43 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Merge(grpc::CallbackServerContext
   in.actor = req->actor();
   in.take_from_source.assign(req->take_from_source().begin(), req->take_from_source().end());
   std::string tenant = req->tenant();
-  merges_->Merge(in, RequestDeadline(ctx),
-                 [this, reactor, resp, tenant](absl::StatusOr<merge::MergeEngine::Result> r) {
-                   if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
-                   Reindex(tenant, {r->record.target_customer_id()});
-                   *resp->mutable_merge() = std::move(r->record);
-                   resp->set_already_merged(r->already_merged);
-                   reactor->Finish(grpc::Status::OK);
-                 });
+  absl::Time deadline = RequestDeadline(ctx);
+  AuditBefore(audit_, *caller, "onestory.v1.IdentityService/Merge", *req, deadline,
+              [this, reactor, resp, tenant, deadline, in = std::move(in)](absl::Status st) mutable {
+                if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
+                merges_->Merge(
+                    in, deadline,
+                    [this, reactor, resp, tenant](absl::StatusOr<merge::MergeEngine::Result> r) {
+                      if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
+                      Reindex(tenant, {r->record.target_customer_id()});
+                      *resp->mutable_merge() = std::move(r->record);
+                      resp->set_already_merged(r->already_merged);
+                      reactor->Finish(grpc::Status::OK);
+                    });
+              });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::Unmerge(grpc::CallbackServerContext* ctx,
                                                        const v1::UnmergeRequest* req,
                                                        v1::UnmergeResponse* resp) {
-  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
-      !st.ok()) {
-    return Reject(ctx, st);
-  }
+  absl::StatusOr<Caller> caller = auth_->Check(*ctx, {auth::Scope::kIdentityAdmin}, req->tenant());
+  if (!caller.ok()) return Reject(ctx, caller.status());
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
-  merges_->Unmerge(tenant, req->merge_id(), req->reason(), req->actor(), RequestDeadline(ctx),
-                   [this, reactor, resp, tenant](absl::StatusOr<v1::MergeRecord> r) {
-                     if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
-                     Reindex(tenant, {r->source_customer_id(), r->target_customer_id()});
-                     *resp->mutable_merge() = *std::move(r);
-                     reactor->Finish(grpc::Status::OK);
-                   });
+  absl::Time deadline = RequestDeadline(ctx);
+  AuditBefore(audit_, *caller, "onestory.v1.IdentityService/Unmerge", *req, deadline,
+              [this, reactor, req, resp, tenant, deadline](absl::Status st) {
+                if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
+                merges_->Unmerge(
+                    tenant, req->merge_id(), req->reason(), req->actor(), deadline,
+                    [this, reactor, resp, tenant](absl::StatusOr<v1::MergeRecord> r) {
+                      if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
+                      Reindex(tenant, {r->source_customer_id(), r->target_customer_id()});
+                      *resp->mutable_merge() = *std::move(r);
+                      reactor->Finish(grpc::Status::OK);
+                    });
+              });
   return reactor;
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "libs/audit/audit_log.h"
 #include "libs/identity/identity_store.h"
 #include "libs/identity/match_keys.h"
 #include "libs/identity/merge_suggester.h"
@@ -35,14 +36,18 @@ struct IdentityPolicy {
 
 class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
  public:
+  // `audit`: Merge and Unmerge write their STARTED entry there before acting and are refused
+  // with UNAVAILABLE when it cannot be written (services/common/audit_interceptor.h); null: no
+  // such entry.
   IdentityServiceImpl(identity::IdentityStore* store, merge::MergeEngine* merges,
                       identity::MergeSuggester* suggester, const Authenticator* auth,
-                      IdentityPolicy policy)
+                      IdentityPolicy policy, audit::AuditLog* audit = nullptr)
       : store_(store),
         auth_(auth),
         merges_(merges),
         suggester_(suggester),
-        policy_(std::move(policy)) {}
+        policy_(std::move(policy)),
+        audit_(audit) {}
 
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* ctx, const v1::ResolveRequest* req,
                                     v1::ResolveResponse* resp) override;
@@ -76,6 +81,7 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   merge::MergeEngine* merges_;
   identity::MergeSuggester* suggester_;
   const IdentityPolicy policy_;
+  audit::AuditLog* audit_;
 };
 
 }  // namespace onestory::service

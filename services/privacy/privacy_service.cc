@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "services/common/audit_interceptor.h"
 #include "services/common/grpc_status.h"
 #include "services/common/unary.h"
 
@@ -19,24 +20,35 @@ namespace {
 // any).
 constexpr absl::Duration kExportReadTimeout = absl::Seconds(30);
 
+constexpr absl::string_view kEraseMethod = "onestory.v1.PrivacyService/EraseCustomer";
+constexpr absl::string_view kExportMethod = "onestory.v1.PrivacyService/ExportCustomer";
+constexpr absl::string_view kRedactMethod = "onestory.v1.PrivacyService/RedactEvent";
+
 class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerChunk> {
  public:
-  ExportReactor(privacy::PrivacyStore* store, const Authenticator* auth,
+  ExportReactor(privacy::PrivacyStore* store, const Authenticator* auth, audit::AuditLog* audit,
                 grpc::CallbackServerContext* ctx, const v1::ExportCustomerRequest& req)
-      : store_(store), req_(req) {
+      : store_(store), audit_(audit), req_(req) {
     // Read once, here: the context is not touched after the call starts.
     deadline_ = RequestDeadline(ctx, absl::InfiniteDuration());
-    allowed_ = auth->Allow(*ctx, {auth::Scope::kPrivacyAdmin}, req.tenant());
+    caller_ = auth->Check(*ctx, {auth::Scope::kPrivacyAdmin}, req.tenant());
   }
 
   void Begin() {
-    if (!allowed_.ok()) return End(allowed_);
+    if (!caller_.ok()) return End(caller_.status());
     AddRef();
-    store_->ExportBegin(req_, ReadDeadline(),
-                        [this](absl::StatusOr<privacy::PrivacyStore::ExportHead> head) {
-                          OnHead(std::move(head));
-                          Release();
-                        });
+    // Nothing is read before the export's entry is in the audit log.
+    AuditBefore(audit_, *caller_, kExportMethod, req_, ReadDeadline(), [this](absl::Status st) {
+      if (!st.ok()) {
+        End(st);
+        return Release();
+      }
+      store_->ExportBegin(req_, ReadDeadline(),
+                          [this](absl::StatusOr<privacy::PrivacyStore::ExportHead> head) {
+                            OnHead(std::move(head));
+                            Release();
+                          });
+    });
   }
 
   void OnWriteDone(bool ok) override {
@@ -151,9 +163,10 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerCh
   }
 
   privacy::PrivacyStore* store_;
+  audit::AuditLog* audit_;
   const v1::ExportCustomerRequest req_;
   absl::Time deadline_;
-  absl::Status allowed_;
+  absl::StatusOr<Caller> caller_;
   absl::Mutex mu_;
   int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's; one more while a store call is out
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -173,15 +186,27 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerCh
 grpc::ServerUnaryReactor* PrivacyServiceImpl::EraseCustomer(grpc::CallbackServerContext* ctx,
                                                             const v1::EraseCustomerRequest* req,
                                                             v1::EraseCustomerResponse* resp) {
-  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kPrivacyAdmin}, req->tenant()); !st.ok()) {
-    return Reject(ctx, st);
-  }
-  return Forward(ctx, req, resp, store_, &privacy::PrivacyStore::Erase);
+  absl::StatusOr<Caller> caller = auth_->Check(*ctx, {auth::Scope::kPrivacyAdmin}, req->tenant());
+  if (!caller.ok()) return Reject(ctx, caller.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Time deadline = RequestDeadline(ctx);
+  AuditBefore(audit_, *caller, kEraseMethod, *req, deadline,
+              [this, reactor, req, resp, deadline](absl::Status st) {
+                if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
+                store_->Erase(*req, deadline,
+                              [this, reactor, resp](absl::StatusOr<v1::EraseCustomerResponse> r) {
+                                if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
+                                *resp = *std::move(r);
+                                if (on_removed_) on_removed_();
+                                reactor->Finish(grpc::Status::OK);
+                              });
+              });
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ExportCustomerChunk>* PrivacyServiceImpl::ExportCustomer(
     grpc::CallbackServerContext* ctx, const v1::ExportCustomerRequest* req) {
-  auto* reactor = new ExportReactor(store_, auth_, ctx, *req);
+  auto* reactor = new ExportReactor(store_, auth_, audit_, ctx, *req);
   reactor->Begin();
   return reactor;
 }
@@ -189,10 +214,22 @@ grpc::ServerWriteReactor<v1::ExportCustomerChunk>* PrivacyServiceImpl::ExportCus
 grpc::ServerUnaryReactor* PrivacyServiceImpl::RedactEvent(grpc::CallbackServerContext* ctx,
                                                           const v1::RedactEventRequest* req,
                                                           v1::RedactEventResponse* resp) {
-  if (absl::Status st = auth_->Allow(*ctx, {auth::Scope::kPrivacyAdmin}, req->tenant()); !st.ok()) {
-    return Reject(ctx, st);
-  }
-  return Forward(ctx, req, resp, store_, &privacy::PrivacyStore::Redact);
+  absl::StatusOr<Caller> caller = auth_->Check(*ctx, {auth::Scope::kPrivacyAdmin}, req->tenant());
+  if (!caller.ok()) return Reject(ctx, caller.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Time deadline = RequestDeadline(ctx);
+  AuditBefore(audit_, *caller, kRedactMethod, *req, deadline,
+              [this, reactor, req, resp, deadline](absl::Status st) {
+                if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
+                store_->Redact(*req, deadline,
+                               [this, reactor, resp](absl::StatusOr<v1::RedactEventResponse> r) {
+                                 if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
+                                 *resp = *std::move(r);
+                                 if (on_removed_) on_removed_();
+                                 reactor->Finish(grpc::Status::OK);
+                               });
+              });
+  return reactor;
 }
 
 }  // namespace onestory::service

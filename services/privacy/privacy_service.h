@@ -10,9 +10,18 @@
 // control paces a slow client, and memory per export is one page), and end with the counts.
 // No thread waits on Redis.
 //
-// Every handler checks the caller first (services/common/auth.h): scope privacy.admin.
+// Every handler checks the caller first (services/common/auth.h): scope privacy.admin. Then it
+// writes the call's STARTED audit entry (AuditBefore) and acts only once that entry is stored:
+// a call that cannot be audited is refused with UNAVAILABLE and does nothing.
+//
+// After an erase or a redaction that removed something, `on_removed` runs (without blocking the
+// answer): the server schedules a rewrite of Redis's append-only file there, which is where the
+// removed text otherwise stays (see services/common/aof_rewrite.h).
 #pragma once
 
+#include <functional>
+
+#include "libs/audit/audit_log.h"
 #include "libs/privacy/privacy_store.h"
 #include "onestory/v1/privacy.grpc.pb.h"
 #include "services/common/auth.h"
@@ -21,8 +30,9 @@ namespace onestory::service {
 
 class PrivacyServiceImpl final : public v1::PrivacyService::CallbackService {
  public:
-  PrivacyServiceImpl(privacy::PrivacyStore* store, const Authenticator* auth)
-      : store_(store), auth_(auth) {}
+  PrivacyServiceImpl(privacy::PrivacyStore* store, const Authenticator* auth,
+                     audit::AuditLog* audit = nullptr, std::function<void()> on_removed = {})
+      : store_(store), auth_(auth), audit_(audit), on_removed_(std::move(on_removed)) {}
 
   grpc::ServerUnaryReactor* EraseCustomer(grpc::CallbackServerContext* ctx,
                                           const v1::EraseCustomerRequest* req,
@@ -36,6 +46,8 @@ class PrivacyServiceImpl final : public v1::PrivacyService::CallbackService {
  private:
   privacy::PrivacyStore* store_;
   const Authenticator* auth_;
+  audit::AuditLog* audit_;
+  std::function<void()> on_removed_;
 };
 
 }  // namespace onestory::service

@@ -394,5 +394,85 @@ TEST(ApiKeyTableFindTest, ManyKeys) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Rate limit settings after the hash
+
+TEST(ApiKeyTableParseTest, RateAndBurstSettings) {
+  ApiKeyTable table = ParseOk(absl::StrCat(
+      Line("a", "acme", "timeline.read", "k1"), "\n", Line("b", "acme", "timeline.read", "k2"),
+      " rate=50/s burst=200\n", Line("c", "acme", "timeline.read", "k3"), "\tburst=7\trate=0.5/s\n",
+      Line("d", "acme", "timeline.read", "k4"), " rate=unlimited\n",
+      Line("e", "acme", "timeline.read", "k5"), " rate=20/s\n"));
+  const RateLimit fallback{200, 400};
+  EXPECT_EQ(table.Find("k1")->LimitOr(fallback), fallback);
+  EXPECT_EQ(table.Find("k2")->LimitOr(fallback), (RateLimit{50, 200}));
+  EXPECT_EQ(table.Find("k3")->LimitOr(fallback), (RateLimit{0.5, 7}));
+  EXPECT_TRUE(table.Find("k4")->LimitOr(fallback).unlimited());
+  // Only rate=: a burst of twice the rate.
+  EXPECT_EQ(table.Find("k5")->LimitOr(fallback), (RateLimit{20, 40}));
+}
+
+TEST(ApiKeyTableParseTest, BadSettingsNameTheLineAndTheSetting) {
+  std::string good = Line("a", "acme", "timeline.read", "k1");
+  std::string second = Line("b", "acme", "timeline.read", "k2");
+  ExpectLineError(absl::StrCat(good, "\n", second, " rate=50\n"), 2, "rate: want <calls>/s");
+  ExpectLineError(absl::StrCat(second, " rate=0/s\n"), 1, "rate: want");
+  ExpectLineError(absl::StrCat(second, " rate=-3/s\n"), 1, "rate: want");
+  ExpectLineError(absl::StrCat(second, " rate=2000000/s\n"), 1, "rate: want");
+  ExpectLineError(absl::StrCat(second, " rate=fast/s\n"), 1, "rate: want");
+  ExpectLineError(absl::StrCat(second, " burst=0\n"), 1, "burst: want");
+  ExpectLineError(absl::StrCat(second, " burst=1.5\n"), 1, "burst: want");
+  ExpectLineError(absl::StrCat(second, " rate=1/s rate=2/s\n"), 1, "rate= given twice");
+  ExpectLineError(absl::StrCat(second, " speed=1/s\n"), 1, "unknown setting \"speed=1/s\"");
+  // Not name=value: the fields are off (an inline comment).
+  ExpectLineError(absl::StrCat(second, " rate=1/s # note\n"), 1, "4 fields");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TokenBucket
+
+TEST(TokenBucketTest, BurstThenRate) {
+  absl::Time t0 = absl::FromUnixSeconds(1000);
+  TokenBucket bucket(RateLimit{10, 3}, t0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bucket.Take(t0), absl::ZeroDuration()) << i;
+  // Empty: the next token in 1/10 s, and nothing is taken by asking.
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(bucket.Take(t0)), 100, 1e-6);
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(bucket.Take(t0 + absl::Milliseconds(60))), 40, 1e-6);
+  EXPECT_EQ(bucket.Take(t0 + absl::Milliseconds(100)), absl::ZeroDuration());
+  EXPECT_GT(bucket.Take(t0 + absl::Milliseconds(100)), absl::ZeroDuration());
+  // A long quiet spell banks no more than the burst.
+  absl::Time later = t0 + absl::Hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bucket.Take(later), absl::ZeroDuration()) << i;
+  EXPECT_GT(bucket.Take(later), absl::ZeroDuration());
+}
+
+TEST(TokenBucketTest, OverOneSecondAtMostBurstPlusRate) {
+  absl::Time t0 = absl::FromUnixSeconds(1000);
+  TokenBucket bucket(RateLimit{200, 400}, t0);
+  int taken = 0;
+  for (int ms = 0; ms <= 1000; ++ms) {
+    for (int i = 0; i < 10; ++i) {  // 10,000 calls a second
+      if (bucket.Take(t0 + absl::Milliseconds(ms)) == absl::ZeroDuration()) ++taken;
+    }
+  }
+  EXPECT_NEAR(taken, 600, 1);  // the refill is a sum of doubles
+}
+
+TEST(TokenBucketTest, UnlimitedNeverWaitsAndResetKeepsTheBankedTokens) {
+  absl::Time t0 = absl::FromUnixSeconds(1000);
+  TokenBucket unlimited(RateLimit{0, 0}, t0);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(unlimited.Take(t0), absl::ZeroDuration());
+
+  TokenBucket bucket(RateLimit{1, 10}, t0);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(bucket.Take(t0), absl::ZeroDuration());
+  bucket.Reset(RateLimit{1, 5}, t0);  // 2 banked stay
+  EXPECT_EQ(bucket.Take(t0), absl::ZeroDuration());
+  EXPECT_EQ(bucket.Take(t0), absl::ZeroDuration());
+  EXPECT_GT(bucket.Take(t0), absl::ZeroDuration());
+  bucket.Reset(RateLimit{1, 1}, t0 + absl::Seconds(30));  // capped by the new burst
+  EXPECT_EQ(bucket.Take(t0 + absl::Seconds(30)), absl::ZeroDuration());
+  EXPECT_GT(bucket.Take(t0 + absl::Seconds(30)), absl::ZeroDuration());
+}
+
 }  // namespace
 }  // namespace onestory::auth

@@ -94,6 +94,22 @@ TEST(ErrorToStatusTest, OtherErrorCodesThatOnlyStartLikeATransientOneAreInternal
 }
 
 // ---------------------------------------------------------------------------------------------
+// ErrorToStatus: Redis at its maxmemory
+
+TEST(ErrorToStatusTest, OutOfMemoryIsResourceExhaustedAndSaysSo) {
+  for (absl::string_view text : {
+           "OOM command not allowed when used memory > 'maxmemory'.",
+           "ERR Error running script (call to f_1): @user_script:1: OOM command not allowed when "
+           "used memory > 'maxmemory'.",
+       }) {
+    absl::Status st = ErrorToStatus(text);
+    EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << text << " -> " << st;
+    EXPECT_NE(st.message().find("out of memory"), absl::string_view::npos) << st;
+    EXPECT_NE(st.message().find("maxmemory"), absl::string_view::npos) << st;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // ErrorToStatus: everything else
 
 TEST(ErrorToStatusTest, OtherErrorsAreInternalAndKeepTheText) {
@@ -102,7 +118,6 @@ TEST(ErrorToStatusTest, OtherErrorsAreInternalAndKeepTheText) {
            "WRONGTYPE Operation against a key holding the wrong kind of value",
            "NOSCRIPT No matching script. Please use EVAL.",
            "NOAUTH Authentication required.",
-           "OOM command not allowed when used memory > 'maxmemory'.",
            "ERR Error running script: LOADING inside",
            "",
        }) {
