@@ -261,9 +261,13 @@ class Bench:
                   " redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[3])}")
         raw = redis_benchmark(self.redis_port, c, n // 2, ["EVAL", script, "4", k + ":p", k + ":ids",
                                                              k + ":tl", k + ":cv", cid, "20"])
+        self.redis.call("CONFIG", "RESETSTAT")
         sat = self.run_loadgen("get_context", "saturation")
+        self.results["redis_time_per_command"]["onestory_get_context_function"] = \
+            self.redis.info("commandstats").get("cmdstat_fcall_ro", "")
         self.compare("GetContext, saturation (calls/s vs the same reads in one EVAL)",
                      sat["ok_per_s"], raw["ops_per_s"], "ops/s")
+        self.context_get_redis_time(k, cid)
         half = self.run_loadgen("get_context", "50% of saturation", rate=sat["ok_per_s"] / 2)
         self.check("GetContext p99 at half of saturation", half["p99_ms"], 2.0, "ms")
 
@@ -314,6 +318,46 @@ class Bench:
         mix = self.run_loadgen("mix", "saturation", watchers=min(200, a.customers))
         self.run_loadgen("mix", "50% of saturation", watchers=min(200, a.customers),
                          rate=mix["ok_per_s"] / 2)
+
+    def context_get_redis_time(self, k, cid):
+        """GetContext's Lua on one customer, called as the function it is (FCALL_RO) and as
+        EVALSHA of the same Lua (the guard pasted in before it, as every call ran before the
+        function library): Redis time per call of each, on the same server in the same run."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import lua_library
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+        guard = open(os.path.join(root, "libs/identity/lua/guard.lua")).read()
+        fn = lua_library.parse_function("libs/context/lua/get.lua",
+                                        open(os.path.join(root, "libs/context/lua/get.lua")).read())
+        script = guard + lua_library.prologue(fn) + "\n" + fn.text
+        sha = self.redis.call("SCRIPT", "LOAD", script)
+        sha = sha.decode() if isinstance(sha, bytes) else sha
+        name = None
+        for lib in self.redis.call("FUNCTION", "LIST", "LIBRARYNAME", "onestory_*"):
+            fns = lib[lib.index(b"functions") + 1]
+            for f in fns:
+                if f[1].startswith(b"context_get_"):
+                    name = f[1].decode()
+        # The keys of libs/keys/key_schema.h, in the order of get.lua's header.
+        keys = [k + ":" + s for s in ("p", "ids", "tl", "cv", "cs", "ca", "fa", "ct", "cc", "sg")]
+        args = [cid, "22", str(int(time.time() * 1000))]
+        # In A B B A order, so neither gains from running first or last.
+        calls, usec = {"evalsha": 0, "fcall_ro": 0}, {"evalsha": 0.0, "fcall_ro": 0.0}
+        commands = {"evalsha": ["EVALSHA", sha], "fcall_ro": ["FCALL_RO", name]}
+        for stat in ("evalsha", "fcall_ro", "fcall_ro", "evalsha"):
+            self.redis.call("CONFIG", "RESETSTAT")
+            redis_benchmark(self.redis_port, self.args.concurrency, self.args.redis_requests // 8,
+                            commands[stat] + [str(len(keys))] + keys + args)
+            line = self.redis.info("commandstats").get("cmdstat_" + stat, "")
+            fields = dict(f.split("=") for f in line.split(","))
+            calls[stat] += int(fields["calls"])
+            usec[stat] += float(fields["usec"])
+        for stat in calls:
+            self.results["redis_time_per_command"]["context_get_one_customer_" + stat] = \
+                "calls=%d,usec_per_call=%.2f" % (calls[stat], usec[stat] / calls[stat])
+        self.compare("GetContext's Lua, Redis time per call (FCALL_RO vs EVALSHA)",
+                     usec["fcall_ro"] / calls["fcall_ro"], usec["evalsha"] / calls["evalsha"],
+                     "usec")
 
     def report(self):
         lines = []

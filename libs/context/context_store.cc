@@ -15,6 +15,7 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/lua/context_get.h"
 #include "libs/timeline/event_validation.h"
 #include "libs/timeline/timeline_store.h"
 
@@ -23,42 +24,12 @@ namespace {
 
 using redis::Reply;
 
-// KEYS: profile, identifiers, timeline, conversations, conversation records, cases, facts,
-// contacts, contact channels, signals. ARGV: customer id, events to read, now ms.
-// Returns {profile, identifiers, latest events, open conversations, timeline length,
-// records of the open conversations, open cases (id, JSON...), facts, contacts in 7 and 30
-// days, channels in 30 days, signals}.
-const redis::Script kGetContext("context.get", absl::StrCat(identity::kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], false)
-if err then return err end
-local now, day = tonumber(ARGV[3]), 86400000
-local cv = redis.call('HGETALL', KEYS[4])
-local records = {}
-for i = 1, #cv, 2 do records[#records + 1] = redis.call('HGET', KEYS[5], cv[i]) or '' end
-local cases = {}
-local all = redis.call('HGETALL', KEYS[6])
-for i = 1, #all, 2 do
-  -- Open cases, and resolved ones a repeat-contact flag may still name.
-  if string.find(all[i + 1], '"s":"o"', 1, true) or
-     tonumber(string.match(all[i + 1], '"rs":(%d+)') or '0') > now - 30 * day then
-    cases[#cases + 1] = all[i]
-    cases[#cases + 1] = all[i + 1]
-  end
-end
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),
-        redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[2]), cv,
-        redis.call('XLEN', KEYS[3]), records, cases, redis.call('HGETALL', KEYS[7]),
-        redis.call('ZCOUNT', KEYS[8], now - 7 * day, '+inf'),
-        redis.call('ZCOUNT', KEYS[8], now - 30 * day, '+inf'),
-        redis.call('ZCOUNT', KEYS[9], now - 30 * day, '+inf'), redis.call('HGETALL', KEYS[10])}
-)lua"));
-
 // Everything GetContext shows but the latest events, which may need more reads (FillEvents).
 absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id, const Reply& r,
                                                     int64_t now_ms, v1::Audience audience,
                                                     absl::Duration repeat_window) {
   if (!r.is_array() || r.elements.size() != 12) {
-    return absl::InternalError("unexpected reply from context script");
+    return absl::InternalError("unexpected reply from context_get");
   }
   v1::GetContextResponse resp;
   *resp.mutable_profile() = identity::ProfileFromHashes(customer_id, r.elements[0], r.elements[1]);
@@ -274,33 +245,43 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
                 const std::string& customer_id, Callback<v1::GetContextResponse> cb) {
               keys::CustomerKeys ck(tenant, customer_id);
               int64_t now = NowMillis();
-              client_->Eval(kGetContext,
-                            {ck.profile(), ck.identifiers(), ck.timeline(), ck.conversations(),
-                             ck.conversation_records(), ck.cases(), ck.facts(), ck.contacts(),
-                             ck.contact_channels(), ck.signals()},
-                            {customer_id, absl::StrCat(read_count), absl::StrCat(now)}, deadline,
-                            [this, tenant, customer_id, count, read_count, reader, now, deadline,
-                             cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                              if (!r.ok()) return cb(r.status());
-                              absl::StatusOr<v1::GetContextResponse> resp =
-                                  BuildContext(customer_id, *r, now, reader, policy_.repeat_window);
-                              if (!resp.ok()) return cb(resp.status());
-                              auto read = std::make_shared<ContextRead>();
-                              read->tenant = tenant;
-                              read->customer_id = customer_id;
-                              read->count = count;
-                              read->audience = reader;
-                              read->deadline = deadline;
-                              read->response = *std::move(resp);
-                              read->done = std::move(cb);
-                              const auto& entries = r->elements[2].elements;
-                              absl::StatusOr<bool> full = AddVisible(*read, entries);
-                              if (!full.ok()) return read->done(full.status());
-                              if (*full || static_cast<int>(entries.size()) < read_count) {
-                                return read->done(std::move(read->response));
-                              }
-                              ReadOlder(client_, read, entries.back().elements[0].str);
-                            });
+              lua::ContextGet call;
+              call.profile = ck.profile();
+              call.identifiers = ck.identifiers();
+              call.timeline = ck.timeline();
+              call.conversations = ck.conversations();
+              call.conversation_records = ck.conversation_records();
+              call.cases = ck.cases();
+              call.facts = ck.facts();
+              call.contacts = ck.contacts();
+              call.contact_channels = ck.contact_channels();
+              call.signals = ck.signals();
+              call.customer_id = customer_id;
+              call.recent = read_count;
+              call.now_ms = now;
+              client_->Fcall(call, deadline,
+                             [this, tenant, customer_id, count, read_count, reader, now, deadline,
+                              cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+                               if (!r.ok()) return cb(r.status());
+                               absl::StatusOr<v1::GetContextResponse> resp = BuildContext(
+                                   customer_id, *r, now, reader, policy_.repeat_window);
+                               if (!resp.ok()) return cb(resp.status());
+                               auto read = std::make_shared<ContextRead>();
+                               read->tenant = tenant;
+                               read->customer_id = customer_id;
+                               read->count = count;
+                               read->audience = reader;
+                               read->deadline = deadline;
+                               read->response = *std::move(resp);
+                               read->done = std::move(cb);
+                               const auto& entries = r->elements[2].elements;
+                               absl::StatusOr<bool> full = AddVisible(*read, entries);
+                               if (!full.ok()) return read->done(full.status());
+                               if (*full || static_cast<int>(entries.size()) < read_count) {
+                                 return read->done(std::move(read->response));
+                               }
+                               ReadOlder(client_, read, entries.back().elements[0].str);
+                             });
             },
             std::move(done));
       });

@@ -21,18 +21,20 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "libs/common/callback.h"
+#include "libs/lua/identity_guard_lua.h"
 
 namespace onestory::identity {
 
 // Merges are at most this deep (A into B, B into C, ...); deeper chains answer INTERNAL.
 inline constexpr int kMaxMergeHops = 16;
 
-// Lua, placed at the start of a script: defines
+// kGuardLua (generated from libs/identity/lua/guard.lua, the one source of the guard): Lua,
+// placed at the start of a script, that defines
 //   os_guard(profile_key, customer_id, write) -> nil, or the error reply to return:
 // OS_NOT_FOUND for an unknown customer ("... was erased" for an erased one: its profile is a
 // tombstone holding only erased_at, see libs/privacy), OS_MOVED for a merged one, and, when
-// `write`, OS_BUSY for one held by a merge.
-extern const char kGuardLua[];
+// `write`, OS_BUSY for one held by a merge. The Redis Function library (libs/lua) defines
+// os_guard once, from the same file, for every function.
 
 struct Moved {
   std::string target;    // the customer it was merged into

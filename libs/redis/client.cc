@@ -122,6 +122,54 @@ void Client::Eval(const Script& script, std::vector<std::string> keys,
   });
 }
 
+void Client::Fcall(const Function& function, std::vector<std::string> keys,
+                   std::vector<std::string> args, absl::Time deadline, ReplyCallback cb) {
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back(function.read_only ? "FCALL_RO" : "FCALL");
+  argv.push_back(function.library->RegisteredName(function.name));
+  argv.push_back(std::to_string(keys.size()));
+  for (auto& k : keys) argv.push_back(std::move(k));
+  for (auto& a : args) argv.push_back(std::move(a));
+  // Shared, so the call can be sent again after a load without copying the arguments.
+  auto shared = std::make_shared<const std::vector<std::string>>(std::move(argv));
+  const FunctionLibrary* library = function.library;  // generated: static, outlives every call
+  loop_->Post([this, shared, library, deadline, cb = std::move(cb)]() mutable {
+    SendFunctionCall(std::move(shared), library, deadline, /*may_load=*/true, std::move(cb));
+  });
+}
+
+void Client::SendFunctionCall(std::shared_ptr<const std::vector<std::string>> argv,
+                              const FunctionLibrary* library, absl::Time deadline, bool may_load,
+                              ReplyCallback cb) {
+  const std::vector<std::string>& command = *argv;
+  SendOnLoop(command, deadline,
+             [this, argv = std::move(argv), library, deadline, may_load,
+              cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+               if (!r.ok() || r->type != Reply::Type::kError) return cb(std::move(r));
+               if (may_load && IsFunctionNotFound(r->str)) {
+                 return LoadThenCall(std::move(argv), library, deadline, std::move(cb));
+               }
+               // Lua errors name library lines ("user_function:130"): say which file and line.
+               cb(ErrorToStatus(library->Locate(r->str)));
+             });
+}
+
+void Client::LoadThenCall(std::shared_ptr<const std::vector<std::string>> argv,
+                          const FunctionLibrary* library, absl::Time deadline, ReplyCallback cb) {
+  SendOnLoop({"FUNCTION", "LOAD", std::string(library->code)}, deadline,
+             [this, argv = std::move(argv), library, deadline,
+              cb = std::move(cb)](absl::StatusOr<Reply> loaded) mutable {
+               if (!loaded.ok()) return cb(loaded.status());
+               // "Already exists": another caller loaded it meanwhile.
+               if (loaded->type == Reply::Type::kError && !IsLibraryLoaded(loaded->str)) {
+                 return cb(LoadError(*library, loaded->str));
+               }
+               SendFunctionCall(std::move(argv), library, deadline, /*may_load=*/false,
+                                std::move(cb));
+             });
+}
+
 absl::StatusOr<Reply> Client::CommandSync(std::vector<std::string> argv, absl::Duration timeout) {
   absl::Notification done;
   absl::StatusOr<Reply> result;

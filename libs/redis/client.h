@@ -5,6 +5,7 @@
 //   auto client = std::make_unique<redis::Client>(opts);
 //   client->Command({"GET", key}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
 //   client->Eval(kScript, {key}, {arg}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
+//   client->Fcall(lua::ContextGet{...}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
 //
 // Commands from any thread are handed to one event-loop thread and pipelined over a few
 // connections (Options::connections), so no caller thread ever waits on Redis. Callbacks run on
@@ -28,6 +29,7 @@
 #include "absl/time/time.h"
 #include "libs/redis/connection.h"
 #include "libs/redis/event_loop.h"
+#include "libs/redis/function_library.h"
 #include "libs/redis/options.h"
 #include "libs/redis/reply.h"
 #include "libs/redis/script.h"
@@ -49,6 +51,20 @@ class Client {
   void Eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
             absl::Time deadline, ReplyCallback cb);
 
+  // Calls a function of a Redis Function library (function_library.h) with FCALL, or FCALL_RO
+  // when it is read-only. When Redis answers that the function is not loaded (restarted without
+  // persistence, FUNCTION FLUSH, a new replica), sends FUNCTION LOAD of its library and the call
+  // once more. Error replies reach cb as a status (see ErrorToStatus), the library lines a Lua
+  // error names followed by their file and line; a library Redis refuses to load as
+  // INVALID_ARGUMENT.
+  void Fcall(const Function& function, std::vector<std::string> keys, std::vector<std::string> args,
+             absl::Time deadline, ReplyCallback cb);
+  // The same for a generated call (libs/lua/<function>.h): its kFunction, ToKeys(), ToArgv().
+  template <typename Call>
+  void Fcall(const Call& call, absl::Time deadline, ReplyCallback cb) {
+    Fcall(Call::kFunction, call.ToKeys(), call.ToArgv(), deadline, std::move(cb));
+  }
+
   // Blocks the calling thread until the reply arrives. For start-up checks, tools and tests;
   // never call it from the loop thread or a gRPC reactor.
   absl::StatusOr<Reply> CommandSync(std::vector<std::string> argv,
@@ -65,6 +81,14 @@ class Client {
 
  private:
   void SendOnLoop(const std::vector<std::string>& argv, absl::Time deadline, ReplyCallback cb);
+  // FCALL / FCALL_RO `argv` on the loop thread; when the function is not loaded and `may_load`,
+  // LoadThenCall.
+  void SendFunctionCall(std::shared_ptr<const std::vector<std::string>> argv,
+                        const FunctionLibrary* library, absl::Time deadline, bool may_load,
+                        ReplyCallback cb);
+  // FUNCTION LOAD of `library`, then `argv` once more.
+  void LoadThenCall(std::shared_ptr<const std::vector<std::string>> argv,
+                    const FunctionLibrary* library, absl::Time deadline, ReplyCallback cb);
   void Tick();
   void UpdateStats();
 

@@ -13,39 +13,13 @@
 #include "libs/common/log.h"
 #include "libs/common/validation.h"
 #include "libs/keys/key_schema.h"
-#include "libs/redis/script.h"
-#include "libs/retention/trim_lua.h"
+#include "libs/lua/retention_forget.h"
+#include "libs/lua/retention_sweep.h"
 
 namespace onestory::retention {
 namespace {
 
 using redis::Reply;
-
-// KEYS: profile, timeline, dedup. ARGV: now ms, max_age ms, max_events, limit (0 for both
-// limits: only look). Returns {state, events removed}: state 0 a live customer, 1 no such
-// customer, 2 merged into another (its events went with the merge), 3 locked by a merge in
-// progress (not touched: the merge is rebuilding its timeline).
-const redis::Script kSweepScript("retention.sweep", absl::StrCat(kTrimLua, R"lua(
-local pf = redis.call('HMGET', KEYS[1], 'created_at', 'merged_into', 'merge_lock')
-if pf[2] then return {2, 0} end
-if not pf[1] then return {1, 0} end
-if pf[3] then return {3, 0} end
-return {0, os_trim(KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-                   tonumber(ARGV[4]))}
-)lua"));
-
-// KEYS: activity index. ARGV: (customer id, score) pairs. Drops each customer whose latest
-// activity is still the score the Sweeper saw (one that appended since stays).
-const redis::Script kForgetScript("retention.forget", R"lua(
-local n = 0
-for i = 1, #ARGV, 2 do
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) <= tonumber(ARGV[i + 1]) then
-    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return n
-)lua");
 
 constexpr absl::string_view kIndexPrefix = "os:{";
 constexpr absl::string_view kIndexSuffix = ":r}:active";
@@ -169,8 +143,8 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
   const int64_t upper =
       std::max(expire ? step.expire_before - 1 : INT64_MIN,
                trim ? now - absl::ToInt64Milliseconds(options_.skip_recent) : INT64_MIN);
-  step.max_age = absl::StrCat(absl::ToInt64Milliseconds(limits.max_age));
-  step.max_events = absl::StrCat(limits.max_events);
+  step.max_age_ms = absl::ToInt64Milliseconds(limits.max_age);
+  step.max_events = limits.max_events;
   Cursor& cursor = cursors_[tenant];
   const std::string batch = absl::StrCat(options_.batch);
   while (true) {
@@ -243,8 +217,6 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
 
 int64_t Sweeper::RunStep(const Step& step, const std::vector<Member>& members, Stats* stats) {
   stats->customers_checked += static_cast<int64_t>(members.size());
-  const std::string now = absl::StrCat(step.now);
-  const std::string limit = absl::StrCat(options_.max_trim_per_customer);
   std::vector<std::string> forget;  // (id, score) pairs: to drop from the index
   auto forget_member = [&forget](const Member& m) {
     forget.push_back(m.id);
@@ -265,9 +237,15 @@ int64_t Sweeper::RunStep(const Step& step, const std::vector<Member>& members, S
     const Member& m = *probed[j];
     const bool expire = m.score < step.expire_before;
     keys::CustomerKeys ck(step.tenant, m.id);
-    redis_->Eval(kSweepScript, {ck.profile(), ck.timeline(), ck.dedup()},
-                 {now, expire ? "0" : step.max_age, expire ? "0" : step.max_events, limit},
-                 step.deadline, scripts->For(scripts, j));
+    lua::RetentionSweep call;
+    call.profile = ck.profile();
+    call.timeline = ck.timeline();
+    call.dedup = ck.dedup();
+    call.now_ms = step.now;
+    call.max_age = expire ? 0 : step.max_age_ms;
+    call.max_events = expire ? 0 : step.max_events;
+    call.limit = options_.max_trim_per_customer;
+    redis_->Fcall(call, step.deadline, scripts->For(scripts, j));
   }
   scripts->Wait(absl::InfiniteFuture());  // the client answers every command, by its timeout
   std::vector<const Member*> to_erase;
@@ -330,8 +308,10 @@ int64_t Sweeper::RunStep(const Step& step, const std::vector<Member>& members, S
 
   if (forget.empty()) return 0;
   auto forgot = std::make_shared<Answers<Reply>>(1);
-  redis_->Eval(kForgetScript, {step.index}, std::move(forget), step.deadline,
-               forgot->For(forgot, 0));
+  lua::RetentionForget call;
+  call.index = step.index;
+  call.members = std::move(forget);
+  redis_->Fcall(call, step.deadline, forgot->For(forgot, 0));
   forgot->Wait(absl::InfiniteFuture());
   absl::MutexLock l(&forgot->mu);
   if (!forgot->got[0].ok()) {

@@ -112,7 +112,8 @@ class Sweeper {
     std::string index;                  // the activity index
     int64_t now = 0;                    // ms
     int64_t expire_before = INT64_MIN;  // members with an older score expire
-    std::string max_age, max_events;    // Redis arguments (ms, count; "0": none)
+    int64_t max_age_ms = 0;             // 0: none
+    int64_t max_events = 0;             // 0: none
     absl::Time deadline;                // of its Redis commands
   };
 

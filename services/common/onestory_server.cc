@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
+#include "libs/lua/library.h"
 #include "libs/metrics/metrics.h"
 #include "services/common/audit_interceptor.h"
 #include "services/common/metrics_interceptor.h"
@@ -111,6 +112,15 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   while (!s->redis_->connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
   if (!s->redis_->connected()) {
     Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", options.redis.address}});
+  } else if (absl::Status st = redis::LoadLibrary(s->redis_.get(), lua::kLibrary); !st.ok()) {
+    // A Lua error, missing ACL rights or a Redis without functions (before 7.0) fail the start,
+    // not a customer's call. Redis gone meanwhile: the first call that needs the library loads it.
+    if (!absl::IsUnavailable(st) && !absl::IsDeadlineExceeded(st)) {
+      return absl::Status(st.code(), absl::StrCat("loading the Redis function library ",
+                                                  lua::kLibrary.name, ": ", st.message()));
+    }
+    Log(LogLevel::kWarning, "redis.function_library_not_loaded",
+        {{"library", std::string(lua::kLibrary.name)}, {"error", st.ToString()}});
   }
   s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
   const timeline::EngagementPolicy& policy = options.engagement_policy;
@@ -247,6 +257,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
       {{"addr", s->address()},
        {"services", absl::StrJoin(s->service_names_, ",")},
        {"redis", options.redis.address},
+       {"functions", std::string(lua::kLibrary.name)},
        {"tls", !options.tls.enabled()               ? "off"
                : options.tls.client_ca_file.empty() ? "on"
                                                     : "mutual"},

@@ -10,6 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/lua/library.h"
+#include "libs/redis/function_library.h"
 
 namespace onestory::testing {
 
@@ -45,6 +47,7 @@ RedisForTest::RedisForTest(const std::string& appendfsync) {
     auto started = embedded::EmbeddedRedis::Start(opts);
     if (started.ok()) {
       server_ = *std::move(started);
+      LoadFunctions();
       return;
     }
   }
@@ -58,6 +61,13 @@ RedisForTest::~RedisForTest() {
   std::string cmd = "rm -rf '" + dir + "'";
   int ignored = std::system(cmd.c_str());
   (void)ignored;
+}
+
+void RedisForTest::LoadFunctions() {
+  redis::Reply r = Run({"FUNCTION", "LOAD", std::string(lua::kLibrary.code)});
+  if (r.type == redis::Reply::Type::kError && !redis::IsLibraryLoaded(r.str)) {
+    ADD_FAILURE() << "FUNCTION LOAD " << lua::kLibrary.name << ": " << lua::kLibrary.Locate(r.str);
+  }
 }
 
 redis::Reply RedisForTest::Run(const std::vector<std::string>& argv) {

@@ -8,6 +8,8 @@
 //   auto snapshot = redis->Snapshot();   // every key and its DUMP, to prove nothing changed
 //   redis->FlushAll();
 //   redis->Kill(); redis->Restart();     // fault tests
+//
+// OneStory's Redis function library is loaded when the server starts (LoadFunctions).
 #pragma once
 
 #include <map>
@@ -38,6 +40,9 @@ class RedisForTest {
   // out: they record refused calls too.
   std::map<std::string, std::string> Snapshot();
   void FlushAll();
+  // FUNCTION LOAD of OneStory's function library (lua::kLibrary), as a server does at start-up;
+  // done when the server starts. (FLUSHALL keeps functions; FUNCTION FLUSH removes them.)
+  void LoadFunctions();
 
   void Kill();     // SIGKILL; no flush
   void Restart();  // on the same port and directory
