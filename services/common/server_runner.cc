@@ -89,9 +89,10 @@ ABSL_FLAG(int, audit_retention_days, 400, "Audit log entries older than this are
 ABSL_FLAG(int64_t, audit_max_entries, 1000000,
           "Each tenant's audit log keeps about its newest this many entries (and none older "
           "than --audit_retention_days).");
-ABSL_FLAG(double, api_key_rate, 200,
+ABSL_FLAG(double, api_key_rate, 0,
           "Calls per second each API key may make to this server instance, unless its line in "
-          "the key file sets rate=; 0: unlimited. Over it: RESOURCE_EXHAUSTED.");
+          "the key file sets rate=; 0 (the default): no limit for such keys. Over it: "
+          "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, api_key_burst, 400,
           "Calls an API key may make at once after a quiet spell, unless its line sets burst= "
           "(a line with only rate= gets twice its rate).");

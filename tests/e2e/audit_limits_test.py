@@ -91,8 +91,8 @@ class RateLimitTest(E2ECase):
             H.key_line("own", self.tenant, H.ALL_SCOPES, self.own_key) + " rate=5/s burst=10",
             H.key_line("free", self.tenant, H.ALL_SCOPES, self.free_key) + " rate=unlimited",
         ])
-        # --api_key_rate=200 and --api_key_burst=400 are the defaults (the harness turns the
-        # limit off unless a test names it).
+        # The limit deploy/ sets: 200 calls/s (the binary's default is none) with the default
+        # burst of 400.
         self.server = H.Server(self.redis.address, extra_args=[
             "--api_keys_file=" + self.keys_path, "--api_key_rate=200"])
         self.addCleanup(self.server.stop)
