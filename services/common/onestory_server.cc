@@ -112,7 +112,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   if (!s->redis_->connected()) {
     Log(LogLevel::kWarning, "redis.not_reachable_yet", {{"addr", options.redis.address}});
   }
-  s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
+  s->identity_store_ =
+      std::make_unique<identity::IdentityStore>(s->redis_.get(), options.default_countries);
   const timeline::EngagementPolicy& policy = options.engagement_policy;
   s->timeline_store_ =
       std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get(), policy);
