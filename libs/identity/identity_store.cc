@@ -279,7 +279,8 @@ absl::StatusOr<std::vector<std::string>> BuildProfileOps(const v1::Profile& valu
 void IdentityStore::Resolve(const std::string& tenant, const v1::Identifier& identifier,
                             bool create_if_missing, absl::Time deadline, Callback<Resolved> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
-  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  absl::StatusOr<v1::Identifier> id =
+      NormalizeIdentifier("identifier", identifier, DefaultCountryOf(tenant));
   if (!id.ok()) return done(id.status());
   std::string index_key = keys::IdentifierKey(tenant, id->type(), id->value());
   client_->Command(
@@ -405,7 +406,8 @@ void IdentityStore::Link(const std::string& tenant, const std::string& customer_
                          absl::Time deadline, Callback<Linked> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
-  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  absl::StatusOr<v1::Identifier> id =
+      NormalizeIdentifier("identifier", identifier, DefaultCountryOf(tenant));
   if (!id.ok()) return done(id.status());
   if (!v1::Channel_IsValid(evidence.channel)) {
     return done(absl::InvalidArgumentError("channel: unknown value"));
@@ -552,7 +554,8 @@ void IdentityStore::Unlink(const std::string& tenant, const std::string& custome
                            Callback<bool> done) {
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
-  absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("identifier", identifier);
+  absl::StatusOr<v1::Identifier> id =
+      NormalizeIdentifier("identifier", identifier, DefaultCountryOf(tenant));
   if (!id.ok()) return done(id.status());
   FollowMerges<bool>(
       customer_id,

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/field_mask.pb.h"
 #include "libs/common/callback.h"
+#include "libs/identity/phone_countries.h"
 #include "libs/redis/client.h"
 #include "onestory/v1/identity.pb.h"
 
@@ -72,7 +73,17 @@ class IdentityStore {
     v1::Actor actor;  // SYSTEM when its type is unspecified
   };
 
-  explicit IdentityStore(redis::Client* client) : client_(client) {}
+  // `countries`: each tenant's default country for phone numbers in national format, applied
+  // wherever this store normalizes an identifier (see NormalizeIdentifier).
+  explicit IdentityStore(redis::Client* client, DefaultCountries countries = {})
+      : client_(client), countries_(std::move(countries)) {}
+
+  // The tenant's default country for phone numbers (nullptr: none). Whoever normalizes a
+  // tenant's identifiers or profile phone attributes outside this store (match keys, the merge
+  // deny check) passes it too, so every place reads a number alike.
+  const PhoneCountry* DefaultCountryOf(absl::string_view tenant) const {
+    return countries_.For(tenant);
+  }
 
   // The owner of an identifier; with create_if_missing a new customer when there is none.
   // NOT_FOUND when nobody owns it and create_if_missing is false.
@@ -127,6 +138,7 @@ class IdentityStore {
                       Callback<Resolved> done);
 
   redis::Client* client_;
+  const DefaultCountries countries_;
 };
 
 }  // namespace onestory::identity

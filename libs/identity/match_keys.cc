@@ -121,7 +121,7 @@ std::string FoldPostalCode(absl::string_view postal_code) {
   return out;
 }
 
-std::vector<MatchKey> ProfileMatchKeys(const v1::Profile& p) {
+std::vector<MatchKey> ProfileMatchKeys(const v1::Profile& p, const PhoneCountry* country) {
   std::vector<MatchKey> out;
   for (const KeyType& t : kKeyTypes) {
     auto it = p.attributes().find(std::string(t.attribute));
@@ -129,7 +129,7 @@ std::vector<MatchKey> ProfileMatchKeys(const v1::Profile& p) {
     v1::Identifier raw;
     raw.set_type(t.type);
     raw.set_value(it->second);
-    absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("attribute", raw);
+    absl::StatusOr<v1::Identifier> id = NormalizeIdentifier("attribute", raw, country);
     if (id.ok()) out.push_back(KeyOf(t, id->value()));
   }
   auto postal = p.attributes().find(std::string(kPostalCodeAttribute));

@@ -23,6 +23,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "libs/identity/phone_countries.h"
 #include "onestory/v1/common.pb.h"
 #include "onestory/v1/identity.pb.h"
 
@@ -64,7 +65,9 @@ struct MatchKey {
 // (normalized as identifiers of that type; a value that is not one, such as a phone attribute
 // "n/a", is skipped), then the name key when display_name and attribute "postal_code" both
 // normalize to non-empty text. In that order; no duplicates.
-std::vector<MatchKey> ProfileMatchKeys(const v1::Profile& p);
+// `country`: the tenant's default country for a phone attribute in national format (see
+// NormalizeIdentifier; nullptr: none), the one its identifiers are normalized with.
+std::vector<MatchKey> ProfileMatchKeys(const v1::Profile& p, const PhoneCountry* country = nullptr);
 
 // The keys of the profile's linked identifiers (p.identifiers(), already normalized) of the
 // types email, phone, loyalty id, app user id and CRM id, in the profile's order.

@@ -38,7 +38,8 @@ bool StrongerFirst(const MatchKey& a, const MatchKey& b) {
 
 // The customer's keys, attributes first, then identifiers strongest first; denied keys left
 // out; at most kMaxKeysLookedUp.
-std::vector<OwnKey> OwnKeys(const v1::Profile& p, const MergeDenyList& deny) {
+std::vector<OwnKey> OwnKeys(const v1::Profile& p, const MergeDenyList& deny,
+                            const PhoneCountry* country) {
   std::vector<OwnKey> out;
   absl::flat_hash_map<std::string, size_t> index;
   auto add = [&](MatchKey k, bool attribute) {
@@ -47,7 +48,7 @@ std::vector<OwnKey> OwnKeys(const v1::Profile& p, const MergeDenyList& deny) {
     if (inserted) out.push_back(OwnKey{std::move(k)});
     (attribute ? out[it->second].attribute : out[it->second].identifier) = true;
   };
-  for (MatchKey& k : ProfileMatchKeys(p)) add(std::move(k), /*attribute=*/true);
+  for (MatchKey& k : ProfileMatchKeys(p, country)) add(std::move(k), /*attribute=*/true);
   std::vector<MatchKey> ids = IdentifierMatchKeys(p);
   std::sort(ids.begin(), ids.end(), StrongerFirst);
   for (MatchKey& k : ids) add(std::move(k), /*attribute=*/false);
@@ -73,7 +74,7 @@ void MergeSuggester::IndexProfile(const std::string& tenant, const std::string& 
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return done(st);
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   std::vector<std::string> set_keys;
-  for (const MatchKey& k : ProfileMatchKeys(profile)) {
+  for (const MatchKey& k : ProfileMatchKeys(profile, store_->DefaultCountryOf(tenant))) {
     if (!deny_list_.DeniedKey(k.key)) set_keys.push_back(MatchSetKey(tenant, k.key));
   }
   if (set_keys.empty()) return done(true);
@@ -176,7 +177,7 @@ void MergeSuggester::Suggest(const std::string& tenant, const std::string& custo
 // Phase 1: who shares a key with the customer. Per key, the set of customers whose attributes
 // produce it; per identifier-typed attribute key, the identifier's owner.
 void MergeSuggester::LookUp(std::shared_ptr<SuggestCall> call, v1::Profile profile) {
-  call->own = OwnKeys(profile, deny_list_);
+  call->own = OwnKeys(profile, deny_list_, store_->DefaultCountryOf(call->tenant));
   call->root_id = profile.customer_id();
   struct Lookup {
     std::vector<std::string> argv;
@@ -309,7 +310,8 @@ void MergeSuggester::Finish(std::shared_ptr<SuggestCall> call) {
         call->IsSelf(c.customer_id)) {
       continue;
     }
-    absl::flat_hash_set<std::string> attribute_keys = KeySet(ProfileMatchKeys(*c.profile));
+    absl::flat_hash_set<std::string> attribute_keys =
+        KeySet(ProfileMatchKeys(*c.profile, store_->DefaultCountryOf(call->tenant)));
     absl::flat_hash_set<std::string> identifier_keys = KeySet(IdentifierMatchKeys(*c.profile));
     // A set member whose attributes no longer produce the key: remove it, best effort.
     for (size_t i : c.set_hits) {

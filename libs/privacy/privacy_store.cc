@@ -562,13 +562,15 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
                      }
                      b->Arrive(r.status());
                    });
+  // The suggestion keys are made as MergeSuggester made them: with the tenant's default country.
+  const identity::PhoneCountry* country = identity_->DefaultCountryOf(run->tenant);
   for (size_t i = 0; i < ids.size(); ++i) {
     keys::CustomerKeys ck(run->tenant, ids[i]);
     run->customers[i].id = ids[i];
     client_->Eval(kReadCustomer,
                   {ck.identifiers(), ck.cases(), ck.merge_history(), ck.merge_state(),
                    ck.timeline(), ck.erased_profile()},
-                  {}, run->deadline, [run, b, i](absl::StatusOr<Reply> r) {
+                  {}, run->deadline, [run, b, i, country](absl::StatusOr<Reply> r) {
                     if (!r.ok()) return b->Arrive(r.status());
                     if (!r->is_array() || r->elements.size() != 6) {
                       return b->Arrive(absl::InternalError("unexpected reply from read script"));
@@ -595,7 +597,7 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
                     c.events = r->elements[4].integer;
                     // The keys its profile put it under in the merge suggestion index.
                     v1::Profile was = identity::ProfileFromHashes(c.id, r->elements[5], Reply());
-                    for (const identity::MatchKey& k : identity::ProfileMatchKeys(was)) {
+                    for (const identity::MatchKey& k : identity::ProfileMatchKeys(was, country)) {
                       c.match_keys.push_back(k.key);
                     }
                     b->Arrive(absl::OkStatus());

@@ -122,7 +122,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     Log(LogLevel::kWarning, "redis.function_library_not_loaded",
         {{"library", std::string(lua::kLibrary.name)}, {"error", st.ToString()}});
   }
-  s->identity_store_ = std::make_unique<identity::IdentityStore>(s->redis_.get());
+  s->identity_store_ =
+      std::make_unique<identity::IdentityStore>(s->redis_.get(), options.default_countries);
   const timeline::EngagementPolicy& policy = options.engagement_policy;
   s->timeline_store_ =
       std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get(), policy);

@@ -71,6 +71,8 @@ struct ServerOptions {
   bool engagement = true;  // ConversationService, CaseService, AlertService
   TimelineServiceOptions timeline_options;
   IdentityPolicy identity_policy;
+  // Each tenant's default country for phone numbers in national format (--default_country).
+  identity::DefaultCountries default_countries;
   timeline::EngagementPolicy engagement_policy;
   // How often unfinished merges older than merge::kRecoveryAfter, and erasures older than
   // privacy::kEraseRecoveryAfter, are finished (every pending one is finished once at start-up).

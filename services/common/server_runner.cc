@@ -65,6 +65,11 @@ ABSL_FLAG(
     "Shared identifiers that never merge customers nor suggest a merge, as "
     "<type>:<value> with a trailing * for a prefix: \"device_id:kiosk-*,phone:18005550100\".");
 
+ABSL_FLAG(std::string, default_country, "",
+          "The country of phone numbers written without '+' or an international prefix, per "
+          "tenant: \"acme=US;*=GB\" ('*': every tenant not named). Empty: none, and such a "
+          "number is refused unless it starts with its country code (README 'Phone numbers').");
+
 ABSL_FLAG(int, repeat_contact_days, 7,
           "A contact within this many days after a case was resolved still counts as a repeat "
           "contact about it.");
@@ -132,6 +137,7 @@ constexpr const char* kFlagNames[] = {
     "metrics_listen",
     "auto_merge_types",
     "merge_deny_list",
+    "default_country",
     "repeat_contact_days",
     "alert_repeat_contacts",
     "alert_negative_streak",
@@ -412,6 +418,12 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                                       "--merge_deny_list: ", deny.status().message())));
   }
   options.identity_policy.deny_list = *std::move(deny);
+  auto countries = identity::DefaultCountries::Parse(absl::GetFlag(FLAGS_default_country));
+  if (!countries.ok()) {
+    return Fail("config.invalid", absl::InvalidArgumentError(absl::StrCat(
+                                      "--default_country: ", countries.status().message())));
+  }
+  options.default_countries = *std::move(countries);
   // For fault tests: ONESTORY_FAILPOINT=<step> (e.g. merge.swap) kills the process as kill -9
   // would, just before that step of a merge or unmerge.
   if (const char* fp = std::getenv("ONESTORY_FAILPOINT"); fp != nullptr && *fp != '\0') {

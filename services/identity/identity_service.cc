@@ -102,8 +102,8 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
        fill](absl::StatusOr<IdentityStore::Linked> r) mutable {
         std::string owner = r.ok() ? "" : identity::OwnerOf(r.status());
         bool strong = request.verification() >= v1::VERIFICATION_ONE_TIME_CODE;
-        absl::StatusOr<v1::Identifier> id =
-            identity::NormalizeIdentifier("identifier", request.identifier());
+        absl::StatusOr<v1::Identifier> id = identity::NormalizeIdentifier(
+            "identifier", request.identifier(), store_->DefaultCountryOf(request.tenant()));
         if (owner.empty() || !strong || !id.ok() ||
             !policy_.TrustsToMerge(request.tenant(), id->type()) ||
             policy_.deny_list.Denied(id->type(), id->value())) {

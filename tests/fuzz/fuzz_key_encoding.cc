@@ -83,8 +83,24 @@ void CheckIdentifier(v1::IdentifierType type, absl::string_view value) {
   FUZZ_CHECK(normalized->value().size() <= identity::kMaxIdentifierBytes);
   FUZZ_CHECK(ValidateText("value", normalized->value(), identity::kMaxIdentifierBytes, false).ok());
   fuzz::CheckIdentifierKey("acme", *normalized);
-  auto again = identity::NormalizeIdentifier("identifier", *normalized);
+  // A normalized value sent back gives itself again; a phone with '+' in front (without, a
+  // 10-digit value of the North American shape reads as a national number).
+  v1::Identifier back = *normalized;
+  if (type == v1::IDENTIFIER_TYPE_PHONE) back.set_value("+" + back.value());
+  auto again = identity::NormalizeIdentifier("identifier", back);
   FUZZ_CHECK(again.ok() && again->value() == normalized->value());
+  // With a default country too.
+  for (const identity::PhoneCountry& country : identity::PhoneCountries()) {
+    auto placed = identity::NormalizeIdentifier("identifier", raw, &country);
+    if (!placed.ok()) {
+      fuzz::CheckRefusal(placed.status(), "identifier");
+      continue;
+    }
+    v1::Identifier sent = *placed;
+    if (type == v1::IDENTIFIER_TYPE_PHONE) sent.set_value("+" + sent.value());
+    auto same = identity::NormalizeIdentifier("identifier", sent, &country);
+    FUZZ_CHECK(same.ok() && same->value() == placed->value());
+  }
 }
 
 }  // namespace

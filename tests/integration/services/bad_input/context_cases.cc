@@ -81,6 +81,15 @@ std::vector<BadInputCase> IdentifierCases() {
              *r.mutable_customer() = RefIdent(static_cast<v1::IdentifierType>(77), "x");
              return api.GetContext(r);
            }},
+      {.name = "GetContextPhoneNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"customer.identifier.value", "default country"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::GetContextRequest r = ContextOf(s);
+             *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, "(415) 555-0100");
+             return api.GetContext(r);
+           }},
   };
 }
 

@@ -133,6 +133,34 @@ std::vector<BadInputCase> IdentifierCases() {
        .code = kInvalid,
        .message_names = {"identifier.value"},
        .send = resolve(v1::IDENTIFIER_TYPE_PHONE, "+1234567890123456")},
+      // National formats, in a tenant without a default country (--default_country): each
+      // would be a second customer next to the owner of the same number written with '+'.
+      {.name = "ResolvePhoneNorthAmericanNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"identifier.value", "default country"},
+       .send = resolve(v1::IDENTIFIER_TYPE_PHONE, "(415) 555-0100")},
+      {.name = "ResolvePhoneTrunkPrefixWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"identifier.value", "default country"},
+       .send = resolve(v1::IDENTIFIER_TYPE_PHONE, "020 7946 0958")},
+      {.name = "ResolvePhoneCountryCodeZero",
+       .code = kInvalid,
+       .message_names = {"identifier.value", "country code"},
+       .send = resolve(v1::IDENTIFIER_TYPE_PHONE, "+0 20 7946 0958")},
+      {.name = "LinkPhoneNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"identifier.value", "default country"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.Link(LinkOf(s, v1::IDENTIFIER_TYPE_PHONE, "415 555 0199"));
+           }},
+      {.name = "UnlinkPhoneNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"identifier.value", "default country"},
+       .send =
+           [](Api& api, const State& s) {
+             return api.Unlink(UnlinkOf(s, v1::IDENTIFIER_TYPE_PHONE, "(415) 555-0100"));
+           }},
       {.name = "ResolveEmailWithoutAt",
        .code = kInvalid,
        .message_names = {"identifier.value"},

@@ -388,6 +388,15 @@ std::vector<BadInputCase> MergeReadCases() {
              r.clear_customer();
              return api.SuggestMerges(r);
            }},
+      {.name = "SuggestMergesPhoneNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"customer.identifier.value", "default country"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::SuggestMergesRequest r = SuggestOf(s);
+             *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, "(415) 555-0100");
+             return api.SuggestMerges(r);
+           }},
       {.name = "SuggestMergesUnknownCustomer",
        .code = kNotFound,
        .message_names = {kUnknownCustomer},

@@ -196,6 +196,16 @@ std::vector<BadInputCase> IdentifierCases() {
              r.set_create_if_missing(true);
              return api.Append(r);
            }},
+      {.name = "AppendCreatePhoneNationalWithoutCountry",
+       .code = kInvalid,
+       .message_names = {"customer.identifier.value", "default country"},
+       .send =
+           [](Api& api, const State& s) {
+             v1::AppendRequest r = AppendOf(s);
+             *r.mutable_customer() = RefIdent(v1::IDENTIFIER_TYPE_PHONE, "(415) 555-0199");
+             r.set_create_if_missing(true);
+             return api.Append(r);
+           }},
   };
 }
 
