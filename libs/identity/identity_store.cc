@@ -14,166 +14,43 @@
 #include "libs/identity/normalize.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/lua/identity_check.h"
+#include "libs/lua/identity_claim_over.h"
+#include "libs/lua/identity_create.h"
+#include "libs/lua/identity_get_profile.h"
+#include "libs/lua/identity_link_precheck.h"
+#include "libs/lua/identity_reclaim.h"
+#include "libs/lua/identity_record_link.h"
+#include "libs/lua/identity_unclaim.h"
+#include "libs/lua/identity_unlink.h"
+#include "libs/lua/identity_update_profile.h"
 #include "libs/privacy/free_text.h"
 
 namespace onestory::identity {
 namespace {
 
 using redis::Reply;
-using redis::Script;
+// The index-entry functions (libs/identity/lua/), filled.
+lua::IdentityReclaim Reclaim(std::string index, std::string new_owner, std::string expected) {
+  lua::IdentityReclaim call;
+  call.index = std::move(index);
+  call.new_owner = std::move(new_owner);
+  call.expected_owner = std::move(expected);
+  return call;
+}
 
-// KEYS: profile, identifiers. ARGV: now ms, identifier field.
-// Creates the customer unless it exists. Returns 1 when created.
-const Script kCreateCustomer("identity.create", R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'updated_at', ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return 1
-)lua");
-
-// KEYS: profile, identifiers. ARGV: customer id.
-const Script kGetProfile("identity.get_profile", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], false)
-if err then return err end
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
-)lua"));
-
-// KEYS: profile. ARGV: customer id. Checks the customer exists and was not merged.
-const Script kGuardRead("identity.guard_read", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], false)
-if err then return err end
-return 1
-)lua"));
-
-// KEYS: profile. ARGV: customer id. Checks the customer takes writes.
-const Script kGuardWrite("identity.guard_write", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-return 1
-)lua"));
-
-// KEYS: profile, identifiers. ARGV: customer id, identifier field, max identifiers, max per
-// type, type name.
-const Script kLinkPrecheck("identity.link_precheck", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then
-  return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' already has ' .. ARGV[3] ..
-                           ' identifiers')
-end
-local prefix, n = ARGV[5] .. ':', 0
-for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
-  if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
-end
-if n >= tonumber(ARGV[4]) then
-  return redis.error_reply('OS_LIMIT customer ' .. ARGV[1] .. ' already has ' .. ARGV[4] ..
-                           ' identifiers of type ' .. ARGV[5])
-end
-return 1
-)lua"));
-
-// KEYS: profile, identifiers. ARGV: customer id, identifier field, evidence of a new link,
-// now ms, verification. Records the link, or refreshes last_seen and raises the verification of
-// an existing one. Returns 1 when the customer did not have the identifier.
-const Script kRecordLink("identity.record_link", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
-if not cur then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-  return 1
-end
-local first, ver, rest = string.match(cur, '^v2|(%-?%d+)|%-?%d+|(%d+)|(.*)$')
-if not first then first, ver, rest = cur, '1', '0|4|||' end
-if tonumber(ARGV[5]) > tonumber(ver) then ver = ARGV[5] end
-redis.call('HSET', KEYS[2], ARGV[2], 'v2|' .. first .. '|' .. ARGV[4] .. '|' .. ver .. '|' .. rest)
-return 0
-)lua"));
-
-// KEYS: identifier index. ARGV: new owner, expected owner. Moves the identifier to the new
-// owner when the expected one has it. Returns the owner before.
-const Script kReclaim("identity.reclaim", R"lua(
-local owner = redis.call('GET', KEYS[1])
-if owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) end
-return owner
-)lua");
-
-// KEYS: identifier index. ARGV: new owner, erased owner. Claims the identifier when nobody or
-// the erased owner has it. Returns the owner before (nil when none).
-const Script kClaimOver("identity.claim_over", R"lua(
-local owner = redis.call('GET', KEYS[1])
-if not owner or owner == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) end
-return owner
-)lua");
-
-// KEYS: identifier index. ARGV: customer id.
-// Deletes the index entry when it names the customer. Returns 1 when deleted, else the owner
-// (or false when nobody owns it).
-const Script kUnclaim("identity.unclaim", R"lua(
-local owner = redis.call('GET', KEYS[1])
-if owner == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
-return owner
-)lua");
-
-// KEYS: profile, identifiers. ARGV: identifier field.
-// Returns {customer exists (0/1), field removed (0/1)}.
-const Script kUnlinkFromCustomer("identity.unlink", R"lua(
-local exists = redis.call('EXISTS', KEYS[1])
-local removed = redis.call('HDEL', KEYS[2], ARGV[1])
-return {exists, removed}
-)lua");
-
-// KEYS: profile, identifiers. ARGV: customer id, now ms, max attributes, then (op, field, value)
-// triples: 'set' field value | 'del' field - | 'clr' - - (removes every attr: field).
-// Checks the attribute limit before writing anything.
-const Script kUpdateProfile("identity.update_profile", absl::StrCat(kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-local attrs, count, original = {}, 0, {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 5) == 'attr:' then
-    attrs[all[i]] = true
-    original[#original + 1] = all[i]
-    count = count + 1
-  end
-end
-for i = 4, #ARGV, 3 do
-  local op, f = ARGV[i], ARGV[i + 1]
-  if op == 'clr' then
-    for k in pairs(attrs) do attrs[k] = nil end
-    count = 0
-  elseif op == 'set' and string.sub(f, 1, 5) == 'attr:' and not attrs[f] then
-    attrs[f] = true
-    count = count + 1
-  elseif op == 'del' and attrs[f] then
-    attrs[f] = nil
-    count = count - 1
-  end
-end
-if count > tonumber(ARGV[3]) then
-  return redis.error_reply('OS_INVALID profile.attributes: at most ' .. ARGV[3] .. ' entries')
-end
-for i = 4, #ARGV, 3 do
-  local op, f, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'clr' then
-    if #original > 0 then redis.call('HDEL', KEYS[1], unpack(original)) end
-  elseif op == 'set' then
-    redis.call('HSET', KEYS[1], f, v)
-  elseif op == 'del' then
-    redis.call('HDEL', KEYS[1], f)
-  end
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
-)lua"));
+lua::IdentityUnclaim Unclaim(std::string index, std::string customer_id) {
+  lua::IdentityUnclaim call;
+  call.index = std::move(index);
+  call.customer_id = std::move(customer_id);
+  return call;
+}
 
 absl::StatusOr<v1::Profile> ProfileFromReply(const std::string& customer_id,
                                              absl::StatusOr<Reply> r) {
   if (!r.ok()) return r.status();
   if (!r->is_array() || r->elements.size() != 2) {
-    return absl::InternalError("unexpected reply from profile script");
+    return absl::InternalError("unexpected reply from the profile function");
   }
   return ProfileFromHashes(customer_id, r->elements[0], r->elements[1]);
 }
@@ -320,33 +197,40 @@ void IdentityStore::CreateAndClaim(const std::string& tenant, const v1::Identifi
   std::string customer_id = NewRandomId("cus_");
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
-  client_->Eval(kCreateCustomer, {ck.profile(), ck.identifiers()},
-                {absl::StrCat(now), IdentifierField(id)}, deadline,
-                [this, tenant, id, customer_id, erased_owner, deadline,
-                 done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  if (!r.ok()) return done(r.status());
-                  // The claim: SET NX, or, over an erased owner's entry, compare-and-set (either
-                  // way the reply is the owner before: nil or the erased owner when ours now).
-                  std::string index = keys::IdentifierKey(tenant, id.type(), id.value());
-                  auto claimed = [this, tenant, id, customer_id, erased_owner,
-                                  done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
-                    if (!claim.ok()) return done(claim.status());
-                    if (claim->is_nil() || (!erased_owner.empty() && claim->str == erased_owner)) {
-                      return done(Resolved{customer_id, true, std::move(id)});
-                    }
-                    // Another call claimed the identifier first: ours is unreachable; remove it.
-                    keys::CustomerKeys ck(tenant, customer_id);
-                    client_->Command({"DEL", ck.profile(), ck.identifiers()},
-                                     absl::InfiniteFuture(), [](absl::StatusOr<Reply>) {});
-                    done(Resolved{claim->str, false, std::move(id)});
-                  };
-                  if (erased_owner.empty()) {
-                    return client_->Command({"SET", index, customer_id, "NX", "GET"}, deadline,
-                                            std::move(claimed));
-                  }
-                  client_->Eval(kClaimOver, {index}, {customer_id, erased_owner}, deadline,
-                                std::move(claimed));
-                });
+  lua::IdentityCreate create;
+  create.profile = ck.profile();
+  create.identifiers = ck.identifiers();
+  create.now_ms = now;
+  create.field = IdentifierField(id);
+  client_->Fcall(create, deadline,
+                 [this, tenant, id, customer_id, erased_owner, deadline,
+                  done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                   if (!r.ok()) return done(r.status());
+                   // The claim: SET NX, or, over an erased owner's entry, compare-and-set (either
+                   // way the reply is the owner before: nil or the erased owner when ours now).
+                   std::string index = keys::IdentifierKey(tenant, id.type(), id.value());
+                   auto claimed = [this, tenant, id, customer_id, erased_owner,
+                                   done = std::move(done)](absl::StatusOr<Reply> claim) mutable {
+                     if (!claim.ok()) return done(claim.status());
+                     if (claim->is_nil() || (!erased_owner.empty() && claim->str == erased_owner)) {
+                       return done(Resolved{customer_id, true, std::move(id)});
+                     }
+                     // Another call claimed the identifier first: ours is unreachable; remove it.
+                     keys::CustomerKeys ck(tenant, customer_id);
+                     client_->Command({"DEL", ck.profile(), ck.identifiers()},
+                                      absl::InfiniteFuture(), [](absl::StatusOr<Reply>) {});
+                     done(Resolved{claim->str, false, std::move(id)});
+                   };
+                   if (erased_owner.empty()) {
+                     return client_->Command({"SET", index, customer_id, "NX", "GET"}, deadline,
+                                             std::move(claimed));
+                   }
+                   lua::IdentityClaimOver over;
+                   over.index = index;
+                   over.new_owner = customer_id;
+                   over.erased_owner = erased_owner;
+                   client_->Fcall(over, deadline, std::move(claimed));
+                 });
 }
 
 void IdentityStore::ResolveRef(const std::string& tenant, absl::string_view field,
@@ -391,12 +275,14 @@ void IdentityStore::RootOf(const std::string& tenant, const std::string& custome
   FollowMerges<std::string>(
       customer_id,
       [this, tenant, deadline](const std::string& id, Callback<std::string> cb) {
-        keys::CustomerKeys ck(tenant, id);
-        client_->Eval(kGuardRead, {ck.profile()}, {id}, deadline,
-                      [id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok()) return cb(r.status());
-                        cb(id);
-                      });
+        lua::IdentityCheck check;
+        check.profile = keys::CustomerKeys(tenant, id).profile();
+        check.customer_id = id;
+        check.write = 0;
+        client_->Fcall(check, deadline, [id, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+          if (!r.ok()) return cb(r.status());
+          cb(id);
+        });
       },
       std::move(done));
 }
@@ -439,12 +325,16 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                            const v1::Identifier& id, const LinkEvidence& evidence,
                            absl::Time deadline, Callback<Linked> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  std::string type_name(keys::IdentifierTypeName(id.type()));
-  client_->Eval(
-      kLinkPrecheck, {ck.profile(), ck.identifiers()},
-      {customer_id, IdentifierField(id), absl::StrCat(kMaxIdentifiersPerCustomer),
-       absl::StrCat(kMaxIdentifiersPerType), type_name},
-      deadline,
+  lua::IdentityLinkPrecheck precheck;
+  precheck.profile = ck.profile();
+  precheck.identifiers = ck.identifiers();
+  precheck.customer_id = customer_id;
+  precheck.field = IdentifierField(id);
+  precheck.max_total = kMaxIdentifiersPerCustomer;
+  precheck.max_per_type = kMaxIdentifiersPerType;
+  precheck.type_name = std::string(keys::IdentifierTypeName(id.type()));
+  client_->Fcall(
+      precheck, deadline,
       [this, tenant, customer_id, id, evidence, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
@@ -468,9 +358,9 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                       // two steps: give the claim back, so the identifier is not left with a
                       // customer that will not list it. The caller retries (ABORTED) or follows
                       // the merge.
-                      client_->Eval(kUnclaim, {index_key}, {customer_id}, deadline,
-                                    [r = std::move(r), done = std::move(done)](
-                                        absl::StatusOr<Reply>) mutable { done(std::move(r)); });
+                      client_->Fcall(Unclaim(index_key, customer_id), deadline,
+                                     [r = std::move(r), done = std::move(done)](
+                                         absl::StatusOr<Reply>) mutable { done(std::move(r)); });
                     });
               }
               // Another customer owns it — unless that one was merged into this one (an
@@ -491,8 +381,8 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                          conflict.SetPayload(kOwnerPayload, absl::Cord(root.ok() ? *root : owner));
                          return done(conflict);
                        }
-                       client_->Eval(
-                           kReclaim, {index_key}, {customer_id, owner}, deadline,
+                       client_->Fcall(
+                           Reclaim(index_key, customer_id, owner), deadline,
                            [this, tenant, customer_id, id = std::move(id), evidence, deadline,
                             index_key, owner,
                             done = std::move(done)](absl::StatusOr<Reply> moved) mutable {
@@ -509,8 +399,8 @@ void IdentityStore::LinkOn(const std::string& tenant, const std::string& custome
                                    if (!refused) return done(std::move(r));
                                    // A merge took the customer meanwhile: put the entry back
                                    // where it was (its old owner still leads here).
-                                   client_->Eval(
-                                       kReclaim, {index_key}, {owner, customer_id}, deadline,
+                                   client_->Fcall(
+                                       Reclaim(index_key, owner, customer_id), deadline,
                                        [r = std::move(r), done = std::move(done)](
                                            absl::StatusOr<Reply>) mutable { done(std::move(r)); });
                                  });
@@ -537,16 +427,22 @@ void IdentityStore::RecordLink(const std::string& tenant, const std::string& cus
   *e.mutable_first_seen() = FromMillis(now);
   *e.mutable_last_seen() = FromMillis(now);
   keys::CustomerKeys ck(tenant, customer_id);
-  // Built before the call: the callback takes `id` by move.
-  std::vector<std::string> args = {customer_id, IdentifierField(id), EncodeEvidence(e),
-                                   absl::StrCat(now), absl::StrCat(static_cast<int>(verification))};
-  client_->Eval(kRecordLink, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
-                [customer_id, id = std::move(id), claimed_before,
-                 done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  if (!r.ok()) return done(r.status());
-                  // already_linked only when both steps had been done before.
-                  done(Linked{std::move(id), claimed_before && r->integer == 0, customer_id});
-                });
+  // Filled before the call: the callback takes `id` by move.
+  lua::IdentityRecordLink call;
+  call.profile = ck.profile();
+  call.identifiers = ck.identifiers();
+  call.customer_id = customer_id;
+  call.field = IdentifierField(id);
+  call.evidence = EncodeEvidence(e);
+  call.now_ms = absl::StrCat(now);
+  call.verification = static_cast<int>(verification);
+  client_->Fcall(call, deadline,
+                 [customer_id, id = std::move(id), claimed_before,
+                  done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                   if (!r.ok()) return done(r.status());
+                   // already_linked only when both steps had been done before.
+                   done(Linked{std::move(id), claimed_before && r->integer == 0, customer_id});
+                 });
 }
 
 void IdentityStore::Unlink(const std::string& tenant, const std::string& customer_id,
@@ -560,9 +456,12 @@ void IdentityStore::Unlink(const std::string& tenant, const std::string& custome
   FollowMerges<bool>(
       customer_id,
       [this, tenant, id = *id, deadline](const std::string& c, Callback<bool> cb) {
-        keys::CustomerKeys ck(tenant, c);
-        client_->Eval(
-            kGuardWrite, {ck.profile()}, {c}, deadline,
+        lua::IdentityCheck check;
+        check.profile = keys::CustomerKeys(tenant, c).profile();
+        check.customer_id = c;
+        check.write = 1;
+        client_->Fcall(
+            check, deadline,
             [this, tenant, c, id, deadline, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
               if (!r.ok()) return cb(r.status());
               UnlinkOn(tenant, c, id, deadline, std::move(cb));
@@ -573,8 +472,8 @@ void IdentityStore::Unlink(const std::string& tenant, const std::string& custome
 
 void IdentityStore::UnlinkOn(const std::string& tenant, const std::string& customer_id,
                              const v1::Identifier& id, absl::Time deadline, Callback<bool> done) {
-  client_->Eval(
-      kUnclaim, {keys::IdentifierKey(tenant, id.type(), id.value())}, {customer_id}, deadline,
+  client_->Fcall(
+      Unclaim(keys::IdentifierKey(tenant, id.type(), id.value()), customer_id), deadline,
       [this, tenant, customer_id, id, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
@@ -585,12 +484,16 @@ void IdentityStore::UnlinkOn(const std::string& tenant, const std::string& custo
         }
         bool unclaimed = r->type == Reply::Type::kInteger && r->integer == 1;
         keys::CustomerKeys ck(tenant, customer_id);
-        client_->Eval(
-            kUnlinkFromCustomer, {ck.profile(), ck.identifiers()}, {IdentifierField(id)}, deadline,
+        lua::IdentityUnlink unlink;
+        unlink.profile = ck.profile();
+        unlink.identifiers = ck.identifiers();
+        unlink.field = IdentifierField(id);
+        client_->Fcall(
+            unlink, deadline,
             [customer_id, id, unclaimed, done = std::move(done)](absl::StatusOr<Reply> u) mutable {
               if (!u.ok()) return done(u.status());
               if (!u->is_array() || u->elements.size() != 2) {
-                return done(absl::InternalError("unexpected reply from unlink script"));
+                return done(absl::InternalError("unexpected reply from identity_unlink"));
               }
               if (u->elements[0].integer == 0) {
                 return done(
@@ -614,10 +517,13 @@ void IdentityStore::GetProfile(const std::string& tenant, const std::string& cus
       customer_id,
       [this, tenant, deadline](const std::string& c, Callback<v1::Profile> cb) {
         keys::CustomerKeys ck(tenant, c);
-        client_->Eval(kGetProfile, {ck.profile(), ck.identifiers()}, {c}, deadline,
-                      [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        cb(ProfileFromReply(c, std::move(r)));
-                      });
+        lua::IdentityGetProfile call;
+        call.profile = ck.profile();
+        call.identifiers = ck.identifiers();
+        call.customer_id = c;
+        client_->Fcall(call, deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+          cb(ProfileFromReply(c, std::move(r)));
+        });
       },
       std::move(done));
 }
@@ -636,13 +542,17 @@ void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& 
       customer_id,
       [this, tenant, now, ops = *std::move(ops), deadline](const std::string& c,
                                                            Callback<v1::Profile> cb) {
-        std::vector<std::string> args = {c, absl::StrCat(now), absl::StrCat(kMaxProfileAttributes)};
-        args.insert(args.end(), ops.begin(), ops.end());
         keys::CustomerKeys ck(tenant, c);
-        client_->Eval(kUpdateProfile, {ck.profile(), ck.identifiers()}, std::move(args), deadline,
-                      [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        cb(ProfileFromReply(c, std::move(r)));
-                      });
+        lua::IdentityUpdateProfile call;
+        call.profile = ck.profile();
+        call.identifiers = ck.identifiers();
+        call.customer_id = c;
+        call.now_ms = now;
+        call.max_attributes = kMaxProfileAttributes;
+        call.ops = ops;
+        client_->Fcall(call, deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+          cb(ProfileFromReply(c, std::move(r)));
+        });
       },
       std::move(done));
 }

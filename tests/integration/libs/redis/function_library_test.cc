@@ -105,6 +105,22 @@ class FunctionLibraryTest : public ::testing::Test {
     return names;
   }
 
+  // Every function of the library, as LoadedFunctions() lists them (sorted, with their flags).
+  static std::vector<std::string> ExpectedFunctions() {
+    const std::string v = std::string(lua::kLibrary.version);
+    return {absl::StrCat("context_get_", v, " no-writes"),
+            // libs/identity
+            absl::StrCat("identity_check_", v, " no-writes"),
+            absl::StrCat("identity_claim_over_", v), absl::StrCat("identity_create_", v),
+            absl::StrCat("identity_get_profile_", v, " no-writes"),
+            absl::StrCat("identity_link_precheck_", v, " no-writes"),
+            absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
+            absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
+            absl::StrCat("identity_update_profile_", v),
+            // libs/retention
+            absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v)};
+  }
+
   static inline RedisForTest* redis_ = nullptr;
   std::unique_ptr<Client> client_;
 };
@@ -115,10 +131,7 @@ TEST_F(FunctionLibraryTest, LoadsEveryFunctionVersionedAndLoadingAgainIsFine) {
   EXPECT_TRUE(absl::StartsWith(lua::kLibrary.name, "onestory_"));
   const std::string v = std::string(lua::kLibrary.version);
   EXPECT_EQ(lua::kLibrary.name, absl::StrCat("onestory_", v));
-  EXPECT_EQ(LoadedFunctions(),
-            (std::vector<std::string>{absl::StrCat("context_get_", v, " no-writes"),
-                                      absl::StrCat("retention_forget_", v),
-                                      absl::StrCat("retention_sweep_", v)}));
+  EXPECT_EQ(LoadedFunctions(), ExpectedFunctions());
 }
 
 TEST_F(FunctionLibraryTest, ReadOnlyFunctionsAreCalledWithFcallRo) {
@@ -156,7 +169,7 @@ TEST_F(FunctionLibraryTest, AFunctionFlushBetweenCallsIsSurvived) {
   // One FCALL refused, one FUNCTION LOAD, one FCALL again.
   EXPECT_EQ(CommandCalls("cmdstat_function|load"), 1);
   EXPECT_EQ(CommandCalls("cmdstat_fcall"), 2);
-  EXPECT_EQ(LoadedFunctions().size(), 3u);
+  EXPECT_EQ(LoadedFunctions(), ExpectedFunctions());
 }
 
 TEST_F(FunctionLibraryTest, NeverLoadedIsLoadedByTheFirstCall) {
@@ -165,7 +178,7 @@ TEST_F(FunctionLibraryTest, NeverLoadedIsLoadedByTheFirstCall) {
   absl::StatusOr<Reply> r = Call(forget);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 0);
-  EXPECT_EQ(LoadedFunctions().size(), 3u);
+  EXPECT_EQ(LoadedFunctions(), ExpectedFunctions());
 }
 
 TEST_F(FunctionLibraryTest, ABrokenLibraryFailsTheLoadNamingFileAndLine) {
