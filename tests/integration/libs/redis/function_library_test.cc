@@ -118,7 +118,9 @@ TEST_F(FunctionLibraryTest, LoadsEveryFunctionVersionedAndLoadingAgainIsFine) {
   EXPECT_EQ(LoadedFunctions(),
             (std::vector<std::string>{absl::StrCat("context_get_", v, " no-writes"),
                                       absl::StrCat("retention_forget_", v),
-                                      absl::StrCat("retention_sweep_", v)}));
+                                      absl::StrCat("retention_sweep_", v),
+                                      absl::StrCat("timeline_append_", v),
+                                      absl::StrCat("timeline_range_", v, " no-writes")}));
 }
 
 TEST_F(FunctionLibraryTest, ReadOnlyFunctionsAreCalledWithFcallRo) {
@@ -156,7 +158,7 @@ TEST_F(FunctionLibraryTest, AFunctionFlushBetweenCallsIsSurvived) {
   // One FCALL refused, one FUNCTION LOAD, one FCALL again.
   EXPECT_EQ(CommandCalls("cmdstat_function|load"), 1);
   EXPECT_EQ(CommandCalls("cmdstat_fcall"), 2);
-  EXPECT_EQ(LoadedFunctions().size(), 3u);
+  EXPECT_EQ(LoadedFunctions().size(), 5u);
 }
 
 TEST_F(FunctionLibraryTest, NeverLoadedIsLoadedByTheFirstCall) {
@@ -165,7 +167,7 @@ TEST_F(FunctionLibraryTest, NeverLoadedIsLoadedByTheFirstCall) {
   absl::StatusOr<Reply> r = Call(forget);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 0);
-  EXPECT_EQ(LoadedFunctions().size(), 3u);
+  EXPECT_EQ(LoadedFunctions().size(), 5u);
 }
 
 TEST_F(FunctionLibraryTest, ABrokenLibraryFailsTheLoadNamingFileAndLine) {
