@@ -2,7 +2,9 @@
 // script that appends (TimelineService.Append and the conversation and case operations of
 // libs/engagement), so an event has the same effects whichever way it arrives.
 //
-// Storing an event (Lua function os_append in kEventEffectsLua):
+// Storing an event (Lua function os_append of libs/timeline/lua/effects.lua, a helper of the
+// Redis Function library (libs/lua) that timeline_append calls, and pasted into the EVAL
+// scripts of libs/engagement through kEventEffectsLua):
 // - writes it to the timeline stream and its event_id to the dedup hash (an id already there is
 //   a duplicate: nothing is written);
 // - updates the latest activity per channel and the open conversations;
@@ -11,14 +13,17 @@
 // - an event that ends a conversation ends its record;
 // - sentiment is counted per day and feeds the negative streak;
 // - raises REPEAT_CONTACT and NEGATIVE_STREAK alerts into the tenant's alert log (each once);
-// - applies the tenant's retention limits (libs/retention/trim_lua.h: the oldest events past
+// - applies the tenant's retention limits (RetentionLimits; libs/retention/trim_lua.h: the oldest
+// events past
 //   max_events or max_age go) and records the customer's latest activity in the tenant's
 //   activity index (keys::TenantKeys::activity(), which the retention Sweeper walks);
 // - publishes the newest stream id on the customer's notify channel.
 //
-// A script is kGuardLua + kEventEffectsLua + its own body, called with EffectKeys() as KEYS and
-// EffectArgs() as the first kEffectArgs ARGV. The prelude defines `K` (named keys) and `P`
-// (named arguments) for the body. Thread-safe (pure).
+// An EVAL script is kGuardLua + kEventEffectsLua + its own body, called with EffectKeys() as KEYS
+// and EffectArgs() as the first kEffectArgs ARGV. The prelude binds `K` (named keys) and `P`
+// (named arguments) for the body (effects.lua's header names them). The function
+// timeline_append (libs/timeline/lua/append.lua) takes its keys and arguments by name instead.
+// Thread-safe (pure).
 #pragma once
 
 #include <cstdint>
@@ -29,11 +34,8 @@
 #include "absl/time/time.h"
 #include "libs/privacy/free_text.h"
 #include "libs/privacy/redactor.h"
+#include "libs/retention/retention.h"
 #include "onestory/v1/common.pb.h"
-
-namespace onestory::retention {
-class Policy;
-}  // namespace onestory::retention
 
 namespace onestory::timeline {
 
@@ -54,14 +56,15 @@ struct EngagementPolicy {
   const retention::Policy* retention = nullptr;
 };
 
-// Lua prelude (after kGuardLua): K, P, os_append(events) and what it needs (contacts, cases,
-// sentiment, alerts, retention's os_trim); libs/engagement adds its other helpers after it
-// (kEngagementLua).
+// Lua prelude of the EVAL scripts (after kGuardLua): retention's os_trim, effects.lua (os_append
+// and what it needs: contacts, cases, sentiment, alerts), K and P bound from KEYS and ARGV, and
+// os_event_arg(b) (an event's arguments from ARGV[b]); libs/engagement adds its other helpers
+// after it (kEngagementLua).
 extern const char* const kEventEffectsLua;
 
 // How many ARGV EffectArgs fills; a script's own arguments start at ARGV[kEffectArgs + 1].
 inline constexpr int kEffectArgs = 12;
-// Arguments per event passed to os_append by EventArgs.
+// Arguments per event written by AppendEventArgs (effects.lua's os_event_fields).
 inline constexpr int kArgsPerEvent = 8;
 
 // KEYS of every effects script, for one customer of one tenant (both validated).
@@ -73,6 +76,10 @@ std::vector<std::string> EffectKeys(absl::string_view tenant, absl::string_view 
 std::vector<std::string> EffectArgs(absl::string_view tenant, absl::string_view customer_id,
                                     int64_t now_ms, absl::string_view tag, absl::string_view via,
                                     const EngagementPolicy& policy);
+
+// The tenant's retention limits: policy.retention's (Policy::For: a reader lock), else
+// retention::DefaultLimits().
+retention::Limits RetentionLimits(absl::string_view tenant, const EngagementPolicy& policy);
 
 // The masking everything stored passes through: privacy::SetStorageRedactor and
 // privacy::StorageRedactor (libs/privacy/free_text.h), named here for the servers that set it.

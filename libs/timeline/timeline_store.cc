@@ -12,6 +12,8 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
+#include "libs/lua/timeline_append.h"
+#include "libs/lua/timeline_range.h"
 #include "libs/privacy/free_text.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
@@ -21,43 +23,21 @@ namespace onestory::timeline {
 namespace {
 
 using redis::Reply;
-using redis::Script;
 
-// KEYS, ARGV: EffectKeys and EffectArgs (libs/timeline/event_effects.h), then the event count
-// and kArgsPerEvent per event. The merge tag marks events that belong to a merged source (an
-// Unmerge gives them back): the given tag (the append was redirected from the source's id: every
-// merge on the way), else the merges the via identifier came with, if any.
-// Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate}.
-const Script kAppend("timeline.append", absl::StrCat(identity::kGuardLua, kEventEffectsLua, R"lua(
-local n = tonumber(ARGV[13])
-local evs = {}
-for i = 0, n - 1 do evs[i + 1] = os_event_arg(14 + i * 8) end
-local out, err = os_append(evs)
-if not out then return err end
-return out
-)lua"));
-
-// KEYS: profile, timeline, remap. ARGV: customer id, 'asc'|'desc', start, count.
-// An exclusive start ("(<id>") from before a merge renumbered the timeline is remapped first;
-// so is "(<merged customer>|<id>)", a position in a customer merged into this one.
-const Script kRange("timeline.range", absl::StrCat(identity::kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], false)
-if err then return err end
-local start = ARGV[3]
-if string.sub(start, 1, 1) == '(' then
-  local now = redis.call('HGET', KEYS[3], string.sub(start, 2))
-  if now then
-    start = '(' .. now
-  elseif string.find(start, '|', 1, true) then
-    return redis.error_reply('OS_INVALID after_cursor: a position in a customer merged into ' ..
-                             ARGV[1] .. ' that is no longer known; watch from_start instead')
-  end
-end
-if ARGV[2] == 'asc' then
-  return redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[4])
-end
-return redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', ARGV[4])
-)lua"));
+// The timeline_range call reading `count` entries of a customer's timeline from `start`.
+lua::TimelineRange RangeCall(const std::string& tenant, const std::string& customer_id,
+                             bool oldest_first, std::string start, int64_t count) {
+  keys::CustomerKeys ck(tenant, customer_id);
+  lua::TimelineRange call;
+  call.profile = ck.profile();
+  call.timeline = ck.timeline();
+  call.remap = ck.remap();
+  call.customer_id = customer_id;
+  call.order = oldest_first ? "asc" : "desc";
+  call.start = std::move(start);
+  call.count = count;
+  return call;
+}
 
 uint64_t Fnv1a(absl::string_view data) {
   uint64_t h = 1469598103934665603ull;
@@ -201,23 +181,51 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
                              std::shared_ptr<std::vector<v1::Event>> events, int64_t now,
                              const std::string& tag, const std::string& via, absl::Time deadline,
                              Callback<v1::AppendResponse> done) {
-  std::vector<std::string> args = EffectArgs(tenant, customer_id, now, tag, via, policy_);
-  args.reserve(args.size() + 1 + events->size() * kArgsPerEvent);
-  args.push_back(absl::StrCat(events->size()));
-  for (const v1::Event& e : *events) AppendEventArgs(e, &args);
-  client_->Eval(
-      kAppend, EffectKeys(tenant, customer_id), std::move(args), deadline,
+  keys::CustomerKeys ck(tenant, customer_id);
+  keys::TenantKeys tk(tenant);
+  const retention::Limits limits = RetentionLimits(tenant, policy_);
+  lua::TimelineAppend call;
+  call.profile = ck.profile();
+  call.timeline = ck.timeline();
+  call.dedup = ck.dedup();
+  call.conversations = ck.conversations();
+  call.identifiers = ck.identifiers();
+  call.conversation_records = ck.conversation_records();
+  call.cases = ck.cases();
+  call.contacts = ck.contacts();
+  call.contact_channels = ck.contact_channels();
+  call.signals = ck.signals();
+  call.alert_log = tk.alert_log();
+  call.alert_ids = tk.alert_ids();
+  call.alert_open = tk.alert_open();
+  call.journey_counters = tk.journey_counters();
+  call.activity = tk.activity();
+  call.customer_id = customer_id;
+  call.now_ms = now;
+  call.notify_channel = ck.channel();
+  call.tag = tag;
+  call.via = via;
+  call.alert_channel = tk.alert_channel();
+  call.repeat_window_ms = absl::ToInt64Milliseconds(policy_.repeat_window);
+  call.alert_repeat_contacts = policy_.alert_repeat_contacts;
+  call.alert_negative_streak = policy_.alert_negative_streak;
+  call.max_events = limits.max_events;
+  call.max_age_ms = absl::ToInt64Milliseconds(limits.max_age);
+  call.events.reserve(events->size() * kArgsPerEvent);
+  for (const v1::Event& e : *events) AppendEventArgs(e, &call.events);
+  client_->Fcall(
+      call, deadline,
       [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         if (!r->is_array() || r->elements.size() != events->size()) {
-          return done(absl::InternalError("unexpected reply from append script"));
+          return done(absl::InternalError("unexpected reply from timeline_append"));
         }
         v1::AppendResponse resp;
         resp.set_customer_id(customer_id);
         for (size_t i = 0; i < events->size(); ++i) {
           const Reply& item = r->elements[i];
           if (!item.is_array() || item.elements.size() != 3) {
-            return done(absl::InternalError("unexpected reply from append script"));
+            return done(absl::InternalError("unexpected reply from timeline_append"));
           }
           const std::string& sid = item.elements[0].str;
           bool duplicate = item.elements[1].integer == 1;
@@ -308,10 +316,8 @@ void TimelineStore::List(const v1::ListRequest& request, absl::Time deadline,
 void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
   int chunk = state->filter.empty() ? state->page_size + 1 : std::max(100, state->page_size * 2);
   chunk = std::min(chunk, kMaxExaminedPerList - state->examined + 1);
-  keys::CustomerKeys ck(state->tenant, state->customer_id);
-  client_->Eval(
-      kRange, {ck.profile(), ck.timeline(), ck.remap()},
-      {state->customer_id, state->oldest_first ? "asc" : "desc", state->start, absl::StrCat(chunk)},
+  client_->Fcall(
+      RangeCall(state->tenant, state->customer_id, state->oldest_first, state->start, chunk),
       state->deadline, [this, state, chunk](absl::StatusOr<Reply> r) {
         if (!r.ok()) {
           // Merged before the first read: list the target instead.
@@ -356,33 +362,30 @@ void TimelineStore::ListNext(std::shared_ptr<ListState> state) {
 void TimelineStore::ReadAfter(const std::string& tenant, const std::string& customer_id,
                               const std::string& after, int max, absl::Time deadline,
                               Callback<Batch> done) {
-  keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()},
-                {customer_id, "asc", absl::StrCat("(", after), absl::StrCat(max)}, deadline,
-                [customer_id, after, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  if (!r.ok()) return done(r.status());
-                  Batch batch;
-                  batch.last_stream_id = after;
-                  for (const Reply& entry : r->elements) {
-                    absl::StatusOr<v1::Event> e = EventFromEntry(customer_id, entry);
-                    if (!e.ok()) return done(e.status());
-                    batch.events.push_back(*std::move(e));
-                    batch.stream_ids.push_back(entry.elements[0].str);
-                    batch.last_stream_id = entry.elements[0].str;
-                  }
-                  done(std::move(batch));
-                });
+  client_->Fcall(RangeCall(tenant, customer_id, true, absl::StrCat("(", after), max), deadline,
+                 [customer_id, after, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                   if (!r.ok()) return done(r.status());
+                   Batch batch;
+                   batch.last_stream_id = after;
+                   for (const Reply& entry : r->elements) {
+                     absl::StatusOr<v1::Event> e = EventFromEntry(customer_id, entry);
+                     if (!e.ok()) return done(e.status());
+                     batch.events.push_back(*std::move(e));
+                     batch.stream_ids.push_back(entry.elements[0].str);
+                     batch.last_stream_id = entry.elements[0].str;
+                   }
+                   done(std::move(batch));
+                 });
 }
 
 void TimelineStore::Head(const std::string& tenant, const std::string& customer_id,
                          absl::Time deadline, Callback<std::string> done) {
-  keys::CustomerKeys ck(tenant, customer_id);
-  client_->Eval(kRange, {ck.profile(), ck.timeline(), ck.remap()}, {customer_id, "desc", "+", "1"},
-                deadline, [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                  if (!r.ok()) return done(r.status());
-                  if (r->elements.empty()) return done(std::string("0-0"));
-                  done(r->elements[0].elements[0].str);
-                });
+  client_->Fcall(RangeCall(tenant, customer_id, false, "+", 1), deadline,
+                 [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                   if (!r.ok()) return done(r.status());
+                   if (r->elements.empty()) return done(std::string("0-0"));
+                   done(r->elements[0].elements[0].str);
+                 });
 }
 
 }  // namespace onestory::timeline

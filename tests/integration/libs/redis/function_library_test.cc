@@ -118,7 +118,9 @@ class FunctionLibraryTest : public ::testing::Test {
             absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
             absl::StrCat("identity_update_profile_", v),
             // libs/retention
-            absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v)};
+            absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
+            // libs/timeline
+            absl::StrCat("timeline_append_", v), absl::StrCat("timeline_range_", v, " no-writes")};
   }
 
   static inline RedisForTest* redis_ = nullptr;
