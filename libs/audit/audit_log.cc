@@ -231,6 +231,15 @@ void AuditLog::List(const v1::ListAuditEntriesRequest& req, absl::Time deadline,
                      return done(absl::DataLossError("an audit entry does not parse"));
                    }
                  }
+                 // The log holds entries in the order they were written; `at` is when the
+                 // call happened. Two calls' entries can reach Redis in the other order (two
+                 // pipelined connections; an entry held while Redis was away and written
+                 // later), so a page is ordered by `at` itself.
+                 std::stable_sort(resp.mutable_entries()->begin(), resp.mutable_entries()->end(),
+                                  [](const v1::AuditEntry& a, const v1::AuditEntry& b) {
+                                    return std::make_pair(a.at().seconds(), a.at().nanos()) >
+                                           std::make_pair(b.at().seconds(), b.at().nanos());
+                                  });
                  if (r->elements[0].integer == 1) {
                    resp.set_next_page_token(timeline::EncodeCursor(owner, r->elements[1].str));
                  }

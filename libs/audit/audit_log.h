@@ -71,7 +71,9 @@ class AuditLog {
   void RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
                     absl::AnyInvocable<void(absl::Status)> done);
 
-  // Newest first. INVALID_ARGUMENT for page_size or page_token.
+  // Newest first: pages follow the order entries were written, and each page is ordered by
+  // `at` (an entry written late, e.g. held while Redis was unreachable, appears on the page
+  // of its writing). INVALID_ARGUMENT for page_size or page_token.
   void List(const v1::ListAuditEntriesRequest& request, absl::Time deadline,
             Callback<v1::ListAuditEntriesResponse> done);
 
