@@ -123,41 +123,49 @@ void AsyncConnection::OnConnectCallback(const redisAsyncContext* ac, int status)
                      false);
     return;
   }
-  self->state_ = State::kReady;
-  self->backoff_ = self->options_.reconnect_min;
-  if (self->was_ready_) ++self->reconnects_;
-  self->was_ready_ = true;
-  Log(LogLevel::kInfo, "redis.connected", {{"conn", self->name_}, {"addr", self->options_.address}});
-  if (!self->options_.password.empty()) {
-    std::vector<const char*> argv = {"AUTH"};
-    std::vector<size_t> lens = {4};
-    if (!self->options_.user.empty()) {
-      argv.push_back(self->options_.user.c_str());
-      lens.push_back(self->options_.user.size());
-    }
-    argv.push_back(self->options_.password.c_str());
-    lens.push_back(self->options_.password.size());
-    redisAsyncCommandArgv(
-        self->ac_,
-        [](redisAsyncContext* c, void* r, void*) {
-          auto* reply = static_cast<redisReply*>(r);
-          if (reply != nullptr && reply->type == REDIS_REPLY_ERROR) {
-            Log(LogLevel::kError, "redis.auth_failed", {{"error", std::string(reply->str)}});
-            auto* s = static_cast<AsyncConnection*>(c->data);
-            if (s != nullptr) {
-              // Close after this callback returns; the reconnect backoff takes over, and the
-              // connection does not count as up meanwhile.
-              absl::Status why = absl::UnavailableError(absl::StrCat("redis AUTH: ", reply->str));
-              uint64_t gen = s->generation_;
-              s->loop_->Post([s, why, gen, alive = std::weak_ptr<int>(s->alive_)] {
-                if (!alive.expired() && gen == s->generation_) s->CloseWithError(why);
-              });
-            }
-          }
-        },
-        nullptr, static_cast<int>(argv.size()), argv.data(), lens.data());
+  if (self->options_.password.empty()) {
+    self->BecomeReady();
+    return;
   }
-  self->OnReady();
+  // With a password the connection counts as up only once Redis accepted it: until then no
+  // command is sent on it and health does not say SERVING (a wrong password never does). A
+  // missing answer is the connect timeout's to handle (the state is still kConnecting).
+  std::vector<const char*> argv = {"AUTH"};
+  std::vector<size_t> lens = {4};
+  if (!self->options_.user.empty()) {
+    argv.push_back(self->options_.user.c_str());
+    lens.push_back(self->options_.user.size());
+  }
+  argv.push_back(self->options_.password.c_str());
+  lens.push_back(self->options_.password.size());
+  redisAsyncCommandArgv(
+      self->ac_,
+      [](redisAsyncContext* c, void* r, void*) {
+        auto* reply = static_cast<redisReply*>(r);
+        auto* s = static_cast<AsyncConnection*>(c->data);
+        if (reply == nullptr || s == nullptr || s->ac_ != c) return;  // freed meanwhile
+        if (reply->type != REDIS_REPLY_ERROR) {
+          s->BecomeReady();
+          return;
+        }
+        Log(LogLevel::kError, "redis.auth_failed", {{"error", std::string(reply->str)}});
+        // Close after this callback returns; the reconnect backoff takes over.
+        absl::Status why = absl::UnavailableError(absl::StrCat("redis AUTH: ", reply->str));
+        uint64_t gen = s->generation_;
+        s->loop_->Post([s, why, gen, alive = std::weak_ptr<int>(s->alive_)] {
+          if (!alive.expired() && gen == s->generation_) s->CloseWithError(why);
+        });
+      },
+      nullptr, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+void AsyncConnection::BecomeReady() {
+  state_ = State::kReady;
+  backoff_ = options_.reconnect_min;
+  if (was_ready_) ++reconnects_;
+  was_ready_ = true;
+  Log(LogLevel::kInfo, "redis.connected", {{"conn", name_}, {"addr", options_.address}});
+  OnReady();
 }
 
 void AsyncConnection::OnDisconnectCallback(const redisAsyncContext* ac, int status) {

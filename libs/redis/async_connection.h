@@ -55,6 +55,8 @@ class AsyncConnection : public EventLoop::Handler {
 
   void Connect();
   void HandleLost(const absl::Status& why, bool was_ready);
+  // Connected (and, with a password, authenticated): commands may be sent; OnReady runs.
+  void BecomeReady();
   void ScheduleReconnect();
   void UpdateWatch();
 
