@@ -103,8 +103,15 @@ class TenantKeys {
   std::string alert_log_rebuild() const { return alerts_ + "log.rw"; }
   std::string journey_stages() const { return journey_ + "stages"; }  // string: "a\nb\nc"
   std::string journey_counters() const { return journey_ + "n"; }     // hash: "<stage>:<what>"
-  // "os:{acme:j}:"; + "open:<stage>" (zset of open cases by entered ms), + "dur:<stage>" (list
-  // of the latest completed stays, ms).
+  // zset, every score 0: one member per open case in a stage, "<stage>|<entered ms, 15
+  // digits>|<customer>|<case>", so a stage's cases are one lex range ordered by entry
+  // (libs/engagement/lua/journey.lua)
+  std::string journey_open() const { return journey_ + "open"; }
+  // hash: per stage a ring of its latest 1000 completed stays, "<stage>:<i>" -> ms, and
+  // "<stage>:n" -> stays recorded so far (libs/engagement/lua/journey.lua)
+  std::string journey_stays() const { return journey_ + "stays"; }
+  // "os:{acme:j}:": the prefix of the layout before journey_open / journey_stays, "open:<stage>"
+  // (zset) and "dur:<stage>" (list); read only to upgrade data an earlier version wrote.
   const std::string& journey_prefix() const { return journey_; }
   // stream: the audit log, one entry per call (libs/audit)
   std::string audit_log() const { return audit_ + "log"; }

@@ -1,0 +1,53 @@
+-- os_journey (helper): where open cases stand in the tenant's journey, and how long they stayed
+-- in each stage, kept by every function that moves a case (libs/engagement, libs/merge,
+-- libs/privacy) so GetJourneyStats reads one place.
+--
+-- Keys, from the calling function's K (os_effects): jo the tenant's open-case index
+-- (keys::TenantKeys::journey_open), jd its completed stays (journey_stays), jn its counters
+-- (journey_counters). Arguments from P: cid the customer, now (ms).
+--
+-- The open index is a zset whose scores are all 0: a member "<stage>|<entered ms, 15 digits>|
+-- <customer>|<case>" sorts a stage's cases together, oldest first, so a stage's count is a
+-- ZLEXCOUNT and its median entry a ZRANGE BYLEX with LIMIT. Stage names are [a-z0-9_-], all
+-- below '|' and '}', so "[<stage>|" .. "(<stage>}" is exactly one stage. A case record holds
+-- its stage (sg) and entry time (se), so its member is rebuilt from the record alone.
+-- The stays of a stage are a ring of its latest os_journey_stays_kept in one hash.
+
+local os_journey_stays_kept = 1000
+
+local function os_journey_member(stage, entered, customer, case_id)
+  return string.format('%s|%015d|%s|%s', stage, entered, customer, case_id)
+end
+
+-- The lex range of one stage's members in the open index.
+local function os_journey_range(stage)
+  return '[' .. stage .. '|', '(' .. stage .. '}'
+end
+
+-- Case `id` of customer P.cid, record `c`, enters `stage` now ('' leaves it out of the journey).
+local function os_journey_enter(id, c, stage)
+  c.sg = stage
+  c.se = P.now
+  if stage == '' then return end
+  redis.call('ZADD', K.jo, 0, os_journey_member(stage, c.se, P.cid, id))
+  redis.call('HINCRBY', K.jn, stage .. ':entered', 1)
+end
+
+-- Case `id` of customer P.cid, record `c`, leaves its stage now (resolved or moved on): its
+-- stay is recorded.
+local function os_journey_leave(id, c)
+  if c.sg == '' then return end
+  redis.call('ZREM', K.jo, os_journey_member(c.sg, c.se, P.cid, id))
+  local n = redis.call('HINCRBY', K.jd, c.sg .. ':n', 1)
+  redis.call('HSET', K.jd, c.sg .. ':' .. ((n - 1) % os_journey_stays_kept),
+             math.max(0, P.now - c.se))
+end
+
+-- An open case `id`, record `c`, now belongs to customer `to` instead of `from` (a merge or an
+-- unmerge): its entry keeps its stage and time.
+local function os_journey_move(id, c, from, to)
+  if c.s ~= 'o' or c.sg == '' then return end
+  if redis.call('ZREM', K.jo, os_journey_member(c.sg, c.se, from, id)) == 1 then
+    redis.call('ZADD', K.jo, 0, os_journey_member(c.sg, c.se, to, id))
+  end
+end
