@@ -115,7 +115,8 @@ class TenantKeys {
   const std::string& journey_prefix() const { return journey_; }
   // stream: the audit log, one entry per call (libs/audit)
   std::string audit_log() const { return audit_ + "log"; }
-  // zset: customer id -> latest activity ms (retention: inactive customers expire)
+  // zset: customer id -> latest activity ms, to the minute (retention: inactive customers
+  // expire; libs/timeline/lua/effects.lua writes it at most once a minute per customer)
   std::string activity() const { return retention_ + "active"; }
 
  private:

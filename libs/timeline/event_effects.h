@@ -40,7 +40,7 @@
 namespace onestory::timeline {
 
 // The server's rules for repeat contacts and proactive alerts (flags in
-// services/common/server_runner.cc).
+// services/server/server_runner.cc).
 struct EngagementPolicy {
   // A contact within this long after a case was resolved still counts as a repeat contact
   // about it ("contacting again about <topic>").

@@ -1,5 +1,5 @@
 // onestory-timeline: the Timeline service alone, for scaled-out deployments (requires --redis).
-#include "services/common/server_runner.h"
+#include "services/server/server_runner.h"
 
 int main(int argc, char** argv) {
   return onestory::service::RunServer(argc, argv, {.timeline = true});

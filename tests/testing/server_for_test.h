@@ -19,7 +19,7 @@
 #include "onestory/v1/identity.grpc.pb.h"
 #include "onestory/v1/privacy.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
-#include "services/common/onestory_server.h"
+#include "services/server/onestory_server.h"
 #include "tests/testing/redis_for_test.h"
 
 namespace onestory::testing {

@@ -23,6 +23,8 @@ local function os_effects(keys, args)
   P = args
 end
 local DAY = 86400000
+-- How often an append may rewrite the tenant's activity index (retention's inactive_after is days).
+local os_activity_every_ms = 60000
 
 -- Raises an alert once: an id the log already holds is ignored.
 local function os_raise_alert(id, kind, case_id, message)
@@ -145,7 +147,7 @@ end
 local function os_append(evs)
   local first_act = 'act:' .. evs[1].ch
   local pf = redis.call('HMGET', K.p, 'created_at', first_act, 'merged_into', 'merge_lock',
-                        'consent:' .. evs[1].ch)
+                        'consent:' .. evs[1].ch, 'ix')
   if not pf[1] or pf[3] or pf[4] then return nil, os_guard(K.p, P.cid, true) end
   -- Consent (libs/privacy/README.md): no event on a channel whose consent is DENIED (2).
   local consent = {[evs[1].ch] = pf[5] or false}
@@ -245,7 +247,13 @@ local function os_append(evs)
     end
   end
   if last then
-    for act in pairs(act_changed) do redis.call('HSET', K.p, act, acts[act]) end
+    -- Profile fields, in one HSET: the latest activity per channel, and when the activity index
+    -- was last written ("ix", below).
+    local fields = {}
+    for act in pairs(act_changed) do
+      fields[#fields + 1] = act
+      fields[#fields + 1] = acts[act]
+    end
     local added = 0
     for conv, c in pairs(convs) do
       if c then
@@ -278,7 +286,14 @@ local function os_append(evs)
     -- per call, retention::kTrimPerAppend), and the customer's latest activity is indexed for
     -- the Sweeper.
     os_trim(K.tl, K.dd, P.now, P.maxage, P.maxev, 200)
-    redis.call('ZADD', K.act, P.now, P.cid)
+    -- The activity index is written at most once a minute per customer: it measures inactivity
+    -- in days, and a write per append would be a command per append for nothing.
+    if P.now - tonumber(pf[6] or '0') >= os_activity_every_ms then
+      redis.call('ZADD', K.act, P.now, P.cid)
+      fields[#fields + 1] = 'ix'
+      fields[#fields + 1] = P.now
+    end
+    if #fields > 0 then redis.call('HSET', K.p, unpack(fields)) end
     redis.call('PUBLISH', P.notify, last)
   end
   return out

@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
-#include "services/common/onestory_server.h"
+#include "services/server/onestory_server.h"
 #include "tests/testing/redis_for_test.h"
 
 namespace onestory {

@@ -1,4 +1,4 @@
-#include "services/common/server_runner.h"
+#include "services/server/server_runner.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -27,7 +27,7 @@
 #include "libs/redis/client.h"
 #include "libs/retention/retention.h"
 #include "libs/timeline/event_effects.h"
-#include "services/common/onestory_server.h"
+#include "services/server/onestory_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address (host:port; port 0 picks a free port). Use 0.0.0.0:50051 to "
