@@ -349,7 +349,7 @@ void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
       }
       Swap(run);
     };
-    // In chunks, so no script runs long.
+    // In chunks, so no call runs long.
     size_t pairs = (args.size() - 1) / 2;
     size_t chunks = (pairs + kWriteChunkEntries - 1) / kWriteChunkEntries;
     auto swapped_meanwhile = std::make_shared<std::atomic<bool>>(false);

@@ -206,8 +206,8 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
       }
     }
     auto derived = std::make_shared<Derived>(Recompute(kept));
-    // The events first, in chunks (each a short script; a rerun finds them gone), then one
-    // script restores the profile and sets the recomputed activity and conversations.
+    // The events first, in chunks (each a short call; a rerun finds them gone), then one
+    // call restores the profile and sets the recomputed activity and conversations.
     size_t chunks = (removed.size() + kWriteChunkEntries - 1) / kWriteChunkEntries;
     auto b = Barrier::Make(chunks, [this, run, tk, derived](absl::Status st) {
       if (!st.ok()) return Fail(run, st);
