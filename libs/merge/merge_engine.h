@@ -8,8 +8,8 @@
 //
 // A merge touches two customers on two hash tags (two Redis Cluster shards) plus the identifier
 // index keys, so it cannot be one atomic script. It is a durable record (os:{<tenant>:m:<id>},
-// listed in os:{merges}:pending until finished) and these steps, each one atomic script or an
-// idempotent command, each safe to run again:
+// listed in os:{merges}:pending until finished) and these steps, each one atomic Redis function
+// (libs/merge/lua/, see libs/merge/README.md) or an idempotent command, each safe to run again:
 //   lock        both customers get merge_lock = <merge id> (lowest id first); from here their
 //               writes answer ABORTED. Limits are checked; a refusal releases both locks.
 //   stage       the target's timeline and the source's events are read, interleaved by
@@ -18,11 +18,11 @@
 //               target's hash tag. Source events whose event_id the target holds are skipped.
 //               The plan is a pure function of the two frozen timelines, so a rerun continues
 //               the staging stream where it stopped.
-//   (swap)      the end of the stage step: one script on the target: the staging stream becomes
-//               the timeline, dedup,
-//               activity, open conversations and profile fields are merged, the target's
-//               overwritten profile values are kept for an Unmerge, and the stream head is
-//               recorded. Guarded by a per-merge marker, so a second run does nothing.
+//   (swap)      the end of the stage step, one function on the target: the staging stream
+//               becomes the timeline; dedup, activity, open conversations, profile fields and
+//               engagement state are merged, the target's overwritten profile values are kept
+//               for an Unmerge, and the stream head is recorded. Guarded by a per-merge marker,
+//               so a second run does nothing.
 //   identifiers each identifier index entry that names the source is moved to the target
 //               (compare-and-set), then added to the target's identifiers with its evidence
 //               and the merge id.
@@ -34,7 +34,7 @@
 //
 // Unmerge runs the same way: lock, return (events tagged with the merge — the source's and
 // those appended later through its id or identifiers — that the source lacks are appended to
-// it), remove (one script on the target deletes the tagged events, restores its profile values
+// it), remove (one function on the target deletes the tagged events, restores its profile values
 // and recomputes activity and conversations), identifiers (moved back by compare-and-set),
 // release (the source's merge fields and lock go), finish.
 //

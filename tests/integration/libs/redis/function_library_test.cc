@@ -117,6 +117,15 @@ class FunctionLibraryTest : public ::testing::Test {
             absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
             absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
             absl::StrCat("identity_update_profile_", v),
+            // libs/merge
+            absl::StrCat("merge_abandon_", v), absl::StrCat("merge_add_identifiers_", v),
+            absl::StrCat("merge_lock_", v), absl::StrCat("merge_mark_", v),
+            absl::StrCat("merge_move_index_", v), absl::StrCat("merge_release_notify_", v),
+            absl::StrCat("merge_release_source_", v), absl::StrCat("merge_remove_", v),
+            absl::StrCat("merge_remove_chunk_", v), absl::StrCat("merge_return_", v),
+            absl::StrCat("merge_save_step_", v), absl::StrCat("merge_stage_", v),
+            absl::StrCat("merge_stage_remap_", v), absl::StrCat("merge_swap_", v),
+            absl::StrCat("merge_unlock_", v),
             // libs/retention
             absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
             // libs/timeline

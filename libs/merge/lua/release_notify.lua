@@ -1,0 +1,16 @@
+-- merge_release_notify: releases a customer's merge lock when `lock` holds it and wakes its
+-- watchers (the target, when a merge or an unmerge finishes).
+--
+-- KEYS:
+--   profile          the customer's profile hash
+-- ARGV:
+--   lock             the merge id
+--   notify_channel   the customer's notify channel
+--   message          what is published ('merged' or 'unmerged')
+-- Returns: 1.
+-- Errors: none of its own.
+if redis.call('HGET', K.profile, 'merge_lock') == P.lock then
+  redis.call('HDEL', K.profile, 'merge_lock')
+end
+redis.call('PUBLISH', P.notify_channel, P.message)
+return 1
