@@ -108,19 +108,34 @@ class FunctionLibraryTest : public ::testing::Test {
   // Every function of the library, as LoadedFunctions() lists them (sorted, with their flags).
   static std::vector<std::string> ExpectedFunctions() {
     const std::string v = std::string(lua::kLibrary.version);
-    return {absl::StrCat("context_get_", v, " no-writes"),
-            // libs/identity
-            absl::StrCat("identity_check_", v, " no-writes"),
-            absl::StrCat("identity_claim_over_", v), absl::StrCat("identity_create_", v),
-            absl::StrCat("identity_get_profile_", v, " no-writes"),
-            absl::StrCat("identity_link_precheck_", v, " no-writes"),
-            absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
-            absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
-            absl::StrCat("identity_update_profile_", v),
-            // libs/retention
-            absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
-            // libs/timeline
-            absl::StrCat("timeline_append_", v), absl::StrCat("timeline_range_", v, " no-writes")};
+    return {
+        // libs/audit
+        absl::StrCat("audit_list_", v, " no-writes"), absl::StrCat("audit_record_", v),
+        absl::StrCat("context_get_", v, " no-writes"),
+        // libs/identity
+        absl::StrCat("identity_check_", v, " no-writes"), absl::StrCat("identity_claim_over_", v),
+        absl::StrCat("identity_create_", v), absl::StrCat("identity_get_profile_", v, " no-writes"),
+        absl::StrCat("identity_link_precheck_", v, " no-writes"),
+        absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
+        absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
+        absl::StrCat("identity_update_profile_", v),
+        // libs/privacy
+        absl::StrCat("privacy_drop_alert_ids_", v), absl::StrCat("privacy_drop_alert_log_", v),
+        absl::StrCat("privacy_drop_index_", v), absl::StrCat("privacy_drop_journey_", v),
+        absl::StrCat("privacy_drop_keys_", v), absl::StrCat("privacy_drop_pending_redaction_", v),
+        absl::StrCat("privacy_export_range_", v, " no-writes"),
+        absl::StrCat("privacy_export_read_", v, " no-writes"),
+        absl::StrCat("privacy_read_customer_", v, " no-writes"),
+        absl::StrCat("privacy_redact_begin_", v), absl::StrCat("privacy_redact_chunk_", v),
+        absl::StrCat("privacy_redact_end_", v),
+        absl::StrCat("privacy_redact_read_", v, " no-writes"),
+        absl::StrCat("privacy_redact_records_", v), absl::StrCat("privacy_redact_swap_", v),
+        absl::StrCat("privacy_release_pending_", v), absl::StrCat("privacy_tombstone_root_", v),
+        absl::StrCat("privacy_tombstone_source_", v),
+        // libs/retention
+        absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
+        // libs/timeline
+        absl::StrCat("timeline_append_", v), absl::StrCat("timeline_range_", v, " no-writes")};
   }
 
   static inline RedisForTest* redis_ = nullptr;

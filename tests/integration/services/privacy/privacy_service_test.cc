@@ -961,15 +961,15 @@ TEST_F(PrivacyServiceTest, RedactOfALargeTimelineRunsInBoundedStepsWhileOthersAp
                             (privacy::kRedactChunkBytes + privacy::kRedactLargestEntryBytes);
   EXPECT_GE(static_cast<int64_t>(staged.size()), min_steps);
 
-  // SLOWLOG: the redaction's commands are the scripts naming the staging stream (Redis 7.0
-  // lists the commands a script runs too; a script's time includes theirs).
+  // SLOWLOG: the redaction's commands are the function calls naming the staging stream (Redis
+  // 7.0 lists the commands a function runs too; a call's time includes theirs).
   int64_t redaction_commands = 0, redaction_max_us = 0, redaction_total_us = 0, others_max_us = 0;
   for (const auto& entry : slowlog.elements) {
     int64_t us = entry.elements[2].integer;
     bool mine = false;
     const auto& args = entry.elements[3].elements;
     for (const auto& arg : args) mine |= arg.str == ck.timeline_rebuild();
-    bool script = absl::StartsWith(args[0].str, "EVAL");
+    bool script = absl::StartsWith(args[0].str, "FCALL");
     if (mine && script) {
       ++redaction_commands;
       redaction_max_us = std::max(redaction_max_us, us);
