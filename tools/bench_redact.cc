@@ -235,18 +235,18 @@ int Main() {
     std::fprintf(stderr, "redact: %s\n", redacted.status().ToString().c_str());
   }
   int64_t commands = 0, longest = 0, sum = 0, others_longest = 0;
-  // The slowest commands the redaction's scripts ran (Redis 7.0 lists them too), to see where
-  // a long script spent its time.
+  // The slowest commands the redaction's function calls ran (Redis 7.0 lists them too), to see
+  // where a long call spent its time.
   std::vector<std::pair<int64_t, std::string>> inner;
   std::vector<int64_t> times;
   if (slowlog.ok()) {
     for (const auto& entry : slowlog->elements) {
       int64_t us = entry.elements[2].integer;
       bool mine = false;
-      // Redis 7.0 lists the commands a script runs too: the script's time includes theirs.
+      // Redis 7.0 lists the commands a function runs too: the call's time includes theirs.
       const auto& args = entry.elements[3].elements;
       for (const auto& arg : args) mine |= arg.str == ck.timeline_rebuild();
-      bool script = !args.empty() && absl::StartsWith(args[0].str, "EVAL");
+      bool script = !args.empty() && absl::StartsWith(args[0].str, "FCALL");
       if (mine && !script && !args.empty()) inner.emplace_back(us, args[0].str);
       if (mine && script) {
         times.push_back(us);
@@ -273,7 +273,7 @@ int Main() {
                : times[std::min(times.size() - 1, static_cast<size_t>(p * times.size()))] / 1000.0;
   };
   std::printf(
-      "  the redaction's scripts: median %.2f ms, p99 %.2f ms, p99.9 %.2f ms, longest %.2f ms\n",
+      "  the redaction's calls: median %.2f ms, p99 %.2f ms, p99.9 %.2f ms, longest %.2f ms\n",
       pct(0.5), pct(0.99), pct(0.999), longest / 1000.0);
   std::sort(inner.rbegin(), inner.rend());
   for (size_t i = 0; i < std::min<size_t>(5, inner.size()); ++i) {

@@ -9,7 +9,8 @@
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
 #include "libs/keys/key_schema.h"
-#include "libs/redis/script.h"
+#include "libs/lua/audit_list.h"
+#include "libs/lua/audit_record.h"
 #include "libs/timeline/cursor.h"
 
 namespace onestory::audit {
@@ -19,48 +20,6 @@ using redis::Reply;
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-
-// KEYS: the log. ARGV: start ("+" or "(<id>"), page size, customer id ("" for all).
-// Walks newest first, at most 10,000 entries per call, so a filter that matches little cannot
-// hold Redis: a short page with a next token just means "keep going".
-// Returns {more (0|1), last stream id looked at, {entry, ...}}.
-const redis::Script kList("audit.list", R"lua(
-local start, want, who = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local out, last, scanned, more = {}, '', 0, 1
-while true do
-  local batch = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT', 500)
-  for _, e in ipairs(batch) do
-    scanned = scanned + 1
-    last = e[1]
-    local f = e[2]
-    local c, blob = '', ''
-    for i = 1, #f, 2 do
-      if f[i] == 'c' then c = f[i + 1] elseif f[i] == 'e' then blob = f[i + 1] end
-    end
-    if who == '' or c == who then
-      out[#out + 1] = blob
-      if #out >= want then break end
-    end
-  end
-  if #out >= want or scanned >= 10000 then break end
-  if #batch < 500 then more = 0 break end
-  start = '(' .. last
-end
-if more == 1 and last ~= '' and
-   #redis.call('XREVRANGE', KEYS[1], '(' .. last, '-', 'COUNT', 1) == 0 then
-  more = 0
-end
-return {more, last, out}
-)lua");
-
-// KEYS: the log. ARGV: max entries, min stream id (age), customer id, serialized entry.
-// One call, so the two trims (XADD takes only one of MAXLEN and MINID) go with every entry.
-// Returns the new entry's stream id.
-const redis::Script kRecord("audit.record", R"lua(
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'c', ARGV[3], 'e', ARGV[4])
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
-return id
-)lua");
 
 // How long one write may take; a held entry is tried again later anyway.
 constexpr absl::Duration kWriteTimeout = absl::Seconds(10);
@@ -131,20 +90,23 @@ void AuditLog::Write(std::string tenant, v1::AuditEntry entry, absl::Time deadli
     absl::MutexLock lock(&mu_);
     ++in_flight_;
   }
-  redis_->Eval(kRecord, {keys::TenantKeys(tenant).audit_log()},
-               {absl::StrCat(options_.max_entries), absl::StrCat(min_id < 0 ? 0 : min_id),
-                std::move(customer), entry.SerializeAsString()},
-               deadline, [this, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                 if (r.ok()) {
-                   recorded_.fetch_add(1, std::memory_order_relaxed);
-                   done(absl::OkStatus());
-                 } else {
-                   failures_.fetch_add(1, std::memory_order_relaxed);
-                   done(r.status());
-                 }
-                 absl::MutexLock lock(&mu_);
-                 --in_flight_;
-               });
+  lua::AuditRecord call;
+  call.log = keys::TenantKeys(tenant).audit_log();
+  call.max_entries = absl::StrCat(options_.max_entries);
+  call.min_id = absl::StrCat(min_id < 0 ? 0 : min_id);
+  call.customer_id = std::move(customer);
+  call.entry = entry.SerializeAsString();
+  redis_->Fcall(call, deadline, [this, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+    if (r.ok()) {
+      recorded_.fetch_add(1, std::memory_order_relaxed);
+      done(absl::OkStatus());
+    } else {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      done(r.status());
+    }
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+  });
 }
 
 void AuditLog::Hold(std::string tenant, v1::AuditEntry entry, const absl::Status& why) {
@@ -218,33 +180,36 @@ void AuditLog::List(const v1::ListAuditEntriesRequest& req, absl::Time deadline,
     start = absl::StrCat("(", *sid);
   }
   int size = req.page_size() == 0 ? kDefaultPageSize : req.page_size();
-  redis_->Eval(kList, {keys::TenantKeys(req.tenant()).audit_log()},
-               {start, absl::StrCat(size), req.customer_id()}, deadline,
-               [owner, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                 if (!r.ok()) return done(r.status());
-                 if (!r->is_array() || r->elements.size() != 3) {
-                   return done(absl::InternalError("unexpected reply from the audit list script"));
-                 }
-                 v1::ListAuditEntriesResponse resp;
-                 for (const Reply& e : r->elements[2].elements) {
-                   if (!resp.add_entries()->ParseFromString(e.str)) {
-                     return done(absl::DataLossError("an audit entry does not parse"));
-                   }
-                 }
-                 // The log holds entries in the order they were written; `at` is when the
-                 // call happened. Two calls' entries can reach Redis in the other order (two
-                 // pipelined connections; an entry held while Redis was away and written
-                 // later), so a page is ordered by `at` itself.
-                 std::stable_sort(resp.mutable_entries()->begin(), resp.mutable_entries()->end(),
-                                  [](const v1::AuditEntry& a, const v1::AuditEntry& b) {
-                                    return std::make_pair(a.at().seconds(), a.at().nanos()) >
-                                           std::make_pair(b.at().seconds(), b.at().nanos());
-                                  });
-                 if (r->elements[0].integer == 1) {
-                   resp.set_next_page_token(timeline::EncodeCursor(owner, r->elements[1].str));
-                 }
-                 done(std::move(resp));
-               });
+  lua::AuditList call;
+  call.log = keys::TenantKeys(req.tenant()).audit_log();
+  call.start = std::move(start);
+  call.page_size = size;
+  call.customer_id = req.customer_id();
+  redis_->Fcall(call, deadline, [owner, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+    if (!r.ok()) return done(r.status());
+    if (!r->is_array() || r->elements.size() != 3) {
+      return done(absl::InternalError("unexpected reply from audit_list"));
+    }
+    v1::ListAuditEntriesResponse resp;
+    for (const Reply& e : r->elements[2].elements) {
+      if (!resp.add_entries()->ParseFromString(e.str)) {
+        return done(absl::DataLossError("an audit entry does not parse"));
+      }
+    }
+    // The log holds entries in the order they were written; `at` is when the
+    // call happened. Two calls' entries can reach Redis in the other order (two
+    // pipelined connections; an entry held while Redis was away and written
+    // later), so a page is ordered by `at` itself.
+    std::stable_sort(resp.mutable_entries()->begin(), resp.mutable_entries()->end(),
+                     [](const v1::AuditEntry& a, const v1::AuditEntry& b) {
+                       return std::make_pair(a.at().seconds(), a.at().nanos()) >
+                              std::make_pair(b.at().seconds(), b.at().nanos());
+                     });
+    if (r->elements[0].integer == 1) {
+      resp.set_next_page_token(timeline::EncodeCursor(owner, r->elements[1].str));
+    }
+    done(std::move(resp));
+  });
 }
 
 }  // namespace onestory::audit

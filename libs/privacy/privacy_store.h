@@ -10,10 +10,11 @@
 // Erase. A customer's keys share one hash tag; the identifier index, the tenant's alerts,
 // journey and activity, the due-promise index, the merge records and the customers merged into
 // it do not. So an erase is a durable record (os:{erasures}:pending, keys::PendingErasuresKey)
-// and these steps, each an atomic script or an idempotent command, each safe to run again:
+// and these steps, each an atomic function (libs/privacy/lua/) or an idempotent command, each
+// safe to run again:
 //   pending     the record is written ("<tenant>/<customer>"): from here a crash is finished by
 //               a retry or by RecoverPending.
-//   tombstone   one script: the profile becomes {erased_at} (no personal data; the old fields
+//   tombstone   one function: the profile becomes {erased_at} (no personal data; the old fields
 //               move to a key of the customer the `keys` step deletes). Every read and write
 //               of the customer runs os_guard on the profile (libs/identity/merged.h), so from
 //               here all of them answer NOT_FOUND "was erased": no write racing with the
@@ -26,7 +27,9 @@
 //   identifiers each index entry naming one of them is deleted (compare-and-delete).
 //   suggestions they leave the merge suggestion sets their profiles put them in (whose keys
 //               name attribute values: an emptied set goes).
-//   engagement  their due promises, journey entries (open:<stage>) and retention activity.
+//   engagement  their due promises, journey entries (the tenant's open-case index, for the cases
+//               each of them holds, and the per-stage layout before it) and retention
+//               activity.
 //   alerts      the tenant's alert log is rebuilt without their alerts (deleted stream entries
 //               would stay in memory), and their ids leave the ids, open and acks keys.
 //   merges      the merge records naming them, and their entries in the other customers'
@@ -52,10 +55,10 @@
 //           as it will be, and the customers merged into it. From here a retry of the same call
 //           (same tenant, customer, event id and new text) or RecoverPending finishes it; another
 //           redaction of the same timeline finishes this one first.
-//   copy    one script per step copies the next entries after the last id copied (kept in
+//   copy    one function call per step copies the next entries after the last id copied (kept in
 //           the redaction hash with the copy: a rerun goes on where it stopped, two runs at
 //           once take turns) until it reaches the timeline's end.
-//   swap    one script copies what was appended since the last step (when that is more
+//   swap    one function copies what was appended since the last step (when that is more
 //           than one step's bounds it answers "more" and the copy goes on: appends are never
 //           held), drops the copies of entries deleted meanwhile (retention trims the
 //           oldest), and when the copy then holds exactly the timeline's entries, gives it

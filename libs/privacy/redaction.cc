@@ -17,6 +17,13 @@
 #include "libs/common/validation.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
+#include "libs/lua/privacy_drop_pending_redaction.h"
+#include "libs/lua/privacy_redact_begin.h"
+#include "libs/lua/privacy_redact_chunk.h"
+#include "libs/lua/privacy_redact_end.h"
+#include "libs/lua/privacy_redact_read.h"
+#include "libs/lua/privacy_redact_records.h"
+#include "libs/lua/privacy_redact_swap.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
 #include "libs/timeline/cursor.h"
@@ -30,244 +37,12 @@ using internal::Barrier;
 using internal::FindMergedSources;
 using internal::MergedSource;
 using redis::Reply;
-using redis::Script;
 
-// ---- Lua ---------------------------------------------------------------------------------------
-
-// Helpers of the copy's two scripts.
-constexpr char kCopyLua[] = R"lua(
--- Copies the entries of stream `src` after id `from` into `dst` with their own ids, the entry
--- `sid` with its event replaced by `blob`: at most `max_n` entries and `max_b` bytes of fields
--- and values plus one entry (a batch is never larger than the bytes left allow for entries of
--- `big` bytes). Returns entries, bytes, the last id copied, and whether src's end was reached.
-local function os_copy_after(src, dst, from, sid, blob, max_n, max_b, big)
-  local n, bytes, last = 0, 0, from
-  while n < max_n and bytes < max_b do
-    local c = math.floor((max_b - bytes) / big)
-    if c < 1 then c = 1 end
-    if c > max_n - n then c = max_n - n end
-    if c > 64 then c = 64 end
-    local batch = redis.call('XRANGE', src, '(' .. last, '+', 'COUNT', c)
-    for _, e in ipairs(batch) do
-      local f = e[2]
-      for j = 1, #f, 2 do
-        if e[1] == sid and f[j] == 'e' then f[j + 1] = blob end
-        bytes = bytes + #f[j] + #f[j + 1]
-      end
-      redis.call('XADD', dst, e[1], unpack(f))
-      n = n + 1
-      last = e[1]
-    end
-    if #batch < c then return n, bytes, last, true end
-  end
-  return n, bytes, last, false
-end
-
--- The copy's progress in hash `rd` for redaction `tok` (tokens sort in the order redactions
--- began):
--- 'stale' when this redaction is over (its record is gone, or a newer one has been here),
--- 'swapped' when this stream is done, else the last id copied. A redaction that finds another
--- one's copy starts over.
-local function os_progress(rd, staging, mg, tok, root)
-  local p = redis.call('HMGET', rd, 'ptok', 'copied', 'swapped', 'tok')
-  if root and p[4] ~= tok then return 'stale' end
-  if p[3] then
-    if p[3] == tok then return 'swapped' end
-    if p[3] > tok then return 'stale' end
-  end
-  if p[1] and p[1] > tok then return 'stale' end
-  if p[1] ~= tok then
-    redis.call('UNLINK', staging)
-    redis.call('HSET', rd, 'ptok', tok, 'copied', '0-0', 'mgn', redis.call('HLEN', mg))
-    return '0-0'
-  end
-  return p[2]
-end
-)lua";
-
-// KEYS: profile, timeline, staging, dedup, redaction, merge state. ARGV: customer id, token,
-// event id, the event to store, max entries, max bytes, largest entry, '1' for the customer
-// whose timeline holds the event (else a customer merged into it).
-// One step of the copy. Returns {'more'|'caught'|'swapped'|'stale', entries, bytes}.
-const Script kRedactChunk("privacy.redact_chunk", absl::StrCat(identity::kGuardLua, kCopyLua, R"lua(
-local root = ARGV[8] == '1'
-if root then
-  local err = os_guard(KEYS[1], ARGV[1], false)
-  if err then return err end
-end
-local from = os_progress(KEYS[5], KEYS[3], KEYS[6], ARGV[2], root)
-if from == 'stale' or from == 'swapped' then return {from, 0, 0} end
-local sid = redis.call('HGET', KEYS[4], ARGV[3]) or ''
-local n, bytes, last, caught = os_copy_after(KEYS[2], KEYS[3], from, sid, ARGV[4],
-                                             tonumber(ARGV[5]), tonumber(ARGV[6]),
-                                             tonumber(ARGV[7]))
-if last ~= from then redis.call('HSET', KEYS[5], 'copied', last) end
-if caught then return {'caught', n, bytes} end
-return {'more', n, bytes}
-)lua"));
-
-// Same keys and arguments. The swap: copies what was appended since the last step (the
-// 'more' answer when that is more than one step's bounds), drops the copies of entries
-// deleted from the timeline meanwhile (retention trims the oldest), and when the copy then
-// holds exactly the timeline's entries gives it the timeline's last id, entries-added and
-// max-deleted id and puts it in the timeline's place (the old stream is freed in the
-// background). A copy that does not match (a merge or unmerge rebuilt the timeline
-// meanwhile: the merge state changed) starts over ('restart'). Refused (OS_BUSY) while a merge
-// holds the customer. Returns {'more'|'restart'|'swapped'|'stale', entries, bytes}.
-const Script kRedactSwap("privacy.redact_swap", absl::StrCat(identity::kGuardLua, kCopyLua, R"lua(
-local root = ARGV[8] == '1'
-if root then
-  local err = os_guard(KEYS[1], ARGV[1], true)
-  if err then return err end
-end
-local from = os_progress(KEYS[5], KEYS[3], KEYS[6], ARGV[2], root)
-if from == 'stale' or from == 'swapped' then return {from, 0, 0} end
-local sid = redis.call('HGET', KEYS[4], ARGV[3]) or ''
-local n, bytes, last, caught = os_copy_after(KEYS[2], KEYS[3], from, sid, ARGV[4],
-                                             tonumber(ARGV[5]), tonumber(ARGV[6]),
-                                             tonumber(ARGV[7]))
-if last ~= from then redis.call('HSET', KEYS[5], 'copied', last) end
-if not caught then return {'more', n, bytes} end
-local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-if #first == 0 then
-  redis.call('UNLINK', KEYS[3])
-else
-  redis.call('XTRIM', KEYS[3], 'MINID', first[1][1])
-end
-local mgn = redis.call('HLEN', KEYS[6])
-if redis.call('XLEN', KEYS[3]) ~= redis.call('XLEN', KEYS[2]) or
-   tonumber(redis.call('HGET', KEYS[5], 'mgn')) ~= mgn then
-  redis.call('UNLINK', KEYS[3])
-  redis.call('HSET', KEYS[5], 'copied', '0-0', 'mgn', mgn)
-  return {'restart', n, bytes}
-end
-if #first > 0 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[2])
-  local top, added, maxdel = '0-0', 0, '0-0'
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then top = info[i + 1]
-    elseif info[i] == 'entries-added' then added = info[i + 1]
-    elseif info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end
-  end
-  redis.call('XSETID', KEYS[3], top, 'ENTRIESADDED', added, 'MAXDELETEDID', maxdel)
-  redis.call('UNLINK', KEYS[2])
-  redis.call('RENAME', KEYS[3], KEYS[2])
-end
-redis.call('HDEL', KEYS[5], 'ptok', 'copied', 'mgn')
-redis.call('HSET', KEYS[5], 'swapped', ARGV[2])
-return {'swapped', n, bytes}
-)lua"));
-
-// KEYS: profile, dedup, timeline. ARGV: customer id, event id.
-// Returns {stream id, entry fields, timeline length}.
-const Script kRedactRead("privacy.redact_read", absl::StrCat(identity::kGuardLua, R"lua(
-local err = os_guard(KEYS[1], ARGV[1], true)
-if err then return err end
-local sid = redis.call('HGET', KEYS[2], ARGV[2])
-local x = {}
-if sid then x = redis.call('XRANGE', KEYS[3], sid, sid) end
-if #x == 0 then
-  return redis.error_reply('OS_NOT_FOUND event_id: customer ' .. ARGV[1] .. ' has no event ' ..
-                           ARGV[2])
-end
-return {sid, x[1][2], redis.call('XLEN', KEYS[3])}
-)lua"));
-
-// The record's fields, in the order kRedactBegin takes them and ReadRecord reads them.
+// The record's fields (libs/privacy/lua/redact_begin.lua), in the order ResumeRedaction reads
+// them.
 constexpr const char* kRecordFields[] = {"tok", "eid", "sum", "body", "new",
                                          "old", "sid", "am",  "srcs"};
 constexpr size_t kRecordFieldCount = sizeof(kRecordFields) / sizeof(kRecordFields[0]);
-
-// KEYS: redaction. ARGV: the record's values (kRecordFields). Writes the record unless one is
-// there. Returns 1 when written.
-const Script kRedactBegin("privacy.redact_begin", R"lua(
-if redis.call('HEXISTS', KEYS[1], 'tok') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'eid', ARGV[2], 'sum', ARGV[3], 'body', ARGV[4],
-           'new', ARGV[5], 'old', ARGV[6], 'sid', ARGV[7], 'am', ARGV[8], 'srcs', ARGV[9])
-return 1
-)lua");
-
-// KEYS: redaction, staging. ARGV: token, then whether to drop the copy under way too. Drops
-// the record (and the copy) when the record is this redaction's.
-const Script kRedactEnd("privacy.redact_end", R"lua(
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[1], 'tok', 'eid', 'sum', 'body', 'new', 'old', 'sid', 'am', 'srcs')
-if ARGV[2] == '1' then
-  redis.call('HDEL', KEYS[1], 'ptok', 'copied', 'mgn')
-  redis.call('UNLINK', KEYS[2])
-end
-return 1
-)lua");
-
-// KEYS: pending redactions. ARGV: field, value. Drops the field while it holds the value.
-const Script kDropPendingIf("privacy.drop_pending_redaction", R"lua(
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0
-)lua");
-
-// KEYS: cases, facts, conversation records. ARGV: event id, what the event stated ('note':
-// a case update, 'resolution', 'outcome' or ''), its case id, its conversation id, old summary,
-// old body, new summary, new body.
-// The copies of the event's text kept in records: the case's last note and promise text (the
-// update that wrote them names itself in le / pte; older records are matched by their text),
-// its resolution, the conversation's outcome, and the values of facts it stated (ev, and pe
-// for a previous value). A copy the new text no longer holds is replaced by the new body (a
-// note) or cleared. Returns how many records changed.
-const Script kRedactRecords("privacy.redact_records", R"lua(
-local eid, what = ARGV[1], ARGV[2]
-local old_sum, old_body, new_sum, new_body = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local function has(text, part) return string.find(text, part, 1, true) ~= nil end
-local n = 0
-if ARGV[3] ~= '' and (what == 'note' or what == 'resolution') then
-  local rec = redis.call('HGET', KEYS[1], ARGV[3])
-  if rec then
-    local c = cjson.decode(rec)
-    local changed = false
-    if what == 'note' then
-      if type(c.ln) == 'string' and c.ln ~= '' and c.ln ~= new_body and
-         (c.le == eid or (c.le == nil and c.ln == old_body)) then
-        c.ln = new_body
-        changed = true
-      end
-      if type(c.pt) == 'string' and c.pt ~= '' and not has(new_sum, c.pt) and
-         (c.pte == eid or (c.pte == nil and has(old_sum, 'promise "' .. c.pt .. '"'))) then
-        c.pt = ''
-        changed = true
-      end
-    elseif type(c.rn) == 'string' and c.rn ~= '' and not has(new_sum, c.rn) then
-      c.rn = ''
-      changed = true
-    end
-    if changed then
-      redis.call('HSET', KEYS[1], ARGV[3], cjson.encode(c))
-      n = n + 1
-    end
-  end
-end
-if ARGV[4] ~= '' and what == 'outcome' then
-  local rec = redis.call('HGET', KEYS[3], ARGV[4])
-  if rec then
-    local r = cjson.decode(rec)
-    if type(r.oc) == 'string' and r.oc ~= '' and not has(new_sum, r.oc) then
-      r.oc = ''
-      redis.call('HSET', KEYS[3], ARGV[4], cjson.encode(r))
-      n = n + 1
-    end
-  end
-end
-local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  local f = cjson.decode(all[i + 1])
-  local changed = false
-  if f.ev == eid and f.v ~= '' then f.v = ''; changed = true end
-  if f.pe == eid and f.pv ~= '' then f.pv = ''; changed = true end
-  if changed then
-    redis.call('HSET', KEYS[2], all[i], cjson.encode(f))
-    n = n + 1
-  end
-end
-return n
-)lua");
 
 std::string PendingField(const std::string& tenant, const std::string& customer) {
   return absl::StrCat(tenant, "/", customer);
@@ -362,23 +137,29 @@ void PrivacyStore::RedactAttempt(std::shared_ptr<RedactRun> run, int helped) {
       run->resolved,
       [this, run](const std::string& c, Callback<Found> cb) {
         keys::CustomerKeys ck(run->tenant, c);
-        client_->Eval(kRedactRead, {ck.profile(), ck.dedup(), ck.timeline()}, {c, run->event_id},
-                      run->deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok()) return cb(r.status());
-                        if (!r->is_array() || r->elements.size() != 3) {
-                          return cb(absl::InternalError("unexpected reply from redact script"));
-                        }
-                        Found f;
-                        f.customer_id = c;
-                        f.sid = r->elements[0].str;
-                        const auto& fields = r->elements[1].elements;
-                        for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-                          if (fields[i].str == "e") f.blob = fields[i + 1].str;
-                          if (fields[i].str == "a") f.appended = fields[i + 1].str;
-                        }
-                        f.length = r->elements[2].integer;
-                        cb(std::move(f));
-                      });
+        lua::PrivacyRedactRead read;
+        read.profile = ck.profile();
+        read.dedup = ck.dedup();
+        read.timeline = ck.timeline();
+        read.customer_id = c;
+        read.event_id = run->event_id;
+        client_->Fcall(
+            read, run->deadline, [c, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+              if (!r.ok()) return cb(r.status());
+              if (!r->is_array() || r->elements.size() != 3) {
+                return cb(absl::InternalError("unexpected reply from privacy_redact_read"));
+              }
+              Found f;
+              f.customer_id = c;
+              f.sid = r->elements[0].str;
+              const auto& fields = r->elements[1].elements;
+              for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+                if (fields[i].str == "e") f.blob = fields[i + 1].str;
+                if (fields[i].str == "a") f.appended = fields[i + 1].str;
+              }
+              f.length = r->elements[2].integer;
+              cb(std::move(f));
+            });
       },
       [this, run, helped](absl::StatusOr<Found> found) {
         if (!found.ok()) return run->done(found.status());
@@ -465,21 +246,29 @@ void PrivacyStore::WriteRedaction(std::shared_ptr<RedactRun> run, int helped) {
                      if (RedactFailpoint(run, "redact.begin")) return;
                      std::vector<std::string> sources(run->targets.begin(), run->targets.end() - 1);
                      keys::CustomerKeys ck(run->tenant, run->root);
-                     client_->Eval(
-                         kRedactBegin, {ck.redaction()},
-                         {run->token, run->event_id, run->summary, run->body, run->blob,
-                          run->old_blob, run->sid, run->appended, absl::StrJoin(sources, ",")},
-                         run->deadline, [this, run, helped](absl::StatusOr<Reply> r) {
-                           if (!r.ok()) return run->done(r.status());
-                           // Another redaction began meanwhile: it goes first.
-                           if (r->integer != 1) return RedactAttempt(run, helped + 1);
-                           Log(LogLevel::kInfo, "redact.started",
-                               {{"tenant", run->tenant},
-                                {"customer", run->root},
-                                {"stream_id", run->sid},
-                                {"streams", absl::StrCat(run->targets.size())}});
-                           DriveRedaction(run);
-                         });
+                     lua::PrivacyRedactBegin begin;
+                     begin.redaction = ck.redaction();
+                     begin.token = run->token;
+                     begin.event_id = run->event_id;
+                     begin.summary = run->summary;
+                     begin.body = run->body;
+                     begin.blob = run->blob;
+                     begin.old_blob = run->old_blob;
+                     begin.stream_id = run->sid;
+                     begin.appended = run->appended;
+                     begin.sources = absl::StrJoin(sources, ",");
+                     client_->Fcall(begin, run->deadline,
+                                    [this, run, helped](absl::StatusOr<Reply> r) {
+                                      if (!r.ok()) return run->done(r.status());
+                                      // Another redaction began meanwhile: it goes first.
+                                      if (r->integer != 1) return RedactAttempt(run, helped + 1);
+                                      Log(LogLevel::kInfo, "redact.started",
+                                          {{"tenant", run->tenant},
+                                           {"customer", run->root},
+                                           {"stream_id", run->sid},
+                                           {"streams", absl::StrCat(run->targets.size())}});
+                                      DriveRedaction(run);
+                                    });
                    });
 }
 
@@ -543,50 +332,71 @@ void PrivacyStore::CopyStep(std::shared_ptr<RedactRun> run, bool swap) {
   const std::string& c = run->targets[run->target];
   bool root = c == run->root;
   keys::CustomerKeys ck(run->tenant, c);
-  client_->Eval(
-      swap ? kRedactSwap : kRedactChunk,
-      {ck.profile(), ck.timeline(), ck.timeline_rebuild(), ck.dedup(), ck.redaction(),
-       ck.merge_state()},
-      {c, run->token, run->event_id, run->blob, absl::StrCat(kRedactChunkEntries),
-       absl::StrCat(kRedactChunkBytes), absl::StrCat(kRedactLargestEntryBytes), root ? "1" : "0"},
-      run->deadline, [this, run, root](absl::StatusOr<Reply> r) {
-        if (!r.ok()) {
-          absl::Status st = r.status();
-          std::optional<identity::Moved> moved = identity::MovedTo(st);
-          if (!root || (!moved && st.code() != absl::StatusCode::kNotFound)) {
-            return run->done(st);
-          }
-          // The customer was merged into another or erased meanwhile: this redaction is over
-          // (an erase removes everything; after a merge a retry redacts the event where it is
-          // now, and the copy here).
-          if (moved) {
-            st = absl::AbortedError(absl::StrCat("customer ", run->root, " was merged into ",
-                                                 moved->target, " meanwhile; retry"));
-          }
-          keys::CustomerKeys ck(run->tenant, run->root);
-          return client_->Eval(
-              kRedactEnd, {ck.redaction(), ck.timeline_rebuild()}, {run->token, "1"}, run->deadline,
-              [this, run, st](absl::StatusOr<Reply> e) {
-                if (!e.ok()) return run->done(e.status());
-                client_->Command({"HDEL", keys::PendingRedactionsKey(), run->field()},
-                                 run->deadline,
-                                 [run, st](absl::StatusOr<Reply>) { run->done(st); });
-              });
-        }
-        if (!r->is_array() || r->elements.size() != 3) {
-          return run->done(absl::InternalError("unexpected reply from redact copy script"));
-        }
-        const std::string& state = r->elements[0].str;
-        // Stale on the timeline itself: the record is gone, another run of this redaction
-        // finished it. On a merged customer's copy: a later redaction rebuilt it (one of this
-        // timeline's, so after this one finished; or the customer's own after an unmerge).
-        if (state == "stale" && root) return run->done(run->Answer());
-        if (state == "swapped" || state == "stale") {
-          ++run->target;
-          return DriveRedaction(run);
-        }
-        CopyStep(run, state == "caught");
+  // privacy_redact_chunk and privacy_redact_swap take the same keys and arguments.
+  auto fill = [&](auto& call) {
+    call.profile = ck.profile();
+    call.timeline = ck.timeline();
+    call.staging = ck.timeline_rebuild();
+    call.dedup = ck.dedup();
+    call.redaction = ck.redaction();
+    call.merge_state = ck.merge_state();
+    call.customer_id = c;
+    call.token = run->token;
+    call.event_id = run->event_id;
+    call.blob = run->blob;
+    call.max_entries = kRedactChunkEntries;
+    call.max_bytes = kRedactChunkBytes;
+    call.largest_entry = kRedactLargestEntryBytes;
+    call.root = root ? 1 : 0;
+  };
+  auto next = [this, run, root](absl::StatusOr<Reply> r) {
+    if (!r.ok()) {
+      absl::Status st = r.status();
+      std::optional<identity::Moved> moved = identity::MovedTo(st);
+      if (!root || (!moved && st.code() != absl::StatusCode::kNotFound)) {
+        return run->done(st);
+      }
+      // The customer was merged into another or erased meanwhile: this redaction is over
+      // (an erase removes everything; after a merge a retry redacts the event where it is
+      // now, and the copy here).
+      if (moved) {
+        st = absl::AbortedError(absl::StrCat("customer ", run->root, " was merged into ",
+                                             moved->target, " meanwhile; retry"));
+      }
+      keys::CustomerKeys ck(run->tenant, run->root);
+      lua::PrivacyRedactEnd drop;
+      drop.redaction = ck.redaction();
+      drop.staging = ck.timeline_rebuild();
+      drop.token = run->token;
+      drop.drop_copy = 1;
+      return client_->Fcall(drop, run->deadline, [this, run, st](absl::StatusOr<Reply> e) {
+        if (!e.ok()) return run->done(e.status());
+        client_->Command({"HDEL", keys::PendingRedactionsKey(), run->field()}, run->deadline,
+                         [run, st](absl::StatusOr<Reply>) { run->done(st); });
       });
+    }
+    if (!r->is_array() || r->elements.size() != 3) {
+      return run->done(absl::InternalError("unexpected reply from the redaction copy step"));
+    }
+    const std::string& state = r->elements[0].str;
+    // Stale on the timeline itself: the record is gone, another run of this redaction
+    // finished it. On a merged customer's copy: a later redaction rebuilt it (one of this
+    // timeline's, so after this one finished; or the customer's own after an unmerge).
+    if (state == "stale" && root) return run->done(run->Answer());
+    if (state == "swapped" || state == "stale") {
+      ++run->target;
+      return DriveRedaction(run);
+    }
+    CopyStep(run, state == "caught");
+  };
+  if (swap) {
+    lua::PrivacyRedactSwap call;
+    fill(call);
+    return client_->Fcall(call, run->deadline, std::move(next));
+  }
+  lua::PrivacyRedactChunk call;
+  fill(call);
+  client_->Fcall(call, run->deadline, std::move(next));
 }
 
 void PrivacyStore::RedactRecords(std::shared_ptr<RedactRun> run) {
@@ -615,29 +425,42 @@ void PrivacyStore::RedactRecords(std::shared_ptr<RedactRun> run) {
   });
   for (const std::string& c : run->targets) {
     keys::CustomerKeys ck(run->tenant, c);
-    client_->Eval(kRedactRecords, {ck.cases(), ck.facts(), ck.conversation_records()},
-                  {run->event_id, what, old.case_id(), old.conversation_id(), old.summary(),
-                   old.body(), run->summary, run->body},
-                  run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+    lua::PrivacyRedactRecords call;
+    call.cases = ck.cases();
+    call.facts = ck.facts();
+    call.conversation_records = ck.conversation_records();
+    call.event_id = run->event_id;
+    call.what = what;
+    call.case_id = old.case_id();
+    call.conversation_id = old.conversation_id();
+    call.old_summary = old.summary();
+    call.old_body = old.body();
+    call.new_summary = run->summary;
+    call.new_body = run->body;
+    client_->Fcall(call, run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
   }
 }
 
 void PrivacyStore::FinishRedaction(std::shared_ptr<RedactRun> run) {
   if (RedactFailpoint(run, "redact.done")) return;
   keys::CustomerKeys ck(run->tenant, run->root);
-  client_->Eval(kRedactEnd, {ck.redaction(), ck.timeline_rebuild()}, {run->token, "0"},
-                run->deadline, [this, run](absl::StatusOr<Reply> r) {
-                  if (!r.ok()) return run->done(r.status());
-                  client_->Command({"HDEL", keys::PendingRedactionsKey(), run->field()},
-                                   run->deadline, [run](absl::StatusOr<Reply> r) {
-                                     if (!r.ok()) return run->done(r.status());
-                                     Log(LogLevel::kInfo, "redact.done",
-                                         {{"customer", run->root},
-                                          {"stream_id", run->sid},
-                                          {"steps", absl::StrCat(run->steps)}});
-                                     run->done(run->Answer());
-                                   });
-                });
+  lua::PrivacyRedactEnd drop;
+  drop.redaction = ck.redaction();
+  drop.staging = ck.timeline_rebuild();
+  drop.token = run->token;
+  drop.drop_copy = 0;
+  client_->Fcall(drop, run->deadline, [this, run](absl::StatusOr<Reply> r) {
+    if (!r.ok()) return run->done(r.status());
+    client_->Command({"HDEL", keys::PendingRedactionsKey(), run->field()}, run->deadline,
+                     [run](absl::StatusOr<Reply> r) {
+                       if (!r.ok()) return run->done(r.status());
+                       Log(LogLevel::kInfo, "redact.done",
+                           {{"customer", run->root},
+                            {"stream_id", run->sid},
+                            {"steps", absl::StrCat(run->steps)}});
+                       run->done(run->Answer());
+                     });
+  });
 }
 
 void PrivacyStore::RecoverRedactions(absl::Time deadline, absl::Duration older_than,
@@ -678,9 +501,12 @@ void PrivacyStore::RecoverRedactions(absl::Time deadline, absl::Duration older_t
                 }
                 if (r.status().code() == absl::StatusCode::kNotFound) {
                   // No record: it finished, or its run stopped before writing one.
-                  return client_->Eval(kDropPendingIf, {keys::PendingRedactionsKey()},
-                                       {PendingField(d.tenant, d.customer), d.value}, deadline,
-                                       [b](absl::StatusOr<Reply>) { b->Arrive(absl::OkStatus()); });
+                  lua::PrivacyDropPendingRedaction drop;
+                  drop.pending = keys::PendingRedactionsKey();
+                  drop.field = PendingField(d.tenant, d.customer);
+                  drop.value = d.value;
+                  return client_->Fcall(
+                      drop, deadline, [b](absl::StatusOr<Reply>) { b->Arrive(absl::OkStatus()); });
                 }
                 Log(LogLevel::kWarning, "redact.recovery_failed",
                     {{"tenant", d.tenant},

@@ -25,6 +25,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -406,6 +407,42 @@ TEST_F(PrivacyServiceTest, EraseRemovesEveryKeyAndEntryOfTheCustomer) {
   v1::EraseCustomerResponse by_phone;
   EXPECT_EQ(Erase(PhoneRef("14155550101"), &by_phone).error_code(), grpc::StatusCode::NOT_FOUND);
   ExpectErased(c);
+}
+
+// The tenant's open-case index (keys::TenantKeys::journey_open, libs/engagement/lua/journey.lua):
+// one member per open case in a stage, "<stage>|<entered ms, 15 digits>|<customer>|<case>",
+// built here from the case records as the journey helper builds it.
+TEST_F(PrivacyServiceTest, EraseRemovesTheCustomersEntriesFromTheOpenCaseIndex) {
+  std::string c = Seed("14155550131", "cat@example.com", "qx7Secret-Journey");
+  std::string other = Seed("14155550132", "dan@example.com", "OtherJourneyText");
+  const std::string open = keys::TenantKeys(tenant()).journey_open();
+  auto index = [&](const std::string& customer) {
+    int added = 0;
+    const redis::Reply cases =
+        redis()->Run({"HGETALL", keys::CustomerKeys(tenant(), customer).cases()});
+    for (size_t i = 0; i + 1 < cases.elements.size(); i += 2) {
+      google::protobuf::Struct rec = Parse(cases.elements[i + 1].str);
+      const std::string stage = rec.fields().at("sg").string_value();
+      if (stage.empty() || rec.fields().at("s").string_value() != "o") continue;
+      redis()->Run({"ZADD", open, "0",
+                    absl::StrFormat("%s|%015d|%s|%s", stage,
+                                    static_cast<int64_t>(rec.fields().at("se").number_value()),
+                                    customer, cases.elements[i].str)});
+      ++added;
+    }
+    return added;
+  };
+  ASSERT_GT(index(c), 0);
+  ASSERT_GT(index(other), 0);
+  std::vector<std::string> others_entries;
+  for (const auto& m : redis()->Run({"ZRANGE", open, "0", "-1"}).elements) {
+    if (absl::StrContains(m.str, absl::StrCat("|", other, "|"))) others_entries.push_back(m.str);
+  }
+
+  EraseOk(c);
+  std::vector<std::string> left;
+  for (const auto& m : redis()->Run({"ZRANGE", open, "0", "-1"}).elements) left.push_back(m.str);
+  EXPECT_EQ(left, others_entries);
 }
 
 TEST_F(PrivacyServiceTest, ErasingAnErasedCustomerAnswersAlreadyErased) {
@@ -961,15 +998,15 @@ TEST_F(PrivacyServiceTest, RedactOfALargeTimelineRunsInBoundedStepsWhileOthersAp
                             (privacy::kRedactChunkBytes + privacy::kRedactLargestEntryBytes);
   EXPECT_GE(static_cast<int64_t>(staged.size()), min_steps);
 
-  // SLOWLOG: the redaction's commands are the scripts naming the staging stream (Redis 7.0
-  // lists the commands a script runs too; a script's time includes theirs).
+  // SLOWLOG: the redaction's commands are the function calls naming the staging stream (Redis
+  // 7.0 lists the commands a function runs too; a call's time includes theirs).
   int64_t redaction_commands = 0, redaction_max_us = 0, redaction_total_us = 0, others_max_us = 0;
   for (const auto& entry : slowlog.elements) {
     int64_t us = entry.elements[2].integer;
     bool mine = false;
     const auto& args = entry.elements[3].elements;
     for (const auto& arg : args) mine |= arg.str == ck.timeline_rebuild();
-    bool script = absl::StartsWith(args[0].str, "EVAL");
+    bool script = absl::StartsWith(args[0].str, "FCALL");
     if (mine && script) {
       ++redaction_commands;
       redaction_max_us = std::max(redaction_max_us, us);

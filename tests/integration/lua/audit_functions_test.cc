@@ -1,0 +1,129 @@
+// The audit functions (libs/audit/lua/) called directly on a hand-built log: the record's caps
+// by count and by age, and the list's pages (newest first, filtered by customer, at most 10,000
+// entries looked at per call, the last page without "more").
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "libs/keys/key_schema.h"
+#include "libs/lua/audit_list.h"
+#include "libs/lua/audit_record.h"
+#include "tests/integration/lua/function_test.h"
+
+namespace onestory::lua {
+namespace {
+
+class AuditFunctionsTest : public onestory::testing::FunctionTest {
+ protected:
+  void TearDown() override { Run({"CONFIG", "SET", "stream-node-max-entries", "100"}); }
+
+  AuditRecord Record(const std::string& customer, const std::string& entry,
+                     const std::string& max_entries = "1000", const std::string& min_id = "0") {
+    AuditRecord call;
+    call.log = log_;
+    call.max_entries = max_entries;
+    call.min_id = min_id;
+    call.customer_id = customer;
+    call.entry = entry;
+    return call;
+  }
+  AuditList List(const std::string& start, int64_t page_size, const std::string& customer) {
+    AuditList call;
+    call.log = log_;
+    call.start = start;
+    call.page_size = page_size;
+    call.customer_id = customer;
+    return call;
+  }
+  struct Page {
+    int64_t more = -1;
+    std::string last;
+    std::vector<std::string> entries;
+  };
+  Page ListPage(const AuditList& call) {
+    Page page;
+    absl::StatusOr<redis::Reply> r = Call(call);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok() || r->elements.size() != 3) return page;
+    page.more = r->elements[0].integer;
+    page.last = r->elements[1].str;
+    for (const redis::Reply& e : r->elements[2].elements) page.entries.push_back(e.str);
+    return page;
+  }
+  // Entries at stream ids <first>-0 .. <first + n - 1>-0 ("entry<i>"), of customer `customer`
+  // (or cus_<i % 3> when empty).
+  void Fill(int n, const std::string& customer, int first = 1) {
+    std::string who = customer.empty() ? "''" : absl::StrCat("'", customer, "'");
+    Run({"EVAL",
+         absl::StrCat("for i = ", first, ", ", first + n - 1, " do local c = ", who,
+                      " if c == '' then c = 'cus_' .. (i % 3) end "
+                      "redis.call('XADD', KEYS[1], i .. '-0', 'c', c, 'e', 'entry' .. i) end"),
+         "1", log_});
+  }
+
+  const std::string log_ = keys::TenantKeys("acme").audit_log();
+};
+
+TEST_F(AuditFunctionsTest, RecordKeepsTheLogNearItsCap) {
+  // Small stream nodes, so that MAXLEN ~ can drop whole nodes at this size.
+  Run({"CONFIG", "SET", "stream-node-max-entries", "10"});
+  std::string last;
+  for (int i = 0; i < 300; ++i) {
+    absl::StatusOr<redis::Reply> r = Call(Record("cus_1", absl::StrCat("entry", i), "20"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    last = r->str;
+  }
+  int64_t len = Run({"XLEN", log_}).integer;
+  EXPECT_GE(len, 20);
+  EXPECT_LE(len, 30);  // the cap plus at most one node
+  redis::Reply newest = Run({"XREVRANGE", log_, "+", "-", "COUNT", "1"});
+  ASSERT_EQ(newest.elements.size(), 1u);
+  EXPECT_EQ(newest.elements[0].elements[0].str, last);
+  EXPECT_EQ(newest.elements[0].elements[1].elements[1].str, "cus_1");
+  EXPECT_EQ(newest.elements[0].elements[1].elements[3].str, "entry299");
+}
+
+TEST_F(AuditFunctionsTest, RecordDropsEntriesPastTheAge) {
+  Run({"CONFIG", "SET", "stream-node-max-entries", "10"});
+  Fill(50, "cus_1");  // ids 1-0 .. 50-0: long past
+  // Every entry before now minus the retention goes (whole nodes: all of these).
+  absl::StatusOr<redis::Reply> r = Call(Record("cus_2", "fresh", "1000", "1000000"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Run({"XLEN", log_}).integer, 1);
+}
+
+TEST_F(AuditFunctionsTest, ListPagesNewestFirstFilteredByCustomer) {
+  Fill(30, "");
+  Page p = ListPage(List("+", 4, "cus_1"));
+  EXPECT_EQ(p.more, 1);
+  EXPECT_EQ(p.entries, (std::vector<std::string>{"entry28", "entry25", "entry22", "entry19"}));
+  EXPECT_EQ(p.last, "19-0");
+  p = ListPage(List("(" + p.last, 100, "cus_1"));
+  EXPECT_EQ(p.more, 0);
+  EXPECT_EQ(p.entries.size(), 6u);  // 16, 13, ..., 1
+  EXPECT_EQ(p.entries.back(), "entry1");
+  // A page that ends on the log's first entry says so.
+  p = ListPage(List("+", 30, ""));
+  EXPECT_EQ(p.entries.size(), 30u);
+  EXPECT_EQ(p.more, 0);
+  p = ListPage(List("+", 10, "cus_9"));
+  EXPECT_EQ(p.more, 0);
+  EXPECT_TRUE(p.entries.empty());
+}
+
+TEST_F(AuditFunctionsTest, ListLooksAtTenThousandEntriesAtMostPerCall) {
+  Run({"XADD", log_, "1-0", "c", "cus_2", "e", "old"});  // below the first 10,000 looked at
+  Fill(12000, "cus_1", 2);
+  Page p = ListPage(List("+", 10, "cus_2"));
+  EXPECT_EQ(p.more, 1);
+  EXPECT_TRUE(p.entries.empty());
+  EXPECT_EQ(p.last, "2002-0");  // 12001-0 .. 2002-0: 10,000 entries
+  p = ListPage(List("(" + p.last, 10, "cus_2"));
+  EXPECT_EQ(p.entries, std::vector<std::string>{"old"});
+  EXPECT_EQ(p.more, 0);
+}
+
+}  // namespace
+}  // namespace onestory::lua
