@@ -199,11 +199,10 @@ end
 -- Moves the journey index entry and the due promise of case `id` from customer a to b.
 local function os_move_case_index(c, id, a, b, tenant, jp, due)
   if c.s == 'o' and c.sg ~= '' then
-    local z = jp .. 'open:' .. c.sg
-    local sc = redis.call('ZSCORE', z, a .. '|' .. id)
-    if sc then
-      redis.call('ZREM', z, a .. '|' .. id)
-      redis.call('ZADD', z, sc, b .. '|' .. id)
+    -- The tenant's open-case index (keys::TenantKeys::journey_open, os_journey_member's format).
+    local z = jp .. 'open'
+    if redis.call('ZREM', z, string.format('%s|%015d|%s|%s', c.sg, c.se, a, id)) == 1 then
+      redis.call('ZADD', z, 0, string.format('%s|%015d|%s|%s', c.sg, c.se, b, id))
     end
   end
   local d = redis.call('ZSCORE', due, tenant .. '|' .. a .. '|' .. id)

@@ -377,6 +377,9 @@ struct PrivacyStore::EraseRun {
     std::vector<std::string> identifier_fields;
     std::vector<std::string> case_ids;
     std::set<std::string> stages;
+    // "<stage>|<entered ms, 15 digits>|": the start of its open cases' journey_open members
+    // (libs/engagement/lua/journey.lua), with the case id that ends them
+    std::vector<std::pair<std::string, std::string>> journey_entries;
     std::set<std::string> merge_ids;      // its merge history
     std::set<std::string> staging_ids;    // merges its merge state names
     std::vector<std::string> match_keys;  // of its profile, in the merge suggestion index
@@ -587,6 +590,14 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
                       auto sg = rec->fields().find("sg");
                       if (sg != rec->fields().end() && !sg->second.string_value().empty()) {
                         c.stages.insert(sg->second.string_value());
+                        auto se = rec->fields().find("se");
+                        int64_t entered = se == rec->fields().end()
+                                              ? 0
+                                              : static_cast<int64_t>(se->second.number_value());
+                        std::string ms = absl::StrCat(entered);
+                        if (ms.size() < 15) ms.insert(0, 15 - ms.size(), '0');
+                        c.journey_entries.emplace_back(
+                            absl::StrCat(sg->second.string_value(), "|", ms, "|"), cases[k].str);
                       }
                     }
                     for (const Reply& m : r->elements[2].elements) c.merge_ids.insert(m.str);
@@ -683,6 +694,13 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
       commands.push_back(std::move(zrem));
     }
   }
+  std::vector<std::string> open = {"ZREM", tk.journey_open()};
+  for (const auto& c : run->customers) {
+    for (const auto& [entry, case_id] : c.journey_entries) {
+      for (const std::string& id : ids) open.push_back(absl::StrCat(entry, id, "|", case_id));
+    }
+  }
+  if (open.size() > 2) commands.push_back(std::move(open));
   std::vector<std::string> activity = {"ZREM", tk.activity()};
   activity.insert(activity.end(), ids.begin(), ids.end());
   commands.push_back(std::move(activity));

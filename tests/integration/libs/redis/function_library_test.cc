@@ -108,19 +108,33 @@ class FunctionLibraryTest : public ::testing::Test {
   // Every function of the library, as LoadedFunctions() lists them (sorted, with their flags).
   static std::vector<std::string> ExpectedFunctions() {
     const std::string v = std::string(lua::kLibrary.version);
-    return {absl::StrCat("context_get_", v, " no-writes"),
-            // libs/identity
-            absl::StrCat("identity_check_", v, " no-writes"),
-            absl::StrCat("identity_claim_over_", v), absl::StrCat("identity_create_", v),
-            absl::StrCat("identity_get_profile_", v, " no-writes"),
-            absl::StrCat("identity_link_precheck_", v, " no-writes"),
-            absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
-            absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
-            absl::StrCat("identity_update_profile_", v),
-            // libs/retention
-            absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
-            // libs/timeline
-            absl::StrCat("timeline_append_", v), absl::StrCat("timeline_range_", v, " no-writes")};
+    return {
+        absl::StrCat("context_get_", v, " no-writes"),
+        // libs/engagement
+        absl::StrCat("engagement_alert_ack_", v),
+        absl::StrCat("engagement_alert_list_", v, " no-writes"),
+        absl::StrCat("engagement_alert_promise_", v),
+        absl::StrCat("engagement_alert_read_", v, " no-writes"),
+        absl::StrCat("engagement_case_get_", v, " no-writes"),
+        absl::StrCat("engagement_case_open_", v), absl::StrCat("engagement_case_resolve_", v),
+        absl::StrCat("engagement_case_update_", v), absl::StrCat("engagement_conversation_end_", v),
+        absl::StrCat("engagement_conversation_facts_", v),
+        absl::StrCat("engagement_conversation_handoff_", v),
+        absl::StrCat("engagement_conversation_start_", v),
+        absl::StrCat("engagement_journey_set_", v),
+        absl::StrCat("engagement_journey_stats_", v, " no-writes"),
+        absl::StrCat("engagement_journey_upgrade_", v),
+        // libs/identity
+        absl::StrCat("identity_check_", v, " no-writes"), absl::StrCat("identity_claim_over_", v),
+        absl::StrCat("identity_create_", v), absl::StrCat("identity_get_profile_", v, " no-writes"),
+        absl::StrCat("identity_link_precheck_", v, " no-writes"),
+        absl::StrCat("identity_reclaim_", v), absl::StrCat("identity_record_link_", v),
+        absl::StrCat("identity_unclaim_", v), absl::StrCat("identity_unlink_", v),
+        absl::StrCat("identity_update_profile_", v),
+        // libs/retention
+        absl::StrCat("retention_forget_", v), absl::StrCat("retention_sweep_", v),
+        // libs/timeline
+        absl::StrCat("timeline_append_", v), absl::StrCat("timeline_range_", v, " no-writes")};
   }
 
   static inline RedisForTest* redis_ = nullptr;
