@@ -590,11 +590,9 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
                       auto sg = rec->fields().find("sg");
                       if (sg != rec->fields().end() && !sg->second.string_value().empty()) {
                         c.stages.insert(sg->second.string_value());
-                        auto se = rec->fields().find("se");
-                        int64_t entered = se == rec->fields().end()
-                                              ? 0
-                                              : static_cast<int64_t>(se->second.number_value());
-                        std::string ms = absl::StrCat(entered);
+                        // Its member of the open-case index, but for the customer.
+                        v1::Case parsed = engagement::CaseFromRecord(cases[k].str, c.id, *rec);
+                        std::string ms = absl::StrCat(ToMillis(parsed.stage_entered_at()));
                         if (ms.size() < 15) ms.insert(0, 15 - ms.size(), '0');
                         c.journey_entries.emplace_back(
                             absl::StrCat(sg->second.string_value(), "|", ms, "|"), cases[k].str);
