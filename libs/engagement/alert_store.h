@@ -9,9 +9,10 @@
 // {id, k (kind), c (customer), ca (case), msg}, capped at about 100,000 entries; an ids hash
 // (alert id -> stream id) that makes raising idempotent; a sorted set of unacknowledged ids; an
 // acknowledgements hash. REPEAT_CONTACT and NEGATIVE_STREAK are raised by the event effects in
-// the same script as the event that caused them; PROMISE_OVERDUE by ScanDuePromises, which any
-// number of instances may run at once: each due promise is checked and raised by one script,
-// and a raised id is never raised again.
+// the same function call as the event that caused them; PROMISE_OVERDUE by ScanDuePromises, which
+// any number of instances may run at once: each due promise is checked and raised by one call of
+// engagement_alert_promise, and a raised id is never raised again. The functions are
+// libs/engagement/lua/alert_*.lua.
 //
 // Alert cursors and page tokens name the tenant and a stream id (timeline cursor encoding with
 // "alerts:<tenant>" as the owner).

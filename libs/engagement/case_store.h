@@ -4,17 +4,18 @@
 //   CaseStore cases({&redis_client, &identity_store, policy});
 //   cases.Open(request, deadline, [](absl::StatusOr<v1::OpenCaseResponse> r) { ... });
 //
-// Each change is one Lua script over the customer's keys and the tenant's journey keys: it
-// checks the request against the stored case and journey, appends the change's event through
-// the shared event effects, and changes the case, the per-stage index of open cases (by the
-// time they entered the stage), the latest completed stays per stage and the stage counters,
-// all or nothing. A promise is also indexed by its due time for the overdue-promise scan
+// Each change is one function of the Redis Function library (libs/engagement/lua/case_*.lua)
+// over the customer's keys and the tenant's journey keys: it checks the request against the
+// stored case and journey, appends the change's event through the shared event effects, and
+// changes the case, the tenant's index of open cases (by stage, then the time they entered it),
+// the latest completed stays per stage and the stage counters (lua/journey.lua), all or nothing. A
+// promise is also indexed by its due time for the overdue-promise scan
 // (AlertStore::ScanDuePromises). Retries: Open and Resolve are keyed by the case id, Update by
 // request_id (event ids "co:<case>", "cr:<case>", "cu:<request>").
 //
-// GetJourneyStats reads every stage's counters, the median entry time of its open cases (one
-// ZRANGE by rank) and its latest 1,000 completed stays in one round trip: its cost does not grow
-// with the number of cases.
+// GetJourneyStats reads every stage's counters, the median entry time of its open cases (a
+// ZLEXCOUNT and one ZRANGE BYLEX with LIMIT) and its latest 1,000 completed stays in one round
+// trip (engagement_journey_stats, FCALL_RO): its cost does not grow with the number of cases.
 //
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once

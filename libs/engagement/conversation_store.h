@@ -4,13 +4,13 @@
 //   ConversationStore conversations({&redis_client, &identity_store, policy});
 //   conversations.Start(request, deadline, [](absl::StatusOr<v1::StartConversationResponse> r) {});
 //
-// Each operation is one Lua script over the customer's keys (plus the tenant's alert and journey
-// keys): it checks the request against the stored state, appends its event through the shared
-// event effects (libs/timeline/event_effects.h: contacts, repeat contacts, alerts, watchers) and
-// changes the conversation and facts, all or nothing. Retries: Start and End are keyed by the
-// conversation id, Handoff and RecordFacts by request_id, through the event's id in the
-// timeline's dedup hash (event ids "cs:<conversation>", "ce:<conversation>", "ho:<request>",
-// "fr:<request>").
+// Each operation is one Redis function (libs/engagement/lua/conversation_*.lua) over the
+// customer's keys (plus the tenant's alert and journey keys): it checks the request against the
+// stored state, appends its event through the shared event effects (libs/timeline/event_effects.h:
+// contacts, repeat contacts, alerts, watchers) and changes the conversation and facts, all or
+// nothing. Retries: Start and End are keyed by the conversation id, Handoff and RecordFacts by
+// request_id, through the event's id in the timeline's dedup hash (event ids "cs:<conversation>",
+// "ce:<conversation>", "ho:<request>", "fr:<request>").
 //
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once

@@ -149,6 +149,12 @@ v1::RepeatContact RepeatFromRecord(const Struct& r) {
   return rc;
 }
 
+void AckFromRecord(const Struct& r, v1::Alert* alert) {
+  alert->set_acknowledged(true);
+  if (!ActorFrom(r, "b", alert->mutable_acknowledged_by())) alert->clear_acknowledged_by();
+  *alert->mutable_acknowledged_at() = FromMillis(Num(r, "at"));
+}
+
 int FactRank(v1::FactType type) {
   switch (type) {
     case v1::FACT_TYPE_VERIFICATION:

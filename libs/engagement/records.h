@@ -1,6 +1,9 @@
-// Records: the JSON values libs/engagement keeps in Redis (read and changed by Lua's cjson, see
-// libs/engagement/README.md) turned into the API's messages, plus the checks shared by every
-// engagement operation (facts, actors, audiences).
+// Records: the JSON values libs/engagement keeps in Redis (written and changed by the functions of
+// libs/engagement/lua/ with Lua's cjson; every field of each is described once, in the header of
+// libs/engagement/lua/case.lua) turned into the API's messages: this file is their one C++
+// parser. Plus the checks and limits shared by every engagement operation (facts, actors,
+// audiences); the limits the functions enforce are passed to them from here as named arguments
+// (max_open_cases, max_facts, max_owner_history).
 //
 //   ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(reply.str));
 //   v1::Case c = CaseFromRecord(case_id, customer_id, s);
@@ -15,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
+#include "onestory/v1/alert.pb.h"
 #include "onestory/v1/case.pb.h"
 #include "onestory/v1/common.pb.h"
 #include "onestory/v1/context.pb.h"
@@ -23,8 +27,11 @@
 namespace onestory::engagement {
 
 inline constexpr int kMaxFactsPerRequest = 32;
+// Current (unexpired) facts per customer: RecordFacts and Handoff refuse more (OS_LIMIT).
 inline constexpr int kMaxFactsPerCustomer = 200;
+// Open cases per customer: OpenCase refuses more (OS_LIMIT).
 inline constexpr int kMaxOpenCasesPerCustomer = 100;
+// Owner changes a case keeps in its owner_history (the oldest go first).
 inline constexpr int kMaxOwnerHistory = 50;
 inline constexpr size_t kMaxFactValueBytes = 1024;
 inline constexpr size_t kMaxTopicBytes = 256;
@@ -45,6 +52,8 @@ v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_
                         const google::protobuf::Struct& r);
 v1::Fact FactFromRecord(const google::protobuf::Struct& r);
 v1::RepeatContact RepeatFromRecord(const google::protobuf::Struct& r);
+// Sets acknowledged, acknowledged_by and acknowledged_at of `alert` from an acknowledgement.
+void AckFromRecord(const google::protobuf::Struct& r, v1::Alert* alert);
 
 // The order GetContext shows facts in: verifications, promises, collected values, steps.
 int FactRank(v1::FactType type);

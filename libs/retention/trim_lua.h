@@ -1,5 +1,5 @@
 // os_trim: the Lua that removes a customer's oldest events for retention, shared by every
-// append (it is the start of timeline::kEventEffectsLua) and by the Sweeper's function
+// append (os_append of libs/timeline/lua/effects.lua calls it) and by the Sweeper's function
 // (libs/retention/lua/sweep.lua). Its source is libs/retention/lua/trim.lua.
 //
 //   local removed = os_trim(K.tl, K.dd, P.now, max_age_ms, max_events, limit)

@@ -1,5 +1,5 @@
 -- os_trim (helper): removes a customer's oldest events for retention. Every append runs it
--- (timeline::kEventEffectsLua pastes this file in) and so does retention_sweep.
+-- (os_append, libs/timeline/lua/effects.lua, calls it) and so does retention_sweep.
 --
 --   local removed = os_trim(timeline_key, dedup_key, now_ms, max_age_ms, max_events, limit)
 --

@@ -1,17 +1,18 @@
 -- os_append (helper, libs/timeline/event_effects.h): what storing an event does to the rest of
--- the customer's state, for every function and script that appends (timeline_append, and the
--- conversation and case scripts of libs/engagement, which paste this file in as
--- timeline::kEffectsLuaText), so an event has the same effects whichever way it arrives.
+-- the customer's state, for every function that appends (timeline_append, and the conversation
+-- and case functions of libs/engagement/lua), so an event has the same effects whichever way it
+-- arrives.
 --
 --   os_effects(keys, args)           binds K and P (below) for the call; first, once per call
 --   local out, err = os_append(evs)  evs: a list of os_event_at(list, b)
 --
--- K, the keys (short names, as the engagement scripts spell them): p profile, tl timeline,
--- dd dedup, cv conversations, ids identifiers, cs conversation records, ca cases, fa facts,
+-- K, the keys (short names; libs/engagement/lua/case.lua binds them from long ones): p profile,
+-- tl timeline, dd dedup, cv conversations, ids identifiers, cs conversation records, ca cases, fa facts,
 -- ct contacts, cc contact channels, sg signals, alog alert log, aids alert ids, aopen open
--- alerts, jn journey counters, jst journey stages, due due promises, act activity index.
+-- alerts, jn journey counters, jst journey stages, jo, jd the journey's open cases and stays
+-- (journey.lua), due due promises, act activity index.
 -- P, the arguments: cid customer id, now (ms), notify channel, tag (merge chain), via
--- (identifiers-hash field), achan alert channel, jp journey prefix, window (repeat window ms),
+-- (identifiers-hash field), achan alert channel, window (repeat window ms),
 -- arepeat, astreak (alert thresholds), maxev, maxage (retention limits, 0: none); os_append
 -- sets P.rep to the repeat flag of a new contact. A helper reads only the fields it uses.
 

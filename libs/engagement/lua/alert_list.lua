@@ -1,0 +1,32 @@
+-- engagement_alert_list: AlertService.ListAlerts: a page of the tenant's alerts, newest first,
+-- examining at most 2,000 per call (a page may come back short, with a token to go on).
+--
+-- KEYS:
+--   alert_log              the tenant's alert log stream
+--   alert_open             the tenant's open (unacknowledged) alerts
+--   alert_acks             the tenant's acknowledgements
+-- ARGV:
+--   all:int                1: acknowledged alerts too
+--   page_size:int          alerts per page
+--   start                  where to start: '+' or '(<stream id>'
+-- Flags: no-writes
+-- Returns: {more (0|1), the last stream id examined, {{stream id, fields, ack JSON or ''}...}}.
+-- Errors: none.
+local out, examined, last, more = {}, 0, '', 0
+local start = P.start
+while more == 0 do
+  local batch = redis.call('XREVRANGE', K.alert_log, start, '-', 'COUNT', 200)
+  for _, e in ipairs(batch) do
+    if #out >= P.page_size or examined >= 2000 then more = 1; break end
+    examined = examined + 1
+    last = e[1]
+    local id = e[2][2]
+    local open = redis.call('ZSCORE', K.alert_open, id)
+    if P.all == 1 or open then
+      out[#out + 1] = {e[1], e[2], redis.call('HGET', K.alert_acks, id) or ''}
+    end
+  end
+  if #batch < 200 then break end
+  start = '(' .. batch[#batch][1]
+end
+return {more, last, out}

@@ -1,0 +1,653 @@
+// The functions of libs/engagement/lua/ called directly on hand-built keys: cases entering,
+// moving through and leaving the tenant's journey (the open-case index and the stays ring,
+// wrapping past 1,000), SetJourney refusing a stage with open cases, the limits passed by name,
+// contacts and repeat contacts across the repeat window, alerts raised once, the guard on merged
+// and held customers, facts, alerts listed, read and acknowledged, and the upgrade of journey
+// data an earlier version wrote (GetJourneyStats and ResolveCase answer as before).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "libs/common/time_util.h"
+#include "libs/engagement/case_store.h"
+#include "libs/engagement/customer_script.h"
+#include "libs/engagement/journey_upgrade.h"
+#include "libs/engagement/records.h"
+#include "libs/identity/identity_store.h"
+#include "libs/keys/key_schema.h"
+#include "libs/lua/engagement_alert_ack.h"
+#include "libs/lua/engagement_alert_list.h"
+#include "libs/lua/engagement_alert_promise.h"
+#include "libs/lua/engagement_alert_read.h"
+#include "libs/lua/engagement_case_get.h"
+#include "libs/lua/engagement_case_open.h"
+#include "libs/lua/engagement_case_resolve.h"
+#include "libs/lua/engagement_case_update.h"
+#include "libs/lua/engagement_conversation_end.h"
+#include "libs/lua/engagement_conversation_facts.h"
+#include "libs/lua/engagement_conversation_handoff.h"
+#include "libs/lua/engagement_conversation_start.h"
+#include "libs/lua/engagement_journey_set.h"
+#include "libs/lua/engagement_journey_stats.h"
+#include "libs/lua/engagement_journey_upgrade.h"
+#include "tests/integration/lua/function_test.h"
+
+namespace onestory::lua {
+namespace {
+
+constexpr int64_t kNow = 1700000000000;
+constexpr int64_t kDay = 86400000;
+
+std::string Ms15(int64_t ms) {
+  std::string s = absl::StrCat(ms);
+  return std::string(15 - s.size(), '0') + s;
+}
+
+class EngagementFunctionsTest : public onestory::testing::FunctionTest {
+ protected:
+  void Create(const std::string& customer = "cus_1") {
+    Run({"HSET", keys::CustomerKeys("acme", customer).profile(), "created_at", "1"});
+  }
+  template <typename Call>
+  Call With(Call call, int64_t now = kNow, const std::string& customer = "cus_1") {
+    engagement::SetEffects("acme", customer, now, "", "", policy_, &call);
+    return call;
+  }
+  static v1::Event Event(const std::string& id, v1::EventKind kind, int64_t at,
+                         const std::string& conversation = "", const std::string& case_id = "") {
+    v1::Event e;
+    e.set_event_id(id);
+    e.set_channel(v1::CHANNEL_VOICE);
+    e.set_kind(kind);
+    *e.mutable_occurred_at() = FromMillis(at);
+    e.set_conversation_id(conversation);
+    e.set_case_id(case_id);
+    return e;
+  }
+  absl::Status SetJourney(const std::vector<std::string>& stages) {
+    EngagementJourneySet call;
+    call.journey_stages = tk_.journey_stages();
+    call.journey_open = tk_.journey_open();
+    call.stages = stages;
+    return Call(call).status();
+  }
+  absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
+                                    int64_t now = kNow, int64_t max_open = 100) {
+    EngagementCaseOpen call;
+    call.case_id = id;
+    call.topic = absl::StrCat("topic of ", id);
+    call.stage = stage;
+    call.actor_type = v1::Actor::TYPE_AGENT;
+    call.actor_id = "agent-1";
+    call.max_open_cases = max_open;
+    engagement::SetEvent(Event(absl::StrCat("co:", id), v1::EVENT_KIND_CASE_OPENED, now, "", id),
+                         &call);
+    return Call(With(call, now));
+  }
+  absl::StatusOr<redis::Reply> Move(const std::string& id, const std::string& stage, int64_t now,
+                                    const std::string& request) {
+    EngagementCaseUpdate call;
+    call.case_id = id;
+    call.stage = stage;
+    call.actor_type = v1::Actor::TYPE_AGENT;
+    call.actor_id = "agent-1";
+    call.tenant = "acme";
+    call.max_owner_history = engagement::kMaxOwnerHistory;
+    engagement::SetEvent(Event(absl::StrCat("cu:", request), v1::EVENT_KIND_CASE_UPDATE, now),
+                         &call);
+    return Call(With(call, now));
+  }
+  absl::StatusOr<redis::Reply> Resolve(const std::string& id, int64_t now) {
+    EngagementCaseResolve call;
+    call.case_id = id;
+    call.resolution = "done";
+    call.tenant = "acme";
+    engagement::SetEvent(Event(absl::StrCat("cr:", id), v1::EVENT_KIND_CASE_RESOLVED, now), &call);
+    return Call(With(call, now));
+  }
+  absl::StatusOr<redis::Reply> Start(const std::string& conv, int64_t now,
+                                     const std::string& case_id = "") {
+    EngagementConversationStart call;
+    call.conversation_id = conv;
+    call.served_by_type = v1::Actor::TYPE_BOT;
+    call.served_by_id = "bot-1";
+    call.case_id = case_id;
+    engagement::SetEvent(
+        Event(absl::StrCat("cs:", conv), v1::EVENT_KIND_CONVERSATION_STARTED, now, conv, case_id),
+        &call);
+    return Call(With(call, now));
+  }
+  // Per stage of GetJourneyStats' reply: {open, middle entries, stays (sorted), counters}.
+  struct Row {
+    int64_t open = 0;
+    std::vector<std::string> middle, stays, counters;
+  };
+  std::map<std::string, Row> Stats() {
+    EngagementJourneyStats call;
+    call.journey_stages = tk_.journey_stages();
+    call.journey_counters = tk_.journey_counters();
+    call.journey_open = tk_.journey_open();
+    call.journey_stays = tk_.journey_stays();
+    absl::StatusOr<redis::Reply> r = Call(call);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::map<std::string, Row> out;
+    if (!r.ok()) return out;
+    for (const redis::Reply& row : r->elements) {
+      Row& x = out[row.elements[0].str];
+      x.open = row.elements[1].integer;
+      size_t i = 2;
+      for (; row.elements[i].str != "|"; ++i) x.middle.push_back(row.elements[i].str);
+      for (++i; row.elements[i].str != "|"; ++i) x.stays.push_back(row.elements[i].str);
+      for (++i; i < row.elements.size(); ++i) x.counters.push_back(row.elements[i].str);
+      std::sort(x.stays.begin(), x.stays.end());
+    }
+    return out;
+  }
+  std::vector<std::string> OpenIndex() {
+    std::vector<std::string> out;
+    for (const auto& m : Run({"ZRANGE", tk_.journey_open(), "0", "-1"}).elements) {
+      out.push_back(m.str);
+    }
+    return out;
+  }
+
+  timeline::EngagementPolicy policy_;
+  const keys::CustomerKeys ck_{"acme", "cus_1"};
+  const keys::TenantKeys tk_{"acme"};
+};
+
+TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
+  Create();
+  ASSERT_TRUE(SetJourney({"ship", "ship_late", "done"}).ok());
+  absl::StatusOr<redis::Reply> r = Open("case_1");  // the journey's first stage
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 0);
+  ASSERT_TRUE(Open("case_2", "ship_late", kNow + 10).ok());
+  ASSERT_TRUE(Open("case_3", "ship", kNow + 20).ok());
+  EXPECT_EQ(OpenIndex(),
+            (std::vector<std::string>{absl::StrCat("ship_late|", Ms15(kNow + 10), "|cus_1|case_2"),
+                                      absl::StrCat("ship|", Ms15(kNow), "|cus_1|case_1"),
+                                      absl::StrCat("ship|", Ms15(kNow + 20), "|cus_1|case_3")}));
+  // A retry answers the stored case and enters nothing again.
+  r = Open("case_1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);
+  auto stats = Stats();
+  // "ship" is not confused with "ship_late": its range holds its own two cases only.
+  EXPECT_EQ(stats["ship"].open, 2);
+  EXPECT_EQ(stats["ship"].middle, (std::vector<std::string>{Ms15(kNow), Ms15(kNow + 20)}));
+  EXPECT_EQ(stats["ship_late"].open, 1);
+  EXPECT_EQ(stats["ship_late"].middle, std::vector<std::string>{Ms15(kNow + 10)});
+  EXPECT_EQ(stats["ship"].counters, (std::vector<std::string>{"2", "0", "0"}));
+
+  // Moving: its stay in "ship" is recorded, it enters "done" now.
+  ASSERT_TRUE(Move("case_1", "done", kNow + 500, "m1").ok());
+  // Resolving: its stay in "ship_late" is recorded, it leaves the index.
+  ASSERT_TRUE(Resolve("case_2", kNow + 1010).ok());
+  EXPECT_EQ(OpenIndex(),
+            (std::vector<std::string>{absl::StrCat("done|", Ms15(kNow + 500), "|cus_1|case_1"),
+                                      absl::StrCat("ship|", Ms15(kNow + 20), "|cus_1|case_3")}));
+  stats = Stats();
+  EXPECT_EQ(stats["ship"].stays, std::vector<std::string>{"500"});
+  EXPECT_EQ(stats["ship_late"].stays, std::vector<std::string>{"1000"});
+  EXPECT_EQ(stats["done"].open, 1);
+  EXPECT_EQ(stats["done"].counters[0], "1");
+
+  // GetCase reads it (FCALL_RO), with its stage.
+  EngagementCaseGet get;
+  get.profile = ck_.profile();
+  get.cases = ck_.cases();
+  get.customer_id = "cus_1";
+  get.case_id = "case_1";
+  r = Call(get);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::StrContains(r->str, "\"sg\":\"done\"")) << r->str;
+  get.case_id = "case_9";
+  EXPECT_EQ(Call(get).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngagementFunctionsTest, SetJourneyRefusesToDropAStageWithOpenCases) {
+  Create();
+  ASSERT_TRUE(SetJourney({"a", "b"}).ok());
+  ASSERT_TRUE(Open("case_1", "b").ok());
+  absl::Status st = SetJourney({"a"});
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_TRUE(absl::StrContains(st.message(), "stage \"b\" still has 1 open cases")) << st;
+  EXPECT_EQ(Run({"GET", tk_.journey_stages()}).str, "a\nb");
+  ASSERT_TRUE(SetJourney({"b", "c"}).ok());  // "a" has none: it may go
+  EXPECT_EQ(Run({"GET", tk_.journey_stages()}).str, "b\nc");
+  ASSERT_TRUE(Resolve("case_1", kNow + 1).ok());
+  EXPECT_TRUE(SetJourney({"c"}).ok());
+}
+
+TEST_F(EngagementFunctionsTest, TheStaysRingKeepsTheLatestThousand) {
+  Create();
+  ASSERT_TRUE(SetJourney({"a", "b"}).ok());
+  // 998 stays recorded already (by hand: 1..998 ms, at ring slots 0..997).
+  std::vector<std::string> hset = {"HSET", tk_.journey_stays(), "a:n", "998"};
+  for (int i = 0; i < 998; ++i) {
+    hset.push_back(absl::StrCat("a:", i));
+    hset.push_back(absl::StrCat(i + 1));
+  }
+  Run(hset);
+  // Four more, through the functions: stays of 100000..100003 ms fill slots 998, 999, 0, 1.
+  for (int i = 0; i < 4; ++i) {
+    std::string id = absl::StrCat("case_", i);
+    ASSERT_TRUE(Open(id, "a", kNow).ok());
+    ASSERT_TRUE(Move(id, "b", kNow + 100000 + i, id).ok());
+  }
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:n"}).str, "1002");
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:0"}).str, "100002");
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:1"}).str, "100003");
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:999"}).str, "100001");
+  EXPECT_EQ(Run({"HEXISTS", tk_.journey_stays(), "a:1000"}).integer, 0);
+  std::vector<std::string> stays = Stats()["a"].stays;
+  ASSERT_EQ(stays.size(), 1000u);
+  // The two oldest (1 and 2 ms) were overwritten; 3 .. 998 and the four new ones are kept.
+  EXPECT_EQ(std::count(stays.begin(), stays.end(), "1"), 0);
+  EXPECT_EQ(std::count(stays.begin(), stays.end(), "2"), 0);
+  EXPECT_EQ(std::count(stays.begin(), stays.end(), "3"), 1);
+  EXPECT_EQ(std::count(stays.begin(), stays.end(), "100003"), 1);
+}
+
+TEST_F(EngagementFunctionsTest, LimitsAreTheOnesPassed) {
+  Create();
+  ASSERT_TRUE(Open("case_1", "", kNow, 2).ok());
+  ASSERT_TRUE(Open("case_2", "", kNow, 2).ok());
+  absl::StatusOr<redis::Reply> r = Open("case_3", "", kNow, 2);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_EQ(r.status().message(), "case_id: customer cus_1 has 2 open cases; resolve some first");
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_3"}).integer, 0);
+
+  // Facts: at most max_facts current ones.
+  EngagementConversationFacts facts;
+  facts.actor_type = v1::Actor::TYPE_AGENT;
+  facts.actor_id = "agent-1";
+  facts.channel = v1::CHANNEL_VOICE;
+  facts.max_facts = 2;
+  for (const char* name : {"order", "email", "phone"}) {
+    facts.new_facts.insert(facts.new_facts.end(), {"2", name, "x", "0", "0", "", "", "0"});
+  }
+  engagement::SetEvent(Event("fr:1", v1::EVENT_KIND_FACTS_RECORDED, kNow), &facts);
+  r = Call(With(facts));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "would have 3 current facts; at most 2"))
+      << r.status();
+  EXPECT_EQ(Run({"EXISTS", ck_.facts()}).integer, 0);
+  facts.max_facts = 3;
+  r = Call(With(facts));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements.size(), 7u);  // {0, '', stream id, '', 3 facts}
+  EXPECT_EQ(Run({"HLEN", ck_.facts()}).integer, 3);
+  r = Call(With(facts));  // a retry: the stored facts
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(r->elements.size(), 7u);
+
+  // Owner history: at most max_owner_history changes kept.
+  EngagementCaseUpdate owner;
+  owner.case_id = "case_1";
+  owner.owner_type = v1::Actor::TYPE_AGENT;
+  owner.reason = "shift change";
+  owner.actor_type = v1::Actor::TYPE_AGENT;
+  owner.actor_id = "agent-1";
+  owner.tenant = "acme";
+  owner.max_owner_history = 2;
+  for (int i = 0; i < 3; ++i) {
+    owner.owner_id = absl::StrCat("agent-", 10 + i);
+    engagement::SetEvent(Event(absl::StrCat("cu:o", i), v1::EVENT_KIND_CASE_UPDATE, kNow), &owner);
+    ASSERT_TRUE(Call(With(owner)).ok());
+  }
+  absl::StatusOr<google::protobuf::Struct> rec =
+      engagement::ParseRecord(Run({"HGET", ck_.cases(), "case_1"}).str);
+  ASSERT_TRUE(rec.ok());
+  v1::Case c = engagement::CaseFromRecord("case_1", "cus_1", *rec);
+  ASSERT_EQ(c.owner_history_size(), 2);
+  EXPECT_EQ(c.owner_history(1).to().id(), "agent-12");
+  EXPECT_EQ(c.owner_changes(), 3);
+}
+
+TEST_F(EngagementFunctionsTest, RepeatContactsCountWithinTheRepeatWindowAndAlertOnce) {
+  Create();
+  ASSERT_TRUE(Open("case_1", "", kNow).ok());
+  // A new conversation about the open case: a repeat contact (the case's second).
+  absl::StatusOr<redis::Reply> r = Start("conv_1", kNow + 1000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::StrContains(r->elements[3].str, "\"ca\":\"case_1\"")) << r->elements[3].str;
+  EXPECT_EQ(Run({"ZCARD", ck_.contacts()}).integer, 1);
+  // A retry counts nothing again.
+  r = Start("conv_1", kNow + 1000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(Run({"ZCARD", ck_.contacts()}).integer, 1);
+  // The third contact in 7 days raises REPEAT_CONTACT; the fourth raises nothing more.
+  ASSERT_TRUE(Start("conv_2", kNow + 2000).ok());
+  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
+  ASSERT_TRUE(Start("conv_3", kNow + 3000).ok());
+  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"HEXISTS", tk_.alert_ids(), "repeat_contact:cus_1:case_1"}).integer, 1);
+
+  // Resolved: a contact within the repeat window is still about it; one after it is not.
+  ASSERT_TRUE(Resolve("case_1", kNow + 4000).ok());
+  policy_.repeat_window = absl::Milliseconds(10000);
+  r = Start("conv_4", kNow + 13000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::StrContains(r->elements[3].str, "\"o\":false")) << r->elements[3].str;
+  r = Start("conv_5", kNow + 15000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[3].str, "");
+  EXPECT_EQ(Run({"ZCARD", ck_.contacts()}).integer, 5);
+}
+
+TEST_F(EngagementFunctionsTest, GuardRefusesMergedAndHeldCustomersAndWritesNothing) {
+  Run({"HSET", ck_.profile(), "created_at", "1", "merged_into", "cus_2", "merge_id", "mg_1"});
+  absl::StatusOr<redis::Reply> r = Open("case_1");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "moved:cus_2:mg_1")) << r.status();
+  EngagementCaseGet get;
+  get.profile = ck_.profile();
+  get.cases = ck_.cases();
+  get.customer_id = "cus_1";
+  get.case_id = "case_1";
+  EXPECT_TRUE(absl::StrContains(Call(get).status().message(), "moved:cus_2")) << r.status();
+
+  Run({"DEL", ck_.profile()});
+  Run({"HSET", ck_.profile(), "created_at", "1", "merge_lock", "mg_2"});
+  r = Open("case_1");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  r = Start("conv_1", kNow);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  EXPECT_EQ(Run({"EXISTS", ck_.timeline(), ck_.cases(), ck_.conversation_records(),
+                 tk_.journey_open(), tk_.journey_counters()})
+                .integer,
+            0);
+  // A held customer may still be read.
+  get.case_id = "case_9";
+  EXPECT_EQ(Call(get).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngagementFunctionsTest, HandoffAndEndKeepTheConversationsRecord) {
+  Create();
+  ASSERT_TRUE(Open("case_1").ok());
+  ASSERT_TRUE(Start("conv_1", kNow + 1, "case_1").ok());
+  EngagementConversationHandoff h;
+  h.conversation_id = "conv_1";
+  h.from_type = v1::Actor::TYPE_AGENT;  // not who serves it
+  h.from_id = "agent-9";
+  h.to_type = v1::Actor::TYPE_AGENT;
+  h.to_id = "agent-2";
+  h.to_channel = v1::CHANNEL_SMS;
+  h.max_facts = engagement::kMaxFactsPerCustomer;
+  h.new_facts = {"2", "order", "A-1", "0", "0", "", "", "0"};
+  v1::Event e = Event("ho:1", v1::EVENT_KIND_HANDOFF, kNow + 2, "conv_1");
+  e.set_channel(v1::CHANNEL_SMS);  // as the store builds it with to_channel; no case id
+  engagement::SetEvent(e, &h);
+  absl::StatusOr<redis::Reply> r = Call(With(h));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  h.from_type = v1::Actor::TYPE_BOT;
+  h.from_id = "bot-1";
+  r = Call(With(h));
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->elements.size(), 5u);
+  absl::StatusOr<google::protobuf::Struct> rec = engagement::ParseRecord(r->elements[1].str);
+  ASSERT_TRUE(rec.ok());
+  v1::Conversation c = engagement::ConversationFromRecord("conv_1", "cus_1", *rec);
+  EXPECT_EQ(c.handoffs(), 1);
+  EXPECT_EQ(c.channel(), v1::CHANNEL_SMS);
+  EXPECT_EQ(c.served_by().id(), "agent-2");
+  // The case's channel switched (VOICE to SMS); the stored event names the case.
+  rec = engagement::ParseRecord(Run({"HGET", ck_.cases(), "case_1"}).str);
+  EXPECT_EQ(engagement::CaseFromRecord("case_1", "cus_1", *rec).channel_switches(), 1);
+  v1::Event stored;
+  ASSERT_TRUE(
+      stored.ParseFromString(Run({"XRANGE", ck_.timeline(), r->elements[2].str, r->elements[2].str})
+                                 .elements[0]
+                                 .elements[1]
+                                 .elements[1]
+                                 .str));
+  EXPECT_EQ(stored.case_id(), "case_1");
+  EXPECT_EQ(stored.channel(), v1::CHANNEL_SMS);
+
+  EngagementConversationEnd end;
+  end.conversation_id = "conv_1";
+  end.outcome = "sorted";
+  end.wrap_up_code = "W1";
+  v1::Event ended = Event("ce:conv_1", v1::EVENT_KIND_CONVERSATION_ENDED, kNow + 3, "conv_1");
+  ended.clear_channel();
+  engagement::SetEvent(ended, &end);
+  r = Call(With(end));
+  ASSERT_TRUE(r.ok()) << r.status();
+  rec = engagement::ParseRecord(r->elements[1].str);
+  c = engagement::ConversationFromRecord("conv_1", "cus_1", *rec);
+  EXPECT_EQ(c.state(), v1::CONVERSATION_STATE_ENDED);
+  EXPECT_EQ(c.outcome(), "sorted");
+  EXPECT_EQ(c.wrap_up_code(), "W1");
+  r = Call(With(end));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);
+}
+
+TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedReadAndAcked) {
+  Create();
+  ASSERT_TRUE(Open("case_1").ok());
+  EngagementCaseUpdate promise;
+  promise.case_id = "case_1";
+  promise.promise = "refund";
+  promise.promised_by_ms = kNow + 1000;
+  promise.actor_type = v1::Actor::TYPE_AGENT;
+  promise.actor_id = "agent-1";
+  promise.tenant = "acme";
+  promise.max_owner_history = engagement::kMaxOwnerHistory;
+  engagement::SetEvent(Event("cu:p", v1::EVENT_KIND_CASE_UPDATE, kNow), &promise);
+  ASSERT_TRUE(Call(With(promise)).ok());
+  const std::string member = "acme|cus_1|case_1";
+  EXPECT_EQ(Run({"ZSCORE", keys::DuePromisesKey(), member}).str, absl::StrCat(kNow + 1000));
+
+  EngagementAlertPromise check;
+  check.member = member;
+  check.case_id = "case_1";
+  check.due_text = "2023-11-14T22:13:21Z";
+  // Not due yet: nothing.
+  absl::StatusOr<redis::Reply> r = Call(With(check, kNow + 999));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(Run({"ZCARD", keys::DuePromisesKey()}).integer, 1);
+  r = Call(With(check, kNow + 1001));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 1);
+  EXPECT_EQ(Run({"ZCARD", keys::DuePromisesKey()}).integer, 0);
+  // The same promise seen again (another instance's scan put it back): the alert's id is held,
+  // nothing is raised twice.
+  Run({"ZADD", keys::DuePromisesKey(), absl::StrCat(kNow + 1000), member});
+  r = Call(With(check, kNow + 1002));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
+
+  const std::string id = absl::StrCat("promise_overdue:cus_1:case_1:", kNow + 1000);
+  EngagementAlertList list;
+  list.alert_log = tk_.alert_log();
+  list.alert_open = tk_.alert_open();
+  list.alert_acks = tk_.alert_acks();
+  list.page_size = 10;
+  list.start = "+";
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->elements[2].elements.size(), 1u);
+  EXPECT_EQ(r->elements[2].elements[0].elements[1].elements[1].str, id);
+
+  EngagementAlertAck ack;
+  ack.alert_ids = tk_.alert_ids();
+  ack.alert_open = tk_.alert_open();
+  ack.alert_acks = tk_.alert_acks();
+  ack.alert_log = tk_.alert_log();
+  ack.alert_id = id;
+  ack.actor_type = v1::Actor::TYPE_AGENT;
+  ack.actor_id = "agent-3";
+  ack.now_ms = kNow + 5000;
+  r = Call(ack);
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<google::protobuf::Struct> a = engagement::ParseRecord(r->elements[2].str);
+  ASSERT_TRUE(a.ok());
+  v1::Alert alert;
+  engagement::AckFromRecord(*a, &alert);
+  EXPECT_EQ(alert.acknowledged_by().id(), "agent-3");
+  EXPECT_EQ(ToMillis(alert.acknowledged_at()), kNow + 5000);
+  ack.alert_id = "nope";
+  EXPECT_EQ(Call(ack).status().code(), absl::StatusCode::kNotFound);
+
+  r = Call(list);  // open alerts only: none left
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->elements[2].elements.empty());
+  list.all = 1;
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[2].elements.size(), 1u);
+
+  EngagementAlertRead read;
+  read.alert_log = tk_.alert_log();
+  read.alert_acks = tk_.alert_acks();
+  read.after = "0-0";
+  read.count = 10;
+  r = Call(read);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->elements.size(), 1u);
+  EXPECT_FALSE(r->elements[0].elements[2].str.empty());  // with its acknowledgement
+}
+
+// Journey data as an earlier version wrote it: "open:<stage>" zsets of "<customer>|<case>"
+// scored by entry ms, "dur:<stage>" lists of stays, newest first.
+TEST_F(EngagementFunctionsTest, JourneyDataOfAnEarlierVersionIsFoldedOnce) {
+  const std::string old_open = absl::StrCat(tk_.journey_prefix(), "open:ship");
+  const std::string old_dur = absl::StrCat(tk_.journey_prefix(), "dur:ship");
+  Run({"ZADD", old_open, absl::StrCat(kNow), "cus_1|case_1", absl::StrCat(kNow - 5000),
+       "cus_2|case_7"});
+  Run({"RPUSH", old_dur, "300", "100", "200"});
+  EngagementJourneyUpgrade call;
+  call.old = old_open;
+  call.journey_open = tk_.journey_open();
+  call.journey_stays = tk_.journey_stays();
+  call.stage = "ship";
+  call.kind = "open";
+  absl::StatusOr<redis::Reply> r = Call(call);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 2);
+  EXPECT_EQ(OpenIndex(),
+            (std::vector<std::string>{absl::StrCat("ship|", Ms15(kNow - 5000), "|cus_2|case_7"),
+                                      absl::StrCat("ship|", Ms15(kNow), "|cus_1|case_1")}));
+  EXPECT_EQ(Run({"EXISTS", old_open}).integer, 0);
+  r = Call(call);  // again: the old key is gone, nothing changes
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(OpenIndex().size(), 2u);
+
+  // A stay recorded in the new layout already (by an upgraded server meanwhile) is kept, as
+  // the newest.
+  Run({"HSET", tk_.journey_stays(), "ship:n", "1", "ship:0", "400"});
+  call.old = old_dur;
+  call.kind = "dur";
+  r = Call(call);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 3);
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "ship:n"}).str, "4");
+  // Oldest first in ring order: 200, 100, 300, then 400.
+  for (auto [slot, ms] :
+       std::vector<std::pair<int, const char*>>{{0, "200"}, {1, "100"}, {2, "300"}, {3, "400"}}) {
+    EXPECT_EQ(Run({"HGET", tk_.journey_stays(), absl::StrCat("ship:", slot)}).str, ms) << slot;
+  }
+  EXPECT_EQ(Run({"EXISTS", old_dur}).integer, 0);
+  call.kind = "both";
+  EXPECT_EQ(Call(call).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The start-up step over a whole Redis, then the stores: GetJourneyStats answers as the
+// earlier version did for the same history, and resolving an upgraded case takes it out.
+TEST_F(EngagementFunctionsTest, UpgradeJourneyKeysThenTheStoresAnswerAsBefore) {
+  ASSERT_TRUE(SetJourney({"ship", "done"}).ok());
+  Create();
+  // Three open cases in "ship" (entered 30, 20 and 10 s ago), as the earlier version left them:
+  // the case records and its index; stays 4, 1, 2 and 3 s, newest first.
+  int64_t now = NowMillis();
+  std::vector<int64_t> entered = {now - 30000, now - 20000, now - 10000};
+  for (int i = 0; i < 3; ++i) {
+    std::string id = absl::StrCat("case_", i);
+    Run({"HSET", ck_.cases(), id,
+         absl::StrCat(R"({"tp":"t","sg":"ship","se":)", entered[i],
+                      R"(,"s":"o","ot":0,"oi":"","op":1,"up":1,"rs":0,"rn":"","pt":"","pb":0,)",
+                      R"("pm":0,"mt":0,"mi":"","nc":1,"rc":0,"sw":0,"lc":3,"rct":[],"oh":{},)",
+                      R"("ohn":0,"ln":""})")});
+    Run({"ZADD", absl::StrCat(tk_.journey_prefix(), "open:ship"), absl::StrCat(entered[i]),
+         absl::StrCat("cus_1|", id)});
+  }
+  Run({"RPUSH", absl::StrCat(tk_.journey_prefix(), "dur:ship"), "4000", "1000", "2000", "3000"});
+  Run({"HSET", tk_.journey_counters(), "ship:entered", "7"});
+  Run({"SET", "os:{other}:open:x", "not a journey key"});
+
+  absl::StatusOr<int> folded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  EXPECT_EQ(*folded, 2);
+  EXPECT_EQ(Run({"EXISTS", absl::StrCat(tk_.journey_prefix(), "open:ship"),
+                 absl::StrCat(tk_.journey_prefix(), "dur:ship")})
+                .integer,
+            0);
+  folded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  EXPECT_EQ(*folded, 0);
+
+  identity::IdentityStore identity(client_.get());
+  engagement::CaseStore cases({client_.get(), &identity, policy_});
+  auto stats = [&] {
+    v1::GetJourneyStatsRequest req;
+    req.set_tenant("acme");
+    absl::StatusOr<v1::GetJourneyStatsResponse> r =
+        onestory::testing::Await<v1::GetJourneyStatsResponse>(
+            [&](Callback<v1::GetJourneyStatsResponse> done) {
+              cases.GetJourneyStats(req, onestory::testing::Deadline(), std::move(done));
+            });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::GetJourneyStatsResponse();
+  };
+  v1::GetJourneyStatsResponse s = stats();
+  ASSERT_EQ(s.stages_size(), 2);
+  EXPECT_EQ(s.stages(0).stage(), "ship");
+  EXPECT_EQ(s.stages(0).open_cases(), 3);
+  // The median entry is 20 s ago (read a little later than `now`).
+  int64_t median =
+      google::protobuf::util::TimeUtil::DurationToMilliseconds(s.stages(0).median_time_in_stage());
+  EXPECT_GE(median, 20000);
+  EXPECT_LT(median, 25000);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::DurationToMilliseconds(
+                s.stages(0).median_completed_time_in_stage()),
+            2500);  // of 1, 2, 3, 4 s
+  EXPECT_EQ(s.stages(0).entered(), 7);
+  EXPECT_EQ(s.stages(1).open_cases(), 0);
+
+  v1::ResolveCaseRequest resolve;
+  resolve.set_tenant("acme");
+  resolve.mutable_customer()->set_customer_id("cus_1");
+  resolve.set_case_id("case_0");
+  resolve.mutable_actor()->set_type(v1::Actor::TYPE_AGENT);
+  resolve.mutable_actor()->set_id("agent-1");
+  resolve.set_channel(v1::CHANNEL_VOICE);
+  absl::StatusOr<v1::ResolveCaseResponse> resolved =
+      onestory::testing::Await<v1::ResolveCaseResponse>(
+          [&](Callback<v1::ResolveCaseResponse> done) {
+            cases.Resolve(resolve, onestory::testing::Deadline(), std::move(done));
+          });
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  s = stats();
+  EXPECT_EQ(s.stages(0).open_cases(), 2);
+  // Its stay of about 30 s joins 1, 2, 3 and 4 s: the median is 3 s.
+  EXPECT_EQ(google::protobuf::util::TimeUtil::DurationToMilliseconds(
+                s.stages(0).median_completed_time_in_stage()),
+            3000);
+  EXPECT_EQ(OpenIndex().size(), 2u);
+}
+
+}  // namespace
+}  // namespace onestory::lua
