@@ -2,22 +2,10 @@
 
 #include <utility>
 
-#include "absl/strings/str_split.h"
 
 namespace onestory::merge {
 
 using redis::Reply;
-
-void ReadJourneyStages(redis::Client* client, const std::string& tenant, absl::Time deadline,
-                       Callback<std::vector<std::string>> done) {
-  client->Command({"GET", keys::TenantKeys(tenant).journey_stages()}, deadline,
-                  [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                    if (!r.ok()) return done(r.status());
-                    std::vector<std::string> stages;
-                    if (r->is_string()) stages = absl::StrSplit(r->str, '\n', absl::SkipEmpty());
-                    done(std::move(stages));
-                  });
-}
 
 lua::MergeMoveIndex MoveIndexCall(const std::string& tenant, const std::string& field,
                                   const std::string& new_owner, const std::string& old_owner) {

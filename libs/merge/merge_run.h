@@ -103,17 +103,11 @@ class Barrier {
   absl::AnyInvocable<void(absl::Status)> done_;
 };
 
-// The tenant's journey stages (empty when it has none).
-void ReadJourneyStages(redis::Client* client, const std::string& tenant, absl::Time deadline,
-                       Callback<std::vector<std::string>> done);
-
 // The keys merge_swap and merge_remove share: both customers' engagement state, the tenant's
-// due-promise index, open-case index and per-stage open cases (`stages`: ReadJourneyStages)
-// (os_merge_engagement, libs/merge/lua/engagement.lua).
+// due-promise index and open-case index (os_merge_engagement, libs/merge/lua/engagement.lua).
 template <typename Call>
-void SetEngagementKeys(const std::string& tenant, const std::vector<std::string>& stages,
-                       const keys::CustomerKeys& source, const keys::CustomerKeys& target,
-                       Call* call) {
+void SetEngagementKeys(const std::string& tenant, const keys::CustomerKeys& source,
+                       const keys::CustomerKeys& target, Call* call) {
   call->source_conversation_records = source.conversation_records();
   call->source_cases = source.cases();
   call->source_facts = source.facts();
@@ -127,11 +121,7 @@ void SetEngagementKeys(const std::string& tenant, const std::vector<std::string>
   call->target_contact_channels = target.contact_channels();
   call->target_signals = target.signals();
   call->due_promises = keys::DuePromisesKey();
-  keys::TenantKeys tk(tenant);
-  call->journey_open = tk.journey_open();
-  for (const std::string& stage : stages) {
-    call->stage_open.push_back(absl::StrCat(tk.journey_prefix(), "open:", stage));
-  }
+  call->journey_open = keys::TenantKeys(tenant).journey_open();
 }
 
 // merge_move_index for the index entry of an identifiers-hash field ("<type>:<value>").

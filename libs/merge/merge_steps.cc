@@ -388,8 +388,7 @@ void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
 void MergeEngine::Swap(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
   auto hashes = std::make_shared<std::vector<Reply>>(4);
-  auto stages = std::make_shared<std::vector<std::string>>();
-  auto b = Barrier::Make(5, [this, run, hashes, stages, sk, tk](absl::Status st) {
+  auto b = Barrier::Make(4, [this, run, hashes, sk, tk](absl::Status st) {
     if (!st.ok()) return Fail(run, st);
     std::vector<std::string> take(run->record.take_from_source().begin(),
                                   run->record.take_from_source().end());
@@ -404,7 +403,7 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
     swap.conversations = tk.conversations();
     swap.remap = tk.remap();
     swap.staging_remap = tk.merge_staging_remap(run->id());
-    SetEngagementKeys(run->tenant, *stages, sk, tk, &swap);
+    SetEngagementKeys(run->tenant, sk, tk, &swap);
     swap.merge_id = run->id();
     swap.staged = static_cast<int64_t>(run->plan.size());
     swap.priors = pm.priors;
@@ -433,11 +432,6 @@ void MergeEngine::Swap(std::shared_ptr<Run> run) {
                        b->Arrive(r.status());
                      });
   }
-  ReadJourneyStages(client_, run->tenant, run->deadline,
-                    [b, stages](absl::StatusOr<std::vector<std::string>> s) {
-                      if (s.ok()) *stages = *std::move(s);
-                      b->Arrive(s.status());
-                    });
 }
 
 void MergeEngine::MoveIdentifiers(std::shared_ptr<Run> run) {

@@ -212,14 +212,13 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
     auto b = Barrier::Make(chunks, [this, run, tk, derived](absl::Status st) {
       if (!st.ok()) return Fail(run, st);
       auto prior = std::make_shared<std::string>();
-      auto stages = std::make_shared<std::vector<std::string>>();
-      auto read = Barrier::Make(2, [this, run, tk, derived, prior, stages](absl::Status st) {
+      auto read = Barrier::Make(1, [this, run, tk, derived, prior](absl::Status st) {
         if (!st.ok()) return Fail(run, st);
         lua::MergeRemove remove;
         remove.merge_state = tk.merge_state();
         remove.profile = tk.profile();
         remove.conversations = tk.conversations();
-        SetEngagementKeys(run->tenant, *stages, run->source_keys(), tk, &remove);
+        SetEngagementKeys(run->tenant, run->source_keys(), tk, &remove);
         remove.merge_id = run->id();
         remove.source_id = run->source();
         remove.target_id = run->target();
@@ -245,11 +244,6 @@ void MergeEngine::Remove(std::shared_ptr<Run> run) {
                          if (r.ok() && r->is_string()) *prior = r->str;
                          read->Arrive(r.status());
                        });
-      ReadJourneyStages(client_, run->tenant, run->deadline,
-                        [read, stages](absl::StatusOr<std::vector<std::string>> s) {
-                          if (s.ok()) *stages = *std::move(s);
-                          read->Arrive(s.status());
-                        });
     });
     for (size_t c = 0; c < chunks; ++c) {
       lua::MergeRemoveChunk chunk;

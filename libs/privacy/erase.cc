@@ -81,14 +81,12 @@ struct PrivacyStore::EraseRun {
     std::string id;
     std::vector<std::string> identifier_fields;
     std::vector<std::string> case_ids;
-    std::set<std::string> stages;
     std::set<std::string> merge_ids;      // its merge history
     std::set<std::string> staging_ids;    // merges its merge state names
     std::vector<std::string> match_keys;  // of its profile, in the merge suggestion index
     int64_t events = 0;
   };
   std::vector<Customer> customers;  // root first
-  std::vector<std::string> journey_stages;
   Callback<v1::EraseCustomerResponse> done;
 
   std::string field() const { return absl::StrCat(tenant, "/", root); }
@@ -253,7 +251,7 @@ void PrivacyStore::Closure(std::shared_ptr<EraseRun> run) {
 void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
   std::vector<std::string> ids = run->all_ids();
   run->customers.assign(ids.size(), {});
-  auto b = Barrier::Make(ids.size() + 1, [this, run](absl::Status st) {
+  auto b = Barrier::Make(ids.size(), [this, run](absl::Status st) {
     if (!st.ok()) return run->done(st);
     // The counts, once: from the first run that read everything.
     if (run->events < 0) run->events = run->customers[0].events;
@@ -266,13 +264,6 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
     }
     SaveRecord(run, [this, run] { Step(run, "erase.sources", &PrivacyStore::TombstoneSources); });
   });
-  client_->Command({"GET", keys::TenantKeys(run->tenant).journey_stages()}, run->deadline,
-                   [run, b](absl::StatusOr<Reply> r) {
-                     if (r.ok() && r->is_string()) {
-                       run->journey_stages = absl::StrSplit(r->str, '\n', absl::SkipEmpty());
-                     }
-                     b->Arrive(r.status());
-                   });
   // The suggestion keys are made as MergeSuggester made them: with the tenant's default country.
   const identity::PhoneCountry* country = identity_->DefaultCountryOf(run->tenant);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -293,15 +284,7 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
       EraseRun::Customer& c = run->customers[i];
       for (const Reply& f : r->elements[0].elements) c.identifier_fields.push_back(f.str);
       const auto& cases = r->elements[1].elements;
-      for (size_t k = 0; k + 1 < cases.size(); k += 2) {
-        c.case_ids.push_back(cases[k].str);
-        absl::StatusOr<google::protobuf::Struct> rec = engagement::ParseRecord(cases[k + 1].str);
-        if (!rec.ok()) continue;
-        auto sg = rec->fields().find("sg");
-        if (sg != rec->fields().end() && !sg->second.string_value().empty()) {
-          c.stages.insert(sg->second.string_value());
-        }
-      }
+      for (size_t k = 0; k + 1 < cases.size(); k += 2) c.case_ids.push_back(cases[k].str);
       for (const Reply& m : r->elements[2].elements) c.merge_ids.insert(m.str);
       for (const Reply& f : r->elements[3].elements) {
         // "<merge id>:<what>"
@@ -376,11 +359,7 @@ void PrivacyStore::DropSuggestions(std::shared_ptr<EraseRun> run) {
 
 void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
   std::set<std::string> cases;
-  std::set<std::string> stages(run->journey_stages.begin(), run->journey_stages.end());
-  for (const auto& c : run->customers) {
-    cases.insert(c.case_ids.begin(), c.case_ids.end());
-    stages.insert(c.stages.begin(), c.stages.end());
-  }
+  for (const auto& c : run->customers) cases.insert(c.case_ids.begin(), c.case_ids.end());
   std::vector<std::string> ids = run->all_ids();
   keys::TenantKeys tk(run->tenant);
   std::vector<std::vector<std::string>> commands;
@@ -388,21 +367,10 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
   // (a merge moves them to its target): every pair of erased customer and case is removed.
   if (!cases.empty()) {
     std::vector<std::string> due = {"ZREM", keys::DuePromisesKey()};
-    std::vector<std::string> members;
     for (const std::string& id : ids) {
-      for (const std::string& c : cases) {
-        due.push_back(absl::StrCat(run->tenant, "|", id, "|", c));
-        members.push_back(absl::StrCat(id, "|", c));
-      }
+      for (const std::string& c : cases) due.push_back(absl::StrCat(run->tenant, "|", id, "|", c));
     }
     commands.push_back(std::move(due));
-    // The layout before journey_open: a zset per stage of "<customer>|<case>", which data
-    // written before it may still hold.
-    for (const std::string& stage : stages) {
-      std::vector<std::string> zrem = {"ZREM", absl::StrCat(tk.journey_prefix(), "open:", stage)};
-      zrem.insert(zrem.end(), members.begin(), members.end());
-      commands.push_back(std::move(zrem));
-    }
   }
   std::vector<std::string> activity = {"ZREM", tk.activity()};
   activity.insert(activity.end(), ids.begin(), ids.end());

@@ -10,8 +10,7 @@
 -- engagement keys (source_conversation_records, source_cases, source_facts, source_contacts,
 -- source_contact_channels, source_signals, and the same with target_), due_promises (the
 -- tenant-wide due-promise index) and journey_open (the tenant's open-case index, moved with
--- os_journey_move, libs/engagement/lua/journey.lua), and stage_open: the tenant's per-stage
--- open-case zsets (os_move_stage_entry).
+-- os_journey_move, libs/engagement/lua/journey.lua).
 --
 -- Records that came from the source (conversation records, cases, facts) carry the merge chain
 -- in "mg", so an Unmerge gives them back (as they are then: changes made while merged go back
@@ -24,29 +23,10 @@ local function os_merge_records(K)
           {K.source_facts, K.target_facts, false}}
 end
 
--- Until libs/engagement keeps its open cases in the journey index alone, it also keeps them in
--- one zset per stage ("<journey prefix>open:<stage>", member "<customer>|<case>", scored by
--- the entry time). The caller declares those of the tenant's stages in K.stage_open; the case's
--- entry moves in the one of its stage (found among the declared keys, never built here).
-local function os_move_stage_entry(K, c, id, from, to)
-  if c.s ~= 'o' or c.sg == '' then return end
-  local suffix = ':open:' .. c.sg
-  for _, z in ipairs(K.stage_open) do
-    if string.sub(z, -#suffix) == suffix then
-      local sc = redis.call('ZSCORE', z, from .. '|' .. id)
-      if sc then
-        redis.call('ZREM', z, from .. '|' .. id)
-        redis.call('ZADD', z, sc, to .. '|' .. id)
-      end
-    end
-  end
-end
-
 -- Case `id`, record `c`, now belongs to customer `to` instead of `from`: its journey index
 -- entry and its due promise move with it.
 local function os_move_case(K, c, id, from, to, tenant)
   os_journey_move(id, c, from, to)
-  os_move_stage_entry(K, c, id, from, to)
   local d = redis.call('ZSCORE', K.due_promises, tenant .. '|' .. from .. '|' .. id)
   if d then
     redis.call('ZREM', K.due_promises, tenant .. '|' .. from .. '|' .. id)

@@ -24,8 +24,6 @@
 --   target_signals           the target's sentiment counts
 --   due_promises             the due-promise index (keys::DuePromisesKey)
 --   journey_open             the tenant's open-case index (keys::TenantKeys::journey_open)
---   stage_open...            the tenant's open cases per stage, as libs/engagement still keeps
---                            them ("<journey prefix>open:<stage>", one per stage of its journey)
 -- ARGV:
 --   merge_id                 the merge being undone
 --   source_id                the source customer

@@ -33,8 +33,6 @@
 --   target_signals           the target's sentiment counts
 --   due_promises             the due-promise index (keys::DuePromisesKey)
 --   journey_open             the tenant's open-case index (keys::TenantKeys::journey_open)
---   stage_open...            the tenant's open cases per stage, as libs/engagement still keeps
---                            them ("<journey prefix>open:<stage>", one per stage of its journey)
 -- ARGV:
 --   merge_id                 the merge
 --   staged:int               how many entries the staging stream must hold

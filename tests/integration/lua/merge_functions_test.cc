@@ -73,9 +73,6 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     call->target_signals = tk_.signals();
     call->due_promises = keys::DuePromisesKey();
     call->journey_open = jk_.journey_open();
-    for (const char* stage : {"ordered", "shipped", "delivered"}) {
-      call->stage_open.push_back(StageOpen(stage));
-    }
     call->merge_id = kMerge;
     call->source_id = "cus_s";
     call->target_id = "cus_t";
@@ -120,10 +117,6 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
                             const std::string& case_id) {
     return absl::StrFormat("%s|%015d|%s|%s", stage, kEntered, customer, case_id);
   }
-  // The per-stage open cases libs/engagement still keeps beside the journey index.
-  std::string StageOpen(const std::string& stage) const {
-    return absl::StrCat(jk_.journey_prefix(), "open:", stage);
-  }
   static std::string Due(const std::string& customer, const std::string& case_id) {
     return absl::StrCat("acme|", customer, "|", case_id);
   }
@@ -134,7 +127,6 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     Run({"HSET", tk_.cases(), "case_1", Case("delivered", "the target's")});
     Run({"ZADD", jk_.journey_open(), "0", Member("ordered", "cus_s", "case_2"), "0",
          Member("delivered", "cus_t", "case_1")});
-    Run({"ZADD", StageOpen("ordered"), absl::StrCat(kEntered), "cus_s|case_2"});
     Run({"ZADD", keys::DuePromisesKey(), "1700000900000", Due("cus_s", "case_2")});
     Run({"ZADD", sk_.contact_channels(), "200", "3"});
     Run({"ZADD", tk_.contact_channels(), "100", "3"});
@@ -322,8 +314,6 @@ TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSource
   EXPECT_FALSE(
       Run({"ZSCORE", jk_.journey_open(), Member("delivered", "cus_t", "case_1")}).is_nil());
   EXPECT_EQ(Run({"ZCARD", jk_.journey_open()}).integer, 2);
-  EXPECT_TRUE(Run({"ZSCORE", StageOpen("ordered"), "cus_s|case_2"}).is_nil());
-  EXPECT_EQ(Run({"ZSCORE", StageOpen("ordered"), "cus_t|case_2"}).str, absl::StrCat(kEntered));
   EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_s", "case_2")}).is_nil());
   EXPECT_EQ(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_t", "case_2")}).str, "1700000900000");
   EXPECT_EQ(Run({"ZSCORE", tk_.contact_channels(), "3"}).str, "200");
@@ -348,8 +338,6 @@ TEST_F(MergeFunctionsTest, RemoveGivesTheCaseItsJourneyEntryAndPromiseBackToTheS
                     ",\"tp\":\"only the source's\",\"mg\":\"", kMerge, "\"}")});
   Run({"ZREM", jk_.journey_open(), Member("ordered", "cus_t", "case_2")});
   Run({"ZADD", jk_.journey_open(), "0", Member("shipped", "cus_t", "case_2")});
-  Run({"ZREM", StageOpen("ordered"), "cus_t|case_2"});
-  Run({"ZADD", StageOpen("shipped"), absl::StrCat(kEntered), "cus_t|case_2"});
 
   absl::StatusOr<redis::Reply> r = Call(Remove());
   ASSERT_TRUE(r.ok()) << r.status();
@@ -360,8 +348,6 @@ TEST_F(MergeFunctionsTest, RemoveGivesTheCaseItsJourneyEntryAndPromiseBackToTheS
   EXPECT_EQ(back.find("\"mg\""), std::string::npos) << back;
   EXPECT_FALSE(Run({"ZSCORE", jk_.journey_open(), Member("shipped", "cus_s", "case_2")}).is_nil());
   EXPECT_TRUE(Run({"ZSCORE", jk_.journey_open(), Member("shipped", "cus_t", "case_2")}).is_nil());
-  EXPECT_FALSE(Run({"ZSCORE", StageOpen("shipped"), "cus_s|case_2"}).is_nil());
-  EXPECT_TRUE(Run({"ZSCORE", StageOpen("shipped"), "cus_t|case_2"}).is_nil());
   EXPECT_FALSE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_s", "case_2")}).is_nil());
   EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_t", "case_2")}).is_nil());
   // The target's own case, profile value and contact channel come back as they were.
@@ -520,3 +506,4 @@ TEST_F(MergeFunctionsTest, MarkNeedsTheLockAndReleaseSourceUndoesIt) {
 
 }  // namespace
 }  // namespace onestory::lua
+
