@@ -5,16 +5,13 @@ Run by CMake (libs/lua/CMakeLists.txt) at build time:
 
   lua_library.py --source-dir <repo> --out-dir <dir> \
       --helper libs/identity/lua/guard.lua ... \
-      --function libs/context/lua/get.lua ... \
-      --text libs/identity/lua/guard.lua=onestory::identity::kGuardLua=identity_guard_lua.h
+      --function libs/context/lua/get.lua ...
 
 Writes into <out-dir>/libs/lua/:
   library.h, library.cc   lua::kLibrary: the library's code ("#!lua name=onestory_<hash>"), its
                           version and where each file's lines are in it (for error messages);
   <function>.h            per function, a struct with one field per key and argument, ToKeys(),
-                          ToArgv() and kFunction (its name, read-only or not);
-  <text header>           per --text, the file's text as a C++ constant (for EVAL scripts that
-                          still paste a helper in).
+                          ToArgv() and kFunction (its name, read-only or not).
 
 A function file is libs/<folder>/lua/<stem>.lua and defines the function <folder>_<stem>. It
 opens with a header (comment lines) the generator reads:
@@ -323,21 +320,6 @@ struct {struct} {{
 """
 
 
-def text_h(path, text, qualified):
-    namespace, _, constant = qualified.rpartition("::")
-    if not namespace or not constant:
-        raise LuaError(f"--text {path}: name the constant as namespace::kName")
-    return GENERATED + f"""// {path}, as text: for EVAL scripts that paste it in before their own Lua.
-#pragma once
-
-namespace {namespace} {{
-
-inline constexpr char {constant}[] = {cpp_string(text)};
-
-}}  // namespace {namespace}
-"""
-
-
 def write(path, content):
     """Writes only a changed file, so an unchanged header recompiles nothing."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -362,8 +344,6 @@ def main(argv):
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--helper", action="append", default=[], help="a .lua file of helpers")
     ap.add_argument("--function", action="append", default=[], help="a .lua function file")
-    ap.add_argument("--text", action="append", default=[],
-                    help="<file.lua>=<namespace::kConstant>=<header name>")
     opts = ap.parse_args(argv)
     try:
         helpers = [(p, read(opts.source_dir, p)) for p in opts.helper]
@@ -377,12 +357,6 @@ def main(argv):
         write(os.path.join(out, "library.cc"), library_cc(name, version, code, sources))
         for fn in functions:
             write(os.path.join(out, f"{fn.name}.h"), function_h(fn))
-        for spec in opts.text:
-            parts = spec.split("=")
-            if len(parts) != 3:
-                raise LuaError(f"--text {spec}: expected <file.lua>=<namespace::kName>=<header>")
-            write(os.path.join(out, parts[2]), text_h(parts[0], read(opts.source_dir, parts[0]),
-                                                      parts[1]))
     except LuaError as e:
         print(f"lua_library.py: {e}", file=sys.stderr)
         return 1

@@ -2,7 +2,7 @@
 //
 // A customer merged into another keeps its keys (the merge's record of what to give back on an
 // Unmerge) with three extra profile fields: merged_into, merge_id, merged_head. Every
-// per-customer script starts with kGuardLua: a merged customer answers OS_MOVED (carrying the
+// per-customer function starts with os_guard (libs/identity/lua/guard.lua): a merged customer answers OS_MOVED (carrying the
 // target), and a customer held by a running merge or unmerge refuses writes with OS_BUSY
 // (ABORTED: retry). FollowMerges turns OS_MOVED into a second attempt on the target:
 //
@@ -21,20 +21,17 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "libs/common/callback.h"
-#include "libs/lua/identity_guard_lua.h"
 
 namespace onestory::identity {
 
 // Merges are at most this deep (A into B, B into C, ...); deeper chains answer INTERNAL.
 inline constexpr int kMaxMergeHops = 16;
 
-// kGuardLua (generated from libs/identity/lua/guard.lua, the one source of the guard): Lua,
-// placed at the start of a script, that defines
+// os_guard (libs/identity/lua/guard.lua, a helper of the Redis Function library, libs/lua):
 //   os_guard(profile_key, customer_id, write) -> nil, or the error reply to return:
 // OS_NOT_FOUND for an unknown customer ("... was erased" for an erased one: its profile is a
 // tombstone holding only erased_at, see libs/privacy), OS_MOVED for a merged one, and, when
-// `write`, OS_BUSY for one held by a merge. The Redis Function library (libs/lua) defines
-// os_guard once, from the same file, for every function.
+// `write`, OS_BUSY for one held by a merge.
 
 struct Moved {
   std::string target;    // the customer it was merged into

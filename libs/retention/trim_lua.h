@@ -21,8 +21,6 @@
 
 #include <cstdint>
 
-#include "libs/lua/retention_trim_lua.h"
-
 namespace onestory::retention {
 
 // The batch of count trimming (trim.lua spells it: 100).
@@ -30,9 +28,5 @@ inline constexpr int64_t kTrimSlack = 100;
 // At most this many events removed by one append (os_append spells it: 200): a lowered limit is
 // reached over several appends and Sweeper passes, so no append is slowed by a big trim.
 inline constexpr int kTrimPerAppend = 200;
-
-// kTrimLua, the text of libs/retention/lua/trim.lua (the one source of os_trim), is defined by
-// the generated header included above; the Redis Function library (libs/lua) defines os_trim
-// once, from the same file, for retention_sweep.
 
 }  // namespace onestory::retention
