@@ -485,8 +485,14 @@ class StorageRulesTest(E2ECase):
         code, details = H.rpc_code(tl.List, timeline_pb2.ListRequest(
             tenant=self.tenant, customer=customer))
         self.assertEqual(code, grpc.StatusCode.NOT_FOUND, details)  # its phone is unknown now
-        entries = self.audit.ListAuditEntries(self.privacy_pb2.ListAuditEntriesRequest(
-            tenant=self.tenant, customer_id=first), timeout=T).entries
+        # The sweep records its erase in the audit log once the erase has finished, so the entry
+        # may land just after the customer reads as gone.
+        def audit():
+            return self.audit.ListAuditEntries(self.privacy_pb2.ListAuditEntriesRequest(
+                tenant=self.tenant, customer_id=first), timeout=T).entries
+        H.wait_until(lambda: any(e.key_id == "retention" for e in audit()), timeout=15,
+                     what="the retention erase in the audit log")
+        entries = audit()
         erases = [e for e in entries if e.key_id == "retention"]
         self.assertEqual(len(erases), 1, entries)
         self.assertEqual(erases[0].method, "onestory.v1.PrivacyService/EraseCustomer")

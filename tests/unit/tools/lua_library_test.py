@@ -122,13 +122,12 @@ class MainTest(unittest.TestCase):
                 f.write(HELPER)
             rc = gen.main(["--source-dir", src, "--out-dir", out,
                            "--helper", "libs/demo/lua/helper.lua",
-                           "--function", "libs/demo/lua/get.lua",
-                           "--text", "libs/demo/lua/helper.lua=onestory::demo::kHelperLua=h.h"])
+                           "--function", "libs/demo/lua/get.lua"])
             self.assertEqual(rc, 0)
             self.assertEqual(sorted(os.listdir(os.path.join(out, "libs/lua"))),
-                             ["demo_get.h", "h.h", "library.cc", "library.h"])
-            with open(os.path.join(out, "libs/lua/h.h")) as f:
-                self.assertIn("inline constexpr char kHelperLua[] = R\"lua(-- os_helper", f.read())
+                             ["demo_get.h", "library.cc", "library.h"])
+            with open(os.path.join(out, "libs/lua/library.cc")) as f:
+                self.assertIn("-- os_helper", f.read())
             with open(os.path.join(src, "libs/demo/lua/get.lua"), "w") as f:
                 f.write(GET.replace("-- KEYS:", "-- KEYS:\n--   Bad"))
             rc = gen.main(["--source-dir", src, "--out-dir", out,
