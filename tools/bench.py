@@ -406,6 +406,9 @@ class Bench:
             {"name": "Append's Redis time per call (%s vs bare XADD)" % command.upper(),
              "onestory": ours, "raw_redis": raw, "unit": "usec", "ratio": ours / raw if raw else 0,
              "limit_ratio": 12, "met": raw > 0 and ours / raw <= 12})
+        # GetContext's the same way, on the same customer ("os:{bench:c:<id>}:tl").
+        k = timeline[:-len(":tl")]
+        self.context_get_redis_time(k, k[len("os:{bench:c:"):-1])
 
     def context_get_redis_time(self, k, cid):
         """GetContext's Lua on one customer, called as the function it is (FCALL_RO) and as
@@ -446,6 +449,25 @@ class Bench:
         self.compare("GetContext's Lua, Redis time per call (FCALL_RO vs EVALSHA)",
                      usec["fcall_ro"] / calls["fcall_ro"], usec["evalsha"] / calls["evalsha"],
                      "usec")
+        # The Node.js peer's reads for its GetContext (../shared/peer-node/server.js): one MULTI
+        # of HGETALL profile, HGETALL identifiers, XREVRANGE of 20, HGETALL conversations, XLEN,
+        # sent `rounds` times on one connection; their Redis time per MULTI, all commands summed.
+        rounds = 3000
+        self.redis.call("CONFIG", "RESETSTAT")
+        for _ in range(rounds):
+            self.redis.call("MULTI")
+            self.redis.call("HGETALL", k + ":p")
+            self.redis.call("HGETALL", k + ":ids")
+            self.redis.call("XREVRANGE", k + ":tl", "+", "-", "COUNT", "20")
+            self.redis.call("HGETALL", k + ":cv")
+            self.redis.call("XLEN", k + ":tl")
+            self.redis.call("EXEC")
+        peer = sum(self.command_time(c)[1] for c in
+                   ("multi", "hgetall", "xrevrange", "xlen", "exec")) / rounds
+        self.results["redis_time_per_command"]["context_get_one_customer_peer_reads"] = \
+            "calls=%d,usec_per_call=%.2f" % (rounds, peer)
+        self.compare("GetContext's Redis time per call (FCALL_RO vs the Node peer's MULTI)",
+                     usec["fcall_ro"] / calls["fcall_ro"], peer, "usec")
 
     def report(self):
         lines = []
