@@ -239,8 +239,10 @@ void MergeEngine::Resume(const std::string& tenant, const std::string& merge_id,
 }
 
 void MergeEngine::Drive(std::shared_ptr<Run> run) {
-  if (run->step != kDone && failpoint_ && failpoint_(StepName(run->step))) {
-    return run->done(absl::UnavailableError(absl::StrCat("failpoint ", StepName(run->step))));
+  if (run->step != kDone) {
+    if (absl::Status st = steps::CheckFailpoint(failpoint_, StepName(run->step)); !st.ok()) {
+      return run->done(std::move(st));
+    }
   }
   switch (run->step) {
     case kLock:

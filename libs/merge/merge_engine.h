@@ -55,6 +55,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
+#include "libs/steps/steps.h"
 #include "onestory/v1/identity.pb.h"
 
 namespace onestory::merge {
@@ -84,8 +85,8 @@ class MergeEngine {
 
   // A test hook: called with each step's name ("merge.stage", "unmerge.return", ...) before the
   // step runs; returning true stops the run there as a crash would (the call answers
-  // UNAVAILABLE and nothing is cleaned up).
-  using Failpoint = std::function<bool(const std::string& step)>;
+  // UNAVAILABLE and nothing is cleaned up). See libs/steps/steps.h.
+  using Failpoint = steps::Failpoint;
 
   explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr)
       : client_(client), failpoint_(std::move(failpoint)) {}

@@ -1,7 +1,7 @@
 // The state of one merge or unmerge being driven through its steps (MergeEngine::Run), the
-// steps' ids, and what the steps of both share: the Barrier that joins parallel Redis calls and
-// the function calls both make (merge_move_index, merge_release_notify, the engagement keys of
-// merge_swap and merge_remove). The stored record's codec is merge_record.h. Internal to
+// steps' ids, and what the steps of both share: the function calls both make (merge_move_index,
+// merge_release_notify, the engagement keys of merge_swap and merge_remove). Parallel Redis calls
+// are joined with libs/common/barrier.h. The stored record's codec is merge_record.h. Internal to
 // libs/merge.
 //
 // The step machine: a record's `step` names the next step to run; MergeEngine::Step saves the
@@ -17,8 +17,8 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/common/barrier.h"
 #include "libs/common/callback.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/merge_move_index.h"
@@ -73,34 +73,6 @@ struct MergeEngine::Run {
   const std::string& target() const { return record.target_customer_id(); }
   keys::CustomerKeys source_keys() const { return keys::CustomerKeys(tenant, source()); }
   keys::CustomerKeys target_keys() const { return keys::CustomerKeys(tenant, target()); }
-};
-
-// Runs `count` asynchronous operations and calls done with the first error or OK.
-class Barrier {
- public:
-  static std::shared_ptr<Barrier> Make(size_t count, absl::AnyInvocable<void(absl::Status)> done) {
-    auto b = std::shared_ptr<Barrier>(new Barrier(count, std::move(done)));
-    if (count == 0) b->Finish();
-    return b;
-  }
-  void Arrive(const absl::Status& st) {
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!st.ok() && status_.ok()) status_ = st;
-      last = --left_ == 0;
-    }
-    if (last) Finish();
-  }
-
- private:
-  Barrier(size_t count, absl::AnyInvocable<void(absl::Status)> done)
-      : left_(count), done_(std::move(done)) {}
-  void Finish() { done_(status_); }
-  absl::Mutex mu_;
-  size_t left_;
-  absl::Status status_;
-  absl::AnyInvocable<void(absl::Status)> done_;
 };
 
 // The keys merge_swap and merge_remove share: both customers' engagement state, the tenant's

@@ -2,7 +2,6 @@
 // behind a durable record (see "Erase" in privacy_store.h), and RecoverPending, which finishes
 // the erases (and redactions) a crash interrupted.
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
@@ -39,7 +38,6 @@
 namespace onestory::privacy {
 namespace {
 
-using internal::Barrier;
 using internal::FindMergedSources;
 using internal::MergedSource;
 using internal::Transient;
@@ -181,8 +179,8 @@ void PrivacyStore::ContinueErase(std::shared_ptr<EraseRun> run, const std::strin
 
 void PrivacyStore::Step(std::shared_ptr<EraseRun> run, const char* name,
                         void (PrivacyStore::*step)(std::shared_ptr<EraseRun>)) {
-  if (failpoint_ && failpoint_(name)) {
-    return run->done(absl::UnavailableError(absl::StrCat("failpoint ", name)));
+  if (absl::Status st = steps::CheckFailpoint(failpoint_, name); !st.ok()) {
+    return run->done(std::move(st));
   }
   (this->*step)(run);
 }
@@ -524,54 +522,33 @@ void PrivacyStore::FinishErase(std::shared_ptr<EraseRun> run) {
 
 void PrivacyStore::RecoverPending(absl::Time deadline, Callback<int> done,
                                   absl::Duration older_than) {
-  client_->Command(
-      {"HGETALL", keys::PendingErasuresKey()}, deadline,
-      [this, deadline, older_than, done = std::move(done)](absl::StatusOr<Reply> all) mutable {
-        if (!all.ok()) return done(all.status());
-        struct Due {
-          std::string tenant, customer, record;
-        };
-        std::vector<Due> due;
-        int64_t now = NowMillis();
-        const auto& e = all->elements;
-        for (size_t i = 0; i + 1 < e.size(); i += 2) {
-          PendingRecord rec = ParseRecord(e[i + 1].str);
-          if (now - rec.updated_ms < absl::ToInt64Milliseconds(older_than)) continue;
-          std::pair<std::string, std::string> parts = absl::StrSplit(e[i].str, '/');
-          if (ValidateTenant(parts.first).ok() && ValidateCustomerId("", parts.second).ok()) {
-            due.push_back({parts.first, parts.second, e[i + 1].str});
+  steps::RecoverPendingHash(
+      client_, keys::PendingErasuresKey(), "erase", older_than,
+      [](absl::string_view value) { return ParseRecord(value).updated_ms; }, deadline,
+      [this, deadline](const steps::PendingRun& d, steps::Report report) {
+        auto run = std::make_shared<EraseRun>();
+        run->tenant = d.tenant;
+        run->root = d.customer;
+        run->deadline = deadline;
+        run->done = [d, report = std::move(report)](
+                        absl::StatusOr<v1::EraseCustomerResponse> r) mutable {
+          if (!r.ok()) {
+            Log(LogLevel::kWarning, "erase.recovery_failed",
+                {{"tenant", d.tenant}, {"customer", d.customer}, {"error", r.status().ToString()}});
           }
-        }
-        auto finished = std::make_shared<std::atomic<int>>(0);
-        auto shared_done = std::make_shared<Callback<int>>(std::move(done));
-        // Then the redactions.
-        auto b = Barrier::Make(due.size(), [this, deadline, older_than, finished,
-                                            shared_done](absl::Status) {
-          RecoverRedactions(deadline, older_than, [finished, shared_done](absl::StatusOr<int> n) {
-            if (!n.ok()) return (*shared_done)(n.status());
-            (*shared_done)(finished->load() + *n);
-          });
-        });
-        for (const Due& d : due) {
-          Log(LogLevel::kInfo, "erase.recovering",
-              {{"tenant", d.tenant}, {"customer", d.customer}});
-          auto run = std::make_shared<EraseRun>();
-          run->tenant = d.tenant;
-          run->root = d.customer;
-          run->deadline = deadline;
-          run->done = [b, finished, d](absl::StatusOr<v1::EraseCustomerResponse> r) {
-            if (r.ok()) {
-              ++*finished;
-            } else {
-              Log(LogLevel::kWarning, "erase.recovery_failed",
-                  {{"tenant", d.tenant},
-                   {"customer", d.customer},
-                   {"error", r.status().ToString()}});
-            }
-            b->Arrive(absl::OkStatus());
-          };
-          ContinueErase(run, d.record);
-        }
+          report(r.ok());
+        };
+        ContinueErase(run, d.value);
+      },
+      // Then the redactions.
+      [this, deadline, older_than, done = std::move(done)](absl::StatusOr<int> erased) mutable {
+        if (!erased.ok()) return done(erased.status());
+        RecoverRedactions(
+            deadline, older_than,
+            [erased = *erased, done = std::move(done)](absl::StatusOr<int> n) mutable {
+              if (!n.ok()) return done(n.status());
+              done(erased + *n);
+            });
       });
 }
 }  // namespace onestory::privacy

@@ -7,11 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/common/barrier.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
 
@@ -22,33 +21,6 @@ bool Transient(const absl::Status& st);
 
 // EraseCustomerRequest.reason and RedactEventRequest.reason: INVALID_ARGUMENT naming "reason".
 absl::Status ValidateReason(absl::string_view reason);
-
-// Runs `count` asynchronous operations and calls done with the first error or OK.
-class Barrier {
- public:
-  static std::shared_ptr<Barrier> Make(size_t count, absl::AnyInvocable<void(absl::Status)> done) {
-    auto b = std::shared_ptr<Barrier>(new Barrier(count, std::move(done)));
-    if (count == 0) b->done_(absl::OkStatus());
-    return b;
-  }
-  void Arrive(const absl::Status& st) {
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!st.ok() && status_.ok()) status_ = st;
-      last = --left_ == 0;
-    }
-    if (last) done_(status_);
-  }
-
- private:
-  Barrier(size_t count, absl::AnyInvocable<void(absl::Status)> done)
-      : left_(count), done_(std::move(done)) {}
-  absl::Mutex mu_;
-  size_t left_;
-  absl::Status status_;
-  absl::AnyInvocable<void(absl::Status)> done_;
-};
 
 // A customer merged into another (directly or through others).
 struct MergedSource {

@@ -92,6 +92,7 @@
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
 #include "libs/redis/client.h"
+#include "libs/steps/steps.h"
 #include "onestory/v1/privacy.pb.h"
 
 namespace onestory::privacy {
@@ -124,8 +125,8 @@ class PrivacyStore {
   // "erase.keys", "erase.done") and each redaction step's ("redact.begin", "redact.copy" before
   // every copy step, "redact.swap" before every swap attempt, "redact.records", "redact.done")
   // before it runs; returning true stops the run there as a crash would (UNAVAILABLE, nothing
-  // cleaned up).
-  using Failpoint = std::function<bool(const std::string& step)>;
+  // cleaned up). See libs/steps/steps.h.
+  using Failpoint = steps::Failpoint;
 
   PrivacyStore(redis::Client* client, identity::IdentityStore* identity,
                Failpoint failpoint = nullptr)

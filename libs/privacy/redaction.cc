@@ -1,6 +1,5 @@
 // PrivacyStore::Redact: the redaction of one event as bounded, idempotent steps behind a
 // durable record (see "Redact" in privacy_store.h).
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,7 +32,6 @@
 namespace onestory::privacy {
 namespace {
 
-using internal::Barrier;
 using internal::FindMergedSources;
 using internal::MergedSource;
 using redis::Reply;
@@ -310,8 +308,9 @@ void PrivacyStore::ResumeRedaction(const std::string& tenant, const std::string&
 }
 
 bool PrivacyStore::RedactFailpoint(std::shared_ptr<RedactRun> run, const char* step) {
-  if (!failpoint_ || !failpoint_(step)) return false;
-  run->done(absl::UnavailableError(absl::StrCat("failpoint ", step)));
+  absl::Status st = steps::CheckFailpoint(failpoint_, step);
+  if (st.ok()) return false;
+  run->done(std::move(st));
   return true;
 }
 
@@ -465,57 +464,38 @@ void PrivacyStore::FinishRedaction(std::shared_ptr<RedactRun> run) {
 
 void PrivacyStore::RecoverRedactions(absl::Time deadline, absl::Duration older_than,
                                      Callback<int> done) {
-  client_->Command(
-      {"HGETALL", keys::PendingRedactionsKey()}, deadline,
-      [this, deadline, older_than, done = std::move(done)](absl::StatusOr<Reply> all) mutable {
-        if (!all.ok()) return done(all.status());
-        struct Due {
-          std::string tenant, customer, value;
-        };
-        std::vector<Due> due;
-        int64_t now = NowMillis();
-        const auto& e = all->elements;
-        for (size_t i = 0; i + 1 < e.size(); i += 2) {
-          int64_t at = 0;
-          absl::SimpleAtoi(e[i + 1].str, &at);
-          if (now - at < absl::ToInt64Milliseconds(older_than)) continue;
-          std::pair<std::string, std::string> parts = absl::StrSplit(e[i].str, '/');
-          if (ValidateTenant(parts.first).ok() && ValidateCustomerId("", parts.second).ok()) {
-            due.push_back({parts.first, parts.second, e[i + 1].str});
-          }
-        }
-        auto finished = std::make_shared<std::atomic<int>>(0);
-        auto shared_done = std::make_shared<Callback<int>>(std::move(done));
-        auto b = Barrier::Make(due.size(), [finished, shared_done](absl::Status) {
-          (*shared_done)(finished->load());
-        });
-        for (const Due& d : due) {
-          Log(LogLevel::kInfo, "redact.recovering",
-              {{"tenant", d.tenant}, {"customer", d.customer}});
-          ResumeRedaction(
-              d.tenant, d.customer, deadline,
-              [this, b, finished, d, deadline](absl::StatusOr<v1::RedactEventResponse> r) {
-                if (r.ok()) {
-                  ++*finished;
-                  return b->Arrive(absl::OkStatus());
-                }
-                if (r.status().code() == absl::StatusCode::kNotFound) {
-                  // No record: it finished, or its run stopped before writing one.
-                  lua::PrivacyDropPendingRedaction drop;
-                  drop.pending = keys::PendingRedactionsKey();
-                  drop.field = PendingField(d.tenant, d.customer);
-                  drop.value = d.value;
-                  return client_->Fcall(
-                      drop, deadline, [b](absl::StatusOr<Reply>) { b->Arrive(absl::OkStatus()); });
-                }
-                Log(LogLevel::kWarning, "redact.recovery_failed",
-                    {{"tenant", d.tenant},
-                     {"customer", d.customer},
-                     {"error", r.status().ToString()}});
-                b->Arrive(absl::OkStatus());
-              });
-        }
-      });
+  steps::RecoverPendingHash(
+      client_, keys::PendingRedactionsKey(), "redact", older_than,
+      [](absl::string_view value) {
+        int64_t at = 0;
+        absl::SimpleAtoi(value, &at);
+        return at;
+      },
+      deadline,
+      [this, deadline](const steps::PendingRun& d, steps::Report report) {
+        ResumeRedaction(
+            d.tenant, d.customer, deadline,
+            [this, d, deadline,
+             report = std::move(report)](absl::StatusOr<v1::RedactEventResponse> r) mutable {
+              if (r.ok()) return report(true);
+              if (r.status().code() == absl::StatusCode::kNotFound) {
+                // No record: it finished, or its run stopped before writing one.
+                lua::PrivacyDropPendingRedaction drop;
+                drop.pending = keys::PendingRedactionsKey();
+                drop.field = PendingField(d.tenant, d.customer);
+                drop.value = d.value;
+                return client_->Fcall(
+                    drop, deadline,
+                    [report = std::move(report)](absl::StatusOr<Reply>) mutable { report(false); });
+              }
+              Log(LogLevel::kWarning, "redact.recovery_failed",
+                  {{"tenant", d.tenant},
+                   {"customer", d.customer},
+                   {"error", r.status().ToString()}});
+              report(false);
+            });
+      },
+      std::move(done));
 }
 
 }  // namespace onestory::privacy
