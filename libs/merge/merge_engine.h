@@ -54,6 +54,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "onestory/v1/identity.pb.h"
 
@@ -87,12 +88,15 @@ class MergeEngine {
   // UNAVAILABLE and nothing is cleaned up).
   using Failpoint = std::function<bool(const std::string& step)>;
 
-  explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr)
-      : client_(client), failpoint_(std::move(failpoint)) {}
+  // `redactor`: the masking of the reasons before they are stored (privacy::OrCardsOnly: null
+  // masks card numbers only). Not owned; must outlive the engine.
+  explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr,
+                       const privacy::Redactor* redactor = nullptr)
+      : client_(client), failpoint_(std::move(failpoint)), redactor_(redactor) {}
 
   // Validates (INVALID_ARGUMENT naming the field), then merges or finishes the merge of the
   // same source into the same target that is under way. The reason is stored (and answered)
-  // masked (privacy::StorageRedactor). See the proto for the errors.
+  // masked (by the engine's redactor). See the proto for the errors.
   void Merge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
 
   // Undoes a MERGED merge, or finishes an unmerge under way. The reason is masked as Merge's.
@@ -106,6 +110,10 @@ class MergeEngine {
   // Finishes every merge or unmerge whose record has not changed for kRecoveryAfter (all of
   // them with `all`, as at start-up when no other server runs). Returns how many it finished.
   void RecoverPending(bool all, absl::Time deadline, Callback<int> done);
+
+  // The redactor given at construction (null: cards only), for whoever records a reason of the
+  // same call elsewhere (the audit log).
+  const privacy::Redactor* redactor() const { return redactor_; }
 
  private:
   struct Run;
@@ -141,6 +149,7 @@ class MergeEngine {
 
   redis::Client* client_;
   Failpoint failpoint_;
+  const privacy::Redactor* redactor_;
 };
 
 }  // namespace onestory::merge

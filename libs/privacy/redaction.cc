@@ -24,6 +24,7 @@
 #include "libs/lua/privacy_redact_read.h"
 #include "libs/lua/privacy_redact_records.h"
 #include "libs/lua/privacy_redact_swap.h"
+#include "libs/privacy/free_text.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
 #include "libs/timeline/cursor.h"
@@ -106,8 +107,9 @@ void PrivacyStore::Redact(const v1::RedactEventRequest& request, absl::Time dead
   run->tenant = request.tenant();
   run->event_id = request.event_id();
   // The new text is masked like any stored text (cards, --redact_patterns_file).
-  run->summary = timeline::StorageRedactor().Mask(request.summary());
-  run->body = timeline::StorageRedactor().Mask(request.body());
+  const Redactor& redactor = OrCardsOnly(redactor_);
+  run->summary = redactor.Mask(request.summary());
+  run->body = redactor.Mask(request.body());
   run->deadline = deadline;
   run->done = std::move(done);
   identity_->ResolveRef(run->tenant, "customer", request.customer(), false, deadline,

@@ -148,7 +148,7 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
         "create_if_missing: needs customer.identifier (a customer id cannot be created)"));
   }
   // Masked once, after validation (limits apply to the text as sent): stored and answered alike.
-  for (v1::Event& e : *prepared) privacy::MaskFreeText(StorageRedactor(), &e);
+  for (v1::Event& e : *prepared) privacy::MaskFreeText(privacy::OrCardsOnly(redactor_), &e);
   auto events = std::make_shared<std::vector<v1::Event>>(*std::move(prepared));
   std::string tenant = request.tenant();
   identity_->ResolveRef(

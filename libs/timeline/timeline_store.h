@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
 #include "libs/timeline/event_effects.h"
@@ -37,9 +38,11 @@ inline constexpr int kMaxExaminedPerList = 2000;
 
 class TimelineStore {
  public:
+  // `redactor`: the masking of the events' free text before they are stored (privacy::OrCardsOnly:
+  // null masks card numbers only). Not owned; must outlive the store.
   TimelineStore(redis::Client* client, identity::IdentityStore* identity,
-                EngagementPolicy policy = {})
-      : client_(client), identity_(identity), policy_(policy) {}
+                EngagementPolicy policy = {}, const privacy::Redactor* redactor = nullptr)
+      : client_(client), identity_(identity), policy_(policy), redactor_(redactor) {}
 
   void Append(const v1::AppendRequest& request, absl::Time deadline,
               Callback<v1::AppendResponse> done);
@@ -73,6 +76,7 @@ class TimelineStore {
   redis::Client* client_;
   identity::IdentityStore* identity_;
   EngagementPolicy policy_;
+  const privacy::Redactor* redactor_;
 };
 
 // Decodes one XRANGE entry ([id, [field, value...]]) into an event with its output fields.
