@@ -3,7 +3,8 @@
 //   TimelineStore timeline(&redis_client, &identity_store);
 //   timeline.Append(request, deadline, [](absl::StatusOr<v1::AppendResponse> r) { ... });
 //
-// Storage: one stream entry per event ({"e": serialized Event without output fields}), a dedup
+// Storage: one stream entry per event ({"e": serialized Event without output fields}; read back
+// by stream_entry.h, which names the fields a merge adds), a dedup
 // hash event_id -> stream id, per-channel latest activity in the profile hash and the open
 // conversations hash (see libs/keys/key_schema.h). An append is one Lua script: it checks the
 // customer exists, returns already-stored event_ids as duplicates, writes the rest, updates
@@ -78,8 +79,5 @@ class TimelineStore {
   EngagementPolicy policy_;
   const privacy::Redactor* redactor_;
 };
-
-// Decodes one XRANGE entry ([id, [field, value...]]) into an event with its output fields.
-absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& entry);
 
 }  // namespace onestory::timeline
