@@ -17,6 +17,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/context_get.h"
 #include "libs/timeline/event_validation.h"
+#include "libs/timeline/stream_entry.h"
 #include "libs/timeline/timeline_store.h"
 
 namespace onestory::context {

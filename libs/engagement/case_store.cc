@@ -95,7 +95,7 @@ void CaseStore::Open(const v1::OpenCaseRequest& sent, absl::Time deadline,
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::OpenCaseRequest req = privacy::MaskedForStorage(sent);
+  const v1::OpenCaseRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   std::string id = req.case_id().empty() ? NewRandomId("case_") : req.case_id();
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("co:", id));
@@ -175,7 +175,7 @@ void CaseStore::Update(const v1::UpdateCaseRequest& sent, absl::Time deadline,
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::UpdateCaseRequest req = privacy::MaskedForStorage(sent);
+  const v1::UpdateCaseRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("cu:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
@@ -241,7 +241,7 @@ void CaseStore::Resolve(const v1::ResolveCaseRequest& sent, absl::Time deadline,
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::ResolveCaseRequest req = privacy::MaskedForStorage(sent);
+  const v1::ResolveCaseRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("cr:", req.case_id()));
   event->set_channel(req.channel());

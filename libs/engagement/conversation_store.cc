@@ -136,7 +136,7 @@ void ConversationStore::Start(const v1::StartConversationRequest& sent, absl::Ti
   if (!at.ok()) return done(at.status());
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::StartConversationRequest req = privacy::MaskedForStorage(sent);
+  const v1::StartConversationRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   std::string conv = req.conversation_id().empty() ? NewRandomId("cv_") : req.conversation_id();
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("cs:", conv));
@@ -210,7 +210,7 @@ void ConversationStore::Handoff(const v1::HandoffRequest& sent, absl::Time deadl
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::HandoffRequest req = privacy::MaskedForStorage(sent);
+  const v1::HandoffRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("ho:", req.request_id().empty() ? NewRandomId("") : req.request_id()));
@@ -271,7 +271,7 @@ void ConversationStore::End(const v1::EndConversationRequest& sent, absl::Time d
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::EndConversationRequest req = privacy::MaskedForStorage(sent);
+  const v1::EndConversationRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(absl::StrCat("ce:", req.conversation_id()));
   event->set_kind(v1::EVENT_KIND_CONVERSATION_ENDED);
@@ -315,7 +315,7 @@ void ConversationStore::RecordFacts(const v1::RecordFactsRequest& sent, absl::Ti
   if (!st.ok()) return done(st);
   // Masked once, after validation (limits apply to the text as sent): everything below is
   // stored and answered from the masked copy.
-  const v1::RecordFactsRequest req = privacy::MaskedForStorage(sent);
+  const v1::RecordFactsRequest req = privacy::MaskedForStorage(ctx_.redactor, sent);
   auto event = std::make_shared<v1::Event>();
   event->set_event_id(
       absl::StrCat("fr:", req.request_id().empty() ? NewRandomId("") : req.request_id()));

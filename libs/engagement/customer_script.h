@@ -25,6 +25,7 @@
 #include "libs/common/time_util.h"
 #include "libs/identity/identity_store.h"
 #include "libs/keys/key_schema.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
 #include "libs/timeline/event_effects.h"
@@ -37,6 +38,9 @@ struct StoreContext {
   redis::Client* client;
   identity::IdentityStore* identity;
   timeline::EngagementPolicy policy;
+  // The masking of every request's free text before it is stored (privacy::MaskedForStorage:
+  // null masks card numbers only). Not owned; must outlive the stores.
+  const privacy::Redactor* redactor = nullptr;
 };
 
 struct ScriptResult {

@@ -536,7 +536,7 @@ void IdentityStore::UpdateProfile(const std::string& tenant, const std::string& 
   if (absl::Status st = ValidateCustomerId("customer_id", customer_id); !st.ok()) return done(st);
   int64_t now = NowMillis();
   absl::StatusOr<std::vector<std::string>> ops =
-      BuildProfileOps(values, privacy::MaskedForStorage(values), mask, now);
+      BuildProfileOps(values, privacy::MaskedForStorage(redactor_, values), mask, now);
   if (!ops.ok()) return done(ops.status());
   FollowMerges<v1::Profile>(
       customer_id,

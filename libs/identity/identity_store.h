@@ -32,6 +32,7 @@
 #include "google/protobuf/field_mask.pb.h"
 #include "libs/common/callback.h"
 #include "libs/identity/phone_countries.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "onestory/v1/identity.pb.h"
 
@@ -74,9 +75,12 @@ class IdentityStore {
   };
 
   // `countries`: each tenant's default country for phone numbers in national format, applied
-  // wherever this store normalizes an identifier (see NormalizeIdentifier).
-  explicit IdentityStore(redis::Client* client, DefaultCountries countries = {})
-      : client_(client), countries_(std::move(countries)) {}
+  // wherever this store normalizes an identifier (see NormalizeIdentifier). `redactor`: the
+  // masking of the profile's free text before it is stored (privacy::OrCardsOnly: null masks
+  // card numbers only); not owned, must outlive the store.
+  explicit IdentityStore(redis::Client* client, DefaultCountries countries = {},
+                         const privacy::Redactor* redactor = nullptr)
+      : client_(client), countries_(std::move(countries)), redactor_(redactor) {}
 
   // The tenant's default country for phone numbers (nullptr: none). Whoever normalizes a
   // tenant's identifiers or profile phone attributes outside this store (match keys, the merge
@@ -139,6 +143,7 @@ class IdentityStore {
 
   redis::Client* client_;
   const DefaultCountries countries_;
+  const privacy::Redactor* const redactor_;
 };
 
 }  // namespace onestory::identity

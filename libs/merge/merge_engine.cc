@@ -181,7 +181,7 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
               *rec.mutable_started_at() = FromMillis(NowMillis());
               for (const auto& p : in.take_from_source) rec.add_take_from_source(p);
               // Its free text (the reason) is masked once, here, before any copy is stored.
-              privacy::MaskFreeText(privacy::StorageRedactor(), &rec);
+              privacy::MaskFreeText(privacy::OrCardsOnly(redactor_), &rec);
               run->step = kLock;
               run->done = [done](absl::StatusOr<v1::MergeRecord> r) {
                 if (!r.ok()) return (*done)(r.status());

@@ -54,6 +54,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/steps/steps.h"
 #include "onestory/v1/identity.pb.h"
@@ -88,12 +89,15 @@ class MergeEngine {
   // UNAVAILABLE and nothing is cleaned up). See libs/steps/steps.h.
   using Failpoint = steps::Failpoint;
 
-  explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr)
-      : client_(client), failpoint_(std::move(failpoint)) {}
+  // `redactor`: the masking of the reasons before they are stored (privacy::OrCardsOnly: null
+  // masks card numbers only). Not owned; must outlive the engine.
+  explicit MergeEngine(redis::Client* client, Failpoint failpoint = nullptr,
+                       const privacy::Redactor* redactor = nullptr)
+      : client_(client), failpoint_(std::move(failpoint)), redactor_(redactor) {}
 
   // Validates (INVALID_ARGUMENT naming the field), then merges or finishes the merge of the
   // same source into the same target that is under way. The reason is stored (and answered)
-  // masked (privacy::StorageRedactor). See the proto for the errors.
+  // masked (by the engine's redactor). See the proto for the errors.
   void Merge(const MergeInput& input, absl::Time deadline, Callback<Result> done);
 
   // Undoes a MERGED merge, or finishes an unmerge under way. The reason is masked as Merge's.
@@ -107,6 +111,10 @@ class MergeEngine {
   // Finishes every merge or unmerge whose record has not changed for kRecoveryAfter (all of
   // them with `all`, as at start-up when no other server runs). Returns how many it finished.
   void RecoverPending(bool all, absl::Time deadline, Callback<int> done);
+
+  // The redactor given at construction (null: cards only), for whoever records a reason of the
+  // same call elsewhere (the audit log).
+  const privacy::Redactor* redactor() const { return redactor_; }
 
  private:
   struct Run;
@@ -142,6 +150,7 @@ class MergeEngine {
 
   redis::Client* client_;
   Failpoint failpoint_;
+  const privacy::Redactor* redactor_;
 };
 
 }  // namespace onestory::merge

@@ -20,27 +20,17 @@ bool ParseStreamId(absl::string_view s, StreamId* out) {
 }
 
 absl::StatusOr<Entry> ParseEntry(const Reply& r) {
-  if (!r.is_array() || r.elements.size() != 2 || !r.elements[1].is_array()) {
-    return absl::InternalError("malformed timeline entry");
-  }
+  absl::StatusOr<timeline::StreamEntry> stored = timeline::ParseStreamEntry(r);
+  if (!stored.ok()) return stored.status();
   Entry e;
-  e.id = r.elements[0].str;
-  const auto& f = r.elements[1].elements;
-  for (size_t i = 0; i + 1 < f.size(); i += 2) {
-    if (f[i].str == "e") e.blob = f[i + 1].str;
-    if (f[i].str == "m") e.tag = f[i + 1].str;
-    if (f[i].str == "a") e.appended = f[i + 1].str;
-  }
+  static_cast<timeline::StreamEntry&>(e) = *std::move(stored);
   if (!e.event.ParseFromString(e.blob)) {
     return absl::InternalError(absl::StrCat("undecodable event at ", e.id));
   }
   return e;
 }
 
-std::string AppendedMs(const Entry& e) {
-  if (!e.appended.empty()) return e.appended;
-  return std::string(e.id.substr(0, e.id.find('-')));
-}
+std::string AppendedMs(const Entry& e) { return absl::StrCat(e.StoredAtMs()); }
 
 bool HasTag(absl::string_view tags, absl::string_view merge_id) {
   for (absl::string_view t : absl::StrSplit(tags, ',')) {

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
+#include "libs/timeline/stream_entry.h"
 #include "onestory/v1/timeline.pb.h"
 
 namespace onestory::merge {
@@ -36,12 +37,9 @@ struct StreamId {
 // False when `s` is not "<ms>-<seq>".
 bool ParseStreamId(absl::string_view s, StreamId* out);
 
-// One timeline entry as stored, with its event decoded.
-struct Entry {
-  std::string id;
-  std::string blob;
-  std::string tag;       // 'm': the merge whose source it belongs to
-  std::string appended;  // 'a': ms first stored, for entries moved by a merge
+// One timeline entry as stored (its fields as timeline::ParseStreamEntry reads them: id, blob,
+// tag, appended), with its event decoded and what a merge plans for it.
+struct Entry : timeline::StreamEntry {
   v1::Event event;
   std::string old_id;  // the id before a merge renumbered it
   bool from_source = false;
@@ -50,7 +48,7 @@ struct Entry {
 // An XRANGE item; INTERNAL for a malformed one or an undecodable event.
 absl::StatusOr<Entry> ParseEntry(const redis::Reply& r);
 
-// The ms the entry was first stored: its 'a' field, else its stream id's.
+// The ms the entry was first stored (StoredAtMs), as its 'a' field is written.
 std::string AppendedMs(const Entry& e);
 
 // An entry's merge tags: the merges that brought it here, innermost first ("m1,m2" for an event

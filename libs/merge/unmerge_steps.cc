@@ -73,7 +73,7 @@ void MergeEngine::Unmerge(const std::string& tenant, const std::string& merge_id
         // merge started, is not masked again).
         v1::MergeRecord unmerge;
         unmerge.set_unmerge_reason(reason);
-        privacy::MaskFreeText(privacy::StorageRedactor(), &unmerge);
+        privacy::MaskFreeText(privacy::OrCardsOnly(redactor_), &unmerge);
         run->record.set_unmerge_reason(unmerge.unmerge_reason());
         *run->record.mutable_unmerged_by() = actor;
         run->done = std::move(done);

@@ -18,6 +18,7 @@
 #include "libs/lua/privacy_export_read.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
+#include "libs/timeline/stream_entry.h"
 #include "libs/timeline/timeline_store.h"
 
 namespace onestory::privacy {
@@ -176,10 +177,13 @@ void PrivacyStore::ExportEvents(const std::string& tenant, const std::string& cu
                    page.last_stream_id = after;
                    std::vector<std::string> items;
                    for (const Reply& entry : r->elements) {
-                     absl::StatusOr<v1::Event> e = timeline::EventFromEntry(customer_id, entry);
+                     absl::StatusOr<timeline::StreamEntry> stored =
+                         timeline::ParseStreamEntry(entry);
+                     if (!stored.ok()) return done(stored.status());
+                     absl::StatusOr<v1::Event> e = stored->Event(customer_id);
                      if (!e.ok()) return done(e.status());
                      items.push_back(ToJson(*e));
-                     page.last_stream_id = entry.elements[0].str;
+                     page.last_stream_id = stored->id;
                    }
                    page.count = static_cast<int>(items.size());
                    if (!items.empty()) {

@@ -1,6 +1,5 @@
 #include "libs/privacy/free_text.h"
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -179,8 +178,6 @@ int Walk(const Redactor& redactor, Message* m) {
   return count;
 }
 
-std::atomic<const Redactor*> storage_redactor{nullptr};
-
 }  // namespace
 
 bool IsFreeText(const FieldDescriptor* field) {
@@ -189,12 +186,10 @@ bool IsFreeText(const FieldDescriptor* field) {
 
 int MaskFreeText(const Redactor& redactor, Message* message) { return Walk(redactor, message); }
 
-void SetStorageRedactor(const Redactor* redactor) { storage_redactor.store(redactor); }
-
-const Redactor& StorageRedactor() {
-  static const Redactor* const cards_only = new Redactor(*Redactor::Create({}));
-  const Redactor* set = storage_redactor.load(std::memory_order_relaxed);
-  return set != nullptr ? *set : *cards_only;
+const Redactor& OrCardsOnly(const Redactor* configured) {
+  if (configured != nullptr) return *configured;
+  static const Redactor* const cards_only = new Redactor(*Redactor::Create({}));  // never freed
+  return *cards_only;
 }
 
 }  // namespace onestory::privacy

@@ -6,8 +6,8 @@
 // Every write masks its request once, after validating it as sent and before encoding anything,
 // then stores, and answers from, the masked copy only:
 //
-//   RETURN_IF_ERROR(Validate(request));                      // limits apply to the text as sent
-//   v1::UpdateCaseRequest stored = MaskedForStorage(request);  // note, promise, reason masked
+//   RETURN_IF_ERROR(Validate(request));  // limits apply to the text as sent
+//   v1::UpdateCaseRequest stored = MaskedForStorage(redactor_, request);  // note, promise, reason
 //   ... build the event and the script's arguments from `stored` ...
 //
 // so the first answer and a retry's (read back from Redis) show the same masked text. Masking
@@ -34,18 +34,17 @@ bool IsFreeText(const google::protobuf::FieldDescriptor* field);
 // can be longer than its match); nothing is cut.
 int MaskFreeText(const Redactor& redactor, google::protobuf::Message* message);
 
-// The masking everything stored passes through (payment card numbers always, plus the
-// configured patterns). Set once at start-up, before any request is served; unset, only cards
-// are masked. Not owned; must outlive every store.
-void SetStorageRedactor(const Redactor* redactor);
-// The redactor in force (cards only when none was set).
-const Redactor& StorageRedactor();
+// The masking everything stored passes through: `configured` (payment card numbers always, plus
+// the patterns of --redact_patterns_file), or cards only when it is null. Every store takes the
+// server's redactor at construction (null: cards only) and masks through this, so a store built
+// without one still never keeps a card number.
+const Redactor& OrCardsOnly(const Redactor* configured);
 
-// A copy of `message` with its free text masked by StorageRedactor().
+// A copy of `message` with its free text masked by OrCardsOnly(redactor).
 template <typename Message>
-Message MaskedForStorage(const Message& message) {
+Message MaskedForStorage(const Redactor* redactor, const Message& message) {
   Message out = message;
-  MaskFreeText(StorageRedactor(), &out);
+  MaskFreeText(OrCardsOnly(redactor), &out);
   return out;
 }
 

@@ -91,6 +91,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/steps/steps.h"
 #include "onestory/v1/privacy.pb.h"
@@ -128,9 +129,14 @@ class PrivacyStore {
   // cleaned up). See libs/steps/steps.h.
   using Failpoint = steps::Failpoint;
 
+  // `redactor`: the masking of a redaction's new text before it is stored
+  // (privacy::OrCardsOnly: null masks card numbers only). Not owned; must outlive the store.
   PrivacyStore(redis::Client* client, identity::IdentityStore* identity,
-               Failpoint failpoint = nullptr)
-      : client_(client), identity_(identity), failpoint_(std::move(failpoint)) {}
+               Failpoint failpoint = nullptr, const Redactor* redactor = nullptr)
+      : client_(client),
+        identity_(identity),
+        failpoint_(std::move(failpoint)),
+        redactor_(redactor) {}
 
   // Erases the customer (named by id or identifier, merges followed to the customer they lead
   // to) and every customer merged into it. Erasing an erased customer answers already_erased
@@ -177,6 +183,10 @@ class PrivacyStore {
   // The final {"section":"end","counts":{...}} document.
   static std::string ExportEnd(const ExportHead& head, int64_t events);
 
+  // The redactor given at construction (null: cards only), for whoever records a reason of the
+  // same call elsewhere (the audit log).
+  const Redactor* redactor() const { return redactor_; }
+
  private:
   struct EraseRun;
   void StartErase(std::shared_ptr<EraseRun> run, const std::string& customer_id, bool by_identifier,
@@ -219,6 +229,7 @@ class PrivacyStore {
   redis::Client* client_;
   identity::IdentityStore* identity_;
   Failpoint failpoint_;
+  const Redactor* redactor_;
 };
 
 }  // namespace onestory::privacy

@@ -23,11 +23,12 @@
 #include "libs/lua/privacy_redact_read.h"
 #include "libs/lua/privacy_redact_records.h"
 #include "libs/lua/privacy_redact_swap.h"
+#include "libs/privacy/free_text.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
-#include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
+#include "libs/timeline/stream_entry.h"
 
 namespace onestory::privacy {
 namespace {
@@ -71,15 +72,14 @@ struct PrivacyStore::RedactRun {
   std::string field() const { return PendingField(tenant, root); }
   // The answer: the event as now stored.
   absl::StatusOr<v1::RedactEventResponse> Answer() const {
+    timeline::StreamEntry stored;
+    stored.id = sid;
+    stored.blob = blob;
+    stored.appended = appended;
+    absl::StatusOr<v1::Event> event = stored.Event(root);
+    if (!event.ok()) return event.status();
     v1::RedactEventResponse resp;
-    if (!resp.mutable_event()->ParseFromString(blob)) {
-      return absl::InternalError(absl::StrCat("undecodable redacted event at ", sid));
-    }
-    int64_t appended_ms = timeline::StreamIdMillis(sid);
-    if (!appended.empty()) absl::SimpleAtoi(appended, &appended_ms);
-    resp.mutable_event()->set_customer_id(root);
-    resp.mutable_event()->set_cursor(timeline::EncodeCursor(root, sid));
-    *resp.mutable_event()->mutable_appended_at() = FromMillis(appended_ms);
+    *resp.mutable_event() = *std::move(event);
     return resp;
   }
 };
@@ -104,8 +104,9 @@ void PrivacyStore::Redact(const v1::RedactEventRequest& request, absl::Time dead
   run->tenant = request.tenant();
   run->event_id = request.event_id();
   // The new text is masked like any stored text (cards, --redact_patterns_file).
-  run->summary = timeline::StorageRedactor().Mask(request.summary());
-  run->body = timeline::StorageRedactor().Mask(request.body());
+  const Redactor& redactor = OrCardsOnly(redactor_);
+  run->summary = redactor.Mask(request.summary());
+  run->body = redactor.Mask(request.body());
   run->deadline = deadline;
   run->done = std::move(done);
   identity_->ResolveRef(run->tenant, "customer", request.customer(), false, deadline,
@@ -147,14 +148,14 @@ void PrivacyStore::RedactAttempt(std::shared_ptr<RedactRun> run, int helped) {
               if (!r->is_array() || r->elements.size() != 3) {
                 return cb(absl::InternalError("unexpected reply from privacy_redact_read"));
               }
+              absl::StatusOr<timeline::StreamEntry> stored =
+                  timeline::ParseStreamEntry(r->elements[0], r->elements[1]);
+              if (!stored.ok()) return cb(stored.status());
               Found f;
               f.customer_id = c;
-              f.sid = r->elements[0].str;
-              const auto& fields = r->elements[1].elements;
-              for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-                if (fields[i].str == "e") f.blob = fields[i + 1].str;
-                if (fields[i].str == "a") f.appended = fields[i + 1].str;
-              }
+              f.sid = std::move(stored->id);
+              f.blob = std::move(stored->blob);
+              f.appended = std::move(stored->appended);
               f.length = r->elements[2].integer;
               cb(std::move(f));
             });

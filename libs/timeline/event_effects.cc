@@ -10,12 +10,6 @@ retention::Limits RetentionLimits(absl::string_view tenant, const EngagementPoli
   return policy.retention != nullptr ? policy.retention->For(tenant) : retention::DefaultLimits();
 }
 
-void SetStorageRedactor(const privacy::Redactor* redactor) {
-  privacy::SetStorageRedactor(redactor);
-}
-
-const privacy::Redactor& StorageRedactor() { return privacy::StorageRedactor(); }
-
 void AppendEventArgs(const v1::Event& e, std::vector<std::string>* args) {
   args->push_back(e.event_id());
   args->push_back(e.SerializeAsString());

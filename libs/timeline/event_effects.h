@@ -62,11 +62,6 @@ inline constexpr int kArgsPerEvent = 8;
 // retention::DefaultLimits().
 retention::Limits RetentionLimits(absl::string_view tenant, const EngagementPolicy& policy);
 
-// The masking everything stored passes through: privacy::SetStorageRedactor and
-// privacy::StorageRedactor (libs/privacy/free_text.h), named here for the servers that set it.
-void SetStorageRedactor(const privacy::Redactor* redactor);
-const privacy::Redactor& StorageRedactor();
-
 // Appends kArgsPerEvent arguments describing `event` (validated, with event_id and occurred_at)
 // as it will be stored, for timeline_append's events list (engagement::SetEvent sets the same
 // values by name). Its free text must be masked already: the event is taken from, or built from,

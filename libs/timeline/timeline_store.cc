@@ -18,6 +18,7 @@
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
+#include "libs/timeline/stream_entry.h"
 
 namespace onestory::timeline {
 namespace {
@@ -115,27 +116,6 @@ absl::StatusOr<Filter> BuildFilter(const v1::ListRequest& r) {
 
 }  // namespace
 
-absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const Reply& entry) {
-  if (!entry.is_array() || entry.elements.size() != 2 || !entry.elements[1].is_array()) {
-    return absl::InternalError("malformed timeline entry");
-  }
-  const std::string& sid = entry.elements[0].str;
-  const auto& fields = entry.elements[1].elements;
-  v1::Event e;
-  int64_t appended_ms = StreamIdMillis(sid);
-  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-    if (fields[i].str == "e" && !e.ParseFromString(fields[i + 1].str)) {
-      return absl::InternalError(absl::StrCat("undecodable event at ", sid));
-    }
-    // Events moved by a merge keep the time they were first stored.
-    if (fields[i].str == "a") absl::SimpleAtoi(fields[i + 1].str, &appended_ms);
-  }
-  e.set_customer_id(customer_id);
-  e.set_cursor(EncodeCursor(customer_id, sid));
-  *e.mutable_appended_at() = FromMillis(appended_ms);
-  return e;
-}
-
 void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline,
                            Callback<v1::AppendResponse> done) {
   if (absl::Status st = ValidateTenant(request.tenant()); !st.ok()) return done(st);
@@ -148,7 +128,7 @@ void TimelineStore::Append(const v1::AppendRequest& request, absl::Time deadline
         "create_if_missing: needs customer.identifier (a customer id cannot be created)"));
   }
   // Masked once, after validation (limits apply to the text as sent): stored and answered alike.
-  for (v1::Event& e : *prepared) privacy::MaskFreeText(StorageRedactor(), &e);
+  for (v1::Event& e : *prepared) privacy::MaskFreeText(privacy::OrCardsOnly(redactor_), &e);
   auto events = std::make_shared<std::vector<v1::Event>>(*std::move(prepared));
   std::string tenant = request.tenant();
   identity_->ResolveRef(

@@ -3,7 +3,8 @@
 //   TimelineStore timeline(&redis_client, &identity_store);
 //   timeline.Append(request, deadline, [](absl::StatusOr<v1::AppendResponse> r) { ... });
 //
-// Storage: one stream entry per event ({"e": serialized Event without output fields}), a dedup
+// Storage: one stream entry per event ({"e": serialized Event without output fields}; read back
+// by stream_entry.h, which names the fields a merge adds), a dedup
 // hash event_id -> stream id, per-channel latest activity in the profile hash and the open
 // conversations hash (see libs/keys/key_schema.h). An append is one Lua script: it checks the
 // customer exists, returns already-stored event_ids as duplicates, writes the rest, updates
@@ -24,6 +25,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
 #include "libs/timeline/event_effects.h"
@@ -37,9 +39,11 @@ inline constexpr int kMaxExaminedPerList = 2000;
 
 class TimelineStore {
  public:
+  // `redactor`: the masking of the events' free text before they are stored (privacy::OrCardsOnly:
+  // null masks card numbers only). Not owned; must outlive the store.
   TimelineStore(redis::Client* client, identity::IdentityStore* identity,
-                EngagementPolicy policy = {})
-      : client_(client), identity_(identity), policy_(policy) {}
+                EngagementPolicy policy = {}, const privacy::Redactor* redactor = nullptr)
+      : client_(client), identity_(identity), policy_(policy), redactor_(redactor) {}
 
   void Append(const v1::AppendRequest& request, absl::Time deadline,
               Callback<v1::AppendResponse> done);
@@ -73,9 +77,7 @@ class TimelineStore {
   redis::Client* client_;
   identity::IdentityStore* identity_;
   EngagementPolicy policy_;
+  const privacy::Redactor* redactor_;
 };
-
-// Decodes one XRANGE entry ([id, [field, value...]]) into an event with its output fields.
-absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& entry);
 
 }  // namespace onestory::timeline

@@ -53,7 +53,7 @@ struct RequestFacts {
   std::string detail;
 };
 
-RequestFacts FactsOf(const Message& req) {
+RequestFacts FactsOf(const privacy::Redactor* redactor, const Message& req) {
   RequestFacts out;
   out.tenant = StringField(req, "tenant");
   const google::protobuf::Descriptor* d = req.GetDescriptor();
@@ -97,7 +97,7 @@ RequestFacts FactsOf(const Message& req) {
   // and masked like every stored free-text field (a card typed here anyway stays out of the log).
   if (std::string reason = StringField(req, "reason");
       !reason.empty() && ValidateText("reason", reason, 200, false).ok()) {
-    detail.push_back(absl::StrCat("reason=", privacy::StorageRedactor().Mask(reason)));
+    detail.push_back(absl::StrCat("reason=", privacy::OrCardsOnly(redactor).Mask(reason)));
   }
   out.detail = absl::StrJoin(detail, " ");
   return out;
@@ -148,8 +148,8 @@ void CountRejected(absl::string_view reason, absl::string_view method) {
 class AuditInterceptor : public grpc::experimental::Interceptor {
  public:
   AuditInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator* auth,
-                   audit::AuditLog* log)
-      : info_(info), auth_(auth), log_(log) {
+                   audit::AuditLog* log, const privacy::Redactor* redactor)
+      : info_(info), auth_(auth), log_(log), redactor_(redactor) {
     absl::string_view method = info->method() ? info->method() : "";
     absl::ConsumePrefix(&method, "/");
     method_ = std::string(method);
@@ -160,7 +160,7 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
         !have_request_) {
       if (void* m = methods->GetRecvMessage(); m != nullptr) {
         // Generated messages derive from Message as their first and only base.
-        request_ = FactsOf(*static_cast<const Message*>(m));
+        request_ = FactsOf(redactor_, *static_cast<const Message*>(m));
         have_request_ = true;
         // A stream may stay open for hours: its opening is recorded now, its end later
         // (unless its handler records the opening itself, or the key's rate limit will refuse
@@ -211,6 +211,7 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
   grpc::experimental::ServerRpcInfo* info_;
   const Authenticator* auth_;
   audit::AuditLog* log_;
+  const privacy::Redactor* redactor_;
   std::string method_;
   bool have_request_ = false;
   bool started_ = false;  // a STARTED entry was written
@@ -235,11 +236,11 @@ bool AuditedBeforeWork(absl::string_view method) {
   return false;
 }
 
-void AuditBefore(audit::AuditLog* log, const Caller& caller, absl::string_view method,
-                 const google::protobuf::Message& request, absl::Time deadline,
-                 absl::AnyInvocable<void(absl::Status)> then) {
+void AuditBefore(audit::AuditLog* log, const privacy::Redactor* redactor, const Caller& caller,
+                 absl::string_view method, const google::protobuf::Message& request,
+                 absl::Time deadline, absl::AnyInvocable<void(absl::Status)> then) {
   if (log == nullptr) return then(absl::OkStatus());
-  RequestFacts facts = FactsOf(request);
+  RequestFacts facts = FactsOf(redactor, request);
   std::string tenant = caller.tenant.empty() ? facts.tenant : caller.tenant;
   log->RecordBefore(
       tenant, EntryOf(caller, std::string(method), facts, "", "STARTED"), deadline,
@@ -256,7 +257,7 @@ grpc::experimental::Interceptor* AuditInterceptorFactory::CreateServerIntercepto
   if (info->method() == nullptr || !absl::StartsWith(info->method(), "/onestory.v1.")) {
     return new NoAudit();
   }
-  return new AuditInterceptor(info, auth_, log_);
+  return new AuditInterceptor(info, auth_, log_, redactor_);
 }
 
 }  // namespace onestory::service

@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/audit/audit_log.h"
+#include "libs/privacy/redactor.h"
 #include "services/common/auth.h"
 
 namespace onestory::service {
@@ -41,21 +42,27 @@ bool AuditedBeforeWork(absl::string_view method);
 
 // Writes the STARTED entry of `request`, a call to `method` by `caller` (already checked), then
 // calls `then` with OK; when the entry cannot be written, `then` gets UNAVAILABLE saying why and
-// the call must do nothing. With `log` null (no audit log), `then` gets OK at once.
-void AuditBefore(audit::AuditLog* log, const Caller& caller, absl::string_view method,
-                 const google::protobuf::Message& request, absl::Time deadline,
-                 absl::AnyInvocable<void(absl::Status)> then);
+// the call must do nothing. With `log` null (no audit log), `then` gets OK at once. The
+// request's reason is masked by `redactor` (privacy::OrCardsOnly: null masks card numbers only),
+// the one the call's store masks its stored reason with.
+void AuditBefore(audit::AuditLog* log, const privacy::Redactor* redactor, const Caller& caller,
+                 absl::string_view method, const google::protobuf::Message& request,
+                 absl::Time deadline, absl::AnyInvocable<void(absl::Status)> then);
 
 class AuditInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  AuditInterceptorFactory(const Authenticator* auth, audit::AuditLog* log)
-      : auth_(auth), log_(log) {}
+  // `redactor`: the masking of the reasons written to the log, the server's storage redactor
+  // (privacy::OrCardsOnly: null masks card numbers only). Not owned; must outlive the server.
+  AuditInterceptorFactory(const Authenticator* auth, audit::AuditLog* log,
+                          const privacy::Redactor* redactor = nullptr)
+      : auth_(auth), log_(log), redactor_(redactor) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
 
  private:
   const Authenticator* auth_;
   audit::AuditLog* log_;
+  const privacy::Redactor* redactor_;
 };
 
 }  // namespace onestory::service

@@ -229,19 +229,19 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Merge(grpc::CallbackServerContext
   in.take_from_source.assign(req->take_from_source().begin(), req->take_from_source().end());
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
-  AuditBefore(audit_, *caller, "onestory.v1.IdentityService/Merge", *req, deadline,
-              [this, reactor, resp, tenant, deadline, in = std::move(in)](absl::Status st) mutable {
-                if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
-                merges_->Merge(
-                    in, deadline,
-                    [this, reactor, resp, tenant](absl::StatusOr<merge::MergeEngine::Result> r) {
-                      if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
-                      Reindex(tenant, {r->record.target_customer_id()});
-                      *resp->mutable_merge() = std::move(r->record);
-                      resp->set_already_merged(r->already_merged);
-                      reactor->Finish(grpc::Status::OK);
-                    });
-              });
+  AuditBefore(
+      audit_, merges_->redactor(), *caller, "onestory.v1.IdentityService/Merge", *req, deadline,
+      [this, reactor, resp, tenant, deadline, in = std::move(in)](absl::Status st) mutable {
+        if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
+        merges_->Merge(in, deadline,
+                       [this, reactor, resp, tenant](absl::StatusOr<merge::MergeEngine::Result> r) {
+                         if (!r.ok()) return reactor->Finish(ToGrpcStatus(r.status()));
+                         Reindex(tenant, {r->record.target_customer_id()});
+                         *resp->mutable_merge() = std::move(r->record);
+                         resp->set_already_merged(r->already_merged);
+                         reactor->Finish(grpc::Status::OK);
+                       });
+      });
   return reactor;
 }
 
@@ -253,8 +253,8 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Unmerge(grpc::CallbackServerConte
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
-  AuditBefore(audit_, *caller, "onestory.v1.IdentityService/Unmerge", *req, deadline,
-              [this, reactor, req, resp, tenant, deadline](absl::Status st) {
+  AuditBefore(audit_, merges_->redactor(), *caller, "onestory.v1.IdentityService/Unmerge", *req,
+              deadline, [this, reactor, req, resp, tenant, deadline](absl::Status st) {
                 if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
                 merges_->Unmerge(
                     tenant, req->merge_id(), req->reason(), req->actor(), deadline,

@@ -38,17 +38,19 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerCh
     if (!caller_.ok()) return End(caller_.status());
     AddRef();
     // Nothing is read before the export's entry is in the audit log.
-    AuditBefore(audit_, *caller_, kExportMethod, req_, ReadDeadline(), [this](absl::Status st) {
-      if (!st.ok()) {
-        End(st);
-        return Release();
-      }
-      store_->ExportBegin(req_, ReadDeadline(),
-                          [this](absl::StatusOr<privacy::PrivacyStore::ExportHead> head) {
-                            OnHead(std::move(head));
-                            Release();
-                          });
-    });
+    AuditBefore(audit_, store_->redactor(), *caller_, kExportMethod, req_, ReadDeadline(),
+                [this](absl::Status st) {
+                  if (!st.ok()) {
+                    End(st);
+                    return Release();
+                  }
+                  store_->ExportBegin(
+                      req_, ReadDeadline(),
+                      [this](absl::StatusOr<privacy::PrivacyStore::ExportHead> head) {
+                        OnHead(std::move(head));
+                        Release();
+                      });
+                });
   }
 
   void OnWriteDone(bool ok) override {
@@ -190,7 +192,7 @@ grpc::ServerUnaryReactor* PrivacyServiceImpl::EraseCustomer(grpc::CallbackServer
   if (!caller.ok()) return Reject(ctx, caller.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Time deadline = RequestDeadline(ctx);
-  AuditBefore(audit_, *caller, kEraseMethod, *req, deadline,
+  AuditBefore(audit_, store_->redactor(), *caller, kEraseMethod, *req, deadline,
               [this, reactor, req, resp, deadline](absl::Status st) {
                 if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
                 store_->Erase(*req, deadline,
@@ -218,7 +220,7 @@ grpc::ServerUnaryReactor* PrivacyServiceImpl::RedactEvent(grpc::CallbackServerCo
   if (!caller.ok()) return Reject(ctx, caller.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Time deadline = RequestDeadline(ctx);
-  AuditBefore(audit_, *caller, kRedactMethod, *req, deadline,
+  AuditBefore(audit_, store_->redactor(), *caller, kRedactMethod, *req, deadline,
               [this, reactor, req, resp, deadline](absl::Status st) {
                 if (!st.ok()) return reactor->Finish(ToGrpcStatus(st));
                 store_->Redact(*req, deadline,

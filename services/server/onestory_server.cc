@@ -128,20 +128,22 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     // start; until then GetJourneyStats does not count what they hold.
     Log(LogLevel::kWarning, "journey.upgrade_failed", {{"error", folded.status().ToString()}});
   }
-  s->identity_store_ =
-      std::make_unique<identity::IdentityStore>(s->redis_.get(), options.default_countries);
+  const privacy::Redactor* redactor = options.redactor;
+  s->identity_store_ = std::make_unique<identity::IdentityStore>(
+      s->redis_.get(), options.default_countries, redactor);
   const timeline::EngagementPolicy& policy = options.engagement_policy;
-  s->timeline_store_ =
-      std::make_unique<timeline::TimelineStore>(s->redis_.get(), s->identity_store_.get(), policy);
+  s->timeline_store_ = std::make_unique<timeline::TimelineStore>(
+      s->redis_.get(), s->identity_store_.get(), policy, redactor);
   s->context_store_ =
       std::make_unique<context::ContextStore>(s->redis_.get(), s->identity_store_.get(), policy);
-  engagement::StoreContext ectx{s->redis_.get(), s->identity_store_.get(), policy};
+  engagement::StoreContext ectx{s->redis_.get(), s->identity_store_.get(), policy, redactor};
   s->conversation_store_ = std::make_unique<engagement::ConversationStore>(ectx);
   s->case_store_ = std::make_unique<engagement::CaseStore>(ectx);
   s->alert_store_ = std::make_unique<engagement::AlertStore>(ectx);
-  s->merge_engine_ = std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint);
+  s->merge_engine_ =
+      std::make_unique<merge::MergeEngine>(s->redis_.get(), options.merge_failpoint, redactor);
   s->privacy_store_ = std::make_unique<privacy::PrivacyStore>(
-      s->redis_.get(), s->identity_store_.get(), options.erase_failpoint);
+      s->redis_.get(), s->identity_store_.get(), options.erase_failpoint, redactor);
   s->suggester_ = std::make_unique<identity::MergeSuggester>(
       s->redis_.get(), s->identity_store_.get(), options.identity_policy.deny_list);
 
@@ -168,7 +170,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   builder.SetMaxReceiveMessageSize(8 << 20);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
-  interceptors.push_back(std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get()));
+  interceptors.push_back(
+      std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get(), redactor));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (options.identity) {
     s->identity_service_ = std::make_unique<IdentityServiceImpl>(

@@ -29,6 +29,7 @@
 #include "libs/identity/merge_suggester.h"
 #include "libs/merge/merge_engine.h"
 #include "libs/privacy/privacy_store.h"
+#include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/retention/sweeper.h"
 #include "libs/timeline/event_effects.h"
@@ -74,6 +75,10 @@ struct ServerOptions {
   // Each tenant's default country for phone numbers in national format (--default_country).
   identity::DefaultCountries default_countries;
   timeline::EngagementPolicy engagement_policy;
+  // The masking of free text before it is stored (--redact_patterns_file), handed to every
+  // store, the merge engine and the audit log's writers. Null: card numbers only. Not owned;
+  // must outlive the server.
+  const privacy::Redactor* redactor = nullptr;
   // How often unfinished merges older than merge::kRecoveryAfter, and erasures older than
   // privacy::kEraseRecoveryAfter, are finished (every pending one is finished once at start-up).
   absl::Duration merge_recovery_interval = absl::Seconds(5);

@@ -339,8 +339,8 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                                                           made.status().message())));
     }
     redactor = new privacy::Redactor(*std::move(made));
-    timeline::SetStorageRedactor(redactor);
   }
+  options.redactor = redactor;
   // Lives for the whole process: every append reads it.
   static retention::Policy* const retention_policy = new retention::Policy();
   if (std::string path = absl::GetFlag(FLAGS_retention_file); !path.empty()) {

@@ -297,17 +297,18 @@ TEST(FreeTextTest, LeavesAMessageWithoutCardsOrPatternsByteForByte) {
   EXPECT_EQ(req.SerializeAsString(), before);
 }
 
-TEST(FreeTextTest, StorageRedactorIsCardsOnlyUntilSet) {
-  EXPECT_TRUE(StorageRedactor().empty());
-  EXPECT_EQ(StorageRedactor().Mask(kCard), kMaskedCard);
+TEST(FreeTextTest, StorageIsCardsOnlyWithoutARedactor) {
+  EXPECT_TRUE(OrCardsOnly(nullptr).empty());
+  EXPECT_EQ(OrCardsOnly(nullptr).Mask(kCard), kMaskedCard);
   Redactor ssn = WithSsn();
-  SetStorageRedactor(&ssn);
+  EXPECT_EQ(&OrCardsOnly(&ssn), &ssn);
   v1::ResolveCaseRequest req;
-  req.set_resolution("ssn 123-45-6789");
-  EXPECT_EQ(MaskedForStorage(req).resolution(), "ssn [ssn]");
-  EXPECT_EQ(req.resolution(), "ssn 123-45-6789");  // the original is left alone
-  SetStorageRedactor(nullptr);
-  EXPECT_TRUE(StorageRedactor().empty());
+  req.set_resolution(absl::StrCat("ssn 123-45-6789 card ", kCard));
+  EXPECT_EQ(MaskedForStorage(&ssn, req).resolution(), absl::StrCat("ssn [ssn] card ", kMaskedCard));
+  EXPECT_EQ(MaskedForStorage(nullptr, req).resolution(),
+            absl::StrCat("ssn 123-45-6789 card ", kMaskedCard));
+  // The original is left alone.
+  EXPECT_EQ(req.resolution(), absl::StrCat("ssn 123-45-6789 card ", kCard));
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+#include "libs/timeline/stream_entry.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/status_macros.h"
+#include "libs/common/time_util.h"
+#include "libs/timeline/cursor.h"
+
+namespace onestory::timeline {
+
+int64_t StreamEntry::StoredAtMs() const {
+  int64_t ms = 0;
+  if (!appended.empty() && absl::SimpleAtoi(appended, &ms)) return ms;
+  return StreamIdMillis(id);
+}
+
+absl::StatusOr<v1::Event> StreamEntry::Event(const std::string& customer_id) const {
+  v1::Event e;
+  if (!e.ParseFromString(blob))
+    return absl::InternalError(absl::StrCat("undecodable event at ", id));
+  e.set_customer_id(customer_id);
+  e.set_cursor(EncodeCursor(customer_id, id));
+  *e.mutable_appended_at() = FromMillis(StoredAtMs());
+  return e;
+}
+
+absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item) {
+  if (!item.is_array() || item.elements.size() != 2) {
+    return absl::InternalError("malformed timeline entry");
+  }
+  return ParseStreamEntry(item.elements[0], item.elements[1]);
+}
+
+absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& id, const redis::Reply& fields) {
+  if (!id.is_string() || !fields.is_array()) return absl::InternalError("malformed timeline entry");
+  StreamEntry out;
+  out.id = id.str;
+  const auto& f = fields.elements;
+  for (size_t i = 0; i + 1 < f.size(); i += 2) {
+    if (f[i].str == "e") out.blob = f[i + 1].str;
+    if (f[i].str == "m") out.tag = f[i + 1].str;
+    if (f[i].str == "a") out.appended = f[i + 1].str;
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& item) {
+  ASSIGN_OR_RETURN(StreamEntry stored, ParseStreamEntry(item));
+  return stored.Event(customer_id);
+}
+
+}  // namespace onestory::timeline

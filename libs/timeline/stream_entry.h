@@ -1,0 +1,50 @@
+// A timeline stream entry as stored: the one codec for reading it, used by every reader of a
+// timeline stream (List, Watch and GetContext here, the merge's staging in libs/merge, redaction
+// and export in libs/privacy).
+//
+//   ASSIGN_OR_RETURN(StreamEntry stored, ParseStreamEntry(xrange_item));
+//   ASSIGN_OR_RETURN(v1::Event event, stored.Event(customer_id));  // with its output fields
+//
+// An entry's fields (written by the Lua of libs/timeline, libs/engagement and libs/merge):
+//   e  the event, a serialized v1::Event without its output fields (customer_id, cursor,
+//      appended_at)
+//   m  its merge tags (merge::WithTag), on entries a merge brought from another customer
+//   a  the ms it was first stored, on entries a merge renumbered (their stream id no longer says)
+// Unknown fields are ignored, so a later version can add one.
+//
+// Thread-compatible (plain values).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/redis/reply.h"
+#include "onestory/v1/common.pb.h"
+
+namespace onestory::timeline {
+
+struct StreamEntry {
+  std::string id;        // the stream id, "<ms>-<seq>"
+  std::string blob;      // 'e': the serialized event
+  std::string tag;       // 'm': merge tags, empty when none
+  std::string appended;  // 'a': ms first stored, empty when the stream id says it
+
+  // The ms the entry was first stored: `appended`, else the stream id's.
+  int64_t StoredAtMs() const;
+  // The event with its output fields set for `customer_id` (the timeline's owner): customer_id,
+  // cursor (naming this entry) and appended_at (StoredAtMs). INTERNAL when `blob` does not decode.
+  absl::StatusOr<v1::Event> Event(const std::string& customer_id) const;
+};
+
+// An XRANGE item, [id, [field, value, ...]]; INTERNAL for a malformed one.
+absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item);
+// The same from the id and the field list given apart (a function's reply holding them among
+// other values).
+absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& id, const redis::Reply& fields);
+
+// An XRANGE item's event with its output fields for `customer_id`: ParseStreamEntry, then
+// StreamEntry::Event.
+absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& item);
+
+}  // namespace onestory::timeline

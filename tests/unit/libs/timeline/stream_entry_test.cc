@@ -1,0 +1,129 @@
+#include "libs/timeline/stream_entry.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "libs/common/time_util.h"
+#include "libs/timeline/cursor.h"
+
+namespace onestory::timeline {
+namespace {
+
+using redis::Reply;
+
+Reply Str(const std::string& s) {
+  Reply r;
+  r.type = Reply::Type::kString;
+  r.str = s;
+  return r;
+}
+
+Reply Array(std::vector<Reply> elements) {
+  Reply r;
+  r.type = Reply::Type::kArray;
+  r.elements = std::move(elements);
+  return r;
+}
+
+// An XRANGE item: [id, [field, value, ...]].
+Reply Item(const std::string& id, const std::vector<std::string>& fields) {
+  std::vector<Reply> f;
+  for (const std::string& s : fields) f.push_back(Str(s));
+  return Array({Str(id), Array(std::move(f))});
+}
+
+std::string Blob(const std::string& event_id) {
+  v1::Event e;
+  e.set_event_id(event_id);
+  e.set_summary("order 1234 late");
+  return e.SerializeAsString();
+}
+
+TEST(StreamEntryTest, ReadsEveryField) {
+  absl::StatusOr<StreamEntry> s =
+      ParseStreamEntry(Item("1700000000123-4", {"e", Blob("ev-1"), "m", "mrg_1,mrg_2", "a", "42"}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->id, "1700000000123-4");
+  EXPECT_EQ(s->blob, Blob("ev-1"));
+  EXPECT_EQ(s->tag, "mrg_1,mrg_2");
+  EXPECT_EQ(s->appended, "42");
+  EXPECT_EQ(s->StoredAtMs(), 42);
+}
+
+TEST(StreamEntryTest, AnEntryAppendedHereIsStoredAtItsStreamIdsTime) {
+  absl::StatusOr<StreamEntry> s = ParseStreamEntry(Item("1700000000123-4", {"e", Blob("ev-1")}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->tag, "");
+  EXPECT_EQ(s->appended, "");
+  EXPECT_EQ(s->StoredAtMs(), 1700000000123);
+}
+
+TEST(StreamEntryTest, UnknownFieldsAreIgnored) {
+  absl::StatusOr<StreamEntry> s =
+      ParseStreamEntry(Item("5-0", {"x", "later", "e", Blob("ev-1"), "dangling"}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->blob, Blob("ev-1"));
+  EXPECT_EQ(s->StoredAtMs(), 5);
+}
+
+TEST(StreamEntryTest, IdAndFieldsGivenApart) {
+  Reply item = Item("7-1", {"e", Blob("ev-2"), "a", "3"});
+  absl::StatusOr<StreamEntry> s = ParseStreamEntry(item.elements[0], item.elements[1]);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->id, "7-1");
+  EXPECT_EQ(s->blob, Blob("ev-2"));
+  EXPECT_EQ(s->StoredAtMs(), 3);
+}
+
+TEST(StreamEntryTest, MalformedItemsAreInternal) {
+  Reply nil;
+  std::vector<Reply> bad = {
+      nil,
+      Str("1-0"),
+      Array({Str("1-0")}),
+      Array({Str("1-0"), Str("e")}),
+      Array({Array({}), Array({})}),
+      Array({Str("1-0"), Array({}), Str("extra")}),
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_EQ(ParseStreamEntry(bad[i]).status().code(), absl::StatusCode::kInternal) << i;
+  }
+}
+
+TEST(StreamEntryTest, EventCarriesItsOutputFields) {
+  absl::StatusOr<StreamEntry> s = ParseStreamEntry(Item("1700000000123-4", {"e", Blob("ev-1")}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<v1::Event> e = s->Event("cus_1");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->event_id(), "ev-1");
+  EXPECT_EQ(e->summary(), "order 1234 late");
+  EXPECT_EQ(e->customer_id(), "cus_1");
+  EXPECT_EQ(e->cursor(), EncodeCursor("cus_1", "1700000000123-4"));
+  EXPECT_EQ(ToMillis(e->appended_at()), 1700000000123);
+
+  s->appended = "1600000000000";  // renumbered by a merge: first stored earlier
+  e = s->Event("cus_1");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(ToMillis(e->appended_at()), 1600000000000);
+}
+
+TEST(StreamEntryTest, EventFromEntryDecodesAnXrangeItem) {
+  absl::StatusOr<v1::Event> e = EventFromEntry("cus_9", Item("9-0", {"e", Blob("ev-9")}));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->event_id(), "ev-9");
+  EXPECT_EQ(e->cursor(), EncodeCursor("cus_9", "9-0"));
+  EXPECT_EQ(EventFromEntry("cus_9", Array({})).status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(StreamEntryTest, AnUndecodableEventIsInternal) {
+  absl::StatusOr<StreamEntry> s = ParseStreamEntry(Item("1-0", {"e", std::string("\xff\xff", 2)}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<v1::Event> e = s->Event("cus_1");
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(e.status().message().find("1-0"), std::string::npos) << e.status();
+}
+
+}  // namespace
+}  // namespace onestory::timeline
