@@ -105,10 +105,10 @@ void Client::Command(std::vector<std::string> argv, absl::Time deadline, ReplyCa
     slot = *s;
   }
   auto shared = std::make_shared<const std::vector<std::string>>(std::move(argv));
-  loop_->Post([this, slot, shared = std::move(shared), deadline,
-               cb = MapErrors(std::move(cb))]() mutable {
-    SendOnLoop(slot, std::move(shared), deadline, std::move(cb));
-  });
+  loop_->Post(
+      [this, slot, shared = std::move(shared), deadline, cb = MapErrors(std::move(cb))]() mutable {
+        SendOnLoop(slot, std::move(shared), deadline, std::move(cb));
+      });
 }
 
 void Client::SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback cb) {
@@ -146,19 +146,18 @@ void Client::Eval(const Script& script, std::vector<std::string> keys,
   // Shared, so the NOSCRIPT fallback can resend without copying the arguments.
   auto shared = std::make_shared<const std::vector<std::string>>(std::move(argv));
   loop_->Post([this, slot = *slot, shared, deadline, s, cb = std::move(cb)]() mutable {
-    SendOnLoop(slot, shared, deadline,
-               [this, slot, s, deadline, shared, cb = std::move(cb)](
-                   absl::StatusOr<Reply> r) mutable {
-                 if (r.ok() && r->type == Reply::Type::kError &&
-                     absl::StartsWith(r->str, "NOSCRIPT")) {
-                   auto eval = std::make_shared<std::vector<std::string>>(*shared);
-                   (*eval)[0] = "EVAL";
-                   (*eval)[1] = s->body();
-                   SendOnLoop(slot, std::move(eval), deadline, MapErrors(std::move(cb)));
-                   return;
-                 }
-                 MapErrors(std::move(cb))(std::move(r));
-               });
+    SendOnLoop(
+        slot, shared, deadline,
+        [this, slot, s, deadline, shared, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+          if (r.ok() && r->type == Reply::Type::kError && absl::StartsWith(r->str, "NOSCRIPT")) {
+            auto eval = std::make_shared<std::vector<std::string>>(*shared);
+            (*eval)[0] = "EVAL";
+            (*eval)[1] = s->body();
+            SendOnLoop(slot, std::move(eval), deadline, MapErrors(std::move(cb)));
+            return;
+          }
+          MapErrors(std::move(cb))(std::move(r));
+        });
   });
 }
 
@@ -178,8 +177,7 @@ void Client::Fcall(const Function& function, std::vector<std::string> keys,
   const FunctionLibrary* library = function.library;  // generated: static, outlives every call
   loop_->Post([this, slot = *slot, shared, library, deadline, cb = std::move(cb)]() mutable {
     if (router_) router_->AddLibrary(library);
-    SendFunctionCall(slot, std::move(shared), library, deadline, /*may_load=*/true,
-                     std::move(cb));
+    SendFunctionCall(slot, std::move(shared), library, deadline, /*may_load=*/true, std::move(cb));
   });
 }
 
@@ -198,8 +196,8 @@ void Client::SendFunctionCall(int slot, Argv argv, const FunctionLibrary* librar
              });
 }
 
-void Client::LoadThenCall(int slot, Argv argv, const FunctionLibrary* library,
-                          absl::Time deadline, ReplyCallback cb) {
+void Client::LoadThenCall(int slot, Argv argv, const FunctionLibrary* library, absl::Time deadline,
+                          ReplyCallback cb) {
   // On a cluster the load goes where the call went: the primary of the call's slot.
   auto load = std::make_shared<const std::vector<std::string>>(
       std::vector<std::string>{"FUNCTION", "LOAD", std::string(library->code)});
@@ -216,8 +214,8 @@ void Client::LoadThenCall(int slot, Argv argv, const FunctionLibrary* library,
              });
 }
 
-std::vector<absl::StatusOr<Reply>> Client::CommandOnEveryPrimarySync(
-    std::vector<std::string> argv, absl::Duration timeout) {
+std::vector<absl::StatusOr<Reply>> Client::CommandOnEveryPrimarySync(std::vector<std::string> argv,
+                                                                     absl::Duration timeout) {
   if (!router_) return {CommandSync(std::move(argv), timeout)};
   absl::Notification done;
   std::vector<absl::StatusOr<Reply>> results;
@@ -225,8 +223,7 @@ std::vector<absl::StatusOr<Reply>> Client::CommandOnEveryPrimarySync(
   absl::Time deadline = absl::Now() + timeout;
   loop_->Post([&, shared, deadline] {
     router_->SendToPrimaries(
-        shared, deadline,
-        [&](std::vector<std::pair<std::string, absl::StatusOr<Reply>>> replies) {
+        shared, deadline, [&](std::vector<std::pair<std::string, absl::StatusOr<Reply>>> replies) {
           for (auto& [address, r] : replies) {
             if (r.ok() && r->type == Reply::Type::kError) {
               results.push_back(ErrorToStatus(r->str));

@@ -95,6 +95,10 @@ class Client {
   // Commands sent and not yet answered, across connections.
   int64_t in_flight() const { return in_flight_.load(); }
   uint64_t reconnects() const { return reconnects_.load(); }
+  // Redirections and resends met on a cluster (all zero on a single Redis).
+  ClusterRouter::Stats cluster_stats() const {
+    return router_ ? router_->stats() : ClusterRouter::Stats{};
+  }
 
   EventLoop* loop() { return loop_.get(); }
   const Options& options() const { return options_; }

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
 #include "libs/redis/command_keys.h"
@@ -37,6 +39,20 @@ bool ParseRedirect(absl::string_view text, const std::string& from, int* slot,
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> ParseClusterSeeds(absl::string_view list) {
+  std::vector<std::string> seeds;
+  for (absl::string_view entry : absl::StrSplit(list, ',')) {
+    std::string seed(absl::StripAsciiWhitespace(entry));
+    Address address;
+    if (seed.empty() || !ParseAddress(seed, &address).ok() || !address.unix_path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--redis_cluster: '", seed, "' is not host:port (expected host:port[,host:port...])"));
+    }
+    seeds.push_back(std::move(seed));
+  }
+  return seeds;
+}
 
 Connection* ClusterRouter::Node::Ready() {
   for (size_t i = 0; i < connections.size(); ++i) {
@@ -109,15 +125,15 @@ void ClusterRouter::SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCal
   if (!map_.has_value() || map_->uncovered() > 0) {
     if (absl::Now() >= deadline) {
       std::vector<std::pair<std::string, absl::StatusOr<Reply>>> none;
-      none.emplace_back("", absl::UnavailableError(
-                                "redis cluster: no slot map covering every slot was read"));
+      none.emplace_back(
+          "", absl::UnavailableError("redis cluster: no slot map covering every slot was read"));
       return cb(std::move(none));
     }
     RequestRefresh();
-    loop_->RunAfter(absl::Milliseconds(20), [this, argv = std::move(argv), deadline,
-                                             cb = std::move(cb)]() mutable {
-      SendToPrimaries(std::move(argv), deadline, std::move(cb));
-    });
+    loop_->RunAfter(absl::Milliseconds(20),
+                    [this, argv = std::move(argv), deadline, cb = std::move(cb)]() mutable {
+                      SendToPrimaries(std::move(argv), deadline, std::move(cb));
+                    });
     return;
   }
   struct Gather {
@@ -146,7 +162,8 @@ void ClusterRouter::SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCal
 void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
   if (stopping_) return Finish(call, absl::UnavailableError("redis: client stopped"));
   if (absl::Now() >= call->deadline) {
-    return Finish(call, absl::DeadlineExceededError("deadline passed before the redis command was sent"));
+    return Finish(call,
+                  absl::DeadlineExceededError("deadline passed before the redis command was sent"));
   }
   std::string address;
   bool asking = false;
@@ -189,9 +206,9 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
   if (c == nullptr) {
     RequestRefresh();
     if (asking) call->ask = address;
-    return RetryLater(call, absl::UnavailableError(absl::StrCat(
-                                "redis cluster: node ", address, " is not connected: ",
-                                node->connections.front()->last_error().message())));
+    return RetryLater(call, absl::UnavailableError(
+                                absl::StrCat("redis cluster: node ", address, " is not connected: ",
+                                             node->connections.front()->last_error().message())));
   }
   if (asking) c->Send({"ASKING"}, call->deadline, [](absl::StatusOr<Reply>) {});
   c->Send(*call->argv, call->deadline, [this, call, address](absl::StatusOr<Reply> r) mutable {
@@ -221,23 +238,26 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
                               " redirections; the last: ", r->str)));
     }
     if (word == "MOVED") {
+      ++moved_;
       if (!map_.has_value()) map_.emplace();
       map_->Assign(slot, to);
       RequestRefresh();
     } else {
+      ++ask_;
       call->ask = to;
     }
     return Dispatch(std::move(call));
   }
   if (word == "TRYAGAIN" || word == "CLUSTERDOWN" || word == "LOADING" || word == "MASTERDOWN") {
+    if (word == "TRYAGAIN") ++tryagain_;
     if (word != "TRYAGAIN") RequestRefresh();
     return RetryLater(std::move(call), ErrorToStatus(r->str));
   }
   if (word == "READONLY") {
     RequestRefresh();
     return RetryLater(std::move(call),
-                      absl::UnavailableError(absl::StrCat("redis cluster: ", address,
-                                                          " is a replica now: ", r->str)));
+                      absl::UnavailableError(
+                          absl::StrCat("redis cluster: ", address, " is a replica now: ", r->str)));
   }
   Finish(call, std::move(r));
 }
@@ -246,12 +266,13 @@ void ClusterRouter::RetryLater(std::shared_ptr<Call> call, absl::Status why) {
   absl::Time now = absl::Now();
   if (stopping_ || now + call->backoff > call->give_up) {
     if (!stopping_ && call->deadline <= now + call->backoff) {
-      return Finish(call, absl::DeadlineExceededError(absl::StrCat(
-                              "deadline passed while redis could not serve the call: ",
-                              why.message())));
+      return Finish(call,
+                    absl::DeadlineExceededError(absl::StrCat(
+                        "deadline passed while redis could not serve the call: ", why.message())));
     }
     return Finish(call, std::move(why));
   }
+  ++resent_;
   absl::Duration delay = call->backoff;
   call->backoff = std::min(call->backoff * 2, kMaxBackoff);
   // The id is known only once RunAfter returns; the timer runs on this thread, later.
@@ -343,7 +364,7 @@ void ClusterRouter::Refresh(absl::Time now) {
 }
 
 void ClusterRouter::ApplyMap(SlotMap map) {
-  ++refreshes_;
+  ++map_reads_;
   absl::flat_hash_set<std::string> primaries;
   for (const std::string& p : map.Primaries()) {
     primaries.insert(p);
@@ -395,6 +416,16 @@ int64_t ClusterRouter::in_flight() const {
     for (const auto& c : node->connections) n += static_cast<int64_t>(c->in_flight());
   }
   return n;
+}
+
+ClusterRouter::Stats ClusterRouter::stats() const {
+  Stats s;
+  s.moved = moved_.load();
+  s.ask = ask_.load();
+  s.tryagain = tryagain_.load();
+  s.resent = resent_.load();
+  s.map_reads = map_reads_.load();
+  return s;
 }
 
 uint64_t ClusterRouter::reconnects() const {

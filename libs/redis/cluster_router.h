@@ -30,6 +30,7 @@
 // Loop thread only (the Client posts to it), except construction.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,6 +42,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/redis/connection.h"
 #include "libs/redis/event_loop.h"
@@ -50,6 +52,10 @@
 #include "libs/redis/slot_map.h"
 
 namespace onestory::redis {
+
+// The seed list of --redis_cluster: "host:port[,host:port...]". INVALID_ARGUMENT naming the
+// entry that is not a host:port (a unix socket cannot be a cluster node).
+absl::StatusOr<std::vector<std::string>> ParseClusterSeeds(absl::string_view list);
 
 class ClusterRouter {
  public:
@@ -85,8 +91,15 @@ class ClusterRouter {
   bool connected() const;
   int64_t in_flight() const;
   uint64_t reconnects() const;
-  // Slot maps read so far.
-  uint64_t refreshes() const { return refreshes_; }
+  // What the router has met so far. Thread-safe.
+  struct Stats {
+    uint64_t moved = 0;      // MOVED redirections followed
+    uint64_t ask = 0;        // ASK redirections followed
+    uint64_t tryagain = 0;   // TRYAGAIN answers resent
+    uint64_t resent = 0;     // resends after a backoff, for any reason
+    uint64_t map_reads = 0;  // slot maps read
+  };
+  Stats stats() const;
 
  private:
   struct Node {
@@ -130,7 +143,7 @@ class ClusterRouter {
   bool refresh_in_flight_ = false;
   absl::Time last_refresh_ = absl::InfinitePast();
   size_t refresh_rotation_ = 0;
-  uint64_t refreshes_ = 0;
+  std::atomic<uint64_t> moved_{0}, ask_{0}, tryagain_{0}, resent_{0}, map_reads_{0};
   std::vector<const FunctionLibrary*> libraries_;
   absl::flat_hash_set<std::string> to_load_;  // new primaries still to be given the libraries
   // Calls waiting for a resend, by timer id, so Stop can fail them.

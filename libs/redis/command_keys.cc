@@ -20,6 +20,8 @@ enum class KeyRule {
 };
 
 const absl::flat_hash_map<std::string, KeyRule>& Rules() {
+  // Grouped by rule, several to a line.
+  // clang-format off
   static const auto* rules = new absl::flat_hash_map<std::string, KeyRule>{
       // Server and connection commands.
       {"PING", KeyRule::kNone}, {"ECHO", KeyRule::kNone}, {"INFO", KeyRule::kNone},
@@ -67,6 +69,7 @@ const absl::flat_hash_map<std::string, KeyRule>& Rules() {
       {"XRANGE", KeyRule::kFirst}, {"XREVRANGE", KeyRule::kFirst}, {"XDEL", KeyRule::kFirst},
       {"XTRIM", KeyRule::kFirst}, {"SPUBLISH", KeyRule::kFirst},
   };
+  // clang-format on
   return *rules;
 }
 

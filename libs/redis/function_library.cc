@@ -67,8 +67,8 @@ bool IsLibraryLoaded(absl::string_view error_text) {
 absl::Status LoadLibrary(Client* client, const FunctionLibrary& library, absl::Duration timeout) {
   // A cluster: on every primary now, and on every node that becomes one later.
   client->RememberLibrary(&library);
-  for (absl::StatusOr<Reply>& r :
-       client->CommandOnEveryPrimarySync({"FUNCTION", "LOAD", std::string(library.code)}, timeout)) {
+  for (absl::StatusOr<Reply>& r : client->CommandOnEveryPrimarySync(
+           {"FUNCTION", "LOAD", std::string(library.code)}, timeout)) {
     if (r.ok()) continue;
     // Redis's own text, as ErrorToStatus kept it.
     absl::string_view text = r.status().message();

@@ -42,8 +42,7 @@ TEST(CommandKeysTest, RefusesWhatItCannotRoute) {
 TEST(CommandSlotTest, OneSlotPerCall) {
   EXPECT_EQ(*CommandSlot({"GET", "foo"}), 12182);
   EXPECT_EQ(*CommandSlot({"PING"}), kAnySlot);
-  EXPECT_EQ(*CommandSlot({"FCALL", "f", "2", "os:{t:c:1}:a", "os:{t:c:1}:b"}),
-            KeySlot("t:c:1"));
+  EXPECT_EQ(*CommandSlot({"FCALL", "f", "2", "os:{t:c:1}:a", "os:{t:c:1}:b"}), KeySlot("t:c:1"));
 }
 
 TEST(CommandSlotTest, KeysOfTwoSlotsAreRefusedByName) {
@@ -51,8 +50,7 @@ TEST(CommandSlotTest, KeysOfTwoSlotsAreRefusedByName) {
   ASSERT_EQ(slot.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(slot.status().message(), HasSubstr("os:{t:c:1}:a"));
   EXPECT_THAT(slot.status().message(), HasSubstr("os:{t:c:2}:a"));
-  EXPECT_EQ(CommandSlot({"DEL", "foo", "bar"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CommandSlot({"DEL", "foo", "bar"}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

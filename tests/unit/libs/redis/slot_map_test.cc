@@ -172,8 +172,7 @@ TEST(SlotMapTest, MalformedRepliesAreRefused) {
   EXPECT_THAT(st.message(), HasSubstr("slots"));
   // A slot out of range.
   Reply range = Parse("*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16384\r\n$5\r\nnodes\r\n*0\r\n");
-  EXPECT_EQ(SlotMap::FromClusterShards(range).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SlotMap::FromClusterShards(range).status().code(), absl::StatusCode::kInvalidArgument);
   // A node without a port.
   Reply node = Parse(
       "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:1\r\n$5\r\nnodes\r\n*1\r\n*4\r\n$2\r\nip\r\n$1\r\n"

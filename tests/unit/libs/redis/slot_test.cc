@@ -18,6 +18,9 @@ TEST(KeySlotTest, KnownSlots) {
   EXPECT_EQ(KeySlot("bar"), 5061);
   EXPECT_EQ(KeySlot("123456789"), 12739);
   EXPECT_EQ(KeySlot(""), 0);
+  EXPECT_EQ(KeySlot("{user1000}.following"), 3443);
+  EXPECT_EQ(KeySlot("foo{}{bar}"), 8363);
+  EXPECT_EQ(KeySlot("foo{{bar}}zap"), 4015);
 }
 
 TEST(KeySlotTest, HashTagPicksTheSlot) {
