@@ -159,6 +159,16 @@ void ClusterRouter::SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCal
   }
 }
 
+std::string ClusterRouter::LastSeedError() const {
+  for (const std::string& seed : options_.cluster_seeds) {
+    auto it = nodes_.find(seed);
+    if (it == nodes_.end()) continue;
+    const absl::Status& why = it->second->connections.front()->last_error();
+    if (!why.ok()) return absl::StrCat(" (", seed, ": ", why.message(), ")");
+  }
+  return "";
+}
+
 void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
   if (stopping_) return Finish(call, absl::UnavailableError("redis: client stopped"));
   if (absl::Now() >= call->deadline) {
@@ -190,14 +200,16 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
     }
     if (address.empty()) {
       RequestRefresh();
-      return RetryLater(call, absl::UnavailableError("redis cluster: no node is connected"));
+      return RetryLater(call, absl::UnavailableError(absl::StrCat(
+                                  "redis cluster: no node is connected", LastSeedError())));
     }
   } else {
     const std::string* primary = map_.has_value() ? map_->Primary(call->slot) : nullptr;
     if (primary == nullptr) {
       RequestRefresh();
       return RetryLater(call, absl::UnavailableError(absl::StrCat(
-                                  "redis cluster: no primary known for slot ", call->slot)));
+                                  "redis cluster: no primary known for slot ", call->slot,
+                                  map_.has_value() ? "" : LastSeedError())));
     }
     address = *primary;
   }

@@ -131,6 +131,8 @@ class ClusterRouter {
   void Refresh(absl::Time now);
   void ApplyMap(SlotMap map);
   void LoadLibraries(const std::string& address);
+  // " (<seed>: <why its connection is not up>)" for the first seed that is down, else "".
+  std::string LastSeedError() const;
 
   EventLoop* loop_;
   Options options_;

@@ -38,7 +38,7 @@ std::string InfoField(const std::string& info, const std::string& name) {
 
 }  // namespace
 
-RedisClusterForTest::RedisClusterForTest() {
+RedisClusterForTest::RedisClusterForTest(std::string password) : password_(std::move(password)) {
   absl::Time started = absl::Now();
   dir_ = MakeTempDir("onestory-cluster-");
   nodes_.resize(kNodes);
@@ -69,8 +69,10 @@ RedisClusterForTest::RedisClusterForTest() {
   }
   std::vector<std::string> addresses;
   for (const Node& n : nodes_) addresses.push_back(absl::StrCat("127.0.0.1:", n.port));
+  // The password reaches redis-cli through its environment, not its command line.
+  std::string auth = password_.empty() ? "" : absl::StrCat("REDISCLI_AUTH='", password_, "' ");
   std::string create =
-      absl::StrCat("redis-cli --cluster create ", absl::StrJoin(addresses, " "),
+      absl::StrCat(auth, "redis-cli --cluster create ", absl::StrJoin(addresses, " "),
                    " --cluster-replicas 1 --cluster-yes > '", dir_, "/create.log' 2>&1");
   if (std::system(create.c_str()) != 0) {
     ADD_FAILURE() << "redis-cli --cluster create failed; see " << dir_ << "/create.log";
@@ -112,7 +114,12 @@ bool RedisClusterForTest::StartNode(Node* n) {
       "--logfile", n->dir + "/redis.log",
   };
   // clang-format on
-
+  if (!password_.empty()) {
+    for (const char* flag : {"--requirepass", "--masterauth"}) {
+      args.push_back(flag);
+      args.push_back(password_);
+    }
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -137,8 +144,9 @@ bool RedisClusterForTest::StartNode(Node* n) {
     redisContext* c = redisConnectWithTimeout("127.0.0.1", n->port, {0, 200000});
     bool ok = false;
     if (c != nullptr && !c->err) {
+      // Without the password a node answers NOAUTH: up, too.
       auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-      ok = r != nullptr && r->type == REDIS_REPLY_STATUS;
+      ok = r != nullptr && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
       if (r) freeReplyObject(r);
     }
     if (c) redisFree(c);
@@ -168,6 +176,7 @@ std::vector<int> RedisClusterForTest::LivePorts() const {
 redis::Options RedisClusterForTest::ClientOptions() const {
   redis::Options o;
   for (const Node& n : nodes_) o.cluster_seeds.push_back(absl::StrCat("127.0.0.1:", n.port));
+  o.password = password_;
   o.connect_timeout = absl::Milliseconds(500);
   o.command_timeout = absl::Seconds(2);
   o.reconnect_min = absl::Milliseconds(20);
@@ -184,6 +193,10 @@ redis::Reply RedisClusterForTest::Run(int port, const std::vector<std::string>& 
     err.type = redis::Reply::Type::kError;
     err.str = "ERR not connected";
     return err;
+  }
+  if (!password_.empty()) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password_.c_str()));
+    if (r) freeReplyObject(r);
   }
   std::vector<const char*> args;
   std::vector<size_t> lens;

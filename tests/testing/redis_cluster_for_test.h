@@ -12,7 +12,8 @@
 //
 // The nodes run with cluster-node-timeout 1000 (a killed primary's replica takes over within a
 // few seconds), no persistence, and repl-diskless-sync-delay 0 (replicas sync at once). The
-// cluster is made with redis-cli --cluster create; nothing is loaded (no functions). The
+// cluster is made with redis-cli --cluster create; nothing is loaded (no functions). With a
+// password every node requires it (requirepass, and masterauth for its replicas). The
 // destructor kills every node and removes the directories. Not thread-safe; the helpers fail
 // the test (ADD_FAILURE) when the cluster does not do what they wait for in time.
 #pragma once
@@ -31,14 +32,15 @@ namespace onestory::testing {
 
 class RedisClusterForTest {
  public:
-  RedisClusterForTest();
+  explicit RedisClusterForTest(std::string password = "");
   ~RedisClusterForTest();
   RedisClusterForTest(const RedisClusterForTest&) = delete;
   RedisClusterForTest& operator=(const RedisClusterForTest&) = delete;
 
   // Every node's client port, in start order (the first three became the primaries).
   std::vector<int> ports() const;
-  // Client options with every node as a seed, and the test timeouts of RedisForTest.
+  // Client options with every node as a seed, the password, and the test timeouts of
+  // RedisForTest.
   redis::Options ClientOptions() const;
 
   // Runs one command on the node at port over a private synchronous connection. A transport
@@ -86,6 +88,7 @@ class RedisClusterForTest {
   bool StartNode(Node* node);
   std::vector<int> LivePorts() const;
 
+  std::string password_;
   std::string dir_;
   std::vector<Node> nodes_;
 };

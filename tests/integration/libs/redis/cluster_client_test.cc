@@ -35,15 +35,21 @@ using onestory::testing::RedisClusterForTest;
 using ::testing::HasSubstr;
 
 // A small library: push_v1 RPUSHes ARGV[1] to every key it is given.
+// A small library: push_v1 RPUSHes ARGV[1] to every key it is given; merged_v1 answers as a
+// merged customer does (libs/identity): OneStory's OS_MOVED, which is no cluster redirection.
 constexpr char kTestLibraryCode[] =
     "#!lua name=cluster_test_v1\n"
     "redis.register_function('push_v1', function(keys, args)\n"
     "  for _, k in ipairs(keys) do redis.call('RPUSH', k, args[1]) end\n"
     "  return #keys\n"
+    "end)\n"
+    "redis.register_function('merged_v1', function(keys, args)\n"
+    "  return redis.error_reply('OS_MOVED ' .. args[1])\n"
     "end)\n";
-constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/push.lua", 2, 4}};
+constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/push.lua", 2, 7}};
 constexpr FunctionLibrary kTestLibrary{"cluster_test_v1", "v1", kTestLibraryCode, kTestSources};
 constexpr Function kPush{&kTestLibrary, "push", false};
+constexpr Function kMerged{&kTestLibrary, "merged", false};
 
 class ClusterClientTest : public ::testing::Test {
  protected:
@@ -168,6 +174,40 @@ TEST_F(ClusterClientTest, CommandsReachEveryPrimary) {
   EXPECT_EQ(Run({"HGET", key, "f"}).status().code(), absl::StatusCode::kInternal);
 }
 
+// A cluster whose nodes require a password: AUTH on every connection to every node.
+TEST(ClusterAuthTest, PasswordOnEveryNode) {
+  RedisClusterForTest cluster("s3cret-pw");
+  {
+    Client client(cluster.ClientOptions());
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (!client.connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_TRUE(client.connected());
+    for (int port : cluster.Primaries()) {
+      std::string key;
+      for (int i = 0; key.empty(); ++i) {
+        std::string k = absl::StrCat("{a", i, "}");
+        if (cluster.PrimaryOf(KeySlot(k)) == port) key = k;
+      }
+      absl::StatusOr<Reply> r = Await<Reply>([&](Callback<Reply> done) {
+        client.Command({"SET", key, "v"}, Deadline(), std::move(done));
+      });
+      EXPECT_TRUE(r.ok()) << port << ": " << r.status();
+      EXPECT_EQ(cluster.Run(port, {"GET", key}).str, "v");
+    }
+  }
+  // A wrong password: never connected, and calls fail UNAVAILABLE within their deadline.
+  Options wrong = cluster.ClientOptions();
+  wrong.password = "not-it";
+  Client client(wrong);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(client.connected());
+  absl::StatusOr<Reply> r = Await<Reply>([&](Callback<Reply> done) {
+    client.Command({"GET", "k"}, Deadline(absl::Seconds(5)), std::move(done));
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("AUTH"));
+}
+
 TEST_F(ClusterClientTest, FunctionLibraryOnEveryPrimary) {
   ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
   for (int port : cluster_->Primaries()) {
@@ -182,6 +222,13 @@ TEST_F(ClusterClientTest, FunctionLibraryOnEveryPrimary) {
   }
   // Loading again is fine (the name is the content).
   EXPECT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  // OneStory's OS_MOVED reaches the caller as before; the client follows no redirection.
+  absl::StatusOr<Reply> merged = Await<Reply>([&](Callback<Reply> done) {
+    client_->Fcall(kMerged, {"{cus_1}:p"}, {"cus_2"}, Deadline(), std::move(done));
+  });
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(merged.status().message(), "cus_2");
+  EXPECT_EQ(client_->cluster_stats().moved, 0u);
 }
 
 TEST_F(ClusterClientTest, KeysSpanningSlotsAreRefusedBeforeSending) {
