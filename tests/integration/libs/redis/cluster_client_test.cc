@@ -1,8 +1,9 @@
 // The Client on a real Redis Cluster (3 primaries, 3 replicas; tests/testing): routing by key
 // slot to every primary, FCALL of a library on every primary, a call whose keys span slots
 // refused before anything is sent, and, during streams of writes, a CLUSTER FAILOVER, a slot
-// migration (ASK, TRYAGAIN, then MOVED) and a kill -9 of a primary. Every write carries a unique
-// value so "exactly once" is checked by reading every list back.
+// migration (ASK, TRYAGAIN, then MOVED) and a kill -9 of a primary; a function missing on a new
+// primary; AUTH on every node; OneStory's OS_MOVED left alone. Every write carries a unique value
+// so "exactly once" is checked by reading every list back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
