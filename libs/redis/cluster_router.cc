@@ -162,7 +162,7 @@ void ClusterRouter::SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCal
 std::string ClusterRouter::LastSeedError() const {
   for (const std::string& seed : options_.cluster_seeds) {
     auto it = nodes_.find(seed);
-    if (it == nodes_.end()) continue;
+    if (it == nodes_.end() || it->second->connections.front()->ready()) continue;
     const absl::Status& why = it->second->connections.front()->last_error();
     if (!why.ok()) return absl::StrCat(" (", seed, ": ", why.message(), ")");
   }

@@ -131,7 +131,8 @@ class ClusterRouter {
   void Refresh(absl::Time now);
   void ApplyMap(SlotMap map);
   void LoadLibraries(const std::string& address);
-  // " (<seed>: <why its connection is not up>)" for the first seed that is down, else "".
+  // " (<seed>: <why its connection is not up>)" for the first seed that is not connected, else
+  // "".
   std::string LastSeedError() const;
 
   EventLoop* loop_;
