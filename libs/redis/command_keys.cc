@@ -31,7 +31,7 @@ const absl::flat_hash_map<std::string, KeyRule>& Rules() {
       {"BGREWRITEAOF", KeyRule::kNone}, {"BGSAVE", KeyRule::kNone}, {"CLUSTER", KeyRule::kNone},
       {"COMMAND", KeyRule::kNone}, {"MEMORY", KeyRule::kNone}, {"CLIENT", KeyRule::kNone},
       {"READONLY", KeyRule::kNone}, {"READWRITE", KeyRule::kNone}, {"WAIT", KeyRule::kNone},
-      {"LASTSAVE", KeyRule::kNone}, {"ACL", KeyRule::kNone},
+      {"LASTSAVE", KeyRule::kNone}, {"ACL", KeyRule::kNone}, {"SLOWLOG", KeyRule::kNone},
       // Scripts and functions.
       {"FCALL", KeyRule::kNumKeys}, {"FCALL_RO", KeyRule::kNumKeys}, {"EVAL", KeyRule::kNumKeys},
       {"EVALSHA", KeyRule::kNumKeys}, {"EVAL_RO", KeyRule::kNumKeys},

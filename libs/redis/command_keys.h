@@ -7,8 +7,9 @@
 // FCALL_RO / EVAL / EVALSHA (and their _RO forms) by their declared keys; DEL, UNLINK, EXISTS,
 // MGET, TOUCH by every argument; MSET by every other one; XREAD / XREADGROUP by the names after
 // STREAMS; the single-key commands (GET, HSET, XADD, ZADD, ...) by their first argument; and
-// server commands (PING, INFO, FUNCTION, CONFIG, SCAN, ...) by none. A command outside the table
-// is refused rather than guessed: sent to the wrong shard it would fail with MOVED at best.
+// server commands (PING, INFO, FUNCTION, CONFIG, SCAN, SLOWLOG, ...) by none. A command outside
+// the table is refused rather than guessed: sent to the wrong shard it would fail with MOVED at
+// best.
 // Thread-safe (pure functions).
 #pragma once
 

@@ -23,6 +23,7 @@ TEST(CommandKeysTest, Rules) {
   EXPECT_THAT(*CommandKeys({"XREAD", "COUNT", "5", "STREAMS", "s1", "s2", "0", "0"}),
               ElementsAre("s1", "s2"));
   EXPECT_THAT(*CommandKeys({"PING"}), ElementsAre());
+  EXPECT_THAT(*CommandKeys({"SLOWLOG", "GET", "10"}), ElementsAre());
   EXPECT_THAT(*CommandKeys({"FUNCTION", "LOAD", "code"}), ElementsAre());
 }
 
