@@ -11,6 +11,13 @@
 // connections (Options::connections), so no caller thread ever waits on Redis. Callbacks run on
 // that loop thread: they must not block, and should hand heavy work elsewhere.
 //
+// Redis Cluster: with Options::cluster_seeds the same calls are routed to the primary serving
+// their keys' hash slot (cluster_router.h follows MOVED / ASK and resends on TRYAGAIN,
+// CLUSTERDOWN and failovers). The keys of one call must share a slot: a call whose keys do not
+// (or a command with no key rule, command_keys.h) fails with INVALID_ARGUMENT naming them, and
+// nothing is sent. Before the first slot map is read, and while a primary is failing over,
+// calls wait for it up to their deadline or Options::command_timeout.
+//
 // Errors given to callbacks: UNAVAILABLE when no connection is up (at once, never a hang), when
 // the connection is lost with the command in flight, or when Redis does not answer within
 // Options::command_timeout; DEADLINE_EXCEEDED when the caller's deadline passes first; Redis
@@ -27,6 +34,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "libs/redis/cluster_router.h"
 #include "libs/redis/connection.h"
 #include "libs/redis/event_loop.h"
 #include "libs/redis/function_library.h"
@@ -70,31 +79,53 @@ class Client {
   absl::StatusOr<Reply> CommandSync(std::vector<std::string> argv,
                                     absl::Duration timeout = absl::Seconds(5));
 
-  // True when at least one connection is up.
+  // Runs argv on every primary of the cluster (a single Redis: on it), blocking like
+  // CommandSync: one result per primary. Waits for a slot map that covers every slot.
+  std::vector<absl::StatusOr<Reply>> CommandOnEveryPrimarySync(
+      std::vector<std::string> argv, absl::Duration timeout = absl::Seconds(5));
+  // Cluster: FUNCTION LOAD of library on every node that becomes a primary from now on
+  // (LoadLibrary and Fcall call it). A single Redis: nothing.
+  void RememberLibrary(const FunctionLibrary* library);
+
+  // True when the client routes over a Redis Cluster (Options::cluster_seeds).
+  bool cluster() const { return !options_.cluster_seeds.empty(); }
+  // True when at least one connection is up (a cluster: the slot map covers every slot and
+  // every primary has a connection up).
   bool connected() const { return connected_.load(); }
   // Commands sent and not yet answered, across connections.
   int64_t in_flight() const { return in_flight_.load(); }
   uint64_t reconnects() const { return reconnects_.load(); }
+  // Redirections and resends met on a cluster (all zero on a single Redis).
+  ClusterRouter::Stats cluster_stats() const {
+    return router_ ? router_->stats() : ClusterRouter::Stats{};
+  }
 
   EventLoop* loop() { return loop_.get(); }
   const Options& options() const { return options_; }
 
  private:
-  void SendOnLoop(const std::vector<std::string>& argv, absl::Time deadline, ReplyCallback cb);
+  using Argv = std::shared_ptr<const std::vector<std::string>>;
+  // The slot a call with these keys goes to: kAnySlot on a single Redis.
+  absl::StatusOr<int> SlotOf(absl::Span<const std::string> keys) const;
+  // Sends argv on the loop thread: a single Redis, on the next connection that is up; a
+  // cluster, to the primary of slot.
+  void SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback cb);
   // FCALL / FCALL_RO `argv` on the loop thread; when the function is not loaded and `may_load`,
   // LoadThenCall.
-  void SendFunctionCall(std::shared_ptr<const std::vector<std::string>> argv,
-                        const FunctionLibrary* library, absl::Time deadline, bool may_load,
-                        ReplyCallback cb);
-  // FUNCTION LOAD of `library`, then `argv` once more.
-  void LoadThenCall(std::shared_ptr<const std::vector<std::string>> argv,
-                    const FunctionLibrary* library, absl::Time deadline, ReplyCallback cb);
+  void SendFunctionCall(int slot, Argv argv, const FunctionLibrary* library, absl::Time deadline,
+                        bool may_load, ReplyCallback cb);
+  // FUNCTION LOAD of `library` (on the node of slot), then `argv` once more.
+  void LoadThenCall(int slot, Argv argv, const FunctionLibrary* library, absl::Time deadline,
+                    ReplyCallback cb);
+  // Fails cb with status on the loop thread (callbacks always run there).
+  void FailOnLoop(absl::Status status, ReplyCallback cb);
   void Tick();
   void UpdateStats();
 
   Options options_;
   std::unique_ptr<EventLoop> loop_;
   std::vector<std::unique_ptr<Connection>> connections_;  // loop thread only after start
+  std::unique_ptr<ClusterRouter> router_;                 // cluster mode; loop thread only
   size_t next_ = 0;                                       // round-robin position, loop thread
   std::atomic<bool> connected_{false};
   std::atomic<int64_t> in_flight_{0};

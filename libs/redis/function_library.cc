@@ -65,16 +65,20 @@ bool IsLibraryLoaded(absl::string_view error_text) {
 }
 
 absl::Status LoadLibrary(Client* client, const FunctionLibrary& library, absl::Duration timeout) {
-  absl::StatusOr<Reply> r =
-      client->CommandSync({"FUNCTION", "LOAD", std::string(library.code)}, timeout);
-  if (r.ok()) return absl::OkStatus();
-  // Redis's own text, as ErrorToStatus kept it.
-  absl::string_view text = r.status().message();
-  if (!absl::IsInternal(r.status()) || !absl::ConsumePrefix(&text, "redis error: ")) {
-    return r.status();
+  // A cluster: on every primary now, and on every node that becomes one later.
+  client->RememberLibrary(&library);
+  for (absl::StatusOr<Reply>& r : client->CommandOnEveryPrimarySync(
+           {"FUNCTION", "LOAD", std::string(library.code)}, timeout)) {
+    if (r.ok()) continue;
+    // Redis's own text, as ErrorToStatus kept it.
+    absl::string_view text = r.status().message();
+    if (!absl::IsInternal(r.status()) || !absl::ConsumePrefix(&text, "redis error: ")) {
+      return r.status();
+    }
+    if (IsLibraryLoaded(text)) continue;
+    return LoadError(library, text);
   }
-  if (IsLibraryLoaded(text)) return absl::OkStatus();
-  return LoadError(library, text);
+  return absl::OkStatus();
 }
 
 absl::Status LoadError(const FunctionLibrary& library, absl::string_view error_text) {

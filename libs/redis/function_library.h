@@ -64,7 +64,8 @@ struct Function {
 };
 
 // FUNCTION LOAD of `library`, blocking the caller (start-up, tools, tests; never a reactor or
-// the client's loop thread). OK when Redis holds it already (same name: same code). Errors:
+// the client's loop thread): on a Redis Cluster, on every primary (and, from then on, on every
+// node that becomes one). OK when Redis holds it already (same name: same code). Errors:
 // INVALID_ARGUMENT for a library Redis refuses (a Lua error, a function name another library
 // registered), its message naming the library and the file and line; others as the command
 // failed (UNAVAILABLE without a connection; a Redis ACL refusal as INTERNAL "NOPERM ...").

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -24,6 +25,16 @@ struct Options {
   // Sent with AUTH after connecting when not empty (user may stay empty for the default user).
   std::string user;
   std::string password;
+
+  // Redis Cluster: seed nodes ("host:port"). When not empty the client routes over the cluster
+  // (cluster_router.h) and `address` is unused: the slot map is read from any seed with CLUSTER
+  // SHARDS, and `connections` connections are opened to every primary.
+  std::vector<std::string> cluster_seeds;
+  // The slot map is read again this often, besides at once after MOVED, READONLY, CLUSTERDOWN
+  // or a lost connection.
+  absl::Duration cluster_refresh_interval = absl::Seconds(5);
+  // MOVED and ASK redirections one call follows before it fails with UNAVAILABLE.
+  int cluster_max_redirects = 5;
 };
 
 }  // namespace onestory::redis

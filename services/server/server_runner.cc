@@ -25,6 +25,7 @@
 #include "libs/embedded/embedded_redis.h"
 #include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
+#include "libs/redis/cluster_router.h"
 #include "libs/retention/retention.h"
 #include "libs/timeline/event_effects.h"
 #include "services/server/onestory_server.h"
@@ -35,6 +36,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, redis, "",
           "Redis address: host:port, unix:/path or /path. Empty (onestory-server only): start "
           "and supervise a local redis-server under --data_dir.");
+ABSL_FLAG(std::string, redis_cluster, "",
+          "Redis Cluster seed nodes: host:port[,host:port...]. The client reads the slot map "
+          "from them and routes every call to its slot's primary. Not with --redis.");
 ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (with --redis_password).");
 ABSL_FLAG(std::string, redis_password, "", "Redis password; AUTH is sent when set.");
 ABSL_FLAG(int, redis_connections, 2, "Pipelined Redis command connections.");
@@ -123,6 +127,7 @@ namespace {
 constexpr const char* kFlagNames[] = {
     "listen",
     "redis",
+    "redis_cluster",
     "redis_user",
     "redis_password",
     "redis_connections",
@@ -271,7 +276,19 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
   redis_options.connect_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_connect_timeout_ms));
   redis_options.command_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_command_timeout_ms));
-  if (redis_options.address.empty()) {
+  if (std::string cluster = absl::GetFlag(FLAGS_redis_cluster); !cluster.empty()) {
+    if (!redis_options.address.empty()) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError("--redis and --redis_cluster: give one, not both "
+                                             "(--redis_cluster for a Redis Cluster's seed nodes)"));
+    }
+    absl::StatusOr<std::vector<std::string>> seeds = redis::ParseClusterSeeds(cluster);
+    if (!seeds.ok()) return Fail("config.invalid", seeds.status());
+    redis_options.cluster_seeds = *std::move(seeds);
+    // The pub/sub connection (plain SUBSCRIBE, which a cluster delivers on every node) goes to
+    // the first seed.
+    redis_options.address = redis_options.cluster_seeds.front();
+  } else if (redis_options.address.empty()) {
     if (!services.allow_embedded) {
       return Fail("config.invalid",
                   absl::InvalidArgumentError("--redis is required (host:port or unix:/path)"));

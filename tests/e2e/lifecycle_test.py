@@ -201,6 +201,25 @@ class SingleServiceBinariesTest(E2ECase):
             self.assertNotEqual(code, 0, name)
             self.assertIn("redis", s.proc.log_tail().lower(), name)
 
+    def test_redis_cluster_flag_is_checked(self):
+        # Not with --redis; seeds must be host:port (also from ONESTORY_REDIS_CLUSTER).
+        cases = [
+            (["--redis_cluster=127.0.0.1:7000"], "127.0.0.1:6379", None,
+             "--redis and --redis_cluster"),
+            (["--redis_cluster=127.0.0.1:7000,unix:/tmp/r.sock"], None, None, "unix:/tmp/r.sock"),
+            ([], None, {"ONESTORY_REDIS_CLUSTER": "127.0.0.1"}, "'127.0.0.1' is not host:port"),
+        ]
+        for extra, redis, env, wanted in cases:
+            s = H.Server(redis, "onestory-timeline", extra_args=extra, wait=False, env_extra=env)
+            try:
+                code = s.proc.popen.wait(timeout=10)
+            except Exception:
+                s.proc.kill()
+                raise
+            self.assertNotEqual(code, 0, extra)
+            self.assertIn("--redis_cluster", s.proc.log_tail(), extra)
+            self.assertIn(wanted, s.proc.log_tail(), extra)
+
     def test_onestory_server_health(self):
         self.assertEqual(H.health_check(self.a.channel), H.HEALTH_SERVING)
         self.assertEqual(H.health_check(self.b.channel), H.HEALTH_SERVING)

@@ -1,0 +1,455 @@
+// The Client on a real Redis Cluster (3 primaries, 3 replicas; tests/testing): routing by key
+// slot to every primary, FCALL of a library on every primary, a call whose keys span slots
+// refused before anything is sent, and, during streams of writes, a CLUSTER FAILOVER, a slot
+// migration (ASK, TRYAGAIN, then MOVED) and a kill -9 of a primary; a function missing on a new
+// primary; AUTH on every node; OneStory's OS_MOVED left alone. Every write carries a unique value
+// so "exactly once" is checked by reading every list back.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "libs/redis/client.h"
+#include "libs/redis/function_library.h"
+#include "libs/redis/slot.h"
+#include "tests/testing/await.h"
+#include "tests/testing/redis_cluster_for_test.h"
+
+namespace onestory::redis {
+namespace {
+
+using onestory::testing::Await;
+using onestory::testing::Deadline;
+using onestory::testing::RedisClusterForTest;
+using ::testing::HasSubstr;
+
+// A small library: push_v1 RPUSHes ARGV[1] to every key it is given.
+// A small library: push_v1 RPUSHes ARGV[1] to every key it is given; merged_v1 answers as a
+// merged customer does (libs/identity): OneStory's OS_MOVED, which is no cluster redirection.
+constexpr char kTestLibraryCode[] =
+    "#!lua name=cluster_test_v1\n"
+    "redis.register_function('push_v1', function(keys, args)\n"
+    "  for _, k in ipairs(keys) do redis.call('RPUSH', k, args[1]) end\n"
+    "  return #keys\n"
+    "end)\n"
+    "redis.register_function('merged_v1', function(keys, args)\n"
+    "  return redis.error_reply('OS_MOVED ' .. args[1])\n"
+    "end)\n";
+constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/push.lua", 2, 7}};
+constexpr FunctionLibrary kTestLibrary{"cluster_test_v1", "v1", kTestLibraryCode, kTestSources};
+constexpr Function kPush{&kTestLibrary, "push", false};
+constexpr Function kMerged{&kTestLibrary, "merged", false};
+
+class ClusterClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<RedisClusterForTest>();
+    client_ = std::make_unique<Client>(cluster_->ClientOptions());
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (!client_->connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_TRUE(client_->connected());
+  }
+  void TearDown() override {
+    client_.reset();
+    cluster_.reset();
+  }
+
+  absl::StatusOr<Reply> Run(std::vector<std::string> argv) {
+    return Await<Reply>([&](Callback<Reply> done) {
+      client_->Command(std::move(argv), Deadline(), std::move(done));
+    });
+  }
+  absl::StatusOr<Reply> Push(std::vector<std::string> keys, const std::string& value) {
+    return Await<Reply>([&](Callback<Reply> done) {
+      client_->Fcall(kPush, std::move(keys), {value}, Deadline(), std::move(done));
+    });
+  }
+
+  // `count` keys "{<prefix><i>}:l" whose slots the primary at port serves.
+  std::vector<std::string> KeysOn(int port, const std::string& prefix, int count) {
+    std::vector<std::string> keys;
+    for (int i = 0; static_cast<int>(keys.size()) < count; ++i) {
+      std::string key = absl::StrCat("{", prefix, i, "}:l");
+      if (cluster_->PrimaryOf(KeySlot(key)) == port) keys.push_back(key);
+    }
+    return keys;
+  }
+
+  // Every value of every list, read through the client, with how often each appears.
+  std::map<std::string, int> Values(const std::vector<std::string>& keys) {
+    std::map<std::string, int> seen;
+    for (const std::string& k : keys) {
+      absl::StatusOr<Reply> r = Run({"LRANGE", k, "0", "-1"});
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok()) continue;
+      for (const Reply& v : r->elements) ++seen[v.str];
+    }
+    return seen;
+  }
+
+  std::unique_ptr<RedisClusterForTest> cluster_;
+  std::unique_ptr<Client> client_;
+};
+
+// A stream of asynchronous writes from one thread, `pace` apart, each with its own value;
+// results gathered by value.
+class WriteStream {
+ public:
+  WriteStream(Client* client, absl::Duration deadline) : client_(client), deadline_(deadline) {}
+
+  // RPUSH value to key, or (with a second key) FCALL push_v1 on both.
+  void Write(const std::vector<std::string>& keys, const std::string& value) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++outstanding_;
+    }
+    absl::Time sent = absl::Now();
+    auto done = [this, value, sent](absl::StatusOr<Reply> r) {
+      absl::MutexLock lock(&mu_);
+      results_[value] = r.status();
+      slowest_ = std::max(slowest_, absl::Now() - sent);
+      --outstanding_;
+    };
+    if (keys.size() == 1) {
+      client_->Command({"RPUSH", keys[0], value}, absl::Now() + deadline_, std::move(done));
+    } else {
+      client_->Fcall(kPush, keys, {value}, absl::Now() + deadline_, std::move(done));
+    }
+  }
+  // Waits for every reply; false when some did not come within `timeout`.
+  bool Wait(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](int* outstanding) { return *outstanding == 0; }, &outstanding_),
+        timeout);
+  }
+  std::map<std::string, absl::Status> results() {
+    absl::MutexLock lock(&mu_);
+    return results_;
+  }
+  absl::Duration slowest() {
+    absl::MutexLock lock(&mu_);
+    return slowest_;
+  }
+
+ private:
+  Client* client_;
+  absl::Duration deadline_;
+  absl::Mutex mu_;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, absl::Status> results_ ABSL_GUARDED_BY(mu_);
+  absl::Duration slowest_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ClusterClientTest, CommandsReachEveryPrimary) {
+  std::vector<int> primaries = cluster_->Primaries();
+  ASSERT_EQ(primaries.size(), 3u);
+  for (int port : primaries) {
+    std::string key = KeysOn(port, "k", 1)[0];
+    ASSERT_TRUE(Run({"SET", key, absl::StrCat("on ", port)}).ok());
+    absl::StatusOr<Reply> got = Run({"GET", key});
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->str, absl::StrCat("on ", port));
+    // Stored on that primary itself: the client sent it there, not through a redirection.
+    EXPECT_EQ(cluster_->Run(port, {"GET", key}).str, absl::StrCat("on ", port));
+  }
+  EXPECT_EQ(client_->cluster_stats().moved, 0u);
+  absl::StatusOr<Reply> pong = Run({"PING"});
+  ASSERT_TRUE(pong.ok()) << pong.status();
+  EXPECT_EQ(pong->str, "PONG");
+  // Redis's own errors still reach the caller as before.
+  std::string key = KeysOn(primaries[0], "k", 1)[0];
+  EXPECT_EQ(Run({"HGET", key, "f"}).status().code(), absl::StatusCode::kInternal);
+}
+
+// A cluster whose nodes require a password: AUTH on every connection to every node.
+TEST(ClusterAuthTest, PasswordOnEveryNode) {
+  RedisClusterForTest cluster("s3cret-pw");
+  {
+    Client client(cluster.ClientOptions());
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (!client.connected() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_TRUE(client.connected());
+    for (int port : cluster.Primaries()) {
+      std::string key;
+      for (int i = 0; key.empty(); ++i) {
+        std::string k = absl::StrCat("{a", i, "}");
+        if (cluster.PrimaryOf(KeySlot(k)) == port) key = k;
+      }
+      absl::StatusOr<Reply> r = Await<Reply>([&](Callback<Reply> done) {
+        client.Command({"SET", key, "v"}, Deadline(), std::move(done));
+      });
+      EXPECT_TRUE(r.ok()) << port << ": " << r.status();
+      EXPECT_EQ(cluster.Run(port, {"GET", key}).str, "v");
+    }
+  }
+  // A wrong password: never connected, and calls fail UNAVAILABLE within their deadline.
+  Options wrong = cluster.ClientOptions();
+  wrong.password = "not-it";
+  Client client(wrong);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(client.connected());
+  absl::StatusOr<Reply> r = Await<Reply>([&](Callback<Reply> done) {
+    client.Command({"GET", "k"}, Deadline(absl::Seconds(5)), std::move(done));
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("AUTH"));
+}
+
+TEST_F(ClusterClientTest, FunctionLibraryOnEveryPrimary) {
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  for (int port : cluster_->Primaries()) {
+    Reply list = cluster_->Run(port, {"FUNCTION", "LIST", "LIBRARYNAME", "cluster_test_v1"});
+    EXPECT_EQ(list.elements.size(), 1u) << "library not loaded on " << port;
+    std::vector<std::string> keys = KeysOn(port, "f", 1);
+    keys.push_back(absl::StrCat(keys[0], ":second"));  // same tag, same slot
+    absl::StatusOr<Reply> r = Push(keys, "v");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->integer, 2);
+    EXPECT_EQ(cluster_->Run(port, {"LLEN", keys[1]}).integer, 1);
+  }
+  // Loading again is fine (the name is the content).
+  EXPECT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  // OneStory's OS_MOVED reaches the caller as before; the client follows no redirection.
+  absl::StatusOr<Reply> merged = Await<Reply>([&](Callback<Reply> done) {
+    client_->Fcall(kMerged, {"{cus_1}:p"}, {"cus_2"}, Deadline(), std::move(done));
+  });
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(merged.status().message(), "cus_2");
+  EXPECT_EQ(client_->cluster_stats().moved, 0u);
+}
+
+TEST_F(ClusterClientTest, KeysSpanningSlotsAreRefusedBeforeSending) {
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  std::vector<int> primaries = cluster_->Primaries();
+  std::string a = KeysOn(primaries[0], "x", 1)[0];
+  std::string b = KeysOn(primaries[1], "y", 1)[0];
+  auto fcalls = [&] {
+    int64_t n = 0;
+    for (int port : cluster_->ports()) {
+      std::string info = cluster_->Run(port, {"INFO", "commandstats"}).str;
+      for (absl::string_view line : absl::StrSplit(info, "\r\n")) {
+        if (!absl::StartsWith(line, "cmdstat_fcall:calls=")) continue;
+        int64_t calls = 0;
+        absl::string_view rest = line.substr(20);
+        if (absl::SimpleAtoi(rest.substr(0, rest.find(',')), &calls)) n += calls;
+      }
+    }
+    return n;
+  };
+  int64_t before = fcalls();
+  absl::StatusOr<Reply> r = Push({a, b}, "v");
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(a));
+  EXPECT_THAT(r.status().message(), HasSubstr(b));
+  absl::StatusOr<Reply> del = Run({"DEL", a, b});
+  EXPECT_EQ(del.status().code(), absl::StatusCode::kInvalidArgument);
+  // A command the client has no key rule for is refused too, never guessed.
+  EXPECT_EQ(Run({"OBJECT", "ENCODING", a}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fcalls(), before);
+  EXPECT_EQ(cluster_->Run(primaries[0], {"EXISTS", a}).integer, 0);
+  EXPECT_EQ(cluster_->Run(primaries[1], {"EXISTS", b}).integer, 0);
+}
+
+TEST_F(ClusterClientTest, FailoverDuringWritesLosesAndRepeatsNothing) {
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  std::vector<std::string> keys;
+  for (int port : cluster_->Primaries()) {
+    for (const std::string& k : KeysOn(port, "w", 4)) keys.push_back(k);
+  }
+  int victim = cluster_->PrimaryOf(KeySlot(keys[0]));
+  int replica = cluster_->ReplicaOf(victim);
+  ASSERT_NE(replica, 0);
+  WriteStream stream(client_.get(), absl::Seconds(10));
+  constexpr int kWrites = 3000;
+  std::thread failover;
+  for (int i = 0; i < kWrites; ++i) {
+    const std::string& key = keys[i % keys.size()];
+    if (i % 3 == 0) {
+      stream.Write({key, absl::StrCat(key, ":fn")}, absl::StrCat(i));
+    } else {
+      stream.Write({key}, absl::StrCat(i));
+    }
+    if (i == 300) {
+      failover = std::thread([&] { cluster_->Failover(replica); });
+    }
+    absl::SleepFor(absl::Microseconds(1000));
+  }
+  failover.join();
+  ASSERT_TRUE(stream.Wait(absl::Seconds(20))) << "a write never got its reply";
+  int failed = 0;
+  for (const auto& [value, status] : stream.results()) {
+    if (!status.ok()) {
+      ++failed;
+      ADD_FAILURE() << "write " << value << ": " << status;
+      if (failed > 5) break;
+    }
+  }
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(cluster_->PrimaryOf(KeySlot(keys[0])), replica);
+  // Every write exactly once (an FCALL wrote its value to its key and to key:fn).
+  std::vector<std::string> all = keys;
+  for (const std::string& k : keys) all.push_back(absl::StrCat(k, ":fn"));
+  std::map<std::string, int> seen = Values(all);
+  for (int i = 0; i < kWrites; ++i) {
+    int want = i % 3 == 0 ? 2 : 1;
+    ASSERT_EQ(seen[absl::StrCat(i)], want) << "write " << i;
+  }
+  ClusterRouter::Stats stats = client_->cluster_stats();
+  std::cerr << "[failover] moved=" << stats.moved << " resent=" << stats.resent
+            << " map_reads=" << stats.map_reads
+            << " slowest write=" << absl::FormatDuration(stream.slowest()) << "\n";
+  EXPECT_GT(stats.moved, 0u) << "the stream did not span the failover";
+}
+
+TEST_F(ClusterClientTest, SlotMigrationDuringWritesAsksAndRetries) {
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  // Ten keys of one slot (one hash tag), and the FCALL pair among them.
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10; ++i) keys.push_back(absl::StrCat("{mig}:", i));
+  int slot = KeySlot("mig");
+  int from = cluster_->PrimaryOf(slot);
+  int to = 0;
+  for (int p : cluster_->Primaries()) {
+    if (p != from) to = p;
+  }
+  // The keys exist before the migration starts.
+  for (const std::string& k : keys) ASSERT_TRUE(Run({"RPUSH", k, "seed"}).ok());
+
+  WriteStream stream(client_.get(), absl::Seconds(10));
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 0; !stop.load() || i < 200; ++i) {
+      if (i % 2 == 0) {
+        stream.Write({keys[i % 10], keys[(i + 1) % 10]}, absl::StrCat(i));
+      } else {
+        stream.Write({keys[i % 10]}, absl::StrCat(i));
+      }
+      written = i + 1;
+      absl::SleepFor(absl::Microseconds(500));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  cluster_->BeginMigration(slot, from, to);
+  // One key at a time, so for a while some keys are on each side.
+  EXPECT_EQ(cluster_->MigrateKeys(slot, from, to, 1, absl::Milliseconds(40)), 10);
+  absl::SleepFor(absl::Milliseconds(100));
+  cluster_->FinishMigration(slot, from, to);
+  absl::SleepFor(absl::Milliseconds(200));
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(stream.Wait(absl::Seconds(20))) << "a write never got its reply";
+  int failed = 0;
+  for (const auto& [value, status] : stream.results()) {
+    if (!status.ok() && ++failed <= 5) ADD_FAILURE() << "write " << value << ": " << status;
+  }
+  EXPECT_EQ(failed, 0);
+  std::map<std::string, int> seen = Values(keys);
+  for (int i = 0; i < written.load(); ++i) {
+    ASSERT_EQ(seen[absl::StrCat(i)], i % 2 == 0 ? 2 : 1) << "write " << i;
+  }
+  EXPECT_EQ(seen["seed"], 10);
+  EXPECT_EQ(cluster_->Run(to, {"LLEN", keys[0]}).type, Reply::Type::kInteger);
+  ClusterRouter::Stats stats = client_->cluster_stats();
+  std::cerr << "[migration] writes=" << written.load() << " ask=" << stats.ask
+            << " tryagain=" << stats.tryagain << " moved=" << stats.moved
+            << " slowest write=" << absl::FormatDuration(stream.slowest()) << "\n";
+  EXPECT_GT(stats.ask, 0u);
+  EXPECT_GT(stats.tryagain, 0u);
+  EXPECT_GT(stats.moved, 0u);
+}
+
+TEST_F(ClusterClientTest, KilledPrimaryFailsCallsOrServesThemNeverHangs) {
+  std::vector<std::string> keys;
+  for (int port : cluster_->Primaries()) {
+    for (const std::string& k : KeysOn(port, "d", 3)) keys.push_back(k);
+  }
+  int victim = cluster_->PrimaryOf(KeySlot(keys[0]));
+  int replica = cluster_->ReplicaOf(victim);
+  ASSERT_NE(replica, 0);
+  constexpr absl::Duration kDeadline = absl::Seconds(4);
+  WriteStream stream(client_.get(), kDeadline);
+  constexpr int kWrites = 3000;
+  for (int i = 0; i < kWrites; ++i) {
+    stream.Write({keys[i % keys.size()]}, absl::StrCat(i));
+    if (i == 300) cluster_->Kill(victim);
+    absl::SleepFor(absl::Microseconds(1000));
+  }
+  ASSERT_TRUE(stream.Wait(kDeadline + absl::Seconds(2))) << "a write hangs";
+  EXPECT_LT(stream.slowest(), kDeadline + absl::Milliseconds(500));
+  int ok = 0, unavailable = 0;
+  for (const auto& [value, status] : stream.results()) {
+    if (status.ok()) {
+      ++ok;
+    } else if (absl::IsUnavailable(status)) {
+      ++unavailable;
+    } else {
+      ADD_FAILURE() << "write " << value << ": " << status;
+    }
+  }
+  std::cerr << "[kill] ok=" << ok << " unavailable=" << unavailable
+            << " slowest=" << absl::FormatDuration(stream.slowest()) << "\n";
+  EXPECT_GT(unavailable, 0) << "the kill went unnoticed";
+  // The replica took over; the client serves the victim's slots again.
+  cluster_->WaitOwner(KeySlot(keys[0]), replica);
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  absl::StatusOr<Reply> r;
+  do {
+    r = Run({"RPUSH", keys[0], "after"});
+  } while (!r.ok() && absl::Now() < give_up);
+  EXPECT_TRUE(r.ok()) << r.status();
+  // Writes to the other primaries went on all along.
+  std::map<std::string, int> seen = Values(keys);
+  for (const auto& [value, count] : seen) EXPECT_LE(count, 1) << value;
+}
+
+TEST_F(ClusterClientTest, MissingFunctionOnNewPrimaryIsLoadedAndRetried) {
+  // A manual failover closes no connection: the client learns of it from its periodic map read.
+  Options options = cluster_->ClientOptions();
+  options.cluster_refresh_interval = absl::Milliseconds(500);
+  client_ = std::make_unique<Client>(options);
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  std::string key = "{fn}:l";
+  int primary = cluster_->PrimaryOf(KeySlot(key));
+  int replica = cluster_->ReplicaOf(primary);
+  // The shard loses the library (FUNCTION FLUSH replicates), then its replica takes over: the
+  // client gives the new primary the library without waiting for a call to miss it...
+  cluster_->Run(primary, {"FUNCTION", "FLUSH"});
+  cluster_->WaitHealthy();
+  cluster_->Failover(replica);
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (cluster_->Run(replica, {"FUNCTION", "LIST", "LIBRARYNAME", "cluster_test_v1"})
+             .elements.empty() &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(cluster_->Run(replica, {"FUNCTION", "LIST", "LIBRARYNAME", "cluster_test_v1"})
+                .elements.size(),
+            1u);
+  absl::StatusOr<Reply> r = Push({key}, "a");
+  ASSERT_TRUE(r.ok()) << r.status();
+  // ...and a primary that lost it anyway is given it by the call that misses it.
+  cluster_->Run(replica, {"FUNCTION", "FLUSH"});
+  r = Push({key}, "b");
+  ASSERT_TRUE(r.ok()) << r.status();
+  Reply list = cluster_->Run(replica, {"LRANGE", key, "0", "-1"});
+  ASSERT_EQ(list.elements.size(), 2u);
+  EXPECT_EQ(list.elements[1].str, "b");
+}
+
+}  // namespace
+}  // namespace onestory::redis
