@@ -131,36 +131,6 @@ void Client::SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback 
   cb(absl::UnavailableError(absl::StrCat("redis unavailable: ", why.message())));
 }
 
-void Client::Eval(const Script& script, std::vector<std::string> keys,
-                  std::vector<std::string> args, absl::Time deadline, ReplyCallback cb) {
-  absl::StatusOr<int> slot = SlotOf(keys);
-  if (!slot.ok()) return FailOnLoop(slot.status(), std::move(cb));
-  std::vector<std::string> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.push_back("EVALSHA");
-  argv.push_back(script.sha1());
-  argv.push_back(std::to_string(keys.size()));
-  for (auto& k : keys) argv.push_back(std::move(k));
-  for (auto& a : args) argv.push_back(std::move(a));
-  const Script* s = &script;  // scripts are static and outlive every call
-  // Shared, so the NOSCRIPT fallback can resend without copying the arguments.
-  auto shared = std::make_shared<const std::vector<std::string>>(std::move(argv));
-  loop_->Post([this, slot = *slot, shared, deadline, s, cb = std::move(cb)]() mutable {
-    SendOnLoop(
-        slot, shared, deadline,
-        [this, slot, s, deadline, shared, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-          if (r.ok() && r->type == Reply::Type::kError && absl::StartsWith(r->str, "NOSCRIPT")) {
-            auto eval = std::make_shared<std::vector<std::string>>(*shared);
-            (*eval)[0] = "EVAL";
-            (*eval)[1] = s->body();
-            SendOnLoop(slot, std::move(eval), deadline, MapErrors(std::move(cb)));
-            return;
-          }
-          MapErrors(std::move(cb))(std::move(r));
-        });
-  });
-}
-
 void Client::Fcall(const Function& function, std::vector<std::string> keys,
                    std::vector<std::string> args, absl::Time deadline, ReplyCallback cb) {
   absl::StatusOr<int> slot = SlotOf(keys);

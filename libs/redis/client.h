@@ -4,7 +4,6 @@
 //   opts.address = "unix:/var/lib/onestory/redis.sock";
 //   auto client = std::make_unique<redis::Client>(opts);
 //   client->Command({"GET", key}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
-//   client->Eval(kScript, {key}, {arg}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
 //   client->Fcall(lua::ContextGet{...}, deadline, [](absl::StatusOr<redis::Reply> r) { ... });
 //
 // Commands from any thread are handed to one event-loop thread and pipelined over a few
@@ -41,7 +40,6 @@
 #include "libs/redis/function_library.h"
 #include "libs/redis/options.h"
 #include "libs/redis/reply.h"
-#include "libs/redis/script.h"
 
 namespace onestory::redis {
 
@@ -55,10 +53,6 @@ class Client {
   // Runs one command. `deadline` is the caller's deadline (absl::InfiniteFuture() for none).
   // Redis error replies reach cb as a status (see ErrorToStatus).
   void Command(std::vector<std::string> argv, absl::Time deadline, ReplyCallback cb);
-
-  // Runs a Lua script with EVALSHA (EVAL on NOSCRIPT). Error replies reach cb as a status.
-  void Eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
-            absl::Time deadline, ReplyCallback cb);
 
   // Calls a function of a Redis Function library (function_library.h) with FCALL, or FCALL_RO
   // when it is read-only. When Redis answers that the function is not loaded (restarted without

@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "libs/redis/function_library.h"
 #include "libs/redis/subscriber.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
@@ -20,6 +21,27 @@ namespace {
 using onestory::testing::Await;
 using onestory::testing::Deadline;
 using onestory::testing::RedisForTest;
+
+// A small function library for the tests of the client itself: echo returns its argument,
+// refuse answers as OneStory's functions refuse (OS_CONFLICT), busy keeps Redis busy for
+// ARGV[1] microseconds.
+constexpr char kTestLibraryCode[] =
+    "#!lua name=client_test_v1\n"
+    "redis.register_function('echo_v1', function(keys, args) return args[1] end)\n"
+    "redis.register_function('refuse_v1', function(keys, args)\n"
+    "  return redis.error_reply('OS_CONFLICT it belongs to cus_9')\n"
+    "end)\n"
+    "redis.register_function('busy_v1', function(keys, args)\n"
+    "  local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]\n"
+    "  while true do local n = redis.call('TIME')\n"
+    "    if n[1] * 1000000 + n[2] - s > tonumber(args[1]) then break end end\n"
+    "  return 1\n"
+    "end)\n";
+constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/client.lua", 2, 10}};
+constexpr FunctionLibrary kTestLibrary{"client_test_v1", "v1", kTestLibraryCode, kTestSources};
+constexpr Function kEcho{&kTestLibrary, "echo", false};
+constexpr Function kRefuse{&kTestLibrary, "refuse", false};
+constexpr Function kBusy{&kTestLibrary, "busy", false};
 
 class ClientTest : public ::testing::Test {
  protected:
@@ -73,32 +95,26 @@ TEST_F(ClientTest, PipelinesManyConcurrentCommandsInOrder) {
   EXPECT_EQ(redis_->Run({"GET", "counter"}).str, std::to_string(kCommands));
 }
 
-TEST_F(ClientTest, EvalLoadsScriptOnNoScriptAndMapsScriptErrors) {
-  static const Script kEcho("test.echo", "return ARGV[1]");
-  static const Script kRefuse("test.refuse",
-                              "return redis.error_reply('OS_CONFLICT it belongs to cus_9')");
-  redis_->Run({"SCRIPT", "FLUSH"});
+TEST_F(ClientTest, FcallLoadsTheLibraryWhenMissingAndMapsFunctionErrors) {
+  redis_->Run({"FUNCTION", "FLUSH"});
   auto r = Await<Reply>([&](Callback<Reply> done) {
-    client_->Eval(kEcho, {}, {"hello"}, Deadline(), std::move(done));
+    client_->Fcall(kEcho, {}, {"hello"}, Deadline(), std::move(done));
   });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->str, "hello");
   auto refused = Await<Reply>([&](Callback<Reply> done) {
-    client_->Eval(kRefuse, {}, {}, Deadline(), std::move(done));
+    client_->Fcall(kRefuse, {}, {}, Deadline(), std::move(done));
   });
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(refused.status().message(), "it belongs to cus_9");
 }
 
 TEST_F(ClientTest, CallerDeadlineGivesDeadlineExceededWithoutWaitingForRedis) {
-  // A script that keeps Redis busy for ~400 ms; the caller allows 50 ms.
-  static const Script kBusy("test.busy",
-                            "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
-                            "while true do local n = redis.call('TIME') "
-                            "if n[1] * 1000000 + n[2] - s > 400000 then break end end return 1");
+  // A function that keeps Redis busy for ~400 ms; the caller allows 50 ms.
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
   absl::Time start = absl::Now();
   auto r = Await<Reply>([&](Callback<Reply> done) {
-    client_->Eval(kBusy, {}, {}, absl::Now() + absl::Milliseconds(50), std::move(done));
+    client_->Fcall(kBusy, {}, {"400000"}, absl::Now() + absl::Milliseconds(50), std::move(done));
   });
   absl::Duration took = absl::Now() - start;
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
@@ -128,13 +144,10 @@ TEST_F(ClientTest, FailsFastWhileRedisIsDownAndRecoversByItself) {
 }
 
 TEST_F(ClientTest, InFlightCommandsFailWithUnavailableWhenTheConnectionDies) {
-  static const Script kBusy("test.busy2",
-                            "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
-                            "while true do local n = redis.call('TIME') "
-                            "if n[1] * 1000000 + n[2] - s > 300000 then break end end return 1");
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
   absl::Notification done;
   absl::Status status;
-  client_->Eval(kBusy, {}, {}, Deadline(absl::Seconds(30)), [&](absl::StatusOr<Reply> r) {
+  client_->Fcall(kBusy, {}, {"300000"}, Deadline(absl::Seconds(30)), [&](absl::StatusOr<Reply> r) {
     status = r.status();
     done.Notify();
   });
