@@ -13,6 +13,7 @@
 #include "libs/common/time_util.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/outbox_alerts.h"
+#include "libs/lua/outbox_delete.h"
 #include "libs/lua/outbox_journey.h"
 #include "libs/lua/outbox_unmark.h"
 
@@ -54,7 +55,7 @@ absl::StatusOr<Batch> ParseBatch(const Reply& r) {
         b.alerts.push_back(field(name));
       }
     } else if (kind == "n") {
-      b.counts.push_back(id);
+      b.counts.push_back(field("s"));
       b.counts.push_back(field("f"));
     } else if (kind == "x") {
       int64_t at = 0;
@@ -98,12 +99,11 @@ void Finish(std::shared_ptr<DrainRun> run) {
 // Deletes the entries of a batch once applied, then reads the next one or finishes.
 void Delete(std::shared_ptr<DrainRun> run, std::vector<std::string> ids, bool last) {
   if (ids.empty()) return Finish(std::move(run));
-  std::vector<std::string> argv = {"XDEL",
-                                   keys::CustomerKeys(run->tenant, run->customer_id).outbox()};
+  lua::OutboxDelete call;
+  call.outbox = keys::CustomerKeys(run->tenant, run->customer_id).outbox();
   const int64_t n = static_cast<int64_t>(ids.size());
-  argv.insert(argv.end(), std::make_move_iterator(ids.begin()),
-              std::make_move_iterator(ids.end()));
-  run->client->Command(std::move(argv), run->deadline, [run, n, last](absl::StatusOr<Reply> r) {
+  call.ids = std::move(ids);
+  run->client->Fcall(call, run->deadline, [run, n, last](absl::StatusOr<Reply> r) {
     if (!r.ok()) return run->done(r.status());
     run->applied += n;
     if (last) return Finish(run);

@@ -41,6 +41,9 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
       if (it != seen_.end() && it->second == mark) due.emplace_back(member, mark);
     }
   }
+  // A drained mark is forgotten: one written again later starts over at the same score, and
+  // must stand still for a pass of its own.
+  for (const auto& [member, mark] : due) now_seen.erase(member);
   seen_ = std::move(now_seen);
 
   absl::Mutex results_mu;

@@ -4,6 +4,7 @@
 -- Any number of instances may check the same promise: it is raised at most once.
 --
 -- KEYS:
+--   profile                the customer's profile hash
 --   cases                  the customer's cases
 --   outbox                 its outbox: alerts, journey counters, activity (libs/outbox)
 --   due_promises           promises by due time, across tenants

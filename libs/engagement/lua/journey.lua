@@ -31,7 +31,7 @@ local function os_journey_enter(id, c, stage)
   c.se = P.now
   if stage == '' then return end
   redis.call('ZADD', K.jo, 0, os_journey_member(stage, c.se, P.cid, id))
-  os_outbox_count(K.ob, stage .. ':entered')
+  os_outbox_count(K.p, K.ob, stage .. ':entered')
 end
 
 -- Case `id` of customer P.cid, record `c`, leaves its stage now (resolved or moved on): its

@@ -32,7 +32,7 @@ local os_activity_every_ms = 60000
 
 -- Raises an alert once (libs/outbox applies it: an id the log already holds is ignored).
 local function os_raise_alert(id, kind, case_id, message)
-  os_outbox_alert(K.ob, id, kind, case_id, message, P.now)
+  os_outbox_alert(K.p, K.ob, id, kind, case_id, message, P.now)
 end
 
 local function os_case_get(id)
@@ -43,7 +43,7 @@ end
 local function os_case_put(id, c) redis.call('HSET', K.ca, id, cjson.encode(c)) end
 
 local function os_stage_count(stage, what)
-  if stage ~= '' then os_outbox_count(K.ob, stage .. ':' .. what) end
+  if stage ~= '' then os_outbox_count(K.p, K.ob, stage .. ':' .. what) end
 end
 -- A contact on channel `ch` about a case: counts a channel switch when the case's previous
 -- contact was on another channel.
@@ -288,7 +288,7 @@ local function os_append(evs)
     -- The activity index is written at most once a minute per customer: it measures inactivity
     -- in days, and a write per append would be a command per append for nothing.
     if P.now - tonumber(pf[6] or '0') >= os_activity_every_ms then
-      os_outbox_active(K.ob, P.now)
+      os_outbox_active(K.p, K.ob, P.now)
       fields[#fields + 1] = 'ix'
       fields[#fields + 1] = P.now
     end
