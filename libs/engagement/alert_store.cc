@@ -13,11 +13,11 @@
 #include "libs/common/validation.h"
 #include "libs/engagement/records.h"
 #include "libs/keys/key_schema.h"
-#include "libs/outbox/outbox.h"
 #include "libs/lua/engagement_alert_ack.h"
 #include "libs/lua/engagement_alert_list.h"
 #include "libs/lua/engagement_alert_promise.h"
 #include "libs/lua/engagement_alert_read.h"
+#include "libs/outbox/outbox.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
@@ -227,26 +227,27 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
           call.case_id = parts[2];
           call.due_text =
               google::protobuf::util::TimeUtil::ToString(FromMillis(static_cast<int64_t>(due)));
-          ctx_.client->Fcall(call, deadline, [this, finish, member, tenant = parts[0],
-                                              customer = parts[1],
-                                              deadline](absl::StatusOr<Reply> r) {
-            if (!r.ok()) {
-              Log(LogLevel::kWarning, "promise.check_failed",
-                  {{"promise", member}, {"error", r.status().ToString()}});
-            } else if (r->integer == 1) {
-              Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
-              // The alert is in the customer's outbox: it is raised once applied.
-              return outbox::Settle(ctx_.client, tenant, customer, deadline,
-                                    [finish, member](absl::Status st) {
-                                      if (!st.ok()) {
-                                        Log(LogLevel::kWarning, "promise.alert_not_scheduled",
-                                            {{"promise", member}, {"error", st.ToString()}});
-                                      }
-                                      finish();
-                                    });
-            }
-            finish();
-          });
+          ctx_.client->Fcall(
+              call, deadline,
+              [this, finish, member, tenant = parts[0], customer = parts[1],
+               deadline](absl::StatusOr<Reply> r) {
+                if (!r.ok()) {
+                  Log(LogLevel::kWarning, "promise.check_failed",
+                      {{"promise", member}, {"error", r.status().ToString()}});
+                } else if (r->integer == 1) {
+                  Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
+                  // The alert is in the customer's outbox: it is raised once applied.
+                  return outbox::Settle(ctx_.client, tenant, customer, deadline,
+                                        [finish, member](absl::Status st) {
+                                          if (!st.ok()) {
+                                            Log(LogLevel::kWarning, "promise.alert_not_scheduled",
+                                                {{"promise", member}, {"error", st.ToString()}});
+                                          }
+                                          finish();
+                                        });
+                }
+                finish();
+              });
         }
       });
 }

@@ -156,12 +156,12 @@ void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
                         [client, tenant, customer_id, deadline,
                          cb = std::move(cb)](absl::StatusOr<redis::Reply> r) mutable {
                           if (!r.ok()) return cb(std::move(r));
-                          outbox::Settle(client, tenant, customer_id, deadline,
-                                         [r = *std::move(r), cb = std::move(cb)](
-                                             absl::Status st) mutable {
-                                           if (!st.ok()) return cb(st);
-                                           cb(std::move(r));
-                                         });
+                          outbox::Settle(
+                              client, tenant, customer_id, deadline,
+                              [r = *std::move(r), cb = std::move(cb)](absl::Status st) mutable {
+                                if (!st.ok()) return cb(st);
+                                cb(std::move(r));
+                              });
                         });
         } else {
           client->Fcall(c, deadline, std::move(cb));

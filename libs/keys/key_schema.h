@@ -21,17 +21,21 @@
 //   k.contacts() -> ":ct"   zset: conversation id -> started ms (30 days)
 //   k.contact_channels() -> ":cc"  zset: channel -> latest contact ms (30 days)
 //   k.signals() -> ":sg"    hash: sentiment per day, negative streak, latest repeat contact
-//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
-//   (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..." (retention); DuePromisesKey() ->
-//   "os:{alerts}:due" zset of promises by due ms MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash:
-//   one merge's record and step PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge
-//   id>" with steps left PendingErasuresKey() -> "os:{erasures}:pending" hash:
-//   "<tenant>/<customer>" -> erase progress k.timeline_rebuild() -> ":tl.rw", t.alert_log_rebuild()
-//   -> "os:{acme:a}:log.rw": streams being
-//                                               rebuilt by a redaction or an erase (libs/privacy)
+//   k.outbox() -> ":ob"     stream: effects on tenant-wide keys waiting to be applied
+//                           (libs/outbox)
+//   k.timeline_rebuild() -> ":tl.rw"  stream: the timeline being rebuilt by a redaction or an
+//                           erase (libs/privacy)
 //   k.erased_profile() -> ":p.er"  hash: the profile an erase under way replaced by its tombstone
-//   k.redaction() -> ":rd"  hash: a redaction's record and progress; PendingRedactionsKey() ->
-//   "os:{redactions}:pending" hash: "<tenant>/<customer>" -> ms of its latest step
+//   k.redaction() -> ":rd"  hash: a redaction's record and progress
+//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
+//                           (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..."
+//                           (retention); t.alert_log_rebuild() -> "os:{acme:a}:log.rw"
+//   DuePromisesKey() -> "os:{alerts}:due"  zset: promises by due ms
+//   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
+//   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left
+//   PendingErasuresKey() -> "os:{erasures}:pending"  hash: "<tenant>/<customer>" -> progress
+//   PendingRedactionsKey() -> "os:{redactions}:pending"  hash: "<tenant>/<customer>" -> ms
+//   PendingOutboxKey(tenant, id) -> "os:{ob:<0-15>}:pending"  zset: outboxes to drain
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
 //                                                  string: owning customer id
 //

@@ -63,8 +63,9 @@ absl::StatusOr<Batch> ParseBatch(const Reply& r) {
     } else {
       // Entries after it wait too: they are applied in order.
       if (!b.ids.empty()) break;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "outbox entry ", id, " has kind '", kind, "', unknown to this version: left for a newer one"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("outbox entry ", id, " has kind '", kind,
+                       "', unknown to this version: left for a newer one"));
     }
     b.ids.push_back(id);
   }
@@ -117,8 +118,8 @@ void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
   redis::Client* client = run->client;
   const int targets = (batch.alerts.empty() ? 0 : 1) + (batch.counts.empty() ? 0 : 1) +
                       (batch.active_at < 0 ? 0 : 1);
-  auto applied = Barrier::Make(
-      targets, [run, ids = std::move(batch.ids), last](absl::Status st) mutable {
+  auto applied =
+      Barrier::Make(targets, [run, ids = std::move(batch.ids), last](absl::Status st) mutable {
         if (!st.ok()) return run->done(st);
         Delete(run, std::move(ids), last);
       });
@@ -151,24 +152,26 @@ void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
 }
 
 void Step(std::shared_ptr<DrainRun> run) {
-  run->client->Command(
-      {"XRANGE", keys::CustomerKeys(run->tenant, run->customer_id).outbox(), "-", "+", "COUNT",
-       absl::StrCat(kBatch)},
-      run->deadline, [run](absl::StatusOr<Reply> r) {
-        if (!r.ok()) return run->done(r.status());
-        const bool last = r->elements.size() < static_cast<size_t>(kBatch);
-        absl::StatusOr<Batch> batch = ParseBatch(*r);
-        if (!batch.ok()) return run->done(batch.status());
-        // A batch cut short by an unknown entry applies what precedes it, then stops there.
-        const bool cut = batch->ids.size() < r->elements.size();
-        if (cut) {
-          Log(LogLevel::kWarning, "outbox.unknown_entry",
-              {{"tenant", run->tenant}, {"customer", run->customer_id},
-               {"entry", r->elements[batch->ids.size()].elements[0].str}});
-          run->mark = 0;  // the mark stays: the newer version's drain or sweep finishes it
-        }
-        Apply(run, *std::move(batch), last || cut);
-      });
+  run->client->Command({"XRANGE", keys::CustomerKeys(run->tenant, run->customer_id).outbox(), "-",
+                        "+", "COUNT", absl::StrCat(kBatch)},
+                       run->deadline, [run](absl::StatusOr<Reply> r) {
+                         if (!r.ok()) return run->done(r.status());
+                         const bool last = r->elements.size() < static_cast<size_t>(kBatch);
+                         absl::StatusOr<Batch> batch = ParseBatch(*r);
+                         if (!batch.ok()) return run->done(batch.status());
+                         // A batch cut short by an unknown entry applies what precedes it, then
+                         // stops there.
+                         const bool cut = batch->ids.size() < r->elements.size();
+                         if (cut) {
+                           Log(LogLevel::kWarning, "outbox.unknown_entry",
+                               {{"tenant", run->tenant},
+                                {"customer", run->customer_id},
+                                {"entry", r->elements[batch->ids.size()].elements[0].str}});
+                           run->mark =
+                               0;  // the mark stays: the newer version's drain or sweep finishes it
+                         }
+                         Apply(run, *std::move(batch), last || cut);
+                       });
 }
 
 }  // namespace
@@ -206,7 +209,9 @@ void Settle(redis::Client* client, const std::string& tenant, const std::string&
               [tenant, customer_id](absl::StatusOr<int64_t> n) {
                 if (n.ok()) return;
                 Log(LogLevel::kWarning, "outbox.drain_failed",
-                    {{"tenant", tenant}, {"customer", customer_id}, {"error", n.status().ToString()}});
+                    {{"tenant", tenant},
+                     {"customer", customer_id},
+                     {"error", n.status().ToString()}});
               });
       });
 }

@@ -21,14 +21,15 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
   absl::flat_hash_map<std::string, int64_t> now_seen;
   std::vector<std::pair<std::string, int64_t>> due;  // unchanged since the previous pass
   for (int b = 0; b < keys::kOutboxBuckets; ++b) {
-    absl::StatusOr<redis::Reply> r = client_->CommandSync(
-        {"ZRANGE", keys::PendingOutboxKey(b), "0", absl::StrCat(options_.per_bucket - 1),
-         "WITHSCORES"},
-        std::max(absl::Seconds(1), deadline - absl::Now()));
+    absl::StatusOr<redis::Reply> r =
+        client_->CommandSync({"ZRANGE", keys::PendingOutboxKey(b), "0",
+                              absl::StrCat(options_.per_bucket - 1), "WITHSCORES"},
+                             std::max(absl::Seconds(1), deadline - absl::Now()));
     if (!r.ok() || !r->is_array()) {
       ++stats.errors;
       Log(LogLevel::kWarning, "outbox.sweep_read_failed",
-          {{"bucket", absl::StrCat(b)}, {"error", r.ok() ? "not an array" : r.status().ToString()}});
+          {{"bucket", absl::StrCat(b)},
+           {"error", r.ok() ? "not an array" : r.status().ToString()}});
       continue;
     }
     for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {

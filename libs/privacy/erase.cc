@@ -22,7 +22,6 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
-#include "libs/outbox/outbox.h"
 #include "libs/lua/privacy_drop_alert_ids.h"
 #include "libs/lua/privacy_drop_alert_log.h"
 #include "libs/lua/privacy_drop_index.h"
@@ -32,6 +31,7 @@
 #include "libs/lua/privacy_release_pending.h"
 #include "libs/lua/privacy_tombstone_root.h"
 #include "libs/lua/privacy_tombstone_source.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
 #include "onestory/v1/identity.pb.h"
@@ -365,14 +365,14 @@ void PrivacyStore::DrainOutboxes(std::shared_ptr<EraseRun> run) {
     Step(run, "erase.engagement", &PrivacyStore::DropEngagement);
   });
   for (const auto& c : run->customers) {
-    outbox::Drain(client_, run->tenant, c.id, /*mark=*/0, run->deadline,
-                  [this, run, b, id = c.id](absl::StatusOr<int64_t> n) {
-                    if (!n.ok()) return b->Arrive(n.status());
-                    client_->Command({"ZREM", keys::PendingOutboxKey(run->tenant, id),
-                                      absl::StrCat(run->tenant, "|", id)},
-                                     run->deadline,
-                                     [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
-                  });
+    outbox::Drain(
+        client_, run->tenant, c.id, /*mark=*/0, run->deadline,
+        [this, run, b, id = c.id](absl::StatusOr<int64_t> n) {
+          if (!n.ok()) return b->Arrive(n.status());
+          client_->Command(
+              {"ZREM", keys::PendingOutboxKey(run->tenant, id), absl::StrCat(run->tenant, "|", id)},
+              run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+        });
   }
 }
 

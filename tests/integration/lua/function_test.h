@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/outbox_alerts.h"
+#include "libs/lua/outbox_delete.h"
 #include "libs/lua/outbox_journey.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
@@ -104,13 +105,14 @@ class FunctionTest : public ::testing::Test {
     journey.now_ms = now_ms;
     journey.kept_ms = 7 * 86400000LL;
     int64_t active_at = -1;
-    std::vector<std::string> xdel = {"XDEL", keys::CustomerKeys("acme", customer_id).outbox()};
+    lua::OutboxDelete applied;
+    applied.outbox = keys::CustomerKeys("acme", customer_id).outbox();
     for (OutboxEntry& e : entries) {
       auto& f = e.fields;
       if (e.t() == "a") {
         alerts.alerts.insert(alerts.alerts.end(), {f["id"], f["k"], f["ca"], f["msg"], f["at"]});
       } else if (e.t() == "n") {
-        journey.counts.insert(journey.counts.end(), {e.id, f["f"]});
+        journey.counts.insert(journey.counts.end(), {f["s"], f["f"]});
       } else if (e.t() == "x") {
         int64_t at = 0;
         EXPECT_TRUE(absl::SimpleAtoi(f["at"], &at)) << e.id;
@@ -118,7 +120,7 @@ class FunctionTest : public ::testing::Test {
       } else {
         ADD_FAILURE() << "outbox entry " << e.id << " of unknown kind " << e.t();
       }
-      xdel.push_back(e.id);
+      applied.ids.push_back(e.id);
     }
     if (!alerts.alerts.empty()) {
       absl::StatusOr<redis::Reply> r = Call(alerts);
@@ -131,7 +133,10 @@ class FunctionTest : public ::testing::Test {
     if (active_at >= 0) {
       Run({"ZADD", tk.activity(), "GT", absl::StrCat(active_at), customer_id});
     }
-    if (!entries.empty()) Run(xdel);
+    if (!entries.empty()) {
+      absl::StatusOr<redis::Reply> r = Call(applied);
+      EXPECT_TRUE(r.ok()) << r.status();
+    }
     return static_cast<int64_t>(entries.size());
   }
 

@@ -34,7 +34,8 @@ class OutboxFunctionsTest : public onestory::testing::FunctionTest {
     call.alerts = alerts;
     return call;
   }
-  // Applies `counts` (entry id, counter field, ...) for `customer` at `now`; returns the reply.
+  // Applies `counts` (entry sequence number, counter field, ...) for `customer` at `now`;
+  // returns the reply.
   int64_t Count(const std::string& customer, const std::vector<std::string>& counts,
                 int64_t now = kNow) {
     OutboxJourney call;
@@ -120,12 +121,12 @@ TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
 }
 
 TEST_F(OutboxFunctionsTest, JourneyCountsEachEntryOnceAcrossReplays) {
-  const std::vector<std::string> first = {"9-0",          "ship:entered", "9-1",
-                                          "ship:entered", "10-0",         "done:entered"};
+  const std::vector<std::string> first = {"8",  "ship:entered", "9", "ship:entered",
+                                          "10", "done:entered"};
   EXPECT_EQ(Count("cus_1", first), 3);
   EXPECT_EQ(Counters(),
             (std::map<std::string, std::string>{{"done:entered", "1"}, {"ship:entered", "2"}}));
-  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "10-0");
+  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "10");
   EXPECT_EQ(Run({"ZSCORE", tk_.journey_applied_at(), "cus_1"}).str, absl::StrCat(kNow));
 
   // The same entries again (a drain that applied them and died before deleting them): nothing.
@@ -134,33 +135,33 @@ TEST_F(OutboxFunctionsTest, JourneyCountsEachEntryOnceAcrossReplays) {
             (std::map<std::string, std::string>{{"done:entered", "1"}, {"ship:entered", "2"}}));
   EXPECT_EQ(Run({"ZSCORE", tk_.journey_applied_at(), "cus_1"}).str, absl::StrCat(kNow));
 
-  // A replay of a suffix of them plus new entries: only the new ones count ("10-0" is after
-  // "9-1" as a stream id, though not as a string; "10-2" after "10-0").
+  // A replay of a suffix of them plus new entries: only the new ones count ("10" is after
+  // "9" as a stream id, though not as a string; "11" after "10").
   EXPECT_EQ(Count("cus_1",
-                  {"9-1", "ship:entered", "10-0", "done:entered", "10-2", "ship:repeats", "100-0",
+                  {"9", "ship:entered", "10", "done:entered", "11", "ship:repeats", "100",
                    "done:entered"},
                   kNow + 10),
             2);
   EXPECT_EQ(Counters(), (std::map<std::string, std::string>{
                             {"done:entered", "2"}, {"ship:entered", "2"}, {"ship:repeats", "1"}}));
-  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "100-0");
+  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "100");
   EXPECT_EQ(Run({"ZSCORE", tk_.journey_applied_at(), "cus_1"}).str, absl::StrCat(kNow + 10));
 
-  // Another customer's entries have their own mark: ids below cus_1's still count.
-  EXPECT_EQ(Count("cus_2", {"1-0", "ship:entered"}, kNow + 20), 1);
+  // Another customer's entries have their own mark: sequence numbers below cus_1's still count.
+  EXPECT_EQ(Count("cus_2", {"1", "ship:entered"}, kNow + 20), 1);
   EXPECT_EQ(Counters()["ship:entered"], "3");
-  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_2"}).str, "1-0");
-  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "100-0");
+  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_2"}).str, "1");
+  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "cus_1"}).str, "100");
 }
 
 TEST_F(OutboxFunctionsTest, JourneyForgetsOldMarksAFewPerCall) {
   // 20 customers applied long ago, one just inside kept_ms, one exactly at its edge.
   for (int i = 0; i < 20; ++i) {
     std::string c = absl::StrCat("old_", i);
-    Run({"HSET", tk_.journey_applied(), c, "5-0"});
+    Run({"HSET", tk_.journey_applied(), c, "5"});
     Run({"ZADD", tk_.journey_applied_at(), absl::StrCat(kNow - kKept - 1000 - i), c});
   }
-  Run({"HSET", tk_.journey_applied(), "recent", "5-0", "edge", "5-0"});
+  Run({"HSET", tk_.journey_applied(), "recent", "5", "edge", "5"});
   Run({"ZADD", tk_.journey_applied_at(), absl::StrCat(kNow - kKept + 1), "recent",
        absl::StrCat(kNow - kKept), "edge"});
 
@@ -172,19 +173,19 @@ TEST_F(OutboxFunctionsTest, JourneyForgetsOldMarksAFewPerCall) {
   EXPECT_EQ(Run({"HEXISTS", tk_.journey_applied(), "old_0"}).integer, 1);
   // The next call forgets the rest and the mark at the edge; the recent one stays, and so
   // does the mark this call writes.
-  EXPECT_EQ(Count("cus_1", {"1-0", "ship:entered"}), 1);
+  EXPECT_EQ(Count("cus_1", {"1", "ship:entered"}), 1);
   std::vector<std::string> left;
   for (const redis::Reply& m : Run({"ZRANGE", tk_.journey_applied_at(), "0", "-1"}).elements) {
     left.push_back(m.str);
   }
   EXPECT_EQ(left, (std::vector<std::string>{"recent", "cus_1"}));
   EXPECT_EQ(Run({"HLEN", tk_.journey_applied()}).integer, 2);
-  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "recent"}).str, "5-0");
+  EXPECT_EQ(Run({"HGET", tk_.journey_applied(), "recent"}).str, "5");
 
   // A forgotten customer's entries count again: kept_ms bounds how long a drain may die
   // between applying and deleting.
-  EXPECT_EQ(Count("old_3", {"5-0", "ship:entered"}), 1);
-  EXPECT_EQ(Count("recent", {"5-0", "ship:entered"}), 0);
+  EXPECT_EQ(Count("old_3", {"5", "ship:entered"}), 1);
+  EXPECT_EQ(Count("recent", {"5", "ship:entered"}), 0);
   EXPECT_EQ(Counters()["ship:entered"], "2");
 }
 

@@ -59,9 +59,9 @@ struct Stores {
     req.set_tenant("acme");
     req.mutable_customer()->set_customer_id(customer);
     for (const std::string& id : ids) *req.add_events() = Negative(id);
-    return Await<v1::AppendResponse>([&](auto done) {
-             timeline.Append(req, Deadline(), std::move(done));
-           }).status();
+    return Await<v1::AppendResponse>(
+               [&](auto done) { timeline.Append(req, Deadline(), std::move(done)); })
+        .status();
   }
 
   identity::IdentityStore identity;
@@ -150,16 +150,14 @@ TEST_F(OutboxTest, AnEntryOfAnUnknownKindStopsTheDrainThere) {
   redis_->Run({"XADD", ck.outbox(), "*", "s", "1", "t", "n", "f", "a:b"});
   redis_->Run({"XADD", ck.outbox(), "*", "s", "2", "t", "z"});
   redis_->Run({"XADD", ck.outbox(), "*", "s", "3", "t", "n", "f", "a:b"});
-  auto n = Await<int64_t>([&](auto done) {
-    Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done));
-  });
+  auto n = Await<int64_t>(
+      [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "a:b"}).str, "1");
   EXPECT_EQ(OutboxLength(c), 2) << "the unknown entry and what follows wait for a newer version";
-  n = Await<int64_t>([&](auto done) {
-    Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done));
-  });
+  n = Await<int64_t>(
+      [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
   EXPECT_EQ(n.status().code(), absl::StatusCode::kFailedPrecondition) << n.status();
 }
 
@@ -167,8 +165,8 @@ TEST_F(OutboxTest, TheSweeperFinishesWhatAKilledInstanceLeftMarked) {
   std::string c = stores_->NewCustomer("14155550100");
   const keys::CustomerKeys ck("acme", c);
   // As if the instance died after the function and its mark, before any drain.
-  redis_->Run({"XADD", ck.outbox(), "*", "s", "1", "t", "a", "id", "k:1", "k", "3", "ca", "",
-               "msg", "m", "at", "7"});
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "1", "t", "a", "id", "k:1", "k", "3", "ca", "", "msg",
+               "m", "at", "7"});
   redis_->Run({"XADD", ck.outbox(), "*", "s", "2", "t", "x", "at", "9"});
   redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", c), "1", absl::StrCat("acme|", c)});
   Sweeper sweeper(client_.get());
@@ -219,9 +217,10 @@ TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   EXPECT_EQ(alerts, 1);
-  const int customer_primary = cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline()));
-  EXPECT_EQ(cluster.Run(customer_primary, {"XLEN", keys::CustomerKeys("acme", c).timeline()}).integer,
-            3);
+  const int customer_primary =
+      cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline()));
+  EXPECT_EQ(
+      cluster.Run(customer_primary, {"XLEN", keys::CustomerKeys("acme", c).timeline()}).integer, 3);
 }
 
 }  // namespace
