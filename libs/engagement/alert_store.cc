@@ -17,6 +17,7 @@
 #include "libs/lua/engagement_alert_list.h"
 #include "libs/lua/engagement_alert_promise.h"
 #include "libs/lua/engagement_alert_read.h"
+#include "libs/outbox/outbox.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
 #include "libs/timeline/event_validation.h"
@@ -54,9 +55,13 @@ absl::StatusOr<v1::Alert> AlertFromReply(const std::string& tenant, const Reply&
       a.set_case_id(v);
     } else if (k == "msg") {
       a.set_message(v);
+    } else if (k == "at") {
+      int64_t at = 0;
+      if (absl::SimpleAtoi(v, &at)) *a.mutable_raised_at() = FromMillis(at);
     }
   }
-  *a.mutable_raised_at() = FromMillis(timeline::StreamIdMillis(sid));
+  // Entries written before alerts went through the outbox have no "at": raised when logged.
+  if (!a.has_raised_at()) *a.mutable_raised_at() = FromMillis(timeline::StreamIdMillis(sid));
   a.set_cursor(timeline::EncodeCursor(CursorOwner(tenant), sid));
   if (!r.elements[2].str.empty()) {
     absl::StatusOr<google::protobuf::Struct> ack = ParseRecord(r.elements[2].str);
@@ -222,15 +227,27 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
           call.case_id = parts[2];
           call.due_text =
               google::protobuf::util::TimeUtil::ToString(FromMillis(static_cast<int64_t>(due)));
-          ctx_.client->Fcall(call, deadline, [finish, member](absl::StatusOr<Reply> r) {
-            if (!r.ok()) {
-              Log(LogLevel::kWarning, "promise.check_failed",
-                  {{"promise", member}, {"error", r.status().ToString()}});
-            } else if (r->integer == 1) {
-              Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
-            }
-            finish();
-          });
+          ctx_.client->Fcall(
+              call, deadline,
+              [this, finish, member, tenant = parts[0], customer = parts[1],
+               deadline](absl::StatusOr<Reply> r) {
+                if (!r.ok()) {
+                  Log(LogLevel::kWarning, "promise.check_failed",
+                      {{"promise", member}, {"error", r.status().ToString()}});
+                } else if (r->integer == 1) {
+                  Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
+                  // The alert is in the customer's outbox: it is raised once applied.
+                  return outbox::Settle(ctx_.client, tenant, customer, deadline,
+                                        [finish, member](absl::Status st) {
+                                          if (!st.ok()) {
+                                            Log(LogLevel::kWarning, "promise.alert_not_scheduled",
+                                                {{"promise", member}, {"error", st.ToString()}});
+                                          }
+                                          finish();
+                                        });
+                }
+                finish();
+              });
         }
       });
 }

@@ -25,6 +25,7 @@
 #include "libs/common/time_util.h"
 #include "libs/identity/identity_store.h"
 #include "libs/keys/key_schema.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
@@ -79,23 +80,16 @@ void SetEffects(absl::string_view tenant, absl::string_view customer_id, int64_t
     c.contact_channels = ck.contact_channels();
   }
   if constexpr (requires(Call & x) { x.signals; }) c.signals = ck.signals();
-  if constexpr (requires(Call & x) { x.alert_log; }) c.alert_log = tk.alert_log();
-  if constexpr (requires(Call & x) { x.alert_ids; }) c.alert_ids = tk.alert_ids();
-  if constexpr (requires(Call & x) { x.alert_open; }) c.alert_open = tk.alert_open();
-  if constexpr (requires(Call & x) { x.journey_counters; }) {
-    c.journey_counters = tk.journey_counters();
-  }
+  if constexpr (requires(Call & x) { x.outbox; }) c.outbox = ck.outbox();
   if constexpr (requires(Call & x) { x.journey_stages; }) c.journey_stages = tk.journey_stages();
   if constexpr (requires(Call & x) { x.journey_open; }) c.journey_open = tk.journey_open();
   if constexpr (requires(Call & x) { x.journey_stays; }) c.journey_stays = tk.journey_stays();
   if constexpr (requires(Call & x) { x.due_promises; }) c.due_promises = keys::DuePromisesKey();
-  if constexpr (requires(Call & x) { x.activity; }) c.activity = tk.activity();
   c.customer_id = std::string(customer_id);
   if constexpr (requires(Call & x) { x.now_ms; }) c.now_ms = now_ms;
   if constexpr (requires(Call & x) { x.notify_channel; }) c.notify_channel = ck.channel();
   if constexpr (requires(Call & x) { x.tag; }) c.tag = std::string(tag);
   if constexpr (requires(Call & x) { x.via; }) c.via = std::string(via);
-  if constexpr (requires(Call & x) { x.alert_channel; }) c.alert_channel = tk.alert_channel();
   if constexpr (requires(Call & x) { x.repeat_window_ms; }) {
     c.repeat_window_ms = absl::ToInt64Milliseconds(policy.repeat_window);
   }
@@ -155,7 +149,23 @@ void RunCustomerScript(const StoreContext& ctx, const std::string& tenant,
           redis::ReplyCallback cb) {
         Call c = *shared;
         SetEffects(tenant, customer_id, now_ms, tag, via, policy, &c);
-        client->Fcall(c, deadline, std::move(cb));
+        if constexpr (requires(Call & x) { x.outbox; }) {
+          // The function may have left effects in the customer's outbox (libs/outbox): the
+          // answer waits for the mark that makes sure they are applied.
+          client->Fcall(c, deadline,
+                        [client, tenant, customer_id, deadline,
+                         cb = std::move(cb)](absl::StatusOr<redis::Reply> r) mutable {
+                          if (!r.ok()) return cb(std::move(r));
+                          outbox::Settle(
+                              client, tenant, customer_id, deadline,
+                              [r = *std::move(r), cb = std::move(cb)](absl::Status st) mutable {
+                                if (!st.ok()) return cb(st);
+                                cb(std::move(r));
+                              });
+                        });
+        } else {
+          client->Fcall(c, deadline, std::move(cb));
+        }
       },
       now_ms, deadline, std::move(done), std::move(before_create));
 }

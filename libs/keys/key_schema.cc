@@ -1,5 +1,7 @@
 #include "libs/keys/key_schema.h"
 
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 
 namespace onestory::keys {
@@ -28,6 +30,17 @@ TenantKeys::TenantKeys(absl::string_view tenant)
       retention_(absl::StrCat("os:{", tenant, ":r}:")) {}
 
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
+
+std::string PendingOutboxKey(absl::string_view tenant, absl::string_view customer_id) {
+  // FNV-1a: stable across builds and machines (every instance must pick the same bucket).
+  uint32_t h = 2166136261u;
+  for (char c : absl::StrCat(tenant, "|", customer_id)) {
+    h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  }
+  return PendingOutboxKey(static_cast<int>(h % kOutboxBuckets));
+}
+
+std::string PendingOutboxKey(int bucket) { return absl::StrCat("os:{ob:", bucket, "}:pending"); }
 
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id) {
   return absl::StrCat("os:{", tenant, ":m:", merge_id, "}");

@@ -21,17 +21,21 @@
 //   k.contacts() -> ":ct"   zset: conversation id -> started ms (30 days)
 //   k.contact_channels() -> ":cc"  zset: channel -> latest contact ms (30 days)
 //   k.signals() -> ":sg"    hash: sentiment per day, negative streak, latest repeat contact
-//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
-//   (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..." (retention); DuePromisesKey() ->
-//   "os:{alerts}:due" zset of promises by due ms MergeKey(tenant, m) -> "os:{acme:m:<m>}"     hash:
-//   one merge's record and step PendingMergesKey()  -> "os:{merges}:pending" set: "<tenant>/<merge
-//   id>" with steps left PendingErasuresKey() -> "os:{erasures}:pending" hash:
-//   "<tenant>/<customer>" -> erase progress k.timeline_rebuild() -> ":tl.rw", t.alert_log_rebuild()
-//   -> "os:{acme:a}:log.rw": streams being
-//                                               rebuilt by a redaction or an erase (libs/privacy)
+//   k.outbox() -> ":ob"     stream: effects on tenant-wide keys waiting to be applied
+//                           (libs/outbox)
+//   k.timeline_rebuild() -> ":tl.rw"  stream: the timeline being rebuilt by a redaction or an
+//                           erase (libs/privacy)
 //   k.erased_profile() -> ":p.er"  hash: the profile an erase under way replaced by its tombstone
-//   k.redaction() -> ":rd"  hash: a redaction's record and progress; PendingRedactionsKey() ->
-//   "os:{redactions}:pending" hash: "<tenant>/<customer>" -> ms of its latest step
+//   k.redaction() -> ":rd"  hash: a redaction's record and progress
+//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
+//                           (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..."
+//                           (retention); t.alert_log_rebuild() -> "os:{acme:a}:log.rw"
+//   DuePromisesKey() -> "os:{alerts}:due"  zset: promises by due ms
+//   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
+//   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left
+//   PendingErasuresKey() -> "os:{erasures}:pending"  hash: "<tenant>/<customer>" -> progress
+//   PendingRedactionsKey() -> "os:{redactions}:pending"  hash: "<tenant>/<customer>" -> ms
+//   PendingOutboxKey(tenant, id) -> "os:{ob:<0-15>}:pending"  zset: outboxes to drain
 //   IdentifierKey(tenant, PHONE, "14155550100") -> "os:{acme:i:phone:14155550100}"
 //                                                  string: owning customer id
 //
@@ -85,6 +89,9 @@ class CustomerKeys {
   // hash: a redaction of this customer's timeline under way (its record, on the customer whose
   // timeline holds the event) and its copy's progress (libs/privacy)
   std::string redaction() const { return prefix_ + "rd"; }
+  // stream: effects of this customer's writes on tenant-wide keys (alerts, journey counters,
+  // activity), written with the write and applied in their own slots later (libs/outbox)
+  std::string outbox() const { return prefix_ + "ob"; }
 
  private:
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
@@ -113,6 +120,10 @@ class TenantKeys {
   // "os:{acme:j}:": the prefix of the layout before journey_open / journey_stays, "open:<stage>"
   // (zset) and "dur:<stage>" (list); read only to upgrade data an earlier version wrote.
   const std::string& journey_prefix() const { return journey_; }
+  // hash: customer id -> the last of its outbox entries applied to journey_counters, and
+  // zset: customer id -> when (ms), to forget marks after libs/outbox's kAppliedKeptFor
+  std::string journey_applied() const { return journey_ + "ob"; }
+  std::string journey_applied_at() const { return journey_ + "ob.t"; }
   // stream: the audit log, one entry per call (libs/audit)
   std::string audit_log() const { return audit_ + "log"; }
   // zset: customer id -> latest activity ms, to the minute (retention: inactive customers
@@ -142,6 +153,13 @@ std::string PendingErasuresKey();
 std::string PendingRedactionsKey();
 // The redactions' sequence (a counter): a redaction's token, so later ones sort after.
 std::string RedactionSequenceKey();
+
+// Customers whose outbox (CustomerKeys::outbox) may hold effects not applied yet, spread over
+// kOutboxBuckets keys so no one node holds them all: zset "<tenant>|<customer>" -> times
+// marked (libs/outbox).
+inline constexpr int kOutboxBuckets = 16;
+std::string PendingOutboxKey(absl::string_view tenant, absl::string_view customer_id);
+std::string PendingOutboxKey(int bucket);  // 0 <= bucket < kOutboxBuckets
 
 // The index key of one normalized identifier.
 std::string IdentifierKey(absl::string_view tenant, v1::IdentifierType type,

@@ -31,6 +31,7 @@
 #include "libs/lua/privacy_release_pending.h"
 #include "libs/lua/privacy_tombstone_root.h"
 #include "libs/lua/privacy_tombstone_source.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/privacy_internal.h"
 #include "libs/privacy/privacy_store.h"
 #include "onestory/v1/identity.pb.h"
@@ -343,7 +344,7 @@ void PrivacyStore::DropSuggestions(std::shared_ptr<EraseRun> run) {
   for (const auto& c : run->customers) match_keys.insert(c.match_keys.begin(), c.match_keys.end());
   auto b = Barrier::Make(match_keys.size(), [this, run](absl::Status st) {
     if (!st.ok()) return run->done(st);
-    Step(run, "erase.engagement", &PrivacyStore::DropEngagement);
+    Step(run, "erase.outbox", &PrivacyStore::DrainOutboxes);
   });
   std::vector<std::string> ids = run->all_ids();
   for (const std::string& k : match_keys) {
@@ -352,6 +353,26 @@ void PrivacyStore::DropSuggestions(std::shared_ptr<EraseRun> run) {
     cmd.insert(cmd.end(), ids.begin(), ids.end());
     client_->Command(std::move(cmd), run->deadline,
                      [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+  }
+}
+
+// The effects the customers' writes left in their outboxes (libs/outbox) are applied first,
+// so the alerts and counters they add are there for the next steps to remove; their pending
+// marks go with them (their tombstones refuse new writes).
+void PrivacyStore::DrainOutboxes(std::shared_ptr<EraseRun> run) {
+  auto b = Barrier::Make(run->customers.size(), [this, run](absl::Status st) {
+    if (!st.ok()) return run->done(st);
+    Step(run, "erase.engagement", &PrivacyStore::DropEngagement);
+  });
+  for (const auto& c : run->customers) {
+    outbox::Drain(
+        client_, run->tenant, c.id, /*mark=*/0, run->deadline,
+        [this, run, b, id = c.id](absl::StatusOr<int64_t> n) {
+          if (!n.ok()) return b->Arrive(n.status());
+          client_->Command(
+              {"ZREM", keys::PendingOutboxKey(run->tenant, id), absl::StrCat(run->tenant, "|", id)},
+              run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
+        });
   }
 }
 
@@ -370,9 +391,14 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
     }
     commands.push_back(std::move(due));
   }
-  std::vector<std::string> activity = {"ZREM", tk.activity()};
-  activity.insert(activity.end(), ids.begin(), ids.end());
-  commands.push_back(std::move(activity));
+  for (const std::string& key : {tk.activity(), tk.journey_applied_at()}) {
+    std::vector<std::string> zrem = {"ZREM", key};
+    zrem.insert(zrem.end(), ids.begin(), ids.end());
+    commands.push_back(std::move(zrem));
+  }
+  std::vector<std::string> applied = {"HDEL", tk.journey_applied()};
+  applied.insert(applied.end(), ids.begin(), ids.end());
+  commands.push_back(std::move(applied));
   auto b = Barrier::Make(commands.size() + run->customers.size(), [this, run](absl::Status st) {
     if (!st.ok()) return run->done(st);
     Step(run, "erase.alerts", &PrivacyStore::DropAlerts);
@@ -488,7 +514,8 @@ void PrivacyStore::DropKeys(std::shared_ptr<EraseRun> run) {
                    ck.cases(),       ck.facts(),
                    ck.contacts(),    ck.contact_channels(),
                    ck.signals(),     ck.timeline_rebuild(),
-                   ck.redaction(),   ck.erased_profile()};
+                   ck.redaction(),   ck.erased_profile(),
+                   ck.outbox()};
     std::set<std::string> merges = c.merge_ids;
     merges.insert(c.staging_ids.begin(), c.staging_ids.end());
     for (const std::string& m : merges) {

@@ -198,6 +198,7 @@ class PrivacyStore {
   void TombstoneSources(std::shared_ptr<EraseRun> run);
   void DropIdentifiers(std::shared_ptr<EraseRun> run);
   void DropSuggestions(std::shared_ptr<EraseRun> run);
+  void DrainOutboxes(std::shared_ptr<EraseRun> run);
   void DropEngagement(std::shared_ptr<EraseRun> run);
   void DropAlerts(std::shared_ptr<EraseRun> run);
   void DropAlertIds(std::shared_ptr<EraseRun> run, std::string cursor);

@@ -14,6 +14,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/timeline_append.h"
 #include "libs/lua/timeline_range.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/free_text.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_effects.h"
@@ -162,7 +163,6 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
                              const std::string& tag, const std::string& via, absl::Time deadline,
                              Callback<v1::AppendResponse> done) {
   keys::CustomerKeys ck(tenant, customer_id);
-  keys::TenantKeys tk(tenant);
   const retention::Limits limits = RetentionLimits(tenant, policy_);
   lua::TimelineAppend call;
   call.profile = ck.profile();
@@ -175,17 +175,12 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
   call.contacts = ck.contacts();
   call.contact_channels = ck.contact_channels();
   call.signals = ck.signals();
-  call.alert_log = tk.alert_log();
-  call.alert_ids = tk.alert_ids();
-  call.alert_open = tk.alert_open();
-  call.journey_counters = tk.journey_counters();
-  call.activity = tk.activity();
+  call.outbox = ck.outbox();
   call.customer_id = customer_id;
   call.now_ms = now;
   call.notify_channel = ck.channel();
   call.tag = tag;
   call.via = via;
-  call.alert_channel = tk.alert_channel();
   call.repeat_window_ms = absl::ToInt64Milliseconds(policy_.repeat_window);
   call.alert_repeat_contacts = policy_.alert_repeat_contacts;
   call.alert_negative_streak = policy_.alert_negative_streak;
@@ -195,9 +190,11 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
   for (const v1::Event& e : *events) AppendEventArgs(e, &call.events);
   client_->Fcall(
       call, deadline,
-      [customer_id, events, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+      [this, tenant, customer_id, events, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
-        if (!r->is_array() || r->elements.size() != events->size()) {
+        // Per event {stream id, duplicate, stored blob}, then the outbox's length.
+        if (!r->is_array() || r->elements.size() != events->size() + 1) {
           return done(absl::InternalError("unexpected reply from timeline_append"));
         }
         v1::AppendResponse resp;
@@ -223,7 +220,13 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
           *e->mutable_appended_at() = FromMillis(StreamIdMillis(sid));
           result->set_duplicate(duplicate);
         }
-        done(std::move(resp));
+        if (r->elements.back().integer == 0) return done(std::move(resp));
+        // Alerts, journey counters or activity to apply (libs/outbox): answered once marked.
+        outbox::Settle(client_, tenant, customer_id, deadline,
+                       [resp = std::move(resp), done = std::move(done)](absl::Status st) mutable {
+                         if (!st.ok()) return done(st);
+                         done(std::move(resp));
+                       });
       });
 }
 

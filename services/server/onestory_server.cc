@@ -222,6 +222,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   }
   s->health_ = std::thread([srv = s.get()] { srv->WatchHealth(); });
   s->recovery_ = std::thread([srv = s.get()] { srv->RecoverMerges(); });
+  s->outbox_sweeper_ = std::make_unique<outbox::Sweeper>(s->redis_.get());
+  s->outbox_thread_ = std::thread([srv = s.get()] { srv->SweepOutboxes(); });
   if (options.engagement) s->promises_ = std::thread([srv = s.get()] { srv->ScanPromises(); });
   if (options.engagement_policy.retention != nullptr) {
     // Expiring an inactive customer is an erase like any other, recorded in the audit log.
@@ -411,6 +413,22 @@ void OneStoryServer::SweepRetention() {
   }
 }
 
+// Outboxes: every instance sweeps (draining is idempotent); an outbox is drained once its
+// mark has stood still for a pass, so calls settling right now are left alone.
+void OneStoryServer::SweepOutboxes() {
+  while (!stop_health_.WaitForNotificationWithTimeout(options_.outbox_sweep_interval)) {
+    if (!redis_->connected()) continue;
+    outbox::Sweeper::Stats st = outbox_sweeper_->RunOnce(absl::Now() + absl::Seconds(20));
+    if (st.drained > 0 || st.errors > 0) {
+      Log(st.errors > 0 ? LogLevel::kWarning : LogLevel::kInfo, "outbox.swept",
+          {{"marked", absl::StrCat(st.marked)},
+           {"drained", absl::StrCat(st.drained)},
+           {"entries", absl::StrCat(st.entries)},
+           {"errors", absl::StrCat(st.errors)}});
+    }
+  }
+}
+
 void OneStoryServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // a failed Start has no server to stop
   shut_down_ = true;
@@ -419,6 +437,7 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
   if (recovery_.joinable()) recovery_.join();
   if (promises_.joinable()) promises_.join();
   if (sweeper_thread_.joinable()) sweeper_thread_.join();
+  if (outbox_thread_.joinable()) outbox_thread_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (timeline_service_) timeline_service_->EndAllWatches();
   if (alert_service_) alert_service_->EndAllWatches();

@@ -28,6 +28,7 @@
 #include "libs/identity/identity_store.h"
 #include "libs/identity/merge_suggester.h"
 #include "libs/merge/merge_engine.h"
+#include "libs/outbox/sweeper.h"
 #include "libs/privacy/privacy_store.h"
 #include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
@@ -90,6 +91,9 @@ struct ServerOptions {
   // append trims are trimmed, inactive customers erased.
   absl::Duration retention_sweep_interval = absl::Minutes(1);
   retention::Sweeper::Options retention_sweep;  // tests move its clock
+  // How often outbox effects a crashed or failed drain left are applied (libs/outbox/sweeper.h):
+  // such an effect waits up to two of these.
+  absl::Duration outbox_sweep_interval = absl::Seconds(5);
   // Positive: after every erase and redaction (calls and the retention sweep), Redis rewrites
   // its append-only file, at most once per this interval (AofRewriteScheduler), so removed text
   // leaves the disk. Only for a Redis whose files OneStory owns (the embedded default); zero:
@@ -125,6 +129,7 @@ class OneStoryServer {
   void RecoverMerges();
   void ScanPromises();
   void SweepRetention();
+  void SweepOutboxes();
   void RegisterGauges();
 
   ServerOptions options_;
@@ -159,6 +164,8 @@ class OneStoryServer {
   std::thread promises_;  // the overdue-promise scan, with the engagement services
   std::unique_ptr<retention::Sweeper> sweeper_;
   std::thread sweeper_thread_;  // with a retention policy
+  std::unique_ptr<outbox::Sweeper> outbox_sweeper_;
+  std::thread outbox_thread_;
   bool shut_down_ = false;
 };
 

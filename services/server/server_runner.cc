@@ -117,6 +117,9 @@ ABSL_FLAG(std::string, retention_file, "",
           "for every tenant, nothing else. Reloaded on SIGHUP.");
 ABSL_FLAG(int, retention_sweep_interval_ms, 60000,
           "How often the retention sweep trims idle timelines and erases inactive customers.");
+ABSL_FLAG(int, outbox_sweep_interval_ms, 5000,
+          "How often effects on alerts, journey counters and activity that a crashed or failed "
+          "call left unapplied are applied (they wait up to two intervals).");
 ABSL_FLAG(std::string, redact_patterns_file, "",
           "Patterns masked in every stored event's summary and body, besides payment card "
           "numbers (always masked): one '<name> <RE2 regex>' per line; a match becomes [<name>].");
@@ -161,6 +164,7 @@ constexpr const char* kFlagNames[] = {
     "redact_patterns_file",
     "retention_file",
     "retention_sweep_interval_ms",
+    "outbox_sweep_interval_ms",
 };
 
 // argv with --flag=value from ONESTORY_<FLAG> variables placed before the command line's own
@@ -373,6 +377,12 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                 absl::InvalidArgumentError("--retention_sweep_interval_ms: 100 to 86400000"));
   }
   options.retention_sweep_interval = absl::Milliseconds(sweep_ms);
+  int outbox_ms = absl::GetFlag(FLAGS_outbox_sweep_interval_ms);
+  if (outbox_ms < 100 || outbox_ms > 3600000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--outbox_sweep_interval_ms: 100 to 3600000"));
+  }
+  options.outbox_sweep_interval = absl::Milliseconds(outbox_ms);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/keys/key_schema.h"
 #include "libs/lua/library.h"
 #include "libs/redis/function_library.h"
 
@@ -87,7 +88,19 @@ redis::Reply RedisForTest::Run(const std::vector<std::string>& argv) {
   return out;
 }
 
+bool RedisForTest::AwaitOutboxesDrained() {
+  std::vector<std::string> exists = {"EXISTS"};
+  for (int b = 0; b < keys::kOutboxBuckets; ++b) exists.push_back(keys::PendingOutboxKey(b));
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (Run(exists).integer != 0) {
+    if (absl::Now() > until) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
 std::map<std::string, std::string> RedisForTest::Snapshot() {
+  EXPECT_TRUE(AwaitOutboxesDrained()) << "outboxes still pending after 10 s";
   std::map<std::string, std::string> out;
   redis::Reply keys = Run({"KEYS", "*"});
   for (const auto& k : keys.elements) {
@@ -99,7 +112,12 @@ std::map<std::string, std::string> RedisForTest::Snapshot() {
   return out;
 }
 
-void RedisForTest::FlushAll() { Run({"FLUSHALL"}); }
+void RedisForTest::FlushAll() {
+  // A drain still under way would write into the next test's keys (a test that left a mark
+  // on purpose, or a Redis it stopped, waits 10 s here).
+  AwaitOutboxesDrained();
+  Run({"FLUSHALL"});
+}
 
 void RedisForTest::Kill() { server_->Kill(); }
 

@@ -38,7 +38,12 @@ class RedisForTest {
 
   // Every key with its DUMP serialization, sorted by key; the audit logs (os:{<t>:au}:log) left
   // out: they record refused calls too.
+  // Every key and its DUMP, once the effects calls left in outboxes are applied (libs/outbox:
+  // they are applied right after the call answers).
   std::map<std::string, std::string> Snapshot();
+  // Waits until no outbox is marked pending: every effect of the calls answered so far is
+  // applied. False when some still are after 10 s.
+  bool AwaitOutboxesDrained();
   void FlushAll();
   // FUNCTION LOAD of OneStory's function library (lua::kLibrary), as a server does at start-up;
   // done when the server starts. (FLUSHALL keeps functions; FUNCTION FLUSH removes them.)

@@ -4,15 +4,13 @@
 -- Any number of instances may check the same promise: it is raised at most once.
 --
 -- KEYS:
+--   profile                the customer's profile hash
 --   cases                  the customer's cases
---   alert_log              the tenant's alert log stream
---   alert_ids              the tenant's alert id -> stream id hash
---   alert_open             the tenant's open alerts
+--   outbox                 its outbox: alerts, journey counters, activity (libs/outbox)
 --   due_promises           promises by due time, across tenants
 -- ARGV:
 --   customer_id            the customer's id
 --   now_ms:int             now, in ms
---   alert_channel          the tenant's alert channel
 --   member                 the promise's member of due_promises ("<tenant>|<customer>|<case>")
 --   case_id                its case
 --   due_text               its due time as the alert's message shows it

@@ -13,10 +13,10 @@
 --   os_no_case(id)                 the NOT_FOUND reply for a case the customer does not have
 --
 -- Names of the keys: profile, timeline, dedup, conversations, identifiers,
--- conversation_records, cases, facts, contacts, contact_channels, signals, alert_log, alert_ids,
--- alert_open, journey_counters, journey_stages, journey_open, journey_stays, due_promises,
--- activity (as timeline_append and keys::CustomerKeys / TenantKeys name them); of the
--- arguments: customer_id, now_ms, notify_channel, tag, via, alert_channel, repeat_window_ms,
+-- conversation_records, cases, facts, contacts, contact_channels, signals, outbox,
+-- journey_stages, journey_open, journey_stays, due_promises (as
+-- timeline_append and keys::CustomerKeys / TenantKeys name them); of the
+-- arguments: customer_id, now_ms, notify_channel, tag, via, repeat_window_ms,
 -- alert_repeat_contacts, alert_negative_streak, max_events, max_age_ms, and the event ev_id,
 -- ev_blob, ev_channel, ev_kind, ev_occurred_ms, ev_conversation, ev_sentiment, ev_case
 -- (engagement::SetEffects and SetEvent in libs/engagement/customer_script.h fill them).
@@ -49,15 +49,14 @@
 
 local function os_engagement(k, a)
   local bound = {cid = a.customer_id, now = a.now_ms, notify = a.notify_channel, tag = a.tag,
-                 via = a.via, achan = a.alert_channel, window = a.repeat_window_ms,
+                 via = a.via, window = a.repeat_window_ms,
                  arepeat = a.alert_repeat_contacts, astreak = a.alert_negative_streak,
                  maxev = a.max_events, maxage = a.max_age_ms}
   os_effects({p = k.profile, tl = k.timeline, dd = k.dedup, cv = k.conversations,
               ids = k.identifiers, cs = k.conversation_records, ca = k.cases, fa = k.facts,
-              ct = k.contacts, cc = k.contact_channels, sg = k.signals, alog = k.alert_log,
-              aids = k.alert_ids, aopen = k.alert_open, jn = k.journey_counters,
+              ct = k.contacts, cc = k.contact_channels, sg = k.signals, ob = k.outbox,
               jst = k.journey_stages, jo = k.journey_open, jd = k.journey_stays,
-              due = k.due_promises, act = k.activity}, bound)
+              due = k.due_promises}, bound)
   return bound
 end
 

@@ -16,18 +16,13 @@
 --   contacts              its contacts by time (30 days)
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
---   alert_log             the tenant's alert log stream
---   alert_ids             the tenant's alert id -> stream id hash
---   alert_open            the tenant's open alerts
---   journey_counters      the tenant's journey counters per stage
---   activity              the tenant's activity index (the retention Sweeper walks it)
+--   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
 -- ARGV:
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms
 --   notify_channel        the customer's notify channel (the newest stream id is published)
 --   tag                   the merge chain the call was redirected through ('' when none)
 --   via                   the identifiers-hash field the customer was named by ('' by id)
---   alert_channel         the tenant's alert channel
 --   repeat_window_ms:int  a contact this long after a case was resolved still repeats it
 --   alert_repeat_contacts:int
 --                         REPEAT_CONTACT is raised on this many contacts in 7 days

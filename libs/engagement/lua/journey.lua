@@ -3,8 +3,9 @@
 -- libs/privacy) so GetJourneyStats reads one place.
 --
 -- Keys, from the calling function's K (os_effects): jo the tenant's open-case index
--- (keys::TenantKeys::journey_open), jd its completed stays (journey_stays), jn its counters
--- (journey_counters). Arguments from P: cid the customer, now (ms).
+-- (keys::TenantKeys::journey_open), jd its completed stays (journey_stays), ob the customer's
+-- outbox (the counters, journey_counters, are counted through it). Arguments from P: cid the
+-- customer, now (ms).
 --
 -- The open index is a zset whose scores are all 0: a member "<stage>|<entered ms, 15 digits>|
 -- <customer>|<case>" sorts a stage's cases together, oldest first, so a stage's count is a
@@ -30,7 +31,7 @@ local function os_journey_enter(id, c, stage)
   c.se = P.now
   if stage == '' then return end
   redis.call('ZADD', K.jo, 0, os_journey_member(stage, c.se, P.cid, id))
-  redis.call('HINCRBY', K.jn, stage .. ':entered', 1)
+  os_outbox_count(K.p, K.ob, stage .. ':entered')
 end
 
 -- Case `id` of customer P.cid, record `c`, leaves its stage now (resolved or moved on): its

@@ -15,18 +15,13 @@
 --   contacts               its contacts by time (30 days)
 --   contact_channels       its latest contact per channel
 --   signals                its sentiment counts, negative streak and repeat flag
---   alert_log              the tenant's alert log stream
---   alert_ids              the tenant's alert id -> stream id hash
---   alert_open             the tenant's open alerts
---   journey_counters       the tenant's journey counters per stage
---   activity               the tenant's activity index (the retention Sweeper walks it)
+--   outbox                 its outbox: alerts, journey counters and activity (libs/outbox)
 -- ARGV:
 --   customer_id            the customer's id
 --   now_ms:int             now, in ms
 --   notify_channel         the customer's notify channel (the newest stream id is published)
 --   tag                    the merge chain the append was redirected through ('' when none)
 --   via                    the identifiers-hash field the customer was named by ('' by id)
---   alert_channel          the tenant's alert channel
 --   repeat_window_ms:int   a contact this long after a case was resolved still repeats it
 --   alert_repeat_contacts:int
 --                          REPEAT_CONTACT is raised on this many contacts in 7 days
@@ -36,19 +31,20 @@
 --   max_age_ms:int         the tenant's retention limit on age, in ms (0: none)
 --   events...              per event, os_event_fields values in the order of os_event_at
 --                          (timeline::AppendEventArgs writes them)
--- Returns: per event {stream id, 1 if duplicate else 0, the stored blob if duplicate else ''}.
+-- Returns: per event {stream id, 1 if duplicate else 0, the stored blob if duplicate else ''},
+--   then the number of entries in the outbox (libs/outbox drains it when not 0).
 -- Errors: os_guard's (OS_NOT_FOUND, OS_MOVED, OS_BUSY) for an unknown, erased, merged or held
 --   customer; OS_CONFLICT consent withdrawn for channel CHANNEL_<name>.
 os_effects({p = K.profile, tl = K.timeline, dd = K.dedup, cv = K.conversations,
             ids = K.identifiers, cs = K.conversation_records, ca = K.cases, ct = K.contacts,
-            cc = K.contact_channels, sg = K.signals, alog = K.alert_log, aids = K.alert_ids,
-            aopen = K.alert_open, jn = K.journey_counters, act = K.activity},
+            cc = K.contact_channels, sg = K.signals, ob = K.outbox},
            {cid = P.customer_id, now = P.now_ms, notify = P.notify_channel, tag = P.tag,
-            via = P.via, achan = P.alert_channel, window = P.repeat_window_ms,
+            via = P.via, window = P.repeat_window_ms,
             arepeat = P.alert_repeat_contacts, astreak = P.alert_negative_streak,
             maxev = P.max_events, maxage = P.max_age_ms})
 local evs = {}
 for b = 1, #P.events, os_event_fields do evs[#evs + 1] = os_event_at(P.events, b) end
 local out, err = os_append(evs)
 if not out then return err end
+out[#out + 1] = redis.call('XLEN', K.outbox)
 return out

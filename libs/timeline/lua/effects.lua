@@ -8,13 +8,16 @@
 --
 -- K, the keys (short names; libs/engagement/lua/case.lua binds them from long ones): p profile,
 -- tl timeline, dd dedup, cv conversations, ids identifiers, cs conversation records, ca cases, fa facts,
--- ct contacts, cc contact channels, sg signals, alog alert log, aids alert ids, aopen open
--- alerts, jn journey counters, jst journey stages, jo, jd the journey's open cases and stays
--- (journey.lua), due due promises, act activity index.
+-- ct contacts, cc contact channels, sg signals, ob outbox, jst journey stages,
+-- jo, jd the journey's open cases and stays (journey.lua), due due promises.
 -- P, the arguments: cid customer id, now (ms), notify channel, tag (merge chain), via
--- (identifiers-hash field), achan alert channel, window (repeat window ms),
--- arepeat, astreak (alert thresholds), maxev, maxage (retention limits, 0: none); os_append
--- sets P.rep to the repeat flag of a new contact. A helper reads only the fields it uses.
+-- (identifiers-hash field), window (repeat window ms), arepeat, astreak (alert thresholds),
+-- maxev, maxage (retention limits, 0: none); os_append sets P.rep to the repeat flag of a new
+-- contact. A helper reads only the fields it uses.
+--
+-- Alerts, the journey counters of contacts and the activity index are tenant-wide: they go to
+-- the customer's outbox (libs/outbox/lua/write.lua), so every function here touches the
+-- customer's slot only.
 
 -- The current call's keys and arguments: every call sets them (os_effects) before it uses any
 -- helper of this file, so nothing of one call is seen by the next.
@@ -27,14 +30,9 @@ local DAY = 86400000
 -- How often an append may rewrite the tenant's activity index (retention's inactive_after is days).
 local os_activity_every_ms = 60000
 
--- Raises an alert once: an id the log already holds is ignored.
+-- Raises an alert once (libs/outbox applies it: an id the log already holds is ignored).
 local function os_raise_alert(id, kind, case_id, message)
-  if redis.call('HSETNX', K.aids, id, '-') == 0 then return end
-  local sid = redis.call('XADD', K.alog, 'MAXLEN', '~', 100000, '*', 'id', id, 'k', kind,
-                         'c', P.cid, 'ca', case_id, 'msg', message)
-  redis.call('HSET', K.aids, id, sid)
-  redis.call('ZADD', K.aopen, P.now, id)
-  redis.call('PUBLISH', P.achan, sid)
+  os_outbox_alert(K.p, K.ob, id, kind, case_id, message, P.now)
 end
 
 local function os_case_get(id)
@@ -45,7 +43,7 @@ end
 local function os_case_put(id, c) redis.call('HSET', K.ca, id, cjson.encode(c)) end
 
 local function os_stage_count(stage, what)
-  if stage ~= '' then redis.call('HINCRBY', K.jn, stage .. ':' .. what, 1) end
+  if stage ~= '' then os_outbox_count(K.p, K.ob, stage .. ':' .. what) end
 end
 -- A contact on channel `ch` about a case: counts a channel switch when the case's previous
 -- contact was on another channel.
@@ -290,7 +288,7 @@ local function os_append(evs)
     -- The activity index is written at most once a minute per customer: it measures inactivity
     -- in days, and a write per append would be a command per append for nothing.
     if P.now - tonumber(pf[6] or '0') >= os_activity_every_ms then
-      redis.call('ZADD', K.act, P.now, P.cid)
+      os_outbox_active(K.p, K.ob, P.now)
       fields[#fields + 1] = 'ix'
       fields[#fields + 1] = P.now
     end

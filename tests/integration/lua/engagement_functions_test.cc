@@ -1,9 +1,10 @@
 // The functions of libs/engagement/lua/ called directly on hand-built keys: cases entering,
 // moving through and leaving the tenant's journey (the open-case index and the stays ring,
 // wrapping past 1,000), SetJourney refusing a stage with open cases, the limits passed by name,
-// contacts and repeat contacts across the repeat window, alerts raised once, the guard on merged
-// and held customers, facts, alerts listed, read and acknowledged, and the upgrade of journey
-// data an earlier version wrote (GetJourneyStats and ResolveCase answer as before).
+// contacts and repeat contacts across the repeat window, journey counts and alerts written to the
+// customer's outbox (counted and raised once when applied), the guard on merged and held customers,
+// facts, alerts listed, read and acknowledged, and the upgrade of journey data an earlier version
+// wrote (GetJourneyStats and ResolveCase answer as before).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include "libs/lua/engagement_journey_set.h"
 #include "libs/lua/engagement_journey_stats.h"
 #include "libs/lua/engagement_journey_upgrade.h"
+#include "onestory/v1/alert.pb.h"
 #include "tests/integration/lua/function_test.h"
 
 namespace onestory::lua {
@@ -177,6 +179,13 @@ TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
   r = Open("case_1");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->elements[0].integer, 1);
+  // The entries are counted through the outbox: nothing is counted before it is applied.
+  std::vector<std::string> counted;
+  for (const OutboxEntry& e : OutboxEntries("cus_1", "n")) counted.push_back(e.fields.at("f"));
+  EXPECT_EQ(counted,
+            (std::vector<std::string>{"ship:entered", "ship_late:entered", "ship:entered"}));
+  EXPECT_EQ(Run({"EXISTS", tk_.journey_counters()}).integer, 0);
+  ApplyOutbox("cus_1", kNow);
   auto stats = Stats();
   // "ship" is not confused with "ship_late": its range holds its own two cases only.
   EXPECT_EQ(stats["ship"].open, 2);
@@ -189,6 +198,7 @@ TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
   ASSERT_TRUE(Move("case_1", "done", kNow + 500, "m1").ok());
   // Resolving: its stay in "ship_late" is recorded, it leaves the index.
   ASSERT_TRUE(Resolve("case_2", kNow + 1010).ok());
+  ApplyOutbox("cus_1", kNow + 1010);
   EXPECT_EQ(OpenIndex(),
             (std::vector<std::string>{absl::StrCat("done|", Ms15(kNow + 500), "|cus_1|case_1"),
                                       absl::StrCat("ship|", Ms15(kNow + 20), "|cus_1|case_3")}));
@@ -325,10 +335,23 @@ TEST_F(EngagementFunctionsTest, RepeatContactsCountWithinTheRepeatWindowAndAlert
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->elements[0].integer, 1);
   EXPECT_EQ(Run({"ZCARD", ck_.contacts()}).integer, 1);
-  // The third contact in 7 days raises REPEAT_CONTACT; the fourth raises nothing more.
+  EXPECT_TRUE(OutboxEntries("cus_1", "a").empty());
+  // The third contact in 7 days raises REPEAT_CONTACT (an entry of the outbox, applied once);
+  // the fourth raises nothing more.
   ASSERT_TRUE(Start("conv_2", kNow + 2000).ok());
+  std::vector<OutboxEntry> a = OutboxEntries("cus_1", "a");
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].fields["id"], "repeat_contact:cus_1:case_1");
+  EXPECT_EQ(a[0].fields["k"], absl::StrCat(v1::ALERT_KIND_REPEAT_CONTACT));
+  EXPECT_EQ(a[0].fields["ca"], "case_1");
+  EXPECT_EQ(a[0].fields["msg"],
+            "customer cus_1 contacted us 3 times in 7 days about \"topic of case_1\"");
+  EXPECT_EQ(a[0].fields["at"], absl::StrCat(kNow + 2000));
+  EXPECT_EQ(Run({"EXISTS", tk_.alert_log()}).integer, 0);
+  ApplyOutbox("cus_1", kNow + 2000);
   EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
   ASSERT_TRUE(Start("conv_3", kNow + 3000).ok());
+  ApplyOutbox("cus_1", kNow + 3000);
   EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
   EXPECT_EQ(Run({"HEXISTS", tk_.alert_ids(), "repeat_contact:cus_1:case_1"}).integer, 1);
 
@@ -363,7 +386,7 @@ TEST_F(EngagementFunctionsTest, GuardRefusesMergedAndHeldCustomersAndWritesNothi
   r = Start("conv_1", kNow);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   EXPECT_EQ(Run({"EXISTS", ck_.timeline(), ck_.cases(), ck_.conversation_records(),
-                 tk_.journey_open(), tk_.journey_counters()})
+                 tk_.journey_open(), ck_.outbox()})
                 .integer,
             0);
   // A held customer may still be read.
@@ -457,19 +480,31 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 0);
   EXPECT_EQ(Run({"ZCARD", keys::DuePromisesKey()}).integer, 1);
+  EXPECT_TRUE(OutboxEntries("cus_1", "a").empty());
   r = Call(With(check, kNow + 1001));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 1);
   EXPECT_EQ(Run({"ZCARD", keys::DuePromisesKey()}).integer, 0);
+  const std::string id = absl::StrCat("promise_overdue:cus_1:case_1:", kNow + 1000);
+  std::vector<OutboxEntry> raised = OutboxEntries("cus_1", "a");
+  ASSERT_EQ(raised.size(), 1u);
+  EXPECT_EQ(raised[0].fields["id"], id);
+  EXPECT_EQ(raised[0].fields["k"], absl::StrCat(v1::ALERT_KIND_PROMISE_OVERDUE));
+  EXPECT_EQ(raised[0].fields["ca"], "case_1");
+  EXPECT_EQ(raised[0].fields["at"], absl::StrCat(kNow + 1001));
+  EXPECT_TRUE(absl::StrContains(raised[0].fields["msg"], "was due 2023-11-14T22:13:21Z"))
+      << raised[0].fields["msg"];
+  ApplyOutbox("cus_1", kNow + 1001);
   // The same promise seen again (another instance's scan put it back): the alert's id is held,
   // nothing is raised twice.
   Run({"ZADD", keys::DuePromisesKey(), absl::StrCat(kNow + 1000), member});
   r = Call(With(check, kNow + 1002));
   ASSERT_TRUE(r.ok()) << r.status();
+  ApplyOutbox("cus_1", kNow + 1002);
   EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
   EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
+  EXPECT_EQ(Run({"ZSCORE", tk_.alert_open(), id}).str, absl::StrCat(kNow + 1001));
 
-  const std::string id = absl::StrCat("promise_overdue:cus_1:case_1:", kNow + 1000);
   EngagementAlertList list;
   list.alert_log = tk_.alert_log();
   list.alert_open = tk_.alert_open();

@@ -1,6 +1,7 @@
 // timeline_append and timeline_range (libs/timeline/lua/) called directly on hand-built keys:
-// dedup, retention trim, contact counting, an alert raised once, the guard on merged, erased and
-// held customers (nothing written), and reading a page.
+// dedup, retention trim, contact counting, the activity and alerts written to the customer's
+// outbox (an alert raised once when applied), the guard on merged, erased and held customers
+// (nothing written), and reading a page.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -13,6 +14,7 @@
 #include "libs/lua/timeline_append.h"
 #include "libs/lua/timeline_range.h"
 #include "libs/timeline/event_effects.h"
+#include "onestory/v1/alert.pb.h"
 #include "tests/integration/lua/function_test.h"
 
 namespace onestory::lua {
@@ -34,7 +36,6 @@ class TimelineFunctionsTest : public onestory::testing::FunctionTest {
     return e;
   }
   TimelineAppend Append(const std::vector<v1::Event>& events, int64_t max_events = 0) {
-    keys::TenantKeys tk("acme");
     TimelineAppend call;
     call.profile = ck_.profile();
     call.timeline = ck_.timeline();
@@ -46,15 +47,10 @@ class TimelineFunctionsTest : public onestory::testing::FunctionTest {
     call.contacts = ck_.contacts();
     call.contact_channels = ck_.contact_channels();
     call.signals = ck_.signals();
-    call.alert_log = tk.alert_log();
-    call.alert_ids = tk.alert_ids();
-    call.alert_open = tk.alert_open();
-    call.journey_counters = tk.journey_counters();
-    call.activity = tk.activity();
+    call.outbox = ck_.outbox();
     call.customer_id = "cus_1";
     call.now_ms = kNow;
     call.notify_channel = ck_.channel();
-    call.alert_channel = tk.alert_channel();
     call.repeat_window_ms = 7 * 86400000LL;
     call.alert_repeat_contacts = 3;
     call.alert_negative_streak = 3;
@@ -62,15 +58,17 @@ class TimelineFunctionsTest : public onestory::testing::FunctionTest {
     for (const v1::Event& e : events) timeline::AppendEventArgs(e, &call.events);
     return call;
   }
-  // Appends and returns per event {stream id, duplicate}.
+  // Appends and returns per event {stream id, duplicate}; checks the reply's last element, the
+  // length of the customer's outbox.
   std::vector<std::pair<std::string, int64_t>> Appended(const TimelineAppend& call) {
     absl::StatusOr<redis::Reply> r = Call(call);
     EXPECT_TRUE(r.ok()) << r.status();
     std::vector<std::pair<std::string, int64_t>> out;
-    if (!r.ok()) return out;
-    for (const redis::Reply& item : r->elements) {
-      out.emplace_back(item.elements[0].str, item.elements[1].integer);
+    if (!r.ok() || r->elements.empty()) return out;
+    for (size_t i = 0; i + 1 < r->elements.size(); ++i) {
+      out.emplace_back(r->elements[i].elements[0].str, r->elements[i].elements[1].integer);
     }
+    EXPECT_EQ(r->elements.back().integer, Run({"XLEN", ck_.outbox()}).integer);
     return out;
   }
   int64_t Len() { return Run({"XLEN", ck_.timeline()}).integer; }
@@ -88,17 +86,45 @@ TEST_F(TimelineFunctionsTest, StoresEventsAndARepeatedEventIdWritesNothing) {
   EXPECT_EQ(first[1].second, 0);
   EXPECT_EQ(Len(), 2);
   EXPECT_EQ(Run({"HGET", ck_.dedup(), "ev_1"}).str, first[0].first);
+  // The activity goes to the outbox, not to the tenant's index (another slot).
+  std::vector<OutboxEntry> ob = OutboxEntries("cus_1");
+  ASSERT_EQ(ob.size(), 1u);
+  EXPECT_EQ(ob[0].t(), "x");
+  EXPECT_EQ(ob[0].fields["at"], absl::StrCat(kNow));
+  EXPECT_EQ(Run({"EXISTS", tk_.activity()}).integer, 0);
+  EXPECT_EQ(ApplyOutbox("cus_1", kNow), 1);
   EXPECT_EQ(Run({"ZSCORE", tk_.activity(), "cus_1"}).str, absl::StrCat(kNow));
 
   // ev_1 again (with other content): answered with the stored event, nothing written.
   absl::StatusOr<redis::Reply> r = Call(Append({Event("ev_1", "conv_x", -0.9f)}));
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->elements.size(), 1u);
+  ASSERT_EQ(r->elements.size(), 2u);  // the event, then the outbox's length
   EXPECT_EQ(r->elements[0].elements[0].str, first[0].first);
   EXPECT_EQ(r->elements[0].elements[1].integer, 1);
   EXPECT_EQ(r->elements[0].elements[2].str, Event("ev_1").SerializeAsString());
+  EXPECT_EQ(r->elements[1].integer, 0);
+  EXPECT_EQ(Run({"XLEN", ck_.outbox()}).integer, 0);
   EXPECT_EQ(Len(), 2);
   EXPECT_EQ(Run({"EXISTS", ck_.conversations(), ck_.contacts(), ck_.signals()}).integer, 0);
+}
+
+TEST_F(TimelineFunctionsTest, WritesTheActivityAtMostOnceAMinute) {
+  Create();
+  TimelineAppend call = Append({Event("ev_1")});
+  Appended(call);
+  call = Append({Event("ev_2")});
+  call.now_ms = kNow + 59999;
+  Appended(call);
+  EXPECT_EQ(OutboxEntries("cus_1", "x").size(), 1u);
+  call = Append({Event("ev_3")});
+  call.now_ms = kNow + 60000;
+  Appended(call);
+  std::vector<OutboxEntry> x = OutboxEntries("cus_1", "x");
+  ASSERT_EQ(x.size(), 2u);
+  EXPECT_EQ(x[1].fields["at"], absl::StrCat(kNow + 60000));
+  // Applied, the index holds the latest.
+  EXPECT_EQ(ApplyOutbox("cus_1", kNow + 60000), 2);
+  EXPECT_EQ(Run({"ZSCORE", tk_.activity(), "cus_1"}).str, absl::StrCat(kNow + 60000));
 }
 
 TEST_F(TimelineFunctionsTest, TrimsToTheTenantsMaxEvents) {
@@ -127,8 +153,23 @@ TEST_F(TimelineFunctionsTest, CountsAConversationAsOneContact) {
 
 TEST_F(TimelineFunctionsTest, RaisesANegativeStreakAlertOnce) {
   Create();
-  for (int i = 1; i <= 5; ++i) Appended(Append({Event(absl::StrCat("ev_", i), "", -0.8f)}));
+  std::vector<std::pair<std::string, int64_t>> ids;
+  for (int i = 1; i <= 5; ++i) {
+    auto one = Appended(Append({Event(absl::StrCat("ev_", i), "", -0.8f)}));
+    ids.insert(ids.end(), one.begin(), one.end());
+  }
+  ASSERT_EQ(ids.size(), 5u);
   EXPECT_EQ(Run({"HGET", ck_.signals(), "streak"}).str, "5");
+  // One alert entry, for the third negative event, in the outbox; no tenant key written.
+  std::vector<OutboxEntry> a = OutboxEntries("cus_1", "a");
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].fields["id"], absl::StrCat("negative_streak:cus_1:", ids[2].first));
+  EXPECT_EQ(a[0].fields["k"], absl::StrCat(v1::ALERT_KIND_NEGATIVE_STREAK));
+  EXPECT_EQ(a[0].fields["ca"], "");
+  EXPECT_EQ(a[0].fields["msg"], "customer cus_1 had 3 negative interactions in a row");
+  EXPECT_EQ(a[0].fields["at"], absl::StrCat(kNow));
+  EXPECT_EQ(Run({"EXISTS", tk_.alert_log(), tk_.alert_ids(), tk_.alert_open()}).integer, 0);
+  ApplyOutbox("cus_1", kNow);
   EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
   EXPECT_EQ(Run({"HLEN", tk_.alert_ids()}).integer, 1);
   EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
@@ -136,6 +177,8 @@ TEST_F(TimelineFunctionsTest, RaisesANegativeStreakAlertOnce) {
   Appended(Append({Event("ev_6", "", 0.9f)}));
   EXPECT_EQ(Run({"HGET", ck_.signals(), "streak"}).str, "0");
   for (int i = 7; i <= 10; ++i) Appended(Append({Event(absl::StrCat("ev_", i), "", -0.8f)}));
+  EXPECT_EQ(OutboxEntries("cus_1", "a").size(), 1u);
+  ApplyOutbox("cus_1", kNow);
   EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 2);
 }
 
@@ -163,7 +206,7 @@ TEST_F(TimelineFunctionsTest, GuardRefusesUnknownErasedMergedAndHeldCustomers) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
 
   // Nothing of any of them was written.
-  EXPECT_EQ(Run({"EXISTS", ck_.timeline(), ck_.dedup(), tk_.activity()}).integer, 0);
+  EXPECT_EQ(Run({"EXISTS", ck_.timeline(), ck_.dedup(), ck_.outbox()}).integer, 0);
 }
 
 TEST_F(TimelineFunctionsTest, RangeReadsAPageAndRemapsAnOldPosition) {

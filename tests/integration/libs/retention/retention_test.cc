@@ -93,8 +93,11 @@ class RetentionTest : public onestory::testing::RedisTest {
     req.set_tenant(tenant);
     req.mutable_customer()->set_customer_id(id);
     for (const std::string& e : event_ids) *req.add_events() = MakeEvent(e);
-    return Await<v1::AppendResponse>(
+    auto r = Await<v1::AppendResponse>(
         [&](auto done) { timeline_->Append(req, Deadline(), std::move(done)); });
+    // The activity index is written right after the answer (libs/outbox).
+    EXPECT_TRUE(redis_->AwaitOutboxesDrained());
+    return r;
   }
 
   // The event ids in the customer's timeline, oldest first (from the dedup hash's view too).

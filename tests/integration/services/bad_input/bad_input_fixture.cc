@@ -388,9 +388,14 @@ void AlertsForSetup(Api& api, const State& s) {
     grpc::Status st = api.Append(r);
     ASSERT_TRUE(st.ok()) << Describe(st);
   }
+  // Alerts are raised once the appends' outboxes are applied (libs/outbox), right after they
+  // answered.
   v1::ListAlertsResponse alerts;
-  grpc::Status st = api.ListAlerts(ListAlertsOf(s), &alerts);
-  ASSERT_TRUE(st.ok()) << Describe(st);
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  do {
+    grpc::Status st = api.ListAlerts(ListAlertsOf(s), &alerts);
+    ASSERT_TRUE(st.ok()) << Describe(st);
+  } while (alerts.alerts_size() < 2 && absl::Now() < until);
   ASSERT_EQ(alerts.alerts_size(), 2);
 }
 

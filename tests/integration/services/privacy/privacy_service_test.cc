@@ -630,8 +630,8 @@ TEST_F(PrivacyServiceTest, WritesRacingWithAnEraseNeverBringTheCustomerBack) {
 TEST_F(PrivacyServiceTest, AnInterruptedEraseIsFinishedByARetry) {
   int n = 0;
   for (const char* step : {"erase.tombstone", "erase.closure", "erase.sources", "erase.identifiers",
-                           "erase.suggestions", "erase.engagement", "erase.alerts", "erase.merges",
-                           "erase.keys", "erase.done"}) {
+                           "erase.suggestions", "erase.outbox", "erase.engagement", "erase.alerts",
+                           "erase.merges", "erase.keys", "erase.done"}) {
     SCOPED_TRACE(step);
     std::string secret = absl::StrCat("qx7Interrupted", n);
     std::string a =

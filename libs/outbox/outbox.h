@@ -1,0 +1,59 @@
+// libs/outbox: the effects of a customer's writes on tenant-wide keys (alerts, journey
+// counters, the retention activity index), applied in those keys' own hash slots, each exactly
+// once. Redis Cluster changes one slot per step; a customer's keys share one slot, a tenant's
+// alert log or counters another.
+//
+// A function that changes a customer writes those effects, atomically with the change, as
+// entries of the customer's outbox (keys::CustomerKeys::outbox, libs/outbox/lua/write.lua).
+// The instance that served the call then
+//   1. marks the outbox pending (ZINCRBY of "<tenant>|<customer>" in keys::PendingOutboxKey)
+//      before it answers, so a crash after the answer leaves a mark the Sweeper finds;
+//   2. answers, then drains: reads the entries in order, applies them per target (outbox_alerts:
+//      an alert id is raised once; outbox_journey: entries up to the customer's last applied
+//      one are skipped; the activity index: ZADD GT), deletes them, and clears the mark unless
+//      a later write marked the outbox again.
+// Applying is idempotent, so a retry, a crash between two steps or two instances draining the
+// same outbox change nothing twice. Entries are applied in the order written.
+//
+//   outbox::Settle(client, tenant, customer_id, deadline, [done](absl::Status st) {
+//     ... answer the caller: st is an error when the mark could not be written ...
+//   });
+//
+// Thread-safe; callbacks run on the Redis loop thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "libs/common/callback.h"
+#include "libs/redis/client.h"
+
+namespace onestory::outbox {
+
+// Entries read (and applied) per step of a drain.
+inline constexpr int kBatch = 100;
+// How long outbox_journey remembers the last entry it applied per customer: an entry applied
+// but not deleted for longer (a crash, and no drain since) would be counted again.
+inline constexpr absl::Duration kAppliedKeptFor = absl::Hours(7 * 24);
+// The deadline of the drain that follows an answer.
+inline constexpr absl::Duration kDrainTimeout = absl::Seconds(10);
+
+// After a write that left entries in the customer's outbox (or may have): marks the outbox
+// pending, calls `marked` (OK, or the error when the mark could not be written: the caller
+// answers with it, and a retry marks again), then drains in the background; a drain that
+// fails is logged and left to the Sweeper.
+void Settle(redis::Client* client, const std::string& tenant, const std::string& customer_id,
+            absl::Time deadline, absl::AnyInvocable<void(absl::Status)> marked);
+
+// Applies and deletes every entry of the customer's outbox, kBatch at a time; then, when `mark`
+// is not 0, clears the customer's pending mark if it is still `mark`. `done` gets the number of
+// entries applied, or the first error (entries not applied stay for the next drain). An entry
+// of a kind this version does not know stops the drain with FAILED_PRECONDITION: a newer
+// version wrote it, and applies it.
+void Drain(redis::Client* client, const std::string& tenant, const std::string& customer_id,
+           int64_t mark, absl::Time deadline, Callback<int64_t> done);
+
+}  // namespace onestory::outbox

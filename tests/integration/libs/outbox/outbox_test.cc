@@ -1,0 +1,227 @@
+// libs/outbox over real Redis: what an Append leaves in the customer's outbox is applied to the
+// tenant's keys exactly once, by the drain after the answer, by two drains at once, or by the
+// Sweeper after a crash left it marked; and on a Redis Cluster, where the customer's keys, the
+// tenant's alert log and the pending marks live on different primaries, Append works at all.
+#include "libs/outbox/outbox.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/time/clock.h"
+#include "libs/identity/identity_store.h"
+#include "libs/keys/key_schema.h"
+#include "libs/outbox/sweeper.h"
+#include "libs/redis/slot.h"
+#include "libs/timeline/timeline_store.h"
+#include "tests/testing/await.h"
+#include "tests/testing/proto_builders.h"
+#include "tests/testing/redis_cluster_for_test.h"
+#include "tests/testing/redis_test.h"
+
+namespace onestory::outbox {
+namespace {
+
+using onestory::testing::Await;
+using onestory::testing::Deadline;
+
+v1::Event Negative(const std::string& id) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.set_channel(v1::CHANNEL_VOICE);
+  e.set_kind(v1::EVENT_KIND_MESSAGE);
+  e.mutable_actor()->set_type(v1::Actor::TYPE_CUSTOMER);
+  e.set_summary("unhappy " + id);
+  e.set_sentiment(-0.9f);
+  return e;
+}
+
+// A customer's stores over one client: identity and timeline, as the server wires them.
+struct Stores {
+  explicit Stores(redis::Client* client)
+      : identity(client), timeline(client, &identity, timeline::EngagementPolicy()) {}
+
+  std::string NewCustomer(const std::string& phone) {
+    auto r = Await<identity::IdentityStore::Resolved>([&](auto done) {
+      identity.Resolve("acme", onestory::testing::Id(v1::IDENTIFIER_TYPE_PHONE, phone), true,
+                       Deadline(), std::move(done));
+    });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->customer_id : "";
+  }
+  absl::Status Append(const std::string& customer, const std::vector<std::string>& ids) {
+    v1::AppendRequest req;
+    req.set_tenant("acme");
+    req.mutable_customer()->set_customer_id(customer);
+    for (const std::string& id : ids) *req.add_events() = Negative(id);
+    return Await<v1::AppendResponse>(
+               [&](auto done) { timeline.Append(req, Deadline(), std::move(done)); })
+        .status();
+  }
+
+  identity::IdentityStore identity;
+  timeline::TimelineStore timeline;
+};
+
+class OutboxTest : public onestory::testing::RedisTest {
+ protected:
+  void SetUp() override {
+    RedisTest::SetUp();
+    stores_ = std::make_unique<Stores>(client_.get());
+  }
+  int64_t Alerts() { return redis_->Run({"XLEN", tk_.alert_log()}).integer; }
+  int64_t OutboxLength(const std::string& customer) {
+    return redis_->Run({"XLEN", keys::CustomerKeys("acme", customer).outbox()}).integer;
+  }
+  // Writes what an Append writes, as an instance killed before its drain leaves it: the
+  // events and their outbox entries, and the mark (Settle's ZINCRBY), nothing applied.
+  void AppendThenCrash(const std::string& customer, int n, const std::string& prefix) {
+    for (int i = 0; i < n; ++i) {
+      v1::AppendRequest req;
+      // The stores' own client drains; this one only writes.
+      redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", customer), "1",
+                   absl::StrCat("acme|", customer)});
+      ASSERT_TRUE(stores_->Append(customer, {absl::StrCat(prefix, i)}).ok());
+    }
+  }
+
+  const keys::TenantKeys tk_{"acme"};
+  std::unique_ptr<Stores> stores_;
+};
+
+TEST_F(OutboxTest, AnAppendsAlertAndActivityAreAppliedOnceRightAfterItAnswers) {
+  std::string c = stores_->NewCustomer("14155550100");
+  // Three negative events in a row: NEGATIVE_STREAK (the default threshold is 3).
+  ASSERT_TRUE(stores_->Append(c, {"e1", "e2", "e3"}).ok());
+  ASSERT_TRUE(redis_->AwaitOutboxesDrained());
+  EXPECT_EQ(Alerts(), 1);
+  EXPECT_EQ(OutboxLength(c), 0);
+  EXPECT_EQ(redis_->Run({"EXISTS", keys::CustomerKeys("acme", c).outbox()}).integer, 0)
+      << "a drained outbox is deleted";
+  EXPECT_FALSE(redis_->Run({"ZSCORE", tk_.activity(), c}).is_nil());
+  // A retry of the same events: nothing stored twice, no second alert.
+  ASSERT_TRUE(stores_->Append(c, {"e1", "e2", "e3"}).ok());
+  ASSERT_TRUE(redis_->AwaitOutboxesDrained());
+  EXPECT_EQ(Alerts(), 1);
+}
+
+TEST_F(OutboxTest, TwoDrainsAtOnceApplyEachEntryOnce) {
+  std::string c = stores_->NewCustomer("14155550100");
+  const keys::CustomerKeys ck("acme", c);
+  // Entries as the functions write them (libs/outbox/lua/write.lua): two counts and an alert.
+  for (const auto& [s, fields] : std::vector<std::pair<int, std::vector<std::string>>>{
+           {1, {"t", "n", "f", "shipped:repeats"}},
+           {2, {"t", "a", "id", "x:1", "k", "2", "ca", "", "msg", "m", "at", "5"}},
+           {3, {"t", "n", "f", "shipped:repeats"}}}) {
+    std::vector<std::string> argv = {"XADD", ck.outbox(), "*", "s", absl::StrCat(s)};
+    argv.insert(argv.end(), fields.begin(), fields.end());
+    redis_->Run(argv);
+  }
+  std::vector<absl::StatusOr<int64_t>> results(2, absl::UnknownError("no answer"));
+  absl::BlockingCounter both(2);
+  for (int i = 0; i < 2; ++i) {
+    Drain(client_.get(), "acme", c, 0, Deadline(), [&, i](absl::StatusOr<int64_t> n) {
+      results[i] = n;
+      both.DecrementCount();
+    });
+  }
+  both.Wait();
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "shipped:repeats"}).str, "2");
+  EXPECT_EQ(Alerts(), 1);
+  EXPECT_EQ(redis_->Run({"ZSCORE", tk_.alert_open(), "x:1"}).str, "5");
+  EXPECT_EQ(OutboxLength(c), 0);
+  // The same entries once more (a drain that read them before they were deleted): skipped.
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "3", "t", "n", "f", "shipped:repeats"});
+  ASSERT_TRUE(Await<int64_t>([&](auto done) {
+                Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done));
+              }).ok());
+  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "shipped:repeats"}).str, "2");
+}
+
+TEST_F(OutboxTest, AnEntryOfAnUnknownKindStopsTheDrainThere) {
+  std::string c = stores_->NewCustomer("14155550100");
+  const keys::CustomerKeys ck("acme", c);
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "1", "t", "n", "f", "a:b"});
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "2", "t", "z"});
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "3", "t", "n", "f", "a:b"});
+  auto n = Await<int64_t>(
+      [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "a:b"}).str, "1");
+  EXPECT_EQ(OutboxLength(c), 2) << "the unknown entry and what follows wait for a newer version";
+  n = Await<int64_t>(
+      [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kFailedPrecondition) << n.status();
+}
+
+TEST_F(OutboxTest, TheSweeperFinishesWhatAKilledInstanceLeftMarked) {
+  std::string c = stores_->NewCustomer("14155550100");
+  const keys::CustomerKeys ck("acme", c);
+  // As if the instance died after the function and its mark, before any drain.
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "1", "t", "a", "id", "k:1", "k", "3", "ca", "", "msg",
+               "m", "at", "7"});
+  redis_->Run({"XADD", ck.outbox(), "*", "s", "2", "t", "x", "at", "9"});
+  redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", c), "1", absl::StrCat("acme|", c)});
+  Sweeper sweeper(client_.get());
+  Sweeper::Stats first = sweeper.RunOnce(Deadline());
+  EXPECT_EQ(first.marked, 1);
+  EXPECT_EQ(first.drained, 0) << "a mark seen once may belong to a call settling right now";
+  Sweeper::Stats second = sweeper.RunOnce(Deadline());
+  EXPECT_EQ(second.drained, 1);
+  EXPECT_EQ(second.entries, 2);
+  EXPECT_EQ(Alerts(), 1);
+  EXPECT_EQ(redis_->Run({"ZSCORE", tk_.activity(), c}).str, "9");
+  EXPECT_EQ(redis_->Run({"EXISTS", keys::PendingOutboxKey("acme", c)}).integer, 0);
+  // A mark that moves between passes is left to the call that moved it.
+  redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", c), "1", absl::StrCat("acme|", c)});
+  sweeper.RunOnce(Deadline());
+  redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", c), "1", absl::StrCat("acme|", c)});
+  EXPECT_EQ(sweeper.RunOnce(Deadline()).drained, 0);
+}
+
+// On a cluster: the customer's keys, the tenant's alert log and the customer's pending mark
+// on different primaries (a function touching a key of another slot would be refused), and
+// Append with its alert works end to end.
+TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
+  onestory::testing::RedisClusterForTest cluster;
+  redis::Client client(cluster.ClientOptions());
+  Stores stores(&client);
+  const keys::TenantKeys tk("acme");
+  const int alerts_primary = cluster.PrimaryOf(redis::KeySlot(tk.alert_log()));
+  std::string c;
+  for (int i = 0; i < 20 && c.empty(); ++i) {
+    std::string id = stores.NewCustomer(absl::StrCat("1415555010", i));
+    const int customer_primary =
+        cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", id).profile()));
+    if (customer_primary != alerts_primary) c = id;
+  }
+  ASSERT_FALSE(c.empty()) << "no customer landed on another primary than the alert log";
+  ASSERT_TRUE(stores.Append(c, {"e1", "e2", "e3"}).ok());
+  std::set<int> primaries = {
+      alerts_primary, cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline())),
+      cluster.PrimaryOf(redis::KeySlot(keys::PendingOutboxKey("acme", c))),
+      cluster.PrimaryOf(redis::KeySlot(tk.activity()))};
+  EXPECT_GE(primaries.size(), 2u);
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  int64_t alerts = 0;
+  while (absl::Now() < until) {
+    alerts = cluster.Run(alerts_primary, {"XLEN", tk.alert_log()}).integer;
+    if (alerts > 0) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(alerts, 1);
+  const int customer_primary =
+      cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline()));
+  EXPECT_EQ(
+      cluster.Run(customer_primary, {"XLEN", keys::CustomerKeys("acme", c).timeline()}).integer, 3);
+}
+
+}  // namespace
+}  // namespace onestory::outbox
