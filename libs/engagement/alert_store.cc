@@ -225,6 +225,7 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
           SetEffects(parts[0], parts[1], now, "", "", ctx_.policy, &call);
           call.member = member;
           call.case_id = parts[2];
+          call.due_ms = static_cast<int64_t>(due);
           call.due_text =
               google::protobuf::util::TimeUtil::ToString(FromMillis(static_cast<int64_t>(due)));
           ctx_.client->Fcall(
@@ -234,19 +235,24 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
                 if (!r.ok()) {
                   Log(LogLevel::kWarning, "promise.check_failed",
                       {{"promise", member}, {"error", r.status().ToString()}});
-                } else if (r->integer == 1) {
-                  Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
-                  // The alert is in the customer's outbox: it is raised once applied.
-                  return outbox::Settle(ctx_.client, tenant, customer, deadline,
-                                        [finish, member](absl::Status st) {
-                                          if (!st.ok()) {
-                                            Log(LogLevel::kWarning, "promise.alert_not_scheduled",
-                                                {{"promise", member}, {"error", st.ToString()}});
-                                          }
-                                          finish();
-                                        });
+                  return finish();
                 }
-                finish();
+                if (r->integer == 2) {
+                  // No such case any more (its customer erased or merged): nothing will forget it.
+                  return ctx_.client->Command({"ZREM", keys::DuePromisesKey(), member}, deadline,
+                                              [finish](absl::StatusOr<Reply>) { finish(); });
+                }
+                if (r->integer == 1)
+                  Log(LogLevel::kInfo, "alert.promise_overdue", {{"promise", member}});
+                // The alert and the promise's removal from the index are in the customer's outbox.
+                outbox::Settle(ctx_.client, tenant, customer, deadline,
+                               [finish, member](absl::Status st) {
+                                 if (!st.ok()) {
+                                   Log(LogLevel::kWarning, "promise.alert_not_scheduled",
+                                       {{"promise", member}, {"error", st.ToString()}});
+                                 }
+                                 finish();
+                               });
               });
         }
       });

@@ -75,6 +75,17 @@ absl::Status ValidateCaseId(const std::string& id, bool allow_empty) {
   return ValidateToken("case_id", id, timeline::kMaxRefIdBytes, allow_empty);
 }
 
+// The tenant's journey stages, one per line ('' when it has none), read before a case call:
+// they live in another hash slot than the customer's keys, so the function is given them.
+void ReadStages(redis::Client* client, const std::string& tenant, absl::Time deadline,
+                Callback<std::string> done) {
+  client->Command({"GET", keys::TenantKeys(tenant).journey_stages()}, deadline,
+                  [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                    if (!r.ok()) return done(r.status());
+                    done(r->is_nil() ? std::string() : r->str);
+                  });
+}
+
 }  // namespace
 
 void CaseStore::Open(const v1::OpenCaseRequest& sent, absl::Time deadline,
@@ -120,28 +131,29 @@ void CaseStore::Open(const v1::OpenCaseRequest& sent, absl::Time deadline,
   call.actor_id = req.actor().id();
   call.max_open_cases = kMaxOpenCasesPerCustomer;
   SetEvent(*event, &call);
-  // Before creating a customer for this case: the stage must fit the tenant's journey.
-  redis::Client* client = ctx_.client;
-  std::string tenant = req.tenant();
-  std::string stage = req.stage();
-  BeforeCreate check_stage = nullptr;
-  if (!stage.empty()) {
-    check_stage = [client, tenant, stage, deadline](Callback<bool> cb) {
-      client->Command({"GET", keys::TenantKeys(tenant).journey_stages()}, deadline,
-                      [stage, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok()) return cb(r.status());
-                        cb(CheckStage(r->is_nil() ? nullptr : &r->str, stage));
-                      });
-    };
-  }
-  RunCustomerScript(
-      ctx_, req.tenant(), req.customer(), req.create_if_missing(), std::move(call), now, deadline,
-      [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-        CaseReply<v1::OpenCaseResponse>(
-            id, std::move(r), event, done,
-            [](v1::OpenCaseResponse* resp, bool again) { resp->set_already_open(again); });
-      },
-      std::move(check_stage));
+  ReadStages(ctx_.client, req.tenant(), deadline,
+             [this, req, id, event, call = std::move(call), now, deadline,
+              done = std::move(done)](absl::StatusOr<std::string> stages) mutable {
+               if (!stages.ok()) return done(stages.status());
+               call.stages = *stages;
+               // Before creating a customer for this case: the stage must fit the journey.
+               BeforeCreate check_stage = nullptr;
+               if (!req.stage().empty()) {
+                 check_stage = [stages = *stages, stage = req.stage()](Callback<bool> cb) {
+                   cb(CheckStage(stages.empty() ? nullptr : &stages, stage));
+                 };
+               }
+               RunCustomerScript(
+                   ctx_, req.tenant(), req.customer(), req.create_if_missing(), std::move(call),
+                   now, deadline,
+                   [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+                     CaseReply<v1::OpenCaseResponse>(id, std::move(r), event, done,
+                                                     [](v1::OpenCaseResponse* resp, bool again) {
+                                                       resp->set_already_open(again);
+                                                     });
+                   },
+                   std::move(check_stage));
+             });
 }
 
 void CaseStore::Update(const v1::UpdateCaseRequest& sent, absl::Time deadline,
@@ -220,12 +232,19 @@ void CaseStore::Update(const v1::UpdateCaseRequest& sent, absl::Time deadline,
   call.max_owner_history = kMaxOwnerHistory;
   SetEvent(*event, &call);
   std::string id = req.case_id();
-  RunCustomerScript(
-      ctx_, req.tenant(), req.customer(), false, std::move(call), now, deadline,
-      [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
-        CaseReply<v1::UpdateCaseResponse>(
-            id, std::move(r), event, done,
-            [](v1::UpdateCaseResponse* resp, bool again) { resp->set_duplicate(again); });
+  ReadStages(
+      ctx_.client, req.tenant(), deadline,
+      [this, req, id, event, call = std::move(call), now, deadline,
+       done = std::move(done)](absl::StatusOr<std::string> stages) mutable {
+        if (!stages.ok()) return done(stages.status());
+        call.stages = *stages;
+        RunCustomerScript(
+            ctx_, req.tenant(), req.customer(), false, std::move(call), now, deadline,
+            [id, event, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
+              CaseReply<v1::UpdateCaseResponse>(
+                  id, std::move(r), event, done,
+                  [](v1::UpdateCaseResponse* resp, bool again) { resp->set_duplicate(again); });
+            });
       });
 }
 

@@ -30,6 +30,8 @@ TenantKeys::TenantKeys(absl::string_view tenant)
       retention_(absl::StrCat("os:{", tenant, ":r}:")) {}
 
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
+std::string DuePromisesAppliedKey() { return "os:{alerts}:due.ob"; }
+std::string DuePromisesAppliedAtKey() { return "os:{alerts}:due.ob.t"; }
 
 std::string PendingOutboxKey(absl::string_view tenant, absl::string_view customer_id) {
   // FNV-1a: stable across builds and machines (every instance must pick the same bucket).

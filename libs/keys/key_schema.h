@@ -139,6 +139,10 @@ class TenantKeys {
 
 // Promises by due time across tenants: "<tenant>|<customer>|<case>" -> promised_by ms.
 std::string DuePromisesKey();
+// Beside it (libs/outbox): hash "<tenant>|<customer>" -> the sequence number of the last of its
+// outbox entries applied to the index, and zset "<tenant>|<customer>" -> when (ms).
+std::string DuePromisesAppliedKey();
+std::string DuePromisesAppliedAtKey();
 
 // The record of one merge (merge ids are validated like customer ids).
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id);

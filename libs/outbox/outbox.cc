@@ -14,6 +14,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/outbox_alerts.h"
 #include "libs/lua/outbox_delete.h"
+#include "libs/lua/outbox_due.h"
 #include "libs/lua/outbox_journey.h"
 #include "libs/lua/outbox_unmark.h"
 
@@ -28,10 +29,11 @@ std::string Member(const std::string& tenant, const std::string& customer_id) {
 
 // One batch of entries, by target (the entry format: libs/outbox/lua/write.lua).
 struct Batch {
-  std::vector<std::string> ids;     // every entry, in order
-  std::vector<std::string> alerts;  // outbox_alerts' alerts...
-  std::vector<std::string> counts;  // outbox_journey's counts...
-  int64_t active_at = -1;           // the latest activity, -1 when none
+  std::vector<std::string> ids;      // every entry, in order
+  std::vector<std::string> alerts;   // outbox_alerts' alerts...
+  std::vector<std::string> journey;  // outbox_journey's entries...
+  std::vector<std::string> due;      // outbox_due's entries...
+  int64_t active_at = -1;            // the latest activity, -1 when none
 };
 
 absl::StatusOr<Batch> ParseBatch(const Reply& r) {
@@ -55,8 +57,13 @@ absl::StatusOr<Batch> ParseBatch(const Reply& r) {
         b.alerts.push_back(field(name));
       }
     } else if (kind == "n") {
-      b.counts.push_back(field("s"));
-      b.counts.push_back(field("f"));
+      b.journey.insert(b.journey.end(), {field("s"), kind, field("f"), "", ""});
+    } else if (kind == "jo") {
+      b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), "", ""});
+    } else if (kind == "jl") {
+      b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), field("g"), field("ms")});
+    } else if (kind == "da" || kind == "dr") {
+      b.due.insert(b.due.end(), {field("s"), kind, field("m"), field("sc")});
     } else if (kind == "x") {
       int64_t at = 0;
       if (absl::SimpleAtoi(field("at"), &at)) b.active_at = std::max(b.active_at, at);
@@ -116,8 +123,8 @@ void Delete(std::shared_ptr<DrainRun> run, std::vector<std::string> ids, bool la
 void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
   const keys::TenantKeys tk(run->tenant);
   redis::Client* client = run->client;
-  const int targets = (batch.alerts.empty() ? 0 : 1) + (batch.counts.empty() ? 0 : 1) +
-                      (batch.active_at < 0 ? 0 : 1);
+  const int targets = (batch.alerts.empty() ? 0 : 1) + (batch.journey.empty() ? 0 : 1) +
+                      (batch.due.empty() ? 0 : 1) + (batch.active_at < 0 ? 0 : 1);
   auto applied =
       Barrier::Make(targets, [run, ids = std::move(batch.ids), last](absl::Status st) mutable {
         if (!st.ok()) return run->done(st);
@@ -134,15 +141,28 @@ void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
     call.alerts = std::move(batch.alerts);
     client->Fcall(call, run->deadline, arrive);
   }
-  if (!batch.counts.empty()) {
+  if (!batch.journey.empty()) {
     lua::OutboxJourney call;
     call.journey_counters = tk.journey_counters();
+    call.journey_open = tk.journey_open();
+    call.journey_stays = tk.journey_stays();
     call.applied = tk.journey_applied();
     call.applied_at = tk.journey_applied_at();
     call.customer_id = run->customer_id;
     call.now_ms = NowMillis();
     call.kept_ms = absl::ToInt64Milliseconds(kAppliedKeptFor);
-    call.counts = std::move(batch.counts);
+    call.entries = std::move(batch.journey);
+    client->Fcall(call, run->deadline, arrive);
+  }
+  if (!batch.due.empty()) {
+    lua::OutboxDue call;
+    call.due_promises = keys::DuePromisesKey();
+    call.applied = keys::DuePromisesAppliedKey();
+    call.applied_at = keys::DuePromisesAppliedAtKey();
+    call.owner = Member(run->tenant, run->customer_id);
+    call.now_ms = NowMillis();
+    call.kept_ms = absl::ToInt64Milliseconds(kAppliedKeptFor);
+    call.entries = std::move(batch.due);
     client->Fcall(call, run->deadline, arrive);
   }
   if (batch.active_at >= 0) {

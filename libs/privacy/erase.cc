@@ -399,6 +399,14 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
   std::vector<std::string> applied = {"HDEL", tk.journey_applied()};
   applied.insert(applied.end(), ids.begin(), ids.end());
   commands.push_back(std::move(applied));
+  std::vector<std::string> due_applied = {"HDEL", keys::DuePromisesAppliedKey()};
+  std::vector<std::string> due_applied_at = {"ZREM", keys::DuePromisesAppliedAtKey()};
+  for (const std::string& id : ids) {
+    due_applied.push_back(absl::StrCat(run->tenant, "|", id));
+    due_applied_at.push_back(absl::StrCat(run->tenant, "|", id));
+  }
+  commands.push_back(std::move(due_applied));
+  commands.push_back(std::move(due_applied_at));
   auto b = Barrier::Make(commands.size() + run->customers.size(), [this, run](absl::Status st) {
     if (!st.ok()) return run->done(st);
     Step(run, "erase.alerts", &PrivacyStore::DropAlerts);

@@ -7,16 +7,16 @@
 --   os_event_named(P)              the function's event (its ev_* arguments) for os_append
 --   os_pb_int, os_pb_str           a protobuf field appended to a serialized event
 --   os_done_before(eid, record)    the answer to a retry
---   os_journey_stages()            the tenant's stages (nil: no journey)
+--   os_journey_stages()            the tenant's stages (nil: no journey), from the argument
+--                                  stages (CaseStore reads them first: another slot)
 --   os_check_stage(stage)          nil when a case may be in `stage`, else the error reply
 --   os_due_member(tenant, id)      a case's member of the due-promise index
 --   os_no_case(id)                 the NOT_FOUND reply for a case the customer does not have
 --
 -- Names of the keys: profile, timeline, dedup, conversations, identifiers,
--- conversation_records, cases, facts, contacts, contact_channels, signals, outbox,
--- journey_stages, journey_open, journey_stays, due_promises (as
+-- conversation_records, cases, facts, contacts, contact_channels, signals, outbox (as
 -- timeline_append and keys::CustomerKeys / TenantKeys name them); of the
--- arguments: customer_id, now_ms, notify_channel, tag, via, repeat_window_ms,
+-- arguments: customer_id, now_ms, notify_channel, tag, via, repeat_window_ms, stages,
 -- alert_repeat_contacts, alert_negative_streak, max_events, max_age_ms, and the event ev_id,
 -- ev_blob, ev_channel, ev_kind, ev_occurred_ms, ev_conversation, ev_sentiment, ev_case
 -- (engagement::SetEffects and SetEvent in libs/engagement/customer_script.h fill them).
@@ -49,14 +49,13 @@
 
 local function os_engagement(k, a)
   local bound = {cid = a.customer_id, now = a.now_ms, notify = a.notify_channel, tag = a.tag,
-                 via = a.via, window = a.repeat_window_ms,
+                 via = a.via, window = a.repeat_window_ms, jst = a.stages,
                  arepeat = a.alert_repeat_contacts, astreak = a.alert_negative_streak,
                  maxev = a.max_events, maxage = a.max_age_ms}
   os_effects({p = k.profile, tl = k.timeline, dd = k.dedup, cv = k.conversations,
               ids = k.identifiers, cs = k.conversation_records, ca = k.cases, fa = k.facts,
-              ct = k.contacts, cc = k.contact_channels, sg = k.signals, ob = k.outbox,
-              jst = k.journey_stages, jo = k.journey_open, jd = k.journey_stays,
-              due = k.due_promises}, bound)
+              ct = k.contacts, cc = k.contact_channels, sg = k.signals, ob = k.outbox},
+             bound)
   return bound
 end
 
@@ -91,8 +90,8 @@ local function os_done_before(eid, record)
 end
 
 local function os_journey_stages()
-  local s = redis.call('GET', K.jst)
-  if not s then return nil end
+  local s = P.jst
+  if not s or s == '' then return nil end
   local out = {}
   for st in string.gmatch(s, '[^\n]+') do out[#out + 1] = st end
   return out

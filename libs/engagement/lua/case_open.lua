@@ -15,10 +15,8 @@
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
 --   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
---   journey_stages        the tenant's journey stages
---   journey_open          the tenant's open cases per stage (os_journey)
---   journey_stays         the tenant's completed stays per stage (os_journey)
 -- ARGV:
+--   stages                the tenant's journey stages, one per line ('' when it has none)
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms
 --   notify_channel        the customer's notify channel (the newest stream id is published)

@@ -14,10 +14,6 @@
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
 --   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
---   journey_stages        the tenant's journey stages
---   journey_open          the tenant's open cases per stage (os_journey)
---   journey_stays         the tenant's completed stays per stage (os_journey)
---   due_promises          promises by due time, across tenants
 -- ARGV:
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms
@@ -66,5 +62,5 @@ c.rn = P.resolution
 c.up = E.now
 rec = cjson.encode(c)
 redis.call('HSET', K.cases, id, rec)
-redis.call('ZREM', K.due_promises, os_due_member(P.tenant, id))
+if c.pb > 0 then os_outbox_undue(K.profile, K.outbox, os_due_member(P.tenant, id)) end
 return {0, rec, out[1][1], ''}

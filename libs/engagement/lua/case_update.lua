@@ -16,11 +16,8 @@
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
 --   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
---   journey_stages        the tenant's journey stages
---   journey_open          the tenant's open cases per stage (os_journey)
---   journey_stays         the tenant's completed stays per stage (os_journey)
---   due_promises          promises by due time, across tenants
 -- ARGV:
+--   stages                the tenant's journey stages, one per line ('' when it has none)
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms
 --   notify_channel        the customer's notify channel (the newest stream id is published)
@@ -108,7 +105,7 @@ if pb > 0 then
   c.pm = E.now
   c.mt = P.actor_type
   c.mi = P.actor_id
-  redis.call('ZADD', K.due_promises, pb, os_due_member(P.tenant, id))
+  os_outbox_due(K.profile, K.outbox, os_due_member(P.tenant, id), pb)
 end
 if P.note ~= '' then
   c.ln = P.note

@@ -2,9 +2,10 @@
 -- in each stage, kept by every function that moves a case (libs/engagement, libs/merge,
 -- libs/privacy) so GetJourneyStats reads one place.
 --
--- Keys, from the calling function's K (os_effects): jo the tenant's open-case index
--- (keys::TenantKeys::journey_open), jd its completed stays (journey_stays), ob the customer's
--- outbox (the counters, journey_counters, are counted through it). Arguments from P: cid the
+-- The tenant's keys: the open-case index (keys::TenantKeys::journey_open), the completed stays
+-- (journey_stays) and the counters (journey_counters). A case function changes them through the
+-- customer's outbox (K.p, K.ob: libs/outbox/lua/write.lua; outbox_journey applies the entries);
+-- os_journey_move, run by the merge steps, changes K.jo itself. Arguments from P: cid the
 -- customer, now (ms).
 --
 -- The open index is a zset whose scores are all 0: a member "<stage>|<entered ms, 15 digits>|
@@ -30,7 +31,7 @@ local function os_journey_enter(id, c, stage)
   c.sg = stage
   c.se = P.now
   if stage == '' then return end
-  redis.call('ZADD', K.jo, 0, os_journey_member(stage, c.se, P.cid, id))
+  os_outbox_journey_enter(K.p, K.ob, os_journey_member(stage, c.se, P.cid, id))
   os_outbox_count(K.p, K.ob, stage .. ':entered')
 end
 
@@ -38,10 +39,8 @@ end
 -- stay is recorded.
 local function os_journey_leave(id, c)
   if c.sg == '' then return end
-  redis.call('ZREM', K.jo, os_journey_member(c.sg, c.se, P.cid, id))
-  local n = redis.call('HINCRBY', K.jd, c.sg .. ':n', 1)
-  redis.call('HSET', K.jd, c.sg .. ':' .. ((n - 1) % os_journey_stays_kept),
-             math.max(0, P.now - c.se))
+  os_outbox_journey_leave(K.p, K.ob, os_journey_member(c.sg, c.se, P.cid, id), c.sg,
+                          math.max(0, P.now - c.se))
 end
 
 -- An open case `id`, record `c`, now belongs to customer `to` instead of `from` (a merge or an

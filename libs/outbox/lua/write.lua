@@ -8,6 +8,10 @@
 -- "applied up to s" never mistakes a new entry for an old one), t its kind:
 --   t=a  raise an alert: id (raised once per id), k AlertKind number, ca case id, msg, at ms
 --   t=n  add 1 to the journey counter f ("<stage>:<what>")
+--   t=jo a case entered a stage: add m to the journey's open-case index
+--   t=jl a case left stage g after ms: remove m from the open-case index, record the stay
+--   t=da a promise is due at sc ms: add (or move) m in the due-promise index
+--   t=dr forget the promise m in the due-promise index
 --   t=x  the customer was active at `at` ms (the retention activity index)
 -- p is the customer's profile hash, ob its outbox.
 
@@ -21,6 +25,22 @@ end
 
 local function os_outbox_count(p, ob, field)
   os_outbox_add(p, ob, 't', 'n', 'f', field)
+end
+
+local function os_outbox_journey_enter(p, ob, member)
+  os_outbox_add(p, ob, 't', 'jo', 'm', member)
+end
+
+local function os_outbox_journey_leave(p, ob, member, stage, ms)
+  os_outbox_add(p, ob, 't', 'jl', 'm', member, 'g', stage, 'ms', ms)
+end
+
+local function os_outbox_due(p, ob, member, due_ms)
+  os_outbox_add(p, ob, 't', 'da', 'm', member, 'sc', due_ms)
+end
+
+local function os_outbox_undue(p, ob, member)
+  os_outbox_add(p, ob, 't', 'dr', 'm', member)
 end
 
 local function os_outbox_active(p, ob, now)

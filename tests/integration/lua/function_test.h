@@ -35,6 +35,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/outbox_alerts.h"
 #include "libs/lua/outbox_delete.h"
+#include "libs/lua/outbox_due.h"
 #include "libs/lua/outbox_journey.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
@@ -85,8 +86,9 @@ class FunctionTest : public ::testing::Test {
   }
 
   // Applies every entry of the outbox of `customer_id` of tenant "acme" to the tenant's keys
-  // and deletes them, as libs/outbox's Drain does: alerts with outbox_alerts, journey counts
-  // with outbox_journey (at `now_ms`, marks kept 7 days), the latest activity with ZADD GT.
+  // and deletes them, as libs/outbox's Drain does: alerts with outbox_alerts, journey entries
+  // with outbox_journey and due promises with outbox_due (at `now_ms`, marks kept 7 days), the
+  // latest activity with ZADD GT.
   // Returns the number of entries applied.
   int64_t ApplyOutbox(const std::string& customer_id, int64_t now_ms) {
     const keys::TenantKeys tk("acme");
@@ -99,11 +101,20 @@ class FunctionTest : public ::testing::Test {
     alerts.alert_channel = tk.alert_channel();
     lua::OutboxJourney journey;
     journey.journey_counters = tk.journey_counters();
+    journey.journey_open = tk.journey_open();
+    journey.journey_stays = tk.journey_stays();
     journey.applied = tk.journey_applied();
     journey.applied_at = tk.journey_applied_at();
     journey.customer_id = customer_id;
     journey.now_ms = now_ms;
     journey.kept_ms = 7 * 86400000LL;
+    lua::OutboxDue due;
+    due.due_promises = keys::DuePromisesKey();
+    due.applied = keys::DuePromisesAppliedKey();
+    due.applied_at = keys::DuePromisesAppliedAtKey();
+    due.owner = "acme|" + customer_id;
+    due.now_ms = now_ms;
+    due.kept_ms = 7 * 86400000LL;
     int64_t active_at = -1;
     lua::OutboxDelete applied;
     applied.outbox = keys::CustomerKeys("acme", customer_id).outbox();
@@ -112,7 +123,13 @@ class FunctionTest : public ::testing::Test {
       if (e.t() == "a") {
         alerts.alerts.insert(alerts.alerts.end(), {f["id"], f["k"], f["ca"], f["msg"], f["at"]});
       } else if (e.t() == "n") {
-        journey.counts.insert(journey.counts.end(), {f["s"], f["f"]});
+        journey.entries.insert(journey.entries.end(), {f["s"], "n", f["f"], "", ""});
+      } else if (e.t() == "jo") {
+        journey.entries.insert(journey.entries.end(), {f["s"], "jo", f["m"], "", ""});
+      } else if (e.t() == "jl") {
+        journey.entries.insert(journey.entries.end(), {f["s"], "jl", f["m"], f["g"], f["ms"]});
+      } else if (e.t() == "da" || e.t() == "dr") {
+        due.entries.insert(due.entries.end(), {f["s"], e.t(), f["m"], f["sc"]});
       } else if (e.t() == "x") {
         int64_t at = 0;
         EXPECT_TRUE(absl::SimpleAtoi(f["at"], &at)) << e.id;
@@ -126,8 +143,12 @@ class FunctionTest : public ::testing::Test {
       absl::StatusOr<redis::Reply> r = Call(alerts);
       EXPECT_TRUE(r.ok()) << r.status();
     }
-    if (!journey.counts.empty()) {
+    if (!journey.entries.empty()) {
       absl::StatusOr<redis::Reply> r = Call(journey);
+      EXPECT_TRUE(r.ok()) << r.status();
+    }
+    if (!due.entries.empty()) {
+      absl::StatusOr<redis::Reply> r = Call(due);
       EXPECT_TRUE(r.ok()) << r.status();
     }
     if (active_at >= 0) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/outbox_alerts.h"
+#include "libs/lua/outbox_due.h"
 #include "libs/lua/outbox_journey.h"
 #include "libs/lua/outbox_unmark.h"
 #include "tests/integration/lua/function_test.h"
@@ -38,14 +39,39 @@ class OutboxFunctionsTest : public onestory::testing::FunctionTest {
   // returns the reply.
   int64_t Count(const std::string& customer, const std::vector<std::string>& counts,
                 int64_t now = kNow) {
+    std::vector<std::string> entries;
+    for (size_t i = 0; i + 1 < counts.size(); i += 2) {
+      entries.insert(entries.end(), {counts[i], "n", counts[i + 1], "", ""});
+    }
+    return Journey(customer, entries, now);
+  }
+  // Applies journey `entries` (5 values each, as outbox_journey takes them); returns the reply.
+  int64_t Journey(const std::string& customer, const std::vector<std::string>& entries,
+                  int64_t now = kNow) {
     OutboxJourney call;
     call.journey_counters = tk_.journey_counters();
+    call.journey_open = tk_.journey_open();
+    call.journey_stays = tk_.journey_stays();
     call.applied = tk_.journey_applied();
     call.applied_at = tk_.journey_applied_at();
     call.customer_id = customer;
     call.now_ms = now;
     call.kept_ms = kKept;
-    call.counts = counts;
+    call.entries = entries;
+    absl::StatusOr<redis::Reply> r = Call(call);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->integer : -1;
+  }
+  // Applies due-promise `entries` (4 values each) of acme's `customer`; returns the reply.
+  int64_t Due(const std::string& customer, const std::vector<std::string>& entries) {
+    OutboxDue call;
+    call.due_promises = keys::DuePromisesKey();
+    call.applied = keys::DuePromisesAppliedKey();
+    call.applied_at = keys::DuePromisesAppliedAtKey();
+    call.owner = "acme|" + customer;
+    call.now_ms = kNow;
+    call.kept_ms = kKept;
+    call.entries = entries;
     absl::StatusOr<redis::Reply> r = Call(call);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? r->integer : -1;
@@ -187,6 +213,37 @@ TEST_F(OutboxFunctionsTest, JourneyForgetsOldMarksAFewPerCall) {
   EXPECT_EQ(Count("old_3", {"5", "ship:entered"}), 1);
   EXPECT_EQ(Count("recent", {"5", "ship:entered"}), 0);
   EXPECT_EQ(Counters()["ship:entered"], "2");
+}
+
+TEST_F(OutboxFunctionsTest, JourneyMovesOpenCasesAndRecordsStaysOnce) {
+  const std::string m = "ship|001700000000000|cus_1|case-1";
+  const std::vector<std::string> entries = {"1",    "jo",  m,
+                                            "",     "",  //
+                                            "2",    "n",   "ship:entered",
+                                            "",     "",  //
+                                            "3",    "jl",  m,
+                                            "ship", "4200"};
+  EXPECT_EQ(Journey("cus_1", entries), 3);
+  EXPECT_EQ(Run({"ZCARD", tk_.journey_open()}).integer, 0) << "entered, then left";
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "ship:n"}).str, "1");
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "ship:0"}).str, "4200");
+  // Replayed: the case does not come back and the stay is not recorded twice.
+  EXPECT_EQ(Journey("cus_1", entries), 0);
+  EXPECT_EQ(Run({"ZCARD", tk_.journey_open()}).integer, 0);
+  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "ship:n"}).str, "1");
+  EXPECT_EQ(Counters()["ship:entered"], "1");
+}
+
+TEST_F(OutboxFunctionsTest, DueAddsMovesAndForgetsPromisesOnce) {
+  const std::string m = "acme|cus_1|case-1";
+  EXPECT_EQ(Due("cus_1", {"1", "da", m, "5000", "2", "da", m, "9000"}), 2);
+  EXPECT_EQ(Run({"ZSCORE", keys::DuePromisesKey(), m}).str, "9000") << "moved to the later time";
+  EXPECT_EQ(Run({"HGET", keys::DuePromisesAppliedKey(), "acme|cus_1"}).str, "2");
+  EXPECT_EQ(Due("cus_1", {"3", "dr", m, ""}), 1);
+  EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), m}).is_nil());
+  // A replay of the adds after the removal: the promise stays forgotten.
+  EXPECT_EQ(Due("cus_1", {"1", "da", m, "5000", "2", "da", m, "9000", "3", "dr", m, ""}), 0);
+  EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), m}).is_nil());
 }
 
 TEST_F(OutboxFunctionsTest, UnmarkClearsOnlyAnUnchangedMark) {

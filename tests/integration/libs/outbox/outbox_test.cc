@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
+#include "libs/common/time_util.h"
+#include "libs/engagement/case_store.h"
 #include "libs/identity/identity_store.h"
 #include "libs/keys/key_schema.h"
 #include "libs/outbox/sweeper.h"
@@ -221,6 +223,101 @@ TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
       cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline()));
   EXPECT_EQ(
       cluster.Run(customer_primary, {"XLEN", keys::CustomerKeys("acme", c).timeline()}).integer, 3);
+}
+
+// The case calls on a cluster: the customer's keys, the tenant's journey and the due-promise
+// index in other slots, each changed in its own; journey stats and the due index follow.
+TEST(OutboxClusterTest, CasesMoveTheJourneyAndTheDueIndexAcrossPrimaries) {
+  onestory::testing::RedisClusterForTest cluster;
+  redis::Client client(cluster.ClientOptions());
+  Stores stores(&client);
+  engagement::CaseStore cases(engagement::StoreContext{&client, &stores.identity, {}, nullptr});
+  const keys::TenantKeys tk("acme");
+  v1::SetJourneyRequest journey;
+  journey.set_tenant("acme");
+  journey.add_stages("ordered");
+  journey.add_stages("shipped");
+  ASSERT_TRUE(Await<v1::Journey>([&](auto done) {
+                cases.SetJourney(journey, Deadline(), std::move(done));
+              }).ok());
+  const int journey_primary = cluster.PrimaryOf(redis::KeySlot(tk.journey_open()));
+  const int due_primary = cluster.PrimaryOf(redis::KeySlot(keys::DuePromisesKey()));
+  std::string c;
+  for (int i = 0; i < 20 && c.empty(); ++i) {
+    std::string id = stores.NewCustomer(absl::StrCat("1415555020", i));
+    const int p = cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", id).cases()));
+    if (p != journey_primary && p != due_primary) c = id;
+  }
+  ASSERT_FALSE(c.empty()) << "no customer landed away from the journey and due index";
+
+  v1::Actor agent;
+  agent.set_type(v1::Actor::TYPE_AGENT);
+  agent.set_id("agent-1");
+  v1::OpenCaseRequest open;
+  open.set_tenant("acme");
+  open.mutable_customer()->set_customer_id(c);
+  open.set_case_id("case-1");
+  open.set_topic("late parcel");
+  *open.mutable_actor() = agent;
+  open.set_channel(v1::CHANNEL_VOICE);
+  auto opened = Await<v1::OpenCaseResponse>(
+      [&](auto done) { cases.Open(open, Deadline(), std::move(done)); });
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(opened->case_().stage(), "ordered");
+
+  v1::UpdateCaseRequest update;
+  update.set_tenant("acme");
+  update.mutable_customer()->set_customer_id(c);
+  update.set_case_id("case-1");
+  *update.mutable_actor() = agent;
+  update.set_channel(v1::CHANNEL_VOICE);
+  update.set_stage("shipped");
+  update.set_promise("a call back");
+  *update.mutable_promised_by() = FromMillis(NowMillis() + 3600000);
+  auto updated = Await<v1::UpdateCaseResponse>(
+      [&](auto done) { cases.Update(update, Deadline(), std::move(done)); });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+
+  auto stats = [&] {
+    return Await<v1::GetJourneyStatsResponse>([&](auto done) {
+      v1::GetJourneyStatsRequest req;
+      req.set_tenant("acme");
+      cases.GetJourneyStats(req, Deadline(), std::move(done));
+    });
+  };
+  const std::string member = absl::StrCat("acme|", c, "|case-1");
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < until &&
+         cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil()) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_FALSE(cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil());
+  auto s = stats();
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->stages_size(), 2);
+  EXPECT_EQ(s->stages(0).open_cases(), 0);
+  EXPECT_EQ(s->stages(1).open_cases(), 1);
+  EXPECT_EQ(s->stages(0).entered(), 1);
+  EXPECT_EQ(s->stages(1).entered(), 1);
+
+  v1::ResolveCaseRequest resolve;
+  resolve.set_tenant("acme");
+  resolve.mutable_customer()->set_customer_id(c);
+  resolve.set_case_id("case-1");
+  *resolve.mutable_actor() = agent;
+  resolve.set_channel(v1::CHANNEL_VOICE);
+  ASSERT_TRUE(Await<v1::ResolveCaseResponse>([&](auto done) {
+                cases.Resolve(resolve, Deadline(), std::move(done));
+              }).ok());
+  const absl::Time until2 = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < until2 &&
+         !cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil()) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil());
+  s = stats();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->stages(1).open_cases(), 0);
 }
 
 }  // namespace

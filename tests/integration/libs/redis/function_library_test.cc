@@ -157,6 +157,7 @@ class FunctionLibraryTest : public ::testing::Test {
         absl::StrCat("merge_unlock_", v),
         absl::StrCat("outbox_alerts_", v),
         absl::StrCat("outbox_delete_", v),
+        absl::StrCat("outbox_due_", v),
         absl::StrCat("outbox_journey_", v),
         absl::StrCat("outbox_unmark_", v),
         absl::StrCat("privacy_drop_alert_ids_", v),

@@ -171,6 +171,7 @@ TEST_F(CaseServiceTest, AStageWithOpenCasesCannotBeRemoved) {
   ASSERT_TRUE(st.ok()) << Describe(st);
   EXPECT_THAT(JourneyStages(), ElementsAre("ordered", "shipped", "refunded"));
   ResolveCaseOk(ResolveReq(c, "case-1"));
+  ASSERT_TRUE(redis_->AwaitOutboxesDrained());  // the open-case index follows the outbox
   st = SetJourney({"ordered", "refunded"});
   ASSERT_TRUE(st.ok()) << "no open case in shipped any more: " << Describe(st);
   EXPECT_THAT(JourneyStages(), ElementsAre("ordered", "refunded"));

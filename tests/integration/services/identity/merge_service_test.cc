@@ -441,7 +441,9 @@ class MergeEngagementTest : public ::testing::Test {
   }
 
   // Open cases per stage (every stage of the journey listed).
+  // Once the calls' outboxes are applied (the journey follows them, libs/outbox).
   std::map<std::string, int64_t> OpenPerStage() {
+    EXPECT_TRUE(redis_->AwaitOutboxesDrained());
     v1::GetJourneyStatsRequest req;
     req.set_tenant(kTenant);
     v1::GetJourneyStatsResponse resp;
@@ -469,6 +471,7 @@ class MergeEngagementTest : public ::testing::Test {
 
   // Whether the tenant-wide due-promise index holds `customer`'s promise on `case_id`.
   bool PromiseIndexed(const std::string& customer, const std::string& case_id) {
+    EXPECT_TRUE(redis_->AwaitOutboxesDrained());
     redis::Reply r = redis_->Run(
         {"ZSCORE", keys::DuePromisesKey(), absl::StrCat(kTenant, "|", customer, "|", case_id)});
     return !r.is_nil();
