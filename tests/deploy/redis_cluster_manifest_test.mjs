@@ -59,10 +59,11 @@ const redis = statefulSet.spec.template.spec.containers[0];
 const create = job.spec.template.spec.containers[0];
 const replicas = statefulSet.spec.replicas;
 
-// Two free ports, p and p + 10000 (the bus), as cluster-announce-bus-port expects.
+// Two free ports, p and p + 10000 (the bus), as cluster-announce-bus-port expects; both below
+// Linux's ephemeral range (32768 and up), where outgoing connections could take them meanwhile.
 async function freePort() {
   for (;;) {
-    const p = 20000 + crypto.randomInt(0, 30000);
+    const p = 10000 + crypto.randomInt(0, 12000);
     const free = await Promise.all([p, p + 10000].map((q) => new Promise((resolve) => {
       const s = net.createServer().once('error', () => resolve(false));
       s.listen(q, '127.0.0.1', () => s.close(() => resolve(true)));
