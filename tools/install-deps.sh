@@ -14,6 +14,10 @@ if [[ "${1:-}" == "--test" ]]; then
     clang libclang-rt-14-dev  # the libFuzzer targets (tools/fuzz.sh)
     openssl                   # certificates for the TLS tests
   )
+  # node and npm for the deploy manifests test (tests/deploy); a Node.js that brings its own npm
+  # (not Debian's) is fine, so these go by command, not by package.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 missing=()
 for p in "${packages[@]}"; do
