@@ -19,7 +19,8 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   Stats stats;
   absl::flat_hash_map<std::string, int64_t> now_seen;
-  std::vector<std::pair<std::string, int64_t>> due;  // unchanged since the previous pass
+  std::vector<std::pair<std::string, int64_t>> due;    // unchanged since the previous pass
+  std::vector<std::pair<int, std::string>> malformed;  // (bucket, member): removed
   for (int b = 0; b < keys::kOutboxBuckets; ++b) {
     absl::StatusOr<redis::Reply> r =
         client_->CommandSync({"ZRANGE", keys::PendingOutboxKey(b), "0",
@@ -36,6 +37,12 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
       int64_t mark = 0;
       if (!absl::SimpleAtoi(r->elements[i + 1].str, &mark)) continue;
       const std::string& member = r->elements[i].str;
+      std::vector<std::string> parts = absl::StrSplit(member, absl::MaxSplits('|', 1));
+      if (parts.size() != 2 || !ValidateTenant(parts[0]).ok() ||
+          !ValidateCustomerId("customer", parts[1]).ok()) {
+        malformed.emplace_back(b, member);
+        continue;
+      }
       ++stats.marked;
       now_seen[member] = mark;
       auto it = seen_.find(member);
@@ -47,6 +54,11 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
   for (const auto& [member, mark] : due) now_seen.erase(member);
   seen_ = std::move(now_seen);
 
+  for (const auto& [b, member] : malformed) {
+    Log(LogLevel::kWarning, "outbox.malformed_mark", {{"member", member}});
+    client_->CommandSync({"ZREM", keys::PendingOutboxKey(b), member});
+  }
+
   absl::Mutex results_mu;
   for (size_t start = 0; start < due.size(); start += options_.in_flight) {
     const size_t end = std::min(due.size(), start + options_.in_flight);
@@ -54,12 +66,6 @@ Sweeper::Stats Sweeper::RunOnce(absl::Time deadline) {
     for (size_t i = start; i < end; ++i) {
       const auto& [member, mark] = due[i];
       std::vector<std::string> parts = absl::StrSplit(member, absl::MaxSplits('|', 1));
-      if (parts.size() != 2 || !ValidateTenant(parts[0]).ok() ||
-          !ValidateCustomerId("customer", parts[1]).ok()) {
-        Log(LogLevel::kWarning, "outbox.malformed_mark", {{"member", member}});
-        left.DecrementCount();
-        continue;
-      }
       Drain(client_, parts[0], parts[1], mark, deadline,
             [&, member = member](absl::StatusOr<int64_t> n) {
               {

@@ -181,6 +181,10 @@ TEST_F(OutboxTest, TheSweeperFinishesWhatAKilledInstanceLeftMarked) {
   EXPECT_EQ(Alerts(), 1);
   EXPECT_EQ(redis_->Run({"ZSCORE", tk_.activity(), c}).str, "9");
   EXPECT_EQ(redis_->Run({"EXISTS", keys::PendingOutboxKey("acme", c)}).integer, 0);
+  // A mark that names no customer (written by hand) is removed, not drained.
+  redis_->Run({"ZADD", keys::PendingOutboxKey(3), "1", "not a member"});
+  sweeper.RunOnce(Deadline());
+  EXPECT_EQ(redis_->Run({"EXISTS", keys::PendingOutboxKey(3)}).integer, 0);
   // A mark that moves between passes is left to the call that moved it.
   redis_->Run({"ZINCRBY", keys::PendingOutboxKey("acme", c), "1", absl::StrCat("acme|", c)});
   sweeper.RunOnce(Deadline());
