@@ -131,13 +131,15 @@ class MergeEngine {
   void Stage(std::shared_ptr<Run> run);
   void WriteStaging(std::shared_ptr<Run> run, size_t from);
   void StageRemap(std::shared_ptr<Run> run);
-  void Swap(std::shared_ptr<Run> run);
+  void Swap(std::shared_ptr<Run> run);  // drains both outboxes, then SwapDrained
+  void SwapDrained(std::shared_ptr<Run> run);
   void MoveIdentifiers(std::shared_ptr<Run> run);
   void Mark(std::shared_ptr<Run> run);
   void Finish(std::shared_ptr<Run> run);
   void UnLock(std::shared_ptr<Run> run);
   void Return(std::shared_ptr<Run> run);
-  void Remove(std::shared_ptr<Run> run);
+  void Remove(std::shared_ptr<Run> run);  // drains both outboxes, then RemoveDrained
+  void RemoveDrained(std::shared_ptr<Run> run);
   void ReturnIdentifiers(std::shared_ptr<Run> run);
   void Release(std::shared_ptr<Run> run);
   void UnFinish(std::shared_ptr<Run> run);

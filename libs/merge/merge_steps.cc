@@ -32,6 +32,7 @@
 #include "libs/merge/merge_record.h"
 #include "libs/merge/merge_run.h"
 #include "libs/merge/profile_merge.h"
+#include "libs/outbox/outbox.h"
 
 namespace onestory::merge {
 
@@ -386,6 +387,16 @@ void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
 }
 
 void MergeEngine::Swap(std::shared_ptr<Run> run) {
+  // Both customers are held: their outboxes' journey entries and due promises are applied
+  // first, so the swap finds and moves them (libs/outbox).
+  outbox::DrainAll(client_, run->tenant, {run->source(), run->target()}, run->deadline,
+                   [this, run](absl::Status st) {
+                     if (!st.ok()) return Fail(run, st);
+                     SwapDrained(run);
+                   });
+}
+
+void MergeEngine::SwapDrained(std::shared_ptr<Run> run) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
   auto hashes = std::make_shared<std::vector<Reply>>(4);
   auto b = Barrier::Make(4, [this, run, hashes, sk, tk](absl::Status st) {

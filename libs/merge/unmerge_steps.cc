@@ -28,6 +28,7 @@
 #include "libs/merge/merge_record.h"
 #include "libs/merge/merge_run.h"
 #include "libs/merge/profile_merge.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/free_text.h"
 
 namespace onestory::merge {
@@ -194,6 +195,16 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
 }
 
 void MergeEngine::Remove(std::shared_ptr<Run> run) {
+  // As for the swap: the held customers' outboxes first, so their cases' journey entries and
+  // due promises are where the removal moves them from.
+  outbox::DrainAll(client_, run->tenant, {run->source(), run->target()}, run->deadline,
+                   [this, run](absl::Status st) {
+                     if (!st.ok()) return Fail(run, st);
+                     RemoveDrained(run);
+                   });
+}
+
+void MergeEngine::RemoveDrained(std::shared_ptr<Run> run) {
   keys::CustomerKeys tk = run->target_keys();
   auto with_entries = [this, run, tk]() {
     std::vector<std::pair<std::string, std::string>> removed;

@@ -208,6 +208,16 @@ void Drain(redis::Client* client, const std::string& tenant, const std::string& 
   Step(std::move(run));
 }
 
+void DrainAll(redis::Client* client, const std::string& tenant,
+              const std::vector<std::string>& customer_ids, absl::Time deadline,
+              absl::AnyInvocable<void(absl::Status)> done) {
+  auto all = Barrier::Make(customer_ids.size(), std::move(done));
+  for (const std::string& id : customer_ids) {
+    Drain(client, tenant, id, /*mark=*/0, deadline,
+          [all](absl::StatusOr<int64_t> n) { all->Arrive(n.status()); });
+  }
+}
+
 void Settle(redis::Client* client, const std::string& tenant, const std::string& customer_id,
             absl::Time deadline, absl::AnyInvocable<void(absl::Status)> marked) {
   client->Command(

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -55,5 +56,13 @@ void Settle(redis::Client* client, const std::string& tenant, const std::string&
 // version wrote it, and applies it.
 void Drain(redis::Client* client, const std::string& tenant, const std::string& customer_id,
            int64_t mark, absl::Time deadline, Callback<int64_t> done);
+
+// Drain of each of `customer_ids` (mark 0: marks are left to their calls and the Sweeper), in
+// parallel; `done` gets OK once all are drained, else the first error. For steps that move
+// tenant-wide state a customer's entries name (a merge moving its cases' journey entries): the
+// customers must be held, so no write adds entries meanwhile.
+void DrainAll(redis::Client* client, const std::string& tenant,
+              const std::vector<std::string>& customer_ids, absl::Time deadline,
+              absl::AnyInvocable<void(absl::Status)> done);
 
 }  // namespace onestory::outbox
