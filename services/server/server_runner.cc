@@ -53,7 +53,8 @@ ABSL_FLAG(int, redis_wait_replicas, 0,
           "Needs --redis or --redis_cluster (the embedded redis-server has no replicas).");
 ABSL_FLAG(int, redis_wait_timeout_ms, 1000,
           "With --redis_wait_replicas: how long a write waits for its replicas (or the call's "
-          "deadline, if sooner); less than --redis_command_timeout_ms.");
+          "deadline, if sooner); less than --redis_command_timeout_ms, of which at most half "
+          "is used.");
 ABSL_FLAG(std::string, data_dir, "onestory-data",
           "Embedded default: where redis-server keeps its data and socket.");
 ABSL_FLAG(std::string, appendfsync, "everysec",
