@@ -30,9 +30,17 @@ Client::Client(Options options) : options_(std::move(options)) {
     router_ = std::make_unique<ClusterRouter>(loop_.get(), options_);
   } else {
     int n = std::max(1, options_.connections);
+    // With wait_replicas, reads get connections that never carry a WAIT (no read queues
+    // behind one) and writes as many of their own.
+    Options reads = options_;
+    reads.wait_replicas = 0;
     for (int i = 0; i < n; ++i) {
       connections_.push_back(
-          std::make_unique<Connection>(loop_.get(), options_, absl::StrCat("cmd-", i)));
+          std::make_unique<Connection>(loop_.get(), reads, absl::StrCat("cmd-", i)));
+    }
+    for (int i = 0; i < n && options_.wait_replicas > 0; ++i) {
+      connections_.push_back(
+          std::make_unique<Connection>(loop_.get(), options_, absl::StrCat("cmd-w", i)));
     }
   }
   absl::Notification started;
@@ -120,9 +128,10 @@ void Client::SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback 
     router_->Send(slot, std::move(argv), deadline, std::move(cb));
     return;
   }
+  const bool confirm = options_.wait_replicas > 0 && IsWriteCommand(*argv);
   for (size_t i = 0; i < connections_.size(); ++i) {
     Connection* c = connections_[(next_ + i) % connections_.size()].get();
-    if (!c->ready()) continue;
+    if (!c->ready() || c->waits_for_replicas() != confirm) continue;
     next_ = (next_ + i + 1) % connections_.size();
     c->Send(*argv, deadline, std::move(cb));
     return;

@@ -54,10 +54,11 @@ absl::StatusOr<std::vector<std::string>> ParseClusterSeeds(absl::string_view lis
   return seeds;
 }
 
-Connection* ClusterRouter::Node::Ready() {
+Connection* ClusterRouter::Node::Ready(bool write) {
+  bool confirm = write && connections.back()->waits_for_replicas();
   for (size_t i = 0; i < connections.size(); ++i) {
     Connection* c = connections[(next + i) % connections.size()].get();
-    if (!c->ready()) continue;
+    if (!c->ready() || c->waits_for_replicas() != confirm) continue;
     next = (next + i + 1) % connections.size();
     return c;
   }
@@ -92,9 +93,17 @@ ClusterRouter::Node* ClusterRouter::NodeAt(const std::string& address) {
   auto node = std::make_unique<Node>();
   Options o = options_;
   o.address = address;
+  // With wait_replicas, reads get connections that never carry a WAIT (no read queues behind
+  // one) and writes as many of their own, the WAIT on the same connection as the write.
+  Options reads = o;
+  reads.wait_replicas = 0;
   for (int i = 0; i < std::max(1, options_.connections); ++i) {
     node->connections.push_back(
-        std::make_unique<Connection>(loop_, o, absl::StrCat("cluster-", address, "-", i)));
+        std::make_unique<Connection>(loop_, reads, absl::StrCat("cluster-", address, "-", i)));
+  }
+  for (int i = 0; i < std::max(1, options_.connections) && o.wait_replicas > 0; ++i) {
+    node->connections.push_back(
+        std::make_unique<Connection>(loop_, o, absl::StrCat("cluster-", address, "-w", i)));
   }
   Node* raw = node.get();
   nodes_.emplace(address, std::move(node));
@@ -214,7 +223,9 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
     address = *primary;
   }
   Node* node = NodeAt(address);
-  Connection* c = node->Ready();
+  // A write (with wait_replicas) goes with its ASKING on a connection that follows it with
+  // WAIT; a resend after MOVED / ASK is written and waited for again on its new node.
+  Connection* c = node->Ready(IsWriteCommand(*call->argv));
   if (c == nullptr) {
     RequestRefresh();
     if (asking) call->ask = address;

@@ -103,10 +103,12 @@ class ClusterRouter {
 
  private:
   struct Node {
+    // With Options::wait_replicas, half of them confirm writes with WAIT (connection.h).
     std::vector<std::unique_ptr<Connection>> connections;
     size_t next = 0;
-    // A connection that is up, round-robin; null when none is.
-    Connection* Ready();
+    // A connection that is up, round-robin; null when none is. `write`: one for a write
+    // (IsWriteCommand), which with wait_replicas is one that confirms it.
+    Connection* Ready(bool write = false);
   };
   // One caller's command through its redirections and resends.
   struct Call {

@@ -1,6 +1,7 @@
 #include "libs/redis/command_keys.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -73,7 +74,36 @@ const absl::flat_hash_map<std::string, KeyRule>& Rules() {
   return *rules;
 }
 
+// The commands IsWriteCommand() calls no write: reads, and server and connection commands.
+// Beside Rules() so that a command added there is classed here too; anything missing counts
+// as a write.
+const absl::flat_hash_set<std::string>& NotWrites() {
+  // clang-format off
+  static const auto* not_writes = new absl::flat_hash_set<std::string>{
+      // Server and connection commands: administration, not data a call stored. FUNCTION
+      // LOAD reaches replicas by replication too, and a call that finds a function missing
+      // loads it; FLUSHALL / FLUSHDB are for tests and tools.
+      "PING", "ECHO", "INFO", "CONFIG", "FUNCTION", "SCRIPT", "TIME", "DBSIZE", "SCAN", "KEYS",
+      "FLUSHALL", "FLUSHDB", "BGREWRITEAOF", "BGSAVE", "CLUSTER", "COMMAND", "MEMORY", "CLIENT",
+      "READONLY", "READWRITE", "WAIT", "LASTSAVE", "ACL", "SLOWLOG", "ASKING", "AUTH", "HELLO",
+      "SELECT", "PUBLISH", "SPUBLISH",
+      // Reads.
+      "FCALL_RO", "EVAL_RO", "EVALSHA_RO", "EXISTS", "MGET", "TOUCH", "XREAD", "GET", "STRLEN",
+      "TTL", "PTTL", "TYPE", "DUMP", "HGET", "HMGET", "HGETALL", "HKEYS", "HVALS", "HLEN",
+      "HEXISTS", "HSCAN", "SMEMBERS", "SISMEMBER", "SCARD", "SRANDMEMBER", "SSCAN", "ZSCORE",
+      "ZCARD", "ZCOUNT", "ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZSCAN",
+      "LRANGE", "LLEN", "XLEN", "XRANGE", "XREVRANGE",
+  };
+  // clang-format on
+  return *not_writes;
+}
+
 }  // namespace
+
+bool IsWriteCommand(const std::vector<std::string>& argv) {
+  if (argv.empty()) return true;
+  return !NotWrites().contains(absl::AsciiStrToUpper(argv[0]));
+}
 
 absl::StatusOr<std::vector<std::string>> CommandKeys(const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("redis command: empty");

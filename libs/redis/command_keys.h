@@ -35,4 +35,12 @@ absl::StatusOr<int> KeysSlot(absl::Span<const std::string> keys);
 // KeysSlot(CommandKeys(argv)).
 absl::StatusOr<int> CommandSlot(const std::vector<std::string>& argv);
 
+// Whether argv may change data that Redis replicates, so that Options::wait_replicas waits for
+// it: false only for the commands listed as reads (GET, HGETALL, XRANGE, FCALL_RO, ...) and
+// for server and connection commands (PING, INFO, CLUSTER, FUNCTION, CONFIG, ASKING, WAIT,
+// FLUSHALL, PUBLISH, ...: administration, not the data of a call); true for FCALL, EVAL and
+// every other command, a command outside the list too (a write never goes unconfirmed because
+// a name was missing here).
+bool IsWriteCommand(const std::vector<std::string>& argv);
+
 }  // namespace onestory::redis

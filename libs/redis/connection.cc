@@ -3,9 +3,13 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libs/common/log.h"
 #include "libs/metrics/metrics.h"
+#include "libs/redis/command_keys.h"
 
 namespace onestory::redis {
 
@@ -28,6 +32,24 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
   absl::Time now = absl::Now();
   absl::Time timeout_deadline = now + options().command_timeout;
   bool callers = caller_deadline < timeout_deadline;
+  Pending p;
+  p.cb = std::move(cb);
+  p.sent = now;
+  p.deadline = callers ? caller_deadline : timeout_deadline;
+  p.callers_deadline = callers;
+  if (waits_for_replicas()) {
+    if (IsWriteCommand(argv)) p.kind = Kind::kWrite;
+    // Behind a blocking WAIT: held, in order (an ASKING stays right before its command).
+    if (wait_in_flight_ || !held_.empty()) {
+      held_.push_back(Held{argv, std::move(p)});
+      ++in_flight_;
+      return;
+    }
+  }
+  Enqueue(argv, std::move(p));
+}
+
+bool Connection::Write(const std::vector<std::string>& argv) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -36,15 +58,53 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
     args.push_back(a.data());
     lens.push_back(a.size());
   }
-  if (context() == nullptr ||
-      redisAsyncCommandArgv(context(), &Connection::OnReply, this, static_cast<int>(args.size()),
-                            args.data(), lens.data()) != REDIS_OK) {
-    cb(absl::UnavailableError("redis: connection is closing"));
+  return context() != nullptr &&
+         redisAsyncCommandArgv(context(), &Connection::OnReply, this, static_cast<int>(args.size()),
+                               args.data(), lens.data()) == REDIS_OK;
+}
+
+void Connection::Enqueue(const std::vector<std::string>& argv, Pending p) {
+  if (!Write(argv)) {
+    p.cb(absl::UnavailableError("redis: connection is closing"));
     return;
   }
-  pending_.push_back(Pending{std::move(cb), now, callers ? caller_deadline : timeout_deadline,
-                             callers});
+  if (p.kind == Kind::kWrite) {
+    ++unwaited_writes_;
+    if (p.callers_deadline) wait_by_ = std::min(wait_by_, p.deadline);
+    if (!wait_posted_) {
+      // After this loop turn, so that the writes sent in it share the WAIT. The connection
+      // outlives the loop's tasks (its owner joins the loop before destroying it).
+      wait_posted_ = true;
+      loop()->Post([this] { SendWait(); });
+    }
+  }
+  pending_.push_back(std::move(p));
   ++in_flight_;
+}
+
+void Connection::SendWait() {
+  wait_posted_ = false;
+  if (unwaited_writes_ == 0 || wait_in_flight_) return;
+  absl::Time now = absl::Now();
+  // Never 0 ms: WAIT 0 blocks without limit.
+  absl::Duration timeout =
+      std::max(absl::Milliseconds(1),
+               std::min({options().wait_timeout, wait_by_ - now, options().command_timeout / 2}));
+  int64_t ms = absl::ToInt64Milliseconds(timeout);
+  unwaited_writes_ = 0;
+  wait_by_ = absl::InfiniteFuture();
+  if (!Write({"WAIT", std::to_string(options().wait_replicas), std::to_string(ms)})) {
+    // Closing: the writes not answered yet fail through OnReply; the answered ones here.
+    FailWaiting(absl::UnavailableError("redis: connection is closing"));
+    return;
+  }
+  wait_in_flight_ = true;
+  wait_timeout_ = absl::Milliseconds(ms);
+  Pending p;
+  p.sent = now;
+  p.deadline = absl::InfiniteFuture();
+  p.kind = Kind::kWait;
+  pending_.push_back(std::move(p));
 }
 
 void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
@@ -52,22 +112,106 @@ void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   if (self->pending_.empty()) return;
   Pending p = std::move(self->pending_.front());
   self->pending_.pop_front();
-  if (p.done) return;
-  --self->in_flight_;
+  absl::StatusOr<Reply> r;
   if (reply == nullptr) {
     // hiredis is freeing the context. When it does so on its own (the server closed the
     // connection), its error text is fresher than last_error().
     if (ac != nullptr && ac->err != 0 && ac->errstr[0] != '\0') {
-      p.cb(absl::UnavailableError(absl::StrCat("redis connection to ", self->options().address,
-                                               " lost: ", ac->errstr)));
-      return;
+      r = absl::UnavailableError(
+          absl::StrCat("redis connection to ", self->options().address, " lost: ", ac->errstr));
+    } else {
+      absl::Status why = self->last_error();
+      r = why.ok() ? absl::UnavailableError("redis: connection lost") : why;
     }
-    absl::Status why = self->last_error();
-    p.cb(why.ok() ? absl::UnavailableError("redis: connection lost") : why);
+  } else {
+    RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
+    r = Reply::FromHiredis(static_cast<redisReply*>(reply));
+  }
+  if (p.kind == Kind::kWait) return self->OnWaitReply(std::move(r), self->wait_timeout_);
+  if (p.done) return;
+  // A write that Redis ran waits for the WAIT behind it; one it refused (an error reply:
+  // MOVED, a Lua error) or that was lost is answered now.
+  if (p.kind == Kind::kWrite && r.ok() && r->type != Reply::Type::kError) {
+    p.reply = *std::move(r);
+    self->answered_.push_back(std::move(p));
     return;
   }
-  RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
-  p.cb(Reply::FromHiredis(static_cast<redisReply*>(reply)));
+  --self->in_flight_;
+  p.cb(std::move(r));
+}
+
+void Connection::OnWaitReply(absl::StatusOr<Reply> r, absl::Duration timeout) {
+  wait_in_flight_ = false;
+  // Every write answered since the last WAIT was sent before this one: it covers them all.
+  std::deque<Pending> covered;
+  covered.swap(answered_);
+  // What was held goes out before the callbacks run, so that it keeps its place ahead of
+  // whatever they send; its writes get a WAIT of their own after this turn.
+  std::deque<Held> held;
+  held.swap(held_);
+  for (Held& h : held) {
+    if (h.pending.done) continue;
+    --in_flight_;
+    // Lost: they were never sent, and this connection is gone.
+    if (!r.ok()) {
+      h.pending.cb(r.status());
+      continue;
+    }
+    Enqueue(h.argv, std::move(h.pending));
+  }
+  int64_t confirmed = -1;
+  std::string why;
+  if (!r.ok()) {
+    why = std::string(r.status().message());
+  } else if (r->type == Reply::Type::kInteger) {
+    confirmed = r->integer;
+  } else {
+    why = absl::StrCat("WAIT answered ", r->type == Reply::Type::kError ? r->str : "no count");
+  }
+  const int wanted = options().wait_replicas;
+  bool ok = confirmed >= wanted;
+  absl::Status shortfall;
+  if (!ok) {
+    shortfall = absl::UnavailableError(
+        confirmed >= 0
+            ? absl::StrCat("the write is stored on the primary (", options().address, ") but only ",
+                           confirmed, " of ", wanted, " replicas confirmed it in ",
+                           absl::ToInt64Milliseconds(timeout),
+                           " ms; retry with the same ids: nothing is stored twice")
+            : absl::StrCat("the write may be stored on the primary (", options().address,
+                           ") but its replicas could not be asked (", why,
+                           "); retry with the same ids: nothing is stored twice"));
+    size_t waiting = 0;
+    for (const Pending& p : covered) waiting += p.done ? 0 : 1;
+    Log(LogLevel::kWarning, "redis.wait_shortfall",
+        {{"conn", name()},
+         {"addr", options().address},
+         {"replicas", confirmed >= 0 ? std::to_string(confirmed) : why},
+         {"wanted", std::to_string(wanted)},
+         {"timeout_ms", std::to_string(absl::ToInt64Milliseconds(timeout))},
+         {"writes", std::to_string(waiting)}});
+  }
+  for (Pending& p : covered) {
+    if (p.done) continue;
+    --in_flight_;
+    if (ok) {
+      p.cb(std::move(p.reply));
+    } else {
+      p.cb(shortfall);
+    }
+  }
+}
+
+void Connection::FailWaiting(const absl::Status& why) {
+  std::deque<Pending> failed;
+  failed.swap(answered_);
+  for (Held& h : held_) failed.push_back(std::move(h.pending));
+  held_.clear();
+  for (Pending& p : failed) {
+    if (p.done) continue;
+    --in_flight_;
+    p.cb(why);
+  }
 }
 
 void Connection::CheckTimeouts(absl::Time now) {
@@ -79,15 +223,28 @@ void Connection::CheckTimeouts(absl::Time now) {
     return;
   }
   // Callbacks run after the scan: they may send commands, which would grow pending_.
-  std::vector<std::pair<ReplyCallback, bool>> overdue;
-  for (auto& p : pending_) {
-    if (p.done || now < p.deadline) continue;
+  struct Overdue {
+    ReplyCallback cb;
+    bool callers_deadline;
+    bool stored;  // the write ran; its replicas had not confirmed it
+  };
+  std::vector<Overdue> overdue;
+  auto scan = [&](Pending& p, bool stored) {
+    if (p.done || p.kind == Kind::kWait || now < p.deadline) return;
     p.done = true;
     --in_flight_;
-    overdue.emplace_back(std::move(p.cb), p.callers_deadline);
-  }
-  for (auto& [cb, callers_deadline] : overdue) {
-    if (callers_deadline) {
+    overdue.push_back(Overdue{std::move(p.cb), p.callers_deadline, stored});
+  };
+  for (auto& p : pending_) scan(p, false);
+  for (auto& p : answered_) scan(p, true);
+  for (auto& h : held_) scan(h.pending, false);
+  for (auto& [cb, callers_deadline, stored] : overdue) {
+    if (stored) {
+      absl::string_view text =
+          "the write is stored on the primary but its replicas had not confirmed it when the "
+          "deadline passed; retry with the same ids: nothing is stored twice";
+      cb(callers_deadline ? absl::DeadlineExceededError(text) : absl::UnavailableError(text));
+    } else if (callers_deadline) {
       cb(absl::DeadlineExceededError("deadline passed while waiting for redis"));
     } else {
       cb(absl::UnavailableError(absl::StrCat("redis did not answer within ",
@@ -102,8 +259,13 @@ void Connection::OnLost(const absl::Status& why) {
   while (!pending_.empty()) {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    if (!p.done) p.cb(why);
+    if (!p.done && p.cb) p.cb(why);
   }
+  // Writes that ran but whose WAIT is lost, and commands held behind it (never sent).
+  FailWaiting(why);
+  wait_in_flight_ = false;
+  unwaited_writes_ = 0;
+  wait_by_ = absl::InfiniteFuture();
   in_flight_ = 0;
 }
 

@@ -2,7 +2,19 @@
 // come back in order. Each command carries a deadline: when it passes, the command's callback
 // gets DEADLINE_EXCEEDED (the caller's deadline) or UNAVAILABLE (Options::command_timeout) at
 // once, and its late reply is dropped. A connection whose oldest command is later than
-// command_timeout is considered stuck and is closed and reopened. Loop thread only.
+// command_timeout is considered stuck and is closed and reopened.
+//
+// With Options::wait_replicas > 0 the connection confirms its writes (IsWriteCommand,
+// command_keys.h): every write is followed on it by `WAIT <replicas> <ms>`, sent once the
+// writes of the current loop turn are out, so the writes in flight together share one WAIT and
+// one round trip to the replicas. WAIT counts what this connection wrote before it, so it must
+// go on the same connection. A write's callback gets its reply once the WAIT answers: the
+// reply when enough replicas confirmed, else UNAVAILABLE (stored on the primary, not on enough
+// replicas: retry with the same ids); an error reply (MOVED, a Lua error) at once. While a WAIT
+// blocks, Redis runs nothing else of this connection, so commands sent meanwhile are held here,
+// in order, and sent together when it answers; a caller's deadline passing meanwhile fails them
+// unsent. Reads should use a connection without wait_replicas (the Client and ClusterRouter
+// keep one set of each). Loop thread only.
 #pragma once
 
 #include <deque>
@@ -30,6 +42,8 @@ class Connection : public AsyncConnection {
   void Send(const std::vector<std::string>& argv, absl::Time caller_deadline, ReplyCallback cb);
 
   size_t in_flight() const { return in_flight_; }
+  // True when this connection confirms its writes with WAIT (Options::wait_replicas > 0).
+  bool waits_for_replicas() const { return options().wait_replicas > 0; }
 
   // Fails overdue commands; closes the connection if it is stuck. Called by the Client's timer.
   void CheckTimeouts(absl::Time now);
@@ -39,17 +53,46 @@ class Connection : public AsyncConnection {
   void OnLost(const absl::Status& why) override;
 
  private:
+  enum class Kind {
+    kCommand,  // answered with its reply
+    kWrite,    // wait_replicas: its reply waits for the next WAIT's answer
+    kWait,     // the WAIT after writes (no callback of its own)
+  };
   struct Pending {
     ReplyCallback cb;
     absl::Time sent;
     absl::Time deadline;
-    bool callers_deadline;  // deadline is the caller's, not command_timeout
+    bool callers_deadline = false;  // deadline is the caller's, not command_timeout
     bool done = false;
+    Kind kind = Kind::kCommand;
+    Reply reply;  // kWrite, once answered
+  };
+  // A command held while a WAIT blocks the connection.
+  struct Held {
+    std::vector<std::string> argv;
+    Pending pending;
   };
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
+  // Hands argv to hiredis; false when the connection is closing.
+  bool Write(const std::vector<std::string>& argv);
+  void Enqueue(const std::vector<std::string>& argv, Pending p);
+  // Sends the WAIT for the writes sent since the last one.
+  void SendWait();
+  // The WAIT answered (or failed): delivers the writes it covers, sends what was held.
+  void OnWaitReply(absl::StatusOr<Reply> r, absl::Duration timeout);
+  // Fails every write waiting for a WAIT and every held command with why.
+  void FailWaiting(const absl::Status& why);
 
   std::deque<Pending> pending_;
-  size_t in_flight_ = 0;  // pending_ entries not yet done
+  size_t in_flight_ = 0;  // pending_, answered_ and held_ entries not yet done
+  // wait_replicas: writes answered and waiting for the WAIT sent after them, in order.
+  std::deque<Pending> answered_;
+  std::deque<Held> held_;                        // sent once the WAIT in flight answers
+  bool wait_in_flight_ = false;                  // a WAIT was sent and has not answered
+  bool wait_posted_ = false;                     // SendWait is posted to run after this loop turn
+  int unwaited_writes_ = 0;                      // writes sent since the last WAIT
+  absl::Time wait_by_ = absl::InfiniteFuture();  // earliest caller deadline among them
+  absl::Duration wait_timeout_;                  // of the WAIT in flight
 };
 
 }  // namespace onestory::redis

@@ -35,6 +35,19 @@ struct Options {
   absl::Duration cluster_refresh_interval = absl::Seconds(5);
   // MOVED and ASK redirections one call follows before it fails with UNAVAILABLE.
   int cluster_max_redirects = 5;
+
+  // Durability. Redis replicates asynchronously: a primary that dies before its replica has
+  // a write loses it although it was answered. With wait_replicas > 0 every write (a command
+  // IsWriteCommand() calls one, command_keys.h: FCALL, XADD, HSET, ...) is followed on its own
+  // connection by `WAIT wait_replicas <ms>`, and its callback gets the write's reply only once
+  // that many replicas have acknowledged it; when fewer do within wait_timeout (or the
+  // caller's deadline, if sooner) it gets UNAVAILABLE ("stored on the primary but only K of N
+  // replicas confirmed it"): the write may be kept, so callers retry it with the same ids.
+  // Writes then go on connections of their own (`connections` more per node) so that reads
+  // never queue behind a WAIT; writes in flight together share one WAIT. 0: off.
+  int wait_replicas = 0;
+  // How long one WAIT may block; at most half of command_timeout is used.
+  absl::Duration wait_timeout = absl::Seconds(1);
 };
 
 }  // namespace onestory::redis

@@ -46,6 +46,15 @@ ABSL_FLAG(int, redis_connect_timeout_ms, 1000, "Redis connect timeout.");
 ABSL_FLAG(int, redis_command_timeout_ms, 5000,
           "A Redis command unanswered this long fails with UNAVAILABLE and its connection is "
           "reopened.");
+ABSL_FLAG(int, redis_wait_replicas, 0,
+          "Durability: every write waits (Redis WAIT) until this many replicas acknowledge it; "
+          "when fewer do within --redis_wait_timeout_ms the call fails with UNAVAILABLE (the "
+          "write is kept on the primary; retries with the same ids store nothing twice). 0: off. "
+          "Needs --redis or --redis_cluster (the embedded redis-server has no replicas).");
+ABSL_FLAG(int, redis_wait_timeout_ms, 1000,
+          "With --redis_wait_replicas: how long a write waits for its replicas (or the call's "
+          "deadline, if sooner); less than --redis_command_timeout_ms, of which at most half "
+          "is used.");
 ABSL_FLAG(std::string, data_dir, "onestory-data",
           "Embedded default: where redis-server keeps its data and socket.");
 ABSL_FLAG(std::string, appendfsync, "everysec",
@@ -136,6 +145,8 @@ constexpr const char* kFlagNames[] = {
     "redis_connections",
     "redis_connect_timeout_ms",
     "redis_command_timeout_ms",
+    "redis_wait_replicas",
+    "redis_wait_timeout_ms",
     "data_dir",
     "appendfsync",
     "watch_max_lag_ms",
@@ -262,6 +273,17 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     return Fail("config.invalid", absl::InvalidArgumentError(
                                       "--watch_max_lag_ms and the redis timeouts must be > 0"));
   }
+  if (int n = absl::GetFlag(FLAGS_redis_wait_replicas); n < 0 || n > 16) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--redis_wait_replicas: between 0 (off) and 16"));
+  }
+  if (int ms = absl::GetFlag(FLAGS_redis_wait_timeout_ms);
+      absl::GetFlag(FLAGS_redis_wait_replicas) > 0 &&
+      (ms <= 0 || ms >= absl::GetFlag(FLAGS_redis_command_timeout_ms))) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--redis_wait_timeout_ms: more than 0 and less than "
+                                           "--redis_command_timeout_ms"));
+  }
 
   // Signals are taken by sigwait below; every thread created from here on inherits the mask.
   sigset_t signals;
@@ -280,6 +302,8 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   redis_options.connections = absl::GetFlag(FLAGS_redis_connections);
   redis_options.connect_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_connect_timeout_ms));
   redis_options.command_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_command_timeout_ms));
+  redis_options.wait_replicas = absl::GetFlag(FLAGS_redis_wait_replicas);
+  redis_options.wait_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_wait_timeout_ms));
   if (std::string cluster = absl::GetFlag(FLAGS_redis_cluster); !cluster.empty()) {
     if (!redis_options.address.empty()) {
       return Fail("config.invalid",
@@ -293,6 +317,12 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     // the first seed.
     redis_options.address = redis_options.cluster_seeds.front();
   } else if (redis_options.address.empty()) {
+    if (redis_options.wait_replicas > 0) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError(
+                      "--redis_wait_replicas: the embedded redis-server has no replicas; give "
+                      "--redis or --redis_cluster"));
+    }
     if (!services.allow_embedded) {
       return Fail("config.invalid",
                   absl::InvalidArgumentError("--redis is required (host:port or unix:/path)"));

@@ -6,6 +6,8 @@
 // so "exactly once" is checked by reading every list back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
 
 #include <atomic>
 #include <map>
@@ -18,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -35,7 +38,6 @@ using onestory::testing::Deadline;
 using onestory::testing::RedisClusterForTest;
 using ::testing::HasSubstr;
 
-// A small library: push_v1 RPUSHes ARGV[1] to every key it is given.
 // A small library: push_v1 RPUSHes ARGV[1] to every key it is given; merged_v1 answers as a
 // merged customer does (libs/identity): OneStory's OS_MOVED, which is no cluster redirection.
 constexpr char kTestLibraryCode[] =
@@ -46,11 +48,19 @@ constexpr char kTestLibraryCode[] =
     "end)\n"
     "redis.register_function('merged_v1', function(keys, args)\n"
     "  return redis.error_reply('OS_MOVED ' .. args[1])\n"
+    "end)\n"
+    "redis.register_function('push_once_v1', function(keys, args)\n"
+    "  if redis.call('SADD', keys[2], args[1]) == 1 then redis.call('RPUSH', keys[1], args[1]) "
+    "end\n"
+    "  return 1\n"
     "end)\n";
-constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/push.lua", 2, 7}};
+constexpr FunctionLibrary::Source kTestSources[] = {{"libs/test/lua/push.lua", 2, 11}};
 constexpr FunctionLibrary kTestLibrary{"cluster_test_v1", "v1", kTestLibraryCode, kTestSources};
 constexpr Function kPush{&kTestLibrary, "push", false};
 constexpr Function kMerged{&kTestLibrary, "merged", false};
+// push_once_v1 {list, ids} id: RPUSHes id to list unless the set ids has it (an idempotent
+// write, as OneStory's appends are by event id).
+constexpr Function kPushOnce{&kTestLibrary, "push_once", false};
 
 class ClusterClientTest : public ::testing::Test {
  protected:
@@ -449,6 +459,180 @@ TEST_F(ClusterClientTest, MissingFunctionOnNewPrimaryIsLoadedAndRetried) {
   Reply list = cluster_->Run(replica, {"LRANGE", key, "0", "-1"});
   ASSERT_EQ(list.elements.size(), 2u);
   EXPECT_EQ(list.elements[1].str, "b");
+}
+
+// The process id of the cluster node at port (INFO server), to stop and continue it.
+pid_t NodePid(RedisClusterForTest& cluster, int port) {
+  for (absl::string_view line : absl::StrSplit(cluster.Run(port, {"INFO", "server"}).str, "\r\n")) {
+    int pid = 0;
+    if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) return pid;
+  }
+  ADD_FAILURE() << "no process_id from the node at " << port;
+  return 0;
+}
+
+// LRANGE key on the replica at port: READONLY first, on the same connection (a replica
+// answers MOVED otherwise).
+std::vector<std::string> ReplicaList(int port, const std::string& key) {
+  std::vector<std::string> out;
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err) {
+    ADD_FAILURE() << "cannot connect to the replica at " << port;
+    if (c) redisFree(c);
+    return out;
+  }
+  freeReplyObject(redisCommand(c, "READONLY"));
+  auto* r = static_cast<redisReply*>(redisCommand(c, "LRANGE %b 0 -1", key.data(), key.size()));
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i)
+      out.emplace_back(r->element[i]->str, r->element[i]->len);
+  } else {
+    ADD_FAILURE() << "LRANGE " << key << " on the replica at " << port << ": "
+                  << (r && r->str ? r->str : "no reply");
+  }
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+TEST_F(ClusterClientTest, WaitReplicasAnswersAWriteOnceItsPrimarysReplicaHasIt) {
+  Options options = cluster_->ClientOptions();
+  options.wait_replicas = 1;
+  options.wait_timeout = absl::Seconds(1);
+  client_ = std::make_unique<Client>(options);
+  ASSERT_TRUE(LoadLibrary(client_.get(), kTestLibrary).ok());
+  for (int primary : cluster_->Primaries()) {
+    std::string key = KeysOn(primary, "wr", 1).front();
+    int replica = cluster_->ReplicaOf(primary);
+    ASSERT_NE(replica, 0);
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(Push({key}, absl::StrCat(i)).ok());
+      ASSERT_EQ(ReplicaList(replica, key).size(), static_cast<size_t>(i + 1)) << key;
+    }
+    // A replica that is slow to take the write holds its answer back until it has it.
+    pid_t pid = NodePid(*cluster_, replica);
+    ASSERT_EQ(kill(pid, SIGSTOP), 0);
+    absl::Notification done;
+    absl::Status status = absl::UnknownError("not answered");
+    client_->Fcall(kPush, {key}, {"slow"}, Deadline(), [&](absl::StatusOr<Reply> r) {
+      status = r.status();
+      done.Notify();
+    });
+    bool early = done.WaitForNotificationWithTimeout(absl::Milliseconds(300));
+    kill(pid, SIGCONT);
+    EXPECT_FALSE(early) << "answered before the replica had the write";
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(3)));
+    ASSERT_TRUE(status.ok()) << status;
+    std::vector<std::string> list = ReplicaList(replica, key);
+    ASSERT_EQ(list.size(), 11u);
+    EXPECT_EQ(list.back(), "slow");
+  }
+}
+
+// Writes stream to one shard; its replica stops and the primary drops its link (the replica
+// lags), the primary is killed (kill -9), the replica continues and takes over. Every write is
+// idempotent (push_once_v1); after the takeover, failed writes are retried with the same ids.
+// Returns how many acknowledged writes are missing on the new primary, and checks that none is
+// there twice.
+int AcknowledgedWritesLostInAKill(RedisClusterForTest& cluster, int wait_replicas) {
+  Options options = cluster.ClientOptions();
+  options.wait_replicas = wait_replicas;
+  options.wait_timeout = absl::Milliseconds(500);
+  Client client(options);
+  EXPECT_TRUE(LoadLibrary(&client, kTestLibrary).ok());
+  int victim = cluster.Primaries().front();
+  int replica = cluster.ReplicaOf(victim);
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 4; ++i) {
+    std::string key = absl::StrCat("{kill", i, "}:l");
+    if (cluster.PrimaryOf(KeySlot(key)) == victim) keys.push_back(key);
+  }
+  auto push = [&](int id, absl::Duration deadline, ReplyCallback cb) {
+    const std::string& key = keys[id % keys.size()];
+    client.Fcall(kPushOnce, {key, absl::StrCat(key, ":ids")}, {absl::StrCat(id)},
+                 absl::Now() + deadline, std::move(cb));
+  };
+  constexpr int kWrites = 1200;
+  absl::Mutex mu;
+  std::map<int, absl::Status> results;
+  pid_t replica_pid = NodePid(cluster, replica);
+  for (int id = 0; id < kWrites; ++id) {
+    push(id, absl::Seconds(2), [&, id](absl::StatusOr<Reply> r) {
+      absl::MutexLock lock(&mu);
+      results[id] = r.status();
+    });
+    if (id == 300) kill(replica_pid, SIGSTOP);
+    // The primary drops its link to the stopped replica: what it writes from now on stays in
+    // its own memory (before, it went to the replica's socket, which keeps it for when the
+    // replica wakes).
+    if (id == 320) cluster.Run(victim, {"CLIENT", "KILL", "TYPE", "replica"});
+    if (id == 500) {
+      cluster.Kill(victim);
+      kill(replica_pid, SIGCONT);
+    }
+    absl::SleepFor(absl::Microseconds(500));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](std::map<int, absl::Status>* r) { return r->size() == kWrites; }, &results),
+        absl::Seconds(10));
+    EXPECT_EQ(results.size(), static_cast<size_t>(kWrites)) << "a write got no answer";
+  }
+  cluster.WaitOwner(KeySlot(keys[0]), replica);
+  std::set<int> acknowledged;
+  std::vector<int> failed;
+  {
+    absl::MutexLock lock(&mu);
+    for (const auto& [id, status] : results) {
+      if (status.ok()) {
+        acknowledged.insert(id);
+      } else {
+        EXPECT_TRUE(absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) << status;
+        failed.push_back(id);
+      }
+    }
+  }
+  // Retries with the same ids. With wait_replicas the new primary has no replica left (the
+  // old primary is dead), so they keep failing: they are left unacknowledged.
+  int retried = 0;
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  for (int id : failed) {
+    if (wait_replicas > 0 || absl::Now() > give_up) break;
+    absl::StatusOr<Reply> r;
+    do {
+      r = Await<Reply>([&](Callback<Reply> done) { push(id, absl::Seconds(1), std::move(done)); });
+    } while (!r.ok() && absl::Now() < give_up);
+    if (r.ok()) {
+      acknowledged.insert(id);
+      ++retried;
+    }
+  }
+  std::map<std::string, int> seen;
+  for (const std::string& key : keys) {
+    Reply list = cluster.Run(replica, {"LRANGE", key, "0", "-1"});
+    for (const Reply& v : list.elements) ++seen[v.str];
+  }
+  int lost = 0;
+  for (int id : acknowledged) {
+    if (!seen.contains(absl::StrCat(id))) ++lost;
+  }
+  for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << "id " << id;
+  std::cerr << "[kill -9, wait_replicas=" << wait_replicas << "] " << kWrites << " writes, "
+            << acknowledged.size() << " acknowledged (" << retried << " on a retry), "
+            << failed.size() - static_cast<size_t>(retried) << " left unacknowledged, " << lost
+            << " acknowledged and lost\n";
+  return lost;
+}
+
+TEST_F(ClusterClientTest, KilledPrimaryLosesNoWriteConfirmedByWaitReplicas) {
+  client_.reset();
+  EXPECT_EQ(AcknowledgedWritesLostInAKill(*cluster_, 1), 0);
+  // The same on a fresh cluster without WAIT: what asynchronous replication loses.
+  cluster_ = std::make_unique<RedisClusterForTest>();
+  int lost = AcknowledgedWritesLostInAKill(*cluster_, 0);
+  EXPECT_GT(lost, 0) << "without WAIT the lagging replica should have lost some";
 }
 
 }  // namespace

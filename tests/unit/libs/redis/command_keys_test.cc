@@ -40,6 +40,25 @@ TEST(CommandKeysTest, RefusesWhatItCannotRoute) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(IsWriteCommandTest, ReadsAndServerCommandsAreNamedEverythingElseWrites) {
+  for (const char* write :
+       {"FCALL", "fcall",  "EVAL",   "EVALSHA", "XADD",       "HSET",    "HSETNX",
+        "ZADD",  "DEL",    "UNLINK", "ZINCRBY", "ZREM",       "XDEL",    "XTRIM",
+        "SET",   "HDEL",   "SADD",   "SREM",    "EXPIRE",     "PEXPIRE", "INCR",
+        "RPUSH", "GETDEL", "GETEX",  "RESTORE", "XREADGROUP", "MSET"}) {
+    EXPECT_TRUE(IsWriteCommand({write, "k"})) << write;
+  }
+  for (const char* read :
+       {"FCALL_RO", "fcall_ro", "EVAL_RO", "GET",      "HGETALL",  "XRANGE", "XREAD",
+        "ZRANGE",   "EXISTS",   "MGET",    "TTL",      "PING",     "INFO",   "CLUSTER",
+        "FUNCTION", "ASKING",   "WAIT",    "READONLY", "FLUSHALL", "SCAN"}) {
+    EXPECT_FALSE(IsWriteCommand({read, "k"})) << read;
+  }
+  // Never guessed: a command outside the list is confirmed as a write.
+  EXPECT_TRUE(IsWriteCommand({"OBJECT", "ENCODING", "k"}));
+  EXPECT_TRUE(IsWriteCommand({}));
+}
+
 TEST(CommandSlotTest, OneSlotPerCall) {
   EXPECT_EQ(*CommandSlot({"GET", "foo"}), 12182);
   EXPECT_EQ(*CommandSlot({"PING"}), kAnySlot);
