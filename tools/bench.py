@@ -690,6 +690,32 @@ class ClusterBench(Bench):
                             "usec_per_call": usec / calls if calls else 0.0}
         return out
 
+    @staticmethod
+    def publish_latency(sub_port, pub_ports, n, rate=1000):
+        """Raw PUBLISH to SUBSCRIBE arrival on `sub_port`, `n` messages at `rate`/s sent round
+        robin through `pub_ports`: (p50, p99) in ms."""
+        sub = Resp(sub_port)
+        sub.call("SUBSCRIBE", "bench:publish")
+        lat = []
+
+        def read():
+            while len(lat) < n:
+                sent = int(sub._read()[2])
+                lat.append(time.perf_counter_ns() - sent)
+        t = threading.Thread(target=read)
+        t.start()
+        pubs = [Resp(p) for p in pub_ports]
+        t0 = time.perf_counter()
+        for i in range(n):
+            wait = t0 + i / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            pubs[i % len(pubs)].call("PUBLISH", "bench:publish", time.perf_counter_ns())
+        t.join(timeout=30)
+        sub.sock.close()
+        lat.sort()
+        return lat[len(lat) // 2] / 1e6, lat[int(len(lat) * 0.99)] / 1e6
+
     def main(self):
         a = self.args
         header = ("OneStory benchmark, single redis-server vs Redis Cluster (3 primaries + 3 "
@@ -759,6 +785,26 @@ class ClusterBench(Bench):
                "watch", "p50_ms", "ms")
         figure("Watch propagation p99, %d watchers, %d appends/s" % (watchers, a.watch_rate),
                "watch", "p99_ms", "ms")
+
+        # What Watch's path costs in Redis alone: onestory-server subscribes on the first seed
+        # node; an Append's PUBLISH runs on its customer's primary, and a cluster forwards it to
+        # every node over the cluster bus.
+        seed = self.cluster_ports[0]
+        n = int(a.watch_rate * (a.duration + a.warmup))
+        single = self.publish_latency(self.redis_port, [self.redis_port], n, a.watch_rate)
+        same = self.publish_latency(seed, [seed], n, a.watch_rate)
+        other = self.publish_latency(seed, [p for p in self.primaries if p != seed], n,
+                                     a.watch_rate)
+        c["raw_publish_ms"] = {"single": single, "cluster_same_node": same,
+                               "cluster_other_primary": other, "messages": n,
+                               "rate": a.watch_rate}
+        for i, q in enumerate(("p50", "p99")):
+            c["steps"].append({"name": "Raw PUBLISH -> subscriber, %s (cluster: other primary)" % q,
+                               "single": single[i], "cluster": other[i], "unit": "ms",
+                               "ratio": other[i] / single[i] if single[i] else 0})
+            c["steps"].append({"name": "Raw PUBLISH -> subscriber, %s (cluster: same node)" % q,
+                               "single": single[i], "cluster": same[i], "unit": "ms",
+                               "ratio": same[i] / single[i] if single[i] else 0})
 
         c["loadavg_end"] = os.getloadavg()
         self.header += "; at the end: %.2f %.2f %.2f" % c["loadavg_end"]
