@@ -643,7 +643,8 @@ class ClusterBench(Bench):
                 r = Resp(p)
                 info = dict(l.split(":", 1) for l in r.call("CLUSTER", "INFO").decode().splitlines()
                             if ":" in l)
-                if info.get("cluster_state") != "ok" or info.get("cluster_slots_assigned") != "16384":
+                if (info.get("cluster_state") != "ok" or
+                        info.get("cluster_slots_assigned") != "16384"):
                     ok, last = False, "%d: cluster_state %s" % (p, info.get("cluster_state"))
                     break
                 owners = sorted((s[0], s[1], s[2][1]) for s in r.call("CLUSTER", "SLOTS"))
