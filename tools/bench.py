@@ -6,6 +6,10 @@ loopback ports, measures raw Redis with redis-benchmark for the commands OneStor
 OneStory with tools/loadgen, and prints every figure with its ratio to the raw Redis figure.
 Writes results.json, summary.txt and bench.png (gnuplot) into --out.
 
+--cluster instead runs the OneStory steps on a single redis-server and on a local Redis Cluster
+(3 primaries + 3 replicas) side by side, each behind its own onestory-server, and prints each
+figure with its ratio cluster/single (results.json's "cluster" key, summary.txt).
+
 Run through tools/bench.sh (which installs and builds first).
 """
 import argparse
@@ -117,6 +121,11 @@ class Bench:
         self.server_bin = os.path.join(args.build_dir, "services", "onestory-server")
 
     def start_server(self):
+        self.server, self.target = self.launch_server("--redis=127.0.0.1:%d" % self.redis_port)
+
+    def launch_server(self, redis_flag, name="server"):
+        """Starts an onestory-server on `redis_flag` (--redis=... or --redis_cluster=...);
+        returns the process and its gRPC address."""
         # One key for the bench tenant (the server always requires keys), without the default
         # rate limit: the benchmark measures the server, not the limit.
         keys = os.path.join(self.tmp, "api_keys")
@@ -125,19 +134,23 @@ class Bench:
             with open(keys, "w") as f:
                 f.write("bench bench timeline.write,timeline.read,context.read.agent sha256:%s "
                         "rate=unlimited\n" % hashlib.sha256(self.api_key.encode()).hexdigest())
-        port_file = os.path.join(self.tmp, "port")
+        port_file = os.path.join(self.tmp, name + ".port")
         if os.path.exists(port_file):
             os.remove(port_file)
-        self.server = subprocess.Popen(
-            [self.server_bin, "--redis=127.0.0.1:%d" % self.redis_port, "--listen=127.0.0.1:0",
+        server = subprocess.Popen(
+            [self.server_bin, redis_flag, "--listen=127.0.0.1:0",
              "--port_file=" + port_file, "--log_level=warning", "--api_keys_file=" + keys],
-            stderr=open(os.path.join(self.tmp, "server.log"), "a"))
-        self.procs.append(self.server)
-        for _ in range(100):
+            stderr=open(os.path.join(self.tmp, name + ".log"), "a"))
+        self.procs.append(server)
+        for _ in range(300):
             if os.path.exists(port_file) and open(port_file).read().strip():
                 break
+            if server.poll() is not None:
+                sys.exit("onestory-server (%s) exited with %d; see its log:\n%s" % (
+                    redis_flag, server.returncode,
+                    open(os.path.join(self.tmp, name + ".log")).read()[-3000:]))
             time.sleep(0.05)
-        self.target = "127.0.0.1:" + open(port_file).read().strip()
+        return server, "127.0.0.1:" + open(port_file).read().strip()
 
     def restart_server(self):
         """A fresh process, so its memory growth is the next step's alone."""
@@ -540,6 +553,308 @@ unset multiplot
         print("chart: %s/bench.png" % out)
 
 
+CLUSTER_NOTE = (
+    "On this machine (%d cores) the cluster's 6 redis-servers share the same cores as the single\n"
+    "redis-server, both onestory-servers and the load generator: these figures show what cluster\n"
+    "routing costs (each call sent to its slot's primary over per-primary connections, the\n"
+    "outbox's extra hops, 6 processes instead of 1 competing for the CPU), not scale-out.")
+
+
+class ClusterBench(Bench):
+    """The same loadgen steps on a single redis-server and on a local Redis Cluster (3 primaries,
+    3 replicas), each behind its own onestory-server, in one run; every figure with its ratio
+    cluster/single."""
+
+    NODES = 6
+
+    def start(self):
+        super().start()
+        self.start_cluster()
+        self.cluster_server, self.cluster_target = self.launch_server(
+            "--redis_cluster=" + ",".join("127.0.0.1:%d" % p for p in self.cluster_ports),
+            "cluster-server")
+
+    def start_node(self, port, bus_port):
+        """One cluster-mode redis-server; None when it exits (its port was taken meanwhile)."""
+        d = os.path.join(self.tmp, "node-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--cluster-port", str(bus_port),
+             "--bind", "127.0.0.1", "--dir", d, "--cluster-enabled", "yes",
+             "--cluster-config-file", os.path.join(self.tmp, "nodes-%d.conf" % port),
+             "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0",
+             "--appendonly", "no", "--save", "", "--daemonize", "no",
+             "--logfile", os.path.join(d, "redis.log")])
+        give_up = time.time() + 5
+        while time.time() < give_up:
+            if proc.poll() is not None:
+                return None
+            try:
+                Resp(port).call("PING")
+                return proc
+            except (OSError, RuntimeError):
+                time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        return None
+
+    def start_cluster(self):
+        """6 nodes on free loopback ports (each with a cluster bus port of its own, since port +
+        10000 need not be free), `redis-cli --cluster create` with one replica per primary, then
+        waits until every node agrees the cluster is healthy; as tests/testing/
+        redis_cluster_for_test.cc does."""
+        started = time.time()
+        self.cluster_ports, taken = [], set()
+        for _ in range(self.NODES):
+            proc = None
+            for _attempt in range(5):
+                port, bus = free_port(), free_port()
+                while port == bus or port in taken or bus in taken:
+                    port, bus = free_port(), free_port()
+                proc = self.start_node(port, bus)
+                if proc:
+                    break
+            if not proc:
+                sys.exit("could not start redis-server in cluster mode")
+            self.procs.append(proc)
+            self.cluster_ports.append(port)
+            taken.update((port, bus))
+        log = os.path.join(self.tmp, "cluster-create.log")
+        with open(log, "w") as f:
+            rc = subprocess.run(["redis-cli", "--cluster", "create"] +
+                                ["127.0.0.1:%d" % p for p in self.cluster_ports] +
+                                ["--cluster-replicas", "1", "--cluster-yes"],
+                                stdout=f, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            sys.exit("redis-cli --cluster create failed:\n" + open(log).read())
+        self.wait_cluster_healthy(30)
+        self.primaries = [p for p in self.cluster_ports
+                          if Resp(p).info("replication")["role"] == "master"]
+        print("cluster: 3 primaries + 3 replicas ready in %.1f s (primaries %s)" % (
+            time.time() - started, " ".join(map(str, self.primaries))), flush=True)
+
+    def wait_cluster_healthy(self, timeout_s):
+        """Every node says cluster_state:ok with all 16384 slots assigned, all nodes name the
+        same primary for every slot range, and every replica is in sync with its primary."""
+        give_up, last = time.time() + timeout_s, ""
+        while time.time() < give_up:
+            ok, first_map = True, None
+            for p in self.cluster_ports:
+                r = Resp(p)
+                info = dict(l.split(":", 1) for l in r.call("CLUSTER", "INFO").decode().splitlines()
+                            if ":" in l)
+                if (info.get("cluster_state") != "ok" or
+                        info.get("cluster_slots_assigned") != "16384"):
+                    ok, last = False, "%d: cluster_state %s" % (p, info.get("cluster_state"))
+                    break
+                owners = sorted((s[0], s[1], s[2][1]) for s in r.call("CLUSTER", "SLOTS"))
+                first_map = first_map or owners
+                if owners != first_map:
+                    ok, last = False, "%d: a different slot map" % p
+                    break
+                repl = r.info("replication")
+                if repl["role"] == "slave" and (repl.get("master_link_status") != "up" or
+                                                repl.get("master_sync_in_progress") != "0"):
+                    ok, last = False, "%d: replica not in sync" % p
+                    break
+            if ok:
+                return
+            time.sleep(0.05)
+        sys.exit("cluster not healthy in time: " + last)
+
+    def sides(self, step):
+        """(name, gRPC target, redis ports to read commandstats from), alternating which side
+        goes first from step to step so neither always runs on a machine the other just
+        warmed (or loaded)."""
+        both = [("single", self.target, [self.redis_port]),
+                ("cluster", self.cluster_target, self.primaries)]
+        return both if step % 2 == 0 else both[::-1]
+
+    @staticmethod
+    def reset_stats(ports):
+        for p in ports:
+            Resp(p).call("CONFIG", "RESETSTAT")
+
+    @staticmethod
+    def function_stats(ports):
+        """FCALL and FCALL_RO in INFO commandstats, calls and usec summed over `ports`."""
+        out = {}
+        for command in ("fcall", "fcall_ro"):
+            calls, usec = 0, 0.0
+            for p in ports:
+                line = Resp(p).info("commandstats").get("cmdstat_" + command, "")
+                if line:
+                    fields = dict(f.split("=") for f in line.split(","))
+                    calls += int(fields["calls"])
+                    usec += float(fields["usec"])
+            out[command] = {"calls": calls, "usec": usec,
+                            "usec_per_call": usec / calls if calls else 0.0}
+        return out
+
+    @staticmethod
+    def publish_latency(sub_port, pub_ports, n, rate=1000):
+        """Raw PUBLISH to SUBSCRIBE arrival on `sub_port`, `n` messages at `rate`/s sent round
+        robin through `pub_ports`: (p50, p99) in ms."""
+        sub = Resp(sub_port)
+        sub.call("SUBSCRIBE", "bench:publish")
+        lat = []
+
+        def read():
+            while len(lat) < n:
+                sent = int(sub._read()[2])
+                lat.append(time.perf_counter_ns() - sent)
+        t = threading.Thread(target=read)
+        t.start()
+        pubs = [Resp(p) for p in pub_ports]
+        t0 = time.perf_counter()
+        for i in range(n):
+            wait = t0 + i / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            pubs[i % len(pubs)].call("PUBLISH", "bench:publish", time.perf_counter_ns())
+        t.join(timeout=30)
+        sub.sock.close()
+        lat.sort()
+        return lat[len(lat) // 2] / 1e6, lat[int(len(lat) * 0.99)] / 1e6
+
+    def main(self):
+        a = self.args
+        header = ("OneStory benchmark, single redis-server vs Redis Cluster (3 primaries + 3 "
+                  "replicas): single redis %d behind %s, cluster %s behind %s, concurrency %d\n" %
+                  (self.redis_port, self.target, ",".join(map(str, self.cluster_ports)),
+                   self.cluster_target, a.concurrency) + CLUSTER_NOTE % os.cpu_count() +
+                  "\nLoad average at the start: %.2f %.2f %.2f" % os.getloadavg())
+        print(header + "\n", flush=True)
+        c = self.results["cluster"] = {
+            "note": CLUSTER_NOTE % os.cpu_count(), "cores": os.cpu_count(),
+            "single_redis_port": self.redis_port, "cluster_ports": self.cluster_ports,
+            "cluster_primaries": self.primaries,
+            "dataset": {"customers": a.customers, "events_per_customer": a.events},
+            "steps": [], "redis_time_per_command": {}, "loadavg_start": os.getloadavg()}
+        self.header = header
+        runs = {}  # (step, side) -> loadgen result
+
+        def step(i, name, scenario, label, **flags):
+            for side, target, ports in self.sides(i):
+                print("%-8s " % side, end="", flush=True)  # loadgen prints the rest of the line
+                self.reset_stats(ports)
+                r = self.run_loadgen(scenario, "%s %s" % (side, label), target=target, **flags)
+                r["side"] = side
+                r["redis_functions"] = self.function_stats(ports)
+                runs[(name, side)] = r
+
+        def figure(name, step_name, field, unit):
+            s, k = runs[(step_name, "single")][field], runs[(step_name, "cluster")][field]
+            c["steps"].append({"name": name, "single": s, "cluster": k, "unit": unit,
+                               "ratio": k / s if s else 0})
+
+        # The dataset, appended through each side's onestory-server (batches of 50 per call,
+        # after a Resolve of every customer); the time includes the Resolves.
+        for side, target, _ in self.sides(0):
+            t0 = time.time()
+            self.run_loadgen("populate", side, target=target, events_per_customer=a.events)
+            took = time.time() - t0
+            c.setdefault("populate", {})[side] = {"seconds": took,
+                                                  "events_per_s": a.customers * a.events / took}
+            print("%-8s populate     %d customers x %d events in %.1f s" % (
+                side, a.customers, a.events, took), flush=True)
+        p = c["populate"]
+        c["steps"].append({"name": "Populate (Resolve + Append batches of 50), wall clock",
+                           "single": p["single"]["events_per_s"],
+                           "cluster": p["cluster"]["events_per_s"], "unit": "events/s",
+                           "ratio": p["cluster"]["events_per_s"] / p["single"]["events_per_s"]})
+
+        step(1, "append", "append", "saturation")
+        figure("Append 1 event/call, saturation", "append", "ok_per_s", "calls/s")
+        figure("Append 1 event/call, p50", "append", "p50_ms", "ms")
+        figure("Append 1 event/call, p99", "append", "p99_ms", "ms")
+
+        step(2, "append_batch", "append_batch", "saturation", batch=16,
+             concurrency=max(4, a.concurrency // 4))
+        figure("Append batches of 16, saturation", "append_batch", "events_per_s", "events/s")
+        figure("Append batches of 16, p99", "append_batch", "p99_ms", "ms")
+
+        step(3, "get_context", "get_context", "saturation")
+        figure("GetContext, saturation", "get_context", "ok_per_s", "calls/s")
+        figure("GetContext, p50", "get_context", "p50_ms", "ms")
+        figure("GetContext, p99", "get_context", "p99_ms", "ms")
+
+        watchers = a.watchers[0]
+        step(4, "watch", "watch", "%d watchers" % watchers, watchers=watchers,
+             customers=max(a.customers, watchers), rate=a.watch_rate)
+        figure("Watch propagation p50, %d watchers, %d appends/s" % (watchers, a.watch_rate),
+               "watch", "p50_ms", "ms")
+        figure("Watch propagation p99, %d watchers, %d appends/s" % (watchers, a.watch_rate),
+               "watch", "p99_ms", "ms")
+
+        # What Watch's path costs in Redis alone: onestory-server subscribes on the first seed
+        # node; an Append's PUBLISH runs on its customer's primary, and a cluster forwards it to
+        # every node over the cluster bus.
+        seed = self.cluster_ports[0]
+        n = int(a.watch_rate * (a.duration + a.warmup))
+        single = self.publish_latency(self.redis_port, [self.redis_port], n, a.watch_rate)
+        same = self.publish_latency(seed, [seed], n, a.watch_rate)
+        other = self.publish_latency(seed, [p for p in self.primaries if p != seed], n,
+                                     a.watch_rate)
+        c["raw_publish_ms"] = {"single": single, "cluster_same_node": same,
+                               "cluster_other_primary": other, "messages": n,
+                               "rate": a.watch_rate}
+        for i, q in enumerate(("p50", "p99")):
+            c["steps"].append({"name": "Raw PUBLISH -> subscriber, %s (cluster: other primary)" % q,
+                               "single": single[i], "cluster": other[i], "unit": "ms",
+                               "ratio": other[i] / single[i] if single[i] else 0})
+            c["steps"].append({"name": "Raw PUBLISH -> subscriber, %s (cluster: same node)" % q,
+                               "single": single[i], "cluster": same[i], "unit": "ms",
+                               "ratio": same[i] / single[i] if single[i] else 0})
+
+        c["loadavg_end"] = os.getloadavg()
+        self.header += "; at the end: %.2f %.2f %.2f" % c["loadavg_end"]
+        # Redis's own time per function call in the Append and GetContext steps: on the cluster
+        # summed over its 3 primaries (replicas receive the functions' effects, not the FCALLs).
+        for step_name, command in (("append", "fcall"), ("append_batch", "fcall"),
+                                   ("get_context", "fcall_ro")):
+            for side in ("single", "cluster"):
+                r = runs[(step_name, side)]
+                f = r["redis_functions"][command]
+                # Calls per API call over the whole step (warm-up included), so approximate.
+                api_calls = r["ok_per_s"] * (r["seconds"] + a.warmup)
+                c["redis_time_per_command"]["%s_%s_%s" % (step_name, side, command)] = {
+                    "calls": f["calls"], "usec_per_call": f["usec_per_call"],
+                    "calls_per_api_call": f["calls"] / api_calls if api_calls else 0}
+            s = c["redis_time_per_command"]["%s_single_%s" % (step_name, command)]
+            k = c["redis_time_per_command"]["%s_cluster_%s" % (step_name, command)]
+            c["steps"].append({
+                "name": "%s: Redis usec per %s (cluster: 3 primaries)" % (
+                    step_name, command.upper()),
+                "single": s["usec_per_call"], "cluster": k["usec_per_call"], "unit": "usec",
+                "ratio": k["usec_per_call"] / s["usec_per_call"] if s["usec_per_call"] else 0})
+
+    def report(self):
+        c = self.results["cluster"]
+        lines = [self.header, "",
+                 "%-62s %12s %12s %-9s %s" % ("", "single", "cluster", "", "cluster/single")]
+        for row in c["steps"]:
+            lines.append("%-62s %12.2f %12.2f %-9s %6.2f" % (
+                row["name"], row["single"], row["cluster"], row["unit"], row["ratio"]))
+        lines.append("")
+        for name, f in c["redis_time_per_command"].items():
+            lines.append("redis time per command, %-32s calls=%d usec_per_call=%.2f "
+                         "(~%.2f per API call, warm-up included)" % (
+                             name + ":", f["calls"], f["usec_per_call"], f["calls_per_api_call"]))
+        lines.append("")
+        lines.append("%-12s %-24s %10s %10s %9s %9s %9s %7s" % (
+            "scenario", "label", "offered/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"))
+        for r in self.results["runs"]:
+            lines.append("%-12s %-24s %10.0f %10.0f %9.3f %9.3f %9.3f %7d" % (
+                r["scenario"], r["label"][:24], r["offered_rate"], r["ok_per_s"], r["p50_ms"],
+                r["p99_ms"], r["p999_ms"], r["errors"]))
+        text = "\n".join(lines)
+        print("\n" + text)
+        os.makedirs(self.args.out, exist_ok=True)
+        open(os.path.join(self.args.out, "summary.txt"), "w").write(text + "\n")
+        json.dump(self.results, open(os.path.join(self.args.out, "results.json"), "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build-dir", default=os.path.join(os.path.dirname(__file__), "..", "build"))
@@ -550,15 +865,25 @@ def main():
                     "customer vs as many bare XADDs of the same bytes (INFO commandstats)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 unless every step ran without a failed call (the smoke test)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="a single redis-server and a local Redis Cluster (3 primaries + 3 "
+                    "replicas) side by side, each behind its own onestory-server: populate, "
+                    "Append, Append batches, GetContext and Watch on both, with the ratio "
+                    "cluster/single (20,000 customers x 20 events; --quick: 200 x 10)")
     args = ap.parse_args()
+    if args.cluster and args.append_redis_time:
+        ap.error("--cluster and --append-redis-time: give one")
     if args.quick:
         args.duration, args.warmup, args.customers, args.events = 2, 0.5, 200, 10
         args.redis_requests, args.watchers, args.sweep = 20000, [100], [0.5, 1.0]
+    elif args.cluster:
+        args.duration, args.warmup, args.customers, args.events = 10, 2, 20000, 20
+        args.redis_requests, args.watchers, args.sweep = 300000, [1000], []
     else:
         args.duration, args.warmup, args.customers, args.events = 10, 2, 100000, 50
         args.redis_requests, args.watchers, args.sweep = 300000, [1000, 10000], [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
     args.concurrency, args.body_bytes, args.watch_rate = 64, 200, 1000
-    b = Bench(args)
+    b = ClusterBench(args) if args.cluster else Bench(args)
     try:
         b.start()
         if args.append_redis_time:
@@ -571,6 +896,8 @@ def main():
     if args.check:
         results = json.load(open(os.path.join(args.out, "results.json")))
         failed = [r for r in results["runs"] if r["errors"] or r["ok_per_s"] <= 0]
+        if args.cluster:
+            results["comparisons"] = results["cluster"]["steps"]
         if failed or len(results["comparisons"]) < 8:
             print("bench check: %d runs with failed calls, %d comparisons" %
                   (len(failed), len(results["comparisons"])))
