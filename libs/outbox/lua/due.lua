@@ -14,7 +14,7 @@
 --                      (t), the member (m), the due time in ms (sc; '' for dr)
 -- Returns: the number of entries applied.
 -- Errors: none.
-local last = tonumber(redis.call('HGET', K.applied, P.owner) or '0')
+local last = os_applied_last(K.applied, P.owner)
 local applied = 0
 for b = 1, #P.entries, 4 do
   local seq, kind, member = tonumber(P.entries[b]), P.entries[b + 1], P.entries[b + 2]
@@ -28,14 +28,5 @@ for b = 1, #P.entries, 4 do
     applied = applied + 1
   end
 end
-if applied > 0 then
-  redis.call('HSET', K.applied, P.owner, last)
-  redis.call('ZADD', K.applied_at, P.now_ms, P.owner)
-end
-local old = redis.call('ZRANGEBYSCORE', K.applied_at, '-inf', P.now_ms - P.kept_ms,
-                       'LIMIT', 0, 16)
-if #old > 0 then
-  redis.call('HDEL', K.applied, unpack(old))
-  redis.call('ZREM', K.applied_at, unpack(old))
-end
+os_applied_save(K.applied, K.applied_at, P.owner, last, applied, P.now_ms, P.kept_ms)
 return applied

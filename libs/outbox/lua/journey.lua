@@ -19,7 +19,7 @@
 --                      jl: the member, the stage, the stay in ms
 -- Returns: the number of entries applied.
 -- Errors: none.
-local last = tonumber(redis.call('HGET', K.applied, P.customer_id) or '0')
+local last = os_applied_last(K.applied, P.customer_id)
 local applied = 0
 for b = 1, #P.entries, 5 do
   local seq, kind = tonumber(P.entries[b]), P.entries[b + 1]
@@ -38,14 +38,5 @@ for b = 1, #P.entries, 5 do
     applied = applied + 1
   end
 end
-if applied > 0 then
-  redis.call('HSET', K.applied, P.customer_id, last)
-  redis.call('ZADD', K.applied_at, P.now_ms, P.customer_id)
-end
-local old = redis.call('ZRANGEBYSCORE', K.applied_at, '-inf', P.now_ms - P.kept_ms,
-                       'LIMIT', 0, 16)
-if #old > 0 then
-  redis.call('HDEL', K.applied, unpack(old))
-  redis.call('ZREM', K.applied_at, unpack(old))
-end
+os_applied_save(K.applied, K.applied_at, P.customer_id, last, applied, P.now_ms, P.kept_ms)
 return applied
