@@ -107,7 +107,7 @@ class FaultTest(E2ECase):
     def test_server_killed_mid_load_keeps_every_acknowledged_event_once(self):
         port = H.free_port()
         redis = self.env.redis
-        server = H.Server(redis.address, extra_args=["--listen=127.0.0.1:%d" % port])
+        server = H.Server(extra_args=["--listen=127.0.0.1:%d" % port], **redis.server_kwargs())
         self.extra.append(server.proc)
         customers = self.customers(server)
         loader = Loader(self, "127.0.0.1:%d" % port, customers)
@@ -115,7 +115,8 @@ class FaultTest(E2ECase):
         H.wait_until(lambda: loader.progress() >= CLIENTS * 10, 20, what="appends under way")
         server.proc.popen.kill()  # SIGKILL, mid-load
         server.proc.popen.wait(timeout=5)
-        restarted = H.Server(redis.address, extra_args=["--listen=127.0.0.1:%d" % port])
+        restarted = H.Server(extra_args=["--listen=127.0.0.1:%d" % port],
+                             **redis.server_kwargs())
         self.extra.append(restarted.proc)
         loader.join()
         self.assertEqual(loader.progress(), CLIENTS * EVENTS_PER_CLIENT,

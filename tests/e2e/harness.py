@@ -260,6 +260,90 @@ class Redis:
     def address(self):
         return "127.0.0.1:%d" % self.port
 
+    def server_kwargs(self):
+        """How a Server names this Redis: Server(**redis.server_kwargs())."""
+        return {"redis_address": self.address}
+
+    def server_env(self):
+        """The same through the environment."""
+        return {"ONESTORY_REDIS": self.address}
+
+
+class RedisCluster:
+    """A throwaway Redis Cluster: 3 primaries and 3 replicas on free loopback ports (each with a
+    cluster bus port of its own), no persistence, node timeout 1 s; started as
+    tests/testing/redis_cluster_for_test.cc starts it. `seeds` is the --redis_cluster value."""
+
+    NODES = 6
+
+    def __init__(self):
+        self.dir = new_tmp_dir("cluster-")
+        self.ports, self.procs, taken = [], [], set()
+        for _ in range(self.NODES):
+            for _attempt in range(5):
+                port, bus = free_port(), free_port()
+                if port == bus or port in taken or bus in taken:
+                    continue
+                proc = self._start_node(port, bus)
+                if proc:
+                    break
+            else:
+                raise RuntimeError("could not start redis-server in cluster mode")
+            self.procs.append(proc)
+            self.ports.append(port)
+            taken.update((port, bus))
+        create = subprocess.run(
+            ["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
+            ["--cluster-replicas", "1", "--cluster-yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if create.returncode != 0:
+            raise RuntimeError("redis-cli --cluster create failed:\n" +
+                               create.stdout.decode("utf-8", "replace"))
+        wait_until(self._healthy, 30, interval=0.05, what="the cluster to be healthy")
+
+    def _start_node(self, port, bus):
+        d = os.path.join(self.dir, "node-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        proc = Proc("redis-cluster:%d" % port,
+                    ["redis-server", "--port", str(port), "--cluster-port", str(bus),
+                     "--bind", "127.0.0.1", "--dir", d, "--cluster-enabled", "yes",
+                     "--cluster-config-file", os.path.join(d, "nodes.conf"),
+                     "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0",
+                     "--appendonly", "no", "--save", "", "--daemonize", "no"],
+                    os.path.join(d, "redis.log"))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.alive():
+            if _redis_pings(port):
+                return proc
+            time.sleep(0.02)
+        proc.kill()
+        return None
+
+    def _cli(self, port, *args):
+        return subprocess.run(["redis-cli", "-p", str(port)] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              timeout=5).stdout.decode("utf-8", "replace")
+
+    def _healthy(self):
+        for p in self.ports:
+            info = self._cli(p, "CLUSTER", "INFO")
+            if "cluster_state:ok" not in info or "cluster_slots_assigned:16384" not in info:
+                return False
+            repl = self._cli(p, "INFO", "replication")
+            if "role:slave" in repl and "master_link_status:up" not in repl:
+                return False
+        return True
+
+    @property
+    def seeds(self):
+        return ",".join("127.0.0.1:%d" % p for p in self.ports)
+
+    def server_kwargs(self):
+        return {"redis_cluster": self.seeds}
+
+    def server_env(self):
+        return {"ONESTORY_REDIS_CLUSTER": self.seeds}
+
 
 # --------------------------------------------------------------------------------------------
 # API keys. Every server started here loads one key file (unless a test passes its own
@@ -360,7 +444,7 @@ class Server:
     """One OneStory binary (onestory-server by default), listening on a free port."""
 
     def __init__(self, redis_address=None, binary_name="onestory-server", extra_args=(),
-                 data_dir=None, wait=True, env_extra=None, keys=True):
+                 data_dir=None, wait=True, env_extra=None, keys=True, redis_cluster=None):
         self.name = binary_name
         self.dir = new_tmp_dir(binary_name + "-")
         self.port_file = os.path.join(self.dir, "port")
@@ -374,6 +458,8 @@ class Server:
             args.append("--api_keys_file=" + keys_file())
         if redis_address:
             args.append("--redis=" + redis_address)
+        if redis_cluster:
+            args.append("--redis_cluster=" + redis_cluster)
         if data_dir:
             args.append("--data_dir=" + data_dir)
         args.extend(extra_args)
@@ -487,11 +573,16 @@ def redis_servers_using(directory):
 # The shared environment: one Redis and two onestory-server instances on it.
 
 
+# ONESTORY_E2E_REDIS=cluster: the shared environment runs on a local Redis Cluster
+# (RedisCluster) instead of one redis-server.
+ON_CLUSTER = os.environ.get("ONESTORY_E2E_REDIS") == "cluster"
+
+
 class Env:
     def __init__(self):
-        self.redis = Redis()
-        self.a = Server(self.redis.address)
-        self.b = Server(self.redis.address)
+        self.redis = RedisCluster() if ON_CLUSTER else Redis()
+        self.a = Server(**self.redis.server_kwargs())
+        self.b = Server(**self.redis.server_kwargs())
 
 
 _env = None

@@ -158,11 +158,11 @@ class IdempotencyAcrossInstancesWatchTest(E2ECase):
 class SingleServiceBinariesTest(E2ECase):
 
     def test_each_binary_serves_its_service_and_health(self):
-        redis = self.env.redis.address
-        identity = H.Server(redis, "onestory-identity")
-        timeline = H.Server(redis, "onestory-timeline")
+        redis = self.env.redis
+        identity = H.Server(binary_name="onestory-identity", **redis.server_kwargs())
+        timeline = H.Server(binary_name="onestory-timeline", **redis.server_kwargs())
         # onestory-context configured through the environment instead of flags.
-        context = H.Server(None, "onestory-context", env_extra={"ONESTORY_REDIS": redis})
+        context = H.Server(None, "onestory-context", env_extra=redis.server_env())
         servers = (identity, timeline, context)
         for s in servers:
             self.assertEqual(H.health_check(s.channel), H.HEALTH_SERVING, s.name)
@@ -559,7 +559,7 @@ def _read_reply(f):
 class ShutdownTest(E2ECase):
 
     def test_sigterm_ends_open_watch_with_unavailable_and_exits_0(self):
-        s = H.Server(self.env.redis.address)
+        s = H.Server(**self.env.redis.server_kwargs())
         cid = self.resolve(s, C.IDENTIFIER_TYPE_CRM_ID, H.unique("crm-")).customer_id
         ref = H.by_id(cid)
         e = self.append(s, ref, [H.event(C.CHANNEL_SMS, C.EVENT_KIND_MESSAGE)]).results[0].event
