@@ -18,6 +18,13 @@ constexpr TypeName kTypeNames[] = {
     {v1::IDENTIFIER_TYPE_SOCIAL_HANDLE, "social"}, {v1::IDENTIFIER_TYPE_CRM_ID, "crm"},
 };
 
+// FNV-1a: stable across builds and machines (every instance must pick the same bucket).
+uint32_t Fnv1a(absl::string_view bytes) {
+  uint32_t h = 2166136261u;
+  for (char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return h;
+}
+
 }  // namespace
 
 CustomerKeys::CustomerKeys(absl::string_view tenant, absl::string_view customer_id)
@@ -29,17 +36,23 @@ TenantKeys::TenantKeys(absl::string_view tenant)
       audit_(absl::StrCat("os:{", tenant, ":au}:")),
       retention_(absl::StrCat("os:{", tenant, ":r}:")) {}
 
+TenantKeys::TenantKeys(absl::string_view tenant, int bucket)
+    : alerts_(absl::StrCat("os:{", tenant, ":a:", bucket, "}:")),
+      journey_(absl::StrCat("os:{", tenant, ":j:", bucket, "}:")),
+      audit_(absl::StrCat("os:{", tenant, ":au:", bucket, "}:")),
+      retention_(absl::StrCat("os:{", tenant, ":r:", bucket, "}:")) {}
+
+int TenantBucket(absl::string_view customer_id) {
+  return static_cast<int>(Fnv1a(customer_id) % kTenantBuckets);
+}
+
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
 std::string DuePromisesAppliedKey() { return "os:{alerts}:due.ob"; }
 std::string DuePromisesAppliedAtKey() { return "os:{alerts}:due.ob.t"; }
 
 std::string PendingOutboxKey(absl::string_view tenant, absl::string_view customer_id) {
-  // FNV-1a: stable across builds and machines (every instance must pick the same bucket).
-  uint32_t h = 2166136261u;
-  for (char c : absl::StrCat(tenant, "|", customer_id)) {
-    h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  }
-  return PendingOutboxKey(static_cast<int>(h % kOutboxBuckets));
+  return PendingOutboxKey(
+      static_cast<int>(Fnv1a(absl::StrCat(tenant, "|", customer_id)) % kOutboxBuckets));
 }
 
 std::string PendingOutboxKey(int bucket) { return absl::StrCat("os:{ob:", bucket, "}:pending"); }

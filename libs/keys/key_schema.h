@@ -27,9 +27,12 @@
 //                           erase (libs/privacy)
 //   k.erased_profile() -> ":p.er"  hash: the profile an erase under way replaced by its tombstone
 //   k.redaction() -> ":rd"  hash: a redaction's record and progress
-//   TenantKeys t(tenant): tenant-wide keys, "os:{acme:a}:..." (alerts), "os:{acme:j}:..."
-//                           (journey), "os:{acme:au}:log" (audit log), "os:{acme:r}:..."
-//                           (retention); t.alert_log_rebuild() -> "os:{acme:a}:log.rw"
+//   TenantKeys t(tenant, bucket): one bucket of a tenant's tenant-wide keys, "os:{acme:a:3}:..."
+//                           (alerts), "os:{acme:j:3}:..." (journey), "os:{acme:au:3}:log"
+//                           (audit log), "os:{acme:r:3}:..." (retention); a customer's effects
+//                           go to bucket TenantBucket(customer id), readers merge all buckets
+//   TenantKeys t(tenant): the same keys before buckets, "os:{acme:a}:..."; read only to upgrade
+//                           what an earlier version wrote
 //   DuePromisesKey() -> "os:{alerts}:due"  zset: promises by due ms
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
 //   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left
@@ -97,9 +100,20 @@ class CustomerKeys {
   std::string prefix_;  // "os:{<tenant>:c:<customer>}:"
 };
 
-// A tenant's alerts and journey (stage names are validated: [a-z0-9_-]).
+// Tenant-wide aggregates (alerts, journey, audit log, activity) are spread over kTenantBuckets
+// buckets per tenant, each with its own hash tag, so one large tenant's traffic spreads over a
+// cluster's primaries instead of pinning one. Changing the number needs a data migration.
+inline constexpr int kTenantBuckets = 16;
+// The bucket of a customer's effects: stable across builds and machines.
+int TenantBucket(absl::string_view customer_id);
+
+// One bucket of a tenant's alerts and journey (stage names are validated: [a-z0-9_-]).
 class TenantKeys {
  public:
+  // 0 <= bucket < kTenantBuckets.
+  TenantKeys(absl::string_view tenant, int bucket);
+  // The layout before buckets (one hash tag per area); read only to upgrade data an earlier
+  // version wrote.
   explicit TenantKeys(absl::string_view tenant);
   std::string alert_log() const { return alerts_ + "log"; }    // stream: one entry per alert
   std::string alert_ids() const { return alerts_ + "ids"; }    // hash: alert id -> stream id

@@ -1,6 +1,7 @@
 #include "libs/keys/key_schema.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,30 @@ TEST(CustomerKeysTest, CustomerKeysNeverCollideWithIdentifierKeys) {
 
 // ---------------------------------------------------------------------------------------------
 // IdentifierKey
+
+TEST(TenantKeysTest, BucketLayout) {
+  TenantKeys t("acme", 3);
+  EXPECT_EQ(t.alert_log(), "os:{acme:a:3}:log");
+  EXPECT_EQ(t.journey_counters(), "os:{acme:j:3}:n");
+  EXPECT_EQ(t.audit_log(), "os:{acme:au:3}:log");
+  EXPECT_EQ(t.activity(), "os:{acme:r:3}:active");
+  EXPECT_EQ(TenantKeys("acme").alert_log(), "os:{acme:a}:log");
+}
+
+TEST(TenantBucketTest, StableInRangeAndSpread) {
+  // Every instance of every build must pick the same bucket: these values are part of the
+  // stored layout.
+  EXPECT_EQ(TenantBucket("cus_1"), 2);
+  EXPECT_EQ(TenantBucket("cus_2"), 15);
+  std::set<int> seen;
+  for (int i = 0; i < 1000; ++i) {
+    int b = TenantBucket(absl::StrCat("cus_", i));
+    ASSERT_GE(b, 0);
+    ASSERT_LT(b, kTenantBuckets);
+    seen.insert(b);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kTenantBuckets));
+}
 
 TEST(IdentifierKeyTest, Layout) {
   EXPECT_EQ(IdentifierKey("acme", v1::IDENTIFIER_TYPE_PHONE, "14155550100"),
