@@ -58,7 +58,7 @@ absl::StatusOr<Batch> ParseBatch(const Reply& r) {
       }
     } else if (kind == "n") {
       b.journey.insert(b.journey.end(), {field("s"), kind, field("f"), "", ""});
-    } else if (kind == "jo") {
+    } else if (kind == "jo" || kind == "jr") {
       b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), "", ""});
     } else if (kind == "jl") {
       b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), field("g"), field("ms")});

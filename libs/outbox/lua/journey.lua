@@ -1,4 +1,4 @@
--- outbox_journey: applies one customer's journey entries (t=n, jo, jl: libs/outbox/lua/
+-- outbox_journey: applies one customer's journey entries (t=n, jo, jl, jr: libs/outbox/lua/
 -- write.lua) to the tenant's journey keys, in outbox order, each entry once: the sequence
 -- number of the last entry applied per customer is kept (applied), and entries up to it are
 -- skipped, so a retry, a crash or two instances draining the same outbox change nothing twice.
@@ -16,7 +16,7 @@
 --   kept_ms:int        how long a customer's mark is kept
 --   entries...         per entry, in outbox order, 5 values: its sequence number (s), its kind
 --                      (t), then n: the counter's field, '', ''; jo: the member, '', '';
---                      jl: the member, the stage, the stay in ms
+--                      jl: the member, the stage, the stay in ms; jr: the member, '', ''
 -- Returns: the number of entries applied.
 -- Errors: none.
 local last = os_applied_last(K.applied, P.customer_id)
@@ -33,6 +33,8 @@ for b = 1, #P.entries, 5 do
       redis.call('ZREM', K.journey_open, x)
       local n = redis.call('HINCRBY', K.journey_stays, y .. ':n', 1)
       redis.call('HSET', K.journey_stays, y .. ':' .. ((n - 1) % os_journey_stays_kept), z)
+    elseif kind == 'jr' then
+      redis.call('ZREM', K.journey_open, x)
     end
     last = seq
     applied = applied + 1

@@ -10,6 +10,8 @@
 --   t=n  add 1 to the journey counter f ("<stage>:<what>")
 --   t=jo a case entered a stage: add m to the journey's open-case index
 --   t=jl a case left stage g after ms: remove m from the open-case index, record the stay
+--   t=jr remove m from the open-case index, no stay (a merge moves a case to another customer:
+--        jr of its old member, jo of its new one; m may name another customer than the outbox's)
 --   t=da a promise is due at sc ms: add (or move) m in the due-promise index
 --   t=dr forget the promise m in the due-promise index
 --   t=x  the customer was active at `at` ms (the retention activity index)
@@ -33,6 +35,10 @@ end
 
 local function os_outbox_journey_leave(p, ob, member, stage, ms)
   os_outbox_add(p, ob, 't', 'jl', 'm', member, 'g', stage, 'ms', ms)
+end
+
+local function os_outbox_journey_remove(p, ob, member)
+  os_outbox_add(p, ob, 't', 'jr', 'm', member)
 end
 
 local function os_outbox_due(p, ob, member, due_ms)

@@ -234,6 +234,21 @@ TEST_F(OutboxFunctionsTest, JourneyMovesOpenCasesAndRecordsStaysOnce) {
   EXPECT_EQ(Counters()["ship:entered"], "1");
 }
 
+TEST_F(OutboxFunctionsTest, JourneyRemovesAMovedCaseWithoutAStay) {
+  const std::string from = "ship|001700000000000|cus_2|case-1";
+  const std::string to = "ship|001700000000000|cus_1|case-1";
+  Run({"ZADD", tk_.journey_open(), "0", from});
+  const std::vector<std::string> entries = {"1", "jr", from, "", "", "2", "jo", to, "", ""};
+  EXPECT_EQ(Journey("cus_1", entries), 2);
+  std::vector<std::string> open;
+  for (const redis::Reply& m : Run({"ZRANGE", tk_.journey_open(), "0", "-1"}).elements) {
+    open.push_back(m.str);
+  }
+  EXPECT_EQ(open, std::vector<std::string>{to});
+  EXPECT_TRUE(Run({"HGET", tk_.journey_stays(), "ship:n"}).is_nil()) << "a move is not a stay";
+  EXPECT_EQ(Journey("cus_1", entries), 0);
+}
+
 TEST_F(OutboxFunctionsTest, DueAddsMovesAndForgetsPromisesOnce) {
   const std::string m = "acme|cus_1|case-1";
   EXPECT_EQ(Due("cus_1", {"1", "da", m, "5000", "2", "da", m, "9000"}), 2);
