@@ -21,6 +21,11 @@
 namespace onestory::outbox {
 namespace {
 
+steps::Failpoint& DrainFailpoint() {
+  static auto* failpoint = new steps::Failpoint();
+  return *failpoint;
+}
+
 using redis::Reply;
 
 std::string Member(const std::string& tenant, const std::string& customer_id) {
@@ -196,6 +201,8 @@ void Step(std::shared_ptr<DrainRun> run) {
 
 }  // namespace
 
+void SetFailpoint(steps::Failpoint failpoint) { DrainFailpoint() = std::move(failpoint); }
+
 void Drain(redis::Client* client, const std::string& tenant, const std::string& customer_id,
            int64_t mark, absl::Time deadline, Callback<int64_t> done) {
   auto run = std::make_shared<DrainRun>();
@@ -235,6 +242,7 @@ void Settle(redis::Client* client, const std::string& tenant, const std::string&
               r.status().message())));
         }
         marked(absl::OkStatus());
+        if (const steps::Failpoint& fp = DrainFailpoint(); fp && fp("outbox.drain")) return;
         Drain(client, tenant, customer_id, mark, absl::Now() + kDrainTimeout,
               [tenant, customer_id](absl::StatusOr<int64_t> n) {
                 if (n.ok()) return;

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
+#include "libs/steps/steps.h"
 
 namespace onestory::outbox {
 
@@ -48,6 +49,11 @@ inline constexpr absl::Duration kDrainTimeout = absl::Seconds(10);
 // fails is logged and left to the Sweeper.
 void Settle(redis::Client* client, const std::string& tenant, const std::string& customer_id,
             absl::Time deadline, absl::AnyInvocable<void(absl::Status)> marked);
+
+// For fault tests: asked with "outbox.drain" after Settle's mark is written and the caller
+// answered, before the drain; true skips the drain, as a crash there would (the server's
+// ONESTORY_FAILPOINT=outbox.drain exits the process). Set once at start-up, before any call.
+void SetFailpoint(steps::Failpoint failpoint);
 
 // Applies and deletes every entry of the customer's outbox, kBatch at a time; then, when `mark`
 // is not 0, clears the customer's pending mark if it is still `mark`. `done` gets the number of

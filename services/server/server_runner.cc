@@ -9,8 +9,10 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -19,14 +21,17 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "libs/auth/api_keys.h"
 #include "libs/common/log.h"
 #include "libs/common/validation.h"
 #include "libs/embedded/embedded_redis.h"
+#include "libs/outbox/outbox.h"
 #include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/cluster_router.h"
 #include "libs/retention/retention.h"
+#include "libs/steps/steps.h"
 #include "libs/timeline/event_effects.h"
 #include "services/server/onestory_server.h"
 
@@ -482,17 +487,27 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   }
   options.default_countries = *std::move(countries);
   // For fault tests: ONESTORY_FAILPOINT=<step> (e.g. merge.swap) kills the process as kill -9
-  // would, just before that step of a merge or unmerge.
+  // would, just before that step of a merge or unmerge. outbox.drain: the first write whose
+  // outbox is marked is answered, its drain (and every later one) skipped, and the process
+  // exits 0.5 s later: a crash between the answer and the drain.
   if (const char* fp = std::getenv("ONESTORY_FAILPOINT"); fp != nullptr && *fp != '\0') {
     std::string step = fp;
     Log(LogLevel::kWarning, "failpoint.armed", {{"step", step}});
-    options.merge_failpoint = [step](const std::string& at) {
-      if (at == step) {
-        Log(LogLevel::kWarning, "failpoint.hit", {{"step", at}});
-        _exit(137);
-      }
-      return false;
+    steps::Failpoint failpoint = [step](const std::string& at) {
+      if (at != step) return false;
+      Log(LogLevel::kWarning, "failpoint.hit", {{"step", at}});
+      if (at != "outbox.drain") _exit(137);
+      static std::once_flag exit_soon;
+      std::call_once(exit_soon, [] {
+        std::thread([] {
+          absl::SleepFor(absl::Milliseconds(500));
+          _exit(137);
+        }).detach();
+      });
+      return true;
     };
+    options.merge_failpoint = failpoint;
+    outbox::SetFailpoint(failpoint);
   }
   auto server = OneStoryServer::Start(options);
   if (!server.ok()) return Fail("server.start_failed", server.status());

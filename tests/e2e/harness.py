@@ -278,7 +278,7 @@ class RedisCluster:
 
     def __init__(self):
         self.dir = new_tmp_dir("cluster-")
-        self.ports, self.procs, taken = [], [], set()
+        self.ports, self.procs, self.buses, taken = [], [], {}, set()
         for _ in range(self.NODES):
             for _attempt in range(5):
                 port, bus = free_port(), free_port()
@@ -291,6 +291,7 @@ class RedisCluster:
                 raise RuntimeError("could not start redis-server in cluster mode")
             self.procs.append(proc)
             self.ports.append(port)
+            self.buses[port] = bus
             taken.update((port, bus))
         create = subprocess.run(
             ["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
@@ -337,6 +338,99 @@ class RedisCluster:
     @property
     def seeds(self):
         return ",".join("127.0.0.1:%d" % p for p in self.ports)
+
+    # Cluster operations for fault tests ---------------------------------------------------
+
+    def cli(self, port, *args):
+        """redis-cli's output of one command on the node at port."""
+        return self._cli(port, *args).strip()
+
+    def nodes(self):
+        """CLUSTER NODES as seen from a live node: dicts with id, port, master (bool), of (its
+        primary's id, replicas) and slots (a list of (first, last))."""
+        for p in self.ports:
+            if not self.procs[self.ports.index(p)].alive():
+                continue
+            text = self.cli(p, "CLUSTER", "NODES")
+            if not text:
+                continue
+            out = []
+            for line in text.splitlines():
+                f = line.split()
+                if len(f) < 8:
+                    continue
+                slots = []
+                for r in f[8:]:
+                    if r.startswith("["):
+                        continue
+                    a, _, b = r.partition("-")
+                    slots.append((int(a), int(b or a)))
+                out.append({"id": f[0], "port": int(f[1].split("@")[0].rsplit(":", 1)[1]),
+                            "master": "master" in f[2].split(","), "failed": "fail" in f[2],
+                            "of": f[3], "slots": slots})
+            return out
+        raise RuntimeError("no cluster node answers")
+
+    def slot_of(self, key):
+        return int(self.cli(self.ports[0], "CLUSTER", "KEYSLOT", key))
+
+    def primary_of(self, slot):
+        """The port of the primary serving slot."""
+        for n in self.nodes():
+            if n["master"] and any(a <= slot <= b for a, b in n["slots"]):
+                return n["port"]
+        raise RuntimeError("no primary serves slot %d" % slot)
+
+    def replica_of(self, primary_port):
+        nodes = self.nodes()
+        pid = next(n["id"] for n in nodes if n["port"] == primary_port)
+        return next(n["port"] for n in nodes if not n["master"] and n["of"] == pid)
+
+    def failover(self, replica_port, timeout=15):
+        """CLUSTER FAILOVER on a replica (planned: no write is lost); waits until every node
+        sees it as the primary and the cluster is healthy again."""
+        out = self.cli(replica_port, "CLUSTER", "FAILOVER")
+        if out != "OK":
+            raise RuntimeError("CLUSTER FAILOVER: %s" % out)
+        wait_until(lambda: all(n["master"] for n in self.nodes() if n["port"] == replica_port)
+                   and self._healthy(), timeout, interval=0.05, what="the failover")
+
+    def kill(self, port):
+        self.procs[self.ports.index(port)].kill()
+
+    def restart(self, port):
+        """Starts a killed node again on its port and directory: it rejoins the cluster (a
+        killed primary whose replica took over comes back as that replica's replica)."""
+        i = self.ports.index(port)
+        proc = self._start_node(port, self.buses[port])
+        if proc is None:
+            raise RuntimeError("could not restart redis-server on port %d" % port)
+        self.procs[i] = proc
+        wait_until(self._healthy, 30, interval=0.05, what="the restarted node to rejoin")
+
+    def migrate_slot(self, slot, dst_port, pause=0.0, batch=10):
+        """Moves slot from its primary to the primary at dst_port as redis-cli --cluster
+        reshard would: IMPORTING / MIGRATING, MIGRATE of its keys batch at a time (sleeping
+        pause between batches, so calls meet ASK and TRYAGAIN), then SETSLOT NODE everywhere."""
+        src_port = self.primary_of(slot)
+        nodes = self.nodes()
+        src = next(n["id"] for n in nodes if n["port"] == src_port)
+        dst = next(n["id"] for n in nodes if n["port"] == dst_port)
+        self.cli(dst_port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", src)
+        self.cli(src_port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", dst)
+        while True:
+            keys = self.cli(src_port, "CLUSTER", "GETKEYSINSLOT", str(slot), str(batch))
+            keys = [k for k in keys.splitlines() if k]
+            if not keys:
+                break
+            out = self.cli(src_port, "MIGRATE", "127.0.0.1", str(dst_port), "", "0", "5000",
+                           "KEYS", *keys)
+            if out not in ("OK", "NOKEY"):
+                raise RuntimeError("MIGRATE: %s" % out)
+            time.sleep(pause)
+        for n in nodes:
+            if n["master"]:
+                self.cli(n["port"], "CLUSTER", "SETSLOT", str(slot), "NODE", dst)
 
     def server_kwargs(self):
         return {"redis_cluster": self.seeds}
