@@ -8,11 +8,14 @@
 
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/library.h"
+#include "libs/redis/command_keys.h"
 #include "libs/redis/function_library.h"
+#include "tests/testing/redis_cluster_for_test.h"
 
 namespace onestory::testing {
 
@@ -38,7 +41,39 @@ std::string MakeTempDir(const std::string& prefix) {
   return tmpl;
 }
 
+namespace {
+
+// One command on a private synchronous connection to 127.0.0.1:port.
+redis::Reply RunOnPort(int port, const std::vector<std::string>& argv) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  EXPECT_TRUE(c != nullptr && !c->err) << "cannot connect to test redis";
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
+  redis::Reply out = redis::Reply::FromHiredis(r);
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+bool OnCluster() {
+  const char* mode = std::getenv("ONESTORY_TEST_REDIS");
+  return mode != nullptr && std::string(mode) == "cluster";
+}
+
+}  // namespace
+
 RedisForTest::RedisForTest(const std::string& appendfsync) {
+  if (OnCluster()) {
+    cluster_ = std::make_unique<RedisClusterForTest>();
+    LoadFunctions();
+    return;
+  }
   embedded::EmbeddedRedisOptions opts;
   opts.data_dir = MakeTempDir("onestory-redis-");
   opts.appendfsync = appendfsync;
@@ -57,6 +92,7 @@ RedisForTest::RedisForTest(const std::string& appendfsync) {
 }
 
 RedisForTest::~RedisForTest() {
+  if (cluster_) return;  // its destructor kills the nodes and removes their directories
   std::string dir = data_dir();
   server_.reset();
   std::string cmd = "rm -rf '" + dir + "'";
@@ -64,37 +100,73 @@ RedisForTest::~RedisForTest() {
   (void)ignored;
 }
 
+std::string RedisForTest::address() const {
+  return cluster_ ? absl::StrCat("127.0.0.1:", port()) : server_->tcp_address();
+}
+
+int RedisForTest::port() const {
+  return cluster_ ? cluster_->Primaries().front() : server_->options().port;
+}
+
+std::string RedisForTest::data_dir() const {
+  return cluster_ ? "" : server_->options().data_dir;
+}
+
 void RedisForTest::LoadFunctions() {
-  redis::Reply r = Run({"FUNCTION", "LOAD", std::string(lua::kLibrary.code)});
-  if (r.type == redis::Reply::Type::kError && !redis::IsLibraryLoaded(r.str)) {
-    ADD_FAILURE() << "FUNCTION LOAD " << lua::kLibrary.name << ": " << lua::kLibrary.Locate(r.str);
-  }
+  auto load = [](int port) {
+    redis::Reply r = RunOnPort(port, {"FUNCTION", "LOAD", std::string(lua::kLibrary.code)});
+    if (r.type == redis::Reply::Type::kError && !redis::IsLibraryLoaded(r.str)) {
+      ADD_FAILURE() << "FUNCTION LOAD " << lua::kLibrary.name << ": "
+                    << lua::kLibrary.Locate(r.str);
+    }
+  };
+  if (!cluster_) return load(port());
+  for (int p : cluster_->Primaries()) load(p);
 }
 
 redis::Reply RedisForTest::Run(const std::vector<std::string>& argv) {
-  redisContext* c = redisConnect("127.0.0.1", port());
-  EXPECT_TRUE(c != nullptr && !c->err) << "cannot connect to test redis";
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
+  if (!cluster_) return RunOnPort(port(), argv);
+  const std::string verb = absl::AsciiStrToUpper(argv.at(0));
+  if (verb == "KEYS") {
+    std::vector<int> primaries = cluster_->Primaries();
+    redis::Reply all = RunOnPort(primaries[0], argv);
+    for (size_t i = 1; i < primaries.size(); ++i) {
+      for (redis::Reply& k : RunOnPort(primaries[i], argv).elements) {
+        all.elements.push_back(std::move(k));
+      }
+    }
+    return all;
   }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-  redis::Reply out = redis::Reply::FromHiredis(r);
-  if (r) freeReplyObject(r);
-  redisFree(c);
-  return out;
+  if (verb == "FLUSHALL" || verb == "FUNCTION" || verb == "CONFIG") {
+    // CONFIG on replicas too: a setting must hold after a failover.
+    std::vector<int> nodes = verb == "CONFIG" ? cluster_->ports() : cluster_->Primaries();
+    redis::Reply first;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      redis::Reply r = RunOnPort(nodes[i], argv);
+      if (i == 0) first = std::move(r);
+    }
+    return first;
+  }
+  absl::StatusOr<std::vector<std::string>> keys = redis::CommandKeys(argv);
+  if (!keys.ok() || keys->empty()) return RunOnPort(cluster_->Primaries().front(), argv);
+  absl::StatusOr<int> slot = redis::KeysSlot(*keys);
+  if (!slot.ok()) {
+    ADD_FAILURE() << "a test command on a cluster: " << slot.status();
+    redis::Reply err;
+    err.type = redis::Reply::Type::kError;
+    err.str = std::string(slot.status().message());
+    return err;
+  }
+  return RunOnPort(cluster_->PrimaryOf(*slot), argv);
 }
 
 bool RedisForTest::AwaitOutboxesDrained() {
-  std::vector<std::string> exists = {"EXISTS"};
-  for (int b = 0; b < keys::kOutboxBuckets; ++b) exists.push_back(keys::PendingOutboxKey(b));
   const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (Run(exists).integer != 0) {
-    if (absl::Now() > until) return false;
-    absl::SleepFor(absl::Milliseconds(2));
+  for (int b = 0; b < keys::kOutboxBuckets; ++b) {
+    while (Run({"EXISTS", keys::PendingOutboxKey(b)}).integer != 0) {
+      if (absl::Now() > until) return false;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
   }
   return true;
 }
@@ -119,14 +191,29 @@ void RedisForTest::FlushAll() {
   Run({"FLUSHALL"});
 }
 
-void RedisForTest::Kill() { server_->Kill(); }
+void RedisForTest::Kill() {
+  if (cluster_) {
+    ADD_FAILURE() << "Kill: single Redis only (GTEST_SKIP on cluster())";
+    return;
+  }
+  server_->Kill();
+}
 
 void RedisForTest::Restart() {
+  if (cluster_) {
+    ADD_FAILURE() << "Restart: single Redis only (GTEST_SKIP on cluster())";
+    return;
+  }
   absl::Status st = server_->Restart();
   ASSERT_TRUE(st.ok()) << st;
 }
 
 redis::Options RedisForTest::ClientOptions() const {
+  if (cluster_) {
+    redis::Options o = cluster_->ClientOptions();
+    o.address = o.cluster_seeds.front();  // as --redis_cluster sets it (the pub/sub node)
+    return o;
+  }
   redis::Options o;
   o.address = address();
   o.connect_timeout = absl::Milliseconds(500);

@@ -10,6 +10,14 @@
 //   redis->Kill(); redis->Restart();     // fault tests
 //
 // OneStory's Redis function library is loaded when the server starts (LoadFunctions).
+//
+// With ONESTORY_TEST_REDIS=cluster in the environment it is a local Redis Cluster instead
+// (RedisClusterForTest: 3 primaries, 3 replicas), so a suite written for one Redis runs on a
+// cluster unchanged (ctest registers such suites twice: onestory_cc_test(... CLUSTER)):
+// ClientOptions() name every node as a seed, Run() sends a command with keys to its slot's
+// primary (keys of one slot only), and KEYS, FLUSHALL, FUNCTION and CONFIG to every primary
+// (KEYS answers them all); Snapshot() and FlushAll() cover every primary. Kill and Restart are
+// single-Redis only: a fault test calls GTEST_SKIP when cluster() is true.
 #pragma once
 
 #include <map>
@@ -23,15 +31,20 @@
 
 namespace onestory::testing {
 
+class RedisClusterForTest;
+
 class RedisForTest {
  public:
   // appendfsync: "everysec" (default) or "always" for the durability tests.
   explicit RedisForTest(const std::string& appendfsync = "everysec");
   ~RedisForTest();
 
-  std::string address() const { return server_->tcp_address(); }  // "127.0.0.1:<port>"
-  int port() const { return server_->options().port; }
-  std::string data_dir() const { return server_->options().data_dir; }
+  // True when ONESTORY_TEST_REDIS=cluster made this a cluster.
+  bool cluster() const { return cluster_ != nullptr; }
+  // The single Redis's; on a cluster, those of one of its primaries.
+  std::string address() const;  // "127.0.0.1:<port>"
+  int port() const;
+  std::string data_dir() const;
 
   // Runs one command on a private synchronous connection; fails the test on a transport error.
   redis::Reply Run(const std::vector<std::string>& argv);
@@ -55,7 +68,8 @@ class RedisForTest {
   redis::Options ClientOptions() const;
 
  private:
-  std::unique_ptr<embedded::EmbeddedRedis> server_;
+  std::unique_ptr<embedded::EmbeddedRedis> server_;  // a single Redis
+  std::unique_ptr<RedisClusterForTest> cluster_;      // or a cluster
 };
 
 // A TCP port that was free a moment ago.
