@@ -12,6 +12,8 @@
 //   k.merge_staging(m) -> "os:{acme:c:cus_1}:tl.m:<m>"  stream: a merge's rebuilt timeline
 //   k.merge_staging_dedup(m), k.merge_staging_remap(m) -> ":dd.m:<m>", ":rm.m:<m>": its dedup
 //                                               and remap hashes, renamed into place together
+//   k.merge_staging_engagement(m) -> ":eg.m:<m>"  hash: engagement records a merge or an unmerge
+//                                               copies into this customer's slot, then applies
 //   k.merge_history() -> "os:{acme:c:cus_1}:mh" zset: merge id -> started ms
 //   k.remap()      -> "os:{acme:c:cus_1}:rm"    hash: stream id before a merge renumbered the
 //                                               timeline -> stream id now
@@ -75,6 +77,9 @@ class CustomerKeys {
   }
   std::string merge_staging_remap(absl::string_view merge_id) const {
     return absl::StrCat(prefix_, "rm.m:", merge_id);
+  }
+  std::string merge_staging_engagement(absl::string_view merge_id) const {
+    return absl::StrCat(prefix_, "eg.m:", merge_id);
   }
   std::string merge_history() const { return prefix_ + "mh"; }
   std::string remap() const { return prefix_ + "rm"; }

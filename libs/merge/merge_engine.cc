@@ -41,6 +41,8 @@ const char* StepName(int step) {
       return "merge.lock";
     case kStage:
       return "merge.stage";
+    case kSwap:
+      return "merge.swap";
     case kIdentifiers:
       return "merge.identifiers";
     case kMark:
@@ -249,6 +251,8 @@ void MergeEngine::Drive(std::shared_ptr<Run> run) {
       return Lock(run);
     case kStage:
       return Stage(run);
+    case kSwap:
+      return Swap(run);
     case kIdentifiers:
       return MoveIdentifiers(run);
     case kMark:
@@ -305,7 +309,8 @@ void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
   bool transient = status.code() == absl::StatusCode::kUnavailable ||
                    status.code() == absl::StatusCode::kDeadlineExceeded ||
                    status.code() == absl::StatusCode::kAborted;
-  if (transient || run->step != kStage || run->record.state() != v1::MergeRecord::STATE_MERGING) {
+  bool before_swap = run->step == kStage || run->step == kSwap;
+  if (transient || !before_swap || run->record.state() != v1::MergeRecord::STATE_MERGING) {
     return run->done(std::move(status));  // a retry or the recovery pass goes on from here
   }
   // A lasting failure before the swap (an undecodable stored event, say): nothing anyone can
@@ -316,6 +321,7 @@ void MergeEngine::Fail(std::shared_ptr<Run> run, absl::Status status) {
   abandon.staging = tk.merge_staging(run->id());
   abandon.staging_dedup = tk.merge_staging_dedup(run->id());
   abandon.staging_remap = tk.merge_staging_remap(run->id());
+  abandon.staging_engagement = tk.merge_staging_engagement(run->id());
   abandon.profile = tk.profile();
   abandon.merge_id = run->id();
   client_->Fcall(abandon, run->deadline, [this, run, status](absl::StatusOr<Reply> r) {

@@ -9,7 +9,8 @@
 // A merge touches two customers on two hash tags (two Redis Cluster shards) plus the identifier
 // index keys, so it cannot be one atomic script. It is a durable record (os:{<tenant>:m:<id>},
 // listed in os:{merges}:pending until finished) and these steps, each one atomic Redis function
-// (libs/merge/lua/, see libs/merge/README.md) or an idempotent command, each safe to run again:
+// (libs/merge/lua/, see libs/merge/README.md) or an idempotent command on one hash slot, each
+// safe to run again:
 //   lock        both customers get merge_lock = <merge id> (lowest id first); from here their
 //               writes answer ABORTED. Limits are checked; a refusal releases both locks.
 //   stage       the target's timeline and the source's events are read, interleaved by
@@ -17,12 +18,16 @@
 //               tokens held by its readers stay valid) and written to a staging stream on the
 //               target's hash tag. Source events whose event_id the target holds are skipped.
 //               The plan is a pure function of the two frozen timelines, so a rerun continues
-//               the staging stream where it stopped.
-//   (swap)      the end of the stage step, one function on the target: the staging stream
-//               becomes the timeline; dedup, activity, open conversations, profile fields and
-//               engagement state are merged, the target's overwritten profile values are kept
-//               for an Unmerge, and the stream head is recorded. Guarded by a per-merge marker,
-//               so a second run does nothing.
+//               the staging stream where it stopped. Then both outboxes are drained and the
+//               source's engagement state (conversation records, cases, facts, contacts,
+//               contact channels, sentiment counts, and the due times the due-promise index
+//               holds for its cases) is copied into a staging hash on the target's hash tag.
+//   swap        one function on the target: the staging stream becomes the timeline; dedup,
+//               activity, open conversations, profile fields and the staged engagement state
+//               are merged, the target's overwritten profile values are kept for an Unmerge,
+//               and the stream head is recorded; a moved open case's journey entry and due
+//               promise go to the target's outbox, which is then settled (libs/outbox). Guarded
+//               by a per-merge marker, so a second run does nothing.
 //   identifiers each identifier index entry that names the source is moved to the target
 //               (compare-and-set), then added to the target's identifiers with its evidence
 //               and the merge id.
@@ -34,9 +39,11 @@
 //
 // Unmerge runs the same way: lock, return (events tagged with the merge — the source's and
 // those appended later through its id or identifiers — that the source lacks are appended to
-// it), remove (one function on the target deletes the tagged events, restores its profile values
-// and recomputes activity and conversations), identifiers (moved back by compare-and-set),
-// release (the source's merge fields and lock go), finish.
+// it; the records the merge brought, as they are now, are copied into the source's slot and
+// applied there, their cases' journey entries and promises through the source's outbox), remove
+// (functions on the target delete the tagged events and the merge's records, restore its
+// profile values and recompute activity and conversations), identifiers (moved back by
+// compare-and-set), release (the source's merge fields and lock go), finish.
 //
 // Whoever runs a step — the original call, a retry of it, or RecoverPending in any server —
 // gets the same result; a crash at any point leaves a record that the next run finishes.
@@ -131,15 +138,22 @@ class MergeEngine {
   void Stage(std::shared_ptr<Run> run);
   void WriteStaging(std::shared_ptr<Run> run, size_t from);
   void StageRemap(std::shared_ptr<Run> run);
-  void Swap(std::shared_ptr<Run> run);  // drains both outboxes, then SwapDrained
-  void SwapDrained(std::shared_ptr<Run> run);
+  // The end of the stage step: both outboxes drained, the source's engagement state staged in
+  // the target's slot.
+  void StageSourceEngagement(std::shared_ptr<Run> run);
+  void Swap(std::shared_ptr<Run> run);  // the swap step: SwapStaged unless swapped before
+  void SwapStaged(std::shared_ptr<Run> run, int64_t staged);
+  void SettleTarget(std::shared_ptr<Run> run);  // the target's outbox settled, then identifiers
   void MoveIdentifiers(std::shared_ptr<Run> run);
   void Mark(std::shared_ptr<Run> run);
   void Finish(std::shared_ptr<Run> run);
   void UnLock(std::shared_ptr<Run> run);
   void Return(std::shared_ptr<Run> run);
-  void Remove(std::shared_ptr<Run> run);  // drains both outboxes, then RemoveDrained
-  void RemoveDrained(std::shared_ptr<Run> run);
+  // The end of the return step: the records this merge brought go back to the source
+  // (staged in its slot, merge_restore), its outbox settled.
+  void ReturnEngagement(std::shared_ptr<Run> run);
+  void Remove(std::shared_ptr<Run> run);        // the source's contacts and counts staged, then
+  void RemoveStaged(std::shared_ptr<Run> run);  // the target's side removed
   void ReturnIdentifiers(std::shared_ptr<Run> run);
   void Release(std::shared_ptr<Run> run);
   void UnFinish(std::shared_ptr<Run> run);

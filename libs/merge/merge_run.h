@@ -1,6 +1,7 @@
 // The state of one merge or unmerge being driven through its steps (MergeEngine::Run), the
 // steps' ids, and what the steps of both share: the function calls both make (merge_move_index,
-// merge_release_notify, the engagement keys of merge_swap and merge_remove). Parallel Redis calls
+// merge_release_notify) and the staging of engagement state into the slot of the customer that
+// applies it (ReadEngagement, StageEngagement). Parallel Redis calls
 // are joined with libs/common/barrier.h. The stored record's codec is merge_record.h. Internal to
 // libs/merge.
 //
@@ -32,7 +33,8 @@ namespace onestory::merge {
 // Steps. A record's `step` field names the next one to run.
 enum StepId {
   kLock = 1,
-  kStage = 2,  // ends with the swap (failpoint "merge.swap" before it)
+  kStage = 2,  // the timeline, its remap and the source's engagement state, staged
+  kSwap = 3,   // merge_swap on the target, then the target's outbox settled
   kIdentifiers = 4,
   kMark = 5,
   kFinish = 6,
@@ -75,26 +77,30 @@ struct MergeEngine::Run {
   keys::CustomerKeys target_keys() const { return keys::CustomerKeys(tenant, target()); }
 };
 
-// The keys merge_swap and merge_remove share: both customers' engagement state, the tenant's
-// due-promise index and open-case index (os_merge_engagement, libs/merge/lua/engagement.lua).
-template <typename Call>
-void SetEngagementKeys(const std::string& tenant, const keys::CustomerKeys& source,
-                       const keys::CustomerKeys& target, Call* call) {
-  call->source_conversation_records = source.conversation_records();
-  call->source_cases = source.cases();
-  call->source_facts = source.facts();
-  call->source_contacts = source.contacts();
-  call->source_contact_channels = source.contact_channels();
-  call->source_signals = source.signals();
-  call->target_conversation_records = target.conversation_records();
-  call->target_cases = target.cases();
-  call->target_facts = target.facts();
-  call->target_contacts = target.contacts();
-  call->target_contact_channels = target.contact_channels();
-  call->target_signals = target.signals();
-  call->due_promises = keys::DuePromisesKey();
-  call->journey_open = keys::TenantKeys(tenant).journey_open();
-}
+// What ReadEngagement reads of a customer (the parts of libs/merge/lua/stage_engagement.lua).
+struct EngagementParts {
+  bool records = false;   // cs, ca, fa; and du: the due time of each case's promise the
+                          // due-promise index holds
+  bool contacts = false;  // ct, cc
+  bool signals = false;   // sg
+};
+
+// Reads a customer's engagement state as merge_stage_engagement's ("<part>|<name>", value)
+// pairs, one command per key (each in its own slot: the customer's, or the due-promise
+// index's). The customers must be held and their outboxes drained, so the index holds what
+// their cases promise.
+void ReadEngagement(redis::Client* client, const std::string& tenant,
+                    const std::string& customer_id, EngagementParts parts, absl::Time deadline,
+                    Callback<std::vector<std::string>> done);
+
+// Copies `pairs` into the staging hash of customer `into` (merge_stage_engagement, chunks of at
+// most kWriteChunkEntries pairs, in parallel: each is written once, whatever runs again).
+// `done_field` is the marker of `into`'s merge state saying the staging was applied; when it
+// is set, nothing is written. `only_merge`: see stage_engagement.lua.
+void StageEngagement(redis::Client* client, const keys::CustomerKeys& into,
+                     const std::string& merge_id, const std::string& done_field,
+                     const std::string& only_merge, std::vector<std::string> pairs,
+                     absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done);
 
 // merge_move_index for the index entry of an identifiers-hash field ("<type>:<value>").
 lua::MergeMoveIndex MoveIndexCall(const std::string& tenant, const std::string& field,

@@ -1,4 +1,4 @@
-// The merge's steps: lock, stage (ending with the swap), identifiers, mark, finish
+// The merge's steps: lock, stage, swap, identifiers, mark, finish
 // (merge_engine.h describes them).
 #include <algorithm>
 #include <atomic>
@@ -175,15 +175,7 @@ void MergeEngine::Stage(std::shared_ptr<Run> run) {
       {"HGET", tk.merge_state(), absl::StrCat(run->id(), ":swapped")}, run->deadline,
       [this, run, sk, tk](absl::StatusOr<Reply> swapped) {
         if (!swapped.ok()) return Fail(run, swapped.status());
-        if (swapped->is_string()) {  // swapped by an earlier run: take its counts
-          std::pair<std::string, std::string> counts = absl::StrSplit(swapped->str, '|');
-          int64_t moved = 0, skipped = 0;
-          if (absl::SimpleAtoi(counts.first, &moved) && absl::SimpleAtoi(counts.second, &skipped)) {
-            run->record.set_events_moved(moved);
-            run->record.set_events_skipped(skipped);
-          }
-          return Step(run, kIdentifiers);
-        }
+        if (swapped->is_string()) return Step(run, kSwap);  // swapped by an earlier run
         ReadStream(
             client_, tk.timeline(), run->deadline,
             [this, run, sk, tk](absl::StatusOr<std::vector<Entry>> t) {
@@ -292,7 +284,7 @@ void MergeEngine::WriteStaging(std::shared_ptr<Run> run, size_t from) {
   }
   client_->Fcall(stage, run->deadline, [this, run, end](absl::StatusOr<Reply> r) {
     if (!r.ok()) return Fail(run, r.status());
-    if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
+    if (r->integer == -1) return Step(run, kSwap);  // swapped meanwhile
     WriteStaging(run, end);
   });
 }
@@ -344,11 +336,8 @@ void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
     carry((*olds)[1], source_moved, run->source());
     auto swap = [this, run](absl::StatusOr<Reply> r) {
       if (!r.ok()) return Fail(run, r.status());
-      if (r->integer == -1) return Step(run, kIdentifiers);  // swapped meanwhile
-      if (failpoint_ && failpoint_("merge.swap")) {
-        return run->done(absl::UnavailableError("failpoint merge.swap"));
-      }
-      Swap(run);
+      if (r->integer == -1) return Step(run, kSwap);  // swapped meanwhile
+      StageSourceEngagement(run);
     };
     // In chunks, so no call runs long.
     size_t pairs = (args.size() - 1) / 2;
@@ -386,20 +375,68 @@ void MergeEngine::StageRemap(std::shared_ptr<Run> run) {
   }
 }
 
-void MergeEngine::Swap(std::shared_ptr<Run> run) {
-  // Both customers are held: their outboxes' journey entries and due promises are applied
-  // first, so the swap finds and moves them (libs/outbox).
-  outbox::DrainAll(client_, run->tenant, {run->source(), run->target()}, run->deadline,
-                   [this, run](absl::Status st) {
-                     if (!st.ok()) return Fail(run, st);
-                     SwapDrained(run);
-                   });
+void MergeEngine::StageSourceEngagement(std::shared_ptr<Run> run) {
+  // Both customers are held: their outboxes are drained first, so the due-promise index holds
+  // what the source's cases promise (the swap moves those promises, and only those).
+  outbox::DrainAll(
+      client_, run->tenant, {run->source(), run->target()}, run->deadline,
+      [this, run](absl::Status st) {
+        if (!st.ok()) return Fail(run, st);
+        ReadEngagement(client_, run->tenant, run->source(),
+                       EngagementParts{.records = true, .contacts = true, .signals = true},
+                       run->deadline, [this, run](absl::StatusOr<std::vector<std::string>> pairs) {
+                         if (!pairs.ok()) return Fail(run, pairs.status());
+                         keys::CustomerKeys tk = run->target_keys();
+                         StageEngagement(
+                             client_, tk, run->id(), absl::StrCat(run->id(), ":swapped"), "",
+                             *std::move(pairs), run->deadline, [this, run, tk](absl::Status st) {
+                               if (!st.ok()) return Fail(run, st);
+                               // What the swap checks the staging stream against, when it runs as a
+                               // step of its own (after a crash, without this run's plan).
+                               client_->Command(
+                                   {"HSET", tk.merge_state(), absl::StrCat(run->id(), ":staged"),
+                                    absl::StrCat(run->plan.size())},
+                                   run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                                     if (!r.ok()) return Fail(run, r.status());
+                                     Step(run, kSwap);
+                                   });
+                             });
+                       });
+      });
 }
 
-void MergeEngine::SwapDrained(std::shared_ptr<Run> run) {
+void MergeEngine::Swap(std::shared_ptr<Run> run) {
+  keys::CustomerKeys tk = run->target_keys();
+  client_->Command(
+      {"HMGET", tk.merge_state(), absl::StrCat(run->id(), ":swapped"),
+       absl::StrCat(run->id(), ":staged")},
+      run->deadline, [this, run](absl::StatusOr<Reply> r) {
+        if (!r.ok()) return Fail(run, r.status());
+        if (r->elements.size() != 2)
+          return Fail(run, absl::InternalError("unexpected HMGET reply"));
+        if (r->elements[0].is_string()) {  // swapped by an earlier run: take its counts
+          std::pair<std::string, std::string> counts = absl::StrSplit(r->elements[0].str, '|');
+          int64_t moved = 0, skipped = 0;
+          if (absl::SimpleAtoi(counts.first, &moved) && absl::SimpleAtoi(counts.second, &skipped)) {
+            run->record.set_events_moved(moved);
+            run->record.set_events_skipped(skipped);
+          }
+          return SettleTarget(run);
+        }
+        int64_t staged = 0;
+        if (!absl::SimpleAtoi(r->elements[1].str, &staged)) {
+          return Fail(run, absl::InternalError(absl::StrCat(
+                               "merge ", run->id(),
+                               ": the swap found no staged count; its staging is incomplete")));
+        }
+        SwapStaged(run, staged);
+      });
+}
+
+void MergeEngine::SwapStaged(std::shared_ptr<Run> run, int64_t staged) {
   keys::CustomerKeys sk = run->source_keys(), tk = run->target_keys();
   auto hashes = std::make_shared<std::vector<Reply>>(4);
-  auto b = Barrier::Make(4, [this, run, hashes, sk, tk](absl::Status st) {
+  auto b = Barrier::Make(4, [this, run, hashes, tk, staged](absl::Status st) {
     if (!st.ok()) return Fail(run, st);
     std::vector<std::string> take(run->record.take_from_source().begin(),
                                   run->record.take_from_source().end());
@@ -414,9 +451,16 @@ void MergeEngine::SwapDrained(std::shared_ptr<Run> run) {
     swap.conversations = tk.conversations();
     swap.remap = tk.remap();
     swap.staging_remap = tk.merge_staging_remap(run->id());
-    SetEngagementKeys(run->tenant, sk, tk, &swap);
+    swap.staging_engagement = tk.merge_staging_engagement(run->id());
+    swap.conversation_records = tk.conversation_records();
+    swap.cases = tk.cases();
+    swap.facts = tk.facts();
+    swap.contacts = tk.contacts();
+    swap.contact_channels = tk.contact_channels();
+    swap.signals = tk.signals();
+    swap.outbox = tk.outbox();
     swap.merge_id = run->id();
-    swap.staged = static_cast<int64_t>(run->plan.size());
+    swap.staged = staged;
     swap.priors = pm.priors;
     swap.counts = absl::StrCat(run->record.events_moved(), "|", run->record.events_skipped());
     swap.source_id = run->source();
@@ -431,7 +475,7 @@ void MergeEngine::SwapDrained(std::shared_ptr<Run> run) {
       run->plan.clear();
       run->target_entries.clear();
       run->source_entries.clear();
-      Step(run, kIdentifiers);
+      SettleTarget(run);
     });
   });
   const std::string keys_to_read[4] = {tk.profile(), sk.profile(), tk.conversations(),
@@ -443,6 +487,16 @@ void MergeEngine::SwapDrained(std::shared_ptr<Run> run) {
                        b->Arrive(r.status());
                      });
   }
+}
+
+void MergeEngine::SettleTarget(std::shared_ptr<Run> run) {
+  // The moved cases' journey entries and due promises are in the target's outbox: marked
+  // before the merge goes on (a crash leaves a mark the Sweeper finds; a rerun of this step
+  // marks again), drained after.
+  outbox::Settle(client_, run->tenant, run->target(), run->deadline, [this, run](absl::Status st) {
+    if (!st.ok()) return Fail(run, st);
+    Step(run, kIdentifiers);
+  });
 }
 
 void MergeEngine::MoveIdentifiers(std::shared_ptr<Run> run) {

@@ -23,6 +23,7 @@
 #include "libs/lua/merge_release_source.h"
 #include "libs/lua/merge_remove.h"
 #include "libs/lua/merge_remove_chunk.h"
+#include "libs/lua/merge_restore.h"
 #include "libs/lua/merge_return.h"
 #include "libs/merge/merge_engine.h"
 #include "libs/merge/merge_record.h"
@@ -173,7 +174,7 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
                  // crash counts the same: the merge's tagged events less the source's own.
                  run->record.set_events_returned(std::max<int64_t>(
                      0, static_cast<int64_t>(tagged_count) - run->record.events_moved()));
-                 Step(run, kURemove);
+                 ReturnEngagement(run);
                });
                // Chunks are independent (each appends what the source lacks), so they run together;
                // the source's timeline order among returned events follows their order here.
@@ -194,17 +195,68 @@ void MergeEngine::Return(std::shared_ptr<Run> run) {
              });
 }
 
-void MergeEngine::Remove(std::shared_ptr<Run> run) {
-  // As for the swap: the held customers' outboxes first, so their cases' journey entries and
-  // due promises are where the removal moves them from.
-  outbox::DrainAll(client_, run->tenant, {run->source(), run->target()}, run->deadline,
-                   [this, run](absl::Status st) {
-                     if (!st.ok()) return Fail(run, st);
-                     RemoveDrained(run);
-                   });
+void MergeEngine::ReturnEngagement(std::shared_ptr<Run> run) {
+  // Both customers are held: their outboxes are drained first, so the due-promise index holds
+  // what the target's cases promise (the records going back move those promises, and only
+  // those).
+  outbox::DrainAll(
+      client_, run->tenant, {run->source(), run->target()}, run->deadline,
+      [this, run](absl::Status st) {
+        if (!st.ok()) return Fail(run, st);
+        ReadEngagement(
+            client_, run->tenant, run->target(), EngagementParts{.records = true}, run->deadline,
+            [this, run](absl::StatusOr<std::vector<std::string>> pairs) {
+              if (!pairs.ok()) return Fail(run, pairs.status());
+              keys::CustomerKeys sk = run->source_keys();
+              // Only the records this merge brought (their chain ends with it) are copied.
+              StageEngagement(
+                  client_, sk, run->id(), absl::StrCat(run->id(), ":restored"), run->id(),
+                  *std::move(pairs), run->deadline, [this, run, sk](absl::Status st) {
+                    if (!st.ok()) return Fail(run, st);
+                    lua::MergeRestore restore;
+                    restore.merge_state = sk.merge_state();
+                    restore.staging = sk.merge_staging_engagement(run->id());
+                    restore.profile = sk.profile();
+                    restore.outbox = sk.outbox();
+                    restore.conversation_records = sk.conversation_records();
+                    restore.cases = sk.cases();
+                    restore.facts = sk.facts();
+                    restore.merge_id = run->id();
+                    restore.source_id = run->source();
+                    restore.target_id = run->target();
+                    restore.tenant = run->tenant;
+                    client_->Fcall(restore, run->deadline, [this, run](absl::StatusOr<Reply> r) {
+                      if (!r.ok()) return Fail(run, r.status());
+                      // The cases' journey entries and promises moved back through the
+                      // source's outbox: marked before going on, drained after.
+                      outbox::Settle(client_, run->tenant, run->source(), run->deadline,
+                                     [this, run](absl::Status st) {
+                                       if (!st.ok()) return Fail(run, st);
+                                       Step(run, kURemove);
+                                     });
+                    });
+                  });
+            });
+      });
 }
 
-void MergeEngine::RemoveDrained(std::shared_ptr<Run> run) {
+void MergeEngine::Remove(std::shared_ptr<Run> run) {
+  // What merge_remove takes away from the target besides the records: the source's contacts
+  // and sentiment counts, staged into the target's slot.
+  ReadEngagement(client_, run->tenant, run->source(),
+                 EngagementParts{.contacts = true, .signals = true}, run->deadline,
+                 [this, run](absl::StatusOr<std::vector<std::string>> pairs) {
+                   if (!pairs.ok()) return Fail(run, pairs.status());
+                   StageEngagement(client_, run->target_keys(), run->id(),
+                                   absl::StrCat(run->id(), ":unmerged"), "", *std::move(pairs),
+                                   run->deadline, [this, run](absl::Status st) {
+                                     if (!st.ok()) return Fail(run, st);
+                                     RemoveStaged(run);
+                                   });
+                 });
+}
+
+void MergeEngine::RemoveStaged(std::shared_ptr<Run> run) {
   keys::CustomerKeys tk = run->target_keys();
   auto with_entries = [this, run, tk]() {
     std::vector<std::pair<std::string, std::string>> removed;
@@ -229,11 +281,14 @@ void MergeEngine::RemoveDrained(std::shared_ptr<Run> run) {
         remove.merge_state = tk.merge_state();
         remove.profile = tk.profile();
         remove.conversations = tk.conversations();
-        SetEngagementKeys(run->tenant, run->source_keys(), tk, &remove);
+        remove.staging = tk.merge_staging_engagement(run->id());
+        remove.conversation_records = tk.conversation_records();
+        remove.cases = tk.cases();
+        remove.facts = tk.facts();
+        remove.contacts = tk.contacts();
+        remove.contact_channels = tk.contact_channels();
+        remove.signals = tk.signals();
         remove.merge_id = run->id();
-        remove.source_id = run->source();
-        remove.target_id = run->target();
-        remove.tenant = run->tenant;
         std::vector<Prior> priors = ParsePriors(*prior);
         remove.sets.push_back(absl::StrCat(priors.size()));
         for (const Prior& p : priors) {

@@ -5,8 +5,8 @@
 -- The tenant's keys: the open-case index (keys::TenantKeys::journey_open), the completed stays
 -- (journey_stays) and the counters (journey_counters). A case function changes them through the
 -- customer's outbox (K.p, K.ob: libs/outbox/lua/write.lua; outbox_journey applies the entries);
--- os_journey_move, run by the merge steps, changes K.jo itself. Arguments from P: cid the
--- customer, now (ms).
+-- os_journey_move, run by the merge steps, writes to the outbox it is given. Arguments from P:
+-- cid the customer, now (ms).
 --
 -- The open index is a zset whose scores are all 0: a member "<stage>|<entered ms, 15 digits>|
 -- <customer>|<case>" sorts a stage's cases together, oldest first, so a stage's count is a
@@ -44,10 +44,11 @@ local function os_journey_leave(id, c)
 end
 
 -- An open case `id`, record `c`, now belongs to customer `to` instead of `from` (a merge or an
--- unmerge): its entry keeps its stage and time.
-local function os_journey_move(id, c, from, to)
-  if c.s ~= 'o' or c.sg == '' then return end
-  if redis.call('ZREM', K.jo, os_journey_member(c.sg, c.se, from, id)) == 1 then
-    redis.call('ZADD', K.jo, 0, os_journey_member(c.sg, c.se, to, id))
-  end
+-- unmerge): its entry keeps its stage and time. The move is written to the outbox `ob` (profile
+-- `p`) of the customer whose function moves the case: jr of the old member (it names `from`,
+-- maybe not the outbox's customer), then jo of the new one.
+local function os_journey_move(p, ob, id, c, from, to)
+  if c.s ~= 'o' or (c.sg or '') == '' then return end
+  os_outbox_journey_remove(p, ob, os_journey_member(c.sg, c.se, from, id))
+  os_outbox_journey_enter(p, ob, os_journey_member(c.sg, c.se, to, id))
 end

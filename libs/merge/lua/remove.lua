@@ -1,34 +1,24 @@
 -- merge_remove: the end of an unmerge's remove step, on the target: the profile values the
 -- merge overwrote come back (where the merge's value is still there), activity and open
 -- conversations are replaced by those recomputed from the remaining events, and the engagement
--- state that came from the source goes back to it (os_unmerge_engagement,
--- libs/merge/lua/engagement.lua). Guarded by a per-merge marker: a second run does nothing.
+-- state that came from the source goes (os_unmerge_engagement, libs/merge/lua/engagement.lua:
+-- merge_restore gave the records back to the source before). Every key is the target's.
+-- Guarded by a per-merge marker: a second run does nothing.
 --
 -- KEYS:
 --   merge_state              the target's merge state hash
 --   profile                  the target's profile hash
 --   conversations            the target's open conversations hash
---   source_conversation_records
---                            the source's conversation records
---   source_cases             the source's cases
---   source_facts             the source's facts
---   source_contacts          the source's contacts
---   source_contact_channels  the source's latest contact per channel
---   source_signals           the source's sentiment counts
---   target_conversation_records
---                            the target's conversation records
---   target_cases             the target's cases
---   target_facts             the target's facts
---   target_contacts          the target's contacts
---   target_contact_channels  the target's latest contact per channel
---   target_signals           the target's sentiment counts
---   due_promises             the due-promise index (keys::DuePromisesKey)
---   journey_open             the tenant's open-case index (keys::TenantKeys::journey_open)
+--   staging                  the source's contacts and sentiment counts, staged
+--                            (merge_stage_engagement)
+--   conversation_records     the target's conversation records
+--   cases                    the target's cases
+--   facts                    the target's facts
+--   contacts                 the target's contacts
+--   contact_channels         the target's latest contact per channel
+--   signals                  the target's sentiment counts
 -- ARGV:
 --   merge_id                 the merge being undone
---   source_id                the source customer
---   target_id                the target customer
---   tenant                   the tenant (due-promise members are "<tenant>|<customer>|<case>")
 --   sets...                  n, then n (field, merged value, had 0/1, old value) profile
 --                            restores; then m, then m (field, ms) activity fields; then k, then
 --                            k (conversation id, value) open conversations
@@ -56,6 +46,6 @@ for _ = 1, n do redis.call('HSET', K.profile, s[i], s[i + 1]); i = i + 2 end
 redis.call('DEL', K.conversations)
 n = tonumber(s[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', K.conversations, s[i], s[i + 1]); i = i + 2 end
-os_unmerge_engagement(K, P.merge_id, P.source_id, P.target_id, P.tenant)
+os_unmerge_engagement(K, P.merge_id)
 redis.call('HSET', K.merge_state, P.merge_id .. ':unmerged', '1')
 return 1

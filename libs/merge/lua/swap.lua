@@ -2,8 +2,9 @@
 -- remap replace the live ones by RENAME (the old values are UNLINKed: freed in the background),
 -- so its time does not grow with the timeline; the profile fields the target takes and the
 -- merged open conversations are set, the target's overwritten profile values are kept for an
--- Unmerge, the engagement state follows (os_merge_engagement, libs/merge/lua/engagement.lua),
--- and the stream head is recorded. Guarded by a per-merge marker: a second run does nothing.
+-- Unmerge, the engagement state staged from the source follows (os_merge_engagement,
+-- libs/merge/lua/engagement.lua), and the stream head is recorded. Every key is the target's.
+-- Guarded by a per-merge marker: a second run does nothing.
 -- The remap hash sends every stream id the target's readers may hold (in a Watch cursor or a
 -- List page token) to the id its event has now.
 --
@@ -17,22 +18,15 @@
 --   conversations            the target's open conversations hash
 --   remap                    the target's remap hash
 --   staging_remap            the merge's staging remap hash
---   source_conversation_records
---                            the source's conversation records
---   source_cases             the source's cases
---   source_facts             the source's facts
---   source_contacts          the source's contacts
---   source_contact_channels  the source's latest contact per channel
---   source_signals           the source's sentiment counts
---   target_conversation_records
---                            the target's conversation records
---   target_cases             the target's cases
---   target_facts             the target's facts
---   target_contacts          the target's contacts
---   target_contact_channels  the target's latest contact per channel
---   target_signals           the target's sentiment counts
---   due_promises             the due-promise index (keys::DuePromisesKey)
---   journey_open             the tenant's open-case index (keys::TenantKeys::journey_open)
+--   staging_engagement       the source's engagement state, staged (merge_stage_engagement)
+--   conversation_records     the target's conversation records
+--   cases                    the target's cases
+--   facts                    the target's facts
+--   contacts                 the target's contacts
+--   contact_channels         the target's latest contact per channel
+--   signals                  the target's sentiment counts
+--   outbox                   the target's outbox: the moved cases' journey entries and due
+--                            promises (libs/outbox)
 -- ARGV:
 --   merge_id                 the merge
 --   staged:int               how many entries the staging stream must hold
@@ -71,7 +65,11 @@ for _ = 1, n do redis.call('HSET', K.conversations, s[i], s[i + 1]); i = i + 2 e
 local head = '0-0'
 local last = redis.call('XREVRANGE', K.timeline, '+', '-', 'COUNT', 1)
 if #last > 0 then head = last[1][1] end
-os_merge_engagement(K, P.merge_id, P.source_id, P.target_id, P.tenant)
+local eg = {staging = K.staging_engagement, merge_state = K.merge_state, profile = K.profile,
+            outbox = K.outbox, conversation_records = K.conversation_records,
+            cases = K.cases, facts = K.facts, contacts = K.contacts,
+            contact_channels = K.contact_channels, signals = K.signals}
+os_merge_engagement(eg, P.merge_id, P.source_id, P.target_id, P.tenant)
 -- The marker keeps the counts for a rerun that finds the swap done.
 redis.call('HSET', K.merge_state, P.merge_id .. ':swapped', P.counts, P.merge_id .. ':head', head)
 return head

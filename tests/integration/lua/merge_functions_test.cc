@@ -1,9 +1,10 @@
 // The merge functions (libs/merge/lua/) called directly on hand-built keys: a lock refused on a
 // held or merged customer, a record that never goes back a step, a staged chunk written once
-// when retried, the swap keeping the target's own record on an id clash while the source's case
-// takes its journey entry and due promise along (and the remove giving them back), identifiers
-// moved by compare-and-set, the source marked and released, and the return giving back what
-// came from the source.
+// when retried (timeline and engagement state), the swap keeping the target's own record on an
+// id clash while the source's case moves its journey entry and due promise through the target's
+// outbox (and the restore and the remove giving them back, each in one customer's slot),
+// identifiers moved by compare-and-set, the source marked and released, and the return giving
+// back what came from the source.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -21,12 +22,15 @@
 #include "libs/lua/merge_release_source.h"
 #include "libs/lua/merge_remove.h"
 #include "libs/lua/merge_remove_chunk.h"
+#include "libs/lua/merge_restore.h"
 #include "libs/lua/merge_return.h"
 #include "libs/lua/merge_save_step.h"
 #include "libs/lua/merge_stage.h"
+#include "libs/lua/merge_stage_engagement.h"
 #include "libs/lua/merge_stage_remap.h"
 #include "libs/lua/merge_swap.h"
 #include "libs/lua/merge_unlock.h"
+#include "libs/redis/slot_map.h"
 #include "tests/integration/lua/function_test.h"
 
 namespace onestory::lua {
@@ -57,26 +61,43 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     call.entries = entries;
     return call;
   }
-  template <typename Call>
-  void Engagement(Call* call) {
-    call->source_conversation_records = sk_.conversation_records();
-    call->source_cases = sk_.cases();
-    call->source_facts = sk_.facts();
-    call->source_contacts = sk_.contacts();
-    call->source_contact_channels = sk_.contact_channels();
-    call->source_signals = sk_.signals();
-    call->target_conversation_records = tk_.conversation_records();
-    call->target_cases = tk_.cases();
-    call->target_facts = tk_.facts();
-    call->target_contacts = tk_.contacts();
-    call->target_contact_channels = tk_.contact_channels();
-    call->target_signals = tk_.signals();
-    call->due_promises = keys::DuePromisesKey();
-    call->journey_open = jk_.journey_open();
-    call->merge_id = kMerge;
-    call->source_id = "cus_s";
-    call->target_id = "cus_t";
-    call->tenant = "acme";
+  // merge_stage_engagement into `into`'s staging hash; `done` the marker that ends it.
+  MergeStageEngagement StageEngagement(const keys::CustomerKeys& into, const std::string& done,
+                                       const std::string& only_merge,
+                                       const std::vector<std::string>& pairs) {
+    MergeStageEngagement call;
+    call.staging = into.merge_staging_engagement(kMerge);
+    call.merge_state = into.merge_state();
+    call.done = absl::StrCat(kMerge, ":", done);
+    call.only_merge = only_merge;
+    call.pairs = pairs;
+    return call;
+  }
+  // The source's engagement state as the merge stages it in the target's slot (SeedEngagement's,
+  // case_2's promise as the due-promise index holds it).
+  std::vector<std::string> SourceStaged() {
+    return {"ca|case_1",  Case("shipped", "the source's"),
+            "ca|case_2",  Case("ordered", "only the source's"),
+            "du|case_2",  "1700000900000",
+            "cc|3",       "200",
+            "ct|conv_9",  "150",
+            "sg|n:19675", "2",
+            "sg|streak",  "2"};
+  }
+  // A customer's outbox entries, "<t> <m>" (and " <sc>" for da).
+  std::vector<std::string> Outbox(const keys::CustomerKeys& ck) {
+    std::vector<std::string> out;
+    for (const redis::Reply& e : Run({"XRANGE", ck.outbox(), "-", "+"}).elements) {
+      std::string t, m, sc;
+      const auto& f = e.elements[1].elements;
+      for (size_t i = 0; i + 1 < f.size(); i += 2) {
+        if (f[i].str == "t") t = f[i + 1].str;
+        if (f[i].str == "m") m = f[i + 1].str;
+        if (f[i].str == "sc") sc = f[i + 1].str;
+      }
+      out.push_back(sc.empty() ? absl::StrCat(t, " ", m) : absl::StrCat(t, " ", m, " ", sc));
+    }
+    return out;
   }
   MergeSwap Swap(int64_t staged) {
     MergeSwap call;
@@ -89,7 +110,18 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     call.conversations = tk_.conversations();
     call.remap = tk_.remap();
     call.staging_remap = tk_.merge_staging_remap(kMerge);
-    Engagement(&call);
+    call.staging_engagement = tk_.merge_staging_engagement(kMerge);
+    call.conversation_records = tk_.conversation_records();
+    call.cases = tk_.cases();
+    call.facts = tk_.facts();
+    call.contacts = tk_.contacts();
+    call.contact_channels = tk_.contact_channels();
+    call.signals = tk_.signals();
+    call.outbox = tk_.outbox();
+    call.merge_id = kMerge;
+    call.source_id = "cus_s";
+    call.target_id = "cus_t";
+    call.tenant = "acme";
     call.staged = staged;
     call.priors = "tier\t1\tsilver\tgold\n";
     call.counts = "1|0";
@@ -97,12 +129,34 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     call.sets = {"1", "tier", "gold", "0"};
     return call;
   }
+  MergeRestore Restore() {
+    MergeRestore call;
+    call.merge_state = sk_.merge_state();
+    call.staging = sk_.merge_staging_engagement(kMerge);
+    call.profile = sk_.profile();
+    call.outbox = sk_.outbox();
+    call.conversation_records = sk_.conversation_records();
+    call.cases = sk_.cases();
+    call.facts = sk_.facts();
+    call.merge_id = kMerge;
+    call.source_id = "cus_s";
+    call.target_id = "cus_t";
+    call.tenant = "acme";
+    return call;
+  }
   MergeRemove Remove() {
     MergeRemove call;
     call.merge_state = tk_.merge_state();
     call.profile = tk_.profile();
     call.conversations = tk_.conversations();
-    Engagement(&call);
+    call.staging = tk_.merge_staging_engagement(kMerge);
+    call.conversation_records = tk_.conversation_records();
+    call.cases = tk_.cases();
+    call.facts = tk_.facts();
+    call.contacts = tk_.contacts();
+    call.contact_channels = tk_.contact_channels();
+    call.signals = tk_.signals();
+    call.merge_id = kMerge;
     // tier back to silver; act:1 recomputed; no open conversation.
     call.sets = {"1", "tier", "gold", "1", "silver", "1", "act:1", "5", "0"};
     return call;
@@ -125,9 +179,6 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
     Run({"HSET", sk_.cases(), "case_1", Case("shipped", "the source's"), "case_2",
          Case("ordered", "only the source's")});
     Run({"HSET", tk_.cases(), "case_1", Case("delivered", "the target's")});
-    Run({"ZADD", jk_.journey_open(), "0", Member("ordered", "cus_s", "case_2"), "0",
-         Member("delivered", "cus_t", "case_1")});
-    Run({"ZADD", keys::DuePromisesKey(), "1700000900000", Due("cus_s", "case_2")});
     Run({"ZADD", sk_.contact_channels(), "200", "3"});
     Run({"ZADD", tk_.contact_channels(), "100", "3"});
     Run({"HSET", sk_.signals(), "n:19675", "2", "streak", "2"});
@@ -135,7 +186,6 @@ class MergeFunctionsTest : public onestory::testing::FunctionTest {
 
   const keys::CustomerKeys sk_{"acme", "cus_s"};
   const keys::CustomerKeys tk_{"acme", "cus_t"};
-  const keys::TenantKeys jk_{"acme"};
 };
 
 TEST_F(MergeFunctionsTest, LockIsRefusedOnAHeldOrMergedCustomerAndUnlockTakesOnlyItsOwn) {
@@ -259,11 +309,13 @@ TEST_F(MergeFunctionsTest, AStageChunkRetriedIsWrittenOnceAndNothingAfterTheSwap
 TEST_F(MergeFunctionsTest, AbandonDropsTheStagingAndTheLockUnlessSwapped) {
   Run({"HSET", tk_.profile(), "created_at", "1", "merge_lock", kMerge});
   ASSERT_TRUE(Call(Stage({"1-1", "blob-a", "", "10", "ev_a", "5-0"})).ok());
+  ASSERT_TRUE(Call(StageEngagement(tk_, "swapped", "", {"ca|case_1", "{}"})).ok());
   MergeAbandon abandon;
   abandon.merge_state = tk_.merge_state();
   abandon.staging = tk_.merge_staging(kMerge);
   abandon.staging_dedup = tk_.merge_staging_dedup(kMerge);
   abandon.staging_remap = tk_.merge_staging_remap(kMerge);
+  abandon.staging_engagement = tk_.merge_staging_engagement(kMerge);
   abandon.profile = tk_.profile();
   abandon.merge_id = kMerge;
   Run({"HSET", tk_.merge_state(), absl::StrCat(kMerge, ":swapped"), "1|0"});
@@ -276,10 +328,36 @@ TEST_F(MergeFunctionsTest, AbandonDropsTheStagingAndTheLockUnlessSwapped) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 1);
   EXPECT_EQ(Run({"EXISTS", tk_.merge_staging(kMerge), tk_.merge_staging_dedup(kMerge),
-                 tk_.merge_staging_remap(kMerge)})
+                 tk_.merge_staging_remap(kMerge), tk_.merge_staging_engagement(kMerge)})
                 .integer,
             0);
   EXPECT_EQ(Run({"HEXISTS", tk_.profile(), "merge_lock"}).integer, 0);
+}
+
+TEST_F(MergeFunctionsTest, AStagedEngagementChunkIsWrittenOnceAndNothingOnceApplied) {
+  std::vector<std::string> chunk = {"ca|case_2", Case("ordered", "x"), "du|case_2", "5"};
+  absl::StatusOr<redis::Reply> r = Call(StageEngagement(tk_, "swapped", "", chunk));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 2);
+  r = Call(StageEngagement(tk_, "swapped", "", chunk));  // a retry, or a second driver
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(Run({"HLEN", tk_.merge_staging_engagement(kMerge)}).integer, 2);
+  // An unmerge copies only the records whose chain ends with its merge (due times all).
+  r = Call(StageEngagement(
+      sk_, "restored", kMerge,
+      {"ca|a", absl::StrCat("{\"mg\":\"m0,", kMerge, "\"}"), "ca|b",
+       absl::StrCat("{\"mg\":\"", kMerge, ",m2\"}"), "fa|c", "{}", "du|a", "7", "du|b", "8"}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 3);
+  EXPECT_EQ(Run({"HKEYS", sk_.merge_staging_engagement(kMerge)}).elements.size(), 3u);
+  EXPECT_EQ(Run({"HEXISTS", sk_.merge_staging_engagement(kMerge), "ca|b"}).integer, 0);
+  // Once applied (the marker set), nothing is written.
+  Run({"HSET", tk_.merge_state(), absl::StrCat(kMerge, ":swapped"), "1|0"});
+  r = Call(StageEngagement(tk_, "swapped", "", {"ca|case_9", "{}"}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, -1);
+  EXPECT_EQ(Run({"HEXISTS", tk_.merge_staging_engagement(kMerge), "ca|case_9"}).integer, 0);
 }
 
 TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSourcesCase) {
@@ -288,6 +366,12 @@ TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSource
   ASSERT_TRUE(Call(Stage({"2-1", "blob-t", "", "10", "ev_t", "1-1", "2-2", "blob-s", kMerge, "11",
                           "ev_s", "cus_s|4-0"}))
                   .ok());
+  ASSERT_TRUE(Call(StageEngagement(tk_, "swapped", "", SourceStaged())).ok());
+  // Every key of the swap is in the target's slot.
+  MergeSwap call = Swap(2);
+  for (const std::string& key : call.ToKeys()) {
+    EXPECT_EQ(redis::KeySlot(key), redis::KeySlot(tk_.profile())) << key;
+  }
 
   // A staging stream shorter than planned: refused, nothing changed.
   absl::StatusOr<redis::Reply> r = Call(Swap(3));
@@ -299,6 +383,7 @@ TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSource
   EXPECT_EQ(r->str, "2-2");
   EXPECT_EQ(Run({"XLEN", tk_.timeline()}).integer, 2);
   EXPECT_EQ(Run({"EXISTS", tk_.merge_staging(kMerge)}).integer, 0);
+  EXPECT_EQ(Run({"EXISTS", tk_.merge_staging_engagement(kMerge)}).integer, 0);
   EXPECT_EQ(Run({"HGET", tk_.dedup(), "ev_s"}).str, "2-2");
   EXPECT_EQ(Run({"HGET", tk_.remap(), "1-1"}).str, "2-1");
   EXPECT_EQ(Run({"HGET", tk_.profile(), "tier"}).str, "gold");
@@ -308,15 +393,15 @@ TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSource
   std::string moved = Run({"HGET", tk_.cases(), "case_2"}).str;
   EXPECT_NE(moved.find("only the source's"), std::string::npos) << moved;
   EXPECT_NE(moved.find(absl::StrCat("\"mg\":\"", kMerge, "\"")), std::string::npos) << moved;
-  // Its journey entry and due promise now name the target; the target's own are untouched.
-  EXPECT_TRUE(Run({"ZSCORE", jk_.journey_open(), Member("ordered", "cus_s", "case_2")}).is_nil());
-  EXPECT_FALSE(Run({"ZSCORE", jk_.journey_open(), Member("ordered", "cus_t", "case_2")}).is_nil());
-  EXPECT_FALSE(
-      Run({"ZSCORE", jk_.journey_open(), Member("delivered", "cus_t", "case_1")}).is_nil());
-  EXPECT_EQ(Run({"ZCARD", jk_.journey_open()}).integer, 2);
-  EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_s", "case_2")}).is_nil());
-  EXPECT_EQ(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_t", "case_2")}).str, "1700000900000");
+  // Its journey entry and due promise move through the target's outbox (the old members name
+  // the source); case_1 (the target's own) is not touched.
+  EXPECT_EQ(Outbox(tk_), (std::vector<std::string>{
+                             absl::StrCat("jr ", Member("ordered", "cus_s", "case_2")),
+                             absl::StrCat("jo ", Member("ordered", "cus_t", "case_2")),
+                             absl::StrCat("dr ", Due("cus_s", "case_2")),
+                             absl::StrCat("da ", Due("cus_t", "case_2"), " 1700000900000")}));
   EXPECT_EQ(Run({"ZSCORE", tk_.contact_channels(), "3"}).str, "200");
+  EXPECT_EQ(Run({"ZSCORE", tk_.contacts(), "conv_9"}).str, "150");
   EXPECT_EQ(Run({"HGET", tk_.signals(), "n:19675"}).str, "2");
   EXPECT_FALSE(Run({"HEXISTS", tk_.signals(), "streak"}).integer);
 
@@ -325,37 +410,65 @@ TEST_F(MergeFunctionsTest, SwapKeepsTheTargetsRecordOnAnIdClashAndMovesTheSource
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->str, "2-2");
   EXPECT_EQ(Run({"HGET", tk_.signals(), "n:19675"}).str, "2");
+  EXPECT_EQ(Outbox(tk_).size(), 4u);
   EXPECT_EQ(Run({"HGET", tk_.merge_state(), absl::StrCat(kMerge, ":swapped")}).str, "1|0");
 }
 
-TEST_F(MergeFunctionsTest, RemoveGivesTheCaseItsJourneyEntryAndPromiseBackToTheSource) {
+TEST_F(MergeFunctionsTest, RestoreAndRemoveGiveTheCaseItsJourneyEntryAndPromiseBack) {
   SeedEngagement();
   ASSERT_TRUE(Call(Stage({"2-1", "blob-s", kMerge, "11", "ev_s", "cus_s|4-0"})).ok());
+  ASSERT_TRUE(Call(StageEngagement(tk_, "swapped", "", SourceStaged())).ok());
   ASSERT_TRUE(Call(Swap(1)).ok());
+  Run({"DEL", tk_.outbox()});
   // While merged, the case moved on through the target: it goes back as it is now.
-  Run({"HSET", tk_.cases(), "case_2",
-       absl::StrCat("{\"s\":\"o\",\"sg\":\"shipped\",\"se\":", kEntered,
-                    ",\"tp\":\"only the source's\",\"mg\":\"", kMerge, "\"}")});
-  Run({"ZREM", jk_.journey_open(), Member("ordered", "cus_t", "case_2")});
-  Run({"ZADD", jk_.journey_open(), "0", Member("shipped", "cus_t", "case_2")});
+  const std::string now = absl::StrCat("{\"s\":\"o\",\"sg\":\"shipped\",\"se\":", kEntered,
+                                       ",\"tp\":\"only the source's\",\"mg\":\"", kMerge, "\"}");
+  Run({"HSET", tk_.cases(), "case_2", now});
 
-  absl::StatusOr<redis::Reply> r = Call(Remove());
+  // The return step's end, on the source: the records staged there (the unmerge copies the
+  // target's, with the due times the index holds) become the source's.
+  ASSERT_TRUE(Call(StageEngagement(sk_, "restored", kMerge,
+                                   {"ca|case_1", Case("delivered", "the target's"), "ca|case_2",
+                                    now, "du|case_2", "1700000900000"}))
+                  .ok());
+  MergeRestore restore = Restore();
+  for (const std::string& key : restore.ToKeys()) {
+    EXPECT_EQ(redis::KeySlot(key), redis::KeySlot(sk_.profile())) << key;
+  }
+  absl::StatusOr<redis::Reply> r = Call(restore);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 1);
-  EXPECT_EQ(Run({"HEXISTS", tk_.cases(), "case_2"}).integer, 0);
   std::string back = Run({"HGET", sk_.cases(), "case_2"}).str;
   EXPECT_NE(back.find("\"sg\":\"shipped\""), std::string::npos) << back;
   EXPECT_EQ(back.find("\"mg\""), std::string::npos) << back;
-  EXPECT_FALSE(Run({"ZSCORE", jk_.journey_open(), Member("shipped", "cus_s", "case_2")}).is_nil());
-  EXPECT_TRUE(Run({"ZSCORE", jk_.journey_open(), Member("shipped", "cus_t", "case_2")}).is_nil());
-  EXPECT_FALSE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_s", "case_2")}).is_nil());
-  EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), Due("cus_t", "case_2")}).is_nil());
+  // The source's own case_1 is not the target's.
+  EXPECT_EQ(Run({"HGET", sk_.cases(), "case_1"}).str, Case("shipped", "the source's"));
+  EXPECT_EQ(Run({"EXISTS", sk_.merge_staging_engagement(kMerge)}).integer, 0);
+  EXPECT_EQ(Outbox(sk_), (std::vector<std::string>{
+                             absl::StrCat("jr ", Member("shipped", "cus_t", "case_2")),
+                             absl::StrCat("jo ", Member("shipped", "cus_s", "case_2")),
+                             absl::StrCat("dr ", Due("cus_t", "case_2")),
+                             absl::StrCat("da ", Due("cus_s", "case_2"), " 1700000900000")}));
+  r = Call(restore);  // a second run does nothing
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(Outbox(sk_).size(), 4u);
+
+  // The remove step's end, on the target, with the source's contacts and counts staged there.
+  ASSERT_TRUE(
+      Call(StageEngagement(tk_, "unmerged", "", {"ct|conv_9", "150", "sg|n:19675", "2"})).ok());
+  r = Call(Remove());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->integer, 1);
+  EXPECT_EQ(Run({"HEXISTS", tk_.cases(), "case_2"}).integer, 0);
   // The target's own case, profile value and contact channel come back as they were.
   EXPECT_EQ(Run({"HGET", tk_.cases(), "case_1"}).str, Case("delivered", "the target's"));
   EXPECT_EQ(Run({"HGET", tk_.profile(), "tier"}).str, "silver");
   EXPECT_EQ(Run({"HGET", tk_.profile(), "act:1"}).str, "5");
   EXPECT_EQ(Run({"ZSCORE", tk_.contact_channels(), "3"}).str, "100");
+  EXPECT_EQ(Run({"EXISTS", tk_.contacts()}).integer, 0);
   EXPECT_EQ(Run({"HEXISTS", tk_.signals(), "n:19675"}).integer, 0);
+  EXPECT_EQ(Run({"EXISTS", tk_.merge_staging_engagement(kMerge), tk_.outbox()}).integer, 0);
 
   // A second run does nothing.
   Run({"HSET", tk_.profile(), "tier", "gold"});
@@ -506,4 +619,3 @@ TEST_F(MergeFunctionsTest, MarkNeedsTheLockAndReleaseSourceUndoesIt) {
 
 }  // namespace
 }  // namespace onestory::lua
-
