@@ -96,6 +96,9 @@ class Client {
 
   EventLoop* loop() { return loop_.get(); }
   const Options& options() const { return options_; }
+  // The cluster router (a cluster only; null on a single Redis). Loop thread only: a
+  // ShardedSubscriber reads its slot map through it.
+  ClusterRouter* router() { return router_.get(); }
 
  private:
   using Argv = std::shared_ptr<const std::vector<std::string>>;

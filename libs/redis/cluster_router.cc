@@ -21,8 +21,8 @@ constexpr absl::Duration kMaxBackoff = absl::Milliseconds(200);
 
 absl::string_view FirstWord(absl::string_view text) { return text.substr(0, text.find(' ')); }
 
-// "MOVED 3999 127.0.0.1:6381" / "ASK ...": the slot and the node. An empty host ("MOVED 3999
-// :6381") means the host of the node that answered.
+}  // namespace
+
 bool ParseRedirect(absl::string_view text, const std::string& from, int* slot,
                    std::string* address) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, ' ');
@@ -37,8 +37,6 @@ bool ParseRedirect(absl::string_view text, const std::string& from, int* slot,
   }
   return true;
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<std::string>> ParseClusterSeeds(absl::string_view list) {
   std::vector<std::string> seeds;
@@ -262,9 +260,7 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
     }
     if (word == "MOVED") {
       ++moved_;
-      if (!map_.has_value()) map_.emplace();
-      map_->Assign(slot, to);
-      RequestRefresh();
+      NoteMoved(slot, to);
     } else {
       ++ask_;
       call->ask = to;
@@ -318,6 +314,17 @@ void ClusterRouter::Finish(std::shared_ptr<Call> call, absl::StatusOr<Reply> r) 
 }
 
 void ClusterRouter::RequestRefresh() { refresh_wanted_ = true; }
+
+const std::string* ClusterRouter::PrimaryOf(int slot) const {
+  return map_.has_value() ? map_->Primary(slot) : nullptr;
+}
+
+void ClusterRouter::NoteMoved(int slot, const std::string& address) {
+  if (!map_.has_value()) map_.emplace();
+  map_->Assign(slot, address);
+  ++map_version_;
+  RequestRefresh();
+}
 
 void ClusterRouter::Tick(absl::Time now) {
   for (auto& [address, node] : nodes_) {
@@ -402,6 +409,7 @@ void ClusterRouter::ApplyMap(SlotMap map) {
   }
   primaries_ = std::move(primaries);
   map_ = std::move(map);
+  ++map_version_;
 }
 
 void ClusterRouter::LoadLibraries(const std::string& address) {

@@ -57,6 +57,12 @@ namespace onestory::redis {
 // entry that is not a host:port (a unix socket cannot be a cluster node).
 absl::StatusOr<std::vector<std::string>> ParseClusterSeeds(absl::string_view list);
 
+// Reads a "MOVED <slot> <node>" or "ASK <slot> <node>" error text into slot and the node's
+// address; an empty host ("MOVED 3999 :6381") is the host of `from`, the node that answered.
+// False when the text has another shape.
+bool ParseRedirect(absl::string_view text, const std::string& from, int* slot,
+                   std::string* address);
+
 class ClusterRouter {
  public:
   using Argv = std::shared_ptr<const std::vector<std::string>>;
@@ -86,6 +92,19 @@ class ClusterRouter {
   // Fails overdue commands, reads the map when due, loads libraries on new primaries. Called
   // by the Client's timer.
   void Tick(absl::Time now);
+
+  // What a ShardedSubscriber (sharded_subscriber.h) needs to follow the slots it listens on.
+  // The address of slot's primary in the current map; null before the first map and while no
+  // primary serves the slot.
+  const std::string* PrimaryOf(int slot) const;
+  // Grows whenever the map may have changed (read again, or a MOVED applied).
+  uint64_t map_version() const { return map_version_; }
+  // A node answered MOVED <slot> <address> to a command sent outside the router: the map is
+  // updated at once and read again soon, as for the router's own calls.
+  void NoteMoved(int slot, const std::string& address);
+  // Something (a lost connection, a server's unsubscription) suggests the map is stale: it is
+  // read again soon (at most every 100 ms).
+  void RequestRefresh();
 
   // The map covers every slot and every primary has a connection up.
   bool connected() const;
@@ -129,7 +148,6 @@ class ClusterRouter {
   void RetryLater(std::shared_ptr<Call> call, absl::Status why);
   void Finish(std::shared_ptr<Call> call, absl::StatusOr<Reply> r);
   Node* NodeAt(const std::string& address);
-  void RequestRefresh();
   void Refresh(absl::Time now);
   void ApplyMap(SlotMap map);
   void LoadLibraries(const std::string& address);
@@ -142,6 +160,7 @@ class ClusterRouter {
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<Node>> nodes_;  // by address
   std::optional<SlotMap> map_;
+  uint64_t map_version_ = 0;
   absl::flat_hash_set<std::string> primaries_;  // of map_, to notice new ones
   size_t next_any_ = 0;
   bool refresh_wanted_ = true;

@@ -120,7 +120,7 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
       registered_ = true;
     }
     AddRef();  // the hub's
-    svc_->hub_->Add(AlertStore::Channel(tenant_), this);
+    svc_->hub_->Add(AlertStore::Channel(tenant_), this, timeline::WatchHub::PubSub::kClassic);
   }
 
   // Writes the next queued alert, or reads more when the queue is empty and a notify came.

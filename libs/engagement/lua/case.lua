@@ -14,9 +14,9 @@
 --   os_no_case(id)                 the NOT_FOUND reply for a case the customer does not have
 --
 -- Names of the keys: profile, timeline, dedup, conversations, identifiers,
--- conversation_records, cases, facts, contacts, contact_channels, signals, outbox (as
--- timeline_append and keys::CustomerKeys / TenantKeys name them); of the
--- arguments: customer_id, now_ms, notify_channel, tag, via, repeat_window_ms, stages,
+-- conversation_records, cases, facts, contacts, contact_channels, signals, outbox,
+-- notify_channel (as timeline_append and keys::CustomerKeys / TenantKeys name them); of the
+-- arguments: customer_id, now_ms, tag, via, repeat_window_ms, stages,
 -- alert_repeat_contacts, alert_negative_streak, max_events, max_age_ms, and the event ev_id,
 -- ev_blob, ev_channel, ev_kind, ev_occurred_ms, ev_conversation, ev_sentiment, ev_case
 -- (engagement::SetEffects and SetEvent in libs/engagement/customer_script.h fill them).
@@ -48,13 +48,14 @@
 -- An acknowledgement (alert acks hash, field = alert id): bt, bi by, at.
 
 local function os_engagement(k, a)
-  local bound = {cid = a.customer_id, now = a.now_ms, notify = a.notify_channel, tag = a.tag,
+  local bound = {cid = a.customer_id, now = a.now_ms, tag = a.tag,
                  via = a.via, window = a.repeat_window_ms, jst = a.stages,
                  arepeat = a.alert_repeat_contacts, astreak = a.alert_negative_streak,
                  maxev = a.max_events, maxage = a.max_age_ms}
   os_effects({p = k.profile, tl = k.timeline, dd = k.dedup, cv = k.conversations,
               ids = k.identifiers, cs = k.conversation_records, ca = k.cases, fa = k.facts,
-              ct = k.contacts, cc = k.contact_channels, sg = k.signals, ob = k.outbox},
+              ct = k.contacts, cc = k.contact_channels, sg = k.signals, ob = k.outbox,
+              nf = k.notify_channel},
              bound)
   return bound
 end

@@ -15,11 +15,11 @@
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
 --   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
+--   notify_channel        the customer's notify channel (the newest stream id is published)
 -- ARGV:
 --   stages                the tenant's journey stages, one per line ('' when it has none)
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms
---   notify_channel        the customer's notify channel (the newest stream id is published)
 --   tag                   the merge chain the call was redirected through ('' when none)
 --   via                   the identifiers-hash field the customer was named by ('' by id)
 --   repeat_window_ms:int  a contact this long after a case was resolved still repeats it

@@ -4,11 +4,11 @@
 --
 -- KEYS:
 --   profile          the source's profile hash
+--   notify_channel   the source's notify channel
 -- ARGV:
 --   target_id        the target customer
 --   merge_id         the merge
 --   head             the target's stream head after the swap
---   notify_channel   the source's notify channel
 -- Returns: 1.
 -- Errors: OS_CONFLICT customer is neither held nor marked by <merge id>.
 local g = redis.call('HMGET', K.profile, 'merge_lock', 'merge_id')
@@ -18,5 +18,5 @@ end
 redis.call('HSET', K.profile, 'merged_into', P.target_id, 'merge_id', P.merge_id, 'merged_head',
            P.head)
 if g[1] == P.merge_id then redis.call('HDEL', K.profile, 'merge_lock') end
-redis.call('PUBLISH', P.notify_channel, 'merged')
+redis.call('SPUBLISH', K.notify_channel, 'merged')
 return 1

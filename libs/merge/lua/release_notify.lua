@@ -3,14 +3,14 @@
 --
 -- KEYS:
 --   profile          the customer's profile hash
+--   notify_channel   the customer's notify channel
 -- ARGV:
 --   lock             the merge id
---   notify_channel   the customer's notify channel
 --   message          what is published ('merged' or 'unmerged')
 -- Returns: 1.
 -- Errors: none of its own.
 if redis.call('HGET', K.profile, 'merge_lock') == P.lock then
   redis.call('HDEL', K.profile, 'merge_lock')
 end
-redis.call('PUBLISH', P.notify_channel, P.message)
+redis.call('SPUBLISH', K.notify_channel, P.message)
 return 1

@@ -4,10 +4,10 @@
 -- KEYS:
 --   profile          the customer's profile hash
 --   erased_profile   where its old fields go (keys::CustomerKeys::erased_profile)
+--   notify           the customer's channel ('erased' is published on it)
 -- ARGV:
 --   customer_id      the customer (for the errors)
 --   now_ms           erased_at
---   notify           the customer's channel ('erased' is published on it)
 -- Returns: {'tombstoned', ms} now, {'erased', ms} by an earlier run, or {'moved', target} when
 --     the customer was merged into another (nothing changed).
 -- Errors: OS_NOT_FOUND (no such customer), OS_BUSY (held by a merge; nothing changed).
@@ -23,5 +23,5 @@ if g[4] then
 end
 redis.call('RENAME', K.profile, K.erased_profile)
 redis.call('HSET', K.profile, 'erased_at', P.now_ms)
-redis.call('PUBLISH', P.notify, 'erased')
+redis.call('SPUBLISH', K.notify, 'erased')
 return {'tombstoned', P.now_ms}

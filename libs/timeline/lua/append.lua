@@ -16,10 +16,10 @@
 --   contact_channels       its latest contact per channel
 --   signals                its sentiment counts, negative streak and repeat flag
 --   outbox                 its outbox: alerts, journey counters and activity (libs/outbox)
+--   notify_channel         the customer's notify channel (the newest stream id is published)
 -- ARGV:
 --   customer_id            the customer's id
 --   now_ms:int             now, in ms
---   notify_channel         the customer's notify channel (the newest stream id is published)
 --   tag                    the merge chain the append was redirected through ('' when none)
 --   via                    the identifiers-hash field the customer was named by ('' by id)
 --   repeat_window_ms:int   a contact this long after a case was resolved still repeats it
@@ -37,8 +37,8 @@
 --   customer; OS_CONFLICT consent withdrawn for channel CHANNEL_<name>.
 os_effects({p = K.profile, tl = K.timeline, dd = K.dedup, cv = K.conversations,
             ids = K.identifiers, cs = K.conversation_records, ca = K.cases, ct = K.contacts,
-            cc = K.contact_channels, sg = K.signals, ob = K.outbox},
-           {cid = P.customer_id, now = P.now_ms, notify = P.notify_channel, tag = P.tag,
+            cc = K.contact_channels, sg = K.signals, ob = K.outbox, nf = K.notify_channel},
+           {cid = P.customer_id, now = P.now_ms, tag = P.tag,
             via = P.via, window = P.repeat_window_ms,
             arepeat = P.alert_repeat_contacts, astreak = P.alert_negative_streak,
             maxev = P.max_events, maxage = P.max_age_ms})

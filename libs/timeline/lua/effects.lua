@@ -9,8 +9,9 @@
 -- K, the keys (short names; libs/engagement/lua/case.lua binds them from long ones): p profile,
 -- tl timeline, dd dedup, cv conversations, ids identifiers, cs conversation records, ca cases, fa facts,
 -- ct contacts, cc contact channels, sg signals, ob outbox, jst journey stages,
--- jo, jd the journey's open cases and stays (journey.lua), due due promises.
--- P, the arguments: cid customer id, now (ms), notify channel, tag (merge chain), via
+-- jo, jd the journey's open cases and stays (journey.lua), due due promises, nf the notify
+-- channel (a shard channel: SPUBLISH, so it is a key of the function, in the customer's slot).
+-- P, the arguments: cid customer id, now (ms), tag (merge chain), via
 -- (identifiers-hash field), window (repeat window ms), arepeat, astreak (alert thresholds),
 -- maxev, maxage (retention limits, 0: none); os_append sets P.rep to the repeat flag of a new
 -- contact. A helper reads only the fields it uses.
@@ -293,7 +294,7 @@ local function os_append(evs)
       fields[#fields + 1] = P.now
     end
     if #fields > 0 then redis.call('HSET', K.p, unpack(fields)) end
-    redis.call('PUBLISH', P.notify, last)
+    redis.call('SPUBLISH', K.nf, last)
   end
   return out
 end

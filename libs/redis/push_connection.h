@@ -1,0 +1,104 @@
+// PushConnection: one Redis connection whose socket the event loop owns directly, for replies
+// hiredis 0.14's asynchronous API cannot attribute: sharded pub/sub's `ssubscribe`,
+// `sunsubscribe` and `smessage` arrays, and the `sunsubscribe` a server sends unasked when a slot
+// leaves it.
+//
+//   PushConnection conn(loop, options, "shard-127.0.0.1:7001", {
+//       .on_ready = [&] { conn.Send({"SSUBSCRIBE", "os:{t:c:cus_1}:n"}); },
+//       .on_reply = [](const Reply& r) { /* every reply and push, in the order Redis sent */ },
+//       .on_lost = [](const absl::Status& why) { /* it reconnects by itself */ }});
+//   loop->Post([&] { conn.Start(); });
+//
+// Commands are written with redisFormatCommandArgv and replies read with hiredis's redisReader
+// (RESP2), so a reply is never matched to a command here: the owner knows what it sent and in
+// which order. The socket is connected without blocking (hiredis's redisConnectNonBlock, then
+// the descriptor is kept and the hiredis context freed), AUTH is sent first when a password is
+// configured (the connection is ready only once Redis accepted it), and it reconnects with the
+// backoff of Options (reconnect_min doubling to reconnect_max) after a lost connection, a
+// refused AUTH or an attempt longer than connect_timeout. Send before on_ready is dropped.
+//
+// Loop thread only (construct anywhere). Destroy it only outside its own callbacks (post the
+// destruction): the loop may still hold a readiness event for it in the current turn.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "libs/redis/event_loop.h"
+#include "libs/redis/options.h"
+#include "libs/redis/reply.h"
+
+namespace onestory::redis {
+
+class PushConnection : public EventLoop::Handler {
+ public:
+  struct Callbacks {
+    // Connected (and authenticated): commands may be sent.
+    absl::AnyInvocable<void()> on_ready;
+    // Every reply and push Redis sends, in order (AUTH's answer excepted).
+    absl::AnyInvocable<void(const Reply& reply)> on_reply;
+    // The connection is gone (not called by Stop); a reconnect is scheduled.
+    absl::AnyInvocable<void(const absl::Status& why)> on_lost;
+  };
+
+  PushConnection(EventLoop* loop, Options options, std::string name, Callbacks callbacks);
+  ~PushConnection() override;
+  PushConnection(const PushConnection&) = delete;
+  PushConnection& operator=(const PushConnection&) = delete;
+
+  // Begins connecting.
+  void Start();
+  // Closes the socket and stops reconnecting.
+  void Stop();
+  // Writes argv; false (nothing sent) when the connection is not ready.
+  bool Send(const std::vector<std::string>& argv);
+
+  bool ready() const { return state_ == State::kReady; }
+  const std::string& address() const { return options_.address; }
+  const absl::Status& last_error() const { return last_error_; }
+  uint64_t reconnects() const { return reconnects_; }
+
+  void OnReadable() override;
+  void OnWritable() override;
+
+ private:
+  enum class State { kIdle, kConnecting, kAuthenticating, kReady, kStopped };
+
+  void Connect();
+  // The socket is connected: AUTH, or ready at once.
+  void Connected();
+  void BecomeReady();
+  void Lost(const absl::Status& why);
+  void CloseSocket();
+  void Flush();
+  void Append(const std::vector<std::string>& argv);
+  void UpdateWatch();
+
+  EventLoop* loop_;
+  Options options_;
+  std::string name_;
+  Callbacks callbacks_;
+  State state_ = State::kIdle;
+  int fd_ = -1;
+  uint32_t events_ = 0;
+  struct ReaderDeleter {
+    void operator()(void* reader) const;
+  };
+  std::unique_ptr<void, ReaderDeleter> reader_;  // redisReader
+  std::string out_;                              // formatted commands not yet written
+  // Bumped per attempt; a stale timer compares it.
+  uint64_t generation_ = 0;
+  absl::Duration backoff_;
+  absl::Status last_error_ = absl::UnavailableError("redis: not connected yet");
+  uint64_t reconnects_ = 0;
+  bool was_ready_ = false;
+  // Timers hold a weak reference: one that fires after the connection is gone does nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace onestory::redis
