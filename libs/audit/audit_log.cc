@@ -1,17 +1,20 @@
 #include "libs/audit/audit_log.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "libs/common/barrier.h"
 #include "libs/common/log.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/audit_list.h"
 #include "libs/lua/audit_record.h"
-#include "libs/timeline/cursor.h"
+#include "libs/timeline/bucket_cursor.h"
 
 namespace onestory::audit {
 namespace {
@@ -26,6 +29,11 @@ constexpr absl::Duration kWriteTimeout = absl::Seconds(10);
 
 std::string TokenOwner(absl::string_view tenant, absl::string_view customer) {
   return absl::StrCat("audit:", tenant, ":", customer);
+}
+
+// Each bucket keeps its share of the tenant's max_entries.
+int64_t BucketMaxEntries(int64_t max_entries) {
+  return (max_entries + keys::kTenantBuckets - 1) / keys::kTenantBuckets;
 }
 
 }  // namespace
@@ -49,6 +57,12 @@ AuditLog::~AuditLog() {
          {"why", "the process is stopping and Redis still refuses them"}});
     held_.clear();
   }
+}
+
+int AuditLog::BucketOf(absl::string_view customer_id) {
+  if (!customer_id.empty()) return keys::TenantBucket(customer_id);
+  return static_cast<int>(next_bucket_.fetch_add(1, std::memory_order_relaxed) %
+                          keys::kTenantBuckets);
 }
 
 void AuditLog::Record(absl::string_view tenant, v1::AuditEntry entry) {
@@ -91,8 +105,8 @@ void AuditLog::Write(std::string tenant, v1::AuditEntry entry, absl::Time deadli
     ++in_flight_;
   }
   lua::AuditRecord call;
-  call.log = keys::TenantKeys(tenant).audit_log();
-  call.max_entries = absl::StrCat(options_.max_entries);
+  call.log = keys::TenantKeys(tenant, BucketOf(customer)).audit_log();
+  call.max_entries = absl::StrCat(BucketMaxEntries(options_.max_entries));
   call.min_id = absl::StrCat(min_id < 0 ? 0 : min_id);
   call.customer_id = std::move(customer);
   call.entry = entry.SerializeAsString();
@@ -173,43 +187,72 @@ void AuditLog::List(const v1::ListAuditEntriesRequest& req, absl::Time deadline,
         absl::StrCat("page_size: must be between 0 and ", kMaxPageSize)));
   }
   std::string owner = TokenOwner(req.tenant(), req.customer_id());
-  std::string start = "+";
+  timeline::BucketPositions from;
   if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> sid = timeline::DecodeCursor("page_token", req.page_token(), owner);
-    if (!sid.ok()) return done(sid.status());
-    start = absl::StrCat("(", *sid);
+    absl::StatusOr<timeline::BucketPositions> p =
+        timeline::DecodeBucketCursor("page_token", req.page_token(), owner);
+    if (!p.ok()) return done(p.status());
+    from = *std::move(p);
   }
-  int size = req.page_size() == 0 ? kDefaultPageSize : req.page_size();
-  lua::AuditList call;
-  call.log = keys::TenantKeys(req.tenant()).audit_log();
-  call.start = std::move(start);
-  call.page_size = size;
-  call.customer_id = req.customer_id();
-  redis_->Fcall(call, deadline, [owner, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-    if (!r.ok()) return done(r.status());
-    if (!r->is_array() || r->elements.size() != 3) {
-      return done(absl::InternalError("unexpected reply from audit_list"));
+  const int size = req.page_size() == 0 ? kDefaultPageSize : req.page_size();
+  // One customer's entries are all in its bucket; the others are not read.
+  std::vector<int> buckets;
+  if (!req.customer_id().empty()) {
+    buckets.push_back(keys::TenantBucket(req.customer_id()));
+  } else {
+    for (int b = 0; b < keys::kTenantBuckets; ++b) buckets.push_back(b);
+  }
+  auto replies = std::make_shared<std::vector<Reply>>(keys::kTenantBuckets);
+  auto joined = Barrier::Make(buckets.size(), [replies, owner, from, size,
+                                               done = std::move(done)](absl::Status st) mutable {
+    if (!st.ok()) return done(st);
+    std::vector<timeline::BucketRead> reads(replies->size());
+    for (size_t b = 0; b < replies->size(); ++b) {
+      const Reply& r = (*replies)[b];
+      if (r.is_nil()) continue;  // not read
+      if (!r.is_array() || r.elements.size() != 3 || !r.elements[2].is_array()) {
+        return done(absl::InternalError("unexpected reply from audit_list"));
+      }
+      for (const Reply& e : r.elements[2].elements) {
+        if (!e.is_array() || e.elements.size() != 2) {
+          return done(absl::InternalError("unexpected reply from audit_list"));
+        }
+        reads[b].ids.push_back(e.elements[0].str);
+      }
+      reads[b].more = r.elements[0].integer == 1;
+      reads[b].last = r.elements[1].str;
     }
+    timeline::MergedPage page = timeline::MergeNewestFirst(reads, from, static_cast<size_t>(size));
     v1::ListAuditEntriesResponse resp;
-    for (const Reply& e : r->elements[2].elements) {
-      if (!resp.add_entries()->ParseFromString(e.str)) {
+    for (const auto& [b, i] : page.picked) {
+      if (!resp.add_entries()->ParseFromString(
+              (*replies)[b].elements[2].elements[i].elements[1].str)) {
         return done(absl::DataLossError("an audit entry does not parse"));
       }
     }
-    // The log holds entries in the order they were written; `at` is when the
-    // call happened. Two calls' entries can reach Redis in the other order (two
-    // pipelined connections; an entry held while Redis was away and written
-    // later), so a page is ordered by `at` itself.
+    // The buckets are merged in the order entries were written; `at` is when the call
+    // happened. Two calls' entries can reach Redis in the other order (two pipelined
+    // connections; an entry held while Redis was away and written later), so a page is
+    // ordered by `at` itself.
     std::stable_sort(resp.mutable_entries()->begin(), resp.mutable_entries()->end(),
                      [](const v1::AuditEntry& a, const v1::AuditEntry& b) {
                        return std::make_pair(a.at().seconds(), a.at().nanos()) >
                               std::make_pair(b.at().seconds(), b.at().nanos());
                      });
-    if (r->elements[0].integer == 1) {
-      resp.set_next_page_token(timeline::EncodeCursor(owner, r->elements[1].str));
-    }
+    if (page.more) resp.set_next_page_token(timeline::EncodeBucketCursor(owner, page.next));
     done(std::move(resp));
   });
+  for (int b : buckets) {
+    lua::AuditList call;
+    call.log = keys::TenantKeys(req.tenant(), b).audit_log();
+    call.start = from[b].empty() ? std::string("+") : absl::StrCat("(", from[b]);
+    call.page_size = size;
+    call.customer_id = req.customer_id();
+    redis_->Fcall(call, deadline, [replies, joined, b](absl::StatusOr<Reply> r) {
+      if (r.ok()) (*replies)[b] = *std::move(r);
+      joined->Arrive(r.status());
+    });
+  }
 }
 
 }  // namespace onestory::audit

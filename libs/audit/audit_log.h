@@ -1,6 +1,10 @@
 // The audit log: per tenant, one entry per call that read or changed a customer's data (who:
-// the API key id; what: the RPC; when; on which customer; the outcome), in a Redis stream
-// (keys::TenantKeys::audit_log) trimmed by count (the newest `max_entries`) and by age.
+// the API key id; what: the RPC; when; on which customer; the outcome), in Redis streams spread
+// over keys::kTenantBuckets buckets (keys::TenantKeys(tenant, bucket).audit_log()), each trimmed
+// by count (its share of `max_entries`) and by age. An entry naming a customer goes to that
+// customer's bucket (keys::TenantBucket), so one customer's entries are read from one bucket;
+// an entry naming none goes to the buckets in turn (a counter of this process), so a tenant's
+// calls spread evenly whichever keys make them. List merges the buckets by write time.
 //
 //   AuditLog audit(redis, AuditLog::Options{});
 //   v1::AuditEntry e;  e.set_key_id("console-eu");  e.set_method("...");  ...
@@ -45,8 +49,9 @@ class AuditLog {
   struct Options {
     // Entries older than this are trimmed as new ones arrive (XTRIM MINID ~).
     absl::Duration retention = absl::Hours(24 * 400);
-    // A tenant's log keeps about its newest this many entries (XADD MAXLEN ~: a few hundred
-    // more may stay until Redis can drop a whole node of the stream). About 130 bytes each.
+    // A tenant's log keeps about its newest this many entries: each bucket its newest
+    // max_entries / kTenantBuckets (rounded up; XADD MAXLEN ~: up to a hundred more per bucket
+    // may stay until Redis can drop a whole node of the stream). About 130 bytes each.
     int64_t max_entries = 1000000;
     // Entries Record holds in memory while Redis refuses them; past this the oldest is dropped
     // (counted and logged).
@@ -71,9 +76,12 @@ class AuditLog {
   void RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
                     absl::AnyInvocable<void(absl::Status)> done);
 
-  // Newest first: pages follow the order entries were written, and each page is ordered by
-  // `at` (an entry written late, e.g. held while Redis was unreachable, appears on the page
-  // of its writing). INVALID_ARGUMENT for page_size or page_token.
+  // Newest first: pages follow the order entries were written (the buckets merged by stream
+  // id: libs/timeline/bucket_cursor.h; one function call per bucket read, all at once; with a
+  // customer_id only its bucket), and each page is ordered by `at` (an entry written late, e.g.
+  // held while Redis was unreachable, appears on the page of its writing). The page token holds
+  // a position per bucket; one issued before buckets is accepted (it reads as the same stream
+  // id in every bucket). INVALID_ARGUMENT for page_size or page_token.
   void List(const v1::ListAuditEntriesRequest& request, absl::Time deadline,
             Callback<v1::ListAuditEntriesResponse> done);
 
@@ -86,6 +94,8 @@ class AuditLog {
   size_t pending() const;
 
  private:
+  // The bucket of an entry about customer_id ('' for none).
+  int BucketOf(absl::string_view customer_id);
   struct Held {
     std::string tenant;
     v1::AuditEntry entry;
@@ -99,6 +109,7 @@ class AuditLog {
 
   redis::Client* redis_;
   Options options_;
+  std::atomic<uint64_t> next_bucket_{0};  // for entries naming no customer
   std::atomic<uint64_t> recorded_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> dropped_{0};

@@ -33,8 +33,14 @@
 //                           (alerts), "os:{acme:j:3}:..." (journey), "os:{acme:au:3}:log"
 //                           (audit log), "os:{acme:r:3}:..." (retention); a customer's effects
 //                           go to bucket TenantBucket(customer id), readers merge all buckets
+//                           (libs/timeline/bucket_cursor.h). Alerts: an alert in its customer's
+//                           bucket (its id names the customer), each bucket's log capped at about
+//                           100,000. Audit log: an entry naming a customer in that customer's
+//                           bucket, one naming none in the buckets in turn; each bucket capped at
+//                           its share of the tenant's max entries
 //   TenantKeys t(tenant): the same keys before buckets, "os:{acme:a}:..."; read only to upgrade
-//                           what an earlier version wrote
+//                           what an earlier version wrote (libs/engagement/alert_upgrade.h,
+//                           libs/audit/audit_upgrade.h)
 //   DuePromisesKey() -> "os:{alerts}:due"  zset: promises by due ms
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
 //   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left

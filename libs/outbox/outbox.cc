@@ -137,12 +137,14 @@ void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
       });
   auto arrive = [applied](absl::StatusOr<Reply> r) { applied->Arrive(r.status()); };
   if (!batch.alerts.empty()) {
+    // The customer's bucket of the tenant's alerts (AlertStore merges the buckets).
+    const keys::TenantKeys ak(run->tenant, keys::TenantBucket(run->customer_id));
     lua::OutboxAlerts call;
-    call.alert_log = tk.alert_log();
-    call.alert_ids = tk.alert_ids();
-    call.alert_open = tk.alert_open();
+    call.alert_log = ak.alert_log();
+    call.alert_ids = ak.alert_ids();
+    call.alert_open = ak.alert_open();
     call.customer_id = run->customer_id;
-    call.alert_channel = tk.alert_channel();
+    call.alert_channel = ak.alert_channel();
     call.alerts = std::move(batch.alerts);
     client->Fcall(call, run->deadline, arrive);
   }

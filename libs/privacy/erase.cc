@@ -425,38 +425,52 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
   }
 }
 
+// Alerts live in the bucket of the customer that raised them (keys::TenantBucket): the erased
+// customer's and its merged sources' buckets hold all of theirs. Each bucket is cleaned in its
+// own slot, all at once.
 void PrivacyStore::DropAlerts(std::shared_ptr<EraseRun> run) {
-  keys::TenantKeys tk(run->tenant);
-  lua::PrivacyDropAlertLog call;
-  call.alert_log = tk.alert_log();
-  call.rebuild = tk.alert_log_rebuild();
-  call.alert_ids = tk.alert_ids();
-  call.alert_open = tk.alert_open();
-  call.alert_acks = tk.alert_acks();
-  call.erased = run->all_ids();
-  client_->Fcall(call, run->deadline, [this, run](absl::StatusOr<Reply> r) {
-    if (!r.ok()) return run->done(r.status());
-    DropAlertIds(run, "0");
+  std::set<int> buckets;
+  for (const std::string& id : run->all_ids()) buckets.insert(keys::TenantBucket(id));
+  auto b = Barrier::Make(buckets.size(), [this, run](absl::Status st) {
+    if (!st.ok()) return run->done(st);
+    Step(run, "erase.merges", &PrivacyStore::DropMerges);
   });
+  for (int bucket : buckets) {
+    keys::TenantKeys tk(run->tenant, bucket);
+    lua::PrivacyDropAlertLog call;
+    call.alert_log = tk.alert_log();
+    call.rebuild = tk.alert_log_rebuild();
+    call.alert_ids = tk.alert_ids();
+    call.alert_open = tk.alert_open();
+    call.alert_acks = tk.alert_acks();
+    call.erased = run->all_ids();
+    client_->Fcall(call, run->deadline, [this, run, b, bucket](absl::StatusOr<Reply> r) {
+      if (!r.ok()) return b->Arrive(r.status());
+      DropAlertIds(run, bucket, "0", [b](absl::Status st) { b->Arrive(st); });
+    });
+  }
 }
 
-void PrivacyStore::DropAlertIds(std::shared_ptr<EraseRun> run, std::string cursor) {
-  keys::TenantKeys tk(run->tenant);
+void PrivacyStore::DropAlertIds(std::shared_ptr<EraseRun> run, int bucket, std::string cursor,
+                                absl::AnyInvocable<void(absl::Status)> done) {
+  keys::TenantKeys tk(run->tenant, bucket);
   lua::PrivacyDropAlertIds call;
   call.alert_ids = tk.alert_ids();
   call.alert_open = tk.alert_open();
   call.alert_acks = tk.alert_acks();
   call.cursor = std::move(cursor);
   call.erased = run->all_ids();
-  client_->Fcall(call, run->deadline, [this, run](absl::StatusOr<Reply> r) {
-    if (!r.ok()) return run->done(r.status());
-    if (!r->is_array() || r->elements.size() != 2) {
-      return run->done(absl::InternalError("unexpected reply from privacy_drop_alert_ids"));
-    }
-    std::string next = r->elements[0].str;
-    if (next != "0") return DropAlertIds(run, next);
-    Step(run, "erase.merges", &PrivacyStore::DropMerges);
-  });
+  client_->Fcall(
+      call, run->deadline,
+      [this, run, bucket, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        if (!r->is_array() || r->elements.size() != 2) {
+          return done(absl::InternalError("unexpected reply from privacy_drop_alert_ids"));
+        }
+        std::string next = r->elements[0].str;
+        if (next != "0") return DropAlertIds(run, bucket, next, std::move(done));
+        done(absl::OkStatus());
+      });
 }
 
 void PrivacyStore::DropMerges(std::shared_ptr<EraseRun> run) {

@@ -88,6 +88,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/identity/identity_store.h"
@@ -201,7 +202,9 @@ class PrivacyStore {
   void DrainOutboxes(std::shared_ptr<EraseRun> run);
   void DropEngagement(std::shared_ptr<EraseRun> run);
   void DropAlerts(std::shared_ptr<EraseRun> run);
-  void DropAlertIds(std::shared_ptr<EraseRun> run, std::string cursor);
+  // One bucket's alert ids, an HSCAN page per call, then `done`.
+  void DropAlertIds(std::shared_ptr<EraseRun> run, int bucket, std::string cursor,
+                    absl::AnyInvocable<void(absl::Status)> done);
   void DropMerges(std::shared_ptr<EraseRun> run);
   void DropKeys(std::shared_ptr<EraseRun> run);
   void FinishErase(std::shared_ptr<EraseRun> run);

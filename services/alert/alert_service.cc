@@ -18,9 +18,11 @@ using engagement::AlertStore;
 const auth::ScopeSet kAlertScopes = {auth::Scope::kContextReadAgent,
                                      auth::Scope::kContextReadSupervisor};
 
-// One WatchAlerts stream. Its position is the stream id of the last alert queued; a notify (or
-// the subscription's confirmation) reads the log after it. References: gRPC's (until OnDone),
-// the hub's (while registered) and one per Redis read in flight; the last Release deletes it.
+// One WatchAlerts stream. Its position is one stream id per bucket of the tenant's alerts, after
+// the last alert queued; a notify on any bucket's channel (or a subscription's confirmation)
+// reads every bucket after it, merged (AlertStore::ReadAfter). References: gRPC's (until
+// OnDone), the hub's (one per channel while registered) and one per Redis read in flight; the
+// last Release deletes it.
 class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
                                 public timeline::WatchHub::Listener {
  public:
@@ -32,20 +34,20 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
       End(st);
       return;
     }
-    absl::StatusOr<std::string> start = AlertStore::StartAfter(req);
+    absl::StatusOr<std::optional<timeline::BucketPositions>> start = AlertStore::StartAfter(req);
     if (!start.ok()) {
       End(start.status());
       return;
     }
-    if (!start->empty()) {
-      Subscribe(*start);
+    if (start->has_value()) {
+      Subscribe(**start);
       return;
     }
     // Live only: start after the newest alert now; the subscription's first notify then
     // catches anything raised in between.
     AddRef();
     svc_->store_->Head(tenant_, absl::Now() + absl::Seconds(10),
-                       [this](absl::StatusOr<std::string> head) {
+                       [this](absl::StatusOr<timeline::BucketPositions> head) {
                          if (!head.ok()) {
                            End(head.status());
                          } else {
@@ -106,26 +108,30 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
       registered = registered_;
     }
     if (registered) {
-      svc_->hub_->Remove(AlertStore::Channel(tenant_), this, [this] { Release(); });
+      for (const std::string& channel : AlertStore::Channels(tenant_)) {
+        svc_->hub_->Remove(channel, this, [this] { Release(); });
+      }
     }
     Release();  // gRPC's
   }
 
  private:
-  void Subscribe(const std::string& after) {
+  void Subscribe(const timeline::BucketPositions& after) {
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return;
       position_ = after;
       registered_ = true;
     }
-    AddRef();  // the hub's
-    svc_->hub_->Add(AlertStore::Channel(tenant_), this, timeline::WatchHub::PubSub::kClassic);
+    for (const std::string& channel : AlertStore::Channels(tenant_)) {
+      AddRef();  // the hub's, per channel
+      svc_->hub_->Add(channel, this, timeline::WatchHub::PubSub::kClassic);
+    }
   }
 
   // Writes the next queued alert, or reads more when the queue is empty and a notify came.
   void Pump() {
-    std::string after;
+    std::optional<timeline::BucketPositions> after;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || writing_ || reading_) return;
@@ -140,11 +146,11 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
         return;
       }
     }
-    if (!after.empty()) return Read(after);
+    if (after.has_value()) return Read(*after);
     StartWrite(&current_);
   }
 
-  void Read(const std::string& after) {
+  void Read(const timeline::BucketPositions& after) {
     AddRef();
     svc_->store_->ReadAfter(tenant_, after, kBatch, absl::Now() + absl::Seconds(10),
                             [this](absl::StatusOr<AlertStore::Batch> batch) {
@@ -154,9 +160,8 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
                                 reading_ = false;
                                 if (!failed) {
                                   for (v1::Alert& a : batch->alerts) queue_.push_back(std::move(a));
-                                  position_ = batch->last_stream_id;
-                                  if (static_cast<int>(batch->alerts.size()) >= kBatch)
-                                    dirty_ = true;
+                                  position_ = batch->positions;
+                                  if (batch->more) dirty_ = true;
                                 }
                               }
                               if (failed) {
@@ -178,7 +183,7 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
   absl::Mutex mu_;
   std::deque<v1::Alert> queue_ ABSL_GUARDED_BY(mu_);
   v1::Alert current_;  // the alert being written
-  std::string position_ ABSL_GUARDED_BY(mu_);
+  timeline::BucketPositions position_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 // AlertService over gRPC: ListAlerts and AckAlert are handed to libs/engagement's AlertStore;
-// WatchAlerts is a write reactor woken through the WatchHub (the tenant's alert channel) that
-// reads the alert log from its own position, so no alert raised on any instance is missed.
+// WatchAlerts is a write reactor woken through the WatchHub (the channels of the tenant's alert
+// buckets) that reads every bucket's log from its own position, so no alert raised on any
+// instance is missed.
 #pragma once
 
 #include <atomic>

@@ -16,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "libs/audit/audit_upgrade.h"
 #include "libs/common/log.h"
+#include "libs/engagement/alert_upgrade.h"
 #include "libs/engagement/journey_upgrade.h"
 #include "libs/lua/library.h"
 #include "libs/metrics/metrics.h"
@@ -127,6 +129,17 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     // Journey keys of an earlier version (libs/engagement/journey_upgrade.h): left for the next
     // start; until then GetJourneyStats does not count what they hold.
     Log(LogLevel::kWarning, "journey.upgrade_failed", {{"error", folded.status().ToString()}});
+  }
+  if (s->redis_->connected()) {
+    // Alerts and audit entries of an earlier version, kept before buckets
+    // (libs/engagement/alert_upgrade.h, libs/audit/audit_upgrade.h): what is left is moved by
+    // the next start; until then ListAlerts and ListAuditEntries do not show it.
+    if (absl::StatusOr<int> moved = engagement::UpgradeAlertKeys(s->redis_.get()); !moved.ok()) {
+      Log(LogLevel::kWarning, "alerts.upgrade_failed", {{"error", moved.status().ToString()}});
+    }
+    if (absl::StatusOr<int> moved = audit::UpgradeAuditKeys(s->redis_.get()); !moved.ok()) {
+      Log(LogLevel::kWarning, "audit.upgrade_failed", {{"error", moved.status().ToString()}});
+    }
   }
   const privacy::Redactor* redactor = options.redactor;
   s->identity_store_ = std::make_unique<identity::IdentityStore>(

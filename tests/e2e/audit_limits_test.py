@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as H  # noqa: E402
 from harness import C, E2ECase, identity_pb2, timeline_pb2  # noqa: E402
-from auth_test import RedisConn, audit_log_key  # noqa: E402
+from auth_test import AUDIT_BUCKETS, RedisConn, audit_log_key, xlen  # noqa: E402
 from redis_fault_test import RedisOnPort  # noqa: E402
 
 import grpc  # noqa: E402
@@ -139,7 +139,7 @@ class RateLimitTest(E2ECase):
                 sample[0] if sample else "")
 
     def audit_len(self):
-        return self.db.cmd("XLEN", audit_log_key(self.tenant))
+        return xlen(self.db, audit_log_key(self.tenant))
 
     def settled_audit_len(self):
         # Entries are written after the answer: wait until the count stops moving.
@@ -210,21 +210,33 @@ class AuditCapTest(E2ECase):
             stub.Resolve(identity_pb2.ResolveRequest(
                 tenant=self.tenant, identifier=H.ident(C.IDENTIFIER_TYPE_APP_USER_ID, "u%d" % i),
                 create_if_missing=True), timeout=T)
-        key = audit_log_key(self.tenant)
+        keys = audit_log_key(self.tenant).keys
+
         def added():
-            info = db.cmd("XINFO", "STREAM", key)
-            return dict(zip(info[::2], info[1::2]))[b"entries-added"]
+            total = 0
+            for key in keys:
+                if db.cmd("EXISTS", key):
+                    info = db.cmd("XINFO", "STREAM", key)
+                    total += dict(zip(info[::2], info[1::2]))[b"entries-added"]
+            return total
 
         # Entries are written after the answers.
         H.wait_until(lambda: added() >= 3000, 10.0, what="3000 entries added")
-        length = db.cmd("XLEN", key)
-        report("--audit_max_entries=1000, 3000 calls: the log holds %d entries" % length)
-        # MAXLEN ~ trims whole stream nodes (100 entries each by default).
-        self.assertGreaterEqual(length, 1000)
-        self.assertLess(length, 1000 + 200)
+        lengths = [db.cmd("XLEN", key) for key in keys]
+        report("--audit_max_entries=1000, 3000 calls: the log holds %d entries (%s per bucket)" %
+               (sum(lengths), ", ".join(str(n) for n in lengths)))
+        # Each of the 16 buckets keeps its share, 1000 / 16 rounded up; MAXLEN ~ trims whole
+        # stream nodes (100 entries each by default). Every bucket got more than its share here.
+        share = (1000 + AUDIT_BUCKETS - 1) // AUDIT_BUCKETS
+        for n in lengths:
+            self.assertGreaterEqual(n, share)
+            self.assertLess(n, share + 100)
+        self.assertGreaterEqual(sum(lengths), 1000)
         # The newest are kept: the last call's entry is there.
-        newest = db.cmd("XREVRANGE", key, "+", "-", "COUNT", 1)[0][1]
-        entry = privacy_pb2.AuditEntry.FromString(dict(zip(newest[::2], newest[1::2]))[b"e"])
+        newest = max((db.cmd("XREVRANGE", key, "+", "-", "COUNT", 1)[0] for key in keys
+                      if db.cmd("XLEN", key)), key=lambda e: [int(x) for x in e[0].split(b"-")])
+        fields = newest[1]
+        entry = privacy_pb2.AuditEntry.FromString(dict(zip(fields[::2], fields[1::2]))[b"e"])
         self.assertEqual(entry.method, "onestory.v1.IdentityService/Resolve")
 
 
@@ -258,10 +270,12 @@ class AuditOutageTest(E2ECase):
 
         def exports_logged():
             out = []
-            for _, fields in db.cmd("XRANGE", audit_log_key(self.tenant), "-", "+"):
-                e = privacy_pb2.AuditEntry.FromString(dict(zip(fields[::2], fields[1::2]))[b"e"])
-                if e.method == "onestory.v1.PrivacyService/ExportCustomer":
-                    out.append(e)
+            for key in audit_log_key(self.tenant).keys:
+                for _, fields in db.cmd("XRANGE", key, "-", "+"):
+                    e = privacy_pb2.AuditEntry.FromString(
+                        dict(zip(fields[::2], fields[1::2]))[b"e"])
+                    if e.method == "onestory.v1.PrivacyService/ExportCustomer":
+                        out.append(e)
             return out
 
         started = time.monotonic()

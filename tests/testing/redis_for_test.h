@@ -49,8 +49,9 @@ class RedisForTest {
   // Runs one command on a private synchronous connection; fails the test on a transport error.
   redis::Reply Run(const std::vector<std::string>& argv);
 
-  // Every key with its DUMP serialization, sorted by key; the audit logs (os:{<t>:au}:log) left
-  // out: they record refused calls too.
+  // Every key with its DUMP serialization, sorted by key; the audit logs (every bucket's,
+  // os:{<t>:au:<bucket>}:log, and os:{<t>:au}:log of the layout before) left out: they record
+  // refused calls too.
   // Every key and its DUMP, once the effects calls left in outboxes are applied (libs/outbox:
   // they are applied right after the call answers).
   std::map<std::string, std::string> Snapshot();

@@ -1,15 +1,15 @@
--- audit_list: one page of a tenant's audit log, newest first, optionally only one customer's
--- entries. It looks at 10,000 entries at most, so a filter that matches little cannot hold
+-- audit_list: one page of one bucket of a tenant's audit log, newest first, optionally only
+-- one customer's entries (libs/audit merges the buckets). It looks at 10,000 entries at most, so a filter that matches little cannot hold
 -- Redis: a short page with more = 1 just means "keep going".
 --
 -- KEYS:
---   log              the tenant's audit log stream (keys::TenantKeys::audit_log)
+--   log              the bucket's audit log stream (keys::TenantKeys::audit_log)
 -- ARGV:
 --   start            '+' (the newest), or '(<id>' for before <id>
 --   page_size:int    entries wanted
 --   customer_id      only this customer's entries ('' for all)
 -- Flags: no-writes
--- Returns: {more (0|1), the last stream id looked at, {serialized entry, ...}}.
+-- Returns: {more (0|1), the last stream id looked at, {{stream id, serialized entry}, ...}}.
 -- Errors: none of its own.
 local start, want, who = P.start, P.page_size, P.customer_id
 local out, last, scanned, more = {}, '', 0, 1
@@ -24,7 +24,7 @@ while true do
       if f[i] == 'c' then c = f[i + 1] elseif f[i] == 'e' then blob = f[i + 1] end
     end
     if who == '' or c == who then
-      out[#out + 1] = blob
+      out[#out + 1] = {e[1], blob}
       if #out >= want then break end
     end
   end

@@ -1,10 +1,10 @@
--- audit_record: appends one entry to a tenant's audit log and trims the log by count and by
--- age in the same call (XADD takes only one of MAXLEN and MINID).
+-- audit_record: appends one entry to one bucket of a tenant's audit log and trims that bucket
+-- by count and by age in the same call (XADD takes only one of MAXLEN and MINID).
 --
 -- KEYS:
---   log              the tenant's audit log stream (keys::TenantKeys::audit_log)
+--   log              the bucket's audit log stream (keys::TenantKeys::audit_log)
 -- ARGV:
---   max_entries      about this many newest entries are kept (MAXLEN ~)
+--   max_entries      about this many newest entries of the bucket are kept (MAXLEN ~)
 --   min_id           entries before this stream id (ms) go (MINID ~)
 --   customer_id      the entry's customer ('' for none), beside it for List's filter
 --   entry            the serialized v1::AuditEntry

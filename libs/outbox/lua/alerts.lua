@@ -1,14 +1,15 @@
 -- outbox_alerts: raises the alerts of one customer's outbox entries (t=a, libs/outbox/lua/
--- write.lua) in the tenant's alert keys: each alert id once, whoever applies it and however
--- often (an id the log already holds is ignored).
+-- write.lua) in the customer's bucket of the tenant's alert keys (keys::TenantBucket): each
+-- alert id once, whoever applies it and however often (an id the log already holds is
+-- ignored). Each bucket's log keeps about its newest 100,000 alerts.
 --
 -- KEYS:
---   alert_log          the tenant's alert log stream
---   alert_ids          the tenant's alert id -> stream id hash
---   alert_open         the tenant's open alerts
+--   alert_log          the bucket's alert log stream
+--   alert_ids          the bucket's alert id -> stream id hash
+--   alert_open         the bucket's open alerts
 -- ARGV:
 --   customer_id        the customer whose outbox the entries are from
---   alert_channel      the tenant's alert channel (the new entry's stream id is published)
+--   alert_channel      the bucket's alert channel (the new entry's stream id is published)
 --   alerts...          per alert: id, kind (AlertKind number), case id, message, raised at ms
 -- Returns: the number of alerts raised (not held by the log before).
 -- Errors: none.

@@ -1,6 +1,6 @@
--- privacy_drop_alert_ids: one HSCAN page of the tenant's alert ids: those naming an erased
--- customer ("<kind>:<customer>:...") are forgotten, those of alerts already trimmed from the log
--- included.
+-- privacy_drop_alert_ids: one HSCAN page of one bucket of the tenant's alert ids: those naming
+-- an erased customer ("<kind>:<customer>:...") are forgotten, those of alerts already trimmed
+-- from the log included.
 --
 -- KEYS:
 --   alert_ids      alert id -> stream id hash

@@ -1,6 +1,6 @@
--- privacy_drop_alert_log: the tenant's alert log rebuilt without the erased customers' alerts
--- (os_rebuild: a deleted stream entry would stay in memory), when it holds any, and their ids
--- forgotten.
+-- privacy_drop_alert_log: one bucket of the tenant's alert log rebuilt without the erased
+-- customers' alerts (os_rebuild: a deleted stream entry would stay in memory), when it holds any,
+-- and their ids forgotten.
 --
 -- KEYS:
 --   alert_log      the tenant's alert log stream

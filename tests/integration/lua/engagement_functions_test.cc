@@ -172,6 +172,8 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
   timeline::EngagementPolicy policy_;
   const keys::CustomerKeys ck_{"acme", "cus_1"};
   const keys::TenantKeys tk_{"acme"};
+  // The bucket of cus_1's alerts (keys::TenantBucket).
+  const keys::TenantKeys ak_{"acme", keys::TenantBucket("cus_1")};
 };
 
 TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
@@ -355,13 +357,13 @@ TEST_F(EngagementFunctionsTest, RepeatContactsCountWithinTheRepeatWindowAndAlert
   EXPECT_EQ(a[0].fields["msg"],
             "customer cus_1 contacted us 3 times in 7 days about \"topic of case_1\"");
   EXPECT_EQ(a[0].fields["at"], absl::StrCat(kNow + 2000));
-  EXPECT_EQ(Run({"EXISTS", tk_.alert_log()}).integer, 0);
+  EXPECT_EQ(Run({"EXISTS", ak_.alert_log()}).integer, 0);
   ApplyOutbox("cus_1", kNow + 2000);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 1);
   ASSERT_TRUE(Start("conv_3", kNow + 3000).ok());
   ApplyOutbox("cus_1", kNow + 3000);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
-  EXPECT_EQ(Run({"HEXISTS", tk_.alert_ids(), "repeat_contact:cus_1:case_1"}).integer, 1);
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"HEXISTS", ak_.alert_ids(), "repeat_contact:cus_1:case_1"}).integer, 1);
 
   // Resolved: a contact within the repeat window is still about it; one after it is not.
   ASSERT_TRUE(Resolve("case_1", kNow + 4000).ok());
@@ -521,14 +523,14 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   r = Call(With(check, kNow + 1002));
   ASSERT_TRUE(r.ok()) << r.status();
   ApplyOutbox("cus_1", kNow + 1002);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
-  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
-  EXPECT_EQ(Run({"ZSCORE", tk_.alert_open(), id}).str, absl::StrCat(kNow + 1001));
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"ZCARD", ak_.alert_open()}).integer, 1);
+  EXPECT_EQ(Run({"ZSCORE", ak_.alert_open(), id}).str, absl::StrCat(kNow + 1001));
 
   EngagementAlertList list;
-  list.alert_log = tk_.alert_log();
-  list.alert_open = tk_.alert_open();
-  list.alert_acks = tk_.alert_acks();
+  list.alert_log = ak_.alert_log();
+  list.alert_open = ak_.alert_open();
+  list.alert_acks = ak_.alert_acks();
   list.page_size = 10;
   list.start = "+";
   r = Call(list);
@@ -537,10 +539,10 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   EXPECT_EQ(r->elements[2].elements[0].elements[1].elements[1].str, id);
 
   EngagementAlertAck ack;
-  ack.alert_ids = tk_.alert_ids();
-  ack.alert_open = tk_.alert_open();
-  ack.alert_acks = tk_.alert_acks();
-  ack.alert_log = tk_.alert_log();
+  ack.alert_ids = ak_.alert_ids();
+  ack.alert_open = ak_.alert_open();
+  ack.alert_acks = ak_.alert_acks();
+  ack.alert_log = ak_.alert_log();
   ack.alert_id = id;
   ack.actor_type = v1::Actor::TYPE_AGENT;
   ack.actor_id = "agent-3";
@@ -565,8 +567,8 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   EXPECT_EQ(r->elements[2].elements.size(), 1u);
 
   EngagementAlertRead read;
-  read.alert_log = tk_.alert_log();
-  read.alert_acks = tk_.alert_acks();
+  read.alert_log = ak_.alert_log();
+  read.alert_acks = ak_.alert_acks();
   read.after = "0-0";
   read.count = 10;
   r = Call(read);

@@ -92,13 +92,15 @@ class FunctionTest : public ::testing::Test {
   // Returns the number of entries applied.
   int64_t ApplyOutbox(const std::string& customer_id, int64_t now_ms) {
     const keys::TenantKeys tk("acme");
+    // Alerts go to the customer's bucket (libs/outbox/outbox.cc).
+    const keys::TenantKeys ak("acme", keys::TenantBucket(customer_id));
     std::vector<OutboxEntry> entries = OutboxEntries(customer_id);
     lua::OutboxAlerts alerts;
-    alerts.alert_log = tk.alert_log();
-    alerts.alert_ids = tk.alert_ids();
-    alerts.alert_open = tk.alert_open();
+    alerts.alert_log = ak.alert_log();
+    alerts.alert_ids = ak.alert_ids();
+    alerts.alert_open = ak.alert_open();
     alerts.customer_id = customer_id;
-    alerts.alert_channel = tk.alert_channel();
+    alerts.alert_channel = ak.alert_channel();
     lua::OutboxJourney journey;
     journey.journey_counters = tk.journey_counters();
     journey.journey_open = tk.journey_open();

@@ -27,11 +27,11 @@ class OutboxFunctionsTest : public onestory::testing::FunctionTest {
  protected:
   OutboxAlerts Alerts(const std::vector<std::string>& alerts) {
     OutboxAlerts call;
-    call.alert_log = tk_.alert_log();
-    call.alert_ids = tk_.alert_ids();
-    call.alert_open = tk_.alert_open();
+    call.alert_log = ak_.alert_log();
+    call.alert_ids = ak_.alert_ids();
+    call.alert_open = ak_.alert_open();
     call.customer_id = "cus_1";
-    call.alert_channel = tk_.alert_channel();
+    call.alert_channel = ak_.alert_channel();
     call.alerts = alerts;
     return call;
   }
@@ -84,13 +84,15 @@ class OutboxFunctionsTest : public onestory::testing::FunctionTest {
   }
 
   const keys::TenantKeys tk_{"acme"};
+  // The bucket of cus_1's alerts (keys::TenantBucket).
+  const keys::TenantKeys ak_{"acme", keys::TenantBucket("cus_1")};
 };
 
 TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
   // A subscriber of the tenant's alert channel sees each raised alert's stream id.
   redisContext* sub = redisConnect("127.0.0.1", redis_->port());
   ASSERT_TRUE(sub != nullptr && !sub->err);
-  freeReplyObject(redisCommand(sub, "SUBSCRIBE %s", tk_.alert_channel().c_str()));
+  freeReplyObject(redisCommand(sub, "SUBSCRIBE %s", ak_.alert_channel().c_str()));
 
   const std::vector<std::string> entry = {"repeat_contact:cus_1:case_1", "2", "case_1",
                                           "customer cus_1 contacted us 3 times", "1699999990000"};
@@ -104,7 +106,7 @@ TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 0);
 
-  redis::Reply log = Run({"XRANGE", tk_.alert_log(), "-", "+"});
+  redis::Reply log = Run({"XRANGE", ak_.alert_log(), "-", "+"});
   ASSERT_EQ(log.elements.size(), 1u);
   const std::string sid = log.elements[0].elements[0].str;
   std::vector<std::string> fields;
@@ -112,11 +114,11 @@ TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
   EXPECT_EQ(fields, (std::vector<std::string>{
                         "id", "repeat_contact:cus_1:case_1", "k", "2", "c", "cus_1", "ca", "case_1",
                         "msg", "customer cus_1 contacted us 3 times", "at", "1699999990000"}));
-  EXPECT_EQ(Run({"HLEN", tk_.alert_ids()}).integer, 1);
-  EXPECT_EQ(Run({"HGET", tk_.alert_ids(), "repeat_contact:cus_1:case_1"}).str, sid);
+  EXPECT_EQ(Run({"HLEN", ak_.alert_ids()}).integer, 1);
+  EXPECT_EQ(Run({"HGET", ak_.alert_ids(), "repeat_contact:cus_1:case_1"}).str, sid);
   // Open since it was raised, not since it was applied.
-  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
-  EXPECT_EQ(Run({"ZSCORE", tk_.alert_open(), "repeat_contact:cus_1:case_1"}).str, "1699999990000");
+  EXPECT_EQ(Run({"ZCARD", ak_.alert_open()}).integer, 1);
+  EXPECT_EQ(Run({"ZSCORE", ak_.alert_open(), "repeat_contact:cus_1:case_1"}).str, "1699999990000");
 
   // A new id in the same batch as a held one: only the new one is raised.
   std::vector<std::string> more = entry;
@@ -124,10 +126,10 @@ TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
   r = Call(Alerts(more));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 1);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 2);
-  EXPECT_EQ(Run({"ZSCORE", tk_.alert_open(), "negative_streak:cus_1:5-0"}).str, "1699999995000");
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 2);
+  EXPECT_EQ(Run({"ZSCORE", ak_.alert_open(), "negative_streak:cus_1:5-0"}).str, "1699999995000");
   const std::string sid2 =
-      Run({"XREVRANGE", tk_.alert_log(), "+", "-", "COUNT", "1"}).elements[0].elements[0].str;
+      Run({"XREVRANGE", ak_.alert_log(), "+", "-", "COUNT", "1"}).elements[0].elements[0].str;
 
   // Published: once per raised alert, its stream id.
   struct timeval tv = {0, 300000};

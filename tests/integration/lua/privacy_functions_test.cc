@@ -102,26 +102,28 @@ class PrivacyFunctionsTest : public onestory::testing::FunctionTest {
   }
   PrivacyDropAlertLog DropLog(std::vector<std::string> erased) {
     PrivacyDropAlertLog call;
-    call.alert_log = tk_.alert_log();
-    call.rebuild = tk_.alert_log_rebuild();
-    call.alert_ids = tk_.alert_ids();
-    call.alert_open = tk_.alert_open();
-    call.alert_acks = tk_.alert_acks();
+    call.alert_log = ak_.alert_log();
+    call.rebuild = ak_.alert_log_rebuild();
+    call.alert_ids = ak_.alert_ids();
+    call.alert_open = ak_.alert_open();
+    call.alert_acks = ak_.alert_acks();
     call.erased = std::move(erased);
     return call;
   }
   // An alert of `customer` in the log, its id in the ids hash, open and acknowledged.
   void Alert(const std::string& id, const std::string& customer) {
-    std::string sid = Run({"XADD", tk_.alert_log(), "*", "id", id, "k", "2", "c", customer, "ca",
+    std::string sid = Run({"XADD", ak_.alert_log(), "*", "id", id, "k", "2", "c", customer, "ca",
                            "case-1", "msg", absl::StrCat("about ", customer)})
                           .str;
-    Run({"HSET", tk_.alert_ids(), id, sid});
-    Run({"ZADD", tk_.alert_open(), "1", id});
-    Run({"HSET", tk_.alert_acks(), id, "{}"});
+    Run({"HSET", ak_.alert_ids(), id, sid});
+    Run({"ZADD", ak_.alert_open(), "1", id});
+    Run({"HSET", ak_.alert_acks(), id, "{}"});
   }
 
   const keys::CustomerKeys ck_{"acme", "cus_1"};
   const keys::TenantKeys tk_{"acme"};
+  // The bucket of cus_1's alerts (keys::TenantBucket).
+  const keys::TenantKeys ak_{"acme", keys::TenantBucket("cus_1")};
   const std::string token_ = "00000000000000000007";
 };
 
@@ -433,46 +435,46 @@ TEST_F(PrivacyFunctionsTest, DropIndexDeletesOnlyAnEntryNamingAnErasedCustomer) 
 TEST_F(PrivacyFunctionsTest, DropAlertLogKeepsOtherCustomersAlerts) {
   // Nothing of theirs: the log is not rebuilt.
   Alert("negative_streak:cus_2:1-0", "cus_2");
-  std::string before = StreamIds(tk_.alert_log());
+  std::string before = StreamIds(ak_.alert_log());
   EXPECT_EQ(Call(DropLog({"cus_1"}))->integer, 0);
-  EXPECT_EQ(StreamIds(tk_.alert_log()), before);
+  EXPECT_EQ(StreamIds(ak_.alert_log()), before);
 
   Alert("repeat_contact:cus_1:case-1", "cus_1");
   Alert("repeat_contact:cus_2:case-1", "cus_2");
   Alert("negative_streak:cus_0:3-0", "cus_0");
   Alert("promise_overdue:cus_1:case-2", "cus_1");
-  std::vector<std::string> all = Entries(tk_.alert_log());
+  std::vector<std::string> all = Entries(ak_.alert_log());
   std::string last =
-      Run({"XREVRANGE", tk_.alert_log(), "+", "-", "COUNT", "1"}).elements[0].elements[0].str;
+      Run({"XREVRANGE", ak_.alert_log(), "+", "-", "COUNT", "1"}).elements[0].elements[0].str;
   absl::StatusOr<redis::Reply> r = Call(DropLog({"cus_1", "cus_0"}));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 3);
   std::vector<std::string> kept;
-  for (const redis::Reply& e : Run({"XRANGE", tk_.alert_log(), "-", "+"}).elements) {
+  for (const redis::Reply& e : Run({"XRANGE", ak_.alert_log(), "-", "+"}).elements) {
     kept.push_back(Hash(e.elements[1])["id"]);
   }
   EXPECT_EQ(kept,
             (std::vector<std::string>{"negative_streak:cus_2:1-0", "repeat_contact:cus_2:case-1"}));
   // The log keeps its last id and entries-added; the latest deleted is the last of theirs.
-  EXPECT_EQ(StreamIds(tk_.alert_log()), absl::StrCat(last, " 5 ", last));
+  EXPECT_EQ(StreamIds(ak_.alert_log()), absl::StrCat(last, " 5 ", last));
   for (const char* gone : {"repeat_contact:cus_1:case-1", "negative_streak:cus_0:3-0",
                            "promise_overdue:cus_1:case-2"}) {
-    EXPECT_EQ(Run({"HEXISTS", tk_.alert_ids(), gone}).integer, 0) << gone;
-    EXPECT_TRUE(Run({"ZSCORE", tk_.alert_open(), gone}).is_nil()) << gone;
-    EXPECT_EQ(Run({"HEXISTS", tk_.alert_acks(), gone}).integer, 0) << gone;
+    EXPECT_EQ(Run({"HEXISTS", ak_.alert_ids(), gone}).integer, 0) << gone;
+    EXPECT_TRUE(Run({"ZSCORE", ak_.alert_open(), gone}).is_nil()) << gone;
+    EXPECT_EQ(Run({"HEXISTS", ak_.alert_acks(), gone}).integer, 0) << gone;
   }
-  EXPECT_EQ(Run({"HLEN", tk_.alert_ids()}).integer, 2);
-  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 2);
-  EXPECT_EQ(Run({"HLEN", tk_.alert_acks()}).integer, 2);
-  EXPECT_EQ(Run({"EXISTS", tk_.alert_log_rebuild()}).integer, 0);
+  EXPECT_EQ(Run({"HLEN", ak_.alert_ids()}).integer, 2);
+  EXPECT_EQ(Run({"ZCARD", ak_.alert_open()}).integer, 2);
+  EXPECT_EQ(Run({"HLEN", ak_.alert_acks()}).integer, 2);
+  EXPECT_EQ(Run({"EXISTS", ak_.alert_log_rebuild()}).integer, 0);
 
   // Every alert theirs: the emptied log keeps its last id.
-  Run({"DEL", tk_.alert_log()});
+  Run({"DEL", ak_.alert_log()});
   Alert("repeat_contact:cus_1:case-3", "cus_1");
-  std::string only = StreamIds(tk_.alert_log());
+  std::string only = StreamIds(ak_.alert_log());
   EXPECT_EQ(Call(DropLog({"cus_1"}))->integer, 1);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 0);
-  EXPECT_EQ(StreamIds(tk_.alert_log()).substr(0, only.find(' ')), only.substr(0, only.find(' ')));
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 0);
+  EXPECT_EQ(StreamIds(ak_.alert_log()).substr(0, only.find(' ')), only.substr(0, only.find(' ')));
 }
 
 TEST_F(PrivacyFunctionsTest, DropAlertIdsScansEveryPage) {
@@ -480,13 +482,13 @@ TEST_F(PrivacyFunctionsTest, DropAlertIdsScansEveryPage) {
   for (int i = 0; i < 2500; ++i) {
     std::string customer = i % 2 == 0 ? "cus_1" : "cus_2";
     std::string id = absl::StrCat("negative_streak:", customer, ":", i, "-0");
-    Run({"HSET", tk_.alert_ids(), id, "1-0"});
-    Run({"ZADD", tk_.alert_open(), "1", id});
+    Run({"HSET", ak_.alert_ids(), id, "1-0"});
+    Run({"ZADD", ak_.alert_open(), "1", id});
   }
   PrivacyDropAlertIds call;
-  call.alert_ids = tk_.alert_ids();
-  call.alert_open = tk_.alert_open();
-  call.alert_acks = tk_.alert_acks();
+  call.alert_ids = ak_.alert_ids();
+  call.alert_open = ak_.alert_open();
+  call.alert_acks = ak_.alert_acks();
   call.cursor = "0";
   call.erased = {"cus_1"};
   int64_t forgotten = 0;
@@ -500,8 +502,8 @@ TEST_F(PrivacyFunctionsTest, DropAlertIdsScansEveryPage) {
   } while (call.cursor != "0" && pages < 100);
   EXPECT_GT(pages, 1);
   EXPECT_EQ(forgotten, 1250);
-  EXPECT_EQ(Run({"HLEN", tk_.alert_ids()}).integer, 1250);
-  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1250);
+  EXPECT_EQ(Run({"HLEN", ak_.alert_ids()}).integer, 1250);
+  EXPECT_EQ(Run({"ZCARD", ak_.alert_open()}).integer, 1250);
 }
 
 TEST_F(PrivacyFunctionsTest, DropJourneyRemovesTheErasedCustomersEntriesOnly) {

@@ -76,6 +76,8 @@ class TimelineFunctionsTest : public onestory::testing::FunctionTest {
 
   const keys::CustomerKeys ck_{"acme", "cus_1"};
   const keys::TenantKeys tk_{"acme"};
+  // The bucket of cus_1's alerts (keys::TenantBucket).
+  const keys::TenantKeys ak_{"acme", keys::TenantBucket("cus_1")};
 };
 
 TEST_F(TimelineFunctionsTest, StoresEventsAndARepeatedEventIdWritesNothing) {
@@ -168,18 +170,18 @@ TEST_F(TimelineFunctionsTest, RaisesANegativeStreakAlertOnce) {
   EXPECT_EQ(a[0].fields["ca"], "");
   EXPECT_EQ(a[0].fields["msg"], "customer cus_1 had 3 negative interactions in a row");
   EXPECT_EQ(a[0].fields["at"], absl::StrCat(kNow));
-  EXPECT_EQ(Run({"EXISTS", tk_.alert_log(), tk_.alert_ids(), tk_.alert_open()}).integer, 0);
+  EXPECT_EQ(Run({"EXISTS", ak_.alert_log(), ak_.alert_ids(), ak_.alert_open()}).integer, 0);
   ApplyOutbox("cus_1", kNow);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 1);
-  EXPECT_EQ(Run({"HLEN", tk_.alert_ids()}).integer, 1);
-  EXPECT_EQ(Run({"ZCARD", tk_.alert_open()}).integer, 1);
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 1);
+  EXPECT_EQ(Run({"HLEN", ak_.alert_ids()}).integer, 1);
+  EXPECT_EQ(Run({"ZCARD", ak_.alert_open()}).integer, 1);
   // A positive event ends the streak; three more negatives raise a second (new) streak once.
   Appended(Append({Event("ev_6", "", 0.9f)}));
   EXPECT_EQ(Run({"HGET", ck_.signals(), "streak"}).str, "0");
   for (int i = 7; i <= 10; ++i) Appended(Append({Event(absl::StrCat("ev_", i), "", -0.8f)}));
   EXPECT_EQ(OutboxEntries("cus_1", "a").size(), 1u);
   ApplyOutbox("cus_1", kNow);
-  EXPECT_EQ(Run({"XLEN", tk_.alert_log()}).integer, 2);
+  EXPECT_EQ(Run({"XLEN", ak_.alert_log()}).integer, 2);
 }
 
 TEST_F(TimelineFunctionsTest, GuardRefusesUnknownErasedMergedAndHeldCustomers) {

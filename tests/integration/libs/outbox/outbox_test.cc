@@ -76,7 +76,14 @@ class OutboxTest : public onestory::testing::RedisTest {
     RedisTest::SetUp();
     stores_ = std::make_unique<Stores>(client_.get());
   }
-  int64_t Alerts() { return redis_->Run({"XLEN", tk_.alert_log()}).integer; }
+  // The tenant's alerts, over every bucket.
+  int64_t Alerts() {
+    int64_t n = 0;
+    for (int b = 0; b < keys::kTenantBuckets; ++b) {
+      n += redis_->Run({"XLEN", keys::TenantKeys("acme", b).alert_log()}).integer;
+    }
+    return n;
+  }
   int64_t OutboxLength(const std::string& customer) {
     return redis_->Run({"XLEN", keys::CustomerKeys("acme", customer).outbox()}).integer;
   }
@@ -136,7 +143,11 @@ TEST_F(OutboxTest, TwoDrainsAtOnceApplyEachEntryOnce) {
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "shipped:repeats"}).str, "2");
   EXPECT_EQ(Alerts(), 1);
-  EXPECT_EQ(redis_->Run({"ZSCORE", tk_.alert_open(), "x:1"}).str, "5");
+  // In the bucket of the customer whose outbox raised it.
+  EXPECT_EQ(
+      redis_->Run({"ZSCORE", keys::TenantKeys("acme", keys::TenantBucket(c)).alert_open(), "x:1"})
+          .str,
+      "5");
   EXPECT_EQ(OutboxLength(c), 0);
   // The same entries once more (a drain that read them before they were deleted): skipped.
   redis_->Run({"XADD", ck.outbox(), "*", "s", "3", "t", "n", "f", "shipped:repeats"});
@@ -192,20 +203,23 @@ TEST_F(OutboxTest, TheSweeperFinishesWhatAKilledInstanceLeftMarked) {
   EXPECT_EQ(sweeper.RunOnce(Deadline()).drained, 0);
 }
 
-// On a cluster: the customer's keys, the tenant's alert log and the customer's pending mark
-// on different primaries (a function touching a key of another slot would be refused), and
-// Append with its alert works end to end.
+// On a cluster: the customer's keys, its bucket of the tenant's alert log and the customer's
+// pending mark on different primaries (a function touching a key of another slot would be
+// refused), and Append with its alert works end to end.
 TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
   onestory::testing::RedisClusterForTest cluster;
   redis::Client client(cluster.ClientOptions());
   Stores stores(&client);
   const keys::TenantKeys tk("acme");
-  const int alerts_primary = cluster.PrimaryOf(redis::KeySlot(tk.alert_log()));
   std::string c;
+  int alerts_primary = 0;
+  std::string alert_log;
   for (int i = 0; i < 20 && c.empty(); ++i) {
     std::string id = stores.NewCustomer(absl::StrCat("1415555010", i));
     const int customer_primary =
         cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", id).profile()));
+    alert_log = keys::TenantKeys("acme", keys::TenantBucket(id)).alert_log();
+    alerts_primary = cluster.PrimaryOf(redis::KeySlot(alert_log));
     if (customer_primary != alerts_primary) c = id;
   }
   ASSERT_FALSE(c.empty()) << "no customer landed on another primary than the alert log";
@@ -218,7 +232,7 @@ TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
   const absl::Time until = absl::Now() + absl::Seconds(10);
   int64_t alerts = 0;
   while (absl::Now() < until) {
-    alerts = cluster.Run(alerts_primary, {"XLEN", tk.alert_log()}).integer;
+    alerts = cluster.Run(alerts_primary, {"XLEN", alert_log}).integer;
     if (alerts > 0) break;
     absl::SleepFor(absl::Milliseconds(5));
   }

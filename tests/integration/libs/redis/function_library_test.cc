@@ -114,11 +114,13 @@ class FunctionLibraryTest : public ::testing::Test {
     std::vector<std::string> names = {
         absl::StrCat("audit_list_", v, " no-writes"),
         absl::StrCat("audit_record_", v),
+        absl::StrCat("audit_upgrade_", v),
         absl::StrCat("context_get_", v, " no-writes"),
         absl::StrCat("engagement_alert_ack_", v),
         absl::StrCat("engagement_alert_list_", v, " no-writes"),
         absl::StrCat("engagement_alert_promise_", v),
         absl::StrCat("engagement_alert_read_", v, " no-writes"),
+        absl::StrCat("engagement_alert_upgrade_", v),
         absl::StrCat("engagement_case_get_", v, " no-writes"),
         absl::StrCat("engagement_case_open_", v),
         absl::StrCat("engagement_case_resolve_", v),

@@ -292,12 +292,17 @@ TEST_F(AlertServiceTest, WatchAlertsStreamsNewAlertsAndResumesFromACursor) {
   all.Stop();
   EXPECT_EQ(ids, (std::vector<std::string>{a1.alert_id(), a2.alert_id(), a3.alert_id()}));
 
-  // ListAlerts agrees, newest first, with the same cursors.
+  // ListAlerts agrees, newest first, and a listed alert's cursor resumes a watch just after it.
   std::vector<v1::Alert> listed = Alerts();
   ASSERT_EQ(listed.size(), 3u);
   EXPECT_EQ(listed[0].alert_id(), a3.alert_id());
+  EXPECT_EQ(listed[1].alert_id(), a2.alert_id());
   EXPECT_EQ(listed[2].alert_id(), a1.alert_id());
-  EXPECT_EQ(listed[1].cursor(), a2.cursor());
+  AlertWatch from_listed = WatchAlerts(listed[1].cursor());
+  v1::Alert next;
+  ASSERT_TRUE(from_listed.reader->Read(&next));
+  EXPECT_EQ(next.alert_id(), a3.alert_id());
+  from_listed.Stop();
 }
 
 TEST_F(AlertServiceTest, AWatchWithoutACursorGetsOnlyNewAlerts) {

@@ -217,7 +217,9 @@ class PrivacyServiceTest : public EngagementFixture {
   // The tenant's keys with their DUMP, but for the audit log (which records refused calls too).
   std::map<std::string, std::string> StateSnapshot() {
     std::map<std::string, std::string> all = TenantSnapshot();
-    all.erase(keys::TenantKeys(tenant()).audit_log());
+    for (int b = 0; b < keys::kTenantBuckets; ++b) {
+      all.erase(keys::TenantKeys(tenant(), b).audit_log());
+    }
     return all;
   }
 
@@ -273,18 +275,21 @@ class PrivacyServiceTest : public EngagementFixture {
   }
   // Nothing in the tenant-wide keys names the customer.
   void ExpectNoTenantEntries(const std::string& customer) {
-    keys::TenantKeys tk(tenant());
-    for (const auto& e : redis()->Run({"XRANGE", tk.alert_log(), "-", "+"}).elements) {
-      for (const auto& f : e.elements[1].elements) EXPECT_NE(f.str, customer) << "alert log";
-    }
-    for (const std::string& key : {tk.alert_ids(), tk.alert_acks()}) {
-      for (const auto& f : redis()->Run({"HKEYS", key}).elements) {
-        EXPECT_THAT(f.str, ::testing::Not(HasSubstr(customer))) << key;
+    for (int b = 0; b < keys::kTenantBuckets; ++b) {
+      keys::TenantKeys tk(tenant(), b);
+      for (const auto& e : redis()->Run({"XRANGE", tk.alert_log(), "-", "+"}).elements) {
+        for (const auto& f : e.elements[1].elements) EXPECT_NE(f.str, customer) << "alert log";
+      }
+      for (const std::string& key : {tk.alert_ids(), tk.alert_acks()}) {
+        for (const auto& f : redis()->Run({"HKEYS", key}).elements) {
+          EXPECT_THAT(f.str, ::testing::Not(HasSubstr(customer))) << key;
+        }
       }
     }
     for (const std::string& key : AllKeys()) {
       std::string type = redis()->Run({"TYPE", key}).str;
       bool tenant_wide = absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":a}")) ||
+                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":a:")) ||
                          absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":j}")) ||
                          absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":r}")) ||
                          key == keys::DuePromisesKey();

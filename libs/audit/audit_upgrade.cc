@@ -1,0 +1,112 @@
+#include "libs/audit/audit_upgrade.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "libs/common/log.h"
+#include "libs/common/validation.h"
+#include "libs/keys/key_schema.h"
+#include "libs/lua/audit_upgrade.h"
+#include "libs/lua/outbox_delete.h"
+
+namespace onestory::audit {
+namespace {
+
+using redis::Reply;
+
+constexpr int kChunk = 100;
+
+template <typename Call>
+absl::StatusOr<Reply> FcallSync(redis::Client* client, const Call& call, absl::Duration timeout) {
+  absl::Notification done;
+  absl::StatusOr<Reply> out;
+  client->Fcall(call, absl::Now() + timeout, [&](absl::StatusOr<Reply> r) {
+    out = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+absl::StatusOr<int> MoveTenant(redis::Client* client, const std::string& tenant,
+                               absl::Duration timeout) {
+  const std::string old = keys::TenantKeys(tenant).audit_log();
+  int moved = 0;
+  while (true) {
+    absl::StatusOr<Reply> page =
+        client->CommandSync({"XRANGE", old, "-", "+", "COUNT", absl::StrCat(kChunk)}, timeout);
+    if (!page.ok()) return page.status();
+    if (page->elements.empty()) break;
+    std::map<int, lua::AuditUpgrade> by_bucket;
+    // XDEL, and DEL once empty (a stream does not go by itself): outbox_delete does just that.
+    lua::OutboxDelete moved_out;
+    moved_out.outbox = old;
+    for (const Reply& e : page->elements) {
+      if (!e.is_array() || e.elements.size() != 2) continue;
+      const std::string& sid = e.elements[0].str;
+      std::string customer, entry;
+      const auto& f = e.elements[1].elements;
+      for (size_t i = 0; i + 1 < f.size(); i += 2) {
+        if (f[i].str == "c") customer = f[i + 1].str;
+        if (f[i].str == "e") entry = f[i + 1].str;
+      }
+      const int bucket = keys::TenantBucket(customer.empty() ? sid : customer);
+      lua::AuditUpgrade& call = by_bucket[bucket];
+      call.log = keys::TenantKeys(tenant, bucket).audit_log();
+      call.entries.insert(call.entries.end(), {sid, customer, entry});
+      moved_out.ids.push_back(sid);
+    }
+    if (moved_out.ids.empty()) break;  // nothing this version can read
+    for (const auto& [bucket, call] : by_bucket) {
+      absl::StatusOr<Reply> r = FcallSync(client, call, timeout);
+      if (!r.ok()) return r.status();
+      moved += static_cast<int>(r->integer);
+    }
+    absl::StatusOr<Reply> r = FcallSync(client, moved_out, timeout);
+    if (!r.ok()) return r.status();
+  }
+  return moved;
+}
+
+}  // namespace
+
+absl::StatusOr<int> UpgradeAuditKeys(redis::Client* client, absl::Duration timeout) {
+  if (client->cluster()) return 0;
+  std::set<std::string> tenants;
+  std::string cursor = "0";
+  do {
+    absl::StatusOr<Reply> page =
+        client->CommandSync({"SCAN", cursor, "MATCH", "os:{*:au}:log", "COUNT", "1000"}, timeout);
+    if (!page.ok()) return page.status();
+    if (!page->is_array() || page->elements.size() != 2) {
+      return absl::InternalError("unexpected SCAN reply");
+    }
+    cursor = page->elements[0].str;
+    for (const Reply& k : page->elements[1].elements) {
+      const std::string& key = k.str;
+      const size_t close = key.find("}:");
+      std::string tenant = close == std::string::npos || close < 7 ? "" : key.substr(4, close - 7);
+      if (!ValidateTenant(tenant).ok() || keys::TenantKeys(tenant).audit_log() != key) {
+        Log(LogLevel::kWarning, "audit.upgrade_skipped", {{"key", key}});
+        continue;
+      }
+      tenants.insert(tenant);
+    }
+  } while (cursor != "0");
+  int moved = 0;
+  for (const std::string& tenant : tenants) {
+    absl::StatusOr<int> n = MoveTenant(client, tenant, timeout);
+    if (!n.ok()) return n.status();
+    moved += *n;
+    Log(LogLevel::kInfo, "audit.upgraded", {{"tenant", tenant}, {"entries", absl::StrCat(*n)}});
+  }
+  return moved;
+}
+
+}  // namespace onestory::audit
