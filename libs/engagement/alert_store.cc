@@ -296,11 +296,34 @@ void AlertStore::Head(const std::string& tenant, absl::Time deadline,
 }
 
 void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
+  // Every bucket of the index (keys::DuePromisesKey(bucket)), in parallel; the first error, or
+  // the number of promises checked in all.
+  struct Total {
+    std::atomic<int> checked{0};
+    Callback<int> done;
+  };
+  auto total = std::make_shared<Total>();
+  total->done = std::move(done);
+  auto all = Barrier::Make(keys::kDueBuckets, [total](absl::Status st) {
+    if (!st.ok()) return total->done(st);
+    total->done(total->checked.load());
+  });
+  for (int bucket = 0; bucket < keys::kDueBuckets; ++bucket) {
+    ScanDueBucket(bucket, deadline, [total, all](absl::StatusOr<int> n) {
+      if (n.ok()) total->checked += *n;
+      all->Arrive(n.status());
+    });
+  }
+}
+
+void AlertStore::ScanDueBucket(int bucket, absl::Time deadline, Callback<int> done) {
   int64_t now = NowMillis();
+  const std::string index = keys::DuePromisesKey(bucket);
   ctx_.client->Command(
-      {"ZRANGEBYSCORE", keys::DuePromisesKey(), "-inf", absl::StrCat(now), "WITHSCORES", "LIMIT",
-       "0", absl::StrCat(kScanBatch)},
-      deadline, [this, now, deadline, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+      {"ZRANGEBYSCORE", index, "-inf", absl::StrCat(now), "WITHSCORES", "LIMIT", "0",
+       absl::StrCat(kScanBatch)},
+      deadline,
+      [this, now, deadline, index, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
         size_t n = r->elements.size() / 2;
         if (n == 0) return done(0);
@@ -322,7 +345,7 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
           if (parts.size() != 3 || !ValidateTenant(parts[0]).ok() ||
               !ValidateCustomerId("customer", parts[1]).ok()) {
             Log(LogLevel::kWarning, "promise.malformed_entry", {{"member", member}});
-            ctx_.client->Command({"ZREM", keys::DuePromisesKey(), member}, deadline,
+            ctx_.client->Command({"ZREM", index, member}, deadline,
                                  [finish](absl::StatusOr<Reply>) { finish(); });
             continue;
           }
@@ -335,7 +358,7 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
               google::protobuf::util::TimeUtil::ToString(FromMillis(static_cast<int64_t>(due)));
           ctx_.client->Fcall(
               call, deadline,
-              [this, finish, member, tenant = parts[0], customer = parts[1],
+              [this, finish, member, index, tenant = parts[0], customer = parts[1],
                deadline](absl::StatusOr<Reply> r) {
                 if (!r.ok()) {
                   Log(LogLevel::kWarning, "promise.check_failed",
@@ -344,7 +367,7 @@ void AlertStore::ScanDuePromises(absl::Time deadline, Callback<int> done) {
                 }
                 if (r->integer == 2) {
                   // No such case any more (its customer erased or merged): nothing will forget it.
-                  return ctx_.client->Command({"ZREM", keys::DuePromisesKey(), member}, deadline,
+                  return ctx_.client->Command({"ZREM", index, member}, deadline,
                                               [finish](absl::StatusOr<Reply>) { finish(); });
                 }
                 if (r->integer == 1)

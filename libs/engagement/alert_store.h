@@ -74,11 +74,15 @@ class AlertStore {
   // is not "<kind>:<customer>:...".
   static absl::StatusOr<int> BucketOf(absl::string_view alert_id);
 
-  // Raises PROMISE_OVERDUE for up to 100 promises whose promised_by has passed (across tenants)
-  // and forgets those promises. Returns how many were checked.
+  // Raises PROMISE_OVERDUE for promises whose promised_by has passed (across tenants), up to 100
+  // per bucket of the due-promise index (keys::DuePromisesKey(bucket), all read in parallel), and
+  // forgets those promises. Returns how many were checked; the first error of a bucket.
   void ScanDuePromises(absl::Time deadline, Callback<int> done);
 
  private:
+  // ScanDuePromises of one bucket.
+  void ScanDueBucket(int bucket, absl::Time deadline, Callback<int> done);
+
   StoreContext ctx_;
 };
 

@@ -16,6 +16,7 @@
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
 #include "libs/engagement/event_builder.h"
+#include "libs/engagement/journey_stats.h"
 #include "libs/engagement/records.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
@@ -24,7 +25,6 @@
 #include "libs/lua/engagement_case_resolve.h"
 #include "libs/lua/engagement_case_update.h"
 #include "libs/lua/engagement_journey_set.h"
-#include "libs/lua/engagement_journey_stats.h"
 #include "libs/privacy/free_text.h"
 #include "libs/timeline/event_validation.h"
 
@@ -69,6 +69,59 @@ absl::StatusOr<bool> CheckStage(const std::string* journey, const std::string& s
   return absl::InvalidArgumentError(absl::StrCat("stage: \"", stage,
                                                  "\" is not a stage of the tenant's journey (",
                                                  absl::StrJoin(stages, ", "), ")"));
+}
+
+// SetJourney's steps: reads the stages, counts the open cases of those it drops in every
+// bucket of the open-case index, then sets the stages if they are still the ones read (else
+// reads and counts again, `attempts` times in all).
+void SetStages(redis::Client* client, const std::string& tenant, std::vector<std::string> stages,
+               absl::Time deadline, int attempts, Callback<v1::Journey> done) {
+  const std::string key = keys::TenantKeys(tenant).journey_stages();
+  client->Command(
+      {"GET", key}, deadline,
+      [=, stages = std::move(stages), done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return done(r.status());
+        const std::string checked = r->is_nil() ? "" : r->str;
+        absl::flat_hash_set<std::string> keep(stages.begin(), stages.end());
+        std::vector<std::string> dropped;
+        for (absl::string_view st : absl::StrSplit(checked, '\n', absl::SkipEmpty())) {
+          if (!keep.contains(st)) dropped.emplace_back(st);
+        }
+        CountOpenCases(
+            client, tenant, dropped, deadline,
+            [=, stages = std::move(stages),
+             done = std::move(done)](absl::StatusOr<std::vector<int64_t>> n) mutable {
+              if (!n.ok()) return done(n.status());
+              for (size_t i = 0; i < dropped.size(); ++i) {
+                if ((*n)[i] > 0) {
+                  return done(absl::FailedPreconditionError(
+                      absl::StrCat("stages: stage \"", dropped[i], "\" still has ", (*n)[i],
+                                   " open cases; move or resolve them before removing it")));
+                }
+              }
+              lua::EngagementJourneySet call;
+              call.journey_stages = key;
+              call.checked = checked;
+              call.stages = stages;
+              client->Fcall(
+                  call, deadline,
+                  [=, stages = std::move(stages),
+                   done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                    if (!r.ok()) return done(r.status());
+                    if (r->integer == 1) {
+                      v1::Journey journey;
+                      for (const std::string& s : stages) journey.add_stages(s);
+                      return done(journey);
+                    }
+                    if (attempts <= 1) {
+                      return done(absl::AbortedError(
+                          "stages: the journey was changed meanwhile by another call; retry"));
+                    }
+                    SetStages(client, tenant, std::move(stages), deadline, attempts - 1,
+                              std::move(done));
+                  });
+            });
+      });
 }
 
 absl::Status ValidateCaseId(const std::string& id, bool allow_empty) {
@@ -326,18 +379,9 @@ void CaseStore::SetJourney(const v1::SetJourneyRequest& req, absl::Time deadline
       return done(absl::InvalidArgumentError(absl::StrCat(f, ": repeats an earlier stage")));
     }
   }
-  keys::TenantKeys tk(req.tenant());
-  lua::EngagementJourneySet call;
-  call.journey_stages = tk.journey_stages();
-  call.journey_open = tk.journey_open();
-  call.stages.assign(req.stages().begin(), req.stages().end());
-  v1::Journey journey;
-  *journey.mutable_stages() = req.stages();
-  ctx_.client->Fcall(call, deadline,
-                     [journey, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                       if (!r.ok()) return done(r.status());
-                       done(journey);
-                     });
+  SetStages(ctx_.client, req.tenant(),
+            std::vector<std::string>(req.stages().begin(), req.stages().end()), deadline,
+            /*attempts=*/3, std::move(done));
 }
 
 void CaseStore::GetJourney(const v1::GetJourneyRequest& req, absl::Time deadline,
@@ -359,57 +403,7 @@ void CaseStore::GetJourney(const v1::GetJourneyRequest& req, absl::Time deadline
 void CaseStore::GetJourneyStats(const v1::GetJourneyStatsRequest& req, absl::Time deadline,
                                 Callback<v1::GetJourneyStatsResponse> done) {
   if (absl::Status st = ValidateTenant(req.tenant()); !st.ok()) return done(st);
-  keys::TenantKeys tk(req.tenant());
-  lua::EngagementJourneyStats call;
-  call.journey_stages = tk.journey_stages();
-  call.journey_counters = tk.journey_counters();
-  call.journey_open = tk.journey_open();
-  call.journey_stays = tk.journey_stays();
-  ctx_.client->Fcall(call, deadline, [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-    if (!r.ok()) return done(r.status());
-    int64_t now = NowMillis();
-    v1::GetJourneyStatsResponse resp;
-    for (const Reply& row : r->elements) {
-      const auto& e = row.elements;
-      if (e.size() < 7) return done(absl::InternalError("unexpected journey stats reply"));
-      v1::StageStats* s = resp.add_stages();
-      s->set_stage(e[0].str);
-      s->set_open_cases(e[1].integer);
-      size_t i = 2;
-      std::vector<int64_t> entered;
-      for (; i < e.size() && e[i].str != "|"; ++i) {
-        double ms = 0;
-        if (absl::SimpleAtod(e[i].str, &ms)) entered.push_back(static_cast<int64_t>(ms));
-      }
-      if (!entered.empty()) {
-        int64_t median = 0;
-        for (int64_t t : entered) median += now - t;
-        median /= static_cast<int64_t>(entered.size());
-        *s->mutable_median_time_in_stage() =
-            google::protobuf::util::TimeUtil::MillisecondsToDuration(std::max<int64_t>(0, median));
-      }
-      std::vector<int64_t> stays;
-      for (++i; i < e.size() && e[i].str != "|"; ++i) {
-        int64_t ms = 0;
-        if (absl::SimpleAtoi(e[i].str, &ms)) stays.push_back(ms);
-      }
-      if (!stays.empty()) {
-        std::sort(stays.begin(), stays.end());
-        size_t n = stays.size();
-        int64_t median = n % 2 == 1 ? stays[n / 2] : (stays[n / 2 - 1] + stays[n / 2]) / 2;
-        *s->mutable_median_completed_time_in_stage() =
-            google::protobuf::util::TimeUtil::MillisecondsToDuration(median);
-      }
-      int64_t counts[3] = {0, 0, 0};
-      for (int k = 0; k < 3 && i + 1 + k < e.size(); ++k) {
-        absl::SimpleAtoi(e[i + 1 + k].str, &counts[k]);
-      }
-      s->set_entered(counts[0]);
-      s->set_repeat_contacts(counts[1]);
-      s->set_channel_switches(counts[2]);
-    }
-    done(std::move(resp));
-  });
+  ReadJourneyStats(ctx_.client, req.tenant(), deadline, std::move(done));
 }
 
 }  // namespace onestory::engagement

@@ -13,9 +13,10 @@
 // (AlertStore::ScanDuePromises). Retries: Open and Resolve are keyed by the case id, Update by
 // request_id (event ids "co:<case>", "cr:<case>", "cu:<request>").
 //
-// GetJourneyStats reads every stage's counters, the median entry time of its open cases (a
-// ZLEXCOUNT and one ZRANGE BYLEX with LIMIT) and its latest 1,000 completed stays in one round
-// trip (engagement_journey_stats, FCALL_RO): its cost does not grow with the number of cases.
+// GetJourneyStats reads every bucket of the journey (journey_stats.h: one FCALL_RO per bucket,
+// in parallel) and merges them: counters and open cases summed, the exact median entry time of
+// a stage's open cases, the median of the buckets' latest completed stays. SetJourney counts
+// the open cases of the stages it drops in every bucket before it sets the stages.
 //
 // Thread-safe. Callbacks run on the Redis loop thread (see libs/common/callback.h).
 #pragma once

@@ -46,6 +46,19 @@ int TenantBucket(absl::string_view customer_id) {
   return static_cast<int>(Fnv1a(customer_id) % kTenantBuckets);
 }
 
+int DueBucket(absl::string_view tenant, absl::string_view customer_id) {
+  return static_cast<int>(Fnv1a(absl::StrCat(tenant, "|", customer_id)) % kDueBuckets);
+}
+
+std::string DuePromisesKey(int bucket) { return absl::StrCat("os:{due:", bucket, "}:z"); }
+std::string DuePromisesAppliedKey(int bucket) { return absl::StrCat("os:{due:", bucket, "}:ob"); }
+std::string DuePromisesAppliedAtKey(int bucket) {
+  return absl::StrCat("os:{due:", bucket, "}:ob.t");
+}
+
+std::string TenantRegistryKey() { return "os:{tenants}:all"; }
+std::string BucketUpgradeKey() { return "os:{tenants}:upgraded"; }
+
 std::string DuePromisesKey() { return "os:{alerts}:due"; }
 std::string DuePromisesAppliedKey() { return "os:{alerts}:due.ob"; }
 std::string DuePromisesAppliedAtKey() { return "os:{alerts}:due.ob.t"; }

@@ -40,8 +40,13 @@
 //                           its share of the tenant's max entries
 //   TenantKeys t(tenant): the same keys before buckets, "os:{acme:a}:..."; read only to upgrade
 //                           what an earlier version wrote (libs/engagement/alert_upgrade.h,
-//                           libs/audit/audit_upgrade.h)
-//   DuePromisesKey() -> "os:{alerts}:due"  zset: promises by due ms
+//                           libs/audit/audit_upgrade.h, libs/engagement/journey_upgrade.h)
+//   DuePromisesKey(bucket) -> "os:{due:<0-15>}:z"  zset: promises by due ms, bucket
+//                           DueBucket(tenant, customer); DuePromisesKey() -> "os:{alerts}:due"
+//                           the index before buckets, read only to upgrade
+//   TenantRegistryKey() -> "os:{tenants}:all"  set: every tenant with an activity index
+//   BucketUpgradeKey() -> "os:{tenants}:upgraded"  string: when a single Redis's unbucketed
+//                           journey, activity and due keys were moved into buckets
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
 //   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left
 //   PendingErasuresKey() -> "os:{erasures}:pending"  hash: "<tenant>/<customer>" -> progress
@@ -133,8 +138,10 @@ class TenantKeys {
   std::string alert_channel() const { return alerts_ + "n"; }  // pub/sub: new alerts
   // stream: the alert log being rebuilt without an erased customer's alerts (libs/privacy)
   std::string alert_log_rebuild() const { return alerts_ + "log.rw"; }
-  std::string journey_stages() const { return journey_ + "stages"; }  // string: "a\nb\nc"
-  std::string journey_counters() const { return journey_ + "n"; }     // hash: "<stage>:<what>"
+  // string: "a\nb\nc", the stages in journey order: configuration, one key per tenant, kept
+  // in the layout without buckets (TenantKeys(tenant).journey_stages())
+  std::string journey_stages() const { return journey_ + "stages"; }
+  std::string journey_counters() const { return journey_ + "n"; }  // hash: "<stage>:<what>"
   // zset, every score 0: one member per open case in a stage, "<stage>|<entered ms, 15
   // digits>|<customer>|<case>", so a stage's cases are one lex range ordered by entry
   // (libs/engagement/lua/journey.lua)
@@ -145,14 +152,17 @@ class TenantKeys {
   // "os:{acme:j}:": the prefix of the layout before journey_open / journey_stays, "open:<stage>"
   // (zset) and "dur:<stage>" (list); read only to upgrade data an earlier version wrote.
   const std::string& journey_prefix() const { return journey_; }
-  // hash: customer id -> the last of its outbox entries applied to journey_counters, and
-  // zset: customer id -> when (ms), to forget marks after libs/outbox's kAppliedKeptFor
+  // hash: customer id -> the last of its outbox entries applied to this bucket's journey keys,
+  // and zset: customer id -> when (ms), to forget marks after libs/outbox's kAppliedKeptFor.
+  // A bucket's journey entries are those of the customers in it (TenantBucket of the customer
+  // an entry concerns), so one outbox's batch may apply to several buckets, each once.
   std::string journey_applied() const { return journey_ + "ob"; }
   std::string journey_applied_at() const { return journey_ + "ob.t"; }
   // stream: the audit log, one entry per call (libs/audit)
   std::string audit_log() const { return audit_ + "log"; }
   // zset: customer id -> latest activity ms, to the minute (retention: inactive customers
-  // expire; libs/timeline/lua/effects.lua writes it at most once a minute per customer)
+  // expire; libs/timeline/lua/effects.lua writes it at most once a minute per customer). In
+  // the bucket of the customer (TenantBucket); the Sweeper walks every bucket.
   std::string activity() const { return retention_ + "active"; }
 
  private:
@@ -162,12 +172,29 @@ class TenantKeys {
   std::string retention_;  // "os:{<tenant>:r}:"
 };
 
-// Promises by due time across tenants: "<tenant>|<customer>|<case>" -> promised_by ms.
+// Promises by due time across tenants, "<tenant>|<customer>|<case>" -> promised_by ms, spread
+// over kDueBuckets keys by "<tenant>|<customer>" (DueBucket), so no one node holds them all;
+// the overdue-promise scan reads every bucket.
+inline constexpr int kDueBuckets = 16;
+int DueBucket(absl::string_view tenant, absl::string_view customer_id);
+std::string DuePromisesKey(int bucket);  // 0 <= bucket < kDueBuckets
+// Beside each bucket (libs/outbox): hash "<tenant>|<customer>" -> the sequence number of the
+// last of that outbox's entries applied to the bucket, and zset "<tenant>|<customer>" -> when
+// (ms).
+std::string DuePromisesAppliedKey(int bucket);
+std::string DuePromisesAppliedAtKey(int bucket);
+// The index and its marks before buckets; read only to upgrade what an earlier version wrote.
 std::string DuePromisesKey();
-// Beside it (libs/outbox): hash "<tenant>|<customer>" -> the sequence number of the last of its
-// outbox entries applied to the index, and zset "<tenant>|<customer>" -> when (ms).
 std::string DuePromisesAppliedKey();
 std::string DuePromisesAppliedAtKey();
+
+// The tenants whose activity index (TenantKeys::activity) may hold customers: set of tenant
+// ids, added to by the first activity a process applies for a tenant (libs/outbox) and read by
+// the retention Sweeper, which finds tenants without SCAN (SCAN sees one node of a cluster).
+std::string TenantRegistryKey();
+// Written once the unbucketed journey, activity and due-promise keys of an earlier version
+// were moved into buckets on a single Redis (libs/engagement/journey_upgrade.h).
+std::string BucketUpgradeKey();
 
 // The record of one merge (merge ids are validated like customer ids).
 std::string MergeKey(absl::string_view tenant, absl::string_view merge_id);

@@ -1,17 +1,20 @@
 #include "libs/outbox/outbox.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/common/barrier.h"
 #include "libs/common/log.h"
 #include "libs/common/time_util.h"
 #include "libs/keys/key_schema.h"
+#include "libs/lua/outbox_activity.h"
 #include "libs/lua/outbox_alerts.h"
 #include "libs/lua/outbox_delete.h"
 #include "libs/lua/outbox_due.h"
@@ -34,14 +37,32 @@ std::string Member(const std::string& tenant, const std::string& customer_id) {
 
 // One batch of entries, by target (the entry format: libs/outbox/lua/write.lua).
 struct Batch {
-  std::vector<std::string> ids;      // every entry, in order
-  std::vector<std::string> alerts;   // outbox_alerts' alerts...
-  std::vector<std::string> journey;  // outbox_journey's entries...
-  std::vector<std::string> due;      // outbox_due's entries...
-  int64_t active_at = -1;            // the latest activity, -1 when none
+  std::vector<std::string> ids;     // every entry, in order
+  std::vector<std::string> alerts;  // outbox_alerts' alerts...
+  // outbox_journey's entries per journey bucket (keys::TenantBucket of the customer each entry
+  // concerns), and outbox_due's per due bucket (keys::DueBucket), in order
+  std::map<int, std::vector<std::string>> journey;
+  std::map<int, std::vector<std::string>> due;
+  int64_t active_at = -1;  // the latest activity, -1 when none
 };
 
-absl::StatusOr<Batch> ParseBatch(const Reply& r) {
+// The journey bucket of an entry of `owner`'s outbox about open-case member m ("<stage>|
+// <entered>|<customer>|<case>"): the bucket of the customer it names, which a merge's entries
+// may make another than the owner; the owner's when m does not parse.
+int JourneyBucket(absl::string_view owner, absl::string_view member) {
+  std::vector<absl::string_view> parts = absl::StrSplit(member, absl::MaxSplits('|', 3));
+  return keys::TenantBucket(parts.size() == 4 && !parts[2].empty() ? parts[2] : owner);
+}
+
+// The due bucket of a due-promise member ("<tenant>|<customer>|<case>"), likewise.
+int DueBucketOf(absl::string_view tenant, absl::string_view owner, absl::string_view member) {
+  std::vector<absl::string_view> parts = absl::StrSplit(member, absl::MaxSplits('|', 2));
+  if (parts.size() == 3 && !parts[1].empty()) return keys::DueBucket(parts[0], parts[1]);
+  return keys::DueBucket(tenant, owner);
+}
+
+absl::StatusOr<Batch> ParseBatch(const Reply& r, absl::string_view tenant,
+                                 absl::string_view owner) {
   if (!r.is_array()) return absl::InternalError("unexpected reply to XRANGE of an outbox");
   Batch b;
   for (const Reply& e : r.elements) {
@@ -62,13 +83,20 @@ absl::StatusOr<Batch> ParseBatch(const Reply& r) {
         b.alerts.push_back(field(name));
       }
     } else if (kind == "n") {
-      b.journey.insert(b.journey.end(), {field("s"), kind, field("f"), "", ""});
+      auto& j = b.journey[keys::TenantBucket(owner)];
+      j.insert(j.end(), {field("s"), kind, field("f"), "", ""});
     } else if (kind == "jo" || kind == "jr") {
-      b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), "", ""});
+      const std::string m = field("m");
+      auto& j = b.journey[JourneyBucket(owner, m)];
+      j.insert(j.end(), {field("s"), kind, m, "", ""});
     } else if (kind == "jl") {
-      b.journey.insert(b.journey.end(), {field("s"), kind, field("m"), field("g"), field("ms")});
+      const std::string m = field("m");
+      auto& j = b.journey[JourneyBucket(owner, m)];
+      j.insert(j.end(), {field("s"), kind, m, field("g"), field("ms")});
     } else if (kind == "da" || kind == "dr") {
-      b.due.insert(b.due.end(), {field("s"), kind, field("m"), field("sc")});
+      const std::string m = field("m");
+      auto& d = b.due[DueBucketOf(tenant, owner, m)];
+      d.insert(d.end(), {field("s"), kind, m, field("sc")});
     } else if (kind == "x") {
       int64_t at = 0;
       if (absl::SimpleAtoi(field("at"), &at)) b.active_at = std::max(b.active_at, at);
@@ -124,12 +152,37 @@ void Delete(std::shared_ptr<DrainRun> run, std::vector<std::string> ids, bool la
   });
 }
 
+// The customer's latest activity into its bucket's activity index (outbox_activity); the first
+// time the bucket's index is created, the tenant goes into the tenant registry first.
+void ApplyActivity(redis::Client* client, const std::string& tenant, const std::string& customer_id,
+                   int64_t at, absl::Time deadline, bool registered,
+                   absl::AnyInvocable<void(absl::Status)> done) {
+  lua::OutboxActivity call;
+  call.activity = keys::TenantKeys(tenant, keys::TenantBucket(customer_id)).activity();
+  call.customer_id = customer_id;
+  call.at = at;
+  call.registered = registered ? 1 : 0;
+  client->Fcall(call, deadline,
+                [client, tenant, customer_id, at, deadline, registered,
+                 done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                  if (!r.ok()) return done(r.status());
+                  if (r->integer == 1 || registered) return done(absl::OkStatus());
+                  client->Command({"SADD", keys::TenantRegistryKey(), tenant}, deadline,
+                                  [client, tenant, customer_id, at, deadline,
+                                   done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                                    if (!r.ok()) return done(r.status());
+                                    ApplyActivity(client, tenant, customer_id, at, deadline,
+                                                  /*registered=*/true, std::move(done));
+                                  });
+                });
+}
+
 // Applies one batch to its targets (in parallel: they are independent), then deletes it.
 void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
   const keys::TenantKeys tk(run->tenant);
   redis::Client* client = run->client;
-  const int targets = (batch.alerts.empty() ? 0 : 1) + (batch.journey.empty() ? 0 : 1) +
-                      (batch.due.empty() ? 0 : 1) + (batch.active_at < 0 ? 0 : 1);
+  const int targets = (batch.alerts.empty() ? 0 : 1) + static_cast<int>(batch.journey.size()) +
+                      static_cast<int>(batch.due.size()) + (batch.active_at < 0 ? 0 : 1);
   auto applied =
       Barrier::Make(targets, [run, ids = std::move(batch.ids), last](absl::Status st) mutable {
         if (!st.ok()) return run->done(st);
@@ -148,33 +201,36 @@ void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
     call.alerts = std::move(batch.alerts);
     client->Fcall(call, run->deadline, arrive);
   }
-  if (!batch.journey.empty()) {
+  // Each bucket applies its own subset of the batch, once: its high-water mark of this outbox
+  // is its own.
+  for (auto& [bucket, entries] : batch.journey) {
+    const keys::TenantKeys jk(run->tenant, bucket);
     lua::OutboxJourney call;
-    call.journey_counters = tk.journey_counters();
-    call.journey_open = tk.journey_open();
-    call.journey_stays = tk.journey_stays();
-    call.applied = tk.journey_applied();
-    call.applied_at = tk.journey_applied_at();
+    call.journey_counters = jk.journey_counters();
+    call.journey_open = jk.journey_open();
+    call.journey_stays = jk.journey_stays();
+    call.applied = jk.journey_applied();
+    call.applied_at = jk.journey_applied_at();
     call.customer_id = run->customer_id;
     call.now_ms = NowMillis();
     call.kept_ms = absl::ToInt64Milliseconds(kAppliedKeptFor);
-    call.entries = std::move(batch.journey);
+    call.entries = std::move(entries);
     client->Fcall(call, run->deadline, arrive);
   }
-  if (!batch.due.empty()) {
+  for (auto& [bucket, entries] : batch.due) {
     lua::OutboxDue call;
-    call.due_promises = keys::DuePromisesKey();
-    call.applied = keys::DuePromisesAppliedKey();
-    call.applied_at = keys::DuePromisesAppliedAtKey();
+    call.due_promises = keys::DuePromisesKey(bucket);
+    call.applied = keys::DuePromisesAppliedKey(bucket);
+    call.applied_at = keys::DuePromisesAppliedAtKey(bucket);
     call.owner = Member(run->tenant, run->customer_id);
     call.now_ms = NowMillis();
     call.kept_ms = absl::ToInt64Milliseconds(kAppliedKeptFor);
-    call.entries = std::move(batch.due);
+    call.entries = std::move(entries);
     client->Fcall(call, run->deadline, arrive);
   }
   if (batch.active_at >= 0) {
-    client->Command({"ZADD", tk.activity(), "GT", absl::StrCat(batch.active_at), run->customer_id},
-                    run->deadline, arrive);
+    ApplyActivity(client, run->tenant, run->customer_id, batch.active_at, run->deadline,
+                  /*registered=*/false, [applied](absl::Status st) { applied->Arrive(st); });
   }
 }
 
@@ -184,7 +240,8 @@ void Step(std::shared_ptr<DrainRun> run) {
                        run->deadline, [run](absl::StatusOr<Reply> r) {
                          if (!r.ok()) return run->done(r.status());
                          const bool last = r->elements.size() < static_cast<size_t>(kBatch);
-                         absl::StatusOr<Batch> batch = ParseBatch(*r);
+                         absl::StatusOr<Batch> batch =
+                             ParseBatch(*r, run->tenant, run->customer_id);
                          if (!batch.ok()) return run->done(batch.status());
                          // A batch cut short by an unknown entry applies what precedes it, then
                          // stops there.

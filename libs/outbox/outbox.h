@@ -9,9 +9,11 @@
 //   1. marks the outbox pending (ZINCRBY of "<tenant>|<customer>" in keys::PendingOutboxKey)
 //      before it answers, so a crash after the answer leaves a mark the Sweeper finds;
 //   2. answers, then drains: reads the entries in order, applies them per target (outbox_alerts:
-//      an alert id is raised once; outbox_journey: entries up to the customer's last applied
-//      one are skipped; the activity index: ZADD GT), deletes them, and clears the mark unless
-//      a later write marked the outbox again.
+//      an alert id is raised once; outbox_journey, per journey bucket of the customers the
+//      entries concern, and outbox_due, per due bucket: entries up to the customer's last one
+//      applied to that bucket are skipped; outbox_activity in the customer's bucket: ZADD GT,
+//      the tenant registered first), deletes them, and clears the mark unless a later write
+//      marked the outbox again.
 // Applying is idempotent, so a retry, a crash between two steps or two instances draining the
 // same outbox change nothing twice. Entries are applied in the order written.
 //

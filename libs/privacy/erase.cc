@@ -80,9 +80,10 @@ struct PrivacyStore::EraseRun {
     std::string id;
     std::vector<std::string> identifier_fields;
     std::vector<std::string> case_ids;
-    std::set<std::string> merge_ids;      // its merge history
-    std::set<std::string> staging_ids;    // merges its merge state names
-    std::vector<std::string> match_keys;  // of its profile, in the merge suggestion index
+    std::vector<std::string> case_records;  // (case id, record JSON) pairs
+    std::set<std::string> merge_ids;        // its merge history
+    std::set<std::string> staging_ids;      // merges its merge state names
+    std::vector<std::string> match_keys;    // of its profile, in the merge suggestion index
     int64_t events = 0;
   };
   std::vector<Customer> customers;  // root first
@@ -283,7 +284,11 @@ void PrivacyStore::ReadCustomers(std::shared_ptr<EraseRun> run) {
       EraseRun::Customer& c = run->customers[i];
       for (const Reply& f : r->elements[0].elements) c.identifier_fields.push_back(f.str);
       const auto& cases = r->elements[1].elements;
-      for (size_t k = 0; k + 1 < cases.size(); k += 2) c.case_ids.push_back(cases[k].str);
+      for (size_t k = 0; k + 1 < cases.size(); k += 2) {
+        c.case_ids.push_back(cases[k].str);
+        c.case_records.push_back(cases[k].str);
+        c.case_records.push_back(cases[k + 1].str);
+      }
       for (const Reply& m : r->elements[2].elements) c.merge_ids.insert(m.str);
       for (const Reply& f : r->elements[3].elements) {
         // "<merge id>:<what>"
@@ -380,34 +385,48 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
   std::set<std::string> cases;
   for (const auto& c : run->customers) cases.insert(c.case_ids.begin(), c.case_ids.end());
   std::vector<std::string> ids = run->all_ids();
-  keys::TenantKeys tk(run->tenant);
+  // One command or call per key, each in its own slot. Due promises and journey entries name the
+  // customer a case was with when it was written (a merge moves them to its target): every pair
+  // of erased customer and case is removed, from that customer's bucket.
   std::vector<std::vector<std::string>> commands;
-  // Due promises and journey entries name the customer a case was with when it was written
-  // (a merge moves them to its target): every pair of erased customer and case is removed.
-  if (!cases.empty()) {
-    std::vector<std::string> due = {"ZREM", keys::DuePromisesKey()};
-    for (const std::string& id : ids) {
-      for (const std::string& c : cases) due.push_back(absl::StrCat(run->tenant, "|", id, "|", c));
-    }
-    commands.push_back(std::move(due));
-  }
-  for (const std::string& key : {tk.activity(), tk.journey_applied_at()}) {
-    std::vector<std::string> zrem = {"ZREM", key};
-    zrem.insert(zrem.end(), ids.begin(), ids.end());
-    commands.push_back(std::move(zrem));
-  }
-  std::vector<std::string> applied = {"HDEL", tk.journey_applied()};
-  applied.insert(applied.end(), ids.begin(), ids.end());
-  commands.push_back(std::move(applied));
-  std::vector<std::string> due_applied = {"HDEL", keys::DuePromisesAppliedKey()};
-  std::vector<std::string> due_applied_at = {"ZREM", keys::DuePromisesAppliedAtKey()};
   for (const std::string& id : ids) {
-    due_applied.push_back(absl::StrCat(run->tenant, "|", id));
-    due_applied_at.push_back(absl::StrCat(run->tenant, "|", id));
+    const std::string owner = absl::StrCat(run->tenant, "|", id);
+    if (!cases.empty()) {
+      std::vector<std::string> due = {"ZREM",
+                                      keys::DuePromisesKey(keys::DueBucket(run->tenant, id))};
+      for (const std::string& c : cases) due.push_back(absl::StrCat(owner, "|", c));
+      commands.push_back(std::move(due));
+    }
+    commands.push_back(
+        {"ZREM", keys::TenantKeys(run->tenant, keys::TenantBucket(id)).activity(), id});
   }
-  commands.push_back(std::move(due_applied));
-  commands.push_back(std::move(due_applied_at));
-  auto b = Barrier::Make(commands.size() + run->customers.size(), [this, run](absl::Status st) {
+  // The high-water marks of the erased customers' outboxes: in every bucket an outbox of theirs
+  // may have applied entries to (a merge's entries name other customers' buckets).
+  for (int b = 0; b < keys::kTenantBuckets; ++b) {
+    const keys::TenantKeys tk(run->tenant, b);
+    std::vector<std::string> applied = {"HDEL", tk.journey_applied()};
+    std::vector<std::string> applied_at = {"ZREM", tk.journey_applied_at()};
+    applied.insert(applied.end(), ids.begin(), ids.end());
+    applied_at.insert(applied_at.end(), ids.begin(), ids.end());
+    commands.push_back(std::move(applied));
+    commands.push_back(std::move(applied_at));
+  }
+  for (int b = 0; b < keys::kDueBuckets; ++b) {
+    std::vector<std::string> due_applied = {"HDEL", keys::DuePromisesAppliedKey(b)};
+    std::vector<std::string> due_applied_at = {"ZREM", keys::DuePromisesAppliedAtKey(b)};
+    for (const std::string& id : ids) {
+      due_applied.push_back(absl::StrCat(run->tenant, "|", id));
+      due_applied_at.push_back(absl::StrCat(run->tenant, "|", id));
+    }
+    commands.push_back(std::move(due_applied));
+    commands.push_back(std::move(due_applied_at));
+  }
+  std::vector<std::string> records;
+  for (const auto& c : run->customers) {
+    records.insert(records.end(), c.case_records.begin(), c.case_records.end());
+  }
+  const size_t journey_calls = records.empty() ? 0 : ids.size();
+  auto b = Barrier::Make(commands.size() + journey_calls, [this, run](absl::Status st) {
     if (!st.ok()) return run->done(st);
     Step(run, "erase.alerts", &PrivacyStore::DropAlerts);
   });
@@ -415,12 +434,12 @@ void PrivacyStore::DropEngagement(std::shared_ptr<EraseRun> run) {
     client_->Command(std::move(cmd), run->deadline,
                      [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
   }
-  // The open-case index: each customer's cases, read from its cases hash beside the index.
-  for (const auto& c : run->customers) {
+  // The open-case index: each erased customer's entries, in its own bucket.
+  for (size_t i = 0; i < journey_calls; ++i) {
     lua::PrivacyDropJourney call;
-    call.cases = keys::CustomerKeys(run->tenant, c.id).cases();
-    call.journey_open = tk.journey_open();
-    call.erased = ids;
+    call.journey_open = keys::TenantKeys(run->tenant, keys::TenantBucket(ids[i])).journey_open();
+    call.customer = ids[i];
+    call.cases = records;
     client_->Fcall(call, run->deadline, [b](absl::StatusOr<Reply> r) { b->Arrive(r.status()); });
   }
 }

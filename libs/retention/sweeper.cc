@@ -6,10 +6,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "libs/common/log.h"
 #include "libs/common/validation.h"
 #include "libs/keys/key_schema.h"
@@ -20,9 +18,6 @@ namespace onestory::retention {
 namespace {
 
 using redis::Reply;
-
-constexpr absl::string_view kIndexPrefix = "os:{";
-constexpr absl::string_view kIndexSuffix = ":r}:active";
 
 // Answers to asynchronous calls a run waits for. Shared with the callbacks, so an answer that
 // comes after the run stopped waiting is harmless.
@@ -93,10 +88,9 @@ void Sweeper::Discover(absl::Time deadline, Stats* stats) {
   for (int calls = 0; calls < options_.max_scans_per_run; ++calls) {
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return;
-    absl::StatusOr<Reply> r = redis_->CommandSync(
-        {"SCAN", scan_cursor_, "MATCH", absl::StrCat(kIndexPrefix, "*", kIndexSuffix), "COUNT",
-         absl::StrCat(options_.scan_count), "TYPE", "zset"},
-        std::min(left, absl::Seconds(5)));
+    absl::StatusOr<Reply> r = redis_->CommandSync({"SSCAN", keys::TenantRegistryKey(), scan_cursor_,
+                                                   "COUNT", absl::StrCat(options_.scan_count)},
+                                                  std::min(left, absl::Seconds(5)));
     if (!r.ok() || !r->is_array() || r->elements.size() != 2 || !r->elements[1].is_array()) {
       ++stats->errors;
       Log(LogLevel::kWarning, "retention.scan_failed",
@@ -104,17 +98,13 @@ void Sweeper::Discover(absl::Time deadline, Stats* stats) {
       return;
     }
     scan_cursor_ = r->elements[0].str;
-    for (const Reply& key : r->elements[1].elements) {
-      absl::string_view k = key.str;
-      if (!absl::ConsumePrefix(&k, kIndexPrefix) || !absl::ConsumeSuffix(&k, kIndexSuffix) ||
-          !ValidateTenant(k).ok()) {
-        continue;
-      }
-      found_.emplace(k);
-      tenants_.emplace(k);
+    for (const Reply& tenant : r->elements[1].elements) {
+      if (!ValidateTenant(tenant.str).ok()) continue;
+      found_.emplace(tenant.str);
+      tenants_.emplace(tenant.str);
     }
     if (scan_cursor_ == "0") {
-      // A whole round: tenants whose index is gone are forgotten.
+      // A whole round: tenants no longer registered are forgotten.
       tenants_ = std::move(found_);
       found_.clear();
       for (auto it = cursors_.begin(); it != cursors_.end();) {
@@ -134,9 +124,10 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
     cursors_.erase(tenant);
     return true;
   }
+  Cursor& cursor = cursors_[tenant];
   Step step;
   step.tenant = tenant;
-  step.index = keys::TenantKeys(tenant).activity();
+  step.index = keys::TenantKeys(tenant, cursor.bucket).activity();
   step.now = now;
   // Expired: latest activity before expire_before. Trimmed: the others up to `upper`.
   step.expire_before = expire ? now - absl::ToInt64Milliseconds(limits.inactive_after) : INT64_MIN;
@@ -145,8 +136,14 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
                trim ? now - absl::ToInt64Milliseconds(options_.skip_recent) : INT64_MIN);
   step.max_age_ms = absl::ToInt64Milliseconds(limits.max_age);
   step.max_events = limits.max_events;
-  Cursor& cursor = cursors_[tenant];
   const std::string batch = absl::StrCat(options_.batch);
+  // A bucket's walk is over: the next bucket's starts, or the tenant's pass is done.
+  auto next_bucket = [&]() {
+    if (cursor.bucket + 1 >= keys::kTenantBuckets) return false;
+    cursor = Cursor{.bucket = cursor.bucket + 1};
+    step.index = keys::TenantKeys(tenant, cursor.bucket).activity();
+    return true;
+  };
   while (true) {
     if (absl::Now() >= deadline) return false;
     // A step started before the deadline may finish after it (by one step's time).
@@ -187,6 +184,7 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
       continue;
     }
     if (members.empty()) {
+      if (next_bucket()) continue;
       cursors_.erase(tenant);
       return true;
     }
@@ -209,6 +207,7 @@ bool Sweeper::SweepTenant(const std::string& tenant, absl::Time deadline, Stats*
       cursor.tie_offset = -1;
       cursor.start = absl::StrCat("(", cursor.tie_score);
     } else if (!full) {
+      if (next_bucket()) continue;
       cursors_.erase(tenant);
       return true;
     }

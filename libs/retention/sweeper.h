@@ -14,9 +14,13 @@
 //     ...wait a minute...
 //   }
 //
-// Where it looks: every tenant's activity index (keys::TenantKeys::activity(), a zset of
-// customer id -> latest append ms that every append updates), found with an incremental SCAN
-// (bounded per run). Each tenant's index is walked in score order in bounded batches
+// Where it looks: every bucket of every tenant's activity index (keys::TenantKeys(tenant,
+// bucket).activity(), zsets of customer id -> latest append ms that every append updates, a
+// customer in its bucket keys::TenantBucket), the tenants read from the tenant registry
+// (keys::TenantRegistryKey, a set every tenant's first activity adds it to: libs/outbox) with an
+// incremental SSCAN (bounded per run); no SCAN of the keyspace, which on a cluster would see one
+// node. Each tenant's buckets are walked one after the other, each in score order in bounded
+// batches
 // (Options::batch customers: one ZRANGE, then one pipelined script per customer that trims at
 // most Options::max_trim_per_customer events), resuming where the last run stopped, so a run
 // never blocks Redis for long and a large keyspace is covered over several runs. Customers
@@ -69,8 +73,9 @@ class Sweeper {
     absl::Duration skip_recent = absl::Minutes(10);
     // Erase calls in flight at once.
     int max_erases_in_flight = 8;
-    // Tenant discovery: SCAN COUNT per call, and SCAN calls per RunOnce (a keyspace larger
-    // than their product is scanned over several runs; tenants found stay known meanwhile).
+    // Tenant discovery: SSCAN COUNT of the tenant registry per call, and SSCAN calls per
+    // RunOnce (more tenants than their product are read over several runs; tenants found stay
+    // known meanwhile).
     int scan_count = 1000;
     int max_scans_per_run = 100;
     // The time limits are measured against (tests move it; absl::Now by default).
@@ -97,6 +102,7 @@ class Sweeper {
  private:
   // Where a tenant's pass stands.
   struct Cursor {
+    int bucket = 0;              // the bucket of the activity index being walked
     std::string start = "-inf";  // the ZRANGE BYSCORE start of the next step
     // >= 0: a whole batch had one score, tie_score; its members are walked by offset.
     int64_t tie_offset = -1;
@@ -131,7 +137,7 @@ class Sweeper {
   absl::Mutex run_mu_;  // one RunOnce at a time
   EraseFn erase_ ABSL_GUARDED_BY(run_mu_);
   std::set<std::string> tenants_ ABSL_GUARDED_BY(run_mu_);  // known
-  std::set<std::string> found_ ABSL_GUARDED_BY(run_mu_);    // in this SCAN round
+  std::set<std::string> found_ ABSL_GUARDED_BY(run_mu_);    // in this SSCAN round
   std::string scan_cursor_ ABSL_GUARDED_BY(run_mu_) = "0";
   std::map<std::string, Cursor> cursors_ ABSL_GUARDED_BY(run_mu_);  // tenant -> its pass
   std::string resume_ ABSL_GUARDED_BY(run_mu_);                     // the tenant a run stopped in

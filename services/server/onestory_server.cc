@@ -126,8 +126,10 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
         {{"library", std::string(lua::kLibrary.name)}, {"error", st.ToString()}});
   } else if (absl::StatusOr<int> folded = engagement::UpgradeJourneyKeys(s->redis_.get());
              !folded.ok()) {
-    // Journey keys of an earlier version (libs/engagement/journey_upgrade.h): left for the next
-    // start; until then GetJourneyStats does not count what they hold.
+    // Journey, activity and due-promise keys an earlier version wrote without buckets on a
+    // single Redis (libs/engagement/journey_upgrade.h): left for the next start, which goes on
+    // where this one stopped; until then GetJourneyStats, the retention sweep and the promise
+    // scan do not see what they hold.
     Log(LogLevel::kWarning, "journey.upgrade_failed", {{"error", folded.status().ToString()}});
   }
   if (s->redis_->connected()) {

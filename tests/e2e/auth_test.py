@@ -154,7 +154,9 @@ class RedisConn:
 
 
 # Keys shared by every tenant whose members name one ("<tenant>/..." or containing its name).
-_SHARED_KEYS = (b"os:{alerts}:due", b"os:{merges}:pending", b"os:{erasures}:pending")
+_SHARED_KEYS = ((b"os:{alerts}:due", b"os:{merges}:pending", b"os:{erasures}:pending",
+                 b"os:{tenants}:all") +
+                tuple(b"os:{due:%d}:z" % i for i in range(16)))
 
 
 def snapshot(redis, tenant):

@@ -1,27 +1,15 @@
--- engagement_journey_set: CaseService.SetJourney: the tenant's stages, in journey order.
--- Refuses to drop a stage that still has open cases (its range of the open-case index,
--- os_journey_range, is not empty).
+-- engagement_journey_set: CaseService.SetJourney: the tenant's stages, in journey order. The
+-- caller first read the stages and counted the open cases of every stage it drops in every
+-- bucket of the open-case index (other slots: CaseStore::SetJourney); the stages are set only
+-- when they are still the ones it counted against, else it reads and counts again.
 --
 -- KEYS:
 --   journey_stages         the tenant's journey stages ("a\nb\nc")
---   journey_open           the tenant's open cases per stage (os_journey)
 -- ARGV:
+--   checked                the stages the caller read ('' for none)
 --   stages...              the new stages (validated: [a-z0-9_-])
--- Returns: 1.
--- Errors: OS_CONFLICT stages (a dropped stage has open cases).
-local old = redis.call('GET', K.journey_stages)
-local keep = {}
-for _, st in ipairs(P.stages) do keep[st] = true end
-if old then
-  for st in string.gmatch(old, '[^\n]+') do
-    if not keep[st] then
-      local n = redis.call('ZLEXCOUNT', K.journey_open, os_journey_range(st))
-      if n > 0 then
-        return redis.error_reply('OS_CONFLICT stages: stage "' .. st .. '" still has ' .. n ..
-                                 ' open cases; move or resolve them before removing it')
-      end
-    end
-  end
-end
+-- Returns: 1 when set, 0 when the stages are no longer `checked` (nothing changed).
+-- Errors: none.
+if (redis.call('GET', K.journey_stages) or '') ~= P.checked then return 0 end
 redis.call('SET', K.journey_stages, table.concat(P.stages, '\n'))
 return 1

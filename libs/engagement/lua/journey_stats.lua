@@ -1,34 +1,42 @@
--- engagement_journey_stats: CaseService.GetJourneyStats' reads, per stage of the tenant's
--- journey: its open cases (a ZLEXCOUNT of its range of the open-case index), the entry times
--- of the middle one or two of them (a ZRANGE BYLEX with LIMIT: the median time in stage), its
--- latest completed stays (the ring of os_journey_leave) and its counters. Its cost grows with
--- the number of stages, not of cases.
+-- engagement_journey_stats: CaseService.GetJourneyStats' reads of one bucket of the tenant's
+-- journey (keys::TenantKeys(tenant, bucket)), per stage: its open cases in the bucket (a
+-- ZLEXCOUNT of its range of the open-case index), the earliest and latest entry times among
+-- them, all their entry times when there are at most `listed` of them, its latest completed
+-- stays recorded in the bucket (the ring of outbox_journey) and its counters. The caller reads
+-- every bucket and merges them (libs/engagement/case_store.cc); the exact median entry time of
+-- a stage's open cases across buckets is then found with engagement_journey_rank. Its cost
+-- grows with the number of stages, not of cases.
 --
 -- KEYS:
---   journey_stages         the tenant's journey stages
---   journey_counters       the tenant's journey counters per stage
---   journey_open           the tenant's open cases per stage (os_journey)
---   journey_stays          the tenant's completed stays per stage (os_journey)
+--   journey_counters       the bucket's journey counters per stage
+--   journey_open           the bucket's open cases per stage (os_journey)
+--   journey_stays          the bucket's completed stays per stage (os_journey)
 -- ARGV:
+--   listed:int             a stage's entry times are listed when it has at most this many
+--                          open cases in the bucket
+--   stages...              the tenant's stages (its journey, read by the caller)
 -- Flags: no-writes
--- Returns: per stage {stage, open cases, the middle entry times (ms)..., '|', completed stays
---     (ms, in no order)..., '|', entered, repeat contacts, channel switches}; {} without a
---     journey.
+-- Returns: per stage {open cases, earliest entry (ms; '' with none), latest entry, entry
+--     times (ms; only when open cases <= listed)..., '|', completed stays (ms, in no
+--     order)..., '|', entered, repeat contacts, channel switches}.
 -- Errors: none.
-local s = redis.call('GET', K.journey_stages)
-if not s then return {} end
 local out = {}
-for st in string.gmatch(s, '[^\n]+') do
+for _, st in ipairs(P.stages) do
   local lo, hi = os_journey_range(st)
   local n = redis.call('ZLEXCOUNT', K.journey_open, lo, hi)
-  local row = {st, n}
+  local row = {n}
+  local function entered(m) return string.sub(m, #st + 2, #st + 16) end
   if n > 0 then
-    local first = math.floor((n - 1) / 2)
-    local mid = redis.call('ZRANGE', K.journey_open, lo, hi, 'BYLEX', 'LIMIT', first,
-                           math.floor(n / 2) - first + 1)
-    for _, m in ipairs(mid) do
-      row[#row + 1] = string.sub(m, #st + 2, #st + 16)  -- "<stage>|<entered, 15 digits>|..."
+    local first = redis.call('ZRANGE', K.journey_open, lo, hi, 'BYLEX', 'LIMIT', 0, 1)
+    local last = redis.call('ZRANGE', K.journey_open, hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, 1)
+    row[2], row[3] = entered(first[1]), entered(last[1])
+    if n <= P.listed then
+      for _, m in ipairs(redis.call('ZRANGE', K.journey_open, lo, hi, 'BYLEX')) do
+        row[#row + 1] = entered(m)
+      end
     end
+  else
+    row[2], row[3] = '', ''
   end
   row[#row + 1] = '|'
   local kept = math.min(tonumber(redis.call('HGET', K.journey_stays, st .. ':n') or '0'),

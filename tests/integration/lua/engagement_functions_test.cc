@@ -8,15 +8,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/time_util.h"
 #include "libs/engagement/case_store.h"
 #include "libs/engagement/customer_script.h"
+#include "libs/engagement/journey_stats.h"
 #include "libs/engagement/journey_upgrade.h"
 #include "libs/engagement/records.h"
 #include "libs/identity/identity_store.h"
@@ -82,12 +86,18 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
     e.set_case_id(case_id);
     return e;
   }
+  // CaseStore::SetJourney: it counts the open cases of dropped stages in every bucket, then
+  // calls engagement_journey_set.
   absl::Status SetJourney(const std::vector<std::string>& stages) {
-    EngagementJourneySet call;
-    call.journey_stages = tk_.journey_stages();
-    call.journey_open = tk_.journey_open();
-    call.stages = stages;
-    return Call(call).status();
+    identity::IdentityStore identity(client_.get());
+    engagement::CaseStore cases({client_.get(), &identity, policy_});
+    v1::SetJourneyRequest req;
+    req.set_tenant("acme");
+    for (const std::string& s : stages) req.add_stages(s);
+    return onestory::testing::Await<v1::Journey>([&](Callback<v1::Journey> done) {
+             cases.SetJourney(req, onestory::testing::Deadline(), std::move(done));
+           })
+        .status();
   }
   absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
                                     int64_t now = kNow, int64_t max_open = 100) {
@@ -135,35 +145,44 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
         &call);
     return Call(With(call, now));
   }
-  // Per stage of GetJourneyStats' reply: {open, middle entries, stays (sorted), counters}.
+  // Per stage of engagement_journey_stats' reply for cus_1's bucket: {open, earliest and latest
+  // entry, entries (listed up to 64), stays (sorted), counters}.
   struct Row {
     int64_t open = 0;
-    std::vector<std::string> middle, stays, counters;
+    std::string first, last;
+    std::vector<std::string> entries, stays, counters;
   };
   std::map<std::string, Row> Stats() {
     EngagementJourneyStats call;
-    call.journey_stages = tk_.journey_stages();
-    call.journey_counters = tk_.journey_counters();
-    call.journey_open = tk_.journey_open();
-    call.journey_stays = tk_.journey_stays();
+    call.journey_counters = jk_.journey_counters();
+    call.journey_open = jk_.journey_open();
+    call.journey_stays = jk_.journey_stays();
+    call.listed = engagement::kListedPerBucket;
+    redis::Reply stages = Run({"GET", tk_.journey_stages()});
+    call.stages = absl::StrSplit(stages.str, '\n', absl::SkipEmpty());
     absl::StatusOr<redis::Reply> r = Call(call);
     EXPECT_TRUE(r.ok()) << r.status();
     std::map<std::string, Row> out;
     if (!r.ok()) return out;
-    for (const redis::Reply& row : r->elements) {
-      Row& x = out[row.elements[0].str];
-      x.open = row.elements[1].integer;
-      size_t i = 2;
-      for (; row.elements[i].str != "|"; ++i) x.middle.push_back(row.elements[i].str);
+    for (size_t s = 0; s < r->elements.size(); ++s) {
+      const redis::Reply& row = r->elements[s];
+      Row& x = out[call.stages[s]];
+      x.open = row.elements[0].integer;
+      x.first = row.elements[1].str;
+      x.last = row.elements[2].str;
+      size_t i = 3;
+      for (; row.elements[i].str != "|"; ++i) x.entries.push_back(row.elements[i].str);
       for (++i; row.elements[i].str != "|"; ++i) x.stays.push_back(row.elements[i].str);
       for (++i; i < row.elements.size(); ++i) x.counters.push_back(row.elements[i].str);
       std::sort(x.stays.begin(), x.stays.end());
     }
     return out;
   }
-  std::vector<std::string> OpenIndex() {
+  // The open-case index of cus_1's bucket (or another key of the index).
+  std::vector<std::string> OpenIndex(const std::string& key = "") {
     std::vector<std::string> out;
-    for (const auto& m : Run({"ZRANGE", tk_.journey_open(), "0", "-1"}).elements) {
+    for (const auto& m :
+         Run({"ZRANGE", key.empty() ? jk_.journey_open() : key, "0", "-1"}).elements) {
       out.push_back(m.str);
     }
     return out;
@@ -172,8 +191,11 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
   timeline::EngagementPolicy policy_;
   const keys::CustomerKeys ck_{"acme", "cus_1"};
   const keys::TenantKeys tk_{"acme"};
-  // The bucket of cus_1's alerts (keys::TenantBucket).
+  // The bucket of cus_1's alerts, journey entries and activity (keys::TenantBucket); the
+  // due-promise bucket of its promises.
   const keys::TenantKeys ak_{"acme", keys::TenantBucket("cus_1")};
+  const keys::TenantKeys& jk_ = ak_;
+  const std::string due_ = keys::DuePromisesKey(keys::DueBucket("acme", "cus_1"));
 };
 
 TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
@@ -194,14 +216,14 @@ TEST_F(EngagementFunctionsTest, CasesEnterMoveAndLeaveTheJourney) {
   EXPECT_EQ(r->elements[0].integer, 1);
   // Counted through the outbox (applied after each call here), each entry once.
   EXPECT_TRUE(OutboxEntries("cus_1").empty());
-  EXPECT_EQ(Run({"HGET", tk_.journey_counters(), "ship:entered"}).str, "2");
-  EXPECT_EQ(Run({"HGET", tk_.journey_counters(), "ship_late:entered"}).str, "1");
+  EXPECT_EQ(Run({"HGET", jk_.journey_counters(), "ship:entered"}).str, "2");
+  EXPECT_EQ(Run({"HGET", jk_.journey_counters(), "ship_late:entered"}).str, "1");
   auto stats = Stats();
   // "ship" is not confused with "ship_late": its range holds its own two cases only.
   EXPECT_EQ(stats["ship"].open, 2);
-  EXPECT_EQ(stats["ship"].middle, (std::vector<std::string>{Ms15(kNow), Ms15(kNow + 20)}));
+  EXPECT_EQ(stats["ship"].entries, (std::vector<std::string>{Ms15(kNow), Ms15(kNow + 20)}));
   EXPECT_EQ(stats["ship_late"].open, 1);
-  EXPECT_EQ(stats["ship_late"].middle, std::vector<std::string>{Ms15(kNow + 10)});
+  EXPECT_EQ(stats["ship_late"].entries, std::vector<std::string>{Ms15(kNow + 10)});
   EXPECT_EQ(stats["ship"].counters, (std::vector<std::string>{"2", "0", "0"}));
 
   // Moving: its stay in "ship" is recorded, it enters "done" now.
@@ -249,7 +271,7 @@ TEST_F(EngagementFunctionsTest, TheStaysRingKeepsTheLatestThousand) {
   Create();
   ASSERT_TRUE(SetJourney({"a", "b"}).ok());
   // 998 stays recorded already (by hand: 1..998 ms, at ring slots 0..997).
-  std::vector<std::string> hset = {"HSET", tk_.journey_stays(), "a:n", "998"};
+  std::vector<std::string> hset = {"HSET", jk_.journey_stays(), "a:n", "998"};
   for (int i = 0; i < 998; ++i) {
     hset.push_back(absl::StrCat("a:", i));
     hset.push_back(absl::StrCat(i + 1));
@@ -261,11 +283,11 @@ TEST_F(EngagementFunctionsTest, TheStaysRingKeepsTheLatestThousand) {
     ASSERT_TRUE(Open(id, "a", kNow).ok());
     ASSERT_TRUE(Move(id, "b", kNow + 100000 + i, id).ok());
   }
-  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:n"}).str, "1002");
-  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:0"}).str, "100002");
-  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:1"}).str, "100003");
-  EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "a:999"}).str, "100001");
-  EXPECT_EQ(Run({"HEXISTS", tk_.journey_stays(), "a:1000"}).integer, 0);
+  EXPECT_EQ(Run({"HGET", jk_.journey_stays(), "a:n"}).str, "1002");
+  EXPECT_EQ(Run({"HGET", jk_.journey_stays(), "a:0"}).str, "100002");
+  EXPECT_EQ(Run({"HGET", jk_.journey_stays(), "a:1"}).str, "100003");
+  EXPECT_EQ(Run({"HGET", jk_.journey_stays(), "a:999"}).str, "100001");
+  EXPECT_EQ(Run({"HEXISTS", jk_.journey_stays(), "a:1000"}).integer, 0);
   std::vector<std::string> stays = Stats()["a"].stays;
   ASSERT_EQ(stays.size(), 1000u);
   // The two oldest (1 and 2 ms) were overwritten; 3 .. 998 and the four new ones are kept.
@@ -480,9 +502,9 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   // The promise reaches the due index through the outbox (entry t=da).
   ASSERT_TRUE(Call(With(promise)).ok());
   const std::string member = "acme|cus_1|case_1";
-  EXPECT_TRUE(Run({"ZSCORE", keys::DuePromisesKey(), member}).is_nil());
+  EXPECT_TRUE(Run({"ZSCORE", due_, member}).is_nil());
   ApplyOutbox("cus_1", kNow);
-  EXPECT_EQ(Run({"ZSCORE", keys::DuePromisesKey(), member}).str, absl::StrCat(kNow + 1000));
+  EXPECT_EQ(Run({"ZSCORE", due_, member}).str, absl::StrCat(kNow + 1000));
 
   EngagementAlertPromise check;
   check.member = member;
@@ -516,10 +538,10 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   EXPECT_TRUE(absl::StrContains(raised[0].fields["msg"], "was due 2023-11-14T22:13:21Z"))
       << raised[0].fields["msg"];
   ApplyOutbox("cus_1", kNow + 1001);
-  EXPECT_EQ(Run({"ZCARD", keys::DuePromisesKey()}).integer, 0);
+  EXPECT_EQ(Run({"ZCARD", due_}).integer, 0);
   // The same promise seen again (another instance's scan put it back): the alert's id is held,
   // nothing is raised twice.
-  Run({"ZADD", keys::DuePromisesKey(), absl::StrCat(kNow + 1000), member});
+  Run({"ZADD", due_, absl::StrCat(kNow + 1000), member});
   r = Call(With(check, kNow + 1002));
   ASSERT_TRUE(r.ok()) << r.status();
   ApplyOutbox("cus_1", kNow + 1002);
@@ -594,14 +616,14 @@ TEST_F(EngagementFunctionsTest, JourneyDataOfAnEarlierVersionIsFoldedOnce) {
   absl::StatusOr<redis::Reply> r = Call(call);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 2);
-  EXPECT_EQ(OpenIndex(),
+  EXPECT_EQ(OpenIndex(tk_.journey_open()),
             (std::vector<std::string>{absl::StrCat("ship|", Ms15(kNow - 5000), "|cus_2|case_7"),
                                       absl::StrCat("ship|", Ms15(kNow), "|cus_1|case_1")}));
   EXPECT_EQ(Run({"EXISTS", old_open}).integer, 0);
   r = Call(call);  // again: the old key is gone, nothing changes
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->integer, 0);
-  EXPECT_EQ(OpenIndex().size(), 2u);
+  EXPECT_EQ(OpenIndex(tk_.journey_open()).size(), 2u);
 
   // A stay recorded in the new layout already (by an upgraded server meanwhile) is kept, as
   // the newest.
@@ -647,11 +669,13 @@ TEST_F(EngagementFunctionsTest, UpgradeJourneyKeysThenTheStoresAnswerAsBefore) {
 
   absl::StatusOr<int> folded = engagement::UpgradeJourneyKeys(client_.get());
   ASSERT_TRUE(folded.ok()) << folded.status();
-  EXPECT_EQ(*folded, 2);
+  EXPECT_EQ(*folded, 3);  // the two per-stage keys, then the tenant's journey into buckets
   EXPECT_EQ(Run({"EXISTS", absl::StrCat(tk_.journey_prefix(), "open:ship"),
-                 absl::StrCat(tk_.journey_prefix(), "dur:ship")})
+                 absl::StrCat(tk_.journey_prefix(), "dur:ship"), tk_.journey_open(),
+                 tk_.journey_stays(), tk_.journey_counters()})
                 .integer,
             0);
+  EXPECT_EQ(OpenIndex().size(), 3u) << "in cus_1's bucket";
   folded = engagement::UpgradeJourneyKeys(client_.get());
   ASSERT_TRUE(folded.ok()) << folded.status();
   EXPECT_EQ(*folded, 0);
@@ -706,6 +730,225 @@ TEST_F(EngagementFunctionsTest, UpgradeJourneyKeysThenTheStoresAnswerAsBefore) {
                 s.stages(0).median_completed_time_in_stage()),
             3000);
   EXPECT_EQ(OpenIndex().size(), 2u);
+}
+
+}  // namespace
+}  // namespace onestory::lua
+
+namespace onestory::lua {
+namespace {
+
+// GetJourneyStats over buckets: 1,500 open cases of 1,500 customers in one stage (so buckets
+// hold more than kListedPerBucket and the median is found by narrowing), 7 in another (listed),
+// stays and counters in several buckets. Every figure is checked against one computed from the
+// whole set, as the single index before buckets gave it.
+TEST_F(EngagementFunctionsTest, JourneyStatsAreExactAcrossBuckets) {
+  ASSERT_TRUE(SetJourney({"ship", "wait", "done"}).ok());
+  const int64_t now = NowMillis();
+  std::vector<int64_t> ship, wait;
+  std::map<int, std::vector<std::string>> open;  // bucket -> members
+  std::set<int> used;
+  for (int i = 0; i < 1500; ++i) {
+    const std::string c = absl::StrCat("cus_", i);
+    // Entry times spread unevenly (many close together, a few far back), some repeated.
+    const int64_t t = now - (i % 10 == 0 ? 86400000LL * (i + 1) : 1000LL * ((i * 7919) % 500));
+    ship.push_back(t);
+    open[keys::TenantBucket(c)].push_back(absl::StrCat("ship|", Ms15(t), "|", c, "|case_", i));
+    used.insert(keys::TenantBucket(c));
+  }
+  for (int i = 0; i < 7; ++i) {
+    const std::string c = absl::StrCat("cus_w", i);
+    const int64_t t = now - 60000LL * (i + 1);
+    wait.push_back(t);
+    open[keys::TenantBucket(c)].push_back(absl::StrCat("wait|", Ms15(t), "|", c, "|case_w"));
+  }
+  size_t largest = 0;
+  for (auto& [b, members] : open) {
+    std::vector<std::string> zadd = {"ZADD", keys::TenantKeys("acme", b).journey_open()};
+    for (const std::string& m : members) zadd.insert(zadd.end(), {"0", m});
+    Run(zadd);
+    largest = std::max(largest, members.size());
+  }
+  ASSERT_GT(largest, static_cast<size_t>(engagement::kListedPerBucket));
+  ASSERT_GE(used.size(), 10u);
+  // Stays: 1..40 s over 4 buckets; counters in 3.
+  for (int i = 0; i < 40; ++i) {
+    const keys::TenantKeys b("acme", i % 4);
+    Run({"HSET", b.journey_stays(), absl::StrCat("done:", i / 4), absl::StrCat(1000 * (i + 1))});
+    Run({"HSET", b.journey_stays(), "done:n", absl::StrCat(i / 4 + 1)});
+  }
+  for (int b = 5; b < 8; ++b) {
+    Run({"HSET", keys::TenantKeys("acme", b).journey_counters(), "ship:entered", "100",
+         "ship:repeats", absl::StrCat(b), "done:switches", "2"});
+  }
+
+  identity::IdentityStore identity(client_.get());
+  engagement::CaseStore cases({client_.get(), &identity, policy_});
+  v1::GetJourneyStatsRequest req;
+  req.set_tenant("acme");
+  absl::StatusOr<v1::GetJourneyStatsResponse> s =
+      onestory::testing::Await<v1::GetJourneyStatsResponse>(
+          [&](Callback<v1::GetJourneyStatsResponse> done) {
+            cases.GetJourneyStats(req, onestory::testing::Deadline(), std::move(done));
+          });
+  const int64_t after = NowMillis();
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->stages_size(), 3);
+  // The median as the single index gave it: the middle entry, or the mean of the two middle
+  // ones, measured from the time of the read (between now and after).
+  auto median_of = [](std::vector<int64_t> t) {
+    std::sort(t.begin(), t.end());
+    const size_t n = t.size();
+    return std::make_pair(t[(n - 1) / 2], t[n / 2]);
+  };
+  auto expect_median = [&](const v1::StageStats& st, const std::vector<int64_t>& entries) {
+    auto [a, b] = median_of(entries);
+    const int64_t got =
+        google::protobuf::util::TimeUtil::DurationToMilliseconds(st.median_time_in_stage());
+    // got = ((read - a) + (read - b)) / 2 for a read time in [now, after].
+    EXPECT_GE(got, ((now - a) + (now - b)) / 2) << st.stage();
+    EXPECT_LE(got, ((after - a) + (after - b)) / 2) << st.stage();
+  };
+  EXPECT_EQ(s->stages(0).stage(), "ship");
+  EXPECT_EQ(s->stages(0).open_cases(), 1500);
+  expect_median(s->stages(0), ship);
+  EXPECT_EQ(s->stages(0).entered(), 300);
+  EXPECT_EQ(s->stages(0).repeat_contacts(), 5 + 6 + 7);
+  EXPECT_EQ(s->stages(1).open_cases(), 7);
+  expect_median(s->stages(1), wait);
+  EXPECT_EQ(s->stages(2).open_cases(), 0);
+  EXPECT_FALSE(s->stages(2).has_median_time_in_stage());
+  EXPECT_EQ(google::protobuf::util::TimeUtil::DurationToMilliseconds(
+                s->stages(2).median_completed_time_in_stage()),
+            20500);  // of 1..40 s
+  EXPECT_EQ(s->stages(2).channel_switches(), 6);
+
+  // The same read with one more case in the middle of "ship": the median moves to it exactly.
+  std::vector<int64_t> more = ship;
+  auto [a, b] = median_of(ship);
+  const int64_t t = (a + b) / 2;
+  more.push_back(t);
+  Run({"ZADD", keys::TenantKeys("acme", 0).journey_open(), "0",
+       absl::StrCat("ship|", Ms15(t), "|cus_x|case_x")});
+  s = onestory::testing::Await<v1::GetJourneyStatsResponse>(
+      [&](Callback<v1::GetJourneyStatsResponse> done) {
+        cases.GetJourneyStats(req, onestory::testing::Deadline(), std::move(done));
+      });
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->stages(0).open_cases(), 1501);
+  const int64_t got =
+      google::protobuf::util::TimeUtil::DurationToMilliseconds(s->stages(0).median_time_in_stage());
+  EXPECT_GE(got, now - t);
+  EXPECT_LE(got, NowMillis() - t);
+}
+
+// A single Redis an earlier version wrote: the journey, activity index and due-promise index
+// without buckets move into buckets at start, nothing lost or counted twice, once.
+TEST_F(EngagementFunctionsTest, UpgradeMovesTheUnbucketedKeysIntoBuckets) {
+  ASSERT_TRUE(SetJourney({"ship"}).ok());
+  std::vector<std::string> zadd_open = {"ZADD", tk_.journey_open()};
+  std::vector<std::string> zadd_active = {"ZADD", tk_.activity()};
+  std::vector<std::string> zadd_due = {"ZADD", keys::DuePromisesKey()};
+  std::vector<std::string> marks = {"HSET", tk_.journey_applied()};
+  std::vector<std::string> due_marks = {"HSET", keys::DuePromisesAppliedKey()};
+  for (int i = 0; i < 1200; ++i) {  // more than one chunk
+    const std::string c = absl::StrCat("cus_", i);
+    zadd_open.insert(zadd_open.end(),
+                     {"0", absl::StrCat("ship|", Ms15(kNow + i), "|", c, "|case_1")});
+    zadd_active.insert(zadd_active.end(), {absl::StrCat(kNow + i), c});
+    zadd_due.insert(zadd_due.end(), {absl::StrCat(kNow + i), absl::StrCat("acme|", c, "|case_1")});
+    marks.insert(marks.end(), {c, absl::StrCat(i + 1)});
+    due_marks.insert(due_marks.end(), {absl::StrCat("acme|", c), absl::StrCat(i + 2)});
+  }
+  Run(zadd_open);
+  Run(zadd_active);
+  Run(zadd_due);
+  Run(marks);
+  Run(due_marks);
+  Run({"ZADD", tk_.journey_applied_at(), absl::StrCat(kNow), "cus_1"});
+  Run({"ZADD", keys::DuePromisesAppliedAtKey(), absl::StrCat(kNow), "acme|cus_1"});
+  Run({"HSET", tk_.journey_counters(), "ship:entered", "1200", "ship:repeats", "3"});
+  Run({"HSET", tk_.journey_stays(), "ship:n", "2", "ship:0", "100", "ship:1", "300"});
+  // Written by an upgraded server meanwhile: counts add up, a later activity and mark stay.
+  const keys::TenantKeys b0("acme", 0);
+  Run({"HSET", b0.journey_counters(), "ship:entered", "5"});
+  Run({"HSET", b0.journey_stays(), "ship:n", "1", "ship:0", "200"});
+  const keys::TenantKeys b1("acme", keys::TenantBucket("cus_1"));
+  Run({"ZADD", b1.activity(), absl::StrCat(kNow + 99999), "cus_1"});
+  Run({"HSET", b1.journey_applied(), "cus_1", "50"});
+
+  absl::StatusOr<int> upgraded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+  EXPECT_EQ(*upgraded, 3);  // the journey, the activity index, the due index
+  EXPECT_EQ(
+      Run({"EXISTS", tk_.journey_open(), tk_.journey_counters(), tk_.journey_stays(),
+           tk_.journey_applied(), tk_.journey_applied_at(), tk_.activity(), keys::DuePromisesKey(),
+           keys::DuePromisesAppliedKey(), keys::DuePromisesAppliedAtKey()})
+          .integer,
+      0);
+  EXPECT_FALSE(Run({"GET", keys::BucketUpgradeKey()}).is_nil());
+  EXPECT_EQ(Run({"SISMEMBER", keys::TenantRegistryKey(), "acme"}).integer, 1);
+  int64_t open = 0, active = 0, due = 0;
+  for (int b = 0; b < keys::kTenantBuckets; ++b) {
+    const keys::TenantKeys k("acme", b);
+    open += Run({"ZCARD", k.journey_open()}).integer;
+    active += Run({"ZCARD", k.activity()}).integer;
+    due += Run({"ZCARD", keys::DuePromisesKey(b)}).integer;
+  }
+  EXPECT_EQ(open, 1200);
+  EXPECT_EQ(active, 1200);
+  EXPECT_EQ(due, 1200);
+  for (const std::string c : {"cus_7", "cus_1111"}) {
+    const keys::TenantKeys k("acme", keys::TenantBucket(c));
+    EXPECT_FALSE(Run({"ZSCORE", k.activity(), c}).is_nil()) << c;
+    EXPECT_FALSE(Run({"HGET", k.journey_applied(), c}).is_nil()) << c;
+    const std::string due_member = absl::StrCat("acme|", c, "|case_1");
+    EXPECT_FALSE(
+        Run({"ZSCORE", keys::DuePromisesKey(keys::DueBucket("acme", c)), due_member}).is_nil());
+    EXPECT_FALSE(Run({"HGET", keys::DuePromisesAppliedKey(keys::DueBucket("acme", c)),
+                      absl::StrCat("acme|", c)})
+                     .is_nil());
+  }
+  EXPECT_EQ(Run({"ZSCORE", b1.activity(), "cus_1"}).str, absl::StrCat(kNow + 99999));
+  EXPECT_EQ(Run({"HGET", b1.journey_applied(), "cus_1"}).str, "50");  // the greater mark
+  EXPECT_EQ(Run({"HGET", b0.journey_counters(), "ship:entered"}).str, "1205");
+  EXPECT_EQ(Run({"HGET", b0.journey_stays(), "ship:n"}).str, "3");  // 100, 300, then 200
+  EXPECT_EQ(Run({"HGET", b0.journey_stays(), "ship:2"}).str, "200");
+
+  // Once: a second start does nothing (not even a SCAN); forced to run again, it finds nothing
+  // to move and changes nothing.
+  std::map<std::string, std::string> before;
+  for (const auto& k : Run({"KEYS", "*"}).elements) before[k.str] = Run({"DUMP", k.str}).str;
+  upgraded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+  EXPECT_EQ(*upgraded, 0);
+  Run({"DEL", keys::BucketUpgradeKey()});
+  before.erase(keys::BucketUpgradeKey());
+  upgraded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+  EXPECT_EQ(*upgraded, 0);
+  std::map<std::string, std::string> after;
+  for (const auto& k : Run({"KEYS", "*"}).elements) {
+    if (k.str != keys::BucketUpgradeKey()) after[k.str] = Run({"DUMP", k.str}).str;
+  }
+  EXPECT_EQ(after, before);
+
+  identity::IdentityStore identity(client_.get());
+  engagement::CaseStore cases({client_.get(), &identity, policy_});
+  v1::GetJourneyStatsRequest req;
+  req.set_tenant("acme");
+  absl::StatusOr<v1::GetJourneyStatsResponse> s =
+      onestory::testing::Await<v1::GetJourneyStatsResponse>(
+          [&](Callback<v1::GetJourneyStatsResponse> done) {
+            cases.GetJourneyStats(req, onestory::testing::Deadline(), std::move(done));
+          });
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->stages(0).open_cases(), 1200);
+  EXPECT_EQ(s->stages(0).entered(), 1205);
+  EXPECT_EQ(s->stages(0).repeat_contacts(), 3);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::DurationToMilliseconds(
+                s->stages(0).median_completed_time_in_stage()),
+            200);
 }
 
 }  // namespace

@@ -33,10 +33,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/keys/key_schema.h"
-#include "libs/lua/outbox_alerts.h"
-#include "libs/lua/outbox_delete.h"
-#include "libs/lua/outbox_due.h"
-#include "libs/lua/outbox_journey.h"
+#include "libs/outbox/outbox.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
 #include "tests/testing/await.h"
@@ -86,81 +83,16 @@ class FunctionTest : public ::testing::Test {
   }
 
   // Applies every entry of the outbox of `customer_id` of tenant "acme" to the tenant's keys
-  // and deletes them, as libs/outbox's Drain does: alerts with outbox_alerts, journey entries
-  // with outbox_journey and due promises with outbox_due (at `now_ms`, marks kept 7 days), the
-  // latest activity with ZADD GT.
+  // and deletes them: libs/outbox's Drain, as after a call's answer (alerts, each journey
+  // entry in the bucket of the customer it names, due promises in their bucket, the latest
+  // activity in the customer's bucket). `now_ms` is not used: the marks are stamped now.
   // Returns the number of entries applied.
-  int64_t ApplyOutbox(const std::string& customer_id, int64_t now_ms) {
-    const keys::TenantKeys tk("acme");
-    // Alerts go to the customer's bucket (libs/outbox/outbox.cc).
-    const keys::TenantKeys ak("acme", keys::TenantBucket(customer_id));
-    std::vector<OutboxEntry> entries = OutboxEntries(customer_id);
-    lua::OutboxAlerts alerts;
-    alerts.alert_log = ak.alert_log();
-    alerts.alert_ids = ak.alert_ids();
-    alerts.alert_open = ak.alert_open();
-    alerts.customer_id = customer_id;
-    alerts.alert_channel = ak.alert_channel();
-    lua::OutboxJourney journey;
-    journey.journey_counters = tk.journey_counters();
-    journey.journey_open = tk.journey_open();
-    journey.journey_stays = tk.journey_stays();
-    journey.applied = tk.journey_applied();
-    journey.applied_at = tk.journey_applied_at();
-    journey.customer_id = customer_id;
-    journey.now_ms = now_ms;
-    journey.kept_ms = 7 * 86400000LL;
-    lua::OutboxDue due;
-    due.due_promises = keys::DuePromisesKey();
-    due.applied = keys::DuePromisesAppliedKey();
-    due.applied_at = keys::DuePromisesAppliedAtKey();
-    due.owner = "acme|" + customer_id;
-    due.now_ms = now_ms;
-    due.kept_ms = 7 * 86400000LL;
-    int64_t active_at = -1;
-    lua::OutboxDelete applied;
-    applied.outbox = keys::CustomerKeys("acme", customer_id).outbox();
-    for (OutboxEntry& e : entries) {
-      auto& f = e.fields;
-      if (e.t() == "a") {
-        alerts.alerts.insert(alerts.alerts.end(), {f["id"], f["k"], f["ca"], f["msg"], f["at"]});
-      } else if (e.t() == "n") {
-        journey.entries.insert(journey.entries.end(), {f["s"], "n", f["f"], "", ""});
-      } else if (e.t() == "jo") {
-        journey.entries.insert(journey.entries.end(), {f["s"], "jo", f["m"], "", ""});
-      } else if (e.t() == "jl") {
-        journey.entries.insert(journey.entries.end(), {f["s"], "jl", f["m"], f["g"], f["ms"]});
-      } else if (e.t() == "da" || e.t() == "dr") {
-        due.entries.insert(due.entries.end(), {f["s"], e.t(), f["m"], f["sc"]});
-      } else if (e.t() == "x") {
-        int64_t at = 0;
-        EXPECT_TRUE(absl::SimpleAtoi(f["at"], &at)) << e.id;
-        active_at = std::max(active_at, at);
-      } else {
-        ADD_FAILURE() << "outbox entry " << e.id << " of unknown kind " << e.t();
-      }
-      applied.ids.push_back(e.id);
-    }
-    if (!alerts.alerts.empty()) {
-      absl::StatusOr<redis::Reply> r = Call(alerts);
-      EXPECT_TRUE(r.ok()) << r.status();
-    }
-    if (!journey.entries.empty()) {
-      absl::StatusOr<redis::Reply> r = Call(journey);
-      EXPECT_TRUE(r.ok()) << r.status();
-    }
-    if (!due.entries.empty()) {
-      absl::StatusOr<redis::Reply> r = Call(due);
-      EXPECT_TRUE(r.ok()) << r.status();
-    }
-    if (active_at >= 0) {
-      Run({"ZADD", tk.activity(), "GT", absl::StrCat(active_at), customer_id});
-    }
-    if (!entries.empty()) {
-      absl::StatusOr<redis::Reply> r = Call(applied);
-      EXPECT_TRUE(r.ok()) << r.status();
-    }
-    return static_cast<int64_t>(entries.size());
+  int64_t ApplyOutbox(const std::string& customer_id, int64_t /*now_ms*/) {
+    absl::StatusOr<int64_t> n = Await<int64_t>([&](Callback<int64_t> done) {
+      outbox::Drain(client_.get(), "acme", customer_id, /*mark=*/0, Deadline(), std::move(done));
+    });
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : 0;
   }
 
   RedisForTest* redis_ = nullptr;

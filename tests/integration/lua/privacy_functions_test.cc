@@ -507,23 +507,26 @@ TEST_F(PrivacyFunctionsTest, DropAlertIdsScansEveryPage) {
 }
 
 TEST_F(PrivacyFunctionsTest, DropJourneyRemovesTheErasedCustomersEntriesOnly) {
-  const std::string open = tk_.journey_open();
-  // cus_1 (erased) holds case-1 in triage since 1000 (entered while with cus_0, merged into it
-  // since, and an entry under cus_1's own name), case-2 in fixing, case-3 resolved, case-4
-  // out of the journey; cus_2 (not erased) has a case-1 of its own in the same stage and time.
+  // One call per erased customer, on its own bucket of the index, with the cases of all the
+  // erased customers: here cus_1's bucket.
+  const std::string open = keys::TenantKeys("acme", keys::TenantBucket("cus_1")).journey_open();
+  // cus_1 (erased) holds case-1 in triage since 1000 (an entry under its own name; one under
+  // cus_0's, which it was merged from, is in cus_0's bucket and not this call's), case-2 in
+  // fixing, case-3 resolved, case-4 out of the journey; cus_2 (not erased) has a case-1 of its
+  // own in the same stage and time (here in the same key, as if in the same bucket).
   Run({"HSET", ck_.cases(), "case-1", R"({"s":"o","sg":"triage","se":1000})", "case-2",
        R"({"s":"o","sg":"fixing","se":2000})", "case-3", R"({"s":"r","sg":"","se":500})", "case-4",
        R"({"s":"o","sg":"","se":700})"});
   Run({"ZADD", open, "0", "triage|000000000001000|cus_1|case-1", "0",
-       "triage|000000000001000|cus_0|case-1", "0", "fixing|000000000002000|cus_1|case-2", "0",
-       "triage|000000000001000|cus_2|case-1", "0", "fixing|000000000002000|cus_2|case-9"});
+       "fixing|000000000002000|cus_1|case-2", "0", "triage|000000000001000|cus_2|case-1", "0",
+       "fixing|000000000002000|cus_2|case-9"});
   PrivacyDropJourney call;
-  call.cases = ck_.cases();
   call.journey_open = open;
-  call.erased = {"cus_1", "cus_0"};
+  call.customer = "cus_1";
+  for (const redis::Reply& f : Run({"HGETALL", ck_.cases()}).elements) call.cases.push_back(f.str);
   absl::StatusOr<redis::Reply> r = Call(call);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->integer, 3);
+  EXPECT_EQ(r->integer, 2);
   std::vector<std::string> left;
   for (const redis::Reply& m : Run({"ZRANGE", open, "0", "-1"}).elements) left.push_back(m.str);
   EXPECT_EQ(left, (std::vector<std::string>{"fixing|000000000002000|cus_2|case-9",

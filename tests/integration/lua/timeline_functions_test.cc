@@ -93,9 +93,13 @@ TEST_F(TimelineFunctionsTest, StoresEventsAndARepeatedEventIdWritesNothing) {
   ASSERT_EQ(ob.size(), 1u);
   EXPECT_EQ(ob[0].t(), "x");
   EXPECT_EQ(ob[0].fields["at"], absl::StrCat(kNow));
-  EXPECT_EQ(Run({"EXISTS", tk_.activity()}).integer, 0);
+  EXPECT_EQ(
+      Run({"EXISTS", keys::TenantKeys("acme", keys::TenantBucket("cus_1")).activity()}).integer, 0);
   EXPECT_EQ(ApplyOutbox("cus_1", kNow), 1);
-  EXPECT_EQ(Run({"ZSCORE", tk_.activity(), "cus_1"}).str, absl::StrCat(kNow));
+  EXPECT_EQ(
+      Run({"ZSCORE", keys::TenantKeys("acme", keys::TenantBucket("cus_1")).activity(), "cus_1"})
+          .str,
+      absl::StrCat(kNow));
 
   // ev_1 again (with other content): answered with the stored event, nothing written.
   absl::StatusOr<redis::Reply> r = Call(Append({Event("ev_1", "conv_x", -0.9f)}));
@@ -126,7 +130,10 @@ TEST_F(TimelineFunctionsTest, WritesTheActivityAtMostOnceAMinute) {
   EXPECT_EQ(x[1].fields["at"], absl::StrCat(kNow + 60000));
   // Applied, the index holds the latest.
   EXPECT_EQ(ApplyOutbox("cus_1", kNow + 60000), 2);
-  EXPECT_EQ(Run({"ZSCORE", tk_.activity(), "cus_1"}).str, absl::StrCat(kNow + 60000));
+  EXPECT_EQ(
+      Run({"ZSCORE", keys::TenantKeys("acme", keys::TenantBucket("cus_1")).activity(), "cus_1"})
+          .str,
+      absl::StrCat(kNow + 60000));
 }
 
 TEST_F(TimelineFunctionsTest, TrimsToTheTenantsMaxEvents) {

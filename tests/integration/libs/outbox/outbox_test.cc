@@ -99,6 +99,11 @@ class OutboxTest : public onestory::testing::RedisTest {
     }
   }
 
+  // The bucket of customer c's journey entries and activity.
+  static keys::TenantKeys Bucket(const std::string& c) {
+    return keys::TenantKeys("acme", keys::TenantBucket(c));
+  }
+
   const keys::TenantKeys tk_{"acme"};
   std::unique_ptr<Stores> stores_;
 };
@@ -112,7 +117,7 @@ TEST_F(OutboxTest, AnAppendsAlertAndActivityAreAppliedOnceRightAfterItAnswers) {
   EXPECT_EQ(OutboxLength(c), 0);
   EXPECT_EQ(redis_->Run({"EXISTS", keys::CustomerKeys("acme", c).outbox()}).integer, 0)
       << "a drained outbox is deleted";
-  EXPECT_FALSE(redis_->Run({"ZSCORE", tk_.activity(), c}).is_nil());
+  EXPECT_FALSE(redis_->Run({"ZSCORE", Bucket(c).activity(), c}).is_nil());
   // A retry of the same events: nothing stored twice, no second alert.
   ASSERT_TRUE(stores_->Append(c, {"e1", "e2", "e3"}).ok());
   ASSERT_TRUE(redis_->AwaitOutboxesDrained());
@@ -141,7 +146,7 @@ TEST_F(OutboxTest, TwoDrainsAtOnceApplyEachEntryOnce) {
   }
   both.Wait();
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "shipped:repeats"}).str, "2");
+  EXPECT_EQ(redis_->Run({"HGET", Bucket(c).journey_counters(), "shipped:repeats"}).str, "2");
   EXPECT_EQ(Alerts(), 1);
   // In the bucket of the customer whose outbox raised it.
   EXPECT_EQ(
@@ -154,7 +159,7 @@ TEST_F(OutboxTest, TwoDrainsAtOnceApplyEachEntryOnce) {
   ASSERT_TRUE(Await<int64_t>([&](auto done) {
                 Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done));
               }).ok());
-  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "shipped:repeats"}).str, "2");
+  EXPECT_EQ(redis_->Run({"HGET", Bucket(c).journey_counters(), "shipped:repeats"}).str, "2");
 }
 
 TEST_F(OutboxTest, AnEntryOfAnUnknownKindStopsTheDrainThere) {
@@ -167,7 +172,7 @@ TEST_F(OutboxTest, AnEntryOfAnUnknownKindStopsTheDrainThere) {
       [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 1);
-  EXPECT_EQ(redis_->Run({"HGET", tk_.journey_counters(), "a:b"}).str, "1");
+  EXPECT_EQ(redis_->Run({"HGET", Bucket(c).journey_counters(), "a:b"}).str, "1");
   EXPECT_EQ(OutboxLength(c), 2) << "the unknown entry and what follows wait for a newer version";
   n = Await<int64_t>(
       [&](auto done) { Drain(client_.get(), "acme", c, 0, Deadline(), std::move(done)); });
@@ -190,7 +195,7 @@ TEST_F(OutboxTest, TheSweeperFinishesWhatAKilledInstanceLeftMarked) {
   EXPECT_EQ(second.drained, 1);
   EXPECT_EQ(second.entries, 2);
   EXPECT_EQ(Alerts(), 1);
-  EXPECT_EQ(redis_->Run({"ZSCORE", tk_.activity(), c}).str, "9");
+  EXPECT_EQ(redis_->Run({"ZSCORE", Bucket(c).activity(), c}).str, "9");
   EXPECT_EQ(redis_->Run({"EXISTS", keys::PendingOutboxKey("acme", c)}).integer, 0);
   // A mark that names no customer (written by hand) is removed, not drained.
   redis_->Run({"ZADD", keys::PendingOutboxKey(3), "1", "not a member"});
@@ -227,7 +232,8 @@ TEST(OutboxClusterTest, AppendAndItsAlertWorkAcrossPrimaries) {
   std::set<int> primaries = {
       alerts_primary, cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", c).timeline())),
       cluster.PrimaryOf(redis::KeySlot(keys::PendingOutboxKey("acme", c))),
-      cluster.PrimaryOf(redis::KeySlot(tk.activity()))};
+      cluster.PrimaryOf(
+          redis::KeySlot(keys::TenantKeys("acme", keys::TenantBucket(c)).activity()))};
   EXPECT_GE(primaries.size(), 2u);
   const absl::Time until = absl::Now() + absl::Seconds(10);
   int64_t alerts = 0;
@@ -250,7 +256,6 @@ TEST(OutboxClusterTest, CasesMoveTheJourneyAndTheDueIndexAcrossPrimaries) {
   redis::Client client(cluster.ClientOptions());
   Stores stores(&client);
   engagement::CaseStore cases(engagement::StoreContext{&client, &stores.identity, {}, nullptr});
-  const keys::TenantKeys tk("acme");
   v1::SetJourneyRequest journey;
   journey.set_tenant("acme");
   journey.add_stages("ordered");
@@ -258,15 +263,22 @@ TEST(OutboxClusterTest, CasesMoveTheJourneyAndTheDueIndexAcrossPrimaries) {
   ASSERT_TRUE(Await<v1::Journey>([&](auto done) {
                 cases.SetJourney(journey, Deadline(), std::move(done));
               }).ok());
-  const int journey_primary = cluster.PrimaryOf(redis::KeySlot(tk.journey_open()));
-  const int due_primary = cluster.PrimaryOf(redis::KeySlot(keys::DuePromisesKey()));
-  std::string c;
+  // The customer's journey bucket and due-promise bucket.
+  std::string c, due_key;
+  int due_primary = -1;
   for (int i = 0; i < 20 && c.empty(); ++i) {
     std::string id = stores.NewCustomer(absl::StrCat("1415555020", i));
     const int p = cluster.PrimaryOf(redis::KeySlot(keys::CustomerKeys("acme", id).cases()));
-    if (p != journey_primary && p != due_primary) c = id;
+    const int journey_primary = cluster.PrimaryOf(
+        redis::KeySlot(keys::TenantKeys("acme", keys::TenantBucket(id)).journey_open()));
+    const std::string due = keys::DuePromisesKey(keys::DueBucket("acme", id));
+    if (p != journey_primary && p != cluster.PrimaryOf(redis::KeySlot(due))) {
+      c = id;
+      due_key = due;
+      due_primary = cluster.PrimaryOf(redis::KeySlot(due));
+    }
   }
-  ASSERT_FALSE(c.empty()) << "no customer landed away from the journey and due index";
+  ASSERT_FALSE(c.empty()) << "no customer landed away from its journey and due buckets";
 
   v1::Actor agent;
   agent.set_type(v1::Actor::TYPE_AGENT);
@@ -305,11 +317,10 @@ TEST(OutboxClusterTest, CasesMoveTheJourneyAndTheDueIndexAcrossPrimaries) {
   };
   const std::string member = absl::StrCat("acme|", c, "|case-1");
   const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < until &&
-         cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil()) {
+  while (absl::Now() < until && cluster.Run(due_primary, {"ZSCORE", due_key, member}).is_nil()) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  EXPECT_FALSE(cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil());
+  EXPECT_FALSE(cluster.Run(due_primary, {"ZSCORE", due_key, member}).is_nil());
   auto s = stats();
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_EQ(s->stages_size(), 2);
@@ -328,11 +339,10 @@ TEST(OutboxClusterTest, CasesMoveTheJourneyAndTheDueIndexAcrossPrimaries) {
                 cases.Resolve(resolve, Deadline(), std::move(done));
               }).ok());
   const absl::Time until2 = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < until2 &&
-         !cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil()) {
+  while (absl::Now() < until2 && !cluster.Run(due_primary, {"ZSCORE", due_key, member}).is_nil()) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  EXPECT_TRUE(cluster.Run(due_primary, {"ZSCORE", keys::DuePromisesKey(), member}).is_nil());
+  EXPECT_TRUE(cluster.Run(due_primary, {"ZSCORE", due_key, member}).is_nil());
   s = stats();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->stages(1).open_cases(), 0);

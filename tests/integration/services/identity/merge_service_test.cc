@@ -472,8 +472,9 @@ class MergeEngagementTest : public ::testing::Test {
   // Whether the tenant-wide due-promise index holds `customer`'s promise on `case_id`.
   bool PromiseIndexed(const std::string& customer, const std::string& case_id) {
     EXPECT_TRUE(redis_->AwaitOutboxesDrained());
-    redis::Reply r = redis_->Run(
-        {"ZSCORE", keys::DuePromisesKey(), absl::StrCat(kTenant, "|", customer, "|", case_id)});
+    redis::Reply r =
+        redis_->Run({"ZSCORE", keys::DuePromisesKey(keys::DueBucket(kTenant, customer)),
+                     absl::StrCat(kTenant, "|", customer, "|", case_id)});
     return !r.is_nil();
   }
 

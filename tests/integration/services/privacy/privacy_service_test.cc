@@ -288,11 +288,11 @@ class PrivacyServiceTest : public EngagementFixture {
     }
     for (const std::string& key : AllKeys()) {
       std::string type = redis()->Run({"TYPE", key}).str;
-      bool tenant_wide = absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":a}")) ||
-                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":a:")) ||
-                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":j}")) ||
-                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":r}")) ||
-                         key == keys::DuePromisesKey();
+      // Every bucket ("os:{<tenant>:j:3}") and the layout before buckets ("os:{<tenant>:j}").
+      bool tenant_wide = absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":a")) ||
+                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":j")) ||
+                         absl::StartsWith(key, absl::StrCat("os:{", tenant(), ":r")) ||
+                         absl::StartsWith(key, "os:{due:") || key == keys::DuePromisesKey();
       if (!tenant_wide || type != "zset") continue;
       for (const auto& m : redis()->Run({"ZRANGE", key, "0", "-1"}).elements) {
         EXPECT_THAT(m.str, ::testing::Not(HasSubstr(customer))) << key;
@@ -415,12 +415,15 @@ TEST_F(PrivacyServiceTest, EraseRemovesEveryKeyAndEntryOfTheCustomer) {
 }
 
 // The tenant's open-case index (keys::TenantKeys::journey_open, libs/engagement/lua/journey.lua):
-// one member per open case in a stage, "<stage>|<entered ms, 15 digits>|<customer>|<case>",
-// built here from the case records as the journey helper builds it.
+// one member per open case in a stage, "<stage>|<entered ms, 15 digits>|<customer>|<case>", in
+// the bucket of the customer it names, built here from the case records as the journey helper
+// builds it.
 TEST_F(PrivacyServiceTest, EraseRemovesTheCustomersEntriesFromTheOpenCaseIndex) {
   std::string c = Seed("14155550131", "cat@example.com", "qx7Secret-Journey");
   std::string other = Seed("14155550132", "dan@example.com", "OtherJourneyText");
-  const std::string open = keys::TenantKeys(tenant()).journey_open();
+  auto open = [&](const std::string& customer) {
+    return keys::TenantKeys(tenant(), keys::TenantBucket(customer)).journey_open();
+  };
   auto index = [&](const std::string& customer) {
     int added = 0;
     const redis::Reply cases =
@@ -429,7 +432,7 @@ TEST_F(PrivacyServiceTest, EraseRemovesTheCustomersEntriesFromTheOpenCaseIndex) 
       google::protobuf::Struct rec = Parse(cases.elements[i + 1].str);
       const std::string stage = rec.fields().at("sg").string_value();
       if (stage.empty() || rec.fields().at("s").string_value() != "o") continue;
-      redis()->Run({"ZADD", open, "0",
+      redis()->Run({"ZADD", open(customer), "0",
                     absl::StrFormat("%s|%015d|%s|%s", stage,
                                     static_cast<int64_t>(rec.fields().at("se").number_value()),
                                     customer, cases.elements[i].str)});
@@ -437,17 +440,27 @@ TEST_F(PrivacyServiceTest, EraseRemovesTheCustomersEntriesFromTheOpenCaseIndex) 
     }
     return added;
   };
+  auto members = [&] {
+    std::set<std::string> out;
+    for (int b = 0; b < keys::kTenantBuckets; ++b) {
+      for (const auto& m :
+           redis()
+               ->Run({"ZRANGE", keys::TenantKeys(tenant(), b).journey_open(), "0", "-1"})
+               .elements) {
+        out.insert(m.str);
+      }
+    }
+    return out;
+  };
   ASSERT_GT(index(c), 0);
   ASSERT_GT(index(other), 0);
-  std::vector<std::string> others_entries;
-  for (const auto& m : redis()->Run({"ZRANGE", open, "0", "-1"}).elements) {
-    if (absl::StrContains(m.str, absl::StrCat("|", other, "|"))) others_entries.push_back(m.str);
+  std::set<std::string> others_entries;
+  for (const std::string& m : members()) {
+    if (absl::StrContains(m, absl::StrCat("|", other, "|"))) others_entries.insert(m);
   }
 
   EraseOk(c);
-  std::vector<std::string> left;
-  for (const auto& m : redis()->Run({"ZRANGE", open, "0", "-1"}).elements) left.push_back(m.str);
-  EXPECT_EQ(left, others_entries);
+  EXPECT_EQ(members(), others_entries);
 }
 
 TEST_F(PrivacyServiceTest, ErasingAnErasedCustomerAnswersAlreadyErased) {

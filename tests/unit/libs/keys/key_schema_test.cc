@@ -89,6 +89,24 @@ TEST(TenantKeysTest, BucketLayout) {
   EXPECT_EQ(TenantKeys("acme").alert_log(), "os:{acme:a}:log");
 }
 
+TEST(DuePromisesKeyTest, BucketsStableAndSpread) {
+  EXPECT_EQ(DuePromisesKey(3), "os:{due:3}:z");
+  EXPECT_EQ(DuePromisesAppliedKey(3), "os:{due:3}:ob");
+  EXPECT_EQ(DuePromisesAppliedAtKey(3), "os:{due:3}:ob.t");
+  EXPECT_EQ(DuePromisesKey(), "os:{alerts}:due");  // before buckets, read to upgrade
+  EXPECT_EQ(TenantRegistryKey(), "os:{tenants}:all");
+  // The bucket of "<tenant>|<customer>": the same on every instance, and spread.
+  EXPECT_EQ(DueBucket("acme", "cus_1"), DueBucket("acme", "cus_1"));
+  std::set<int> seen;
+  for (int i = 0; i < 1000; ++i) {
+    int b = DueBucket("acme", absl::StrCat("cus_", i));
+    ASSERT_GE(b, 0);
+    ASSERT_LT(b, kDueBuckets);
+    seen.insert(b);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kDueBuckets));
+}
+
 TEST(TenantBucketTest, StableInRangeAndSpread) {
   // Every instance of every build must pick the same bucket: these values are part of the
   // stored layout.
