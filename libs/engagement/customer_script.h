@@ -82,9 +82,6 @@ void SetEffects(absl::string_view tenant, absl::string_view customer_id, int64_t
   if constexpr (requires(Call & x) { x.signals; }) c.signals = ck.signals();
   if constexpr (requires(Call & x) { x.outbox; }) c.outbox = ck.outbox();
   if constexpr (requires(Call & x) { x.journey_stages; }) c.journey_stages = tk.journey_stages();
-  if constexpr (requires(Call & x) { x.journey_open; }) c.journey_open = tk.journey_open();
-  if constexpr (requires(Call & x) { x.journey_stays; }) c.journey_stays = tk.journey_stays();
-  if constexpr (requires(Call & x) { x.due_promises; }) c.due_promises = keys::DuePromisesKey();
   c.customer_id = std::string(customer_id);
   if constexpr (requires(Call & x) { x.now_ms; }) c.now_ms = now_ms;
   if constexpr (requires(Call & x) { x.notify_channel; }) c.notify_channel = ck.channel();

@@ -70,7 +70,7 @@ void ReadEngagement(redis::Client* client, const std::string& tenant,
           (*shared_done)(std::move(*pairs));
         });
     for (size_t i = 0; i < case_ids->size(); ++i) {
-      client->Command({"ZSCORE", keys::DuePromisesKey(),
+      client->Command({"ZSCORE", keys::DuePromisesKey(keys::DueBucket(tenant, customer_id)),
                        absl::StrCat(tenant, "|", customer_id, "|", (*case_ids)[i])},
                       deadline, [due, dues, i](absl::StatusOr<Reply> r) {
                         if (r.ok() && r->is_string()) (*dues)[i] = r->str;
