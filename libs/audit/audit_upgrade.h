@@ -11,7 +11,8 @@
 // twice; an entry older than what its bucket already holds gets a new id, and would be written
 // twice if the process died between writing and deleting it (never lost). Page tokens issued
 // before the upgrade resume exactly over entries that kept their ids. Each tenant moved is
-// logged ("audit.upgraded").
+// logged ("audit.upgraded"). The first start that finds nothing to move sets
+// "os:{tenants}:upgraded.audit", so later starts skip the SCAN.
 //
 //   absl::StatusOr<int> moved = audit::UpgradeAuditKeys(client);
 //

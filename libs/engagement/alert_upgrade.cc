@@ -193,6 +193,11 @@ absl::StatusOr<int> MoveTenant(redis::Client* client, const std::string& tenant,
 
 absl::StatusOr<int> UpgradeAlertKeys(redis::Client* client, absl::Duration timeout) {
   if (client->cluster()) return 0;
+  // Set by a start that found nothing left: the SCAN below walks every key.
+  const std::string done_key = absl::StrCat(keys::BucketUpgradeKey(), ".alerts");
+  absl::StatusOr<Reply> done = client->CommandSync({"EXISTS", done_key}, timeout);
+  if (!done.ok()) return done.status();
+  if (done->integer == 1) return 0;
   std::set<std::string> tenants;
   std::string cursor = "0";
   do {
@@ -212,6 +217,13 @@ absl::StatusOr<int> UpgradeAlertKeys(redis::Client* client, absl::Duration timeo
       }
     }
   } while (cursor != "0");
+  if (tenants.empty()) {
+    // Checked once more by every start until one finds nothing: instances of the earlier
+    // version still running during a rolling upgrade may write the old keys meanwhile.
+    absl::StatusOr<Reply> set = client->CommandSync({"SET", done_key, "1"}, timeout);
+    if (!set.ok()) return set.status();
+    return 0;
+  }
   int moved = 0;
   for (const std::string& tenant : tenants) {
     absl::StatusOr<int> n = MoveTenant(client, tenant, timeout);

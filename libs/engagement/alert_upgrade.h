@@ -9,10 +9,11 @@
 // the bucket holds already is left alone), then deleted from the old keys (the
 // old log by outbox_delete: XDEL, and DEL once empty). The ids whose log
 // entry was trimmed move too (so a trimmed alert is never raised again). A step interrupted
-// anywhere is finished by the next start; a second run finds nothing. An alert keeps its stream
-// id when its bucket holds only older ones, the usual case, so cursors and page tokens issued
-// before the upgrade resume exactly (AlertStore reads them as that stream id in every bucket).
-// Each tenant moved is logged ("alerts.upgraded").
+// anywhere is finished by the next start; a second run finds nothing, and the first start that
+// finds nothing sets "os:{tenants}:upgraded.alerts", so later starts skip the SCAN. An alert keeps
+// its stream id when its bucket holds only older ones, the usual case, so cursors and page tokens
+// issued before the upgrade resume exactly (AlertStore reads them as that stream id in every
+// bucket). Each tenant moved is logged ("alerts.upgraded").
 //
 //   absl::StatusOr<int> moved = engagement::UpgradeAlertKeys(client);
 //

@@ -46,7 +46,10 @@
 //                           the index before buckets, read only to upgrade
 //   TenantRegistryKey() -> "os:{tenants}:all"  set: every tenant with an activity index
 //   BucketUpgradeKey() -> "os:{tenants}:upgraded"  string: when a single Redis's unbucketed
-//                           journey, activity and due keys were moved into buckets
+//                           journey, activity and due keys were moved into buckets; with
+//                           ".alerts" / ".audit": that a start found no alerts / audit entries
+//                           left in the layout before buckets (libs/engagement/alert_upgrade.h,
+//                           libs/audit/audit_upgrade.h)
 //   MergeKey(tenant, m) -> "os:{acme:m:<m>}"  hash: one merge's record and step
 //   PendingMergesKey() -> "os:{merges}:pending"  set: "<tenant>/<merge id>" with steps left
 //   PendingErasuresKey() -> "os:{erasures}:pending"  hash: "<tenant>/<customer>" -> progress
