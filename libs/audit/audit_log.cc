@@ -230,15 +230,6 @@ void AuditLog::List(const v1::ListAuditEntriesRequest& req, absl::Time deadline,
         return done(absl::DataLossError("an audit entry does not parse"));
       }
     }
-    // The buckets are merged in the order entries were written; `at` is when the call
-    // happened. Two calls' entries can reach Redis in the other order (two pipelined
-    // connections; an entry held while Redis was away and written later), so a page is
-    // ordered by `at` itself.
-    std::stable_sort(resp.mutable_entries()->begin(), resp.mutable_entries()->end(),
-                     [](const v1::AuditEntry& a, const v1::AuditEntry& b) {
-                       return std::make_pair(a.at().seconds(), a.at().nanos()) >
-                              std::make_pair(b.at().seconds(), b.at().nanos());
-                     });
     if (page.more) resp.set_next_page_token(timeline::EncodeBucketCursor(owner, page.next));
     done(std::move(resp));
   });

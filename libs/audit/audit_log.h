@@ -76,11 +76,12 @@ class AuditLog {
   void RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
                     absl::AnyInvocable<void(absl::Status)> done);
 
-  // Newest first: pages follow the order entries were written (the buckets merged by stream
-  // id: libs/timeline/bucket_cursor.h; one function call per bucket read, all at once; with a
-  // customer_id only its bucket), and each page is ordered by `at` (an entry written late, e.g.
-  // held while Redis was unreachable, appears on the page of its writing). The page token holds
-  // a position per bucket; one issued before buckets is accepted (it reads as the same stream
+  // Newest first in the order entries were written (the buckets merged by stream id, ms first,
+  // then bucket: libs/timeline/bucket_cursor.h; one function call per bucket read, all at once;
+  // with a customer_id only its bucket): pages of any size walk one order. Entries of one
+  // millisecond in different buckets come by bucket, and an entry written late (held while
+  // Redis was unreachable) where it was written: `at` says when the call happened. The page token
+  // holds a position per bucket; one issued before buckets is accepted (it reads as the same stream
   // id in every bucket). INVALID_ARGUMENT for page_size or page_token.
   void List(const v1::ListAuditEntriesRequest& request, absl::Time deadline,
             Callback<v1::ListAuditEntriesResponse> done);

@@ -73,17 +73,20 @@ class MergeClusterTest : public ::testing::Test {
     get.set_case_id(id);
     return Await<v1::Case>([&](auto done) { cases_.Get(get, Deadline(), std::move(done)); });
   }
-  // The open-case index's members (all on one primary: the tenant's journey keys).
+  // The open-case index's members, over the tenant's journey buckets.
   std::vector<std::string> OpenIndex() {
-    const std::string key = keys::TenantKeys("acme").journey_open();
     std::vector<std::string> out;
-    for (const auto& m : cluster_.Run(PrimaryOf(key), {"ZRANGE", key, "0", "-1"}).elements) {
-      out.push_back(m.str);
+    for (int b = 0; b < keys::kTenantBuckets; ++b) {
+      const std::string key = keys::TenantKeys("acme", b).journey_open();
+      for (const auto& m : cluster_.Run(PrimaryOf(key), {"ZRANGE", key, "0", "-1"}).elements) {
+        out.push_back(m.str);
+      }
     }
     return out;
   }
+  // The due time the index holds for a customer's case (in the customer's due bucket).
   std::string Due(const std::string& customer, const std::string& case_id) {
-    const std::string key = keys::DuePromisesKey();
+    const std::string key = keys::DuePromisesKey(keys::DueBucket("acme", customer));
     redis::Reply r = cluster_.Run(PrimaryOf(key),
                                   {"ZSCORE", key, absl::StrCat("acme|", customer, "|", case_id)});
     return r.is_string() ? r.str : "";
