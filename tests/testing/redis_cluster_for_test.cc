@@ -185,31 +185,7 @@ redis::Options RedisClusterForTest::ClientOptions() const {
 }
 
 redis::Reply RedisClusterForTest::Run(int port, const std::vector<std::string>& argv) {
-  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, {2, 0});
-  if (c == nullptr || c->err) {
-    ADD_FAILURE() << "cannot connect to cluster node " << port;
-    if (c) redisFree(c);
-    redis::Reply err;
-    err.type = redis::Reply::Type::kError;
-    err.str = "ERR not connected";
-    return err;
-  }
-  if (!password_.empty()) {
-    auto* r = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password_.c_str()));
-    if (r) freeReplyObject(r);
-  }
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-  redis::Reply out = redis::Reply::FromHiredis(r);
-  if (r) freeReplyObject(r);
-  redisFree(c);
-  return out;
+  return RunOnPort(port, argv, password_);
 }
 
 void RedisClusterForTest::RunOnPrimaries(const std::vector<std::string>& argv) {

@@ -19,6 +19,35 @@
 
 namespace onestory::testing {
 
+redis::Reply RunOnPort(int port, const std::vector<std::string>& argv,
+                       const std::string& password) {
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, {2, 0});
+  if (c == nullptr || c->err) {
+    ADD_FAILURE() << "cannot connect to test redis at port " << port;
+    if (c) redisFree(c);
+    redis::Reply err;
+    err.type = redis::Reply::Type::kError;
+    err.str = "ERR not connected";
+    return err;
+  }
+  if (!password.empty()) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "AUTH %s", password.c_str()));
+    if (r) freeReplyObject(r);
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
+  redis::Reply out = redis::Reply::FromHiredis(r);
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
 int PickFreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -42,24 +71,6 @@ std::string MakeTempDir(const std::string& prefix) {
 }
 
 namespace {
-
-// One command on a private synchronous connection to 127.0.0.1:port.
-redis::Reply RunOnPort(int port, const std::vector<std::string>& argv) {
-  redisContext* c = redisConnect("127.0.0.1", port);
-  EXPECT_TRUE(c != nullptr && !c->err) << "cannot connect to test redis";
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lens.data()));
-  redis::Reply out = redis::Reply::FromHiredis(r);
-  if (r) freeReplyObject(r);
-  redisFree(c);
-  return out;
-}
 
 bool OnCluster() {
   const char* mode = std::getenv("ONESTORY_TEST_REDIS");

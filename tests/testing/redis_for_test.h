@@ -73,6 +73,10 @@ class RedisForTest {
   std::unique_ptr<RedisClusterForTest> cluster_;      // or a cluster
 };
 
+// Runs one command on a private synchronous connection to 127.0.0.1:port (AUTH first with a
+// password); a transport error fails the test and returns an error Reply.
+redis::Reply RunOnPort(int port, const std::vector<std::string>& argv,
+                       const std::string& password = "");
 // A TCP port that was free a moment ago.
 int PickFreePort();
 // A new empty directory under $TMPDIR (or /tmp).

@@ -462,7 +462,13 @@ TEST_F(ClusterClientTest, MissingFunctionOnNewPrimaryIsLoadedAndRetried) {
 }
 
 // The process id of the cluster node at port (INFO server), to stop and continue it.
+// The process id of the node at port, or 0 (and a test failure) when it cannot be read. Never
+// pass 0 to kill(): it would signal the whole process group, the test runner included.
 pid_t NodePid(RedisClusterForTest& cluster, int port) {
+  if (port <= 0) {
+    ADD_FAILURE() << "no node to find the process of (port " << port << ")";
+    return 0;
+  }
   for (absl::string_view line : absl::StrSplit(cluster.Run(port, {"INFO", "server"}).str, "\r\n")) {
     int pid = 0;
     if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) return pid;
@@ -511,6 +517,7 @@ TEST_F(ClusterClientTest, WaitReplicasAnswersAWriteOnceItsPrimarysReplicaHasIt) 
     }
     // A replica that is slow to take the write holds its answer back until it has it.
     pid_t pid = NodePid(*cluster_, replica);
+    ASSERT_GT(pid, 0);
     ASSERT_EQ(kill(pid, SIGSTOP), 0);
     absl::Notification done;
     absl::Status status = absl::UnknownError("not answered");
@@ -542,6 +549,10 @@ int AcknowledgedWritesLostInAKill(RedisClusterForTest& cluster, int wait_replica
   EXPECT_TRUE(LoadLibrary(&client, kTestLibrary).ok());
   int victim = cluster.Primaries().front();
   int replica = cluster.ReplicaOf(victim);
+  if (replica == 0) {
+    ADD_FAILURE() << "the primary at " << victim << " has no replica";
+    return -1;
+  }
   std::vector<std::string> keys;
   for (int i = 0; keys.size() < 4; ++i) {
     std::string key = absl::StrCat("{kill", i, "}:l");
@@ -556,6 +567,7 @@ int AcknowledgedWritesLostInAKill(RedisClusterForTest& cluster, int wait_replica
   absl::Mutex mu;
   std::map<int, absl::Status> results;
   pid_t replica_pid = NodePid(cluster, replica);
+  if (replica_pid <= 0) return -1;
   for (int id = 0; id < kWrites; ++id) {
     push(id, absl::Seconds(2), [&, id](absl::StatusOr<Reply> r) {
       absl::MutexLock lock(&mu);

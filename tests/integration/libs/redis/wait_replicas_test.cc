@@ -107,6 +107,7 @@ class WaitReplicasTest : public ::testing::Test {
   }
 
   void Stop() {
+    ASSERT_GT(replica_pid_, 0);  // kill(0, ...) would stop the whole process group
     ASSERT_EQ(kill(replica_pid_, SIGSTOP), 0);
     stopped_ = true;
   }
