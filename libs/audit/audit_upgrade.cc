@@ -14,6 +14,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/audit_upgrade.h"
 #include "libs/lua/outbox_delete.h"
+#include "libs/redis/scan.h"
 
 namespace onestory::audit {
 namespace {
@@ -84,26 +85,19 @@ absl::StatusOr<int> UpgradeAuditKeys(redis::Client* client, absl::Duration timeo
   if (!done.ok()) return done.status();
   if (done->integer == 1) return 0;
   std::set<std::string> tenants;
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<Reply> page =
-        client->CommandSync({"SCAN", cursor, "MATCH", "os:{*:au}:log", "COUNT", "1000"}, timeout);
-    if (!page.ok()) return page.status();
-    if (!page->is_array() || page->elements.size() != 2) {
-      return absl::InternalError("unexpected SCAN reply");
-    }
-    cursor = page->elements[0].str;
-    for (const Reply& k : page->elements[1].elements) {
-      const std::string& key = k.str;
-      const size_t close = key.find("}:");
-      std::string tenant = close == std::string::npos || close < 7 ? "" : key.substr(4, close - 7);
-      if (!ValidateTenant(tenant).ok() || keys::TenantKeys(tenant).audit_log() != key) {
-        Log(LogLevel::kWarning, "audit.upgrade_skipped", {{"key", key}});
-        continue;
-      }
-      tenants.insert(tenant);
-    }
-  } while (cursor != "0");
+  absl::Status scanned =
+      redis::ScanSync(client, "os:{*:au}:log", timeout, [&](const std::string& key) {
+        const size_t close = key.find("}:");
+        std::string tenant =
+            close == std::string::npos || close < 7 ? "" : key.substr(4, close - 7);
+        if (!ValidateTenant(tenant).ok() || keys::TenantKeys(tenant).audit_log() != key) {
+          Log(LogLevel::kWarning, "audit.upgrade_skipped", {{"key", key}});
+          return absl::OkStatus();
+        }
+        tenants.insert(tenant);
+        return absl::OkStatus();
+      });
+  if (!scanned.ok()) return scanned;
   if (tenants.empty()) {
     // Checked once more by every start until one finds nothing: instances of the earlier
     // version still running during a rolling upgrade may write the old keys meanwhile.

@@ -17,6 +17,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/engagement_alert_upgrade.h"
 #include "libs/lua/outbox_delete.h"
+#include "libs/redis/scan.h"
 
 namespace onestory::engagement {
 namespace {
@@ -199,24 +200,16 @@ absl::StatusOr<int> UpgradeAlertKeys(redis::Client* client, absl::Duration timeo
   if (!done.ok()) return done.status();
   if (done->integer == 1) return 0;
   std::set<std::string> tenants;
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<Reply> page =
-        client->CommandSync({"SCAN", cursor, "MATCH", "os:{*:a}:*", "COUNT", "1000"}, timeout);
-    if (!page.ok()) return page.status();
-    if (!page->is_array() || page->elements.size() != 2) {
-      return absl::InternalError("unexpected SCAN reply");
-    }
-    cursor = page->elements[0].str;
-    for (const Reply& k : page->elements[1].elements) {
-      std::optional<std::string> tenant = TenantOfOldKey(k.str);
-      if (tenant) {
-        tenants.insert(*tenant);
-      } else {
-        Log(LogLevel::kWarning, "alerts.upgrade_skipped", {{"key", k.str}});
-      }
-    }
-  } while (cursor != "0");
+  absl::Status scanned =
+      redis::ScanSync(client, "os:{*:a}:*", timeout, [&](const std::string& key) {
+        if (std::optional<std::string> tenant = TenantOfOldKey(key)) {
+          tenants.insert(*tenant);
+        } else {
+          Log(LogLevel::kWarning, "alerts.upgrade_skipped", {{"key", key}});
+        }
+        return absl::OkStatus();
+      });
+  if (!scanned.ok()) return scanned;
   if (tenants.empty()) {
     // Checked once more by every start until one finds nothing: instances of the earlier
     // version still running during a rolling upgrade may write the old keys meanwhile.

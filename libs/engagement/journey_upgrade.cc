@@ -20,6 +20,7 @@
 #include "libs/keys/key_schema.h"
 #include "libs/lua/engagement_bucket_upgrade.h"
 #include "libs/lua/engagement_journey_upgrade.h"
+#include "libs/redis/scan.h"
 
 namespace onestory::engagement {
 namespace {
@@ -212,51 +213,41 @@ absl::StatusOr<int> UpgradeJourneyKeys(redis::Client* client, absl::Duration tim
   if (ran->integer == 1) return 0;
   int upgraded = 0;
   std::set<std::string> journeys, activities;
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<redis::Reply> page =
-        client->CommandSync({"SCAN", cursor, "MATCH", "os:{*}:*", "COUNT", "1000"}, timeout);
-    if (!page.ok()) return page.status();
-    if (!page->is_array() || page->elements.size() != 2) {
-      return absl::InternalError("unexpected SCAN reply");
+  RETURN_IF_ERROR(redis::ScanSync(client, "os:{*}:*", timeout, [&](const std::string& key) {
+    if (std::string t = TenantOf(key, "r"); !t.empty()) {
+      if (key == keys::TenantKeys(t).activity()) activities.insert(t);
+      return absl::OkStatus();
     }
-    cursor = page->elements[0].str;
-    for (const redis::Reply& k : page->elements[1].elements) {
-      const std::string& key = k.str;
-      if (std::string t = TenantOf(key, "r"); !t.empty()) {
-        if (key == keys::TenantKeys(t).activity()) activities.insert(t);
-        continue;
+    std::string tenant = TenantOf(key, "j");
+    // The stage list stays where it is (one key, read as before).
+    if (tenant.empty() || key == keys::TenantKeys(tenant).journey_stages()) return absl::OkStatus();
+    std::optional<OldKey> old = ParseOldKey(key);
+    if (!old) {
+      if (absl::StrContains(key, "}:open:") || absl::StrContains(key, "}:dur:")) {
+        Log(LogLevel::kWarning, "journey.upgrade_skipped", {{"key", key}});
+      } else {
+        journeys.insert(tenant);
       }
-      std::string tenant = TenantOf(key, "j");
-      // The stage list stays where it is (one key, read as before).
-      if (tenant.empty() || key == keys::TenantKeys(tenant).journey_stages()) continue;
-      std::optional<OldKey> old = ParseOldKey(key);
-      if (!old) {
-        if (absl::StrContains(key, "}:open:") || absl::StrContains(key, "}:dur:")) {
-          Log(LogLevel::kWarning, "journey.upgrade_skipped", {{"key", key}});
-        } else {
-          journeys.insert(tenant);
-        }
-        continue;
-      }
-      // The per-stage layout: folded into the journey before buckets, moved with it below.
-      keys::TenantKeys tk(old->tenant);
-      lua::EngagementJourneyUpgrade call;
-      call.old = key;
-      call.journey_open = tk.journey_open();
-      call.journey_stays = tk.journey_stays();
-      call.stage = old->stage;
-      call.kind = old->kind;
-      absl::StatusOr<redis::Reply> r = FcallSync(client, call, timeout);
-      if (!r.ok()) return r.status();
-      ++upgraded;
-      journeys.insert(old->tenant);
-      Log(LogLevel::kInfo, "journey.upgraded",
-          {{"key", key},
-           {"into", old->kind == "open" ? call.journey_open : call.journey_stays},
-           {"entries", absl::StrCat(r->integer)}});
+      return absl::OkStatus();
     }
-  } while (cursor != "0");
+    // The per-stage layout: folded into the journey before buckets, moved with it below.
+    keys::TenantKeys tk(old->tenant);
+    lua::EngagementJourneyUpgrade call;
+    call.old = key;
+    call.journey_open = tk.journey_open();
+    call.journey_stays = tk.journey_stays();
+    call.stage = old->stage;
+    call.kind = old->kind;
+    absl::StatusOr<redis::Reply> r = FcallSync(client, call, timeout);
+    if (!r.ok()) return r.status();
+    ++upgraded;
+    journeys.insert(old->tenant);
+    Log(LogLevel::kInfo, "journey.upgraded",
+        {{"key", key},
+         {"into", old->kind == "open" ? call.journey_open : call.journey_stays},
+         {"entries", absl::StrCat(r->integer)}});
+    return absl::OkStatus();
+  }));
 
   for (const std::string& tenant : journeys) {
     RETURN_IF_ERROR(MoveJourney(client, tenant, timeout));
