@@ -179,7 +179,6 @@ void ApplyActivity(redis::Client* client, const std::string& tenant, const std::
 
 // Applies one batch to its targets (in parallel: they are independent), then deletes it.
 void Apply(std::shared_ptr<DrainRun> run, Batch batch, bool last) {
-  const keys::TenantKeys tk(run->tenant);
   redis::Client* client = run->client;
   const int targets = (batch.alerts.empty() ? 0 : 1) + static_cast<int>(batch.journey.size()) +
                       static_cast<int>(batch.due.size()) + (batch.active_at < 0 ? 0 : 1);
