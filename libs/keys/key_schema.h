@@ -41,7 +41,7 @@
 //   TenantKeys t(tenant): the same keys before buckets, "os:{acme:a}:..."; read only to upgrade
 //                           what an earlier version wrote (libs/engagement/alert_upgrade.h,
 //                           libs/audit/audit_upgrade.h, libs/engagement/journey_upgrade.h)
-//   DuePromisesKey(bucket) -> "os:{due:<0-15>}:z"  zset: promises by due ms, bucket
+//   DuePromisesKey(bucket) -> "os:{due:<n>.<k>}:z" zset: promises by due ms, bucket
 //                           DueBucket(tenant, customer); DuePromisesKey() -> "os:{alerts}:due"
 //                           the index before buckets, read only to upgrade
 //   TenantRegistryKey() -> "os:{tenants}:all"  set: every tenant with an activity index

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "libs/redis/slot.h"
 #include "onestory/v1/common.pb.h"
 
 namespace onestory::keys {
@@ -90,9 +91,16 @@ TEST(TenantKeysTest, BucketLayout) {
 }
 
 TEST(DuePromisesKeyTest, BucketsStableAndSpread) {
-  EXPECT_EQ(DuePromisesKey(3), "os:{due:3}:z");
-  EXPECT_EQ(DuePromisesAppliedKey(3), "os:{due:3}:ob");
-  EXPECT_EQ(DuePromisesAppliedAtKey(3), "os:{due:3}:ob.t");
+  EXPECT_EQ(DuePromisesKey(3), "os:{due:3.43}:z");
+  EXPECT_EQ(DuePromisesAppliedKey(3), "os:{due:3.43}:ob");
+  EXPECT_EQ(DuePromisesAppliedAtKey(3), "os:{due:3.43}:ob.t");
+  // Bucket n's keys are in the n-th sixteenth of the slots: spread over a cluster's primaries.
+  for (int b = 0; b < kDueBuckets; ++b) {
+    const int slot = redis::KeySlot(DuePromisesKey(b));
+    EXPECT_EQ(slot / (16384 / kDueBuckets), b) << DuePromisesKey(b);
+    EXPECT_EQ(redis::KeySlot(DuePromisesAppliedKey(b)), slot);
+    EXPECT_EQ(redis::KeySlot(DuePromisesAppliedAtKey(b)), slot);
+  }
   EXPECT_EQ(DuePromisesKey(), "os:{alerts}:due");  // before buckets, read to upgrade
   EXPECT_EQ(TenantRegistryKey(), "os:{tenants}:all");
   // The bucket of "<tenant>|<customer>": the same on every instance, and spread.
