@@ -1,17 +1,15 @@
-// WatchHub: wakes this instance's timeline watchers when any instance appends.
+// WatchHub: wakes this instance's watchers (timelines, alerts) when any instance writes.
 //
 //   WatchHub hub(&redis_client);
-//   hub.Add(channel, listener);      // listener->OnNotify() once subscribed, then per append
+//   hub.Add(channel, listener);      // listener->OnNotify() once subscribed, then per publish
 //   hub.Remove(channel, listener, [] { /* the hub will not call listener again */ });
-//   hub.Add(alert_channel, listener, WatchHub::PubSub::kClassic);  // a PUBLISH channel
 //
-// A customer's notify channel (keys::CustomerKeys::channel()) is a shard channel: the functions
-// that write a customer's timeline (append, conversations and cases, merge, erase) announce it
-// with SPUBLISH, which a Redis Cluster keeps on the customer's own shard. The hub subscribes
-// it with a redis::ShardedSubscriber (one connection per node that owns a watched channel's
-// slot; one connection on a single Redis). A channel published with classic PUBLISH (the
-// tenant alert channel) is added with PubSub::kClassic and carried by one redis::Subscriber
-// connection (to Options::address; on a cluster, the first seed).
+// Every channel is a shard channel, published with SPUBLISH by a function that declares it as
+// a key, so a Redis Cluster keeps the message on the shard that owns the channel's slot: a
+// customer's notify channel (keys::CustomerKeys::channel(); append, conversations and cases,
+// merge, erase) and a tenant alert bucket's channel (keys::TenantKeys::alert_channel();
+// outbox_alerts). The hub subscribes them with one redis::ShardedSubscriber (one connection per
+// node that owns a watched channel's slot; one connection on a single Redis).
 //
 // A channel is subscribed while at least one listener watches it. OnNotify means "read your
 // timeline from your cursor": it fires when a subscription is confirmed (so a listener that
@@ -21,8 +19,8 @@
 // second, to enforce their own time limits.
 //
 // Add/Remove are thread-safe. Listener calls run on the Redis loop thread and must not block.
-// Memory per watcher, as with one classic connection: one set entry per listener; per watched
-// channel, one hash entry here and one in its subscriber (name, slot, state).
+// Memory: one set entry per listener; per watched channel, one hash entry here and one in the
+// subscriber (name, slot, state).
 #pragma once
 
 #include <atomic>
@@ -35,7 +33,6 @@
 #include "absl/time/time.h"
 #include "libs/redis/client.h"
 #include "libs/redis/sharded_subscriber.h"
-#include "libs/redis/subscriber.h"
 
 namespace onestory::timeline {
 
@@ -50,17 +47,10 @@ class WatchHub {
     virtual void OnTick(absl::Time now) = 0;
   };
 
-  // How a channel is published on.
-  enum class PubSub {
-    kSharded,  // SPUBLISH: customers' notify channels
-    kClassic,  // PUBLISH: the tenant alert channel
-  };
-
   explicit WatchHub(redis::Client* client);
   ~WatchHub();
 
-  // A channel is watched one way: `pubsub` of its first listener counts while it has any.
-  void Add(const std::string& channel, Listener* listener, PubSub pubsub = PubSub::kSharded);
+  void Add(const std::string& channel, Listener* listener);
   // `removed` runs on the loop thread once the listener is out of the hub.
   void Remove(const std::string& channel, Listener* listener, absl::AnyInvocable<void()> removed);
 
@@ -73,14 +63,8 @@ class WatchHub {
   void NotifyChannel(absl::string_view channel, absl::string_view message);
 
   redis::Client* client_;
-  struct Watched {
-    PubSub pubsub = PubSub::kSharded;
-    absl::flat_hash_set<Listener*> listeners;
-  };
-
-  std::unique_ptr<redis::Subscriber> subscriber_;         // kClassic; loop thread only
-  std::unique_ptr<redis::ShardedSubscriber> sharded_;     // kSharded; loop thread only
-  absl::flat_hash_map<std::string, Watched> by_channel_;  // loop thread only
+  std::unique_ptr<redis::ShardedSubscriber> sharded_;  // loop thread only
+  absl::flat_hash_map<std::string, absl::flat_hash_set<Listener*>> by_channel_;  // loop thread
   uint64_t tick_timer_ = 0;                               // loop thread only
   std::atomic<int64_t> listeners_{0};
   std::atomic<bool> subscriber_ready_{false};

@@ -125,7 +125,7 @@ class AlertWatchReactor final : public grpc::ServerWriteReactor<v1::Alert>,
     }
     for (const std::string& channel : AlertStore::Channels(tenant_)) {
       AddRef();  // the hub's, per channel
-      svc_->hub_->Add(channel, this, timeline::WatchHub::PubSub::kClassic);
+      svc_->hub_->Add(channel, this);
     }
   }
 

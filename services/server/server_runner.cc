@@ -318,8 +318,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     absl::StatusOr<std::vector<std::string>> seeds = redis::ParseClusterSeeds(cluster);
     if (!seeds.ok()) return Fail("config.invalid", seeds.status());
     redis_options.cluster_seeds = *std::move(seeds);
-    // The pub/sub connection (plain SUBSCRIBE, which a cluster delivers on every node) goes to
-    // the first seed.
+    // Logs name the first seed as "the" Redis (every call is routed by slot).
     redis_options.address = redis_options.cluster_seeds.front();
   } else if (redis_options.address.empty()) {
     if (redis_options.wait_replicas > 0) {

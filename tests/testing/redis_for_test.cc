@@ -226,7 +226,7 @@ void RedisForTest::Restart() {
 redis::Options RedisForTest::ClientOptions() const {
   if (cluster_) {
     redis::Options o = cluster_->ClientOptions();
-    o.address = o.cluster_seeds.front();  // as --redis_cluster sets it (the pub/sub node)
+    o.address = o.cluster_seeds.front();  // as --redis_cluster sets it (the address the logs name)
     return o;
   }
   redis::Options o;

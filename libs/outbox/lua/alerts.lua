@@ -7,9 +7,10 @@
 --   alert_log          the bucket's alert log stream
 --   alert_ids          the bucket's alert id -> stream id hash
 --   alert_open         the bucket's open alerts
+--   alert_channel      the bucket's alert channel, a shard channel (the new entry's stream id
+--                      is published with SPUBLISH)
 -- ARGV:
 --   customer_id        the customer whose outbox the entries are from
---   alert_channel      the bucket's alert channel (the new entry's stream id is published)
 --   alerts...          per alert: id, kind (AlertKind number), case id, message, raised at ms
 -- Returns: the number of alerts raised (not held by the log before).
 -- Errors: none.
@@ -22,7 +23,7 @@ for b = 1, #P.alerts, 5 do
                            'msg', P.alerts[b + 3], 'at', P.alerts[b + 4])
     redis.call('HSET', K.alert_ids, id, sid)
     redis.call('ZADD', K.alert_open, P.alerts[b + 4], id)
-    redis.call('PUBLISH', P.alert_channel, sid)
+    redis.call('SPUBLISH', K.alert_channel, sid)
     raised = raised + 1
   end
 end

@@ -89,10 +89,11 @@ class OutboxFunctionsTest : public onestory::testing::FunctionTest {
 };
 
 TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
-  // A subscriber of the tenant's alert channel sees each raised alert's stream id.
+  // A subscriber of the bucket's alert channel (a shard channel) sees each raised alert's
+  // stream id.
   redisContext* sub = redisConnect("127.0.0.1", redis_->port());
   ASSERT_TRUE(sub != nullptr && !sub->err);
-  freeReplyObject(redisCommand(sub, "SUBSCRIBE %s", ak_.alert_channel().c_str()));
+  freeReplyObject(redisCommand(sub, "SSUBSCRIBE %s", ak_.alert_channel().c_str()));
 
   const std::vector<std::string> entry = {"repeat_contact:cus_1:case_1", "2", "case_1",
                                           "customer cus_1 contacted us 3 times", "1699999990000"};
@@ -138,7 +139,8 @@ TEST_F(OutboxFunctionsTest, AlertsRaiseAnIdOnceHoweverOftenApplied) {
   void* reply = nullptr;
   while (redisGetReply(sub, &reply) == REDIS_OK && reply != nullptr) {
     auto* m = static_cast<redisReply*>(reply);
-    if (m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
+    if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+        std::string(m->element[0]->str, m->element[0]->len) == "smessage") {
       published.emplace_back(m->element[2]->str, m->element[2]->len);
     }
     freeReplyObject(m);

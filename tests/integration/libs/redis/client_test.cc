@@ -11,7 +11,6 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "libs/redis/function_library.h"
-#include "libs/redis/subscriber.h"
 #include "tests/testing/await.h"
 #include "tests/testing/redis_for_test.h"
 
@@ -186,54 +185,6 @@ TEST_F(ClientTest, AuthenticatesAndTreatsARefusedPasswordAsDown) {
   EXPECT_EQ(ok->str, "PONG");
   // Leave the server as the other tests expect it.
   EXPECT_TRUE(accepted.CommandSync({"CONFIG", "SET", "requirepass", ""}).ok());
-}
-
-TEST_F(ClientTest, SubscriberDeliversMessagesAndResubscribesAfterRestart) {
-  std::atomic<int> subscribed{0};
-  std::atomic<int> messages{0};
-  Subscriber::Callbacks cb;
-  cb.on_message = [&](absl::string_view channel, absl::string_view payload) {
-    if (channel == "chan" && payload == "hi") ++messages;
-  };
-  cb.on_subscribed = [&](absl::string_view channel) {
-    if (channel == "chan") ++subscribed;
-  };
-  auto sub = std::make_unique<Subscriber>(client_->loop(), redis_->ClientOptions(), std::move(cb));
-  client_->loop()->Post([&] {
-    sub->Start();
-    sub->Subscribe("chan");
-  });
-  auto wait_for = [](std::atomic<int>& v, int want) {
-    absl::Time give_up = absl::Now() + absl::Seconds(10);
-    while (v.load() < want && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
-    return v.load() >= want;
-  };
-  ASSERT_TRUE(wait_for(subscribed, 1));
-  redis_->Run({"PUBLISH", "chan", "hi"});
-  ASSERT_TRUE(wait_for(messages, 1));
-
-  redis_->Kill();
-  redis_->Restart();
-  ASSERT_TRUE(wait_for(subscribed, 2)) << "not resubscribed after the restart";
-  redis_->Run({"PUBLISH", "chan", "hi"});
-  ASSERT_TRUE(wait_for(messages, 2));
-
-  // Unsubscribe, then subscribe again at once: the subscription must end up in place.
-  client_->loop()->Post([&] {
-    sub->Unsubscribe("chan");
-    sub->Subscribe("chan");
-  });
-  ASSERT_TRUE(wait_for(subscribed, 3));
-  redis_->Run({"PUBLISH", "chan", "hi"});
-  ASSERT_TRUE(wait_for(messages, 3));
-
-  absl::Notification stopped;
-  client_->loop()->Post([&] {
-    sub->Stop();
-    sub.reset();
-    stopped.Notify();
-  });
-  stopped.WaitForNotification();
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ constexpr char kTenant[] = "acme";
 class AlertClusterTest : public ::testing::Test {
  protected:
   // As the server's flags set it up for --redis_cluster: the seeds, and the first one as the
-  // address of the pub/sub connection (WatchAlerts).
+  // address the logs name.
   AlertClusterTest()
       : server_(unused_, [this](service::ServerOptions* o) {
           o->redis = cluster_.ClientOptions();
