@@ -2,7 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/json_util.h"
+#include "libs/common/json_struct.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
@@ -50,9 +50,8 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 }  // namespace
 
 absl::StatusOr<Struct> ParseRecord(absl::string_view json) {
-  Struct s;
-  auto st = google::protobuf::util::JsonStringToMessage(std::string(json), &s);
-  if (!st.ok()) return absl::InternalError(absl::StrCat("malformed record: ", st.ToString()));
+  absl::StatusOr<Struct> s = ParseJsonObject(json);
+  if (!s.ok()) return absl::InternalError(absl::StrCat("malformed record: ", s.status().message()));
   return s;
 }
 

@@ -144,6 +144,15 @@ SEEDS["fuzz_fact_validation"] = {
                bfield(6, fact(2, "Bad Name", "x")),
 }
 
+# Stored records as the Function library's cjson writes them, and the JSON corners.
+SEEDS["fuzz_json_struct"] = {
+    "empty": b'{}',
+    "case": b'{"s":"o","tp":"refund","op":1733400000123,"oh":[{"t":1,"i":"a-7"}],'
+            b'"pr":{"due":1.7e+12}}',
+    "escapes": b'{"e":"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00"}',
+    "values": b'{"a":[1,-2.5e-3,0,true,false,null,[],{}]}',
+}
+
 
 def main():
     root = pathlib.Path(__file__).resolve().parent / "corpus"
