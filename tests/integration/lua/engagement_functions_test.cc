@@ -99,8 +99,9 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
            })
         .status();
   }
-  absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
-                                    int64_t now = kNow, int64_t max_open = 100) {
+  // engagement_case_open as CaseStore::OpenCase fills it, with the limits of records.h.
+  static EngagementCaseOpen OpenCall(const std::string& id, const std::string& stage, int64_t now,
+                                     int64_t max_open) {
     EngagementCaseOpen call;
     call.case_id = id;
     call.topic = absl::StrCat("topic of ", id);
@@ -108,9 +109,15 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
     call.actor_type = v1::Actor::TYPE_AGENT;
     call.actor_id = "agent-1";
     call.max_open_cases = max_open;
+    call.forget_resolved_ms = engagement::kResolvedCaseKeepMs;
+    call.forget_over_cases = engagement::kCasesBeforeForget;
     engagement::SetEvent(Event(absl::StrCat("co:", id), v1::EVENT_KIND_CASE_OPENED, now, "", id),
                          &call);
-    return Applied(Call(With(call, now)), now);
+    return call;
+  }
+  absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
+                                    int64_t now = kNow, int64_t max_open = 100) {
+    return Applied(Call(With(OpenCall(id, stage, now, max_open), now)), now);
   }
   absl::StatusOr<redis::Reply> Move(const std::string& id, const std::string& stage, int64_t now,
                                     const std::string& request) {
@@ -352,6 +359,43 @@ TEST_F(EngagementFunctionsTest, LimitsAreTheOnesPassed) {
   ASSERT_EQ(c.owner_history_size(), 2);
   EXPECT_EQ(c.owner_history(1).to().id(), "agent-12");
   EXPECT_EQ(c.owner_changes(), 3);
+
+  // Resolved cases: forgotten forget_resolved_ms after they were resolved, once the customer
+  // has more than forget_over_cases cases.
+  ASSERT_TRUE(Resolve("case_1", kNow).ok());
+  ASSERT_TRUE(Resolve("case_2", kNow + 5 * kDay).ok());
+  EngagementCaseOpen open = OpenCall("case_3", "", kNow + 10 * kDay, 2);
+  open.forget_resolved_ms = 7 * kDay;
+  open.forget_over_cases = 1;
+  r = Applied(Call(With(open, kNow + 10 * kDay)), kNow + 10 * kDay);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_1"}).integer, 0) << "resolved 10 days ago";
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_2"}).integer, 1) << "resolved 5 days ago";
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_3"}).integer, 1);
+
+  // ListAlerts: the log is read batch entries at a time, at most max_examined per call.
+  for (int i = 1; i <= 5; ++i) {
+    Run({"XADD", ak_.alert_log(), absl::StrCat(i, "-0"), "id", absl::StrCat("alert_", i)});
+  }
+  EngagementAlertList list;
+  list.alert_log = ak_.alert_log();
+  list.alert_open = ak_.alert_open();
+  list.alert_acks = ak_.alert_acks();
+  list.all = 1;
+  list.page_size = 10;
+  list.start = "+";
+  list.batch = 2;
+  list.max_examined = 3;
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);  // more
+  EXPECT_EQ(r->elements[1].str, "3-0");  // the last examined
+  EXPECT_EQ(r->elements[2].elements.size(), 3u);
+  list.max_examined = 10;
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 0);
+  EXPECT_EQ(r->elements[2].elements.size(), 5u);
 }
 
 TEST_F(EngagementFunctionsTest, RepeatContactsCountWithinTheRepeatWindowAndAlertOnce) {
@@ -555,6 +599,8 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   list.alert_acks = ak_.alert_acks();
   list.page_size = 10;
   list.start = "+";
+  list.batch = engagement::kAlertListBatch;
+  list.max_examined = engagement::kAlertListMaxExamined;
   r = Call(list);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->elements[2].elements.size(), 1u);
