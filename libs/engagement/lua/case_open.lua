@@ -57,11 +57,9 @@
 -- Errors: os_guard's; OS_CONFLICT case_id (resolved: a new case needs another id);
 --     OS_CONFLICT / OS_INVALID stage (os_check_stage); OS_LIMIT case_id (max_open_cases
 --     open already); os_append's (consent withdrawn).
-local E = os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local E, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local id, stage, conv = P.case_id, P.stage, P.conversation_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.cases, id)
 if rec then
   if cjson.decode(rec).s ~= 'o' then
