@@ -162,6 +162,8 @@ void AlertStore::List(const v1::ListAlertsRequest& req, absl::Time deadline,
     calls[b].all = all ? 1 : 0;
     calls[b].page_size = size;
     calls[b].start = from[b].empty() ? std::string("+") : absl::StrCat("(", from[b]);
+    calls[b].batch = kAlertListBatch;
+    calls[b].max_examined = kAlertListMaxExamined;
   }
   CallEveryBucket(
       ctx_.client, std::move(calls), deadline,

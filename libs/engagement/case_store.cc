@@ -183,6 +183,8 @@ void CaseStore::Open(const v1::OpenCaseRequest& sent, absl::Time deadline,
   call.actor_type = static_cast<int>(req.actor().type());
   call.actor_id = req.actor().id();
   call.max_open_cases = kMaxOpenCasesPerCustomer;
+  call.forget_resolved_ms = kResolvedCaseKeepMs;
+  call.forget_over_cases = kCasesBeforeForget;
   SetEvent(*event, &call);
   ReadStages(ctx_.client, req.tenant(), deadline,
              [this, req, id, event, call = std::move(call), now, deadline,

@@ -238,14 +238,24 @@ absl::StatusOr<int> UpgradeJourneyKeys(redis::Client* client, absl::Duration tim
     call.journey_stays = tk.journey_stays();
     call.stage = old->stage;
     call.kind = old->kind;
-    absl::StatusOr<redis::Reply> r = FcallSync(client, call, timeout);
-    if (!r.ok()) return r.status();
+    call.max = kUpgradeChunk;
+    // One chunk per call until the old key is gone (a start that stopped midway goes on here).
+    int64_t folded = 0;
+    for (bool more = true; more;) {
+      absl::StatusOr<redis::Reply> r = FcallSync(client, call, timeout);
+      if (!r.ok()) return r.status();
+      if (!r->is_array() || r->elements.size() != 2) {
+        return absl::InternalError("unexpected reply from engagement_journey_upgrade");
+      }
+      folded += r->elements[0].integer;
+      more = r->elements[1].integer == 1;
+    }
     ++upgraded;
     journeys.insert(old->tenant);
     Log(LogLevel::kInfo, "journey.upgraded",
         {{"key", key},
          {"into", old->kind == "open" ? call.journey_open : call.journey_stays},
-         {"entries", absl::StrCat(r->integer)}});
+         {"entries", absl::StrCat(folded)}});
     return absl::OkStatus();
   }));
 

@@ -11,7 +11,8 @@
 //   applied twice. The stage list stays where it is (one key, read as before);
 // - the still older per-stage keys "os:{<tenant>:j}:open:<stage>" (a zset of "<customer>|<case>"
 //   scored by the ms the case entered the stage) and "...:dur:<stage>" (a list of completed stays,
-//   newest first), first folded into the journey before buckets (engagement_journey_upgrade),
+//   newest first), first folded into the journey before buckets (engagement_journey_upgrade,
+//   kUpgradeChunk members of a zset per call, each taken from the old key as it is folded),
 //   then moved with it;
 // - the activity index "os:{<tenant>:r}:active" (each customer into its bucket, the later time
 //   kept), after adding the tenant to the tenant registry (keys::TenantRegistryKey);
@@ -37,7 +38,7 @@
 
 namespace onestory::engagement {
 
-// Entries moved per call.
+// Entries moved or folded per call.
 inline constexpr int kUpgradeChunk = 500;
 
 // Returns how many old keys were moved or folded (0 on a cluster, or when the upgrade ran

@@ -3,7 +3,8 @@
 // libs/engagement/lua/case.lua) turned into the API's messages: this file is their one C++
 // parser. Plus the checks and limits shared by every engagement operation (facts, actors,
 // audiences); the limits the functions enforce are passed to them from here as named arguments
-// (max_open_cases, max_facts, max_owner_history).
+// (max_open_cases, max_facts, max_owner_history, forget_resolved_ms, forget_over_cases, batch,
+// max_examined), so each is defined once.
 //
 //   ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(reply.str));
 //   v1::Case c = CaseFromRecord(case_id, customer_id, s);
@@ -33,6 +34,15 @@ inline constexpr int kMaxFactsPerCustomer = 200;
 inline constexpr int kMaxOpenCasesPerCustomer = 100;
 // Owner changes a case keeps in its owner_history (the oldest go first).
 inline constexpr int kMaxOwnerHistory = 50;
+// OpenCase forgets a customer's cases resolved longer than this ago (90 days)...
+inline constexpr int64_t kResolvedCaseKeepMs = int64_t{90} * 24 * 60 * 60 * 1000;
+// ...once the customer has more than this many cases (so a short list is not read twice).
+inline constexpr int kCasesBeforeForget = 150;
+// ListAlerts reads a bucket's alert log this many entries at a time...
+inline constexpr int kAlertListBatch = 200;
+// ...and examines at most this many per bucket and call (a page may come back short, with a
+// token to go on), so one call stays short however few alerts match.
+inline constexpr int kAlertListMaxExamined = 2000;
 inline constexpr size_t kMaxFactValueBytes = 1024;
 inline constexpr size_t kMaxTopicBytes = 256;
 inline constexpr size_t kMaxNoteBytes = 4096;

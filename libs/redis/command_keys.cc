@@ -16,7 +16,7 @@ enum class KeyRule {
   kFirst,       // argv[1]
   kAll,         // argv[1..]
   kEveryOther,  // argv[1], argv[3], ... (MSET)
-  kNumKeys,     // argv[2] is the count, the keys follow (FCALL, EVAL)
+  kNumKeys,     // argv[2] is the count, the keys follow (FCALL)
   kStreams,     // the first half of the arguments after STREAMS (XREAD)
 };
 
@@ -33,10 +33,8 @@ const absl::flat_hash_map<std::string, KeyRule>& Rules() {
       {"COMMAND", KeyRule::kNone}, {"MEMORY", KeyRule::kNone}, {"CLIENT", KeyRule::kNone},
       {"READONLY", KeyRule::kNone}, {"READWRITE", KeyRule::kNone}, {"WAIT", KeyRule::kNone},
       {"LASTSAVE", KeyRule::kNone}, {"ACL", KeyRule::kNone}, {"SLOWLOG", KeyRule::kNone},
-      // Scripts and functions.
-      {"FCALL", KeyRule::kNumKeys}, {"FCALL_RO", KeyRule::kNumKeys}, {"EVAL", KeyRule::kNumKeys},
-      {"EVALSHA", KeyRule::kNumKeys}, {"EVAL_RO", KeyRule::kNumKeys},
-      {"EVALSHA_RO", KeyRule::kNumKeys},
+      // Functions (the client sends no EVAL: all Lua is the function library).
+      {"FCALL", KeyRule::kNumKeys}, {"FCALL_RO", KeyRule::kNumKeys},
       // Several keys.
       {"DEL", KeyRule::kAll}, {"UNLINK", KeyRule::kAll}, {"EXISTS", KeyRule::kAll},
       {"MGET", KeyRule::kAll}, {"TOUCH", KeyRule::kAll}, {"MSET", KeyRule::kEveryOther},
@@ -88,11 +86,11 @@ const absl::flat_hash_set<std::string>& NotWrites() {
       "READONLY", "READWRITE", "WAIT", "LASTSAVE", "ACL", "SLOWLOG", "ASKING", "AUTH", "HELLO",
       "SELECT", "PUBLISH", "SPUBLISH",
       // Reads.
-      "FCALL_RO", "EVAL_RO", "EVALSHA_RO", "EXISTS", "MGET", "TOUCH", "XREAD", "GET", "STRLEN",
-      "TTL", "PTTL", "TYPE", "DUMP", "HGET", "HMGET", "HGETALL", "HKEYS", "HVALS", "HLEN",
-      "HEXISTS", "HSCAN", "SMEMBERS", "SISMEMBER", "SCARD", "SRANDMEMBER", "SSCAN", "ZSCORE",
-      "ZCARD", "ZCOUNT", "ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZSCAN",
-      "LRANGE", "LLEN", "XLEN", "XRANGE", "XREVRANGE",
+      "FCALL_RO", "EXISTS", "MGET", "TOUCH", "XREAD", "GET", "STRLEN", "TTL", "PTTL", "TYPE",
+      "DUMP", "HGET", "HMGET", "HGETALL", "HKEYS", "HVALS", "HLEN", "HEXISTS", "HSCAN",
+      "SMEMBERS", "SISMEMBER", "SCARD", "SRANDMEMBER", "SSCAN", "ZSCORE", "ZCARD", "ZCOUNT",
+      "ZRANGE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZSCAN", "LRANGE", "LLEN",
+      "XLEN", "XRANGE", "XREVRANGE",
   };
   // clang-format on
   return *not_writes;

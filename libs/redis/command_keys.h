@@ -4,7 +4,7 @@
 //   absl::StatusOr<int> slot = redis::CommandSlot({"HGET", "os:{acme:c:1}:p", "name"});
 //
 // The rules cover the commands OneStory sends, as COMMAND GETKEYS would answer them: FCALL /
-// FCALL_RO / EVAL / EVALSHA (and their _RO forms) by their declared keys; DEL, UNLINK, EXISTS,
+// FCALL_RO by their declared keys (no EVAL: all Lua is the function library); DEL, UNLINK, EXISTS,
 // MGET, TOUCH by every argument; MSET by every other one; XREAD / XREADGROUP by the names after
 // STREAMS; the single-key commands (GET, HSET, XADD, ZADD, ...) by their first argument; and
 // server commands (PING, INFO, FUNCTION, CONFIG, SCAN, SLOWLOG, ...) by none. A command outside
@@ -38,7 +38,7 @@ absl::StatusOr<int> CommandSlot(const std::vector<std::string>& argv);
 // Whether argv may change data that Redis replicates, so that Options::wait_replicas waits for
 // it: false only for the commands listed as reads (GET, HGETALL, XRANGE, FCALL_RO, ...) and
 // for server and connection commands (PING, INFO, CLUSTER, FUNCTION, CONFIG, ASKING, WAIT,
-// FLUSHALL, PUBLISH, ...: administration, not the data of a call); true for FCALL, EVAL and
+// FLUSHALL, PUBLISH, ...: administration, not the data of a call); true for FCALL and
 // every other command, a command outside the list too (a write never goes unconfirmed because
 // a name was missing here).
 bool IsWriteCommand(const std::vector<std::string>& argv);

@@ -1,5 +1,5 @@
 -- engagement_alert_list: AlertService.ListAlerts: a page of the tenant's alerts, newest first,
--- examining at most 2,000 per call (a page may come back short, with a token to go on).
+-- examining at most max_examined per call (a page may come back short, with a token to go on).
 --
 -- KEYS:
 --   alert_log              the tenant's alert log stream
@@ -9,15 +9,17 @@
 --   all:int                1: acknowledged alerts too
 --   page_size:int          alerts per page
 --   start                  where to start: '+' or '(<stream id>'
+--   batch:int              entries read per XREVRANGE (kAlertListBatch)
+--   max_examined:int       entries examined at most (kAlertListMaxExamined)
 -- Flags: no-writes
 -- Returns: {more (0|1), the last stream id examined, {{stream id, fields, ack JSON or ''}...}}.
 -- Errors: none.
 local out, examined, last, more = {}, 0, '', 0
 local start = P.start
 while more == 0 do
-  local batch = redis.call('XREVRANGE', K.alert_log, start, '-', 'COUNT', 200)
+  local batch = redis.call('XREVRANGE', K.alert_log, start, '-', 'COUNT', P.batch)
   for _, e in ipairs(batch) do
-    if #out >= P.page_size or examined >= 2000 then more = 1; break end
+    if #out >= P.page_size or examined >= P.max_examined then more = 1; break end
     examined = examined + 1
     last = e[1]
     local id = e[2][2]
@@ -26,7 +28,7 @@ while more == 0 do
       out[#out + 1] = {e[1], e[2], redis.call('HGET', K.alert_acks, id) or ''}
     end
   end
-  if #batch < 200 then break end
+  if #batch < P.batch then break end
   start = '(' .. batch[#batch][1]
 end
 return {more, last, out}

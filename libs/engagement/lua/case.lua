@@ -5,6 +5,10 @@
 --                                  arguments (the names below); first, once per call. Returns
 --                                  the bound P (os_append sets E.rep)
 --   os_event_named(P)              the function's event (its ev_* arguments) for os_append
+--   local E, ev, err = os_engagement_begin(K, P)
+--                                  the opening of every function that writes a customer's
+--                                  event: os_engagement, then os_guard (err: its reply, to
+--                                  return as it is), then os_event_named
 --   os_pb_int, os_pb_str           a protobuf field appended to a serialized event
 --   os_done_before(eid, record)    the answer to a retry
 --   os_journey_stages()            the tenant's stages (nil: no journey), from the argument
@@ -64,6 +68,15 @@ local function os_event_named(a)
   return {eid = a.ev_id, blob = a.ev_blob, ch = a.ev_channel, kind = a.ev_kind,
           occ = a.ev_occurred_ms, conv = a.ev_conversation, sent = a.ev_sentiment,
           case = a.ev_case}
+end
+
+-- Nothing is read or written before os_guard has accepted the customer, so a refused call
+-- changes nothing.
+local function os_engagement_begin(k, a)
+  local bound = os_engagement(k, a)
+  local err = os_guard(k.profile, a.customer_id, true)
+  if err then return nil, nil, err end
+  return bound, os_event_named(a), nil
 end
 
 -- Protobuf wire format, to add a field to a serialized event (a field repeated later in the

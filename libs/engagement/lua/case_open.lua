@@ -39,6 +39,11 @@
 --   actor_type:int        who opens it
 --   actor_id              its id
 --   max_open_cases:int    open cases a customer may have (kMaxOpenCasesPerCustomer)
+--   forget_resolved_ms:int
+--                         cases resolved longer ago than this are forgotten
+--                         (kResolvedCaseKeepMs)...
+--   forget_over_cases:int ...when the customer has more than this many cases
+--                         (kCasesBeforeForget)
 --   ev_id                 the event's event_id (a retry's key)
 --   ev_blob               the serialized v1.Event
 --   ev_channel:int        its channel
@@ -52,11 +57,9 @@
 -- Errors: os_guard's; OS_CONFLICT case_id (resolved: a new case needs another id);
 --     OS_CONFLICT / OS_INVALID stage (os_check_stage); OS_LIMIT case_id (max_open_cases
 --     open already); os_append's (consent withdrawn).
-local E = os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local E, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local id, stage, conv = P.case_id, P.stage, P.conversation_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.cases, id)
 if rec then
   if cjson.decode(rec).s ~= 'o' then
@@ -104,11 +107,11 @@ if conv ~= '' then
     end
   end
 end
--- Forget resolved cases after 90 days, when the list grows long.
-if #all > 300 then
+-- Forget long-resolved cases, when the list grows long.
+if #all > 2 * P.forget_over_cases then
   for i = 1, #all, 2 do
     local x = cjson.decode(all[i + 1])
-    if x.s ~= 'o' and x.rs < E.now - 90 * DAY then redis.call('HDEL', K.cases, all[i]) end
+    if x.s ~= 'o' and x.rs < E.now - P.forget_resolved_ms then redis.call('HDEL', K.cases, all[i]) end
   end
 end
 return {0, rec, out[1][1], ''}

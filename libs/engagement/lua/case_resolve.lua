@@ -41,11 +41,9 @@
 -- Returns: {duplicate (0|1), the case record (case.lua), stream id ('' when resolved
 --     before), stored blob if duplicate}.
 -- Errors: os_guard's; OS_NOT_FOUND case_id; os_append's.
-local E = os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local E, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local id = P.case_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.cases, id)
 local again = os_done_before(ev.eid, rec)
 if again then return again end

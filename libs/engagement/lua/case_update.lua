@@ -54,12 +54,10 @@
 -- Returns: {duplicate (0|1), the case record (case.lua), stream id, stored blob if duplicate}.
 -- Errors: os_guard's; OS_NOT_FOUND case_id; OS_CONFLICT case_id (resolved); OS_CONFLICT /
 --     OS_INVALID stage; OS_INVALID reassign_reason; os_append's.
-local E = os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local E, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local id, stage, owner_t, owner_i = P.case_id, P.stage, P.owner_type, P.owner_id
 local reason, pb = P.reason, P.promised_by_ms
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.cases, id)
 local again = os_done_before(ev.eid, rec)
 if again then return again end

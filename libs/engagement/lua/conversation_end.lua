@@ -42,11 +42,9 @@
 -- Returns: {duplicate (0|1), the conversation record (case.lua), stream id ('' when ended
 --     before), stored blob if duplicate}.
 -- Errors: os_guard's; OS_NOT_FOUND conversation_id; os_append's.
-os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local _, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local conv = P.conversation_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.conversation_records, conv)
 local again = os_done_before(ev.eid, rec)
 if again then return again end

@@ -45,10 +45,8 @@
 --     record}.
 -- Errors: os_guard's; os_check_facts' (OS_NOT_FOUND facts[i].case_id, OS_LIMIT facts);
 --     os_append's.
-os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local _, ev, err = os_engagement_begin(K, P)
 if err then return err end
-local ev = os_event_named(P)
 local again = os_done_before(ev.eid, '')
 if again then
   for _, f in ipairs(os_read_facts(P.new_facts)) do again[#again + 1] = f end

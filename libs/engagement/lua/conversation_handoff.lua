@@ -51,11 +51,9 @@
 -- Errors: os_guard's; OS_NOT_FOUND conversation_id; OS_CONFLICT conversation_id (ended);
 --     OS_CONFLICT from; os_check_facts' (OS_NOT_FOUND collected[i].case_id, OS_LIMIT
 --     collected); os_append's.
-os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local _, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local conv = P.conversation_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.conversation_records, conv)
 local again = os_done_before(ev.eid, rec)
 if again then

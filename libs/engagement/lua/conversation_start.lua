@@ -44,11 +44,9 @@
 --     already started, else the repeat flag JSON ('' when not a repeat contact)}.
 -- Errors: os_guard's; OS_CONFLICT conversation_id (ended); OS_NOT_FOUND case_id;
 --     OS_CONFLICT case_id (resolved); os_append's.
-local E = os_engagement(K, P)
-local err = os_guard(K.profile, P.customer_id, true)
+local E, ev, err = os_engagement_begin(K, P)
 if err then return err end
 local conv, case_id = P.conversation_id, P.case_id
-local ev = os_event_named(P)
 local rec = redis.call('HGET', K.conversation_records, conv)
 if rec and cjson.decode(rec).s == 'e' then
   return redis.error_reply('OS_CONFLICT conversation_id: conversation ' .. conv ..

@@ -99,8 +99,9 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
            })
         .status();
   }
-  absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
-                                    int64_t now = kNow, int64_t max_open = 100) {
+  // engagement_case_open as CaseStore::OpenCase fills it, with the limits of records.h.
+  static EngagementCaseOpen OpenCall(const std::string& id, const std::string& stage, int64_t now,
+                                     int64_t max_open) {
     EngagementCaseOpen call;
     call.case_id = id;
     call.topic = absl::StrCat("topic of ", id);
@@ -108,9 +109,15 @@ class EngagementFunctionsTest : public onestory::testing::FunctionTest {
     call.actor_type = v1::Actor::TYPE_AGENT;
     call.actor_id = "agent-1";
     call.max_open_cases = max_open;
+    call.forget_resolved_ms = engagement::kResolvedCaseKeepMs;
+    call.forget_over_cases = engagement::kCasesBeforeForget;
     engagement::SetEvent(Event(absl::StrCat("co:", id), v1::EVENT_KIND_CASE_OPENED, now, "", id),
                          &call);
-    return Applied(Call(With(call, now)), now);
+    return call;
+  }
+  absl::StatusOr<redis::Reply> Open(const std::string& id, const std::string& stage = "",
+                                    int64_t now = kNow, int64_t max_open = 100) {
+    return Applied(Call(With(OpenCall(id, stage, now, max_open), now)), now);
   }
   absl::StatusOr<redis::Reply> Move(const std::string& id, const std::string& stage, int64_t now,
                                     const std::string& request) {
@@ -352,6 +359,43 @@ TEST_F(EngagementFunctionsTest, LimitsAreTheOnesPassed) {
   ASSERT_EQ(c.owner_history_size(), 2);
   EXPECT_EQ(c.owner_history(1).to().id(), "agent-12");
   EXPECT_EQ(c.owner_changes(), 3);
+
+  // Resolved cases: forgotten forget_resolved_ms after they were resolved, once the customer
+  // has more than forget_over_cases cases.
+  ASSERT_TRUE(Resolve("case_1", kNow).ok());
+  ASSERT_TRUE(Resolve("case_2", kNow + 5 * kDay).ok());
+  EngagementCaseOpen open = OpenCall("case_3", "", kNow + 10 * kDay, 2);
+  open.forget_resolved_ms = 7 * kDay;
+  open.forget_over_cases = 1;
+  r = Applied(Call(With(open, kNow + 10 * kDay)), kNow + 10 * kDay);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_1"}).integer, 0) << "resolved 10 days ago";
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_2"}).integer, 1) << "resolved 5 days ago";
+  EXPECT_EQ(Run({"HEXISTS", ck_.cases(), "case_3"}).integer, 1);
+
+  // ListAlerts: the log is read batch entries at a time, at most max_examined per call.
+  for (int i = 1; i <= 5; ++i) {
+    Run({"XADD", ak_.alert_log(), absl::StrCat(i, "-0"), "id", absl::StrCat("alert_", i)});
+  }
+  EngagementAlertList list;
+  list.alert_log = ak_.alert_log();
+  list.alert_open = ak_.alert_open();
+  list.alert_acks = ak_.alert_acks();
+  list.all = 1;
+  list.page_size = 10;
+  list.start = "+";
+  list.batch = 2;
+  list.max_examined = 3;
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 1);  // more
+  EXPECT_EQ(r->elements[1].str, "3-0");  // the last examined
+  EXPECT_EQ(r->elements[2].elements.size(), 3u);
+  list.max_examined = 10;
+  r = Call(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, 0);
+  EXPECT_EQ(r->elements[2].elements.size(), 5u);
 }
 
 TEST_F(EngagementFunctionsTest, RepeatContactsCountWithinTheRepeatWindowAndAlertOnce) {
@@ -555,6 +599,8 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   list.alert_acks = ak_.alert_acks();
   list.page_size = 10;
   list.start = "+";
+  list.batch = engagement::kAlertListBatch;
+  list.max_examined = engagement::kAlertListMaxExamined;
   r = Call(list);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->elements[2].elements.size(), 1u);
@@ -613,16 +659,20 @@ TEST_F(EngagementFunctionsTest, JourneyDataOfAnEarlierVersionIsFoldedOnce) {
   call.journey_stays = tk_.journey_stays();
   call.stage = "ship";
   call.kind = "open";
+  call.max = engagement::kUpgradeChunk;
   absl::StatusOr<redis::Reply> r = Call(call);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->integer, 2);
+  ASSERT_EQ(r->elements.size(), 2u);
+  EXPECT_EQ(r->elements[0].integer, 2);
+  EXPECT_EQ(r->elements[1].integer, 0);  // nothing more
   EXPECT_EQ(OpenIndex(tk_.journey_open()),
             (std::vector<std::string>{absl::StrCat("ship|", Ms15(kNow - 5000), "|cus_2|case_7"),
                                       absl::StrCat("ship|", Ms15(kNow), "|cus_1|case_1")}));
   EXPECT_EQ(Run({"EXISTS", old_open}).integer, 0);
   r = Call(call);  // again: the old key is gone, nothing changes
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->integer, 0);
+  EXPECT_EQ(r->elements[0].integer, 0);
+  EXPECT_EQ(r->elements[1].integer, 0);
   EXPECT_EQ(OpenIndex(tk_.journey_open()).size(), 2u);
 
   // A stay recorded in the new layout already (by an upgraded server meanwhile) is kept, as
@@ -632,7 +682,8 @@ TEST_F(EngagementFunctionsTest, JourneyDataOfAnEarlierVersionIsFoldedOnce) {
   call.kind = "dur";
   r = Call(call);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->integer, 3);
+  EXPECT_EQ(r->elements[0].integer, 3);
+  EXPECT_EQ(r->elements[1].integer, 0);
   EXPECT_EQ(Run({"HGET", tk_.journey_stays(), "ship:n"}).str, "4");
   // Oldest first in ring order: 200, 100, 300, then 400.
   for (auto [slot, ms] :
@@ -642,6 +693,63 @@ TEST_F(EngagementFunctionsTest, JourneyDataOfAnEarlierVersionIsFoldedOnce) {
   EXPECT_EQ(Run({"EXISTS", old_dur}).integer, 0);
   call.kind = "both";
   EXPECT_EQ(Call(call).status().code(), absl::StatusCode::kInvalidArgument);
+  call.kind = "open";
+  call.max = 0;
+  EXPECT_EQ(Call(call).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A stage of more open cases than one call folds: folded in chunks, each taken from the old key
+// as it is folded, so a start stopped between two chunks and run again ends as one fold would.
+TEST_F(EngagementFunctionsTest, AStageOfManyOpenCasesIsFoldedInChunks) {
+  const std::string old_open = absl::StrCat(tk_.journey_prefix(), "open:ship");
+  const int n = 2 * engagement::kUpgradeChunk + 234;
+  std::vector<std::string> zadd = {"ZADD", old_open};
+  for (int i = 0; i < n; ++i) {
+    zadd.insert(zadd.end(),
+                {absl::StrCat(kNow - i * 1000), absl::StrCat("cus_", i % 37, "|case_", i)});
+  }
+  zadd.insert(zadd.end(), {"1", "no separator"});  // dropped, as before
+  Run(zadd);
+  EngagementJourneyUpgrade call;
+  call.old = old_open;
+  call.journey_open = tk_.journey_open();
+  call.journey_stays = tk_.journey_stays();
+  call.stage = "ship";
+  call.kind = "open";
+  // The whole stage in one call: the result the chunks must reach.
+  call.max = n + 1;
+  absl::StatusOr<redis::Reply> r = Call(call);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, n);
+  EXPECT_EQ(r->elements[1].integer, 0);
+  const std::vector<std::string> whole = OpenIndex(tk_.journey_open());
+  ASSERT_EQ(whole.size(), static_cast<size_t>(n));
+  EXPECT_EQ(Run({"EXISTS", old_open}).integer, 0);
+
+  // Again from the earlier layout, in chunks: the first one, then the start stops.
+  Run({"DEL", tk_.journey_open()});
+  Run(zadd);
+  call.max = engagement::kUpgradeChunk;
+  r = Call(call);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->elements[0].integer, engagement::kUpgradeChunk - 1);  // with the one dropped
+  EXPECT_EQ(r->elements[1].integer, 1);                              // more to fold
+  EXPECT_EQ(Run({"ZCARD", old_open}).integer, n + 1 - engagement::kUpgradeChunk);
+  EXPECT_EQ(Run({"ZCARD", tk_.journey_open()}).integer, engagement::kUpgradeChunk - 1);
+  // The next start folds the rest, chunk by chunk, then moves the journey into its buckets:
+  // every bucket's entries together are the one-call fold, each once.
+  absl::StatusOr<int> upgraded = engagement::UpgradeJourneyKeys(client_.get());
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+  EXPECT_EQ(*upgraded, 2);  // the per-stage key, then the tenant's journey into buckets
+  EXPECT_EQ(Run({"EXISTS", old_open, tk_.journey_open()}).integer, 0);
+  std::vector<std::string> chunked;
+  for (int b = 0; b < keys::kTenantBuckets; ++b) {
+    for (const std::string& m : OpenIndex(keys::TenantKeys("acme", b).journey_open())) {
+      chunked.push_back(m);
+    }
+  }
+  std::sort(chunked.begin(), chunked.end());
+  EXPECT_EQ(chunked, whole);
 }
 
 // The start-up step over a whole Redis, then the stores: GetJourneyStats answers as the
