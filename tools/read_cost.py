@@ -12,16 +12,18 @@ tenant's alert log, audit log and journey keys out of their buckets into one scr
 
 Then per read it makes --calls sequential calls and prints, per call:
 - Redis time: the usec INFO commandstats counts for the commands the server sent (FCALL_RO,
-  FCALL, ...; commands a function runs are inside its time), after CONFIG RESETSTAT;
+  ...; commands a function runs are inside its time), after CONFIG RESETSTAT, less what the
+  idle server makes Redis do; the call's own audit entry (FCALL audit_record) apart;
 - Redis commands: those the server sent, and those its functions ran (MONITOR over one call);
 - client latency p50 / p99 (Python grpcio, so a floor of a few hundred us is the client's).
 Two baselines, through the same Python RESP loop on the same Redis: the same Lua function once
 on the unbucketed copy ("one stream"), and the bare XREVRANGE of the page ("XREVRANGE"; for a
 filtered read it is only the floor). Ratios are OneStory / baseline. --out writes the figures
-as JSON. No figure is checked: this is a measurement, not a test.
+as JSON. No figure is compared with anything: this is a measurement, not a test (--check only
+says whether every read ran and Redis saw its commands).
 
     /usr/bin/python3 tools/read_cost.py [--build-dir build] [--customers 2000] [--calls 200]
-                                        [--quick] [--out read_cost.json]
+                                        [--quick] [--check] [--out read_cost.json]
 """
 import argparse
 import concurrent.futures
