@@ -5,7 +5,7 @@ copy of the same entries, measured on the same redis-server in the same run.
 
 Starts a redis-server and onestory-server (the e2e harness, tests/e2e/harness.py) and fills one
 tenant: --customers customers, each with 3 negative events (one NEGATIVE_STREAK alert each,
-all but one in ten then acknowledged), two open cases in a journey of five stages (every
+all but one in --open_every then acknowledged), two open cases in a journey of five stages (every
 customer has one in the first stage; some cases moved on or resolved, which records completed
 stays) and the audit entries of all those calls. Once the outboxes are applied it copies the
 tenant's alert log, audit log and journey keys out of their buckets into one scratch key each.
@@ -39,6 +39,8 @@ ap.add_argument("--customers", type=int, default=2000)
 ap.add_argument("--calls", type=int, default=200, help="calls per read measured")
 ap.add_argument("--quick", action="store_true",
                 help="a small run that only proves every step works (60 customers, 20 calls)")
+ap.add_argument("--open_every", type=int, default=10,
+                help="one alert in this many stays open (the others are acknowledged)")
 ap.add_argument("--workers", type=int, default=8, help="concurrent calls while filling")
 ap.add_argument("--out", help="write the figures as JSON to this file")
 ap.add_argument("--check", action="store_true",
@@ -148,14 +150,17 @@ class Meter:
     """Measures a read: `calls` sequential calls, commandstats around them, MONITOR over one
     (the least disturbed of three)."""
 
-    def __init__(self, db, port, calls, background):
-        self.db, self.port, self.calls, self.background = db, port, calls, background
+    def __init__(self, db, port, calls, background, idle_sent):
+        self.db, self.port, self.calls = db, port, calls
+        self.background, self.idle_sent = background, idle_sent
 
     def run(self, call):
         time.sleep(0.1)  # the previous read's last audit entry is written
         # The fewest commands of three probes: a sweep of the idle server can fall into one.
         sent, inside = min((monitor(self.port, call) for _ in range(3)),
                            key=lambda p: sum(p[0].values()) + sum(p[1].values()))
+        # What the idle server sends too (its sweeps) is not the read's.
+        sent = {n: c for n, c in sent.items() if n not in self.idle_sent}
         sent_of = {}
         for n, c in sent.items():
             sent_of[n.split(" ")[0]] = sent_of.get(n.split(" ")[0], 0) + c
@@ -192,11 +197,13 @@ class Meter:
         }
 
 
-def background_usec_per_s(db, seconds=2.0):
-    """What the idle server makes Redis do (sweeps, recovery): usec per second per command."""
+def background(db, port, seconds=2.0):
+    """What the idle server makes Redis do (sweeps, recovery): usec per second per command,
+    and the commands it sends (as monitor() names them)."""
     db.call("CONFIG", "RESETSTAT")
-    time.sleep(seconds)
-    return {n: u / seconds for n, (c, u) in commandstats(db).items() if n not in ("config",)}
+    sent, _ = monitor(port, lambda: time.sleep(seconds))
+    usec = {n: u / seconds for n, (c, u) in commandstats(db).items() if n not in ("config",)}
+    return usec, set(sent)
 
 
 def pipeline(db, commands):
@@ -288,8 +295,8 @@ def fill(server, tenant, n, workers):
 
     listed = H.wait_until(lambda: (lambda a: a if len(a) >= n else None)(all_alerts()), 120,
                           interval=0.5, what="%d alerts listed" % n)
-    # All but one customer in ten acknowledged: "open only" matches a tenth of the log.
-    acked = [a.alert_id for a in listed if index[a.customer_id] % 10 != 0]
+    # All but one customer in --open_every acknowledged: what "open only" matches.
+    acked = [a.alert_id for a in listed if index[a.customer_id] % args.open_every != 0]
     list(pool.map(lambda alert_id: alerts.AckAlert(A.AckAlertRequest(
         tenant=tenant, alert_id=alert_id, actor=agent()), timeout=H.RPC_TIMEOUT), acked))
     open_expected = 2 * n - len(range(0, n, 5))
@@ -392,8 +399,8 @@ def main():
             db.call("HSET", jstays, *fields, s + ":n", len(values))
 
     time.sleep(1.0)  # the last outbox sweeps
-    background = background_usec_per_s(db)
-    meter = Meter(db, redis.port, args.calls, background)
+    idle_usec, idle_sent = background(db, redis.port)
+    meter = Meter(db, redis.port, args.calls, idle_usec, idle_sent)
     rows = []
 
     version = library_version(db)
@@ -445,20 +452,23 @@ def main():
     def journey_one_key():
         rows_ = db.call("FCALL_RO", "engagement_journey_stats_" + version, 3, jn, jopen, jstays,
                         LISTED, *STAGES)
-        for s, row in zip(STAGES, rows_):  # the median of a stage not listed: one ZRANGE
-            if int(row[0]) > LISTED:
-                db.call("ZRANGE", jopen, "[%s|" % s, "(%s}" % s, "BYLEX", "LIMIT",
-                        int(row[0]) // 2, 1)
+        for s, row in zip(STAGES, rows_):
+            if int(row[0]) > LISTED:  # the median of a stage not listed: its rank, O(log n)
+                before = db.call("ZLEXCOUNT", jopen, "-", "(%s|" % s)
+                middle = before + int(row[0]) // 2
+                db.call("ZRANGE", jopen, middle, middle)
 
     add("GetJourneyStats, %d stages" % len(STAGES),
         lambda: cases.GetJourneyStats(K.GetJourneyStatsRequest(tenant=tenant), timeout=T),
         journey_one_key, None,
-        "one stream: journey_stats on one unbucketed copy + a ZRANGE per stage over %d" % LISTED)
+        "one stream: journey_stats on one unbucketed copy + ZLEXCOUNT, ZRANGE per stage over %d"
+        % LISTED)
 
     setup = {"customers": args.customers, "alerts": n_alerts, "acknowledged": n_acked,
                   "audit_entries_copied": n_audit, "calls_per_read": args.calls,
                   "fill_seconds": round(filled_s, 1),
-                  "background_usec_per_s": round(sum(background.values()), 1)}
+                  "background_usec_per_s": round(sum(idle_usec.values()), 1),
+                  "background_commands": sorted(idle_sent)}
     report(rows, setup)
     return check(rows) if args.check else 0
 
@@ -487,7 +497,8 @@ def report(rows, setup):
     print("Tenant: %(customers)d customers, %(alerts)d alerts (%(acknowledged)d acknowledged), "
           "%(audit_entries_copied)d audit entries when copied (the reads add one each); "
           "%(calls_per_read)d sequential calls per read; idle server: %(background_usec_per_s)s "
-          "Redis usec/s (subtracted)." % setup)
+          "Redis usec/s (subtracted; it sent: %(background_commands)s)." %
+          dict(setup, background_commands=", ".join(setup["background_commands"]) or "none"))
     print("Redis us = commandstats usec per call of the commands sent (functions include the "
           "commands they run), without\nthe call's audit entry (its FCALL audit_record: audit "
           "us); cmds = commands sent + commands run inside functions,\nper call; lat = client "
