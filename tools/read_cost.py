@@ -409,7 +409,9 @@ def main():
         return lambda: db.call("FCALL_RO", function + "_" + version, len(keys), *keys, *argv)
 
     def alert_args(all_, start):
-        return [1 if all_ else 0, 50, start]
+        # One stream read by one call, as before buckets: batches of 200, 2,000 examined
+        # (libs/engagement/records.h kAlertListBatch, kAlertListMaxExamined).
+        return [1 if all_ else 0, 50, start, 200, 2000]
 
     def add(name, onestory, one_stream, raw, note=""):
         row = {"read": name, "onestory": meter.run(onestory), "note": note}

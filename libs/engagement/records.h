@@ -40,8 +40,9 @@ inline constexpr int64_t kResolvedCaseKeepMs = int64_t{90} * 24 * 60 * 60 * 1000
 inline constexpr int kCasesBeforeForget = 150;
 // ListAlerts reads a bucket's alert log this many entries at a time...
 inline constexpr int kAlertListBatch = 200;
-// ...and examines at most this many per bucket and call (a page may come back short, with a
-// token to go on), so one call stays short however few alerts match.
+// ...and examines at most this many per call, shared by the buckets it reads (each at least a
+// page when acknowledged alerts are included, where every entry examined is listed): a page
+// may come back short, with a token to go on, so one call stays short however few alerts match.
 inline constexpr int kAlertListMaxExamined = 2000;
 inline constexpr size_t kMaxFactValueBytes = 1024;
 inline constexpr size_t kMaxTopicBytes = 256;

@@ -12,9 +12,11 @@
 -- Returns: {more (0|1), the last stream id looked at, {{stream id, serialized entry}, ...}}.
 -- Errors: none of its own.
 local start, want, who = P.start, P.page_size, P.customer_id
+-- Unfiltered, every entry read is listed: read no more than the page.
+local step = (who == '' and want < 500) and want or 500
 local out, last, scanned, more = {}, '', 0, 1
 while true do
-  local batch = redis.call('XREVRANGE', K.log, start, '-', 'COUNT', 500)
+  local batch = redis.call('XREVRANGE', K.log, start, '-', 'COUNT', step)
   for _, e in ipairs(batch) do
     scanned = scanned + 1
     last = e[1]
@@ -29,7 +31,7 @@ while true do
     end
   end
   if #out >= want or scanned >= 10000 then break end
-  if #batch < 500 then more = 0 break end
+  if #batch < step then more = 0 break end
   start = '(' .. last
 end
 if more == 1 and last ~= '' and

@@ -10,7 +10,8 @@
 --   page_size:int          alerts per page
 --   start                  where to start: '+' or '(<stream id>'
 --   batch:int              entries read per XREVRANGE (kAlertListBatch)
---   max_examined:int       entries examined at most (kAlertListMaxExamined)
+--   max_examined:int       entries examined at most (the bucket's share of
+--                          kAlertListMaxExamined)
 -- Flags: no-writes
 -- Returns: {more (0|1), the last stream id examined, {{stream id, fields, ack JSON or ''}...}}.
 -- Errors: none.
@@ -23,8 +24,7 @@ while more == 0 do
     examined = examined + 1
     last = e[1]
     local id = e[2][2]
-    local open = redis.call('ZSCORE', K.alert_open, id)
-    if P.all == 1 or open then
+    if P.all == 1 or redis.call('ZSCORE', K.alert_open, id) then
       out[#out + 1] = {e[1], e[2], redis.call('HGET', K.alert_acks, id) or ''}
     end
   end

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "libs/keys/key_schema.h"
 #include "tests/integration/services/engagement/engagement_fixture.h"
 
 namespace onestory::testing {
@@ -470,6 +471,57 @@ TEST_F(AlertServiceTest, ListAlertsPagesNewestFirst) {
   st = ListAlerts(other, &empty);
   ASSERT_TRUE(st.ok()) << Describe(st);
   EXPECT_EQ(empty.alerts_size(), 0);
+}
+
+TEST_F(AlertServiceTest, OneListAlertsCallExaminesAtMostItsBudgetAcrossTheBuckets) {
+  // One bucket's log: an open alert, then 300 acknowledged ones after it (written as the outbox
+  // writes them; not in the open set).
+  const std::string customer = "cus_budget0000000000000000000";
+  const keys::TenantKeys tk(tenant(), keys::TenantBucket(customer));
+  auto add = [&](int i) {
+    const std::string id = absl::StrCat("negative_streak:", customer, ":", i, "-0");
+    redis()->Run({"XADD", tk.alert_log(), "*", "id", id, "k",
+                  absl::StrCat(static_cast<int>(v1::ALERT_KIND_NEGATIVE_STREAK)), "c", customer,
+                  "ca", "", "msg", "3 negative", "at", "1700000000000"});
+    return id;
+  };
+  const std::string open_id = add(0);
+  redis()->Run({"ZADD", tk.alert_open(), "1700000000000", open_id});
+  for (int i = 1; i <= 300; ++i) add(i);
+
+  // Open only, pages of 50: a call examines 2,000 / 16 = 125 entries of the bucket, so the
+  // open alert behind 300 acknowledged ones comes on the third page, each page short but with
+  // a token, and only once.
+  v1::ListAlertsRequest req;
+  req.set_tenant(tenant());
+  req.set_page_size(50);
+  std::vector<std::string> found;
+  int pages = 0;
+  do {
+    v1::ListAlertsResponse page;
+    grpc::Status st = ListAlerts(req, &page);
+    ASSERT_TRUE(st.ok()) << Describe(st);
+    ++pages;
+    for (const v1::Alert& a : page.alerts()) found.push_back(a.alert_id());
+    if (pages == 1) {
+      EXPECT_EQ(page.alerts_size(), 0);
+      EXPECT_FALSE(page.next_page_token().empty());
+    }
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty() && pages < 10);
+  EXPECT_EQ(found, std::vector<std::string>{open_id});
+  EXPECT_EQ(pages, 3);
+
+  // With acknowledged alerts every entry examined is listed: full pages.
+  v1::ListAlertsRequest all;
+  all.set_tenant(tenant());
+  all.set_include_acknowledged(true);
+  all.set_page_size(200);
+  v1::ListAlertsResponse page;
+  grpc::Status st = ListAlerts(all, &page);
+  ASSERT_TRUE(st.ok()) << Describe(st);
+  EXPECT_EQ(page.alerts_size(), 200);
+  EXPECT_FALSE(page.next_page_token().empty());
 }
 
 }  // namespace
