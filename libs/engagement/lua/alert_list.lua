@@ -15,20 +15,32 @@
 -- Flags: no-writes
 -- Returns: {more (0|1), the last stream id examined, {{stream id, fields, ack JSON or ''}...}}.
 -- Errors: none.
-local out, examined, last, more = {}, 0, '', 0
+local out, ids, examined, last, more = {}, {}, 0, '', 0
 local start = P.start
 while more == 0 do
   local batch = redis.call('XREVRANGE', K.alert_log, start, '-', 'COUNT', P.batch)
-  for _, e in ipairs(batch) do
+  -- Open or not, the whole batch in one command.
+  local open
+  if P.all ~= 1 and #batch > 0 then
+    local batch_ids = {}
+    for i, e in ipairs(batch) do batch_ids[i] = e[2][2] end
+    open = redis.call('ZMSCORE', K.alert_open, unpack(batch_ids))
+  end
+  for i, e in ipairs(batch) do
     if #out >= P.page_size or examined >= P.max_examined then more = 1; break end
     examined = examined + 1
     last = e[1]
-    local id = e[2][2]
-    if P.all == 1 or redis.call('ZSCORE', K.alert_open, id) then
-      out[#out + 1] = {e[1], e[2], redis.call('HGET', K.alert_acks, id) or ''}
+    if P.all == 1 or open[i] then
+      out[#out + 1] = {e[1], e[2], ''}
+      ids[#ids + 1] = e[2][2]
     end
   end
   if #batch < P.batch then break end
   start = '(' .. batch[#batch][1]
+end
+-- The acknowledgements of the listed alerts, in one command.
+if #ids > 0 then
+  local acks = redis.call('HMGET', K.alert_acks, unpack(ids))
+  for i = 1, #out do out[i][3] = acks[i] or '' end
 end
 return {more, last, out}
