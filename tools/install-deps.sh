@@ -6,6 +6,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libhiredis-dev libabsl-dev libre2-dev libssl-dev libgtest-dev libgmock-dev libcpp-httplib-dev
+  libjemalloc-dev
   redis-server redis-tools
   python3 python3-grpcio python3-protobuf
 )
