@@ -333,6 +333,9 @@ class RedisCluster:
             repl = self._cli(p, "INFO", "replication")
             if "role:slave" in repl and "master_link_status:up" not in repl:
                 return False
+            # A primary counts its replica (WAIT) only once its first acknowledgement arrived.
+            if "role:master" in repl and "state=online" not in repl:
+                return False
         return True
 
     @property

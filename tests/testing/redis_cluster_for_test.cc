@@ -314,6 +314,13 @@ void RedisClusterForTest::WaitHealthy(absl::Duration timeout) {
         last = absl::StrCat(p, ": replica not in sync");
         break;
       }
+      // A primary counts its replica (for WAIT, and in CLUSTER SHARDS' view of it) only once
+      // the replica's first acknowledgement after the sync has arrived.
+      if (InfoField(repl, "role") == "master" && repl.find("state=online") == std::string::npos) {
+        ok = false;
+        last = absl::StrCat(p, ": no replica online yet");
+        break;
+      }
     }
     if (ok) return;
     absl::SleepFor(absl::Milliseconds(50));
