@@ -13,7 +13,7 @@ tenant's alert log, audit log and journey keys out of their buckets into one scr
 Then per read it makes --calls sequential calls and prints, per call:
 - Redis time: the usec INFO commandstats counts for the commands the server sent (FCALL_RO,
   ...; commands a function runs are inside its time), after CONFIG RESETSTAT, less what the
-  idle server makes Redis do; the call's own audit entry (FCALL audit_record) apart;
+  idle server makes Redis do; the call's own audit entry (its XADD, and XTRIM when due) apart;
 - Redis commands: those the server sent, and those its functions ran (MONITOR over one call);
 - client latency p50 / p99 (Python grpcio, so a floor of a few hundred us is the client's).
 Two baselines, through the same Python RESP loop on the same Redis: the same Lua function once
@@ -502,7 +502,7 @@ def report(rows, setup):
           "Redis usec/s (subtracted; it sent: %(background_commands)s)." %
           dict(setup, background_commands=", ".join(setup["background_commands"]) or "none"))
     print("Redis us = commandstats usec per call of the commands sent (functions include the "
-          "commands they run), without\nthe call's audit entry (its FCALL audit_record: audit "
+          "commands they run), without\nthe call's audit entry (its XADD and XTRIM: audit "
           "us); cmds = commands sent + commands run inside functions,\nper call; lat = client "
           "p50/p99 in us; x = OneStory / baseline.\n")
     head = "%-36s %8s %6s %9s %12s | %7s %6s %11s | %9s %6s %6s"
@@ -510,7 +510,8 @@ def report(rows, setup):
                   "lat p50/p99", "XREVRANGE", "x", "lat x"))
     for r in rows:
         o, s, x = r["onestory"], r["one_stream"], r["xrevrange"]
-        audit_us = o["redis_usec_per_call_by_command"].get("fcall", 0.0)
+        by_command = o["redis_usec_per_call_by_command"]
+        audit_us = by_command.get("xadd", 0.0) + by_command.get("xtrim", 0.0)
         read_us = o["redis_usec_per_call"] - audit_us
         r["onestory_read_usec_per_call"] = read_us
 

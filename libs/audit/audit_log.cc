@@ -13,7 +13,6 @@
 #include "libs/common/validation.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/audit_list.h"
-#include "libs/lua/audit_record.h"
 #include "libs/timeline/bucket_cursor.h"
 
 namespace onestory::audit {
@@ -71,11 +70,11 @@ void AuditLog::Record(absl::string_view tenant, v1::AuditEntry entry) {
     entry.mutable_at()->set_seconds(micros / 1000000);
     entry.mutable_at()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
   }
-  v1::AuditEntry copy = entry;
-  Write(std::string(tenant), std::move(entry), absl::Now() + kWriteTimeout,
-        [this, tenant = std::string(tenant), copy = std::move(copy)](absl::Status st) mutable {
-          if (!st.ok()) Hold(std::move(tenant), std::move(copy), st);
-        });
+  auto held = std::make_shared<Held>(
+      Held{std::string(tenant), entry.customer_id(), entry.SerializeAsString()});
+  Write(*held, absl::Now() + kWriteTimeout, [this, held](absl::Status st) {
+    if (!st.ok()) Hold(std::move(*held), st);
+  });
 }
 
 void AuditLog::RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl::Time deadline,
@@ -86,7 +85,8 @@ void AuditLog::RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl
     entry.mutable_at()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
   }
   std::string method = entry.method();
-  Write(std::string(tenant), std::move(entry), std::min(deadline, absl::Now() + kWriteTimeout),
+  Write(Held{std::string(tenant), entry.customer_id(), entry.SerializeAsString()},
+        std::min(deadline, absl::Now() + kWriteTimeout),
         [tenant = std::string(tenant), method, done = std::move(done)](absl::Status st) mutable {
           if (!st.ok()) {
             Log(LogLevel::kWarning, "audit.refused_call",
@@ -96,36 +96,48 @@ void AuditLog::RecordBefore(absl::string_view tenant, v1::AuditEntry entry, absl
         });
 }
 
-void AuditLog::Write(std::string tenant, v1::AuditEntry entry, absl::Time deadline,
+void AuditLog::Write(const Held& entry, absl::Time deadline,
                      absl::AnyInvocable<void(absl::Status)> done) {
-  int64_t min_id = absl::ToUnixMillis(absl::Now() - options_.retention);
-  std::string customer = entry.customer_id();
+  std::string log = keys::TenantKeys(entry.tenant, BucketOf(entry.customer_id)).audit_log();
+  bool trim = false;
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
+    // The age trim (XADD takes only one of MAXLEN and MINID) runs once per interval per bucket.
+    absl::Time now = absl::Now();
+    auto [it, first] = last_age_trim_.try_emplace(log, now);
+    trim = first || now - it->second >= options_.age_trim_interval;
+    if (trim) it->second = now;
   }
-  lua::AuditRecord call;
-  call.log = keys::TenantKeys(tenant, BucketOf(customer)).audit_log();
-  call.max_entries = absl::StrCat(BucketMaxEntries(options_.max_entries));
-  call.min_id = absl::StrCat(min_id < 0 ? 0 : min_id);
-  call.customer_id = std::move(customer);
-  call.entry = entry.SerializeAsString();
-  redis_->Fcall(call, deadline, [this, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-    if (r.ok()) {
-      recorded_.fetch_add(1, std::memory_order_relaxed);
-      done(absl::OkStatus());
-    } else {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      done(r.status());
-    }
-    absl::MutexLock lock(&mu_);
-    --in_flight_;
-  });
+  // Each entry holds its customer beside it for List's filter (libs/audit/lua/list.lua).
+  redis_->Command(
+      {"XADD", log, "MAXLEN", "~", absl::StrCat(BucketMaxEntries(options_.max_entries)), "*", "c",
+       entry.customer_id, "e", entry.bytes},
+      deadline,
+      [this, log, trim, deadline, done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+        auto settle = [this](absl::Status st, absl::AnyInvocable<void(absl::Status)> done) {
+          (st.ok() ? recorded_ : failures_).fetch_add(1, std::memory_order_relaxed);
+          done(std::move(st));
+          absl::MutexLock lock(&mu_);
+          --in_flight_;
+        };
+        if (!r.ok() || !trim) return settle(r.status(), std::move(done));
+        int64_t min_id = std::max<int64_t>(0, absl::ToUnixMillis(absl::Now() - options_.retention));
+        redis_->Command({"XTRIM", log, "MINID", "~", absl::StrCat(min_id)}, deadline,
+                        [log, settle, done = std::move(done)](absl::StatusOr<Reply> t) mutable {
+                          // The entry is stored; a trim that failed is tried again later.
+                          if (!t.ok()) {
+                            Log(LogLevel::kWarning, "audit.age_trim_failed",
+                                {{"log", log}, {"reason", std::string(t.status().message())}});
+                          }
+                          settle(absl::OkStatus(), std::move(done));
+                        });
+      });
 }
 
-void AuditLog::Hold(std::string tenant, v1::AuditEntry entry, const absl::Status& why) {
+void AuditLog::Hold(Held entry, const absl::Status& why) {
   absl::MutexLock lock(&mu_);
-  held_.push_back(Held{std::move(tenant), std::move(entry)});
+  held_.push_back(std::move(entry));
   bool full = held_.size() > options_.retry_buffer;
   if (full) {
     held_.pop_front();
@@ -150,11 +162,10 @@ void AuditLog::RetryHeld() {
     batch.swap(held_);
   }
   for (Held& h : batch) {
-    v1::AuditEntry copy = h.entry;
-    Write(h.tenant, std::move(h.entry), absl::Now() + kWriteTimeout,
-          [this, tenant = h.tenant, copy = std::move(copy)](absl::Status st) mutable {
-            if (!st.ok()) Hold(std::move(tenant), std::move(copy), st);
-          });
+    auto held = std::make_shared<Held>(std::move(h));
+    Write(*held, absl::Now() + kWriteTimeout, [this, held](absl::Status st) {
+      if (!st.ok()) Hold(std::move(*held), st);
+    });
   }
 }
 

@@ -33,6 +33,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -47,8 +48,10 @@ namespace onestory::audit {
 class AuditLog {
  public:
   struct Options {
-    // Entries older than this are trimmed as new ones arrive (XTRIM MINID ~).
+    // Entries older than this are trimmed as new ones arrive (XTRIM MINID ~, at most once per
+    // age_trim_interval per bucket and process: a few minutes' entries past the age may stay).
     absl::Duration retention = absl::Hours(24 * 400);
+    absl::Duration age_trim_interval = absl::Minutes(1);
     // A tenant's log keeps about its newest this many entries: each bucket its newest
     // max_entries / kTenantBuckets (rounded up; XADD MAXLEN ~: up to a hundred more per bucket
     // may stay until Redis can drop a whole node of the stream). About 130 bytes each.
@@ -97,13 +100,16 @@ class AuditLog {
  private:
   // The bucket of an entry about customer_id ('' for none).
   int BucketOf(absl::string_view customer_id);
+  // An entry to write (or held for a retry), serialized once.
   struct Held {
     std::string tenant;
-    v1::AuditEntry entry;
+    std::string customer_id;
+    std::string bytes;  // the serialized v1::AuditEntry
   };
-  void Write(std::string tenant, v1::AuditEntry entry, absl::Time deadline,
-             absl::AnyInvocable<void(absl::Status)> done);
-  void Hold(std::string tenant, v1::AuditEntry entry, const absl::Status& why);
+  // XADD to the entry's bucket (MAXLEN ~ its share of max_entries), then, when the bucket is due
+  // (age_trim_interval), XTRIM MINID ~ of entries past the retention.
+  void Write(const Held& entry, absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done);
+  void Hold(Held entry, const absl::Status& why);
   // Sends every held entry again; those that fail are held again.
   void RetryHeld();
   void RetryLoop();
@@ -117,6 +123,8 @@ class AuditLog {
   mutable absl::Mutex mu_;
   std::deque<Held> held_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bucket log key -> when this process last trimmed it by age.
+  absl::flat_hash_map<std::string, absl::Time> last_age_trim_ ABSL_GUARDED_BY(mu_);
   int64_t last_warning_s_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Notification stop_;
   std::thread retry_thread_;

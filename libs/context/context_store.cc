@@ -15,7 +15,6 @@
 #include "libs/identity/merged.h"
 #include "libs/identity/profile_codec.h"
 #include "libs/keys/key_schema.h"
-#include "libs/lua/context_get.h"
 #include "libs/timeline/event_validation.h"
 #include "libs/timeline/stream_entry.h"
 #include "libs/timeline/timeline_store.h"
@@ -25,17 +24,102 @@ namespace {
 
 using redis::Reply;
 
-// Everything GetContext shows but the latest events, which may need more reads (FillEvents).
-absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id, const Reply& r,
-                                                    int64_t now_ms, v1::Audience audience,
-                                                    absl::Duration repeat_window) {
-  if (!r.is_array() || r.elements.size() != 12) {
-    return absl::InternalError("unexpected reply from context_get");
+// The snapshot GetContext reads (one MULTI/EXEC), in this order.
+enum Read {
+  kProfile,         // HGETALL profile (the guard reads it too)
+  kIdentifiers,     // HGETALL identifiers
+  kEvents,          // XREVRANGE timeline, the latest events
+  kConversations,   // HGETALL conversations: id -> "<first ms>|<last ms>|<events>|<channel>"
+  kTimelineLength,  // XLEN timeline
+  kCases,           // HGETALL cases
+  kFacts,           // HGETALL facts
+  kContacts7d,      // ZCOUNT contacts since 7 days
+  kContacts30d,     // ZCOUNT contacts since 30 days
+  kChannels30d,     // ZCOUNT contact_channels since 30 days
+  kSignals,         // HGETALL signals
+  kReads,
+};
+
+std::vector<std::vector<std::string>> SnapshotCommands(const keys::CustomerKeys& ck, int recent,
+                                                       int64_t now_ms) {
+  constexpr int64_t kDay = 86400000;
+  std::vector<std::vector<std::string>> c(kReads);
+  c[kProfile] = {"HGETALL", ck.profile()};
+  c[kIdentifiers] = {"HGETALL", ck.identifiers()};
+  c[kEvents] = {"XREVRANGE", ck.timeline(), "+", "-", "COUNT", absl::StrCat(recent)};
+  c[kConversations] = {"HGETALL", ck.conversations()};
+  c[kTimelineLength] = {"XLEN", ck.timeline()};
+  c[kCases] = {"HGETALL", ck.cases()};
+  c[kFacts] = {"HGETALL", ck.facts()};
+  c[kContacts7d] = {"ZCOUNT", ck.contacts(), absl::StrCat(now_ms - 7 * kDay), "+inf"};
+  c[kContacts30d] = {"ZCOUNT", ck.contacts(), absl::StrCat(now_ms - 30 * kDay), "+inf"};
+  c[kChannels30d] = {"ZCOUNT", ck.contact_channels(), absl::StrCat(now_ms - 30 * kDay), "+inf"};
+  c[kSignals] = {"HGETALL", ck.signals()};
+  return c;
+}
+
+absl::Status CheckSnapshot(const Reply& r) {
+  if (!r.is_array() || r.elements.size() != kReads) {
+    return absl::InternalError("unexpected reply to GetContext's reads");
   }
+  for (const Reply& e : r.elements) {
+    if (e.type == Reply::Type::kError) return absl::InternalError(absl::StrCat("redis: ", e.str));
+  }
+  return absl::OkStatus();
+}
+
+// The conversations shown as open (active within kOpenConversationIdleMs), most recent first;
+// their records are read after the snapshot.
+std::vector<v1::OpenConversation> OpenConversations(const Reply& conversations, int64_t now_ms) {
+  std::vector<v1::OpenConversation> open;
+  const auto& cv = conversations.elements;
+  for (size_t i = 0; i + 1 < cv.size(); i += 2) {
+    std::vector<absl::string_view> parts = absl::StrSplit(cv[i + 1].str, '|');
+    int64_t first = 0, last = 0, count = 0;
+    int channel = 0;
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &first) ||
+        !absl::SimpleAtoi(parts[1], &last) || !absl::SimpleAtoi(parts[2], &count) ||
+        !absl::SimpleAtoi(parts[3], &channel)) {
+      continue;
+    }
+    if (last < now_ms - kOpenConversationIdleMs) continue;
+    v1::OpenConversation& c = open.emplace_back();
+    c.set_conversation_id(cv[i].str);
+    c.set_channel(static_cast<v1::Channel>(channel));
+    *c.mutable_started_at() = FromMillis(first);
+    *c.mutable_last_activity_at() = FromMillis(last);
+    c.set_event_count(count);
+  }
+  std::sort(open.begin(), open.end(), [](const auto& a, const auto& b) {
+    return ToMillis(a.last_activity_at()) > ToMillis(b.last_activity_at());
+  });
+  return open;
+}
+
+// Whether a stored case record is open, or resolved within 30 days (a repeat-contact flag may
+// still name it): only those are decoded.
+bool OpenOrRecent(absl::string_view record, int64_t now_ms) {
+  if (absl::StrContains(record, "\"s\":\"o\"")) return true;
+  size_t at = record.find("\"rs\":");
+  if (at == absl::string_view::npos) return false;
+  absl::string_view digits = record.substr(at + 5);
+  digits = digits.substr(0, digits.find_first_not_of("0123456789"));
+  int64_t resolved = 0;
+  return absl::SimpleAtoi(digits, &resolved) && resolved > now_ms - int64_t{30} * 86400000;
+}
+
+// Everything GetContext shows but the latest events, which may need more reads (FillEvents):
+// from the snapshot `r`, the open conversations and their records (HMGET, in their order).
+absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_id, const Reply& r,
+                                                    std::vector<v1::OpenConversation> open,
+                                                    const Reply& records, int64_t now_ms,
+                                                    v1::Audience audience,
+                                                    absl::Duration repeat_window) {
   v1::GetContextResponse resp;
-  *resp.mutable_profile() = identity::ProfileFromHashes(customer_id, r.elements[0], r.elements[1]);
+  *resp.mutable_profile() =
+      identity::ProfileFromHashes(customer_id, r.elements[kProfile], r.elements[kIdentifiers]);
   // Per-channel activity lives in the profile hash as act:<channel> -> ms.
-  const auto& pf = r.elements[0].elements;
+  const auto& pf = r.elements[kProfile].elements;
   for (size_t i = 0; i + 1 < pf.size(); i += 2) {
     absl::string_view name = pf[i].str;
     int channel = 0;
@@ -51,46 +135,26 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
   std::sort(resp.mutable_channels()->begin(), resp.mutable_channels()->end(),
             [](const auto& a, const auto& b) { return ToMillis(a.at()) > ToMillis(b.at()); });
   if (resp.channels_size() > 0) *resp.mutable_last_activity() = resp.channels(0);
-  // Open conversations: id -> "<first ms>|<last ms>|<events>|<channel>", and their records.
-  const auto& cv = r.elements[3].elements;
-  const auto& records = r.elements[5].elements;
-  for (size_t i = 0; i + 1 < cv.size(); i += 2) {
-    std::vector<absl::string_view> parts = absl::StrSplit(cv[i + 1].str, '|');
-    int64_t first = 0, last = 0, count = 0;
-    int channel = 0;
-    if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &first) ||
-        !absl::SimpleAtoi(parts[1], &last) || !absl::SimpleAtoi(parts[2], &count) ||
-        !absl::SimpleAtoi(parts[3], &channel)) {
-      continue;
-    }
-    if (last < now_ms - kOpenConversationIdleMs) continue;
+  for (size_t i = 0; i < open.size(); ++i) {
     v1::OpenConversation* c = resp.add_open_conversations();
-    c->set_conversation_id(cv[i].str);
-    c->set_channel(static_cast<v1::Channel>(channel));
-    *c->mutable_started_at() = FromMillis(first);
-    *c->mutable_last_activity_at() = FromMillis(last);
-    c->set_event_count(count);
-    size_t rec = i / 2;
-    if (rec < records.size() && !records[rec].str.empty()) {
-      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(records[rec].str));
-      v1::Conversation conv = engagement::ConversationFromRecord(cv[i].str, customer_id, s);
+    *c = std::move(open[i]);
+    if (i < records.elements.size() && records.elements[i].is_string()) {
+      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(records.elements[i].str));
+      v1::Conversation conv = engagement::ConversationFromRecord(c->conversation_id(), customer_id, s);
       if (conv.has_served_by()) *c->mutable_served_by() = conv.served_by();
       c->set_case_id(conv.case_id());
       c->set_handoffs(conv.handoffs());
     }
   }
-  std::sort(resp.mutable_open_conversations()->begin(), resp.mutable_open_conversations()->end(),
-            [](const auto& a, const auto& b) {
-              return ToMillis(a.last_activity_at()) > ToMillis(b.last_activity_at());
-            });
-  resp.set_total_events(r.elements[4].integer);
+  resp.set_total_events(r.elements[kTimelineLength].integer);
 
   // Cases: the open ones, latest update first; resolved ones only back the repeat flag.
   absl::flat_hash_map<std::string, v1::Case> resolved;
   v1::EffortSignals* sig = resp.mutable_signals();
   int64_t oldest_open = 0;
-  const auto& cases = r.elements[6].elements;
+  const auto& cases = r.elements[kCases].elements;
   for (size_t i = 0; i + 1 < cases.size(); i += 2) {
+    if (!OpenOrRecent(cases[i + 1].str, now_ms)) continue;
     ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(cases[i + 1].str));
     v1::Case c = engagement::CaseFromRecord(cases[i].str, customer_id, s);
     c.clear_owner_history();  // GetCase has it; the screen pop shows the owner
@@ -118,7 +182,7 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
   }
 
   // Facts: current and visible, verifications first, then promises, collected values, steps.
-  const auto& facts = r.elements[7].elements;
+  const auto& facts = r.elements[kFacts].elements;
   for (size_t i = 0; i + 1 < facts.size(); i += 2) {
     ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(facts[i + 1].str));
     v1::Fact f = engagement::FactFromRecord(s);
@@ -133,11 +197,11 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
               return ToMillis(a.recorded_at()) > ToMillis(b.recorded_at());
             });
 
-  sig->set_contacts_7d(static_cast<int32_t>(r.elements[8].integer));
-  sig->set_contacts_30d(static_cast<int32_t>(r.elements[9].integer));
-  sig->set_distinct_channels_30d(static_cast<int32_t>(r.elements[10].integer));
+  sig->set_contacts_7d(static_cast<int32_t>(r.elements[kContacts7d].integer));
+  sig->set_contacts_30d(static_cast<int32_t>(r.elements[kContacts30d].integer));
+  sig->set_distinct_channels_30d(static_cast<int32_t>(r.elements[kChannels30d].integer));
   // Signals: "p:<day>"/"n:<day>" counts, "streak", "repeat" (the latest repeat contact).
-  const auto& sg = r.elements[11].elements;
+  const auto& sg = r.elements[kSignals].elements;
   int64_t today = now_ms / 86400000;
   for (size_t i = 0; i + 1 < sg.size(); i += 2) {
     absl::string_view name = sg[i].str;
@@ -217,6 +281,60 @@ void ReadOlder(redis::Client* client, std::shared_ptr<ContextRead> read, std::st
 
 }  // namespace
 
+void ContextStore::ReadContext(const std::string& tenant, const std::string& customer_id,
+                               int count, int read_count, v1::Audience reader, absl::Time deadline,
+                               Callback<v1::GetContextResponse> cb) {
+  keys::CustomerKeys ck(tenant, customer_id);
+  int64_t now = NowMillis();
+  auto read = std::make_shared<ContextRead>();
+  read->tenant = tenant;
+  read->customer_id = customer_id;
+  read->count = count;
+  read->audience = reader;
+  read->deadline = deadline;
+  read->done = std::move(cb);
+  client_->Snapshot(
+      SnapshotCommands(ck, read_count, now), deadline,
+      [this, read, read_count, now](absl::StatusOr<Reply> r) mutable {
+        if (!r.ok()) return read->done(r.status());
+        if (absl::Status st = CheckSnapshot(*r); !st.ok()) return read->done(st);
+        if (absl::Status st = identity::GuardRead(read->customer_id, r->elements[kProfile]);
+            !st.ok()) {
+          return read->done(st);
+        }
+        auto snapshot = std::make_shared<Reply>(*std::move(r));
+        std::vector<v1::OpenConversation> open =
+            OpenConversations(snapshot->elements[kConversations], now);
+        auto finish = [this, read, snapshot, read_count, now](
+                          std::vector<v1::OpenConversation> open, const Reply& records) {
+          absl::StatusOr<v1::GetContextResponse> resp =
+              BuildContext(read->customer_id, *snapshot, std::move(open), records, now,
+                           read->audience, policy_.repeat_window);
+          if (!resp.ok()) return read->done(resp.status());
+          read->response = *std::move(resp);
+          const auto& entries = snapshot->elements[kEvents].elements;
+          absl::StatusOr<bool> full = AddVisible(*read, entries);
+          if (!full.ok()) return read->done(full.status());
+          if (*full || static_cast<int>(entries.size()) < read_count) {
+            return read->done(std::move(read->response));
+          }
+          ReadOlder(client_, read, entries.back().elements[0].str);
+        };
+        if (open.empty()) return finish(std::move(open), Reply());
+        // The records of the open conversations: after the snapshot (a record read a moment
+        // later is only newer), and only when there are some.
+        std::vector<std::string> hmget = {
+            "HMGET", keys::CustomerKeys(read->tenant, read->customer_id).conversation_records()};
+        for (const auto& c : open) hmget.push_back(c.conversation_id());
+        client_->Command(std::move(hmget), read->deadline,
+                         [read, open = std::move(open), finish = std::move(finish)](
+                             absl::StatusOr<Reply> records) mutable {
+                           if (!records.ok()) return read->done(records.status());
+                           finish(std::move(open), *records);
+                         });
+      });
+}
+
 void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time deadline,
                               Callback<v1::GetContextResponse> done) {
   if (absl::Status st = ValidateTenant(request.tenant()); !st.ok()) return done(st);
@@ -244,45 +362,8 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
             who->customer_id,
             [this, tenant, count, read_count, reader, deadline](
                 const std::string& customer_id, Callback<v1::GetContextResponse> cb) {
-              keys::CustomerKeys ck(tenant, customer_id);
-              int64_t now = NowMillis();
-              lua::ContextGet call;
-              call.profile = ck.profile();
-              call.identifiers = ck.identifiers();
-              call.timeline = ck.timeline();
-              call.conversations = ck.conversations();
-              call.conversation_records = ck.conversation_records();
-              call.cases = ck.cases();
-              call.facts = ck.facts();
-              call.contacts = ck.contacts();
-              call.contact_channels = ck.contact_channels();
-              call.signals = ck.signals();
-              call.customer_id = customer_id;
-              call.recent = read_count;
-              call.now_ms = now;
-              client_->Fcall(call, deadline,
-                             [this, tenant, customer_id, count, read_count, reader, now, deadline,
-                              cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-                               if (!r.ok()) return cb(r.status());
-                               absl::StatusOr<v1::GetContextResponse> resp = BuildContext(
-                                   customer_id, *r, now, reader, policy_.repeat_window);
-                               if (!resp.ok()) return cb(resp.status());
-                               auto read = std::make_shared<ContextRead>();
-                               read->tenant = tenant;
-                               read->customer_id = customer_id;
-                               read->count = count;
-                               read->audience = reader;
-                               read->deadline = deadline;
-                               read->response = *std::move(resp);
-                               read->done = std::move(cb);
-                               const auto& entries = r->elements[2].elements;
-                               absl::StatusOr<bool> full = AddVisible(*read, entries);
-                               if (!full.ok()) return read->done(full.status());
-                               if (*full || static_cast<int>(entries.size()) < read_count) {
-                                 return read->done(std::move(read->response));
-                               }
-                               ReadOlder(client_, read, entries.back().elements[0].str);
-                             });
+              ReadContext(tenant, customer_id, count, read_count, reader, deadline,
+                          std::move(cb));
             },
             std::move(done));
       });

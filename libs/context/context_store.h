@@ -1,10 +1,12 @@
 // ContextStore: the "screen pop" — everything about a customer an agent, bot or app needs when
 // the customer arrives: the repeat-contact flag, current facts, open cases, profile, latest
-// events, open conversations and effort signals, read in one atomic Redis round trip (one Lua
-// script over the customer's hash tag), plus one GET when the customer is named by an
-// identifier. Events and facts the reader's audience may not see are left out; the script reads
-// a few more events than asked (twice as many for bots and the customer's app, who miss every
-// internal note), and only when even those hold too few visible ones does a second read follow.
+// events, open conversations and effort signals, read from one moment in one Redis round trip (a
+// MULTI/EXEC of plain reads of the customer's keys, all in its hash slot), then the records of
+// its open conversations (one HMGET, when it has some), plus one GET when the customer is named
+// by an identifier. Events and facts the reader's audience may not see are left out; the
+// snapshot reads a few more events than asked (twice as many for bots and the customer's app,
+// who miss every internal note), and only when even those hold too few visible ones does a
+// further read follow.
 //
 //   ContextStore context(&redis_client, &identity_store);
 //   context.GetContext(request, deadline, [](absl::StatusOr<v1::GetContextResponse> r) { ... });
@@ -39,6 +41,11 @@ class ContextStore {
                   Callback<v1::GetContextResponse> done);
 
  private:
+  // Reads what GetContext shows of customer_id (not following merges: the caller does).
+  void ReadContext(const std::string& tenant, const std::string& customer_id, int count,
+                   int read_count, v1::Audience reader, absl::Time deadline,
+                   Callback<v1::GetContextResponse> cb);
+
   redis::Client* client_;
   identity::IdentityStore* identity_;
   timeline::EngagementPolicy policy_;

@@ -121,4 +121,33 @@ v1::Profile ProfileFromHashes(absl::string_view customer_id, const redis::Reply&
   return p;
 }
 
+absl::Status GuardRead(absl::string_view customer_id, const redis::Reply& profile_hash) {
+  const std::string* created = nullptr;
+  const std::string* merged_into = nullptr;
+  const std::string* merge_id = nullptr;
+  const std::string* merged_head = nullptr;
+  bool erased = false;
+  const auto& f = profile_hash.elements;
+  for (size_t i = 0; i + 1 < f.size(); i += 2) {
+    const std::string& name = f[i].str;
+    if (name == "created_at") created = &f[i + 1].str;
+    if (name == "merged_into") merged_into = &f[i + 1].str;
+    if (name == "merge_id") merge_id = &f[i + 1].str;
+    if (name == "merged_head") merged_head = &f[i + 1].str;
+    if (name == "erased_at") erased = true;
+  }
+  if (created == nullptr) {
+    // An erased customer keeps a tombstone (erased_at only, libs/privacy): never reused.
+    return absl::NotFoundError(
+        absl::StrCat("customer ", customer_id, erased ? " was erased" : " not found"));
+  }
+  if (merged_into != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "moved:", *merged_into, ":", merge_id ? *merge_id : "", ":",
+        merged_head ? *merged_head : "0-0", " customer ", customer_id, " was merged into ",
+        *merged_into));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace onestory::identity

@@ -18,6 +18,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "libs/redis/reply.h"
 #include "onestory/v1/identity.pb.h"
@@ -47,5 +48,11 @@ bool LinkedIdentifierFromEntry(absl::string_view field, absl::string_view value,
 // identifiers hashes. Unknown fields are ignored.
 v1::Profile ProfileFromHashes(absl::string_view customer_id, const redis::Reply& profile_hash,
                               const redis::Reply& identifiers_hash);
+
+// os_guard (merged.h) for a read made outside a function, from the profile hash's HGETALL
+// read in the same transaction: OK, or the status os_guard's reply maps to (NOT_FOUND for an
+// unknown or erased customer; FAILED_PRECONDITION "moved:..." for a merged one, which
+// FollowMerges follows). A customer held by a merge is read as usual.
+absl::Status GuardRead(absl::string_view customer_id, const redis::Reply& profile_hash);
 
 }  // namespace onestory::identity

@@ -237,8 +237,27 @@ void AsyncConnection::DelRead(void* p) {
 
 void AsyncConnection::AddWrite(void* p) {
   auto* self = static_cast<AsyncConnection*>(p);
-  self->events_ |= EPOLLOUT;
-  self->UpdateWatch();
+  // Connecting (hiredis learns the connect is done from EPOLLOUT), or a flush the socket did
+  // not take whole: wait until it is writable.
+  if (self->state_ != State::kReady || self->flushing_) {
+    self->events_ |= EPOLLOUT;
+    self->UpdateWatch();
+    return;
+  }
+  // Commands sent in this loop turn go out together when it ends, in one write.
+  if (self->flush_scheduled_) return;
+  self->flush_scheduled_ = true;
+  self->loop_->AtEndOfTurn([self, alive = std::weak_ptr<int>(self->alive_)] {
+    if (!alive.expired()) self->FlushWrites();
+  });
+}
+
+void AsyncConnection::FlushWrites() {
+  flush_scheduled_ = false;
+  if (ac_ == nullptr || state_ != State::kReady) return;
+  flushing_ = true;
+  redisAsyncHandleWrite(ac_);  // may free the context (a write error): ac_ is then null
+  flushing_ = false;
 }
 
 void AsyncConnection::DelWrite(void* p) {

@@ -68,6 +68,10 @@ class AsyncConnection : public EventLoop::Handler {
   static void DelWrite(void* self);
   static void Cleanup(void* self);
 
+  // Writes what hiredis buffered (AddWrite on a ready connection defers it to the end of the
+  // loop turn); only what the socket does not take waits for EPOLLOUT.
+  void FlushWrites();
+
   EventLoop* loop_;
   Options options_;
   std::string name_;
@@ -75,6 +79,8 @@ class AsyncConnection : public EventLoop::Handler {
   redisAsyncContext* ac_ = nullptr;
   int fd_ = -1;
   uint32_t events_ = 0;
+  bool flush_scheduled_ = false;  // FlushWrites is due at the end of this loop turn
+  bool flushing_ = false;         // inside FlushWrites
   uint64_t generation_ = 0;  // Bumped for every attempt; stale timers compare it.
   absl::Duration backoff_;
   absl::Status last_error_ = absl::UnavailableError("redis: not connected yet");

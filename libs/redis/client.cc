@@ -119,6 +119,35 @@ void Client::Command(std::vector<std::string> argv, absl::Time deadline, ReplyCa
       });
 }
 
+void Client::Snapshot(std::vector<std::vector<std::string>> commands, absl::Time deadline,
+                      ReplyCallback cb) {
+  std::vector<std::string> keys;
+  for (const auto& argv : commands) {
+    if (IsWriteCommand(argv)) {
+      return FailOnLoop(absl::InvalidArgumentError(absl::StrCat(
+                            "redis snapshot: ", argv.empty() ? "" : argv[0], " is not a read")),
+                        std::move(cb));
+    }
+    if (!cluster()) continue;
+    absl::StatusOr<std::vector<std::string>> k = CommandKeys(argv);
+    if (!k.ok()) return FailOnLoop(k.status(), std::move(cb));
+    keys.insert(keys.end(), k->begin(), k->end());
+  }
+  absl::StatusOr<int> slot = SlotOf(keys);
+  if (!slot.ok()) return FailOnLoop(slot.status(), std::move(cb));
+  auto shared = std::make_shared<const std::vector<std::vector<std::string>>>(std::move(commands));
+  loop_->Post([this, slot = *slot, shared = std::move(shared), deadline,
+               cb = MapErrors(std::move(cb))]() mutable {
+    if (absl::Now() >= deadline) {
+      return cb(absl::DeadlineExceededError("deadline passed before the redis command was sent"));
+    }
+    if (router_) return router_->SendTransaction(slot, std::move(shared), deadline, std::move(cb));
+    Connection* c = NextConnection(/*write=*/false);
+    if (c == nullptr) return cb(Unavailable());
+    c->SendTransaction(*shared, deadline, std::move(cb));
+  });
+}
+
 void Client::SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback cb) {
   if (absl::Now() >= deadline) {
     cb(absl::DeadlineExceededError("deadline passed before the redis command was sent"));
@@ -128,16 +157,25 @@ void Client::SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback 
     router_->Send(slot, std::move(argv), deadline, std::move(cb));
     return;
   }
-  const bool confirm = options_.wait_replicas > 0 && IsWriteCommand(*argv);
+  Connection* c = NextConnection(IsWriteCommand(*argv));
+  if (c == nullptr) return cb(Unavailable());
+  c->Send(*argv, deadline, std::move(cb));
+}
+
+Connection* Client::NextConnection(bool write) {
+  const bool confirm = options_.wait_replicas > 0 && write;
   for (size_t i = 0; i < connections_.size(); ++i) {
     Connection* c = connections_[(next_ + i) % connections_.size()].get();
     if (!c->ready() || c->waits_for_replicas() != confirm) continue;
     next_ = (next_ + i + 1) % connections_.size();
-    c->Send(*argv, deadline, std::move(cb));
-    return;
+    return c;
   }
-  absl::Status why = connections_.front()->last_error();
-  cb(absl::UnavailableError(absl::StrCat("redis unavailable: ", why.message())));
+  return nullptr;
+}
+
+absl::Status Client::Unavailable() const {
+  return absl::UnavailableError(
+      absl::StrCat("redis unavailable: ", connections_.front()->last_error().message()));
 }
 
 void Client::Fcall(const Function& function, std::vector<std::string> keys,

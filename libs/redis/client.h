@@ -68,6 +68,13 @@ class Client {
     Fcall(Call::kFunction, call.ToKeys(), call.ToArgv(), deadline, std::move(cb));
   }
 
+  // Reads with `commands` from one moment: MULTI, the commands, EXEC, nothing else running
+  // between them. Only reads (IsWriteCommand false: INVALID_ARGUMENT otherwise, nothing sent);
+  // on a cluster their keys share one slot, as for one command. cb gets an array of one reply
+  // per command (a command that failed as it ran, e.g. WRONGTYPE, is an error reply in it).
+  void Snapshot(std::vector<std::vector<std::string>> commands, absl::Time deadline,
+                ReplyCallback cb);
+
   // Blocks the calling thread until the reply arrives. For start-up checks, tools and tests;
   // never call it from the loop thread or a gRPC reactor.
   absl::StatusOr<Reply> CommandSync(std::vector<std::string> argv,
@@ -102,11 +109,17 @@ class Client {
 
  private:
   using Argv = std::shared_ptr<const std::vector<std::string>>;
+  using Transaction = ClusterRouter::Transaction;
   // The slot a call with these keys goes to: kAnySlot on a single Redis.
   absl::StatusOr<int> SlotOf(absl::Span<const std::string> keys) const;
   // Sends argv on the loop thread: a single Redis, on the next connection that is up; a
   // cluster, to the primary of slot.
   void SendOnLoop(int slot, Argv argv, absl::Time deadline, ReplyCallback cb);
+  // A single Redis: the next connection that is up for a read or a write (with wait_replicas,
+  // writes have their own); null when none is. Loop thread.
+  Connection* NextConnection(bool write);
+  // Why no connection is up (UNAVAILABLE).
+  absl::Status Unavailable() const;
   // FCALL / FCALL_RO `argv` on the loop thread; when the function is not loaded and `may_load`,
   // LoadThenCall.
   void SendFunctionCall(int slot, Argv argv, const FunctionLibrary* library, absl::Time deadline,

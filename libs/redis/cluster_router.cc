@@ -117,13 +117,26 @@ void ClusterRouter::AddLibrary(const FunctionLibrary* library) {
   }
 }
 
-void ClusterRouter::Send(int slot, Argv argv, absl::Time deadline, ReplyCallback cb) {
+std::shared_ptr<ClusterRouter::Call> ClusterRouter::NewCall(int slot, absl::Time deadline,
+                                                            ReplyCallback cb) const {
   auto call = std::make_shared<Call>();
   call->slot = slot;
-  call->argv = std::move(argv);
   call->deadline = deadline;
   call->give_up = std::min(deadline, absl::Now() + options_.command_timeout);
   call->cb = std::move(cb);
+  return call;
+}
+
+void ClusterRouter::Send(int slot, Argv argv, absl::Time deadline, ReplyCallback cb) {
+  std::shared_ptr<Call> call = NewCall(slot, deadline, std::move(cb));
+  call->argv = std::move(argv);
+  Dispatch(std::move(call));
+}
+
+void ClusterRouter::SendTransaction(int slot, Transaction commands, absl::Time deadline,
+                                    ReplyCallback cb) {
+  std::shared_ptr<Call> call = NewCall(slot, deadline, std::move(cb));
+  call->transaction = std::move(commands);
   Dispatch(std::move(call));
 }
 
@@ -223,7 +236,7 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
   Node* node = NodeAt(address);
   // A write (with wait_replicas) goes with its ASKING on a connection that follows it with
   // WAIT; a resend after MOVED / ASK is written and waited for again on its new node.
-  Connection* c = node->Ready(IsWriteCommand(*call->argv));
+  Connection* c = node->Ready(call->transaction == nullptr && IsWriteCommand(*call->argv));
   if (c == nullptr) {
     RequestRefresh();
     if (asking) call->ask = address;
@@ -232,9 +245,15 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
                                              node->connections.front()->last_error().message())));
   }
   if (asking) c->Send({"ASKING"}, call->deadline, [](absl::StatusOr<Reply>) {});
-  c->Send(*call->argv, call->deadline, [this, call, address](absl::StatusOr<Reply> r) mutable {
+  call->asked = asking;
+  ReplyCallback on_reply = [this, call, address](absl::StatusOr<Reply> r) mutable {
     OnReply(std::move(call), address, std::move(r));
-  });
+  };
+  if (call->transaction != nullptr) {
+    c->SendTransaction(*call->transaction, call->deadline, std::move(on_reply));
+  } else {
+    c->Send(*call->argv, call->deadline, std::move(on_reply));
+  }
 }
 
 void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& address,
@@ -269,6 +288,10 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
   }
   if (word == "TRYAGAIN" || word == "CLUSTERDOWN" || word == "LOADING" || word == "MASTERDOWN") {
     if (word == "TRYAGAIN") ++tryagain_;
+    // A transaction's keys split by a migration: the source asks for the moved ones, the
+    // target for a retry until it has them all. That ASK is no redirection loop: the retries
+    // end at the call's deadline, not at cluster_max_redirects.
+    if (word == "TRYAGAIN" && call->asked && call->redirects > 0) --call->redirects;
     if (word != "TRYAGAIN") RequestRefresh();
     return RetryLater(std::move(call), ErrorToStatus(r->str));
   }

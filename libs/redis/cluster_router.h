@@ -66,6 +66,7 @@ bool ParseRedirect(absl::string_view text, const std::string& from, int* slot,
 class ClusterRouter {
  public:
   using Argv = std::shared_ptr<const std::vector<std::string>>;
+  using Transaction = std::shared_ptr<const std::vector<std::vector<std::string>>>;
   // One result per primary, by address.
   using PrimariesCallback =
       absl::AnyInvocable<void(std::vector<std::pair<std::string, absl::StatusOr<Reply>>>)>;
@@ -84,6 +85,9 @@ class ClusterRouter {
   // the reply; an error reply other than the redirections above arrives as a Reply of
   // Type::kError.
   void Send(int slot, Argv argv, absl::Time deadline, ReplyCallback cb);
+  // The same for a read-only transaction (Connection::SendTransaction): a refusal of one of
+  // its commands is followed like a command's.
+  void SendTransaction(int slot, Transaction commands, absl::Time deadline, ReplyCallback cb);
   // Sends argv to every primary (once the map covers every slot, waiting until deadline).
   void SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCallback cb);
   // FUNCTION LOAD of library on every node that becomes a primary from now on.
@@ -133,15 +137,19 @@ class ClusterRouter {
   struct Call {
     int slot = -1;
     Argv argv;
+    Transaction transaction;  // instead of argv: MULTI, these, EXEC
     absl::Time deadline;  // the caller's
     absl::Time give_up;   // deadline or command_timeout after the call, the earlier
     ReplyCallback cb;
     int redirects = 0;
     absl::Duration backoff = absl::Milliseconds(10);
     std::string ask;     // set after ASK: the next send goes there, with ASKING
+    bool asked = false;  // the last send went with ASKING
     std::string pinned;  // SendToPrimaries: always this node
   };
 
+  // A call to slot's primary, giving up at deadline or command_timeout from now.
+  std::shared_ptr<Call> NewCall(int slot, absl::Time deadline, ReplyCallback cb) const;
   void Dispatch(std::shared_ptr<Call> call);
   void OnReply(std::shared_ptr<Call> call, const std::string& address, absl::StatusOr<Reply> r);
   // Sends call again after its backoff, or fails it with why when that is past give_up.

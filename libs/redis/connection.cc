@@ -49,6 +49,33 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
   Enqueue(argv, std::move(p));
 }
 
+void Connection::SendTransaction(const std::vector<std::vector<std::string>>& commands,
+                                 absl::Time caller_deadline, ReplyCallback cb) {
+  auto refusal = std::make_shared<std::string>();
+  auto queue = [&](const std::vector<std::string>& argv) {
+    if (!Write(argv)) return false;
+    Pending p;
+    p.sent = absl::Now();
+    p.deadline = absl::InfiniteFuture();
+    p.kind = Kind::kQueued;
+    p.refusal = refusal;
+    pending_.push_back(std::move(p));
+    return true;
+  };
+  if (!queue({"MULTI"})) return cb(absl::UnavailableError("redis: connection is closing"));
+  // A command that cannot be written leaves the connection closing: the EXEC then fails too.
+  for (const auto& argv : commands) queue(argv);
+  Send({"EXEC"}, caller_deadline,
+       [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+         if (r.ok() && !refusal->empty()) {
+           r->type = Reply::Type::kError;
+           r->str = std::move(*refusal);
+           r->elements.clear();
+         }
+         cb(std::move(r));
+       });
+}
+
 bool Connection::Write(const std::vector<std::string>& argv) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
@@ -112,6 +139,13 @@ void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   if (self->pending_.empty()) return;
   Pending p = std::move(self->pending_.front());
   self->pending_.pop_front();
+  if (p.kind == Kind::kQueued) {
+    const auto* queued = static_cast<const redisReply*>(reply);
+    if (queued != nullptr && queued->type == REDIS_REPLY_ERROR && p.refusal->empty()) {
+      p.refusal->assign(queued->str, queued->len);
+    }
+    return;  // a lost connection fails the EXEC behind it
+  }
   absl::StatusOr<Reply> r;
   if (reply == nullptr) {
     // hiredis is freeing the context. When it does so on its own (the server closed the
@@ -230,7 +264,7 @@ void Connection::CheckTimeouts(absl::Time now) {
   };
   std::vector<Overdue> overdue;
   auto scan = [&](Pending& p, bool stored) {
-    if (p.done || p.kind == Kind::kWait || now < p.deadline) return;
+    if (p.done || p.kind == Kind::kWait || p.kind == Kind::kQueued || now < p.deadline) return;
     p.done = true;
     --in_flight_;
     overdue.push_back(Overdue{std::move(p.cb), p.callers_deadline, stored});

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,12 @@ class Connection : public AsyncConnection {
   // Sends a command. The connection must be ready(). `caller_deadline` is the request's own
   // deadline (absl::InfiniteFuture() for none).
   void Send(const std::vector<std::string>& argv, absl::Time caller_deadline, ReplyCallback cb);
+  // Sends `commands` as one transaction: MULTI, the commands, EXEC. Redis runs them together,
+  // nothing else between them. cb gets EXEC's answer (one reply per command), or, when Redis
+  // refused a command as it was queued (MOVED, ASK, TRYAGAIN, a wrong argument count), that
+  // refusal, and nothing ran. Reads only: the connection must not wait for replicas.
+  void SendTransaction(const std::vector<std::vector<std::string>>& commands,
+                       absl::Time caller_deadline, ReplyCallback cb);
 
   size_t in_flight() const { return in_flight_; }
   // True when this connection confirms its writes with WAIT (Options::wait_replicas > 0).
@@ -57,6 +64,7 @@ class Connection : public AsyncConnection {
     kCommand,  // answered with its reply
     kWrite,    // wait_replicas: its reply waits for the next WAIT's answer
     kWait,     // the WAIT after writes (no callback of its own)
+    kQueued,   // MULTI or a command it queued: OK / QUEUED, or a refusal kept for the EXEC
   };
   struct Pending {
     ReplyCallback cb;
@@ -66,6 +74,7 @@ class Connection : public AsyncConnection {
     bool done = false;
     Kind kind = Kind::kCommand;
     Reply reply;  // kWrite, once answered
+    std::shared_ptr<std::string> refusal;  // kQueued: the transaction's first refusal
   };
   // A command held while a WAIT blocks the connection.
   struct Held {

@@ -44,7 +44,8 @@ void EventLoop::Post(absl::AnyInvocable<void()> fn) {
     was_empty = posted_.empty();
     posted_.push_back(std::move(fn));
   }
-  if (was_empty) Wake();
+  // The loop runs what is posted from its own thread before it waits again.
+  if (was_empty && !InLoopThread()) Wake();
 }
 
 uint64_t EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
@@ -146,6 +147,12 @@ void EventLoop::Run() {
     }
     for (auto& fn : batch) fn();
     batch.clear();
+    // What these scheduled may schedule more (a write that fails runs callbacks that send).
+    while (!end_of_turn_.empty()) {
+      batch.swap(end_of_turn_);
+      for (auto& fn : batch) fn();
+      batch.clear();
+    }
   }
 }
 

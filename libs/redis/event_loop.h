@@ -47,6 +47,11 @@ class EventLoop {
   // Sets which events (EPOLLIN / EPOLLOUT) fd is watched for; 0 removes it. Loop thread only.
   void Watch(int fd, uint32_t events, Handler* handler);
 
+  // Runs fn at the end of this loop turn, after the posted tasks and timers: a connection
+  // writes what the turn queued on it there, in one write, without waiting for EPOLLOUT.
+  // Loop thread only.
+  void AtEndOfTurn(absl::AnyInvocable<void()> fn) { end_of_turn_.push_back(std::move(fn)); }
+
   bool InLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:
@@ -64,6 +69,7 @@ class EventLoop {
   std::multimap<absl::Time, uint64_t> timers_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, absl::AnyInvocable<void()>> timer_fns_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint32_t> watched_;  // Loop thread only.
+  std::vector<absl::AnyInvocable<void()>> end_of_turn_;  // Loop thread only.
   std::thread thread_;
 };
 

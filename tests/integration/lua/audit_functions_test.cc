@@ -1,6 +1,6 @@
-// The audit functions (libs/audit/lua/) called directly on a hand-built log: the record's caps
-// by count and by age, and the list's pages (newest first, filtered by customer, at most 10,000
-// entries looked at per call, the last page without "more").
+// The audit functions (libs/audit/lua/) called directly on a hand-built log: the list's pages
+// (newest first, filtered by customer, at most 10,000 entries looked at per call, the last page
+// without "more"). Writing entries (XADD, trims) is libs/audit's: audit_log_test.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "libs/keys/key_schema.h"
 #include "libs/lua/audit_list.h"
-#include "libs/lua/audit_record.h"
 #include "tests/integration/lua/function_test.h"
 
 namespace onestory::lua {
@@ -17,18 +16,6 @@ namespace {
 
 class AuditFunctionsTest : public onestory::testing::FunctionTest {
  protected:
-  void TearDown() override { Run({"CONFIG", "SET", "stream-node-max-entries", "100"}); }
-
-  AuditRecord Record(const std::string& customer, const std::string& entry,
-                     const std::string& max_entries = "1000", const std::string& min_id = "0") {
-    AuditRecord call;
-    call.log = log_;
-    call.max_entries = max_entries;
-    call.min_id = min_id;
-    call.customer_id = customer;
-    call.entry = entry;
-    return call;
-  }
   AuditList List(const std::string& start, int64_t page_size, const std::string& customer) {
     AuditList call;
     call.log = log_;
@@ -69,34 +56,6 @@ class AuditFunctionsTest : public onestory::testing::FunctionTest {
 
   const std::string log_ = keys::TenantKeys("acme", 3).audit_log();
 };
-
-TEST_F(AuditFunctionsTest, RecordKeepsTheLogNearItsCap) {
-  // Small stream nodes, so that MAXLEN ~ can drop whole nodes at this size.
-  Run({"CONFIG", "SET", "stream-node-max-entries", "10"});
-  std::string last;
-  for (int i = 0; i < 300; ++i) {
-    absl::StatusOr<redis::Reply> r = Call(Record("cus_1", absl::StrCat("entry", i), "20"));
-    ASSERT_TRUE(r.ok()) << r.status();
-    last = r->str;
-  }
-  int64_t len = Run({"XLEN", log_}).integer;
-  EXPECT_GE(len, 20);
-  EXPECT_LE(len, 30);  // the cap plus at most one node
-  redis::Reply newest = Run({"XREVRANGE", log_, "+", "-", "COUNT", "1"});
-  ASSERT_EQ(newest.elements.size(), 1u);
-  EXPECT_EQ(newest.elements[0].elements[0].str, last);
-  EXPECT_EQ(newest.elements[0].elements[1].elements[1].str, "cus_1");
-  EXPECT_EQ(newest.elements[0].elements[1].elements[3].str, "entry299");
-}
-
-TEST_F(AuditFunctionsTest, RecordDropsEntriesPastTheAge) {
-  Run({"CONFIG", "SET", "stream-node-max-entries", "10"});
-  Fill(50, "cus_1");  // ids 1-0 .. 50-0: long past
-  // Every entry before now minus the retention goes (whole nodes: all of these).
-  absl::StatusOr<redis::Reply> r = Call(Record("cus_2", "fresh", "1000", "1000000"));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(Run({"XLEN", log_}).integer, 1);
-}
 
 TEST_F(AuditFunctionsTest, ListPagesNewestFirstFilteredByCustomer) {
   Fill(30, "");

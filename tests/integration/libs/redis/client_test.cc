@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -92,6 +93,47 @@ TEST_F(ClientTest, PipelinesManyConcurrentCommandsInOrder) {
   all.WaitForNotification();
   EXPECT_EQ(ok.load(), kCommands);
   EXPECT_EQ(redis_->Run({"GET", "counter"}).str, std::to_string(kCommands));
+}
+
+TEST_F(ClientTest, SnapshotReadsFromOneMomentAndOnlyReads) {
+  absl::StatusOr<Reply> seeded = Run({"RPUSH", "list", "x"});
+  ASSERT_TRUE(seeded.ok()) << seeded.status();
+  auto snapshot = [&](std::vector<std::vector<std::string>> commands) {
+    return Await<Reply>([&](Callback<Reply> done) {
+      client_->Snapshot(std::move(commands), Deadline(), std::move(done));
+    });
+  };
+  // One reply per command; one that fails as it runs (WRONGTYPE) is an error in the array.
+  absl::StatusOr<Reply> r = snapshot({{"LLEN", "list"}, {"GET", "list"}, {"GET", "none"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->elements.size(), 3u);
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(r->elements[1].type, Reply::Type::kError);
+  EXPECT_TRUE(r->elements[2].is_nil());
+  // A command Redis refuses as it is queued fails the whole snapshot.
+  absl::StatusOr<Reply> refused = snapshot({{"LLEN", "list"}, {"GET"}});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInternal) << refused.status();
+  EXPECT_NE(refused.status().message().find("wrong number of arguments"), absl::string_view::npos)
+      << refused.status();
+  // A write is refused before anything is sent.
+  absl::StatusOr<Reply> write = snapshot({{"LLEN", "list"}, {"DEL", "list"}});
+  EXPECT_EQ(write.status().code(), absl::StatusCode::kInvalidArgument) << write.status();
+  EXPECT_EQ(redis_->Run({"LLEN", "list"}).integer, 1);
+
+  // Two keys always changed together (MULTI/EXEC) are always seen equal.
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop.load()) redis_->Run({"EVAL", "redis.call('INCR', 'a') redis.call('INCR', 'b')", "0"});
+  });
+  int unequal = 0;
+  for (int i = 0; i < 2000; ++i) {
+    absl::StatusOr<Reply> ab = snapshot({{"GET", "a"}, {"GET", "b"}});
+    ASSERT_TRUE(ab.ok()) << ab.status();
+    if (ab->elements[0].str != ab->elements[1].str) ++unequal;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(unequal, 0);
 }
 
 TEST_F(ClientTest, FcallLoadsTheLibraryWhenMissingAndMapsFunctionErrors) {

@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "libs/lua/context_get.h"
+#include "libs/lua/identity_get_profile.h"
 #include "libs/lua/library.h"
 #include "libs/lua/retention_forget.h"
 #include "libs/redis/client.h"
@@ -113,9 +113,7 @@ class FunctionLibraryTest : public ::testing::Test {
     // order of the two depends on the version that follows.
     std::vector<std::string> names = {
         absl::StrCat("audit_list_", v, " no-writes"),
-        absl::StrCat("audit_record_", v),
         absl::StrCat("audit_upgrade_", v),
-        absl::StrCat("context_get_", v, " no-writes"),
         absl::StrCat("engagement_alert_ack_", v),
         absl::StrCat("engagement_alert_list_", v, " no-writes"),
         absl::StrCat("engagement_alert_promise_", v),
@@ -210,8 +208,9 @@ TEST_F(FunctionLibraryTest, LoadsEveryFunctionVersionedAndLoadingAgainIsFine) {
 TEST_F(FunctionLibraryTest, ReadOnlyFunctionsAreCalledWithFcallRo) {
   ASSERT_TRUE(LoadLibrary(client_.get(), lua::kLibrary).ok());
   redis_->Run({"CONFIG", "RESETSTAT"});
-  lua::ContextGet get;
+  lua::IdentityGetProfile get;
   get.profile = "os:{acme:c:cus_1}:p";
+  get.identifiers = "os:{acme:c:cus_1}:ids";
   get.customer_id = "cus_1";
   EXPECT_EQ(Call(get).status().code(), absl::StatusCode::kNotFound);
   lua::RetentionForget forget;
@@ -279,7 +278,7 @@ TEST_F(FunctionLibraryTest, AFunctionNameAnotherLibraryHoldsIsRefused) {
   // The same function name under another library name.
   std::string code =
       absl::StrCat("#!lua name=onestory_clash\nredis.register_function('",
-                   lua::kLibrary.RegisteredName("context_get"), "', function() return 1 end)\n");
+                   lua::kLibrary.RegisteredName("identity_get_profile"), "', function() return 1 end)\n");
   FunctionLibrary other{"onestory_clash", "x", code, {}};
   absl::Status st = LoadLibrary(client_.get(), other);
   ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;

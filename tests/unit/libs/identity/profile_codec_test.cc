@@ -7,6 +7,7 @@
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "libs/common/time_util.h"
+#include "libs/identity/merged.h"
 #include "libs/redis/reply.h"
 #include "onestory/v1/common.pb.h"
 #include "onestory/v1/identity.pb.h"
@@ -266,6 +267,37 @@ TEST(EvidenceTest, RoundTripsEveryFieldAndReadsTheOldFormat) {
   EXPECT_EQ(old.verification(), v1::VERIFICATION_UNVERIFIED);
   EXPECT_FALSE(DecodeEvidence("v2|1|2", &old));
   EXPECT_FALSE(DecodeEvidence("v3|1|2|3|4|5|||", &old));
+}
+
+// GuardRead answers as os_guard does for a read (merged.h), so FollowMerges and callers see the
+// same statuses whether the guard ran in a function or on a snapshot.
+TEST(GuardReadTest, UnknownCustomerIsNotFound) {
+  absl::Status st = GuardRead("cus_1", Hash({}));
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(st.message(), "customer cus_1 not found");
+}
+
+TEST(GuardReadTest, ErasedCustomerSaysSo) {
+  absl::Status st = GuardRead("cus_1", Hash({{"erased_at", "1700000000000"}}));
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(st.message(), "customer cus_1 was erased");
+}
+
+TEST(GuardReadTest, MergedCustomerAnswersWhereItWent) {
+  absl::Status st = GuardRead("cus_1", Hash({{"created_at", "1"},
+                                             {"merged_into", "cus_2"},
+                                             {"merge_id", "mg_7"},
+                                             {"merged_head", "1700000000000-3"}}));
+  std::optional<Moved> moved = MovedTo(st);
+  ASSERT_TRUE(moved.has_value()) << st;
+  EXPECT_EQ(moved->target, "cus_2");
+  EXPECT_EQ(moved->merge_id, "mg_7");
+  EXPECT_EQ(moved->head, "1700000000000-3");
+}
+
+TEST(GuardReadTest, CustomerHeldByAMergeIsStillRead) {
+  // Merges refuse writes to a held customer (OS_BUSY), never reads.
+  EXPECT_TRUE(GuardRead("cus_1", Hash({{"created_at", "1"}, {"merge_lock", "mg_8"}})).ok());
 }
 
 }  // namespace
