@@ -445,7 +445,7 @@ class Bench:
             if not name.startswith("cmdstat_"):
                 continue
             command = name[len("cmdstat_"):]
-            if command in self.SNAPSHOT_COMMANDS or command in ("config", "info"):
+            if command in self.SNAPSHOT_COMMANDS or command.split("|")[0] in ("config", "info"):
                 continue
             fields = dict(f.split("=") for f in line.split(","))
             per_command[command] = float(fields["usec"]) / api_calls if api_calls else 0.0
