@@ -139,8 +139,10 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
     v1::OpenConversation* c = resp.add_open_conversations();
     *c = std::move(open[i]);
     if (i < records.elements.size() && records.elements[i].is_string()) {
-      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(records.elements[i].str));
-      v1::Conversation conv = engagement::ConversationFromRecord(c->conversation_id(), customer_id, s);
+      ASSIGN_OR_RETURN(google::protobuf::Struct s,
+                       engagement::ParseRecord(records.elements[i].str));
+      v1::Conversation conv =
+          engagement::ConversationFromRecord(c->conversation_id(), customer_id, s);
       if (conv.has_served_by()) *c->mutable_served_by() = conv.served_by();
       c->set_case_id(conv.case_id());
       c->set_handoffs(conv.handoffs());
@@ -281,8 +283,8 @@ void ReadOlder(redis::Client* client, std::shared_ptr<ContextRead> read, std::st
 
 }  // namespace
 
-void ContextStore::ReadContext(const std::string& tenant, const std::string& customer_id,
-                               int count, int read_count, v1::Audience reader, absl::Time deadline,
+void ContextStore::ReadContext(const std::string& tenant, const std::string& customer_id, int count,
+                               int read_count, v1::Audience reader, absl::Time deadline,
                                Callback<v1::GetContextResponse> cb) {
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
@@ -327,8 +329,8 @@ void ContextStore::ReadContext(const std::string& tenant, const std::string& cus
             "HMGET", keys::CustomerKeys(read->tenant, read->customer_id).conversation_records()};
         for (const auto& c : open) hmget.push_back(c.conversation_id());
         client_->Command(std::move(hmget), read->deadline,
-                         [read, open = std::move(open), finish = std::move(finish)](
-                             absl::StatusOr<Reply> records) mutable {
+                         [read, open = std::move(open),
+                          finish = std::move(finish)](absl::StatusOr<Reply> records) mutable {
                            if (!records.ok()) return read->done(records.status());
                            finish(std::move(open), *records);
                          });
@@ -362,8 +364,7 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
             who->customer_id,
             [this, tenant, count, read_count, reader, deadline](
                 const std::string& customer_id, Callback<v1::GetContextResponse> cb) {
-              ReadContext(tenant, customer_id, count, read_count, reader, deadline,
-                          std::move(cb));
+              ReadContext(tenant, customer_id, count, read_count, reader, deadline, std::move(cb));
             },
             std::move(done));
       });

@@ -142,10 +142,10 @@ absl::Status GuardRead(absl::string_view customer_id, const redis::Reply& profil
         absl::StrCat("customer ", customer_id, erased ? " was erased" : " not found"));
   }
   if (merged_into != nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "moved:", *merged_into, ":", merge_id ? *merge_id : "", ":",
-        merged_head ? *merged_head : "0-0", " customer ", customer_id, " was merged into ",
-        *merged_into));
+    return absl::FailedPreconditionError(
+        absl::StrCat("moved:", *merged_into, ":", merge_id ? *merge_id : "", ":",
+                     merged_head ? *merged_head : "0-0", " customer ", customer_id,
+                     " was merged into ", *merged_into));
   }
   return absl::OkStatus();
 }

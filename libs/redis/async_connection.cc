@@ -6,9 +6,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "libs/common/log.h"
 
 namespace onestory::redis {
@@ -24,8 +24,8 @@ absl::Status ParseAddress(const std::string& address, Address* out) {
     if (colon == std::string::npos || colon == 0 ||
         !absl::SimpleAtoi(address.substr(colon + 1), &out->port) || out->port <= 0 ||
         out->port > 65535) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "redis address '", address, "': expected host:port, unix:/path or /path"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis address '", address, "': expected host:port, unix:/path or /path"));
     }
     out->host = address.substr(0, colon);
     return absl::OkStatus();
@@ -77,16 +77,15 @@ void AsyncConnection::Connect() {
     HandleLost(absl::UnavailableError(st.message()), false);
     return;
   }
-  redisAsyncContext* ac = addr.unix_path.empty()
-                              ? redisAsyncConnect(addr.host.c_str(), addr.port)
-                              : redisAsyncConnectUnix(addr.unix_path.c_str());
+  redisAsyncContext* ac = addr.unix_path.empty() ? redisAsyncConnect(addr.host.c_str(), addr.port)
+                                                 : redisAsyncConnectUnix(addr.unix_path.c_str());
   state_ = State::kConnecting;
   if (ac == nullptr || ac->err) {
     std::string why = ac ? ac->errstr : "out of memory";
     if (ac) redisAsyncFree(ac);
-    HandleLost(absl::UnavailableError(absl::StrCat("redis connect to ", options_.address, ": ",
-                                                   why)),
-               false);
+    HandleLost(
+        absl::UnavailableError(absl::StrCat("redis connect to ", options_.address, ": ", why)),
+        false);
     return;
   }
   ac_ = ac;
@@ -118,8 +117,7 @@ void AsyncConnection::OnConnectCallback(const redisAsyncContext* ac, int status)
     // hiredis frees the context after this callback returns.
     self->ac_ = nullptr;
     self->HandleLost(absl::UnavailableError(absl::StrCat("redis connect to ",
-                                                         self->options_.address, ": ",
-                                                         ac->errstr)),
+                                                         self->options_.address, ": ", ac->errstr)),
                      false);
     return;
   }

@@ -65,15 +65,14 @@ void Connection::SendTransaction(const std::vector<std::vector<std::string>>& co
   if (!queue({"MULTI"})) return cb(absl::UnavailableError("redis: connection is closing"));
   // A command that cannot be written leaves the connection closing: the EXEC then fails too.
   for (const auto& argv : commands) queue(argv);
-  Send({"EXEC"}, caller_deadline,
-       [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-         if (r.ok() && !refusal->empty()) {
-           r->type = Reply::Type::kError;
-           r->str = std::move(*refusal);
-           r->elements.clear();
-         }
-         cb(std::move(r));
-       });
+  Send({"EXEC"}, caller_deadline, [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+    if (r.ok() && !refusal->empty()) {
+      r->type = Reply::Type::kError;
+      r->str = std::move(*refusal);
+      r->elements.clear();
+    }
+    cb(std::move(r));
+  });
 }
 
 bool Connection::Write(const std::vector<std::string>& argv) {

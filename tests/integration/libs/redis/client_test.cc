@@ -60,8 +60,9 @@ class ClientTest : public ::testing::Test {
   }
 
   absl::StatusOr<Reply> Run(std::vector<std::string> argv, absl::Time deadline = Deadline()) {
-    return Await<Reply>(
-        [&](Callback<Reply> done) { client_->Command(std::move(argv), deadline, std::move(done)); });
+    return Await<Reply>([&](Callback<Reply> done) {
+      client_->Command(std::move(argv), deadline, std::move(done));
+    });
   }
 
   std::unique_ptr<RedisForTest> redis_;
@@ -123,7 +124,8 @@ TEST_F(ClientTest, SnapshotReadsFromOneMomentAndOnlyReads) {
   // Two keys always changed together (MULTI/EXEC) are always seen equal.
   std::atomic<bool> stop{false};
   std::thread writer([&] {
-    while (!stop.load()) redis_->Run({"EVAL", "redis.call('INCR', 'a') redis.call('INCR', 'b')", "0"});
+    while (!stop.load())
+      redis_->Run({"EVAL", "redis.call('INCR', 'a') redis.call('INCR', 'b')", "0"});
   });
   int unequal = 0;
   for (int i = 0; i < 2000; ++i) {
@@ -143,9 +145,8 @@ TEST_F(ClientTest, FcallLoadsTheLibraryWhenMissingAndMapsFunctionErrors) {
   });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->str, "hello");
-  auto refused = Await<Reply>([&](Callback<Reply> done) {
-    client_->Fcall(kRefuse, {}, {}, Deadline(), std::move(done));
-  });
+  auto refused = Await<Reply>(
+      [&](Callback<Reply> done) { client_->Fcall(kRefuse, {}, {}, Deadline(), std::move(done)); });
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(refused.status().message(), "it belongs to cus_9");
 }

@@ -276,9 +276,9 @@ TEST_F(FunctionLibraryTest, ALuaErrorAtRunTimeNamesFileAndLine) {
 TEST_F(FunctionLibraryTest, AFunctionNameAnotherLibraryHoldsIsRefused) {
   ASSERT_TRUE(LoadLibrary(client_.get(), lua::kLibrary).ok());
   // The same function name under another library name.
-  std::string code =
-      absl::StrCat("#!lua name=onestory_clash\nredis.register_function('",
-                   lua::kLibrary.RegisteredName("identity_get_profile"), "', function() return 1 end)\n");
+  std::string code = absl::StrCat("#!lua name=onestory_clash\nredis.register_function('",
+                                  lua::kLibrary.RegisteredName("identity_get_profile"),
+                                  "', function() return 1 end)\n");
   FunctionLibrary other{"onestory_clash", "x", code, {}};
   absl::Status st = LoadLibrary(client_.get(), other);
   ASSERT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
