@@ -98,6 +98,14 @@ class ClusterClientTest : public ::testing::Test {
   }
 
   // Every value of every list, read through the client, with how often each appears.
+  // A primary other than `from`: where a migration of one of from's slots goes.
+  int OtherPrimary(int from) {
+    for (int p : cluster_->Primaries()) {
+      if (p != from) return p;
+    }
+    return 0;
+  }
+
   std::map<std::string, int> Values(const std::vector<std::string>& keys) {
     std::map<std::string, int> seen;
     for (const std::string& k : keys) {
@@ -332,10 +340,7 @@ TEST_F(ClusterClientTest, SlotMigrationDuringWritesAsksAndRetries) {
   for (int i = 0; i < 10; ++i) keys.push_back(absl::StrCat("{mig}:", i));
   int slot = KeySlot("mig");
   int from = cluster_->PrimaryOf(slot);
-  int to = 0;
-  for (int p : cluster_->Primaries()) {
-    if (p != from) to = p;
-  }
+  int to = OtherPrimary(from);
   // The keys exist before the migration starts.
   for (const std::string& k : keys) ASSERT_TRUE(Run({"RPUSH", k, "seed"}).ok());
 
@@ -391,10 +396,7 @@ TEST_F(ClusterClientTest, SnapshotsFollowASlotMigrationAndNeverSeeItHalfDone) {
   for (int i = 0; i < 10; ++i) keys.push_back(absl::StrCat("{snap}:", i));
   int slot = KeySlot("snap");
   int from = cluster_->PrimaryOf(slot);
-  int to = 0;
-  for (int p : cluster_->Primaries()) {
-    if (p != from) to = p;
-  }
+  int to = OtherPrimary(from);
   for (const std::string& k : keys) ASSERT_TRUE(Run({"RPUSH", k, "seed"}).ok());
   std::vector<std::vector<std::string>> reads;
   for (const std::string& k : keys) reads.push_back({"LLEN", k});
