@@ -272,6 +272,19 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
     if (!call->pinned.empty() || !ParseRedirect(r->str, address, &slot, &to)) {
       return Finish(call, std::move(r));
     }
+    if (word == "MOVED" && to == call->moved_from) {
+      // Sent back where the last MOVED came from: the end of a slot migration reached one
+      // node and not yet the other (the source names the target; the target, still
+      // importing, names the source). That settles in milliseconds, so the call waits and
+      // retries until its deadline; neither MOVED counts toward cluster_max_redirects.
+      ++moved_;
+      if (call->redirects > 0) --call->redirects;
+      RequestRefresh();
+      return RetryLater(std::move(call),
+                        absl::UnavailableError(absl::StrCat(
+                            "redis cluster: ", address, " and ", to,
+                            " each name the other as slot ", slot, "'s owner: ", r->str)));
+    }
     if (++call->redirects > options_.cluster_max_redirects) {
       return Finish(call, absl::UnavailableError(absl::StrCat(
                               "redis cluster: more than ", options_.cluster_max_redirects,
@@ -280,6 +293,7 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
     if (word == "MOVED") {
       ++moved_;
       NoteMoved(slot, to);
+      call->moved_from = address;
     } else {
       ++ask_;
       call->ask = to;

@@ -13,6 +13,9 @@
 //   TRYAGAIN, CLUSTERDOWN, keys of a multi-key call are split by a migration, or the cluster
 //   LOADING, MASTERDOWN    cannot serve now: sent again after a backoff (10 ms doubling to
 //                          200 ms), CLUSTERDOWN also reading the map again.
+//   MOVED back             to the node whose MOVED the call just followed: a migration's end
+//                          has reached one of the two nodes only. Resent after a backoff, not
+//                          counted as a redirection.
 //   READONLY               the map is stale (the node is a replica now): read again, resend.
 //   a node not connected   (killed, failing over) the map is read again and the command sent
 //                          when its slot's primary is connected.
@@ -145,6 +148,7 @@ class ClusterRouter {
     absl::Duration backoff = absl::Milliseconds(10);
     std::string ask;     // set after ASK: the next send goes there, with ASKING
     bool asked = false;  // the last send went with ASKING
+    std::string moved_from;  // the node whose MOVED the last redirection followed
     std::string pinned;  // SendToPrimaries: always this node
   };
 

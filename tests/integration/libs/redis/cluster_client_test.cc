@@ -388,6 +388,34 @@ TEST_F(ClusterClientTest, SlotMigrationDuringWritesAsksAndRetries) {
   EXPECT_GT(stats.moved, 0u);
 }
 
+TEST_F(ClusterClientTest, MigrationEndReachingOneNodeFirstIsWaitedOut) {
+  // SETSLOT NODE reaches the source before the target: for that moment the source answers
+  // MOVED to the target, and the target, still importing, MOVED back to the source. A call in
+  // that window waits (it is no redirection loop) and is served once the target knows.
+  std::string key = "{pingpong}:l";
+  int slot = KeySlot(key);
+  int from = cluster_->PrimaryOf(slot);
+  int to = OtherPrimary(from);
+  ASSERT_TRUE(Run({"RPUSH", key, "seed"}).ok());
+  cluster_->BeginMigration(slot, from, to);
+  EXPECT_EQ(cluster_->MigrateKeys(slot, from, to), 1);
+  redis::Reply r = cluster_->Run(
+      from, {"CLUSTER", "SETSLOT", absl::StrCat(slot), "NODE", cluster_->NodeId(to)});
+  ASSERT_NE(r.type, Reply::Type::kError) << r.str;
+  ClusterRouter::Stats before = client_->cluster_stats();
+
+  WriteStream stream(client_.get(), absl::Seconds(10));
+  stream.Write({key}, "in-the-window");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_GT(client_->cluster_stats().moved - before.moved, 2u) << "the call met no MOVED loop";
+  cluster_->FinishMigration(slot, from, to);
+  ASSERT_TRUE(stream.Wait(absl::Seconds(10))) << "the write never got its reply";
+  EXPECT_TRUE(stream.results()["in-the-window"].ok()) << stream.results()["in-the-window"];
+  std::map<std::string, int> seen = Values({key});
+  EXPECT_EQ(seen["in-the-window"], 1);
+  EXPECT_EQ(seen["seed"], 1);
+}
+
 TEST_F(ClusterClientTest, SnapshotsFollowASlotMigrationAndNeverSeeItHalfDone) {
   // One customer's keys share a slot; a migration moves them one at a time. A snapshot of all
   // of them must see every key, whichever side each is on: ASK, TRYAGAIN and MOVED are followed
