@@ -7,6 +7,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libhiredis-dev libabsl-dev libre2-dev libssl-dev libgtest-dev libgmock-dev libcpp-httplib-dev
   libjemalloc-dev
+  grpc-proto  # the gRPC reflection v1 proto (libgrpc++ 1.51 serves only v1alpha)
   redis-server redis-tools
   python3 python3-grpcio python3-protobuf
 )
@@ -14,6 +15,7 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(
     clang libclang-rt-14-dev  # the libFuzzer targets (tools/fuzz.sh)
     openssl                   # certificates for the TLS tests
+    python3-prometheus-client # its parser reads /metrics in the e2e tests
   )
   # node and npm for the deploy manifests test (tests/deploy); a Node.js that brings its own npm
   # (not Debian's) is fine, so these go by command, not by package.

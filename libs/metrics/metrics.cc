@@ -86,15 +86,26 @@ Histogram* Registry::GetHistogram(const std::string& name, const std::string& he
 }
 
 void Registry::AddGauge(const std::string& name, const std::string& help,
-                        std::function<double()> read) {
+                        std::function<double()> read, const Labels& labels) {
   absl::MutexLock lock(&mu_);
   Family& f = families_[name];
   f.help = help;
   f.type = "gauge";
-  f.gauge = std::move(read);
+  f.read = std::move(read);
+  f.read_labels = RenderLabels(labels);
 }
 
-void Registry::RemoveGauge(const std::string& name) {
+void Registry::AddCounterFunction(const std::string& name, const std::string& help,
+                                  std::function<double()> read) {
+  absl::MutexLock lock(&mu_);
+  Family& f = families_[name];
+  f.help = help;
+  f.type = "counter";
+  f.read = std::move(read);
+  f.read_labels.clear();
+}
+
+void Registry::RemoveFunction(const std::string& name) {
   absl::MutexLock lock(&mu_);
   families_.erase(name);
 }
@@ -104,7 +115,9 @@ std::string Registry::Render() const {
   std::string out;
   for (const auto& [name, f] : families_) {
     absl::StrAppend(&out, "# HELP ", name, " ", f.help, "\n# TYPE ", name, " ", f.type, "\n");
-    if (f.gauge) absl::StrAppend(&out, name, " ", absl::StrFormat("%.17g", f.gauge()), "\n");
+    if (f.read) {
+      absl::StrAppend(&out, name, f.read_labels, " ", absl::StrFormat("%.17g", f.read()), "\n");
+    }
     for (const auto& [labels, c] : f.counters) {
       absl::StrAppend(&out, name, labels, " ", c->value(), "\n");
     }

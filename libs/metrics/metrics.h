@@ -64,9 +64,14 @@ class Registry {
   Counter* GetCounter(const std::string& name, const std::string& help, const Labels& labels);
   Histogram* GetHistogram(const std::string& name, const std::string& help, const Labels& labels,
                           std::vector<double> bounds = LatencyBuckets());
-  // A gauge read when rendering. Registering a name again replaces its function.
-  void AddGauge(const std::string& name, const std::string& help, std::function<double()> read);
-  void RemoveGauge(const std::string& name);
+  // A gauge read when rendering, with fixed labels. Registering a name again replaces it.
+  void AddGauge(const std::string& name, const std::string& help, std::function<double()> read,
+                const Labels& labels = {});
+  // A counter kept elsewhere (it only grows), read when rendering; its name ends in _total.
+  void AddCounterFunction(const std::string& name, const std::string& help,
+                          std::function<double()> read);
+  // Removes a gauge or counter function (their owner is going away).
+  void RemoveFunction(const std::string& name);
 
   std::string Render() const;
 
@@ -76,7 +81,8 @@ class Registry {
     std::string type;
     std::map<std::string, std::unique_ptr<Counter>> counters;      // by rendered labels
     std::map<std::string, std::unique_ptr<Histogram>> histograms;  // by rendered labels
-    std::function<double()> gauge;
+    std::function<double()> read;                                  // AddGauge, AddCounterFunction
+    std::string read_labels;                                       // rendered
   };
   mutable absl::Mutex mu_;
   std::map<std::string, Family> families_ ABSL_GUARDED_BY(mu_);

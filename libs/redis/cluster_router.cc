@@ -281,9 +281,9 @@ void ClusterRouter::OnReply(std::shared_ptr<Call> call, const std::string& addre
       if (call->redirects > 0) --call->redirects;
       RequestRefresh();
       return RetryLater(std::move(call),
-                        absl::UnavailableError(absl::StrCat(
-                            "redis cluster: ", address, " and ", to,
-                            " each name the other as slot ", slot, "'s owner: ", r->str)));
+                        absl::UnavailableError(absl::StrCat("redis cluster: ", address, " and ", to,
+                                                            " each name the other as slot ", slot,
+                                                            "'s owner: ", r->str)));
     }
     if (++call->redirects > options_.cluster_max_redirects) {
       return Finish(call, absl::UnavailableError(absl::StrCat(

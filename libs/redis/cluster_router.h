@@ -141,15 +141,15 @@ class ClusterRouter {
     int slot = -1;
     Argv argv;
     Transaction transaction;  // instead of argv: MULTI, these, EXEC
-    absl::Time deadline;  // the caller's
-    absl::Time give_up;   // deadline or command_timeout after the call, the earlier
+    absl::Time deadline;      // the caller's
+    absl::Time give_up;       // deadline or command_timeout after the call, the earlier
     ReplyCallback cb;
     int redirects = 0;
     absl::Duration backoff = absl::Milliseconds(10);
-    std::string ask;     // set after ASK: the next send goes there, with ASKING
-    bool asked = false;  // the last send went with ASKING
+    std::string ask;         // set after ASK: the next send goes there, with ASKING
+    bool asked = false;      // the last send went with ASKING
     std::string moved_from;  // the node whose MOVED the last redirection followed
-    std::string pinned;  // SendToPrimaries: always this node
+    std::string pinned;      // SendToPrimaries: always this node
   };
 
   // A call to slot's primary, giving up at deadline or command_timeout from now.

@@ -11,7 +11,7 @@ namespace onestory::service {
 MetricsHttpServer::MetricsHttpServer() : http_(std::make_unique<httplib::Server>()) {}
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen) {
+    const std::string& listen, std::function<absl::Status()> ready) {
   size_t colon = listen.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
@@ -24,6 +24,16 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   s->http_->Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics::Registry::Global().Render(), "text/plain; version=0.0.4");
   });
+  s->http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s->http_->Get(
+      "/readyz", [ready = std::move(ready)](const httplib::Request&, httplib::Response& res) {
+        absl::Status st = ready();
+        res.status = st.ok() ? 200 : 503;
+        res.set_content(st.ok() ? "ready\n" : absl::StrCat("not ready: ", st.message(), "\n"),
+                        "text/plain");
+      });
   s->port_ = port == 0 ? s->http_->bind_to_any_port(host) : port;
   if (port != 0 && !s->http_->bind_to_port(host, port)) s->port_ = -1;
   if (s->port_ <= 0) {

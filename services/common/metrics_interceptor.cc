@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "libs/metrics/metrics.h"
@@ -12,49 +13,77 @@ namespace onestory::service {
 namespace {
 
 constexpr std::array<const char*, 17> kCodeNames = {
-    "OK",           "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",    "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
-// The series of one method, created on its first call.
+// The series of one method, created on its first call, labelled as ready-made gRPC dashboards
+// expect: grpc_service ("onestory.v1.TimelineService"), grpc_method ("Append"), grpc_type
+// (unary, client_stream, server_stream, bidi_stream) and, once handled, grpc_code.
 struct MethodSeries {
+  metrics::Labels labels;
   metrics::Counter* started;
   metrics::Histogram* seconds;
   std::array<metrics::Counter*, 17> handled{};  // by code, created on first use
   absl::Mutex mu;
 };
 
-MethodSeries* SeriesFor(const std::string& method) {
+const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
+  using Type = grpc::experimental::ServerRpcInfo::Type;
+  switch (type) {
+    case Type::UNARY:
+      return "unary";
+    case Type::CLIENT_STREAMING:
+      return "client_stream";
+    case Type::SERVER_STREAMING:
+      return "server_stream";
+    case Type::BIDI_STREAMING:
+      return "bidi_stream";
+  }
+  return "unknown";
+}
+
+// `path`: "/<service>/<method>".
+MethodSeries* SeriesFor(const std::string& path, grpc::experimental::ServerRpcInfo::Type type) {
   static absl::Mutex mu(absl::kConstInit);
-  static auto* by_method = new absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>();
+  static auto* by_path = new absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>();
   {
     absl::ReaderMutexLock lock(&mu);
-    auto it = by_method->find(method);
-    if (it != by_method->end()) return it->second.get();
+    auto it = by_path->find(path);
+    if (it != by_path->end()) return it->second.get();
   }
   absl::MutexLock lock(&mu);
-  auto& slot = (*by_method)[method];
+  auto& slot = (*by_path)[path];
   if (!slot) {
     slot = std::make_unique<MethodSeries>();
+    absl::string_view name = path;
+    absl::ConsumePrefix(&name, "/");
+    size_t slash = name.rfind('/');
+    absl::string_view service =
+        slash == absl::string_view::npos ? "unknown" : name.substr(0, slash);
+    absl::string_view method = slash == absl::string_view::npos ? name : name.substr(slash + 1);
+    slot->labels = {{"grpc_service", std::string(service)},
+                    {"grpc_method", std::string(method)},
+                    {"grpc_type", TypeName(type)}};
     auto& r = metrics::Registry::Global();
-    slot->started = r.GetCounter("grpc_server_started_total", "RPCs started on the server",
-                                 {{"grpc_method", method}});
-    slot->seconds = r.GetHistogram("grpc_server_handling_seconds",
-                                   "Time from an RPC's start to its status being sent",
-                                   {{"grpc_method", method}});
+    slot->started =
+        r.GetCounter("grpc_server_started_total", "RPCs started on the server", slot->labels);
+    slot->seconds =
+        r.GetHistogram("grpc_server_handling_seconds",
+                       "Time from an RPC's start to its status being sent", slot->labels);
   }
   return slot.get();
 }
 
-metrics::Counter* HandledCounter(MethodSeries* s, const std::string& method, int code) {
+metrics::Counter* HandledCounter(MethodSeries* s, int code) {
   if (code < 0 || code >= 17) code = 2;  // UNKNOWN
   absl::MutexLock lock(&s->mu);
   if (s->handled[code] == nullptr) {
+    metrics::Labels labels = s->labels;
+    labels.emplace_back("grpc_code", kCodeNames[code]);
     s->handled[code] = metrics::Registry::Global().GetCounter(
-        "grpc_server_handled_total", "RPCs completed on the server, by status code",
-        {{"grpc_method", method}, {"grpc_code", kCodeNames[code]}});
+        "grpc_server_handled_total", "RPCs completed on the server, by status code", labels);
   }
   return s->handled[code];
 }
@@ -62,8 +91,7 @@ metrics::Counter* HandledCounter(MethodSeries* s, const std::string& method, int
 class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   explicit MetricsInterceptor(grpc::experimental::ServerRpcInfo* info)
-      : method_(info->method() ? info->method() : "unknown"),
-        series_(SeriesFor(method_)),
+      : series_(SeriesFor(info->method() ? info->method() : "/unknown", info->type())),
         start_(absl::Now()) {
     series_->started->Increment();
   }
@@ -73,13 +101,12 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
       series_->seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start_));
-      HandledCounter(series_, method_, status.error_code())->Increment();
+      HandledCounter(series_, status.error_code())->Increment();
     }
     methods->Proceed();
   }
 
  private:
-  std::string method_;
   MethodSeries* series_;
   absl::Time start_;
 };

@@ -1,5 +1,6 @@
 #include "services/server/onestory_server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <openssl/bio.h>
@@ -22,6 +23,7 @@
 #include "libs/engagement/journey_upgrade.h"
 #include "libs/lua/library.h"
 #include "libs/metrics/metrics.h"
+#include "libs/metrics/process_metrics.h"
 #include "services/common/audit_interceptor.h"
 #include "services/common/metrics_interceptor.h"
 
@@ -99,6 +101,22 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(const Tl
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(ssl);
+}
+
+// HTTP/2 keepalive, both ways. Clients behind load balancers ping idle connections (grpc-js and
+// grpcio integrators set 1-30 s): pings 0.5 s or more apart are accepted with or without calls
+// open (half the fastest common setting, so a late timer never counts against a client); a
+// faster ping is a strike, and the third strike ends the connection ("too_many_pings").
+// The server pings a connection idle for 30 s (an hours-long Watch with no events included)
+// and closes it when no answer comes within 10 s, so dead peers free their streams.
+void SetKeepalivePolicy(grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+                             0);  // keep pinging idle Watches
 }
 
 }  // namespace
@@ -183,6 +201,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   // Above Append's own 4 MiB limit, so an oversized batch gets our INVALID_ARGUMENT naming the
   // field rather than gRPC's generic RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(8 << 20);
+  SetKeepalivePolicy(builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
   interceptors.push_back(
@@ -231,6 +250,12 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   s->audit_service_ = std::make_unique<AuditServiceImpl>(s->audit_log_.get(), auth);
   builder.RegisterService(s->audit_service_.get());
   s->service_names_.push_back("onestory.v1.AuditService");
+  // Reflection v1 lists what v1alpha lists: every service, health and reflection included.
+  std::vector<std::string> listed = s->service_names_;
+  listed.insert(listed.end(), {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                               "grpc.reflection.v1alpha.ServerReflection"});
+  s->reflection_v1_ = std::make_unique<ReflectionV1Service>(std::move(listed));
+  builder.RegisterService(s->reflection_v1_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
@@ -275,7 +300,8 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     s->sweeper_thread_ = std::thread([srv = s.get()] { srv->SweepRetention(); });
   }
   if (!options.metrics_listen.empty()) {
-    auto http = MetricsHttpServer::Start(options.metrics_listen);
+    auto http =
+        MetricsHttpServer::Start(options.metrics_listen, [srv = s.get()] { return srv->Ready(); });
     if (!http.ok()) return http.status();
     s->metrics_ = *std::move(http);
     s->RegisterGauges();
@@ -295,31 +321,37 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
 
 void OneStoryServer::RegisterGauges() {
   auto& r = metrics::Registry::Global();
+  r.AddGauge("onestory_build_info", "1, labelled with the version and the source revision built",
+             [] { return 1.0; }, {{"version", ONESTORY_VERSION}, {"revision", ONESTORY_REVISION}});
+  metrics::AddProcessMetrics(r);
   redis::Client* redis = redis_.get();
   r.AddGauge("onestory_redis_connected", "1 while at least one Redis command connection is up",
              [redis] { return redis->connected() ? 1.0 : 0.0; });
   r.AddGauge("onestory_redis_in_flight", "Redis commands sent and not yet answered",
              [redis] { return static_cast<double>(redis->in_flight()); });
-  r.AddGauge("onestory_redis_reconnects", "Redis command connections re-established since start",
-             [redis] { return static_cast<double>(redis->reconnects()); });
+  r.AddCounterFunction("onestory_redis_reconnects_total",
+                       "Redis command connections re-established since start",
+                       [redis] { return static_cast<double>(redis->reconnects()); });
   audit::AuditLog* audit = audit_log_.get();
-  r.AddGauge("onestory_audit_entries_written", "Audit entries written since start",
-             [audit] { return static_cast<double>(audit->recorded()); });
-  r.AddGauge("onestory_audit_write_failures",
-             "Audit entry writes Redis refused since start (held entries are written again)",
-             [audit] { return static_cast<double>(audit->failures()); });
+  r.AddCounterFunction("onestory_audit_entries_written_total", "Audit entries written since start",
+                       [audit] { return static_cast<double>(audit->recorded()); });
+  r.AddCounterFunction(
+      "onestory_audit_write_failures_total",
+      "Audit entry writes Redis refused since start (held entries are written again)",
+      [audit] { return static_cast<double>(audit->failures()); });
   r.AddGauge("onestory_audit_entries_held",
              "Audit entries held in memory for a retry while Redis refuses them",
              [audit] { return static_cast<double>(audit->pending()); });
-  r.AddGauge("onestory_audit_entries_dropped",
-             "Audit entries lost since start: the retry buffer was full, or the process stopped "
-             "before Redis took them (each time also logged as an error)",
-             [audit] { return static_cast<double>(audit->dropped()); });
+  r.AddCounterFunction(
+      "onestory_audit_entries_dropped_total",
+      "Audit entries lost since start: the retry buffer was full, or the process stopped "
+      "before Redis took them (each time also logged as an error)",
+      [audit] { return static_cast<double>(audit->dropped()); });
   if (aof_rewrites_) {
     AofRewriteScheduler* aof = aof_rewrites_.get();
-    r.AddGauge("onestory_aof_rewrites_started",
-               "Append-only file rewrites started after erasures and redactions",
-               [aof] { return static_cast<double>(aof->started()); });
+    r.AddCounterFunction("onestory_aof_rewrites_started_total",
+                         "Append-only file rewrites started after erasures and redactions",
+                         [aof] { return static_cast<double>(aof->started()); });
   }
   if (timeline_service_) {
     TimelineServiceImpl* t = timeline_service_.get();
@@ -330,6 +362,34 @@ void OneStoryServer::RegisterGauges() {
                "1 while the pub/sub connection that wakes watchers is up",
                [hub] { return hub->subscriber_connected() ? 1.0 : 0.0; });
   }
+}
+
+absl::Status OneStoryServer::Ready() {
+  if (stop_health_.HasBeenNotified()) return absl::UnavailableError("shutting down");
+  if (!redis_->connected()) {
+    return absl::UnavailableError(redis_->cluster()
+                                      ? "redis cluster: a primary is not connected or the slot "
+                                        "map does not cover every slot"
+                                      : "redis: not connected");
+  }
+  std::string library(lua::kLibrary.name);
+  std::vector<absl::StatusOr<redis::Reply>> primaries = redis_->CommandOnEveryPrimarySync(
+      {"FUNCTION", "LIST", "LIBRARYNAME", library}, absl::Seconds(1));
+  if (primaries.empty()) return absl::UnavailableError("redis: no primary answered");
+  for (size_t i = 0; i < primaries.size(); ++i) {
+    std::string which = primaries.size() > 1
+                            ? absl::StrCat(" (primary ", i + 1, " of ", primaries.size(), ")")
+                            : "";
+    if (!primaries[i].ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("redis", which, ": ", primaries[i].status().message()));
+    }
+    if (primaries[i]->elements.empty()) {
+      return absl::UnavailableError(
+          absl::StrCat("redis", which, ": the function library ", library, " is not loaded"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string OneStoryServer::address() const {
@@ -463,13 +523,15 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
 OneStoryServer::~OneStoryServer() {
   Shutdown(absl::ZeroDuration());
   if (metrics_) {
-    for (const char* g : {"onestory_redis_connected", "onestory_redis_in_flight",
-                          "onestory_redis_reconnects", "onestory_audit_entries_written",
-                          "onestory_audit_write_failures", "onestory_audit_entries_held",
-                          "onestory_audit_entries_dropped", "onestory_aof_rewrites_started",
-                          "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
-      metrics::Registry::Global().RemoveGauge(g);
+    for (const char* g :
+         {"onestory_build_info", "onestory_redis_connected", "onestory_redis_in_flight",
+          "onestory_redis_reconnects_total", "onestory_audit_entries_written_total",
+          "onestory_audit_write_failures_total", "onestory_audit_entries_held",
+          "onestory_audit_entries_dropped_total", "onestory_aof_rewrites_started_total",
+          "onestory_watches_open", "onestory_watch_subscriber_connected"}) {
+      metrics::Registry::Global().RemoveFunction(g);
     }
+    metrics::RemoveProcessMetrics(metrics::Registry::Global());
     metrics_.reset();
   }
   server_.reset();

@@ -42,6 +42,7 @@
 #include "services/common/aof_rewrite.h"
 #include "services/common/auth.h"
 #include "services/common/metrics_http.h"
+#include "services/common/reflection_v1.h"
 #include "services/context/context_service.h"
 #include "services/conversation/conversation_service.h"
 #include "services/identity/identity_service.h"
@@ -110,6 +111,9 @@ class OneStoryServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  // What GET /readyz answers: OK when Redis (every primary of a cluster) answers and has the
+  // function library loaded, and the server is not shutting down. Blocks up to a second.
+  absl::Status Ready();
   std::string address() const;  // host:port as bound
   redis::Client* redis() { return redis_.get(); }
   audit::AuditLog* audit_log() { return audit_log_.get(); }
@@ -149,6 +153,7 @@ class OneStoryServer {
   std::unique_ptr<audit::AuditLog> audit_log_;
   std::unique_ptr<AofRewriteScheduler> aof_rewrites_;
   std::unique_ptr<AuditServiceImpl> audit_service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<PrivacyServiceImpl> privacy_service_;
   std::unique_ptr<IdentityServiceImpl> identity_service_;
   std::unique_ptr<TimelineServiceImpl> timeline_service_;

@@ -74,6 +74,9 @@ ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
           "off.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "Write the bound metrics port to this file once listening (with --metrics_listen "
+          "HOST:0).");
 ABSL_FLAG(std::string, auto_merge_types, "",
           "Identifier types trusted to merge two customers on their own when linked with "
           "verification ONE_TIME_CODE or AUTHENTICATED, per tenant: "
@@ -159,6 +162,7 @@ constexpr const char* kFlagNames[] = {
     "port_file",
     "log_level",
     "metrics_listen",
+    "metrics_port_file",
     "auto_merge_types",
     "merge_deny_list",
     "default_country",
@@ -244,6 +248,15 @@ absl::StatusOr<std::string> EmbeddedKeysFile(const std::string& data_dir) {
               << std::flush;
   }
   return keys_path;
+}
+
+// Writes port to path (nothing when path is empty): whole, then renamed, so a reader never sees
+// a partial file.
+void WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return;
+  std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::rename(tmp.c_str(), path.c_str());
 }
 
 }  // namespace
@@ -448,6 +461,10 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   if (embedded_redis != nullptr) options.aof_rewrite_interval = absl::Seconds(aof_interval_s);
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (options.metrics_listen.empty() && !absl::GetFlag(FLAGS_metrics_port_file).empty()) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--metrics_port_file: needs --metrics_listen"));
+  }
   options.redis = redis_options;
   options.identity = services.identity;
   options.timeline = services.timeline;
@@ -510,12 +527,8 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   }
   auto server = OneStoryServer::Start(options);
   if (!server.ok()) return Fail("server.start_failed", server.status());
-  if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    // Written whole, then renamed, so a reader never sees a partial file.
-    std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
-  }
+  WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
 
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {

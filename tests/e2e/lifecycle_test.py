@@ -10,12 +10,15 @@ run alone:  /usr/bin/python3 tests/e2e/lifecycle_test.py --build-dir build
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as H  # noqa: E402
 from harness import C, E2ECase, context_pb2, identity_pb2, ids, timeline_pb2  # noqa: E402
+from harness import context_pb2_grpc, timeline_pb2_grpc  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -132,6 +135,204 @@ class WatchAcrossInstancesTest(E2ECase):
             watch.expect_quiet(0.3)
         finally:
             watch.cancel()
+
+
+class KeepaliveTest(E2ECase):
+
+    def test_idle_watch_survives_client_pings_every_second(self):
+        # What grpc-js and grpcio integrators set to get through load balancers: a ping every
+        # second, with or without calls. The server must neither answer GOAWAY "too many pings"
+        # nor end the idle stream; the stream then still delivers.
+        ref = H.by_id(self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID,
+                                   H.unique("keepalive-")).customer_id)
+        options = [("grpc.keepalive_time_ms", 1000), ("grpc.keepalive_timeout_ms", 5000),
+                   ("grpc.keepalive_permit_without_calls", 1),
+                   ("grpc.http2.max_pings_without_data", 0),
+                   ("grpc.http2.min_time_between_pings_ms", 1000)]
+        chan = grpc.intercept_channel(grpc.insecure_channel(self.a.target, options=options),
+                                      H._KeyInterceptor())
+        try:
+            watch = H.WatchReader(timeline_pb2_grpc.TimelineServiceStub(chan),
+                                  timeline_pb2.WatchRequest(tenant=self.tenant, customer=ref),
+                                  timeout=120)
+            try:
+                idle = float(os.environ.get("ONESTORY_KEEPALIVE_IDLE_S", "30"))
+                watch.expect_quiet(idle)
+                event = H.event(C.CHANNEL_WEB, C.EVENT_KIND_MESSAGE,
+                                event_id=H.unique("after-idle-"))
+                self.append(self.b, ref, [event])
+                self.assertEqual(watch.next_event(5).event_id, event.event_id)
+                sys.stderr.write("keepalive: an idle Watch with client pings every 1 s "
+                                 "stayed open %.0f s, then delivered\n" % idle)
+            finally:
+                watch.cancel()
+        finally:
+            chan.close()
+
+
+class ReflectionTest(E2ECase):
+    """grpc.reflection.v1 (what current grpcurl, Postman and grpcui ask first) and v1alpha."""
+
+    def reflection_messages(self, version):
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+        pool = descriptor_pool.DescriptorPool()
+        with open(os.path.join(H.BUILD_DIR, "reflection_v1.desc"), "rb") as f:
+            files = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+        for fd in files.file:
+            if version != "v1":  # the same messages, in the older package
+                fd.package = "grpc.reflection.v1alpha"
+                fd.name = "v1alpha/" + fd.name
+                renamed = lambda t: t.replace(".grpc.reflection.v1.", ".grpc.reflection.v1alpha.")
+                for m in fd.message_type:
+                    for field in m.field:
+                        if field.type_name:
+                            field.type_name = renamed(field.type_name)
+                for svc in fd.service:
+                    for method in svc.method:
+                        method.input_type = renamed(method.input_type)
+                        method.output_type = renamed(method.output_type)
+            pool.Add(fd)
+        factory = message_factory.MessageFactory(pool)
+
+        def cls(name):
+            d = pool.FindMessageTypeByName("grpc.reflection.%s.%s" % (version, name))
+            get = getattr(message_factory, "GetMessageClass", None)
+            return get(d) if get else factory.GetPrototype(d)
+        return cls("ServerReflectionRequest"), cls("ServerReflectionResponse")
+
+    def ask(self, version, *requests):
+        req, resp = self.reflection_messages(version)
+        call = self.a.channel.stream_stream(
+            "/grpc.reflection.%s.ServerReflection/ServerReflectionInfo" % version,
+            request_serializer=req.SerializeToString, response_deserializer=resp.FromString)
+        return list(call(iter([req(**r) for r in requests]), timeout=T))
+
+    def test_v1_lists_services_and_sends_files_with_their_imports(self):
+        from google.protobuf import descriptor_pb2
+        for version in ("v1", "v1alpha"):
+            listed, by_symbol, again, missing, empty = self.ask(
+                version, {"list_services": ""},
+                {"file_containing_symbol": "onestory.v1.TimelineService"},
+                {"file_by_filename": "onestory/v1/common.proto"},
+                {"file_by_filename": "no/such.proto"}, {})
+            names = {s.name for s in listed.list_services_response.service}
+            self.assertTrue({"onestory.v1.TimelineService", "onestory.v1.ContextService",
+                             "grpc.reflection.v1.ServerReflection",
+                             "grpc.reflection.v1alpha.ServerReflection",
+                             "grpc.health.v1.Health"} <= names, (version, names))
+            files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                     for b in by_symbol.file_descriptor_response.file_descriptor_proto]
+            sent = {f.name for f in files}
+            self.assertIn("onestory/v1/timeline.proto", sent, version)
+            self.assertIn("onestory/v1/common.proto", sent, version)  # imported
+            timeline = next(f for f in files if f.name == "onestory/v1/timeline.proto")
+            self.assertIn("Watch", [m.name for m in timeline.service[0].method])
+            # v1 sends a file once per stream, as grpc-go does (v1alpha's C++ server sends it
+            # with every answer).
+            if version == "v1":
+                self.assertEqual(len(again.file_descriptor_response.file_descriptor_proto), 0)
+            self.assertEqual(missing.error_response.error_code,
+                             grpc.StatusCode.NOT_FOUND.value[0], version)
+            if version == "v1":
+                self.assertEqual(empty.error_response.error_code,
+                                 grpc.StatusCode.INVALID_ARGUMENT.value[0])
+                self.assertIn("message_request", empty.error_response.error_message)
+
+
+class MetricsExpositionTest(E2ECase):
+
+    def test_prometheus_parser_reads_conventional_names_and_types(self):
+        from prometheus_client.parser import text_string_to_metric_families
+        port_file = os.path.join(H.new_tmp_dir("metrics-"), "metrics_port")
+        server = H.Server(extra_args=("--metrics_listen=127.0.0.1:0",
+                                      "--metrics_port_file=" + port_file),
+                          **self.env.redis.server_kwargs())
+        try:
+            with open(port_file) as f:
+                port = int(f.read())
+            self.resolve(server, C.IDENTIFIER_TYPE_PHONE, "+14155550134")
+            unauthenticated = context_pb2_grpc.ContextServiceStub(H.raw_channel(server.target))
+            self.assertCode(grpc.StatusCode.UNAUTHENTICATED, unauthenticated.GetContext,
+                            context_pb2.GetContextRequest(tenant=self.tenant))
+            self.assertCode(grpc.StatusCode.INVALID_ARGUMENT, server.context().GetContext,
+                            context_pb2.GetContextRequest(tenant=self.tenant))
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=T) as r:
+                text = r.read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            types = {name: f.type for name, f in families.items()}
+            # The parser names a counter family without _total; its samples keep it.
+            for name in ("grpc_server_started", "grpc_server_handled", "onestory_redis_reconnects",
+                         "onestory_audit_entries_written", "onestory_audit_write_failures",
+                         "onestory_audit_entries_dropped", "onestory_auth_rejected",
+                         "process_cpu_seconds"):
+                self.assertEqual(types.get(name), "counter", name)
+                for sample in families[name].samples:
+                    self.assertTrue(sample.name.endswith("_total"), sample.name)
+            for name in ("onestory_build_info", "onestory_redis_connected",
+                         "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+                         "process_start_time_seconds", "onestory_watches_open"):
+                self.assertEqual(types.get(name), "gauge", name)
+            self.assertEqual(types.get("grpc_server_handling_seconds"), "histogram")
+            # No counter is typed gauge: a gauge's name never says it only grows.
+            for name, t in types.items():
+                if t == "gauge":
+                    self.assertFalse(name.endswith("_total"), name)
+            handled = {(s.labels["grpc_service"], s.labels["grpc_method"],
+                        s.labels["grpc_type"], s.labels["grpc_code"]): s.value
+                       for s in families["grpc_server_handled"].samples}
+            self.assertEqual(handled.get(("onestory.v1.IdentityService", "Resolve", "unary",
+                                          "OK")), 1.0, handled)
+            self.assertEqual(handled.get(("onestory.v1.ContextService", "GetContext", "unary",
+                                          "INVALID_ARGUMENT")), 1.0, handled)
+            info = families["onestory_build_info"].samples[0]
+            self.assertEqual(info.value, 1.0)
+            self.assertRegex(info.labels["version"], r"^\d+\.\d+\.\d+$")
+            self.assertTrue(info.labels["revision"])
+            start = families["process_start_time_seconds"].samples[0].value
+            self.assertLess(abs(start - time.time()), 600)
+            self.assertGreater(families["process_resident_memory_bytes"].samples[0].value, 1e6)
+            self.assertGreater(families["process_open_fds"].samples[0].value, 3)
+            self.check_probes(port)
+        finally:
+            server.stop()
+
+    def check_probes(self, port):
+        def get(path):
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                            timeout=T) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        self.assertEqual(get("/healthz"), (200, "ok\n"))
+        self.assertEqual(get("/readyz"), (200, "ready\n"))
+        # Without the function library on a primary, the instance is not ready; with it back,
+        # it is. (The other instances may load it again on their own: then delete once more.)
+        redis = self.env.redis
+        primary = (redis.port if hasattr(redis, "port")
+                   else next(n["port"] for n in redis.nodes() if n["master"]))
+        listed = redis_call(primary, "FUNCTION", "LIST")
+        library = next(lib[lib.index(b"library_name") + 1] for lib in listed
+                       if lib[lib.index(b"library_name") + 1].startswith(b"onestory_"))
+        dump = redis_call(primary, "FUNCTION", "DUMP")
+        try:
+            for _ in range(5):
+                redis_call(primary, "FUNCTION", "DELETE", library)
+                code, text = get("/readyz")
+                if code != 200:
+                    break
+            self.assertEqual(code, 503, text)
+            self.assertIn("function library %s is not loaded" % library.decode(), text)
+        finally:
+            redis_call(primary, "FUNCTION", "RESTORE", dump, "REPLACE")
+        self.assertEqual(get("/readyz"), (200, "ready\n"))
+
+    def test_metrics_port_file_without_metrics_listen_is_refused(self):
+        port_file = os.path.join(H.new_tmp_dir("metrics-"), "metrics_port")
+        s = H.Server(extra_args=("--metrics_port_file=" + port_file,), wait=False,
+                     **self.env.redis.server_kwargs())
+        self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
+        self.assertIn("--metrics_port_file: needs --metrics_listen", s.proc.log_tail())
 
 
 class IdempotencyAcrossInstancesWatchTest(E2ECase):
@@ -528,15 +729,20 @@ class StorageRulesTest(E2ECase):
         return self.redis_call("DUMP", key) or b""
 
     def redis_call(self, *argv):
-        import socket
-        with socket.create_connection(("127.0.0.1", self.redis.port), timeout=5) as s:
-            out = b"*%d\r\n" % len(argv)
-            for a in argv:
-                a = a if isinstance(a, bytes) else a.encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-            s.sendall(out)
-            f = s.makefile("rb")
-            return _read_reply(f)
+        return redis_call(self.redis.port, *argv)
+
+
+def redis_call(port, *argv):
+    """One command to the redis-server at port, over RESP; its reply (errors raise)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        out = b"*%d\r\n" % len(argv)
+        for a in argv:
+            a = a if isinstance(a, bytes) else a.encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+        return _read_reply(f)
 
 
 def _read_reply(f):

@@ -399,8 +399,8 @@ TEST_F(ClusterClientTest, MigrationEndReachingOneNodeFirstIsWaitedOut) {
   ASSERT_TRUE(Run({"RPUSH", key, "seed"}).ok());
   cluster_->BeginMigration(slot, from, to);
   EXPECT_EQ(cluster_->MigrateKeys(slot, from, to), 1);
-  redis::Reply r = cluster_->Run(
-      from, {"CLUSTER", "SETSLOT", absl::StrCat(slot), "NODE", cluster_->NodeId(to)});
+  redis::Reply r =
+      cluster_->Run(from, {"CLUSTER", "SETSLOT", absl::StrCat(slot), "NODE", cluster_->NodeId(to)});
   ASSERT_NE(r.type, Reply::Type::kError) << r.str;
   ClusterRouter::Stats before = client_->cluster_stats();
 

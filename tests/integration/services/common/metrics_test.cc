@@ -62,18 +62,26 @@ TEST(MetricsTest, ServesPerRpcAndRedisMetrics) {
              absl::StrContains(text, "\nonestory_watch_subscriber_connected 1\n")) &&
            absl::Now() < give_up);
 
-  EXPECT_TRUE(absl::StrContains(
-      text,
-      "grpc_server_handled_total{grpc_method=\"/onestory.v1.IdentityService/Resolve\","
-      "grpc_code=\"OK\"} 1\n"))
+  EXPECT_TRUE(
+      absl::StrContains(text,
+                        "grpc_server_handled_total{grpc_service=\"onestory.v1.IdentityService\","
+                        "grpc_method=\"Resolve\",grpc_type=\"unary\",grpc_code=\"OK\"} 1\n"))
       << text;
   EXPECT_TRUE(absl::StrContains(
       text,
-      "grpc_server_handled_total{grpc_method=\"/onestory.v1.TimelineService/Append\","
-      "grpc_code=\"INVALID_ARGUMENT\"} 1\n"));
+      "grpc_server_handled_total{grpc_service=\"onestory.v1.TimelineService\","
+      "grpc_method=\"Append\",grpc_type=\"unary\",grpc_code=\"INVALID_ARGUMENT\"} 1\n"));
+  EXPECT_TRUE(
+      absl::StrContains(text,
+                        "grpc_server_started_total{grpc_service=\"onestory.v1.TimelineService\","
+                        "grpc_method=\"Watch\",grpc_type=\"server_stream\"} 1\n"));
   EXPECT_TRUE(absl::StrContains(
-      text, "grpc_server_handling_seconds_count{grpc_method=\"/onestory.v1.IdentityService/"
-            "Resolve\"} 1\n"));
+      text,
+      "grpc_server_handling_seconds_count{grpc_service=\"onestory.v1.IdentityService\","
+      "grpc_method=\"Resolve\",grpc_type=\"unary\"} 1\n"));
+  EXPECT_TRUE(absl::StrContains(text, "# TYPE onestory_redis_reconnects_total counter\n"));
+  EXPECT_TRUE(absl::StrContains(text, "# TYPE process_cpu_seconds_total counter\n"));
+  EXPECT_TRUE(absl::StrContains(text, "onestory_build_info{version=\""));
   EXPECT_TRUE(absl::StrContains(text, "# TYPE onestory_redis_roundtrip_seconds histogram"));
   EXPECT_FALSE(absl::StrContains(text, "onestory_redis_roundtrip_seconds_count 0\n"));
   EXPECT_TRUE(absl::StrContains(text, "onestory_redis_connected 1\n"));
