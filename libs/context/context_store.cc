@@ -265,7 +265,9 @@ absl::StatusOr<bool> AddVisible(ContextRead& read, const std::vector<Reply>& ent
 // Reads older events until `count` visible ones are found, the timeline ends, or 2,000 were
 // examined (only when many of the latest events are hidden from the reader).
 void ReadOlder(redis::Client* client, std::shared_ptr<ContextRead> read, std::string before) {
-  int chunk = 200;
+  // Twice what is missing (hidden events come in runs), at least 20, at most 200.
+  int missing = read->count - read->response.recent_events_size();
+  int chunk = std::clamp(2 * missing + 10, 20, 200);
   keys::CustomerKeys ck(read->tenant, read->customer_id);
   client->Command(
       {"XREVRANGE", ck.timeline(), absl::StrCat("(", before), "-", "COUNT", absl::StrCat(chunk)},
@@ -347,11 +349,11 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
   absl::StatusOr<v1::Audience> audience = timeline::ReaderAudience("audience", request.audience());
   if (!audience.ok()) return done(audience.status());
   int count = request.recent_events() == 0 ? kDefaultRecentEvents : request.recent_events();
-  // A reader below SUPERVISOR may not see every event: read a few more in the same round trip.
-  // Agents miss only supervisor-only events (rare); bots and the customer's app miss every
-  // internal note, so they read twice as many.
+  // A reader below AGENT may not see every event: bots and the customer's app miss every
+  // internal note, so they read twice as many in the same round trip. Agents miss only
+  // supervisor-only events, which are rare: they read exactly `count`, and older events only
+  // when some of those were hidden (ReadOlder).
   int read_count = count;
-  if (*audience == v1::AUDIENCE_AGENT) read_count = count + count / 8 + 2;
   if (*audience < v1::AUDIENCE_AGENT) read_count = 2 * count + 10;
   std::string tenant = request.tenant();
   v1::Audience reader = *audience;

@@ -116,6 +116,7 @@ v1::AuditEntry EntryOf(const Caller& caller, const std::string& method, const Re
   v1::AuditEntry e;
   e.set_key_id(caller.key_id);
   e.set_method(method);
+  e.set_request_id(caller.request_id);
   e.set_customer_id(response_customer.empty() ? request.customer_id : response_customer);
   if (e.customer_id().empty() || request.customer_id.empty()) {
     e.set_named_by(request.named_by);

@@ -12,6 +12,7 @@
 #include "libs/common/validation.h"
 #include "libs/metrics/metrics.h"
 #include "services/common/grpc_status.h"
+#include "services/common/request_id.h"
 
 namespace onestory::service {
 namespace {
@@ -149,7 +150,9 @@ size_t Authenticator::key_count() const {
 }
 
 absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ctx) const {
-  if (allow_all_) return Caller{"-", "", auth::ScopeSet::All(), auth::RateLimit{}};
+  if (allow_all_) {
+    return Caller{"-", "", auth::ScopeSet::All(), auth::RateLimit{}, RequestIdOf(ctx)};
+  }
   absl::string_view presented = BearerKey(ctx);
   if (presented.empty()) {
     return absl::UnauthenticatedError("no API key: send metadata \"authorization: Bearer <key>\"");
@@ -163,7 +166,7 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ct
   }
   const auth::ApiKey* key = table->Find(presented);
   if (key == nullptr) return absl::UnauthenticatedError("unknown API key");
-  return Caller{key->id, key->tenant, key->scopes, key->LimitOr(default_limit)};
+  return Caller{key->id, key->tenant, key->scopes, key->LimitOr(default_limit), RequestIdOf(ctx)};
 }
 
 absl::StatusOr<Caller> Authenticator::Check(const grpc::ServerContextBase& ctx,

@@ -34,6 +34,7 @@ struct Caller {
   std::string tenant;
   auth::ScopeSet scopes;
   auth::RateLimit rate_limit = {};  // the key's own, else the default
+  std::string request_id;           // the call's (request_id.h)
 };
 
 // Whether `status` is the refusal of a call by its key's rate limit (see Check).

@@ -8,6 +8,7 @@
 #include "libs/identity/normalize.h"
 #include "libs/keys/key_schema.h"
 #include "services/common/audit_interceptor.h"
+#include "services/common/request_id.h"
 #include "services/common/unary.h"
 
 namespace onestory::service {
@@ -92,13 +93,14 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
   IdentityStore::LinkEvidence evidence{req->channel(), req->verification(), req->actor()};
   absl::Time deadline = RequestDeadline(ctx);
   v1::LinkRequest request = *req;
+  std::string request_id = RequestIdOf(*ctx);
   auto fill = [](v1::LinkResponse* out, IdentityStore::Linked r) {
     *out->mutable_identifier() = std::move(r.identifier);
     out->set_already_linked(r.already_linked);
   };
   store_->Link(
       req->tenant(), req->customer_id(), req->identifier(), evidence, deadline,
-      [this, reactor, resp, request, evidence, deadline,
+      [this, reactor, resp, request, evidence, deadline, request_id,
        fill](absl::StatusOr<IdentityStore::Linked> r) mutable {
         std::string owner = r.ok() ? "" : identity::OwnerOf(r.status());
         bool strong = request.verification() >= v1::VERIFICATION_ONE_TIME_CODE;
@@ -115,7 +117,7 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
         // The linking customer (a chat visitor, say) is merged into the owner.
         store_->RootOf(
             request.tenant(), request.customer_id(), deadline,
-            [this, reactor, resp, request, evidence, deadline, owner, id = *id,
+            [this, reactor, resp, request, evidence, deadline, owner, id = *id, request_id,
              fill](absl::StatusOr<std::string> source) mutable {
               if (!source.ok()) return reactor->Finish(ToGrpcStatus(source.status()));
               merge::MergeInput in;
@@ -132,7 +134,10 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::Link(grpc::CallbackServerContext*
               }
               in.automatic = true;
               Log(LogLevel::kInfo, "link.auto_merge",
-                  {{"tenant", in.tenant}, {"source", in.source_customer_id}, {"target", owner}});
+                  {{"request_id", request_id},
+                   {"tenant", in.tenant},
+                   {"source", in.source_customer_id},
+                   {"target", owner}});
               merges_->Merge(in, deadline,
                              [this, reactor, resp, request, evidence, deadline,
                               fill](absl::StatusOr<merge::MergeEngine::Result> m) {
@@ -194,23 +199,27 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateProfile(grpc::CallbackServe
   auto* reactor = ctx->DefaultReactor();
   std::string tenant = req->tenant();
   absl::Time deadline = RequestDeadline(ctx);
-  store_->UpdateProfile(
-      tenant, req->customer_id(), req->profile(), req->update_mask(), deadline,
-      [this, reactor, resp, tenant, deadline](absl::StatusOr<v1::Profile> p) {
-        if (!p.ok()) return reactor->Finish(ToGrpcStatus(p.status()));
-        *resp->mutable_profile() = *std::move(p);
-        // Index for merge suggestions before answering; a failure only hides suggestions
-        // until the next update, so it is logged, not returned.
-        suggester_->IndexProfile(
-            tenant, resp->profile().customer_id(), resp->profile(), deadline,
-            [reactor, tenant, customer = resp->profile().customer_id()](absl::StatusOr<bool> r) {
-              if (!r.ok()) {
-                Log(LogLevel::kWarning, "suggest.index_failed",
-                    {{"tenant", tenant}, {"customer", customer}, {"error", r.status().ToString()}});
-              }
-              reactor->Finish(grpc::Status::OK);
-            });
-      });
+  store_->UpdateProfile(tenant, req->customer_id(), req->profile(), req->update_mask(), deadline,
+                        [this, reactor, resp, tenant, deadline,
+                         request_id = RequestIdOf(*ctx)](absl::StatusOr<v1::Profile> p) {
+                          if (!p.ok()) return reactor->Finish(ToGrpcStatus(p.status()));
+                          *resp->mutable_profile() = *std::move(p);
+                          // Index for merge suggestions before answering; a failure only hides
+                          // suggestions until the next update, so it is logged, not returned.
+                          suggester_->IndexProfile(
+                              tenant, resp->profile().customer_id(), resp->profile(), deadline,
+                              [reactor, tenant, request_id,
+                               customer = resp->profile().customer_id()](absl::StatusOr<bool> r) {
+                                if (!r.ok()) {
+                                  Log(LogLevel::kWarning, "suggest.index_failed",
+                                      {{"request_id", request_id},
+                                       {"tenant", tenant},
+                                       {"customer", customer},
+                                       {"error", r.status().ToString()}});
+                                }
+                                reactor->Finish(grpc::Status::OK);
+                              });
+                        });
   return reactor;
 }
 

@@ -26,6 +26,7 @@
 #include "libs/metrics/process_metrics.h"
 #include "services/common/audit_interceptor.h"
 #include "services/common/metrics_interceptor.h"
+#include "services/common/request_id.h"
 
 namespace onestory::service {
 namespace {
@@ -203,6 +204,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   builder.SetMaxReceiveMessageSize(8 << 20);
   SetKeepalivePolicy(builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RequestIdInterceptorFactory>());
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
   interceptors.push_back(
       std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get(), redactor));

@@ -1,6 +1,7 @@
 #include "services/server/server_runner.h"
 
 #include <fcntl.h>
+#include <grpc/support/log.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -71,6 +72,8 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 ABSL_FLAG(std::string, port_file, "",
           "Write the bound gRPC port to this file once listening (for scripts and tests).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text (key=value lines) or json (one JSON object per line); gRPC's own lines too.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
           "off.");
@@ -161,6 +164,7 @@ constexpr const char* kFlagNames[] = {
     "shutdown_grace_ms",
     "port_file",
     "log_level",
+    "log_format",
     "metrics_listen",
     "metrics_port_file",
     "auto_merge_types",
@@ -250,6 +254,20 @@ absl::StatusOr<std::string> EmbeddedKeysFile(const std::string& data_dir) {
   return keys_path;
 }
 
+// gRPC's own lines (gpr_log: transport errors, a malformed HTTP/2 request, ...) in OneStory's
+// format on the same stderr, as event=grpc.log. gRPC drops those under GRPC_VERBOSITY (ERROR
+// unless set) before they get here.
+void LogGrpcLine(gpr_log_func_args* args) {
+  LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+                   : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                             : LogLevel::kDebug;
+  absl::string_view file = args->file != nullptr ? args->file : "";
+  file = file.substr(file.rfind('/') == absl::string_view::npos ? 0 : file.rfind('/') + 1);
+  Log(level, "grpc.log",
+      {{"source", absl::StrCat(file, ":", args->line)},
+       {"message", args->message != nullptr ? args->message : ""}});
+}
+
 // Writes port to path (nothing when path is empty): whole, then renamed, so a reader never sees
 // a partial file.
 void WritePortFile(const std::string& path, int port) {
@@ -273,6 +291,12 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     return Fail("config.invalid", absl::InvalidArgumentError("--log_level: unknown level"));
   }
   SetLogLevel(level);
+  LogFormat format;
+  if (!ParseLogFormat(absl::GetFlag(FLAGS_log_format), &format)) {
+    return Fail("config.invalid", absl::InvalidArgumentError("--log_format: text or json"));
+  }
+  SetLogFormat(format);
+  gpr_set_log_function(LogGrpcLine);
   // Debian's Abseil is built with mutex deadlock detection on, which costs a graph update on
   // every lock; the tests keep it, a serving process does not.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

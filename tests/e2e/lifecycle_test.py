@@ -7,11 +7,13 @@ Normally run through journey_test.py (one summary line for the whole e2e suite);
 run alone:  /usr/bin/python3 tests/e2e/lifecycle_test.py --build-dir build
 """
 
+import json
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -333,6 +335,95 @@ class MetricsExpositionTest(E2ECase):
                      **self.env.redis.server_kwargs())
         self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
         self.assertIn("--metrics_port_file: needs --metrics_listen", s.proc.log_tail())
+
+
+class RequestIdTest(E2ECase):
+    """Every call's request id: the caller's x-request-id, a W3C traceparent's trace id, or one
+    generated; returned as x-request-id, in error messages, in the audit log and the logs."""
+
+    def get_context(self, server, metadata, **request):
+        request.setdefault("tenant", self.tenant)
+        return server.context().GetContext.with_call(context_pb2.GetContextRequest(**request),
+                                                     metadata=metadata, timeout=T)
+
+    def test_request_ids_reach_the_caller_the_audit_log_and_the_logs(self):
+        from onestory.v1 import privacy_pb2, privacy_pb2_grpc
+        ref = H.by_id(self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID,
+                                   H.unique("rid-")).customer_id)
+        given = H.unique("ticket-4711-")
+        _, call = self.get_context(self.a, [("x-request-id", given)], customer=ref)
+        self.assertIn(("x-request-id", given), call.initial_metadata())
+
+        trace = uuid.uuid4().hex
+        _, call = self.get_context(self.a, [("traceparent", "00-%s-00f067aa0ba902b7-01" % trace)],
+                                   customer=ref)
+        self.assertIn(("x-request-id", trace), call.initial_metadata())
+
+        _, call = self.get_context(self.a, [("x-request-id", "not usable")], customer=ref)
+        generated = dict(call.initial_metadata())["x-request-id"]
+        self.assertRegex(generated, r"^[0-9a-f]{32}$")
+
+        failing = H.unique("ticket-bad-")
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.get_context(self.a, [("x-request-id", failing)])  # no customer
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertTrue(raised.exception.details().endswith(" [request_id=%s]" % failing),
+                        raised.exception.details())
+        self.assertIn(("x-request-id", failing), raised.exception.trailing_metadata())
+
+        audit = privacy_pb2_grpc.AuditServiceStub(self.a.channel)
+
+        def audited():
+            entries = audit.ListAuditEntries(privacy_pb2.ListAuditEntriesRequest(
+                tenant=self.tenant, customer_id=ref.customer_id, page_size=100),
+                timeout=T).entries
+            return {e.request_id for e in entries} >= {given, trace, generated}
+        H.wait_until(audited, 5, what="the calls' audit entries with their request ids")
+
+    def test_json_logs_carry_request_ids_and_grpc_lines(self):
+        server = H.Server(extra_args=("--log_format=json", "--log_level=debug"),
+                          **self.env.redis.server_kwargs())
+        given = H.unique("ticket-json-")
+        try:
+            with self.assertRaises(grpc.RpcError):
+                self.get_context(server, [("x-request-id", given)])
+            # A request whose grpc-timeout header is garbage: gRPC's HTTP/2 parser logs it,
+            # through OneStory's logger.
+            import socket
+            import struct
+
+            def frame(kind, flags, stream, payload):
+                return (struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) +
+                        struct.pack(">I", stream) + payload)
+
+            def header(name, value):  # HPACK literal without indexing, new name
+                return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+            headers = b"".join(header(n, v) for n, v in (
+                (b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"),
+                (b":path", b"/onestory.v1.ContextService/GetContext"),
+                (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+                (b"grpc-timeout", b"garbage")))
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") +
+                             frame(1, 0x5, 1, headers))  # SETTINGS; HEADERS, END_STREAM|HEADERS
+                H.wait_until(lambda: "grpc.log" in open(server.proc.log_path).read(), 5,
+                             what="gRPC's line about the bad header")
+        finally:
+            server.stop()
+        with open(server.proc.log_path) as f:
+            lines = [line for line in f.read().splitlines() if line]
+        records = []
+        for line in lines:
+            records.append(json.loads(line))  # every line is one JSON object
+        self.assertTrue(all({"ts", "level", "event"} <= set(r) for r in records))
+        done = [r for r in records if r.get("request_id") == given]
+        self.assertEqual([(r["event"], r["code"]) for r in done],
+                         [("call.done", "INVALID_ARGUMENT")], done)
+        self.assertEqual(done[0]["method"], "onestory.v1.ContextService/GetContext")
+        grpc_lines = [r for r in records if r["event"] == "grpc.log"]
+        self.assertTrue(grpc_lines, "no line from gRPC itself:\n" + "\n".join(lines[-20:]))
+        self.assertIn("hpack_parser", grpc_lines[0]["source"])
+        self.assertIn("grpc-timeout", grpc_lines[0]["message"])
 
 
 class IdempotencyAcrossInstancesWatchTest(E2ECase):

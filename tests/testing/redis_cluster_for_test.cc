@@ -218,14 +218,20 @@ std::vector<int> RedisClusterForTest::Primaries() {
 }
 
 int RedisClusterForTest::ReplicaOf(int primary_port) {
-  redis::SlotMap map = Map();
-  for (const redis::ClusterShard& shard : map.shards()) {
-    const redis::ClusterNode* primary = shard.primary();
-    if (primary == nullptr || PortOf(primary->address) != primary_port) continue;
-    for (const redis::ClusterNode& n : shard.nodes) {
-      if (!n.primary && n.health != "fail") return PortOf(n.address);
+  // A replica joins its shard's CLUSTER SHARDS entry once its primary has seen it sync, which
+  // can lag the cluster's start under load: wait for it.
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    redis::SlotMap map = Map();
+    for (const redis::ClusterShard& shard : map.shards()) {
+      const redis::ClusterNode* primary = shard.primary();
+      if (primary == nullptr || PortOf(primary->address) != primary_port) continue;
+      for (const redis::ClusterNode& n : shard.nodes) {
+        if (!n.primary && n.health != "fail") return PortOf(n.address);
+      }
     }
-  }
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < give_up);
   return 0;
 }
 

@@ -55,7 +55,7 @@ class RedisClusterForTest {
   int PrimaryOf(int slot);
   // The ports of the primaries, in slot order.
   std::vector<int> Primaries();
-  // The port of a replica of the primary at port (0 when none).
+  // The port of a replica of the primary at port, waiting up to 10 s for one (0 when none).
   int ReplicaOf(int primary_port);
   std::string NodeId(int port);
 

@@ -496,6 +496,13 @@ TEST_F(ContextEngagementTest, RecentEventsAreTheLatestVisibleOnes) {
       << "the default of 20, of which 5 are visible";
   EXPECT_THAT(EventIds(ContextOk(c, v1::AUDIENCE_AGENT, 3).recent_events()),
               ElementsAre("n-299", "n-298", "n-297"));
+  // An agent reads exactly the count asked for, and older events when supervisor-only ones
+  // were among them.
+  AppendOk(c, {Note("s-0", v1::AUDIENCE_SUPERVISOR), Note("s-1", v1::AUDIENCE_SUPERVISOR)});
+  EXPECT_THAT(EventIds(ContextOk(c, v1::AUDIENCE_AGENT, 3).recent_events()),
+              ElementsAre("n-299", "n-298", "n-297"));
+  EXPECT_THAT(EventIds(ContextOk(c, v1::AUDIENCE_SUPERVISOR, 3).recent_events()),
+              ElementsAre("s-1", "s-0", "n-299"));
   EXPECT_THAT(EventIds(Timeline(c, v1::AUDIENCE_CUSTOMER)),
               ElementsAre("m-0", "m-1", "m-2", "m-3", "m-4"));
 

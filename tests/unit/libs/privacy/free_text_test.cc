@@ -41,6 +41,7 @@ const absl::flat_hash_set<std::string> kIdentifiersAndTokens = {
     "Event.case_id",
     "Event.customer_id",
     "Event.cursor",
+    "AuditEntry.request_id",  // 1-128 of A-Z a-z 0-9 . _ : - (services/common/request_id.h)
     "Fact.name",
     "Fact.case_id",
     "Fact.conversation_id",
