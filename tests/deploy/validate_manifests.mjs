@@ -24,29 +24,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import {createRequire} from 'node:module';
+import {testOptions} from './test_options.mjs';
 
-function option(name) {
-  const i = process.argv.indexOf(name);
-  if (i < 0 || i + 1 >= process.argv.length) {
-    console.error(`usage: validate_manifests.mjs --root <repo> --tools <dir>; ${name} missing`);
-    process.exit(2);
-  }
-  return path.resolve(process.argv[i + 1]);
-}
-
-const root = option('--root');
-const tools = option('--tools');
-const toolsRequire = createRequire(path.join(tools, 'package.json'));
-let YAML;
-try {
-  YAML = toolsRequire('yaml');
-  toolsRequire('kubernetes-models/v1');
-} catch (e) {
-  console.error(`the npm packages are not in ${tools}/node_modules (${e.code || e.message}): ` +
-                'run bash tools/install-deploy-tools.sh (tools/test.sh does)');
-  process.exit(1);
-}
+const {root, toolsRequire} =
+    testOptions('validate_manifests.mjs', ['yaml', 'kubernetes-models/v1']);
+const YAML = toolsRequire('yaml');
 
 const problems = [];
 let documentCount = 0;
