@@ -1,6 +1,7 @@
 # OneStory's container image: built on Debian 12 with the same scripts a host uses
 # (tools/install-deps.sh, tools/build.sh), then a slim runtime with the binaries, the runtime
-# libraries they link and redis-server (for the embedded default), running as a non-root user.
+# libraries they link and redis-server (for the embedded default), running as a non-root user
+# (uid 65532, as the Kubernetes manifests' securityContext).
 # tests/deploy/dockerfile_test.py checks these steps against tools/ and the binaries' libraries.
 #
 #   docker build -t onestory .
@@ -18,12 +19,12 @@ RUN apt-get update \
        libgrpc++1.51 libprotobuf32 libhiredis0.14 libabsl20220623 libre2-9 libssl3 \
        libjemalloc2 libcpp-httplib0.11 redis-server \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/onestory --shell /usr/sbin/nologin onestory \
+    && useradd --system --uid 65532 --home-dir /var/lib/onestory --shell /usr/sbin/nologin onestory \
     && install -d -o onestory -g onestory -m 0700 /var/lib/onestory
 COPY --from=build /src/build/services/onestory-server /src/build/services/onestory-identity \
      /src/build/services/onestory-timeline /src/build/services/onestory-context \
      /src/build/services/onestory-engagement /usr/local/bin/
-USER 10001:10001
+USER 65532:65532
 WORKDIR /var/lib/onestory
 VOLUME /var/lib/onestory
 ENV ONESTORY_LISTEN=0.0.0.0:50051 \
