@@ -1,4 +1,4 @@
-// Runs what deploy/kubernetes/cluster/redis-cluster.yaml runs, on this machine: 6 redis-servers
+// Runs what deploy/kubernetes/overlays/cluster/redis-cluster.yaml runs, on this machine: 6 redis-servers
 // started with the StatefulSet's own arguments (the pod's IP and the Secret's password filled in
 // as Kubernetes would, each node on free ports of 127.0.0.1 in a temporary directory instead of
 // 6379/16379 and /data), then the create Job's own script twice, then the readiness probe.
@@ -35,7 +35,7 @@ function check(ok, what, detail = '') {
   }
 }
 
-const manifestPath = path.join(root, 'deploy/kubernetes/cluster/redis-cluster.yaml');
+const manifestPath = path.join(root, 'deploy/kubernetes/overlays/cluster/redis-cluster.yaml');
 const docs = YAML.parseAllDocuments(fs.readFileSync(manifestPath, 'utf8'), {version: '1.1'})
                  .map((d) => d.toJS()).filter(Boolean);
 const statefulSet = docs.find((d) => d.kind === 'StatefulSet');

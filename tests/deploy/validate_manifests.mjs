@@ -1,4 +1,6 @@
-// Validates every Kubernetes manifest under deploy/kubernetes/ offline:
+// Validates the Kubernetes manifests under deploy/kubernetes/ offline, as each overlay
+// (overlays/single, overlays/cluster) renders them with the base (kustomize's resources,
+// JSON 6902 patches and images, implemented here for what the kustomizations use):
 //
 //  1. each YAML document (parsed as YAML 1.1, as kubectl does: `0440` is octal, an unquoted
 //     `yes` is a boolean) against its kind's schema from npm's kubernetes-models (types,
@@ -9,7 +11,8 @@
 //       exactly one of --redis / --redis_cluster (flag or ONESTORY_ variable); every flag it
 //       passes is an ABSL_FLAG of services/server/server_runner.cc, every ONESTORY_ variable
 //       one the server reads (kFlagNames there); the Redis password comes from a Secret;
-//     - each Redis address it names is a pod of a StatefulSet in the same folder
+//     - its image is pinned by digest;
+//     - each Redis address it names is a pod of a StatefulSet of the same overlay
 //       (<statefulset>-<n>.<service>:<port>, n below its replicas), and its Redis user is one
 //       that StatefulSet's redis-server defines, with the rights the function library needs;
 //     - a Secret volume of a pod that runs as a non-root user is readable by the pod's fsGroup;
@@ -17,7 +20,8 @@
 //       (from the downward API) and its ports, keeps an append-only file on a claimed volume,
 //       does not require full coverage, sets a node timeout, and has a PodDisruptionBudget with
 //       maxUnavailable 1; the Job creating it names every pod and 1 replica per primary;
-//     - no kind/name twice in one folder (one folder is one deployable set).
+//     - no kind/name twice in one overlay (one overlay is one deployable set), and every YAML
+//       file under deploy/kubernetes is part of an overlay.
 //
 // Usage: node validate_manifests.mjs --root <repo> --tools <dir with node_modules>
 // Exits 1 naming the file, the document (1-based) and the error of each problem.
@@ -46,7 +50,13 @@ if (flagNames.size < 10 || environmentFlags.size < 10) {
   process.exit(1);
 }
 
-// ---- Reading the manifests.
+// ---- Reading the manifests: each overlay (deploy/kubernetes/overlays/<name>) rendered as
+// `kubectl apply -k` renders it. Only what the kustomizations use is implemented (resources:
+// files and folders with their own kustomization.yaml; patches: JSON 6902 operations on a
+// kind/name target; images: newName and digest), and anything else in a kustomization.yaml is
+// a problem, so what is checked is what kubectl applies.
+
+const kubernetesDir = path.join(root, 'deploy/kubernetes');
 
 function yamlFiles(dir) {
   const out = [];
@@ -58,20 +68,123 @@ function yamlFiles(dir) {
   return out.sort();
 }
 
-// {file, index, doc} for every non-empty document; YAML errors are problems.
-function readManifests() {
+// {file, index, doc, where} for every non-empty document of file; YAML errors are problems.
+function readFile(file) {
+  const rel = path.relative(root, file);
   const out = [];
-  for (const file of yamlFiles(path.join(root, 'deploy/kubernetes'))) {
-    const rel = path.relative(root, file);
-    const docs = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'), {version: '1.1'});
-    docs.forEach((d, i) => {
-      const where = `${rel} document ${i + 1}`;
-      for (const e of d.errors) problems.push(`${where}: YAML: ${e.message}`);
-      if (d.errors.length) return;
-      const doc = d.toJS();
-      if (doc === null || doc === undefined) return;
-      out.push({file: rel, index: i + 1, doc, where: `${where} (${doc.kind} ${doc.metadata?.name})`});
-    });
+  const docs = YAML.parseAllDocuments(fs.readFileSync(file, 'utf8'), {version: '1.1'});
+  docs.forEach((d, i) => {
+    const where = `${rel} document ${i + 1}`;
+    for (const e of d.errors) problems.push(`${where}: YAML: ${e.message}`);
+    if (d.errors.length) return;
+    const doc = d.toJS();
+    if (doc === null || doc === undefined) return;
+    out.push({file: rel, index: i + 1, doc, where: `${where} (${doc.kind} ${doc.metadata?.name})`});
+  });
+  return out;
+}
+
+// Applies one JSON 6902 operation (add, replace, remove) to doc; false when its path is not
+// there.
+function applyOperation(doc, op) {
+  const tokens = String(op.path).split('/').slice(1)
+                     .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const last = tokens.pop();
+  let node = doc;
+  for (const t of tokens) {
+    if (node === null || typeof node !== 'object' || !(t in node)) return false;
+    node = node[t];
+  }
+  if (node === null || typeof node !== 'object') return false;
+  if (Array.isArray(node)) {
+    const i = last === '-' ? node.length : Number(last);
+    if (!Number.isInteger(i) || i < 0 || i > node.length) return false;
+    if (op.op === 'add') node.splice(i, 0, op.value);
+    else if (i >= node.length) return false;
+    else if (op.op === 'replace') node[i] = op.value;
+    else node.splice(i, 1);
+    return true;
+  }
+  if (op.op !== 'add' && !(last in node)) return false;
+  if (op.op === 'remove') delete node[last];
+  else node[last] = op.value;
+  return true;
+}
+
+const kustomizationKeys = new Set(['apiVersion', 'kind', 'resources', 'patches', 'images']);
+
+// The documents the kustomization in dir renders; `used` collects the files read.
+function render(dir, used) {
+  const kfile = path.join(dir, 'kustomization.yaml');
+  const rel = path.relative(root, kfile);
+  if (!fs.existsSync(kfile)) {
+    problems.push(`${path.relative(root, dir)}: no kustomization.yaml`);
+    return [];
+  }
+  used.add(kfile);
+  const k = YAML.parse(fs.readFileSync(kfile, 'utf8'), {version: '1.1'}) || {};
+  for (const key of Object.keys(k)) {
+    if (!kustomizationKeys.has(key)) problems.push(`${rel}: '${key}' is not checked by this test`);
+  }
+  if (k.apiVersion !== 'kustomize.config.k8s.io/v1beta1' || k.kind !== 'Kustomization') {
+    problems.push(`${rel}: not a kustomize.config.k8s.io/v1beta1 Kustomization`);
+  }
+  const out = [];
+  for (const r of k.resources || []) {
+    const p = path.resolve(dir, r);
+    if (!fs.existsSync(p)) {
+      problems.push(`${rel}: resource ${r} does not exist`);
+    } else if (fs.statSync(p).isDirectory()) {
+      out.push(...render(p, used));
+    } else {
+      used.add(p);
+      out.push(...readFile(p));
+    }
+  }
+  for (const patch of k.patches || []) {
+    const {kind, name} = patch.target || {};
+    const targets = out.filter((m) => m.doc.kind === kind && m.doc.metadata?.name === name);
+    if (targets.length !== 1) {
+      problems.push(`${rel}: a patch's target ${kind}/${name} matches ${targets.length} documents`);
+      continue;
+    }
+    for (const op of YAML.parse(String(patch.patch || '')) || []) {
+      if (!['add', 'replace', 'remove'].includes(op.op) || !applyOperation(targets[0].doc, op)) {
+        problems.push(`${rel}: patch ${op.op} ${op.path} does not apply to ${kind}/${name}`);
+      }
+    }
+  }
+  for (const image of k.images || []) {
+    for (const key of Object.keys(image)) {
+      if (!['name', 'newName', 'digest'].includes(key)) {
+        problems.push(`${rel}: images: '${key}' is not checked by this test`);
+      }
+    }
+    for (const m of out) {
+      for (const c of podSpecOf(m.doc)?.containers || []) {
+        if (c.image.split(/[:@]/)[0] !== image.name) continue;
+        c.image = (image.newName || image.name) + (image.digest ? `@${image.digest}` : '');
+      }
+    }
+  }
+  return out;
+}
+
+// The rendered documents of every overlay, each with its set (the overlay's folder); every
+// YAML file under deploy/kubernetes must be part of one.
+function readManifests() {
+  const used = new Set();
+  const out = [];
+  const overlays = path.join(kubernetesDir, 'overlays');
+  for (const name of fs.readdirSync(overlays).sort()) {
+    const dir = path.join(overlays, name);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    for (const m of render(dir, used)) {
+      out.push({...m, set: path.relative(root, dir), where: `${path.relative(root, dir)}: ${m.where}`});
+    }
+  }
+  for (const file of yamlFiles(kubernetesDir)) {
+    if (!used.has(file)) problems.push(`${path.relative(root, file)}: in no overlay`);
   }
   return out;
 }
@@ -190,7 +303,7 @@ function first(args, name) {
   return v && v[0] ? v[0].join(' ') : undefined;
 }
 
-// The StatefulSets of one folder that run redis-server: [{doc, container, args, service}].
+// The StatefulSets of one overlay that run redis-server: [{doc, container, args, service}].
 function redisStatefulSets(manifests) {
   const out = [];
   for (const m of manifests) {
@@ -212,7 +325,7 @@ function podOf(address, sets) {
   if (!m) return {error: `'${address}' is not <statefulset>-<n>.<service>:<port>`};
   const [, name, n, service, port] = m;
   const set = sets.find((r) => r.doc.metadata?.name === name);
-  if (!set) return {error: `'${address}': no redis-server StatefulSet ${name} in this folder`};
+  if (!set) return {error: `'${address}': no redis-server StatefulSet ${name} in this overlay`};
   if (set.doc.spec?.serviceName !== service) {
     return {error: `'${address}': StatefulSet ${name}'s service is ${set.doc.spec?.serviceName}, not ${service}`};
   }
@@ -365,7 +478,7 @@ function checkRedisCluster(r, manifests) {
 function checkUniqueNames(manifests) {
   const seen = new Map();
   for (const m of manifests) {
-    const key = `${path.dirname(m.file)} ${m.doc.kind}/${m.doc.metadata?.name}`;
+    const key = `${m.set} ${m.doc.kind}/${m.doc.metadata?.name}`;
     if (seen.has(key)) problems.push(`${m.where}: ${m.doc.kind} ${m.doc.metadata?.name} is also ${seen.get(key)}`);
     else seen.set(key, m.where);
   }
@@ -377,11 +490,11 @@ const manifests = readManifests();
 documentCount = manifests.length;
 manifests.forEach(validateSchema);
 checkUniqueNames(manifests);
-const folders = [...new Set(manifests.map((m) => path.dirname(m.file)))];
+const folders = [...new Set(manifests.map((m) => m.set))];
 let oneStoryContainers = 0;
 let clusters = 0;
 for (const folder of folders) {
-  const inFolder = manifests.filter((m) => path.dirname(m.file) === folder);
+  const inFolder = manifests.filter((m) => m.set === folder);
   const sets = redisStatefulSets(inFolder);
   for (const m of inFolder) {
     const podSpec = podSpecOf(m.doc);
@@ -391,6 +504,9 @@ for (const folder of folders) {
       if (!isOneStory(c)) continue;
       ++oneStoryContainers;
       checkOneStoryContainer(m, podSpec, c, sets);
+      if (!/@sha256:[0-9a-f]{64}$/.test(c.image || '')) {
+        problems.push(`${m.where}: image ${c.image} is not pinned by digest`);
+      }
     }
   }
   for (const r of sets) {
@@ -402,6 +518,6 @@ for (const folder of folders) {
 if (oneStoryContainers === 0) problems.push('no OneStory container found under deploy/kubernetes');
 
 for (const p of problems) console.error(p);
-console.log(`manifests: ${documentCount} documents in ${folders.length} folders, ${oneStoryContainers} OneStory ` +
+console.log(`manifests: ${documentCount} documents in ${folders.length} overlays, ${oneStoryContainers} OneStory ` +
             `containers, ${clusters} Redis Cluster(s); ${problems.length} problems`);
 process.exit(problems.length ? 1 : 0);
