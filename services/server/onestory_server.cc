@@ -301,6 +301,12 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
                                              std::move(erase), options.retention_sweep);
     s->sweeper_thread_ = std::thread([srv = s.get()] { srv->SweepRetention(); });
   }
+  if (!options.http_listen.empty()) {
+    auto http = HttpGateway::Start({.listen = options.http_listen},
+                                   s->server_->InProcessChannel(grpc::ChannelArguments()));
+    if (!http.ok()) return http.status();
+    s->http_ = *std::move(http);
+  }
   if (!options.metrics_listen.empty()) {
     auto http =
         MetricsHttpServer::Start(options.metrics_listen, [srv = s.get()] { return srv->Ready(); });
@@ -524,6 +530,7 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
 
 OneStoryServer::~OneStoryServer() {
   Shutdown(absl::ZeroDuration());
+  http_.reset();  // its calls went through server_, which has finished them
   if (metrics_) {
     for (const char* g :
          {"onestory_build_info", "onestory_redis_connected", "onestory_redis_in_flight",

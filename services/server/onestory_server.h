@@ -41,6 +41,7 @@
 #include "services/case/case_service.h"
 #include "services/common/aof_rewrite.h"
 #include "services/common/auth.h"
+#include "services/common/http_gateway.h"
 #include "services/common/metrics_http.h"
 #include "services/common/reflection_v1.h"
 #include "services/context/context_service.h"
@@ -62,6 +63,8 @@ struct TlsOptions {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
+  // Serve the unary RPCs as HTTP/JSON (services/common/http_gateway.h) on host:port; empty: off.
+  std::string http_listen;
   TlsOptions tls;
   // Who may call. Null: every call is allowed (Authenticator::AllowAll) — for in-process tests
   // of everything but authentication; the binaries always set it.
@@ -111,6 +114,7 @@ class OneStoryServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  int http_port() const { return http_ ? http_->port() : 0; }
   // What GET /readyz answers: OK when Redis (every primary of a cluster) answers and has the
   // function library loaded, and the server is not shutting down. Blocks up to a second.
   absl::Status Ready();
@@ -163,6 +167,7 @@ class OneStoryServer {
   std::unique_ptr<AlertServiceImpl> alert_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_;
+  std::unique_ptr<HttpGateway> http_;
   absl::Notification stop_health_;
   std::thread health_;
   std::thread recovery_;

@@ -20,6 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -77,6 +78,11 @@ ABSL_FLAG(std::string, log_format, "text",
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
           "off.");
+ABSL_FLAG(std::string, http_listen, "",
+          "Serve the unary RPCs as HTTP/JSON (Connect protocol) on HOST:PORT (port 0 picks "
+          "one); empty: off.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "Write the bound HTTP port to this file once listening (with --http_listen).");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "Write the bound metrics port to this file once listening (with --metrics_listen "
           "HOST:0).");
@@ -167,6 +173,8 @@ constexpr const char* kFlagNames[] = {
     "log_format",
     "metrics_listen",
     "metrics_port_file",
+    "http_listen",
+    "http_port_file",
     "auto_merge_types",
     "merge_deny_list",
     "default_country",
@@ -485,6 +493,22 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   if (embedded_redis != nullptr) options.aof_rewrite_interval = absl::Seconds(aof_interval_s);
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  // The HTTP listener has no TLS of its own yet: with TLS on the gRPC port, plain HTTP is only
+  // allowed on the loopback interface, behind a TLS-terminating proxy.
+  if (!options.http_listen.empty() && !absl::GetFlag(FLAGS_tls_cert).empty() &&
+      !absl::StartsWith(options.http_listen, "127.0.0.1:") &&
+      !absl::StartsWith(options.http_listen, "localhost:") &&
+      !absl::StartsWith(options.http_listen, "[::1]:")) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError(
+                    "--http_listen: serves plain HTTP, so with --tls_cert it must be a loopback "
+                    "address (127.0.0.1:PORT) behind a TLS-terminating proxy"));
+  }
+  if (options.http_listen.empty() && !absl::GetFlag(FLAGS_http_port_file).empty()) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError("--http_port_file: needs --http_listen"));
+  }
   if (options.metrics_listen.empty() && !absl::GetFlag(FLAGS_metrics_port_file).empty()) {
     return Fail("config.invalid",
                 absl::InvalidArgumentError("--metrics_port_file: needs --metrics_listen"));
@@ -552,6 +576,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   auto server = OneStoryServer::Start(options);
   if (!server.ok()) return Fail("server.start_failed", server.status());
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), (*server)->metrics_port());
+  WritePortFile(absl::GetFlag(FLAGS_http_port_file), (*server)->http_port());
   WritePortFile(absl::GetFlag(FLAGS_port_file), (*server)->port());
 
   int sig = 0;

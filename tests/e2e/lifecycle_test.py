@@ -426,6 +426,120 @@ class RequestIdTest(E2ECase):
         self.assertIn("grpc-timeout", grpc_lines[0]["message"])
 
 
+class HttpGatewayTest(E2ECase):
+    """The unary RPCs over HTTP/JSON (--http_listen), as the Connect protocol's unary calls."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port_file = os.path.join(H.new_tmp_dir("http-"), "http_port")
+        cls.server = H.Server(extra_args=("--http_listen=127.0.0.1:0",
+                                          "--http_port_file=" + cls.port_file),
+                              **H.env().redis.server_kwargs())
+        with open(cls.port_file) as f:
+            cls.http_port = int(f.read())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def post(self, path, body, content_type="application/json", key=True, headers=None):
+        """(HTTP status, JSON body, headers) of a POST to path."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h = {"Content-Type": content_type}
+        if key:
+            h["Authorization"] = "Bearer " + H.key_for(self.tenant)
+        h.update(headers or {})
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path), data=data,
+                                     headers=h, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=T) as r:
+                return r.status, json.loads(r.read() or b"{}"), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}"), e.headers
+
+    def test_a_journey_over_http(self):
+        phone = {"type": "IDENTIFIER_TYPE_PHONE", "value": "+1 415 555 %04d" % (os.getpid() % 10000)}
+        status, resolved, headers = self.post("/onestory.v1.IdentityService/Resolve", {
+            "tenant": self.tenant, "identifier": phone, "createIfMissing": True},
+            headers={"X-Request-Id": "http-journey-1"})
+        self.assertEqual(status, 200, resolved)
+        self.assertTrue(resolved["customerId"].startswith("cus_"), resolved)
+        self.assertEqual(headers["X-Request-Id"], "http-journey-1")
+        customer = {"customerId": resolved["customerId"]}
+        status, appended, _ = self.post("/onestory.v1.TimelineService/Append", {
+            "tenant": self.tenant, "customer": customer,
+            "events": [{"eventId": "http-1", "channel": "CHANNEL_WEB_CHAT",
+                        "kind": "EVENT_KIND_MESSAGE", "actor": {"type": "TYPE_CUSTOMER"},
+                        "summary": "asked about order A12"}]})
+        self.assertEqual(status, 200, appended)
+        # The same customer through gRPC sees the event, and GetContext over HTTP shows it.
+        ctx = self.context(self.a, H.by_id(resolved["customerId"]))
+        self.assertEqual([e.event_id for e in ctx.recent_events], ["http-1"])
+        status, context, _ = self.post("/onestory.v1.ContextService/GetContext", {
+            "tenant": self.tenant, "customer": customer})
+        self.assertEqual(status, 200, context)
+        self.assertEqual([e["eventId"] for e in context["recentEvents"]], ["http-1"])
+        self.assertEqual(context["recentEvents"][0]["summary"], "asked about order A12")
+
+    def test_every_unary_rpc_is_served(self):
+        import importlib
+        served = 0
+        for module in ("identity", "timeline", "conversation", "case", "alert", "context",
+                       "privacy"):
+            pb2 = importlib.import_module("onestory.v1.%s_pb2" % module)
+            for service in pb2.DESCRIPTOR.services_by_name.values():
+                for m in service.methods:
+                    if m.server_streaming or m.client_streaming:
+                        continue
+                    path = "/%s/%s" % (service.full_name, m.name)
+                    status, body, _ = self.post(path, {"tenant": self.tenant})
+                    # Reaching the method: its answer, or its own refusal of an empty request.
+                    self.assertNotIn(status, (404, 415, 501), (path, body))
+                    if status != 200:
+                        self.assertIn("code", body, path)
+                        self.assertNotEqual(body["code"], "unimplemented", path)
+                    served += 1
+        self.assertGreaterEqual(served, 25)
+
+    def test_bad_requests_are_refused_and_change_nothing(self):
+        ref = H.by_id(self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID,
+                                   H.unique("http-bad-")).customer_id)
+        append = "/onestory.v1.TimelineService/Append"
+        event = {"eventId": "bad-1", "channel": "CHANNEL_WEB", "kind": "EVENT_KIND_PAGE_VIEW"}
+        request = {"tenant": self.tenant, "customer": {"customerId": ref.customer_id},
+                   "events": [event]}
+        cases = [
+            ("bad JSON", self.post(append, b"{\"tenant\": ", key=True), 400, "invalid_argument",
+             "request body"),
+            ("unknown field", self.post(append, dict(request, colour="red")), 400,
+             "invalid_argument", "colour"),
+            ("wrong type", self.post(append, dict(request, events="many")), 400,
+             "invalid_argument", "events"),
+            ("content type", self.post(append, request, content_type="text/plain"), 415,
+             "unknown", "application/json"),
+            ("no key", self.post(append, request, key=False), 401, "unauthenticated", "API key"),
+            ("validation", self.post(append, dict(request, events=[dict(event, channel=None)])),
+             400, "invalid_argument", "channel"),
+            ("over the limit", self.post(append, b"{\"tenant\": \"" + b"x" * (8 << 20) + b"\"}"),
+             413, "resource_exhausted", "limit"),
+            ("a stream", self.post("/onestory.v1.TimelineService/Watch", request), 501,
+             "unimplemented", "stream"),
+            ("no such method", self.post("/onestory.v1.TimelineService/Nope", request), 404,
+             "unimplemented", "no method"),
+        ]
+        for label, (status, body, _), want_status, want_code, names in cases:
+            self.assertEqual((status, body.get("code")), (want_status, want_code), (label, body))
+            self.assertIn(names, body.get("message", ""), label)
+        self.assertEqual(list(self.context(self.a, ref).recent_events), [])
+
+    def test_plain_http_beside_tls_only_on_loopback(self):
+        s = H.Server(extra_args=("--tls_cert=/nonexistent.crt", "--tls_key=/nonexistent.key",
+                                 "--http_listen=0.0.0.0:0"), wait=False,
+                     **self.env.redis.server_kwargs())
+        self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
+        self.assertIn("--http_listen: serves plain HTTP", s.proc.log_tail())
+
+
 class IdempotencyAcrossInstancesWatchTest(E2ECase):
     """A retried append is not pushed twice to watchers."""
 

@@ -1,0 +1,53 @@
+// HttpGateway: OneStory's unary RPCs over HTTP/1.1 with JSON, compatible with the Connect
+// protocol's unary calls (curl, bot platforms' webhooks, @connectrpc/connect-web):
+//
+//   POST /onestory.v1.<Service>/<Method>
+//   Content-Type: application/json          the request message in proto3 JSON
+//   Authorization: Bearer <key>
+//   -> 200, the response message in proto3 JSON
+//   -> 4xx/5xx, {"code": "invalid_argument", "message": "..."}  (Connect's codes and statuses)
+//
+// Each request is decoded into its message and sent to this process's gRPC server through its
+// in-process channel, with the caller's Authorization, x-request-id and traceparent headers as
+// metadata: authentication, validation, rate limits, audit and metrics are exactly the gRPC
+// call's. A body that is not JSON of the method's request (bad JSON, an unknown field, a wrong
+// type), another content type, a body over the limit or an unknown method is refused before
+// anything is called. The request id comes back as the x-request-id header.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace onestory::service {
+
+class HttpGateway {
+ public:
+  struct Options {
+    std::string listen;                // host:port; port 0 picks a free one
+    size_t max_body_bytes = 8u << 20;  // the gRPC server's own receive limit
+  };
+  // `channel`: the gRPC server's in-process channel.
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const Options& options,
+                                                            std::shared_ptr<grpc::Channel> channel);
+  ~HttpGateway();
+
+  int port() const { return port_; }
+
+ private:
+  HttpGateway() = default;
+  std::unique_ptr<httplib::Server> http_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace onestory::service
