@@ -175,46 +175,30 @@ void Serve(const HttpGateway::Options& options, grpc::GenericStub* stub,
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     const Options& options, std::shared_ptr<grpc::Channel> channel) {
-  size_t colon = options.listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http_listen '", options.listen, "': expected host:port"));
-  }
-  std::string host = options.listen.substr(0, colon);
+  auto l = HttpListener::Bind(options.listen, "--http_listen");
+  if (!l.ok()) return l.status();
   auto g = std::unique_ptr<HttpGateway>(new HttpGateway());
-  g->http_ = std::make_unique<httplib::Server>();
+  g->http_ = *std::move(l);
   g->channel_ = std::move(channel);
   auto stub = std::make_shared<grpc::GenericStub>(g->channel_);
+  httplib::Server& http = g->http_->server();
   // A body over the limit is read no further; up to it, Serve answers with Connect's error.
-  g->http_->set_payload_max_length(options.max_body_bytes + 1);
-  g->http_->Post(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
-                 [options, stub](const httplib::Request& req, httplib::Response& res) {
-                   Serve(options, stub.get(), req, res);
-                 });
-  g->http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  http.set_payload_max_length(options.max_body_bytes + 1);
+  http.Post(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
+            [options, stub](const httplib::Request& req, httplib::Response& res) {
+              Serve(options, stub.get(), req, res);
+            });
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
       return Fail(res, 413, "resource_exhausted", "request body: over the limit");
     }
     Fail(res, res.status, res.status == 404 ? "unimplemented" : "unknown",
          absl::StrCat(req.method, " ", req.path,
-                      ": not served (POST /onestory.v1.<Service>/"
-                      "<Method> with a JSON body)"));
+                      ": not served (POST /onestory.v1.<Service>/<Method> with a JSON body)"));
   });
-  g->port_ = port == 0 ? g->http_->bind_to_any_port(host) : port;
-  if (port != 0 && !g->http_->bind_to_port(host, port)) g->port_ = -1;
-  if (g->port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen, " for HTTP"));
-  }
-  g->thread_ = std::thread([srv = g->http_.get()] { srv->listen_after_bind(); });
+  g->http_->Serve();
   return g;
-}
-
-HttpGateway::~HttpGateway() {
-  http_->stop();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace onestory::service

@@ -19,13 +19,9 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
-
-namespace httplib {
-class Server;
-}
+#include "services/common/http_listener.h"
 
 namespace onestory::service {
 
@@ -38,16 +34,14 @@ class HttpGateway {
   // `channel`: the gRPC server's in-process channel.
   static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const Options& options,
                                                             std::shared_ptr<grpc::Channel> channel);
-  ~HttpGateway();
 
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
 
  private:
   HttpGateway() = default;
-  std::unique_ptr<httplib::Server> http_;
+  // Declared first so it is destroyed last: its threads' calls use channel_.
   std::shared_ptr<grpc::Channel> channel_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<HttpListener> http_;
 };
 
 }  // namespace onestory::service

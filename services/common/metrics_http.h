@@ -7,14 +7,10 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
-namespace httplib {
-class Server;
-}
+#include "services/common/http_listener.h"
 
 namespace onestory::service {
 
@@ -24,15 +20,12 @@ class MetricsHttpServer {
   // `ready` runs on the HTTP thread for each GET /readyz and may block (briefly).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
       const std::string& listen, std::function<absl::Status()> ready);
-  ~MetricsHttpServer();
 
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
 
  private:
-  MetricsHttpServer();
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  int port_ = 0;
+  MetricsHttpServer() = default;
+  std::unique_ptr<HttpListener> http_;
 };
 
 }  // namespace onestory::service

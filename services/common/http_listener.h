@@ -1,0 +1,43 @@
+// HttpListener: a cpp-httplib server bound to "host:port" (port 0 picks a free one) and serving
+// on a thread of its own until destroyed. The metrics endpoint and the HTTP/JSON gateway each
+// own one.
+//
+//   auto l = HttpListener::Bind("127.0.0.1:0", "--http_listen");
+//   (*l)->server().Get("/x", handler);
+//   (*l)->Serve();
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace onestory::service {
+
+class HttpListener {
+ public:
+  // INVALID_ARGUMENT naming `flag` when listen is not host:port; UNAVAILABLE when it cannot be
+  // bound.
+  static absl::StatusOr<std::unique_ptr<HttpListener>> Bind(const std::string& listen,
+                                                            absl::string_view flag);
+  ~HttpListener();
+
+  // Add routes and handlers here before Serve.
+  httplib::Server& server() { return *http_; }
+  void Serve();
+  int port() const { return port_; }
+
+ private:
+  HttpListener();
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace onestory::service
