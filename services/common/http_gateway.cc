@@ -7,6 +7,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -79,8 +81,49 @@ std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md
   return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
+constexpr char kAllowedHeaders[] =
+    "Authorization, Content-Type, X-Request-Id, Traceparent, Connect-Protocol-Version, "
+    "Connect-Timeout-Ms";
+
+bool OriginAllowed(const HttpGateway::Options& options, const std::string& origin) {
+  return std::find(options.cors_origins.begin(), options.cors_origins.end(), origin) !=
+         options.cors_origins.end();
+}
+
+// A request from a browser page (an Origin header) whose origin is not allowed: refused (false)
+// with 403. An allowed one gets the CORS response headers.
+bool AdmitOrigin(const HttpGateway::Options& options, const httplib::Request& req,
+                 httplib::Response& res) {
+  if (!req.has_header("Origin")) return true;
+  std::string origin = req.get_header_value("Origin");
+  if (!OriginAllowed(options, origin)) {
+    Fail(res, 403, "permission_denied",
+         absl::StrCat("origin '", origin, "' is not in --http_cors_origins"));
+    return false;
+  }
+  res.set_header("Access-Control-Allow-Origin", origin);
+  res.set_header("Vary", "Origin");
+  res.set_header("Access-Control-Expose-Headers", "X-Request-Id");
+  return true;
+}
+
+// A CORS preflight (OPTIONS): 204 with what the page may send, for an allowed origin.
+void Preflight(const HttpGateway::Options& options, const httplib::Request& req,
+               httplib::Response& res) {
+  if (!req.has_header("Origin") || !req.has_header("Access-Control-Request-Method")) {
+    return Fail(res, 400, "invalid_argument",
+                "OPTIONS: a CORS preflight needs Origin and Access-Control-Request-Method");
+  }
+  if (!AdmitOrigin(options, req, res)) return;
+  res.status = 204;
+  res.set_header("Access-Control-Allow-Methods", "POST");
+  res.set_header("Access-Control-Allow-Headers", kAllowedHeaders);
+  res.set_header("Access-Control-Max-Age", "600");
+}
+
 void Serve(const HttpGateway::Options& options, grpc::GenericStub* stub,
            const httplib::Request& req, httplib::Response& res) {
+  if (!AdmitOrigin(options, req, res)) return;
   std::string service = req.matches[1];
   std::string method = req.matches[2];
   const MethodDescriptor* m = google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
@@ -188,6 +231,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
             [options, stub](const httplib::Request& req, httplib::Response& res) {
               Serve(options, stub.get(), req, res);
             });
+  http.Options(R"(/.*)", [options](const httplib::Request& req, httplib::Response& res) {
+    Preflight(options, req, res);
+  });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {

@@ -12,13 +12,15 @@
 // metadata: authentication, validation, rate limits, audit and metrics are exactly the gRPC
 // call's. A body that is not JSON of the method's request (bad JSON, an unknown field, a wrong
 // type), another content type, a body over the limit or an unknown method is refused before
-// anything is called. The request id comes back as the x-request-id header.
+// anything is called. The request id comes back as the x-request-id header. Browsers on the
+// origins of Options::cors_origins may call (CORS); other origins are refused.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "services/common/http_listener.h"
@@ -30,6 +32,10 @@ class HttpGateway {
   struct Options {
     std::string listen;                // host:port; port 0 picks a free one
     size_t max_body_bytes = 8u << 20;  // the gRPC server's own receive limit
+    // Web origins ("https://console.example.com") whose pages may call: their preflights are
+    // answered and their responses carry Access-Control-Allow-Origin. A request from any other
+    // origin (its Origin header) is refused with 403 before anything is called.
+    std::vector<std::string> cors_origins;
   };
   // `channel`: the gRPC server's in-process channel.
   static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const Options& options,

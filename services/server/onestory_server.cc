@@ -302,8 +302,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     s->sweeper_thread_ = std::thread([srv = s.get()] { srv->SweepRetention(); });
   }
   if (!options.http_listen.empty()) {
-    auto http = HttpGateway::Start({.listen = options.http_listen},
-                                   s->server_->InProcessChannel(grpc::ChannelArguments()));
+    auto http = HttpGateway::Start(
+        {.listen = options.http_listen, .cors_origins = options.http_cors_origins},
+        s->server_->InProcessChannel(grpc::ChannelArguments()));
     if (!http.ok()) return http.status();
     s->http_ = *std::move(http);
   }

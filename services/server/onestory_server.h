@@ -65,6 +65,7 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Serve the unary RPCs as HTTP/JSON (services/common/http_gateway.h) on host:port; empty: off.
   std::string http_listen;
+  std::vector<std::string> http_cors_origins;  // HttpGateway::Options::cors_origins
   TlsOptions tls;
   // Who may call. Null: every call is allowed (Authenticator::AllowAll) — for in-process tests
   // of everything but authentication; the binaries always set it.

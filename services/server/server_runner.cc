@@ -22,6 +22,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "libs/auth/api_keys.h"
@@ -81,6 +83,9 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, http_listen, "",
           "Serve the unary RPCs as HTTP/JSON (Connect protocol) on HOST:PORT (port 0 picks "
           "one); empty: off.");
+ABSL_FLAG(std::string, http_cors_origins, "",
+          "Comma-separated web origins (https://console.example.com) whose pages may call the "
+          "HTTP listener (CORS); requests from other origins are refused. Empty: none.");
 ABSL_FLAG(std::string, http_port_file, "",
           "Write the bound HTTP port to this file once listening (with --http_listen).");
 ABSL_FLAG(std::string, metrics_port_file, "",
@@ -175,6 +180,7 @@ constexpr const char* kFlagNames[] = {
     "metrics_port_file",
     "http_listen",
     "http_port_file",
+    "http_cors_origins",
     "auto_merge_types",
     "merge_deny_list",
     "default_country",
@@ -494,6 +500,18 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  for (absl::string_view o :
+       absl::StrSplit(absl::GetFlag(FLAGS_http_cors_origins), ',', absl::SkipWhitespace())) {
+    o = absl::StripAsciiWhitespace(o);
+    if (!(absl::StartsWith(o, "https://") || absl::StartsWith(o, "http://")) ||
+        absl::EndsWith(o, "/") || absl::StrContains(o, "*")) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "--http_cors_origins: '", o,
+                      "' is not an origin (scheme://host[:port], no path, no wildcard)")));
+    }
+    options.http_cors_origins.emplace_back(o);
+  }
   // The HTTP listener has no TLS of its own yet: with TLS on the gRPC port, plain HTTP is only
   // allowed on the loopback interface, behind a TLS-terminating proxy.
   if (!options.http_listen.empty() && !absl::GetFlag(FLAGS_tls_cert).empty() &&

@@ -433,7 +433,8 @@ class HttpGatewayTest(E2ECase):
     def setUpClass(cls):
         cls.port_file = os.path.join(H.new_tmp_dir("http-"), "http_port")
         cls.server = H.Server(extra_args=("--http_listen=127.0.0.1:0",
-                                          "--http_port_file=" + cls.port_file),
+                                          "--http_port_file=" + cls.port_file,
+                                          "--http_cors_origins=https://console.example"),
                               **H.env().redis.server_kwargs())
         with open(cls.port_file) as f:
             cls.http_port = int(f.read())
@@ -532,12 +533,58 @@ class HttpGatewayTest(E2ECase):
             self.assertIn(names, body.get("message", ""), label)
         self.assertEqual(list(self.context(self.a, ref).recent_events), [])
 
-    def test_plain_http_beside_tls_only_on_loopback(self):
+    def test_cors_allows_only_the_listed_origins(self):
+        def preflight(origin):
+            req = urllib.request.Request(
+                "http://127.0.0.1:%d/onestory.v1.ContextService/GetContext" % self.http_port,
+                method="OPTIONS", headers={"Origin": origin,
+                                           "Access-Control-Request-Method": "POST",
+                                           "Access-Control-Request-Headers": "authorization"})
+            try:
+                with urllib.request.urlopen(req, timeout=T) as r:
+                    return r.status, r.headers
+            except urllib.error.HTTPError as e:
+                return e.code, e.headers
+        status, headers = preflight("https://console.example")
+        self.assertEqual(status, 204)
+        self.assertEqual(headers["Access-Control-Allow-Origin"], "https://console.example")
+        self.assertIn("POST", headers["Access-Control-Allow-Methods"])
+        self.assertIn("Authorization", headers["Access-Control-Allow-Headers"])
+        self.assertEqual(preflight("https://evil.example")[0], 403)
+
+        ref = H.by_id(self.resolve(self.a, C.IDENTIFIER_TYPE_APP_USER_ID,
+                                   H.unique("cors-")).customer_id)
+        request = {"tenant": self.tenant, "customer": {"customerId": ref.customer_id},
+                   "events": [{"eventId": "cors-1", "channel": "CHANNEL_WEB",
+                               "kind": "EVENT_KIND_PAGE_VIEW",
+                               "actor": {"type": "TYPE_CUSTOMER"}}]}
+        status, body, headers = self.post("/onestory.v1.TimelineService/Append", request,
+                                          headers={"Origin": "https://evil.example"})
+        self.assertEqual((status, body["code"]), (403, "permission_denied"), body)
+        self.assertIn("https://evil.example", body["message"])
+        self.assertEqual(list(self.context(self.a, ref).recent_events), [])  # nothing stored
+        status, body, headers = self.post("/onestory.v1.TimelineService/Append", request,
+                                          headers={"Origin": "https://console.example"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["Access-Control-Allow-Origin"], "https://console.example")
+        self.assertIn("X-Request-Id", headers["Access-Control-Expose-Headers"])
+        # Without an Origin (curl, a bot platform's server) nothing changes.
+        status, _, headers = self.post("/onestory.v1.ContextService/GetContext",
+                                       {"tenant": self.tenant, "customer": {
+                                           "customerId": ref.customer_id}})
+        self.assertEqual(status, 200)
+        self.assertIsNone(headers.get("Access-Control-Allow-Origin"))
+
+    def test_plain_http_beside_tls_only_on_loopback_and_origins_checked(self):
         s = H.Server(extra_args=("--tls_cert=/nonexistent.crt", "--tls_key=/nonexistent.key",
                                  "--http_listen=0.0.0.0:0"), wait=False,
                      **self.env.redis.server_kwargs())
         self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
         self.assertIn("--http_listen: serves plain HTTP", s.proc.log_tail())
+        s = H.Server(extra_args=("--http_listen=127.0.0.1:0", "--http_cors_origins=*"),
+                     wait=False, **self.env.redis.server_kwargs())
+        self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
+        self.assertIn("--http_cors_origins: '*' is not an origin", s.proc.log_tail())
 
 
 class IdempotencyAcrossInstancesWatchTest(E2ECase):
