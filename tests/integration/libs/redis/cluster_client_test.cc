@@ -97,7 +97,6 @@ class ClusterClientTest : public ::testing::Test {
     return keys;
   }
 
-  // Every value of every list, read through the client, with how often each appears.
   // A primary other than `from`: where a migration of one of from's slots goes.
   int OtherPrimary(int from) {
     for (int p : cluster_->Primaries()) {
@@ -106,6 +105,18 @@ class ClusterClientTest : public ::testing::Test {
     return 0;
   }
 
+  // Moves slot's `keys` keys from `from` to `to` one at a time, 40 ms apart, so for a while some
+  // are on each side; calls run 100 ms before and 200 ms after.
+  void MigrateOneKeyAtATime(int slot, int from, int to, int keys) {
+    absl::SleepFor(absl::Milliseconds(100));
+    cluster_->BeginMigration(slot, from, to);
+    EXPECT_EQ(cluster_->MigrateKeys(slot, from, to, 1, absl::Milliseconds(40)), keys);
+    absl::SleepFor(absl::Milliseconds(100));
+    cluster_->FinishMigration(slot, from, to);
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+
+  // Every value of every list, read through the client, with how often each appears.
   std::map<std::string, int> Values(const std::vector<std::string>& keys) {
     std::map<std::string, int> seen;
     for (const std::string& k : keys) {
@@ -358,13 +369,7 @@ TEST_F(ClusterClientTest, SlotMigrationDuringWritesAsksAndRetries) {
       absl::SleepFor(absl::Microseconds(500));
     }
   });
-  absl::SleepFor(absl::Milliseconds(100));
-  cluster_->BeginMigration(slot, from, to);
-  // One key at a time, so for a while some keys are on each side.
-  EXPECT_EQ(cluster_->MigrateKeys(slot, from, to, 1, absl::Milliseconds(40)), 10);
-  absl::SleepFor(absl::Milliseconds(100));
-  cluster_->FinishMigration(slot, from, to);
-  absl::SleepFor(absl::Milliseconds(200));
+  MigrateOneKeyAtATime(slot, from, to, 10);
   stop = true;
   writer.join();
   ASSERT_TRUE(stream.Wait(absl::Seconds(20))) << "a write never got its reply";
@@ -446,12 +451,7 @@ TEST_F(ClusterClientTest, SnapshotsFollowASlotMigrationAndNeverSeeItHalfDone) {
       if (!all && ++wrong <= 3) ADD_FAILURE() << "a snapshot saw a key missing";
     }
   });
-  absl::SleepFor(absl::Milliseconds(100));
-  cluster_->BeginMigration(slot, from, to);
-  EXPECT_EQ(cluster_->MigrateKeys(slot, from, to, 1, absl::Milliseconds(40)), 10);
-  absl::SleepFor(absl::Milliseconds(100));
-  cluster_->FinishMigration(slot, from, to);
-  absl::SleepFor(absl::Milliseconds(200));
+  MigrateOneKeyAtATime(slot, from, to, 10);
   stop = true;
   reader.join();
   ClusterRouter::Stats stats = client_->cluster_stats();
