@@ -14,6 +14,9 @@
 // type), another content type, a body over the limit or an unknown method is refused before
 // anything is called. The request id comes back as the x-request-id header. Browsers on the
 // origins of Options::cors_origins may call (CORS); other origins are refused.
+//
+// The live streams, TimelineService/Watch and AlertService/WatchAlerts, are served to GET as
+// Server-Sent Events (http_event_stream.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/common/http_event_stream.h"
 #include "services/common/http_listener.h"
 
 namespace onestory::service {
@@ -36,10 +40,15 @@ class HttpGateway {
     // answered and their responses carry Access-Control-Allow-Origin. A request from any other
     // origin (its Origin header) is refused with 403 before anything is called.
     std::vector<std::string> cors_origins;
+    int max_streams = 1000;  // event streams open at once (a thread each); more get 503
+    absl::Duration heartbeat = absl::Seconds(15);  // EventStreams::Options::heartbeat
   };
   // `channel`: the gRPC server's in-process channel.
   static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const Options& options,
                                                             std::shared_ptr<grpc::Channel> channel);
+
+  // Ends the open event streams, then stops listening.
+  ~HttpGateway();
 
   int port() const { return http_->port(); }
 
@@ -47,6 +56,7 @@ class HttpGateway {
   HttpGateway() = default;
   // Declared first so it is destroyed last: its threads' calls use channel_.
   std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<EventStreams> streams_;
   std::unique_ptr<HttpListener> http_;
 };
 

@@ -2,15 +2,79 @@
 
 #include <httplib.h>
 
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace onestory::service {
+namespace {
 
-HttpListener::HttpListener() : http_(std::make_unique<httplib::Server>()) {}
+// cpp-httplib's task queue: runs each connection's work on a thread started for it (and kept
+// for the next connection waiting, if any), at most `max_threads` at once. Unlike cpp-httplib's
+// own pool, idle threads are not kept, so a large limit costs nothing until used.
+class ThreadPerConnection final : public httplib::TaskQueue {
+ public:
+  explicit ThreadPerConnection(int max_threads) : state_(std::make_shared<State>(max_threads)) {}
+  ~ThreadPerConnection() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->waiting.push_back(std::move(fn));
+    if (state_->running < state_->max_threads) {
+      ++state_->running;
+      std::thread([state = state_] { Run(*state); }).detach();
+    }
+  }
+
+  // Waits for every connection's work to end (the server closed its socket: no new ones come).
+  void shutdown() override {
+    absl::MutexLock lock(&state_->mu);
+    state_->mu.Await(absl::Condition(
+        +[](State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return s->running == 0; },
+        state_.get()));
+  }
+
+ private:
+  // Shared with the threads, which may still be unlocking it when shutdown() returns.
+  struct State {
+    explicit State(int max) : max_threads(max) {}
+    const int max_threads;
+    absl::Mutex mu;
+    std::deque<std::function<void()>> waiting ABSL_GUARDED_BY(mu);
+    int running ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  static void Run(State& s) {
+    absl::MutexLock lock(&s.mu);
+    while (!s.waiting.empty()) {
+      std::function<void()> fn = std::move(s.waiting.front());
+      s.waiting.pop_front();
+      s.mu.Unlock();
+      fn();
+      s.mu.Lock();
+    }
+    --s.running;
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace
+
+HttpListener::HttpListener(int max_threads) : http_(std::make_unique<httplib::Server>()) {
+  http_->new_task_queue = [max_threads] { return new ThreadPerConnection(max_threads); };
+}
 
 absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(const std::string& listen,
-                                                                 absl::string_view flag) {
+                                                                 absl::string_view flag,
+                                                                 int max_threads) {
   size_t colon = listen.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
@@ -18,7 +82,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(const std::stri
     return absl::InvalidArgumentError(absl::StrCat(flag, " '", listen, "': expected host:port"));
   }
   std::string host = listen.substr(0, colon);
-  auto l = std::unique_ptr<HttpListener>(new HttpListener());
+  auto l = std::unique_ptr<HttpListener>(new HttpListener(max_threads));
   l->port_ = port == 0 ? l->http_->bind_to_any_port(host) : port;
   if (port != 0 && !l->http_->bind_to_port(host, port)) l->port_ = -1;
   if (l->port_ <= 0) {

@@ -1,8 +1,10 @@
 // HttpListener: a cpp-httplib server bound to "host:port" (port 0 picks a free one) and serving
 // on a thread of its own until destroyed. The metrics endpoint and the HTTP/JSON gateway each
-// own one.
+// own one. Each connection is served on a thread of its own (cpp-httplib blocks a thread per
+// connection, and a Server-Sent Events stream holds its connection for hours), started when the
+// connection comes, up to `max_threads`; connections beyond wait for a thread.
 //
-//   auto l = HttpListener::Bind("127.0.0.1:0", "--http_listen");
+//   auto l = HttpListener::Bind("127.0.0.1:0", "--http_listen", /*max_threads=*/8);
 //   (*l)->server().Get("/x", handler);
 //   (*l)->Serve();
 #pragma once
@@ -25,7 +27,8 @@ class HttpListener {
   // INVALID_ARGUMENT naming `flag` when listen is not host:port; UNAVAILABLE when it cannot be
   // bound.
   static absl::StatusOr<std::unique_ptr<HttpListener>> Bind(const std::string& listen,
-                                                            absl::string_view flag);
+                                                            absl::string_view flag,
+                                                            int max_threads);
   ~HttpListener();
 
   // Add routes and handlers here before Serve.
@@ -34,7 +37,7 @@ class HttpListener {
   int port() const { return port_; }
 
  private:
-  HttpListener();
+  explicit HttpListener(int max_threads);
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;

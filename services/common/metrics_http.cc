@@ -9,7 +9,7 @@ namespace onestory::service {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, std::function<absl::Status()> ready) {
-  auto l = HttpListener::Bind(listen, "--metrics_listen");
+  auto l = HttpListener::Bind(listen, "--metrics_listen", /*max_threads=*/8);
   if (!l.ok()) return l.status();
   auto s = std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer());
   s->http_ = *std::move(l);

@@ -5,12 +5,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "services/common/audit_interceptor.h"
 #include "services/common/grpc_status.h"
+#include "services/common/stream_writer.h"
 #include "services/common/unary.h"
 
 namespace onestory::service {
@@ -24,11 +26,13 @@ constexpr absl::string_view kEraseMethod = "onestory.v1.PrivacyService/EraseCust
 constexpr absl::string_view kExportMethod = "onestory.v1.PrivacyService/ExportCustomer";
 constexpr absl::string_view kRedactMethod = "onestory.v1.PrivacyService/RedactEvent";
 
-class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerChunk> {
+// One ExportCustomer stream: the head documents (profile, identifiers, facts, ...), then the
+// events page by page, then the closing document. References: gRPC's and one per store call out.
+class ExportReactor final : public StreamWriter<v1::ExportCustomerChunk> {
  public:
   ExportReactor(privacy::PrivacyStore* store, const Authenticator* auth, audit::AuditLog* audit,
                 grpc::CallbackServerContext* ctx, const v1::ExportCustomerRequest& req)
-      : store_(store), audit_(audit), req_(req) {
+      : StreamWriter(ctx), store_(store), audit_(audit), req_(req) {
     // Read once, here: the context is not touched after the call starts.
     deadline_ = RequestDeadline(ctx, absl::InfiniteDuration());
     caller_ = auth->Check(*ctx, {auth::Scope::kPrivacyAdmin}, req.tenant());
@@ -53,115 +57,64 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerCh
                 });
   }
 
-  void OnWriteDone(bool ok) override {
-    std::optional<absl::Status> deferred;
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      deferred.swap(deferred_);
-    }
-    if (deferred.has_value()) return Finish(ToGrpcStatus(*deferred));
-    if (!ok) return End(absl::CancelledError("the client went away"));
-    WriteNext();
-  }
-
-  void OnCancel() override { End(absl::CancelledError("export cancelled")); }
-
-  void OnDone() override { Release(); }  // the reference gRPC held
-
  private:
   absl::Time ReadDeadline() const { return std::min(deadline_, absl::Now() + kExportReadTimeout); }
 
-  void AddRef() {
-    absl::MutexLock lock(&mu_);
-    ++refs_;
-  }
-  void Release() {
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      last = --refs_ == 0;
-    }
-    if (last) delete this;
-  }
-
-  // Ends the stream once. gRPC forbids Finish while a write is outstanding: then the status
-  // waits for OnWriteDone.
-  void End(const absl::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      finished_ = true;
-      if (writing_) {
-        deferred_ = status;
-        return;
-      }
-    }
-    Finish(ToGrpcStatus(status));
+  static v1::ExportCustomerChunk Chunk(std::string json) {
+    v1::ExportCustomerChunk chunk;
+    chunk.set_json(std::move(json));
+    return chunk;
   }
 
   void OnHead(absl::StatusOr<privacy::PrivacyStore::ExportHead> head) {
     if (!head.ok()) return End(head.status());
+    Accept();
+    for (std::string& doc : head->documents) Send(Chunk(std::move(doc)));
+    head->documents.clear();
     {
+      // Only now: OnDrained reads no events before every head document is queued.
       absl::MutexLock lock(&mu_);
       head_ = *std::move(head);
-      for (std::string& doc : head_.documents) queue_.push_back(std::move(doc));
-      head_.documents.clear();
     }
-    WriteNext();
+    Pump();  // asks for the first page once the head documents are written
   }
 
   void OnPage(absl::StatusOr<privacy::PrivacyStore::EventPage> page) {
     if (!page.ok()) return End(page.status());
+    bool last = page->count < privacy::kExportPageSize;
+    std::string end;
     {
       absl::MutexLock lock(&mu_);
       fetching_ = false;
       events_ += page->count;
       after_ = page->last_stream_id;
-      if (page->count > 0) queue_.push_back(std::move(page->document));
-      if (page->count < privacy::kExportPageSize) {
-        events_done_ = true;
-        queue_.push_back(privacy::PrivacyStore::ExportEnd(head_, events_));
-      }
+      events_done_ = last;
+      if (last) end = privacy::PrivacyStore::ExportEnd(head_, events_);
     }
-    WriteNext();
+    if (page->count > 0) Send(Chunk(std::move(page->document)));
+    if (last) {
+      Send(Chunk(std::move(end)));
+      return EndAfterQueued(absl::OkStatus());
+    }
+    Pump();
   }
 
-  // Writes the next document, or reads the next page when none is waiting, or finishes.
-  void WriteNext() {
-    bool fetch = false;
-    bool finish = false;
+  // Everything read so far is written: read the next page of events.
+  void OnDrained() override {
     std::string customer, after;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || writing_ || fetching_) return;
-      if (queue_.empty()) {
-        if (events_done_) {
-          finished_ = true;
-          finish = true;
-        } else {
-          fetching_ = true;
-          fetch = true;
-          ++refs_;
-          customer = head_.customer_id;
-          after = after_;
-        }
-      } else {
-        chunk_.set_json(std::move(queue_.front()));
-        queue_.pop_front();
-        writing_ = true;  // from here an End defers its Finish to OnWriteDone
-      }
+      if (fetching_ || events_done_ || head_.customer_id.empty()) return;
+      fetching_ = true;
+      customer = head_.customer_id;
+      after = after_;
     }
-    if (finish) return Finish(grpc::Status::OK);
-    if (fetch) {
-      store_->ExportEvents(req_.tenant(), customer, after, ReadDeadline(),
-                           [this](absl::StatusOr<privacy::PrivacyStore::EventPage> page) {
-                             OnPage(std::move(page));
-                             Release();
-                           });
-      return;
-    }
-    StartWrite(&chunk_);
+    AddRef();
+    store_->ExportEvents(req_.tenant(), customer, after, ReadDeadline(),
+                         [this](absl::StatusOr<privacy::PrivacyStore::EventPage> page) {
+                           OnPage(std::move(page));
+                           Release();
+                         });
   }
 
   privacy::PrivacyStore* store_;
@@ -170,17 +123,11 @@ class ExportReactor final : public grpc::ServerWriteReactor<v1::ExportCustomerCh
   absl::Time deadline_;
   absl::StatusOr<Caller> caller_;
   absl::Mutex mu_;
-  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's; one more while a store call is out
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
   bool events_done_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<absl::Status> deferred_ ABSL_GUARDED_BY(mu_);
   privacy::PrivacyStore::ExportHead head_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::string after_ ABSL_GUARDED_BY(mu_) = "0-0";
   int64_t events_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::ExportCustomerChunk chunk_;  // being written; gRPC reads it until OnWriteDone
 };
 
 }  // namespace

@@ -302,9 +302,11 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     s->sweeper_thread_ = std::thread([srv = s.get()] { srv->SweepRetention(); });
   }
   if (!options.http_listen.empty()) {
-    auto http = HttpGateway::Start(
-        {.listen = options.http_listen, .cors_origins = options.http_cors_origins},
-        s->server_->InProcessChannel(grpc::ChannelArguments()));
+    auto http = HttpGateway::Start({.listen = options.http_listen,
+                                    .cors_origins = options.http_cors_origins,
+                                    .max_streams = options.http_max_streams,
+                                    .heartbeat = options.http_heartbeat},
+                                   s->server_->InProcessChannel(grpc::ChannelArguments()));
     if (!http.ok()) return http.status();
     s->http_ = *std::move(http);
   }

@@ -65,7 +65,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Serve the unary RPCs as HTTP/JSON (services/common/http_gateway.h) on host:port; empty: off.
   std::string http_listen;
-  std::vector<std::string> http_cors_origins;  // HttpGateway::Options::cors_origins
+  std::vector<std::string> http_cors_origins;         // HttpGateway::Options::cors_origins
+  int http_max_streams = 1000;                        // HttpGateway::Options::max_streams
+  absl::Duration http_heartbeat = absl::Seconds(15);  // HttpGateway::Options::heartbeat
   TlsOptions tls;
   // Who may call. Null: every call is allowed (Authenticator::AllowAll) — for in-process tests
   // of everything but authentication; the binaries always set it.

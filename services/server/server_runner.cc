@@ -81,8 +81,14 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 0.0.0.0:9464); empty: "
           "off.");
 ABSL_FLAG(std::string, http_listen, "",
-          "Serve the unary RPCs as HTTP/JSON (Connect protocol) on HOST:PORT (port 0 picks "
-          "one); empty: off.");
+          "Serve the unary RPCs as HTTP/JSON (Connect protocol) and the live streams as "
+          "Server-Sent Events on HOST:PORT (port 0 picks one); empty: off.");
+ABSL_FLAG(int, http_max_streams, 1000,
+          "Server-Sent Events streams open at once on the HTTP listener (a thread each), "
+          "1-100000; more are refused with 503.");
+ABSL_FLAG(int, http_heartbeat_ms, 15000,
+          "A comment line on a Server-Sent Events stream after this long without a message, so "
+          "proxies keep it open; 100-3600000.");
 ABSL_FLAG(std::string, http_cors_origins, "",
           "Comma-separated web origins (https://console.example.com) whose pages may call the "
           "HTTP listener (CORS); requests from other origins are refused. Empty: none.");
@@ -181,6 +187,8 @@ constexpr const char* kFlagNames[] = {
     "http_listen",
     "http_port_file",
     "http_cors_origins",
+    "http_max_streams",
+    "http_heartbeat_ms",
     "auto_merge_types",
     "merge_deny_list",
     "default_country",
@@ -523,6 +531,15 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                     "--http_listen: serves plain HTTP, so with --tls_cert it must be a loopback "
                     "address (127.0.0.1:PORT) behind a TLS-terminating proxy"));
   }
+  options.http_max_streams = absl::GetFlag(FLAGS_http_max_streams);
+  int heartbeat_ms = absl::GetFlag(FLAGS_http_heartbeat_ms);
+  if (options.http_max_streams < 1 || options.http_max_streams > 100000 || heartbeat_ms < 100 ||
+      heartbeat_ms > 3600000) {
+    return Fail("config.invalid",
+                absl::InvalidArgumentError(
+                    "--http_max_streams must be 1-100000, --http_heartbeat_ms 100-3600000"));
+  }
+  options.http_heartbeat = absl::Milliseconds(heartbeat_ms);
   if (options.http_listen.empty() && !absl::GetFlag(FLAGS_http_port_file).empty()) {
     return Fail("config.invalid",
                 absl::InvalidArgumentError("--http_port_file: needs --http_listen"));

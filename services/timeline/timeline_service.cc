@@ -15,18 +15,21 @@
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_validation.h"
 #include "services/common/grpc_status.h"
+#include "services/common/stream_writer.h"
 #include "services/common/unary.h"
 
 namespace onestory::service {
 
 using timeline::TimelineStore;
 
-class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
+// One Watch stream. References (StreamWriter's): gRPC's, the hub's while registered on a
+// channel, and one per Redis read in flight.
+class WatchReactor final : public StreamWriter<v1::WatchResponse>,
                            public timeline::WatchHub::Listener {
  public:
   WatchReactor(TimelineServiceImpl* svc, grpc::CallbackServerContext* ctx,
                const v1::WatchRequest& req)
-      : svc_(svc), ctx_(ctx), req_(req) {}
+      : StreamWriter(ctx), svc_(svc), ctx_(ctx), req_(req) {}
 
   void Begin() {
     absl::StatusOr<v1::WatchRequest> allowed =
@@ -48,51 +51,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
         });
   }
 
-  // Ends the stream once; later calls do nothing. Thread-safe. gRPC forbids Finish while a
-  // write is outstanding, so with a write in flight the status waits for OnWriteDone (and a
-  // write that never completes is cancelled by OnTick).
-  void End(const absl::Status& status) {
-    std::string customer;
-    bool finish_now;
-    {
-      absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      finished_ = true;  // from here on no write starts, so writing_ only goes false
-      customer = customer_id_;
-      finish_now = !writing_;
-      if (!finish_now) {
-        deferred_status_ = status;
-        end_requested_ = absl::Now();
-      }
-    }
-    if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
-      Log(LogLevel::kDebug, "watch.ended",
-          {{"customer", customer},
-           {"code", absl::StatusCodeToString(status.code())},
-           {"reason", std::string(status.message())}});
-    }
-    if (finish_now) Finish(ToGrpcStatus(status));
-  }
-
-  void AddRef() {
-    absl::MutexLock lock(&mu_);
-    ++refs_;
-  }
-
-  void Release() {
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      last = --refs_ == 0;
-    }
-    if (last) delete this;
-  }
-
   // WatchHub::Listener (Redis loop thread).
   void OnNotify(absl::string_view message) override {
+    if (ended()) return;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_) return;
       dirty_ = true;
       if (message == "unmerged" && followed_merge_) {
         // The customer this watch was asked for may no longer be this one: never show one
@@ -112,13 +75,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   void Kick() {
     bool fetch_head = false;
     std::string customer;
+    if (ended()) return;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || !dirty_) return;
+      if (!dirty_) return;
       if (need_head_ && !fetching_) {
         fetching_ = true;
         fetch_head = true;
-        ++refs_;
+        AddRef();
       }
       customer = customer_id_;
     }
@@ -130,69 +94,50 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
                          });
       return;
     }
-    MaybeFetch();
+    Pump();
   }
 
   void OnTick(absl::Time now) override {
-    bool stalled;
-    bool cancel;
-    {
-      absl::MutexLock lock(&mu_);
-      stalled = !finished_ && writing_ && now - write_started_ > svc_->options_.watch_max_lag;
-      // Ended, but the last write still waits on a client that does not read: give up on it.
-      cancel = finished_ && writing_ && deferred_status_.has_value() &&
-               now - end_requested_ > svc_->options_.watch_abandon_after;
-    }
-    if (stalled) End(FellBehind());
+    if (!ended() && WriteOutFor(now) > svc_->options_.watch_max_lag) End(FellBehind());
     Kick();  // retries a read that failed while Redis was unreachable
-    if (cancel) {
-      absl::MutexLock lock(&ctx_mu_);
-      if (ctx_ != nullptr) ctx_->TryCancel();
-    }
+    CancelIfAbandoned(now, svc_->options_.watch_abandon_after);
   }
 
-  // gRPC reactions.
-  void OnWriteDone(bool ok) override {
-    std::optional<absl::Status> deferred;
+ private:
+  // StreamWriter's hooks.
+  void OnSent(const v1::WatchResponse& sent, const std::string& stream_id) override {
+    absl::MutexLock lock(&mu_);
+    position_ = stream_id;
+    last_cursor_ = sent.event().cursor();
+  }
+
+  void OnDrained() override { MaybeFetch(); }
+
+  void OnEnd(const absl::Status& status) override {
+    if (status.ok() || status.code() == absl::StatusCode::kCancelled) return;
+    std::string customer;
     {
       absl::MutexLock lock(&mu_);
-      writing_ = false;
-      deferred.swap(deferred_status_);
-      if (ok) {
-        position_ = sent_stream_id_;
-        last_cursor_ = current_.event().cursor();
-      }
+      customer = customer_id_;
     }
-    if (deferred.has_value()) return Finish(ToGrpcStatus(*deferred));
-    if (!ok) return End(absl::CancelledError("the client went away"));
-    WriteNext();
+    Log(LogLevel::kDebug, "watch.ended",
+        {{"customer", customer},
+         {"code", absl::StatusCodeToString(status.code())},
+         {"reason", std::string(status.message())}});
   }
 
-  void OnCancel() override { End(absl::CancelledError("watch cancelled")); }
-
-  void OnDone() override {
+  void OnStreamDone() override {
     svc_->Unregister(this);
-    {
-      absl::MutexLock lock(&ctx_mu_);
-      ctx_ = nullptr;
-    }
     bool registered;
     std::string channel;
     {
       absl::MutexLock lock(&mu_);
       registered = registered_;
-      finished_ = true;
+      done_ = true;
       channel = channel_;
     }
     if (registered) svc_->hub_->Remove(channel, this, [this] { Release(); });
-    Release();  // the reference gRPC held
   }
-
- private:
-  struct Pending {
-    std::string stream_id;
-    v1::Event event;
-  };
 
   absl::Status FellBehind() {
     absl::MutexLock lock(&mu_);
@@ -246,17 +191,19 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   }
 
   void Begin(const std::string& customer, const std::string& start, bool need_head) {
+    if (ended()) return;
     absl::MutexLock lock(&mu_);
-    if (finished_) return;
+    if (done_) return;
     customer_id_ = customer;
     channel_ = keys::CustomerKeys(req_.tenant(), customer_id_).channel();
     position_ = start;
     need_head_ = need_head;
     registered_ = true;
-    ++refs_;  // held by the hub until Remove completes
+    AddRef();  // held by the hub until Remove completes
     // Under the lock, so OnDone's Remove (which needs registered_) is always posted after this
     // Add. Add only posts to the loop: no lock is taken inside.
     svc_->hub_->Add(channel_, this);  // the first OnNotify starts reading
+    Accept();
   }
 
   // True (and the read to be retried on the next tick) for a failure while Redis is briefly
@@ -295,7 +242,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     dirty_ = true;
     Log(LogLevel::kInfo, "watch.follow_merge",
         {{"target", customer_id_}, {"merge_id", moved->merge_id}});
-    ++refs_;  // for the new registration; the old one's is released by its Remove
+    AddRef();  // for the new registration; the old one's is released by its Remove
     svc_->hub_->Add(channel_, this);
     svc_->hub_->Remove(old_channel, this, [this] { Release(); });
     return true;
@@ -320,7 +267,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
       live_ = true;
       dirty_ = true;
     }
-    MaybeFetch();
+    Pump();
   }
 
   void MaybeFetch() {
@@ -328,10 +275,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
     std::string customer;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || fetching_ || writing_ || !queue_.empty() || need_head_ || !dirty_) return;
+      if (fetching_ || need_head_ || !dirty_ || !idle() || ended()) return;
       dirty_ = false;
       fetching_ = true;
-      ++refs_;
+      AddRef();
       position = position_;
       customer = customer_id_;
     }
@@ -346,11 +293,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   void OnBatch(absl::StatusOr<TimelineStore::Batch> batch) {
     bool fell_behind = false;
     bool following = false;
+    std::vector<v1::WatchResponse> ready;
+    std::vector<std::string> ready_ids;
     {
       absl::MutexLock lock(&mu_);
-      fetching_ = false;
-      if (finished_) return;
-      if (!batch.ok() && RetryLater(batch.status())) return;
+      // fetching_ stays set until the batch is queued: no read after the old position may start
+      // before these events are in the queue.
+      if (ended() || (!batch.ok() && RetryLater(batch.status()))) {
+        fetching_ = false;
+        return;
+      }
       if (!batch.ok() && FollowMerge(batch.status())) {
         following = true;
       } else if (!batch.ok() && position_from_merge_ &&
@@ -377,61 +329,36 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
           } else {
             live_ = true;
           }
-          for (size_t k = 0; k < batch->events.size(); ++k) {
+          for (size_t k = 0; k < batch->events.size() && !fell_behind; ++k) {
             if (!timeline::VisibleTo(batch->events[k].visibility(), audience_)) continue;
-            queue_.push_back(Pending{std::move(batch->stream_ids[k]), std::move(batch->events[k])});
+            *ready.emplace_back().mutable_event() = std::move(batch->events[k]);
+            ready_ids.push_back(std::move(batch->stream_ids[k]));
           }
         }
       }
     }
+    for (size_t k = 0; k < ready.size(); ++k) Send(std::move(ready[k]), std::move(ready_ids[k]));
+    {
+      absl::MutexLock lock(&mu_);
+      fetching_ = false;
+    }
     if (following) return Kick();
     if (!batch.ok()) return End(batch.status());
     if (fell_behind) return End(FellBehind());
-    WriteNext();
-  }
-
-  void WriteNext() {
-    bool fetch = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (finished_ || writing_) return;
-      fetch = queue_.empty();
-    }
-    if (fetch) return MaybeFetch();
-    {
-      absl::MutexLock lock(&mu_);
-      // Only this reactor's own callbacks write; they are serialized by writing_ and the fetch
-      // flag, so the queue cannot have emptied since the check above.
-      if (finished_ || writing_ || queue_.empty()) return;
-      Pending next = std::move(queue_.front());
-      queue_.pop_front();
-      *current_.mutable_event() = std::move(next.event);
-      sent_stream_id_ = std::move(next.stream_id);
-      // With writing_ set, an End from now on defers its Finish to OnWriteDone, so starting
-      // the write after unlocking cannot race a Finish.
-      writing_ = true;
-      write_started_ = absl::Now();
-    }
-    StartWrite(&current_);
+    Pump();
   }
 
   TimelineServiceImpl* svc_;
   v1::Audience audience_ = v1::AUDIENCE_AGENT;  // set in Begin; events it may not see are skipped
-  absl::Mutex ctx_mu_;
-  grpc::CallbackServerContext* ctx_ ABSL_GUARDED_BY(ctx_mu_);  // valid until OnDone
+  grpc::CallbackServerContext* const ctx_;      // read only in Begin(), while the call starts
   v1::WatchRequest req_;  // audience replaced by what the caller may read as, in Begin
   absl::Mutex mu_;
-  int refs_ ABSL_GUARDED_BY(mu_) = 1;  // gRPC's; more while Redis calls or the hub hold it
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // OnDone came: no registration from here on
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool need_head_ ABSL_GUARDED_BY(mu_) = false;
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
-  std::optional<absl::Status> deferred_status_ ABSL_GUARDED_BY(mu_);  // End with a write out
-  absl::Time end_requested_ ABSL_GUARDED_BY(mu_);
   absl::Time unavailable_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // The watched customer and its notify channel; they change when it is merged into another.
   std::string customer_id_ ABSL_GUARDED_BY(mu_);
@@ -440,11 +367,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse>,
   bool followed_merge_ ABSL_GUARDED_BY(mu_) = false;       // watching a customer it was merged into
   bool position_from_merge_ ABSL_GUARDED_BY(mu_) = false;  // "<source>|<id>" set by FollowMerge
   std::atomic<bool> ending_unmerged_{false};
-  std::string position_ ABSL_GUARDED_BY(mu_);        // stream id of the last event sent
-  std::string sent_stream_id_ ABSL_GUARDED_BY(mu_);  // of the event being written
+  std::string position_ ABSL_GUARDED_BY(mu_);  // stream id of the last event sent
   std::string last_cursor_ ABSL_GUARDED_BY(mu_);
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
-  v1::WatchResponse current_;  // the message being written; gRPC reads it until OnWriteDone
 };
 
 TimelineServiceImpl::TimelineServiceImpl(timeline::TimelineStore* store, timeline::WatchHub* hub,
