@@ -115,6 +115,7 @@ v1::AuditEntry EntryOf(const Caller& caller, const std::string& method, const Re
                        const std::string& response_customer, const std::string& code) {
   v1::AuditEntry e;
   e.set_key_id(caller.key_id);
+  e.set_agent(caller.agent);
   e.set_method(method);
   e.set_request_id(caller.request_id);
   e.set_customer_id(response_customer.empty() ? request.customer_id : response_customer);
@@ -194,7 +195,10 @@ class AuditInterceptor : public grpc::experimental::Interceptor {
     absl::StatusOr<Caller> caller = auth_->Identify(*info_->server_context());
     if (!caller.ok()) {
       if (status != nullptr) {
-        CountRejected(caller.status().message() == "unknown API key" ? "unknown_key" : "no_key",
+        absl::string_view why = caller.status().message();
+        CountRejected(why == "unknown API key"                ? "unknown_key"
+                      : absl::StartsWith(why, "agent token:") ? "bad_token"
+                                                              : "no_key",
                       method_);
       }
       return;

@@ -11,6 +11,7 @@
 #include "libs/common/log.h"
 #include "libs/common/validation.h"
 #include "libs/metrics/metrics.h"
+#include "services/common/actor_interceptor.h"
 #include "services/common/grpc_status.h"
 #include "services/common/request_id.h"
 
@@ -51,6 +52,29 @@ v1::Audience Ceiling(const auth::ScopeSet& scopes) {
   }
   if (scopes.Has(Scope::kContextReadBot)) return v1::AUDIENCE_BOT;
   return v1::AUDIENCE_CUSTOMER;
+}
+
+absl::StatusOr<std::shared_ptr<const auth::AgentTokenKeys>> ReadTokenKeys(const std::string& path) {
+  absl::StatusOr<auth::AgentTokenKeys> keys = auth::AgentTokenKeys::FromFile(path);
+  if (!keys.ok()) return keys.status();
+  return std::make_shared<const auth::AgentTokenKeys>(*std::move(keys));
+}
+
+v1::Audience AudienceOf(auth::Audience a) {
+  switch (a) {
+    case auth::Audience::kBot:
+      return v1::AUDIENCE_BOT;
+    case auth::Audience::kSupervisor:
+      return v1::AUDIENCE_SUPERVISOR;
+    case auth::Audience::kAgent:
+      break;
+  }
+  return v1::AUDIENCE_AGENT;
+}
+
+// The token bucket a caller draws from: its key's, or for an agent token its agent's.
+std::string BucketOf(const Caller& caller) {
+  return caller.agent.empty() ? caller.key_id : absl::StrCat(caller.key_id, "/", caller.agent);
 }
 
 // In every refusal's message; IsRateLimited looks for it.
@@ -96,13 +120,33 @@ std::unique_ptr<Authenticator> Authenticator::AllowAll() {
   return a;
 }
 
-absl::Status Authenticator::Reload() {
-  if (path_.empty()) return absl::OkStatus();
-  absl::StatusOr<auth::ApiKeyTable> table = ReadTable(path_);
-  if (!table.ok()) return table.status();
-  auto fresh = std::make_shared<const auth::ApiKeyTable>(*std::move(table));
+absl::Status Authenticator::SetAgentTokenKeysFile(std::string path) {
+  absl::StatusOr<std::shared_ptr<const auth::AgentTokenKeys>> keys = ReadTokenKeys(path);
+  if (!keys.ok()) return keys.status();
+  token_keys_path_ = std::move(path);
   absl::MutexLock lock(&mu_);
-  table_ = std::move(fresh);
+  token_keys_ = *std::move(keys);
+  return absl::OkStatus();
+}
+
+absl::Status Authenticator::Reload() {
+  std::shared_ptr<const auth::ApiKeyTable> fresh;
+  std::shared_ptr<const auth::AgentTokenKeys> fresh_tokens;
+  if (!path_.empty()) {
+    absl::StatusOr<auth::ApiKeyTable> table = ReadTable(path_);
+    if (!table.ok()) return table.status();
+    fresh = std::make_shared<const auth::ApiKeyTable>(*std::move(table));
+  }
+  if (!token_keys_path_.empty()) {
+    absl::StatusOr<std::shared_ptr<const auth::AgentTokenKeys>> keys =
+        ReadTokenKeys(token_keys_path_);
+    if (!keys.ok()) return keys.status();
+    fresh_tokens = *std::move(keys);
+  }
+  // Both files or neither: a half-applied reload would be harder to reason about.
+  absl::MutexLock lock(&mu_);
+  if (fresh) table_ = std::move(fresh);
+  if (fresh_tokens) token_keys_ = std::move(fresh_tokens);
   return absl::OkStatus();
 }
 
@@ -117,9 +161,10 @@ absl::Status Authenticator::Admit(const Caller& caller) const {
   absl::Duration wait;
   {
     absl::MutexLock lock(&buckets_mu_);
-    auto it = buckets_.find(caller.key_id);
+    std::string bucket = BucketOf(caller);
+    auto it = buckets_.find(bucket);
     if (it == buckets_.end()) {
-      it = buckets_.emplace(caller.key_id, auth::TokenBucket(caller.rate_limit, now)).first;
+      it = buckets_.emplace(std::move(bucket), auth::TokenBucket(caller.rate_limit, now)).first;
     } else if (!(it->second.limit() == caller.rate_limit)) {
       it->second.Reset(caller.rate_limit, now);
     }
@@ -129,16 +174,16 @@ absl::Status Authenticator::Admit(const Caller& caller) const {
   CountLimited(caller.key_id);
   int64_t wait_ms = absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1)));
   return absl::ResourceExhaustedError(
-      absl::StrCat("API key ", caller.key_id, kOverLimit, "(", caller.rate_limit.per_second,
-                   " calls/s, burst ", caller.rate_limit.burst,
-                   ", per server instance); nothing was done: retry in ", wait_ms, " ms"));
+      absl::StrCat(caller.Name(), kOverLimit, "(", caller.rate_limit.per_second, " calls/s, burst ",
+                   caller.rate_limit.burst, ", per server instance); nothing was done: retry in ",
+                   wait_ms, " ms"));
 }
 
 bool Authenticator::OutOfCalls(const grpc::ServerContextBase& ctx) const {
   absl::StatusOr<Caller> caller = Identify(ctx);
   if (!caller.ok() || caller->rate_limit.unlimited()) return false;
   absl::MutexLock lock(&buckets_mu_);
-  auto it = buckets_.find(caller->key_id);
+  auto it = buckets_.find(BucketOf(*caller));
   if (it == buckets_.end()) return false;
   auth::TokenBucket copy = it->second;
   return copy.Take(absl::Now()) > absl::ZeroDuration();
@@ -158,11 +203,26 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ct
     return absl::UnauthenticatedError("no API key: send metadata \"authorization: Bearer <key>\"");
   }
   std::shared_ptr<const auth::ApiKeyTable> table;
+  std::shared_ptr<const auth::AgentTokenKeys> token_keys;
   auth::RateLimit default_limit;
   {
     absl::MutexLock lock(&mu_);
     table = table_;
+    token_keys = token_keys_;
     default_limit = default_limit_;
+  }
+  if (auth::LooksLikeJwt(presented)) {
+    if (token_keys == nullptr) {
+      return absl::UnauthenticatedError(
+          "agent token: this server takes none (it runs without --agent_token_keys_file)");
+    }
+    absl::StatusOr<auth::AgentToken> token = token_keys->Verify(presented, absl::Now());
+    if (!token.ok()) return token.status();
+    Caller c{absl::StrCat("token:", token->kid), token->tenant, token->scopes, default_limit,
+             RequestIdOf(ctx)};
+    c.agent = token->subject;
+    c.agent_audience = AudienceOf(token->audience);
+    return c;
   }
   const auth::ApiKey* key = table->Find(presented);
   if (key == nullptr) return absl::UnauthenticatedError("unknown API key");
@@ -175,30 +235,46 @@ absl::StatusOr<Caller> Authenticator::Check(const grpc::ServerContextBase& ctx,
   if (!caller.ok()) return caller;
   if (absl::Status st = Admit(*caller); !st.ok()) return st;
   if (!caller->scopes.HasAny(any_of)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("API key ", caller->key_id,
-                     " lacks the scope this call needs (one of: ", any_of.ToString(), ")"));
+    return absl::PermissionDeniedError(absl::StrCat(
+        caller->Name(), " lacks the scope this call needs (one of: ", any_of.ToString(), ")"));
   }
   if (absl::Status st = ValidateTenant(tenant); !st.ok()) return st;
   if (allow_all_) {
     caller->tenant = std::string(tenant);
   } else if (tenant != caller->tenant) {
     return absl::PermissionDeniedError(
-        absl::StrCat("API key ", caller->key_id, " may not act for tenant ", tenant));
+        absl::StrCat(caller->Name(), " may not act for tenant ", tenant));
+  }
+  if (!caller->agent.empty()) {
+    auto it = ctx.client_metadata().find(std::string(kActorRefused));
+    if (it != ctx.client_metadata().end()) {
+      return absl::PermissionDeniedError(std::string(it->second.data(), it->second.size()));
+    }
   }
   return caller;
 }
 
+std::string Caller::Name() const {
+  return agent.empty() ? absl::StrCat("API key ", key_id) : absl::StrCat("agent token of ", agent);
+}
+
 absl::StatusOr<v1::Audience> ReadAs(const Caller& caller, v1::Audience asked) {
   v1::Audience ceiling = Ceiling(caller.scopes);
+  if (caller.agent_audience != v1::AUDIENCE_UNSPECIFIED) {
+    ceiling = std::min(ceiling, caller.agent_audience);
+  }
   if (asked == v1::AUDIENCE_UNSPECIFIED) return std::min(v1::AUDIENCE_AGENT, ceiling);
   if (asked <= ceiling) return asked;
+  if (caller.agent_audience != v1::AUDIENCE_UNSPECIFIED && asked > caller.agent_audience) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "audience: ", v1::Audience_Name(asked), " is above the agent token's audience ",
+        v1::Audience_Name(caller.agent_audience), " (", caller.Name(), ")"));
+  }
   absl::string_view needs = asked == v1::AUDIENCE_SUPERVISOR ? "context.read.supervisor"
                             : asked == v1::AUDIENCE_AGENT    ? "context.read.agent"
                                                              : "context.read.bot";
-  return absl::PermissionDeniedError(absl::StrCat("audience: ", v1::Audience_Name(asked),
-                                                  " needs scope ", needs, " (API key ",
-                                                  caller.key_id, ")"));
+  return absl::PermissionDeniedError(absl::StrCat(
+      "audience: ", v1::Audience_Name(asked), " needs scope ", needs, " (", caller.Name(), ")"));
 }
 
 grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const absl::Status& status) {

@@ -1,5 +1,12 @@
 // Who is calling and what they may do: every RPC handler asks the Authenticator first.
 //
+// Two credentials, both as "authorization: Bearer <credential>": an API key (libs/auth/api_keys.h)
+// for the integrator's servers, and an agent token (libs/auth/agent_tokens.h, a JWT the
+// integrator's backend signs) for a browser console or a bot acting as one agent. A call with an
+// agent token acts as its agent: its tenant and scopes are the token's, reads are capped at the
+// token's audience, and every write is the agent's (actor_interceptor.h fills an absent Actor
+// with the agent and marks a request naming another; Check refuses it).
+//
 //   absl::StatusOr<Caller> caller =
 //       auth_->Check(*ctx, {auth::Scope::kTimelineWrite}, req->tenant());
 //   if (!caller.ok()) return Reject(ctx, caller.status());
@@ -24,17 +31,27 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/auth/agent_tokens.h"
 #include "libs/auth/api_keys.h"
 #include "onestory/v1/common.pb.h"
 
 namespace onestory::service {
 
 struct Caller {
-  std::string key_id;  // "-" when the server runs without keys (in-process tests only)
+  // The API key's id; "token:<kid>" for an agent token; "-" when the server runs without keys
+  // (in-process tests only).
+  std::string key_id;
   std::string tenant;
   auth::ScopeSet scopes;
   auth::RateLimit rate_limit = {};  // the key's own, else the default
   std::string request_id;           // the call's (request_id.h)
+  // With an agent token: its subject (the agent or bot) and audience; empty / UNSPECIFIED for an
+  // API key.
+  std::string agent = {};
+  v1::Audience agent_audience = v1::AUDIENCE_UNSPECIFIED;
+
+  // "API key <id>" or "agent token of <agent>", for messages.
+  std::string Name() const;
 };
 
 // Whether `status` is the refusal of a call by its key's rate limit (see Check).
@@ -56,8 +73,13 @@ class Authenticator {
   // authentication; no flag turns it on.
   static std::unique_ptr<Authenticator> AllowAll();
 
-  // Reads the file again. On failure the keys in use stay and the error is returned. A key's
-  // banked calls survive a reload.
+  // Accepts agent tokens signed with the keys of the file at `path` (format in
+  // libs/auth/agent_tokens.h); fails when it cannot be read or parsed. Without it, an agent
+  // token is refused as unknown. Set before serving.
+  absl::Status SetAgentTokenKeysFile(std::string path);
+
+  // Reads the key file (and the agent token keys file) again. On failure the keys in use stay
+  // and the error is returned. A key's banked calls survive a reload.
   absl::Status Reload();
 
   // The limit of keys whose line sets none (default: none). Set before serving.
@@ -67,7 +89,7 @@ class Authenticator {
   // opening is audited before its handler runs Check.
   bool OutOfCalls(const grpc::ServerContextBase& ctx) const;
 
-  // The caller behind the call's key, with no scope or tenant check.
+  // The caller behind the call's key or agent token, with no scope or tenant check.
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& ctx) const;
   // Identify, then: the key is within its rate limit (takes one call from its bucket), has one
   // of `any_of`, and `tenant` is valid and the key's.
@@ -86,22 +108,25 @@ class Authenticator {
   Authenticator() = default;
 
   std::string path_;
+  std::string token_keys_path_;
   // OK, or RESOURCE_EXHAUSTED when the caller's bucket is empty.
   absl::Status Admit(const Caller& caller) const;
 
   bool allow_all_ = false;
   mutable absl::Mutex mu_;
   std::shared_ptr<const auth::ApiKeyTable> table_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const auth::AgentTokenKeys> token_keys_ ABSL_GUARDED_BY(mu_);
   auth::RateLimit default_limit_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex buckets_mu_;
   mutable absl::flat_hash_map<std::string, auth::TokenBucket> buckets_
-      ABSL_GUARDED_BY(buckets_mu_);  // by key id
+      ABSL_GUARDED_BY(buckets_mu_);  // by key id, or key id "/" agent for agent tokens
 };
 
 // The audience a read runs as. `asked` (already validated) above what the caller's scopes allow
 // is PERMISSION_DENIED naming the scope it needs; UNSPECIFIED is AGENT, or the caller's highest
 // audience when that is lower (a bot's key reads as a bot). Ceilings: context.read.supervisor
-// SUPERVISOR; context.read.agent and timeline.read AGENT; context.read.bot BOT; else CUSTOMER.
+// SUPERVISOR; context.read.agent and timeline.read AGENT; context.read.bot BOT; else CUSTOMER;
+// and never above an agent token's audience.
 absl::StatusOr<v1::Audience> ReadAs(const Caller& caller, v1::Audience asked);
 
 // Check, then `req` with its audience replaced by ReadAs's (a request with an unknown audience

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/auth/agent_tokens.h"
 #include "services/common/http_connect.h"
 #include "services/common/stream_writer.h"
 
@@ -60,21 +61,6 @@ std::string Bytes(const grpc::ByteBuffer& buffer) {
     }
   }
   return out;
-}
-
-// Three base64url segments: the shape of a JWT (an API key has no dots).
-bool LooksLikeToken(absl::string_view v) {
-  std::vector<absl::string_view> parts = absl::StrSplit(v, '.');
-  if (parts.size() != 3) return false;
-  for (absl::string_view p : parts) {
-    if (p.empty()) return false;
-    for (char c : p) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-        return false;
-      }
-    }
-  }
-  return true;
 }
 
 bool Write(httplib::DataSink& sink, const std::string& text) {
@@ -275,7 +261,7 @@ void EventStreams::Serve(const std::string& service, const std::string& method,
       return FailHttp(res, 400, "invalid_argument",
                       "access_token: give the credential once, in the URL or in Authorization");
     }
-    if (!LooksLikeToken(token)) {
+    if (!auth::LooksLikeJwt(token)) {
       return FailHttp(res, 401, "unauthenticated",
                       "access_token: only an agent token (a JWT) may be sent in a URL; send API "
                       "keys as Authorization: Bearer <key>");

@@ -24,6 +24,7 @@
 #include "libs/lua/library.h"
 #include "libs/metrics/metrics.h"
 #include "libs/metrics/process_metrics.h"
+#include "services/common/actor_interceptor.h"
 #include "services/common/audit_interceptor.h"
 #include "services/common/metrics_interceptor.h"
 #include "services/common/request_id.h"
@@ -205,6 +206,7 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
   SetKeepalivePolicy(builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<RequestIdInterceptorFactory>());
+  interceptors.push_back(std::make_unique<ActorInterceptorFactory>(auth));
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>());
   interceptors.push_back(
       std::make_unique<AuditInterceptorFactory>(auth, s->audit_log_.get(), redactor));

@@ -125,6 +125,11 @@ ABSL_FLAG(std::string, api_keys_file, "",
           "API keys (id, tenant, scopes, SHA-256 of the key; see README 'API keys'). Required "
           "unless OneStory runs on its embedded Redis, which then makes a key on first start "
           "(<data_dir>/api_keys, the key itself in <data_dir>/api_key). Reloaded on SIGHUP.");
+ABSL_FLAG(std::string, agent_token_keys_file, "",
+          "Keys that sign agent tokens (short-lived JWTs for browser consoles and bots): lines "
+          "'<tenant> <kid> HS256 <base64url secret>' or '<tenant> <kid> ES256|RS256 <PEM public "
+          "key path>'; see README 'Agent tokens'. Empty: agent tokens are refused. Reloaded on "
+          "SIGHUP.");
 ABSL_FLAG(std::string, embedded_tenant, "demo",
           "The tenant of the key the embedded default makes on first start.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for the gRPC port; enables TLS.");
@@ -197,6 +202,7 @@ constexpr const char* kFlagNames[] = {
     "alert_negative_streak",
     "promise_scan_interval_ms",
     "api_keys_file",
+    "agent_token_keys_file",
     "embedded_tenant",
     "tls_cert",
     "tls_key",
@@ -422,6 +428,11 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::FromFile(keys_file);
   if (!auth.ok()) return Fail("api_keys.invalid", auth.status());
   options.auth = *std::move(auth);
+  if (std::string path = absl::GetFlag(FLAGS_agent_token_keys_file); !path.empty()) {
+    if (absl::Status st = options.auth->SetAgentTokenKeysFile(path); !st.ok()) {
+      return Fail("agent_token_keys.invalid", st);
+    }
+  }
   double key_rate = absl::GetFlag(FLAGS_api_key_rate);
   int key_burst = absl::GetFlag(FLAGS_api_key_burst);
   if (!(key_rate >= 0 && key_rate <= 1000000) || key_burst < 1 || key_burst > 1000000) {
@@ -621,7 +632,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
       Log(LogLevel::kInfo, "api_keys.reloaded",
           {{"keys", absl::StrCat((*server)->auth()->key_count())}});
     } else {
-      Log(LogLevel::kError, "api_keys.reload_failed",
+      Log(LogLevel::kError, "api_keys.reload_failed",  // or the agent token keys
           {{"error", std::string(st.message())}, {"kept", "the keys loaded before"}});
     }
     if (!absl::GetFlag(FLAGS_retention_file).empty()) {

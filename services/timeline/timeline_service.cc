@@ -33,7 +33,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
 
   void Begin() {
     absl::StatusOr<v1::WatchRequest> allowed =
-        AuthorizeRead(*svc_->auth_, *ctx_, {auth::Scope::kTimelineRead}, req_);
+        // Any read scope: the audience is capped by it (a bot's key or token watches as a bot).
+        AuthorizeRead(*svc_->auth_, *ctx_, AnyReadScope(), req_);
     if (!allowed.ok()) return End(allowed.status());
     req_ = *std::move(allowed);
     if (!req_.after_cursor().empty() && req_.from_start()) {
