@@ -145,6 +145,13 @@ bool AdmitOrigin(const std::vector<std::string>& allowed, const httplib::Request
                  httplib::Response& res) {
   if (!req.has_header("Origin")) return true;
   std::string origin = req.get_header_value("Origin");
+  // The console served here, or a page behind the same TLS-terminating proxy: its own origin
+  // (what a browser sends as Origin for the host it sent the request to) is no cross-origin call.
+  std::string host = req.get_header_value("Host");
+  if (!host.empty() &&
+      (origin == absl::StrCat("http://", host) || origin == absl::StrCat("https://", host))) {
+    return true;
+  }
   if (std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
     FailHttp(res, 403, "permission_denied",
              absl::StrCat("origin '", origin, "' is not in --http_cors_origins"));

@@ -47,9 +47,10 @@ absl::Status MessageFromQuery(const std::multimap<std::string, std::string>& par
                               const std::vector<std::string>& skip,
                               google::protobuf::Message* message);
 
-// CORS by allow-list. A request with no Origin header (not from a web page) is admitted. One
-// from an origin in `allowed` is admitted and its response carries the CORS headers; one from
-// any other origin is refused with 403 (false).
+// CORS by allow-list. A request with no Origin header (not from a web page), or from the page's
+// own origin (Origin is http:// or https:// and the request's Host: the console served here), is
+// admitted. One from an origin in `allowed` is admitted and its response carries the CORS
+// headers; one from any other origin is refused with 403 (false).
 bool AdmitOrigin(const std::vector<std::string>& allowed, const httplib::Request& req,
                  httplib::Response& res);
 

@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "services/common/console_assets.h"
 #include "services/common/http_connect.h"
 
 namespace onestory::service {
@@ -25,6 +26,27 @@ using google::protobuf::MethodDescriptor;
 constexpr char kAllowedHeaders[] =
     "Authorization, Content-Type, X-Request-Id, Traceparent, Connect-Protocol-Version, "
     "Connect-Timeout-Ms";
+
+// GET /console/<file>: the reference agent console, same-origin only (its own scripts, calls
+// to this listener), never framed, never sending a Referer (its URL names a customer).
+void ServeConsole(const httplib::Request& req, httplib::Response& res) {
+  std::string name = req.matches[1];
+  if (name.empty()) name = "index.html";
+  for (const ConsoleAsset& a : ConsoleAssets()) {
+    if (a.name != name) continue;
+    res.status = 200;
+    res.set_content(std::string(a.body), std::string(a.content_type));
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                   "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
+                   "base-uri 'none'");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    return;
+  }
+  FailHttp(res, 404, "not_found", absl::StrCat("no file ", req.path, " in the console"));
+}
 
 // A CORS preflight (OPTIONS): 204 with what the page may send, for an allowed origin.
 void Preflight(const HttpGateway::Options& options, const httplib::Request& req,
@@ -185,6 +207,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
             [options, stub](const httplib::Request& req, httplib::Response& res) {
               Serve(options, stub.get(), req, res);
             });
+  http.Get("/console",
+           [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/console/"); });
+  http.Get(R"(/console/([A-Za-z0-9_.-]*))", ServeConsole);
   http.Get(
       R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
       [options, streams = g->streams_.get()](const httplib::Request& req, httplib::Response& res) {

@@ -118,7 +118,7 @@ const absl::flat_hash_set<std::string> kIdentifiersAndTokens = {
 const absl::flat_hash_set<std::string> kServerOutput = {
     "Alert.message",     "MatchReason.code",  "MatchReason.detail",  "ExportCustomerChunk.json",
     "AuditEntry.key_id", "AuditEntry.method", "AuditEntry.named_by", "AuditEntry.code",
-    "AuditEntry.detail",
+    "AuditEntry.detail", "AuditEntry.agent",  // the agent token's subject, an id
 };
 
 constexpr char kCard[] = "4111 1111 1111 1111";
