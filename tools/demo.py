@@ -47,6 +47,8 @@ def parse_args():
                         "default made in --key-file)")
     p.add_argument("--key-file", default=os.path.join(here, "..", "onestory-data", "api_key"),
                    help="file holding the key (default: ../onestory-data/api_key)")
+    p.add_argument("--phone-file", default="",
+                   help="write the demo customer's phone number here (for the console's URL)")
     args = p.parse_args()
     if not args.api_key and os.path.exists(args.key_file):
         with open(args.key_file) as f:
@@ -284,6 +286,9 @@ def main():
         update_mask=field_mask_pb2.FieldMask(paths=["display_name", "language"])), timeout=T)
 
     typed = free_phone(identity)
+    if ARGS.phone_file:
+        with open(ARGS.phone_file, "w") as f:
+            f.write(typed + "\n")
     # The app knows her phone number as a profile attribute (typed at sign-up, not verified).
     identity.UpdateProfile(identity_pb2.UpdateProfileRequest(
         tenant=TENANT, customer_id=app,

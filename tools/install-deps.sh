@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--test" ]]; then
     clang libclang-rt-14-dev  # the libFuzzer targets (tools/fuzz.sh)
     openssl                   # certificates for the TLS tests
     python3-prometheus-client # its parser reads /metrics in the e2e tests
+    chromium                  # the agent console's browser test (tests/browser)
   )
   # node and npm for the deploy manifests test (tests/deploy); a Node.js that brings its own npm
   # (not Debian's) is fine, so these go by command, not by package.

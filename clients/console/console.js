@@ -27,6 +27,8 @@
     events: new Map(), // eventId -> <li>, to place each event once
     channel: 'ALL',
     stream: null,
+    lastCursor: '',    // of the newest event shown: where a reopened stream resumes
+    retryMs: 1000,     // before reopening a stream the server refused for now
   };
 
   // --- Status and errors -------------------------------------------------------------------
@@ -237,20 +239,24 @@
 
   // --- The live timeline ---------------------------------------------------------------------
 
-  function watch(afterCursor) {
+  // The browser's EventSource reconnects by itself after a dropped connection, resuming with
+  // Last-Event-ID; watch() opens the stream again when the server refused a reconnect.
+  function watch() {
     const q = new URLSearchParams({ tenant: state.claims.tenant, 'customer.customerId': state.customerId,
                                     access_token: state.token });
-    if (afterCursor) q.set('after_cursor', afterCursor);
+    if (state.lastCursor) q.set('after_cursor', state.lastCursor);
     else q.set('from_start', 'true');
     const es = new EventSource('/onestory.v1.TimelineService/Watch?' + q.toString());
     state.stream = es;
     es.onopen = () => {
       setStatus('live');
       showError('');
+      state.retryMs = 1000;
     };
     es.onmessage = (m) => {
       try {
         addEvent(JSON.parse(m.data).event, true);
+        if (m.lastEventId) state.lastCursor = m.lastEventId;
       } catch (e) {
         showError('A timeline message could not be read: ' + e.message);
       }
@@ -266,23 +272,34 @@
         }
       }
       if (es.readyState === EventSource.CLOSED) {
-        // Refused outright (an expired token, the customer gone): the browser will not retry.
-        setStatus('error', 'stopped');
-        if (!m.data) checkWhyClosed();
+        // The server refused the reconnect; the browser will not retry by itself.
+        setStatus('reconnecting');
+        reopenLater(es);
       } else {
         setStatus('reconnecting');
       }
     });
   }
 
-  // EventSource hides a refusal's body: ask the same question as a unary call to get it in words.
-  async function checkWhyClosed() {
+  // EventSource hides why a stream was refused. The same question as a unary call tells: a
+  // server restarting or unreachable (try again, waiting longer each time up to 30 s), or an
+  // expired token, a customer erased (stop, and say so in words).
+  async function reopenLater(closed) {
+    if (state.stream !== closed) return;
     try {
-      await call('IdentityService/GetProfile', { tenant: state.claims.tenant, customerId: state.customerId });
-      showError('The live timeline was refused by the server; reload the page.');
+      await call('IdentityService/GetProfile', {
+        tenant: state.claims.tenant, customer: { customerId: state.customerId } });
     } catch (e) {
-      fail(e);
+      if (!/unavailable|cannot be reached|deadline exceeded|internal|unknown/.test(e.message)) {
+        setStatus('error', 'stopped');
+        return fail(e);
+      }
     }
+    const wait = state.retryMs;
+    state.retryMs = Math.min(state.retryMs * 2, 30000);
+    setTimeout(() => {
+      if (state.stream === closed) watch();
+    }, wait);
   }
 
   // --- Supervisor: merges --------------------------------------------------------------------
@@ -362,7 +379,8 @@
     const recent = ctx.recentEvents || [];
     if (recent.length === 0) $('timeline').replaceChildren(el('li', 'No interaction yet.', { class: 'empty' }));
     // From the newest event shown: nothing between the screen pop and the stream is missed.
-    watch(recent.length ? recent[0].cursor : '');
+    state.lastCursor = recent.length ? recent[0].cursor : '';
+    watch();
   }
 
   function customerFromUrl(params) {

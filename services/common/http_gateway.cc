@@ -27,6 +27,10 @@ constexpr char kAllowedHeaders[] =
     "Authorization, Content-Type, X-Request-Id, Traceparent, Connect-Protocol-Version, "
     "Connect-Timeout-Ms";
 
+void RefuseStopping(httplib::Response& res) {
+  FailHttp(res, 503, "unavailable", "the server is shutting down; retry on another instance");
+}
+
 // GET /console/<file>: the reference agent console, same-origin only (its own scripts, calls
 // to this listener), never framed, never sending a Referer (its URL names a customer).
 void ServeConsole(const httplib::Request& req, httplib::Response& res) {
@@ -203,8 +207,11 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   httplib::Server& http = g->http_->server();
   // A body over the limit is read no further; up to it, Serve answers with Connect's error.
   http.set_payload_max_length(options.max_body_bytes + 1);
+  HttpGateway* self = g.get();
   http.Post(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
-            [options, stub](const httplib::Request& req, httplib::Response& res) {
+            [self, options, stub](const httplib::Request& req, httplib::Response& res) {
+              CallGuard guard(self);
+              if (!guard.open()) return RefuseStopping(res);
               Serve(options, stub.get(), req, res);
             });
   http.Get("/console",
@@ -212,7 +219,10 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   http.Get(R"(/console/([A-Za-z0-9_.-]*))", ServeConsole);
   http.Get(
       R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
-      [options, streams = g->streams_.get()](const httplib::Request& req, httplib::Response& res) {
+      [self, options, streams = g->streams_.get()](const httplib::Request& req,
+                                                   httplib::Response& res) {
+        CallGuard guard(self);
+        if (!guard.open()) return RefuseStopping(res);
         ServeStream(options, streams, req, res);
       });
   http.Options(R"(/.*)", [options](const httplib::Request& req, httplib::Response& res) {
@@ -232,9 +242,15 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   return g;
 }
 
-HttpGateway::~HttpGateway() {
-  // Streams first: their connections' threads end, so the listener can stop.
+void HttpGateway::Stop() {
+  absl::WriterMutexLock lock(&mu_);  // waits for the calls being made
+  stopping_ = true;
   if (streams_) streams_->StopAll();
+}
+
+HttpGateway::~HttpGateway() {
+  Stop();
+  // Streams first: their connections' threads end, so the listener can stop.
   http_.reset();
   streams_.reset();
 }

@@ -25,7 +25,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "services/common/http_event_stream.h"
 #include "services/common/http_listener.h"
 
@@ -47,7 +49,12 @@ class HttpGateway {
   static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const Options& options,
                                                             std::shared_ptr<grpc::Channel> channel);
 
-  // Ends the open event streams, then stops listening.
+  // From now on every request is refused with 503, and the open event streams end; returns once
+  // no call through the channel is being made. Call it before the gRPC server shuts down: a call
+  // into a server that has shut down is not safe.
+  void Stop();
+
+  // Stop, then stops listening.
   ~HttpGateway();
 
   int port() const { return http_->port(); }
@@ -58,6 +65,21 @@ class HttpGateway {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<EventStreams> streams_;
   std::unique_ptr<HttpListener> http_;
+  // Held shared by each request while it calls through channel_ (CallGuard), exclusively by Stop.
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+ public:
+  // A request's right to call through the channel: open() false once Stop has begun.
+  class CallGuard {
+   public:
+    explicit CallGuard(HttpGateway* g) : lock_(&g->mu_), open_(!g->stopping_) {}
+    bool open() const { return open_; }
+
+   private:
+    absl::ReaderMutexLock lock_;
+    bool open_;
+  };
 };
 
 }  // namespace onestory::service

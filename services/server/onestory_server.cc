@@ -527,6 +527,8 @@ void OneStoryServer::Shutdown(absl::Duration grace) {
   if (sweeper_thread_.joinable()) sweeper_thread_.join();
   if (outbox_thread_.joinable()) outbox_thread_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // No HTTP request may call into the server once it shuts down.
+  if (http_) http_->Stop();
   if (timeline_service_) timeline_service_->EndAllWatches();
   if (alert_service_) alert_service_->EndAllWatches();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

@@ -261,6 +261,33 @@ class HttpGatewayTest(HttpCase):
         self.assertEqual(status, 200)
         self.assertIsNone(headers.get("Access-Control-Allow-Origin"))
 
+    def test_the_console_is_served_same_origin_only(self):
+        def get(path):
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                            timeout=T) as r:
+                    return r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.headers, e.read()
+        status, headers, body = get("/console/")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/html"))
+        self.assertIn(b'<script src="console.js"', body)
+        self.assertIn("script-src 'self'", headers["Content-Security-Policy"])
+        self.assertIn("frame-ancestors 'none'", headers["Content-Security-Policy"])
+        self.assertEqual(headers["Referrer-Policy"], "no-referrer")
+        status, headers, _ = get("/console/console.js")
+        self.assertEqual((status, headers["Content-Type"].split(";")[0]), (200, "text/javascript"))
+        status, _, body = get("/console/nope.js")
+        self.assertEqual((status, json.loads(body)["code"]), (404, "not_found"))
+        # The page's own calls carry its Origin, this listener's: no CORS allow-list needed.
+        origin = "http://127.0.0.1:%d" % self.http_port
+        status, body, headers = self.post("/onestory.v1.ContextService/GetContext", {
+            "tenant": self.tenant, "customer": {"customerId": "cus_nobody"}},
+            headers={"Origin": origin})
+        self.assertNotEqual(status, 403, body)
+        self.assertIsNone(headers.get("Access-Control-Allow-Origin"))
+
     def test_plain_http_beside_tls_only_on_loopback_and_origins_checked(self):
         s = H.Server(extra_args=("--tls_cert=/nonexistent.crt", "--tls_key=/nonexistent.key",
                                  "--http_listen=0.0.0.0:0"), wait=False,
