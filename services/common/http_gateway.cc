@@ -195,7 +195,8 @@ void Serve(const HttpGateway::Options& options, grpc::GenericStub* stub,
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     const Options& options, std::shared_ptr<grpc::Channel> channel) {
   // A thread per connection: every event stream, and the unary calls beside them.
-  auto l = HttpListener::Bind(options.listen, "--http_listen", options.max_streams + 64);
+  auto l =
+      HttpListener::Bind(options.listen, "--http_listen", options.max_streams + 64, options.tls);
   if (!l.ok()) return l.status();
   auto g = std::unique_ptr<HttpGateway>(new HttpGateway());
   g->http_ = *std::move(l);
@@ -217,14 +218,13 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   http.Get("/console",
            [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/console/"); });
   http.Get(R"(/console/([A-Za-z0-9_.-]*))", ServeConsole);
-  http.Get(
-      R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
-      [self, options, streams = g->streams_.get()](const httplib::Request& req,
-                                                   httplib::Response& res) {
-        CallGuard guard(self);
-        if (!guard.open()) return RefuseStopping(res);
-        ServeStream(options, streams, req, res);
-      });
+  http.Get(R"(/([A-Za-z0-9_.]+)/([A-Za-z0-9_]+))",
+           [self, options, streams = g->streams_.get()](const httplib::Request& req,
+                                                        httplib::Response& res) {
+             CallGuard guard(self);
+             if (!guard.open()) return RefuseStopping(res);
+             ServeStream(options, streams, req, res);
+           });
   http.Options(R"(/.*)", [options](const httplib::Request& req, httplib::Response& res) {
     Preflight(options, req, res);
   });

@@ -42,7 +42,8 @@ class HttpGateway {
     // answered and their responses carry Access-Control-Allow-Origin. A request from any other
     // origin (its Origin header) is refused with 403 before anything is called.
     std::vector<std::string> cors_origins;
-    int max_streams = 1000;  // event streams open at once (a thread each); more get 503
+    int max_streams = 1000;      // event streams open at once (a thread each); more get 503
+    HttpListener::TlsFiles tls;  // HTTPS with these; plain HTTP without
     absl::Duration heartbeat = absl::Seconds(15);  // EventStreams::Options::heartbeat
   };
   // `channel`: the gRPC server's in-process channel.

@@ -68,13 +68,15 @@ class ThreadPerConnection final : public httplib::TaskQueue {
 
 }  // namespace
 
-HttpListener::HttpListener(int max_threads) : http_(std::make_unique<httplib::Server>()) {
+HttpListener::HttpListener(std::unique_ptr<httplib::Server> http, int max_threads)
+    : http_(std::move(http)) {
   http_->new_task_queue = [max_threads] { return new ThreadPerConnection(max_threads); };
 }
 
 absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(const std::string& listen,
                                                                  absl::string_view flag,
-                                                                 int max_threads) {
+                                                                 int max_threads,
+                                                                 const TlsFiles& tls) {
   size_t colon = listen.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
@@ -82,7 +84,21 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(const std::stri
     return absl::InvalidArgumentError(absl::StrCat(flag, " '", listen, "': expected host:port"));
   }
   std::string host = listen.substr(0, colon);
-  auto l = std::unique_ptr<HttpListener>(new HttpListener(max_threads));
+  std::unique_ptr<httplib::Server> http;
+  if (tls.enabled()) {
+    auto https = std::make_unique<httplib::SSLServer>(
+        tls.cert.c_str(), tls.key.c_str(), tls.client_ca.empty() ? nullptr : tls.client_ca.c_str());
+    if (!https->is_valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": cannot serve TLS with certificate ", tls.cert, " and key ", tls.key,
+                       tls.client_ca.empty() ? "" : absl::StrCat(" and client CA ", tls.client_ca),
+                       " (unreadable, not PEM, or not a pair)"));
+    }
+    http = std::move(https);
+  } else {
+    http = std::make_unique<httplib::Server>();
+  }
+  auto l = std::unique_ptr<HttpListener>(new HttpListener(std::move(http), max_threads));
   l->port_ = port == 0 ? l->http_->bind_to_any_port(host) : port;
   if (port != 0 && !l->http_->bind_to_port(host, port)) l->port_ = -1;
   if (l->port_ <= 0) {

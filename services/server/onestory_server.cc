@@ -307,6 +307,9 @@ absl::StatusOr<std::unique_ptr<OneStoryServer>> OneStoryServer::Start(ServerOpti
     auto http = HttpGateway::Start({.listen = options.http_listen,
                                     .cors_origins = options.http_cors_origins,
                                     .max_streams = options.http_max_streams,
+                                    .tls = {.cert = options.tls.cert_file,
+                                            .key = options.tls.key_file,
+                                            .client_ca = options.tls.client_ca_file},
                                     .heartbeat = options.http_heartbeat},
                                    s->server_->InProcessChannel(grpc::ChannelArguments()));
     if (!http.ok()) return http.status();

@@ -132,7 +132,8 @@ ABSL_FLAG(std::string, agent_token_keys_file, "",
           "SIGHUP.");
 ABSL_FLAG(std::string, embedded_tenant, "demo",
           "The tenant of the key the embedded default makes on first start.");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain for the gRPC port; enables TLS.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for the gRPC port and the HTTP listener; enables TLS on both.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).");
@@ -530,17 +531,6 @@ int RunServer(int argc, char** argv, ServiceSet services) {
                       "' is not an origin (scheme://host[:port], no path, no wildcard)")));
     }
     options.http_cors_origins.emplace_back(o);
-  }
-  // The HTTP listener has no TLS of its own yet: with TLS on the gRPC port, plain HTTP is only
-  // allowed on the loopback interface, behind a TLS-terminating proxy.
-  if (!options.http_listen.empty() && !absl::GetFlag(FLAGS_tls_cert).empty() &&
-      !absl::StartsWith(options.http_listen, "127.0.0.1:") &&
-      !absl::StartsWith(options.http_listen, "localhost:") &&
-      !absl::StartsWith(options.http_listen, "[::1]:")) {
-    return Fail("config.invalid",
-                absl::InvalidArgumentError(
-                    "--http_listen: serves plain HTTP, so with --tls_cert it must be a loopback "
-                    "address (127.0.0.1:PORT) behind a TLS-terminating proxy"));
   }
   options.http_max_streams = absl::GetFlag(FLAGS_http_max_streams);
   int heartbeat_ms = absl::GetFlag(FLAGS_http_heartbeat_ms);

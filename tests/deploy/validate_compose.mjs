@@ -100,6 +100,25 @@ if (!onestory) {
   if (!secret || !(onestory.secrets || []).includes(secret) || !compose.secrets?.[secret]) {
     problems.push('onestory: the API key file is not a secret of the file');
   }
+  // The agent console: the HTTP listener on, its port published (on the loopback interface: it is
+  // plain HTTP), and the keys of agent tokens a secret.
+  const httpPort = String(env.ONESTORY_HTTP_LISTEN || '').split(':').pop();
+  const httpPublished = (onestory.ports || []).map(String)
+                            .find((p) => p.split(':').pop() === httpPort);
+  if (!httpPort) {
+    problems.push('onestory: no HTTP listener (ONESTORY_HTTP_LISTEN): no console');
+  } else if (!httpPublished) {
+    problems.push(`onestory: the HTTP listener's port ${httpPort} is not published`);
+  } else if (!env.ONESTORY_TLS_CERT && httpPublished.split(':')[0] !== '127.0.0.1') {
+    problems.push(`onestory: plain HTTP published beyond the loopback interface (${httpPublished})`);
+  }
+  const tokenKeys = String(env.ONESTORY_AGENT_TOKEN_KEYS_FILE || '');
+  const tokenSecret = tokenKeys.startsWith('/run/secrets/')
+                          ? tokenKeys.slice('/run/secrets/'.length) : '';
+  if (!tokenSecret || !(onestory.secrets || []).includes(tokenSecret) ||
+      !compose.secrets?.[tokenSecret]) {
+    problems.push('onestory: the agent token keys are not a secret of the file');
+  }
   const metricsPort = '9464';
   for (const p of onestory.ports || []) {
     const parts = String(p).split(':');

@@ -13,6 +13,8 @@ import http.client
 import json
 import os
 import queue
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -288,12 +290,49 @@ class HttpGatewayTest(HttpCase):
         self.assertNotEqual(status, 403, body)
         self.assertIsNone(headers.get("Access-Control-Allow-Origin"))
 
-    def test_plain_http_beside_tls_only_on_loopback_and_origins_checked(self):
-        s = H.Server(extra_args=("--tls_cert=/nonexistent.crt", "--tls_key=/nonexistent.key",
-                                 "--http_listen=0.0.0.0:0"), wait=False,
+    def test_https_with_the_grpc_ports_certificate(self):
+        d = H.new_tmp_dir("https-")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-days", "1"], check=True, capture_output=True)
+        port_file = os.path.join(d, "http_port")
+        s = H.Server(extra_args=("--tls_cert=" + cert, "--tls_key=" + key,
+                                 "--http_listen=127.0.0.1:0", "--http_port_file=" + port_file),
+                     wait=False, **self.env.redis.server_kwargs())
+        try:
+            H.wait_until(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+                         15, what="the HTTPS listener")
+            port = int(open(port_file).read())
+            tls = ssl.create_default_context(cafile=cert)
+            req = urllib.request.Request(
+                "https://127.0.0.1:%d/onestory.v1.ContextService/GetContext" % port,
+                data=json.dumps({"tenant": self.tenant,
+                                 "customer": {"customerId": "cus_nobody"}}).encode(),
+                headers={"Content-Type": "application/json",
+                         "Authorization": "Bearer " + H.key_for(self.tenant)}, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=T, context=tls) as r:
+                    status = r.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            self.assertIn(status, (200, 404))  # the call was made (over TLS)
+            with urllib.request.urlopen("https://127.0.0.1:%d/console/" % port, timeout=T,
+                                        context=tls) as r:
+                self.assertEqual(r.status, 200)
+            # Plain HTTP on the TLS port gets no answer.
+            with self.assertRaises((OSError, http.client.HTTPException)):
+                urllib.request.urlopen("http://127.0.0.1:%d/console/" % port, timeout=T).read()
+        finally:
+            s.stop()
+        # A certificate that cannot be loaded stops the server at start, naming the flag.
+        s = H.Server(extra_args=("--tls_cert=" + key, "--tls_key=" + key,
+                                 "--http_listen=127.0.0.1:0"), wait=False,
                      **self.env.redis.server_kwargs())
         self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)
-        self.assertIn("--http_listen: serves plain HTTP", s.proc.log_tail())
+
+    def test_a_wildcard_origin_is_refused(self):
         s = H.Server(extra_args=("--http_listen=127.0.0.1:0", "--http_cors_origins=*"),
                      wait=False, **self.env.redis.server_kwargs())
         self.assertNotEqual(s.proc.popen.wait(timeout=10), 0)

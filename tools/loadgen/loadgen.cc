@@ -5,6 +5,8 @@
 //   loadgen --target=127.0.0.1:50051 --scenario=append --concurrency=64 --duration_s=10
 //   loadgen --target=... --scenario=get_context --rate=20000        # open loop, fixed rate
 //   loadgen --target=... --scenario=watch --watchers=1000 --rate=2000
+//   loadgen --target=... --http_target=127.0.0.1:8080 --scenario=get_context_http
+//   loadgen --target=... --http_target=... --scenario=watch_sse --watchers=1000 --rate=1000
 //
 // Scenarios: append (one event per call), append_batch (--batch events per call), get_context,
 // list, mix (60% GetContext, 35% Append, 5% List, with --watchers watches open), watch
@@ -15,6 +17,7 @@
 // Customers: --customers are created (or found) first; --events_per_customer are appended to
 // each before the measurement (the populated dataset for get_context).
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +33,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -42,6 +46,8 @@
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "OneStory server address");
 ABSL_FLAG(std::string, scenario, "append",
           "append | append_batch | get_context | list | mix | watch | populate");
+ABSL_FLAG(std::string, http_target, "",
+          "the server's HTTP listener (--http_listen), for get_context_http and watch_sse");
 ABSL_FLAG(std::string, tenant, "bench", "tenant for all calls");
 ABSL_FLAG(std::string, api_key, "", "API key of --tenant (default: $ONESTORY_API_KEY)");
 ABSL_FLAG(int, channels, 4, "gRPC channels (separate HTTP/2 connections)");
@@ -139,8 +145,8 @@ std::unique_ptr<Stubs> Connect(const std::string& target, int n) {
   return s;
 }
 
-// "authorization: Bearer <key>" on every call.
-void AddKey(grpc::ClientContext* ctx) {
+// "Bearer <key>", the API key of --api_key or $ONESTORY_API_KEY.
+const std::string& AuthHeader() {
   static const std::string* const header = [] {
     std::string key = absl::GetFlag(FLAGS_api_key);
     if (key.empty()) {
@@ -148,8 +154,11 @@ void AddKey(grpc::ClientContext* ctx) {
     }
     return new std::string(absl::StrCat("Bearer ", key));
   }();
-  ctx->AddMetadata("authorization", *header);
+  return *header;
 }
+
+// "authorization: Bearer <key>" on every call.
+void AddKey(grpc::ClientContext* ctx) { ctx->AddMetadata("authorization", AuthHeader()); }
 
 // One call in flight; `done(ok)` is called once when it completes.
 using Op = std::function<void(std::function<void(bool)> done)>;
@@ -344,6 +353,46 @@ class Watcher : public grpc::ClientReadReactor<v1::WatchResponse> {
   absl::Notification done_;
 };
 
+// The same watches as Server-Sent Events over HTTP/1.1 (what a browser's EventSource reads):
+// one connection and thread each; each message records now - its event's sent_ns.
+class SseWatcher {
+ public:
+  SseWatcher(const std::string& http_target, const std::string& tenant, const std::string& customer,
+             Recorder* rec, std::atomic<int>* open)
+      : client_(http_target) {
+    std::string path = absl::StrCat("/onestory.v1.TimelineService/Watch?tenant=", tenant,
+                                    "&customer.customerId=", customer);
+    thread_ = std::thread([this, path, rec, open] {
+      httplib::Headers headers = {{"Authorization", AuthHeader()}};
+      ++*open;
+      client_.Get(path, headers, [this, rec](const char* data, size_t len) {
+        buffer_.append(data, len);
+        // One line per "data:" field; each holds the event's attributes.
+        for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos; buffer_.erase(0, nl + 1)) {
+          absl::string_view line(buffer_.data(), nl);
+          constexpr absl::string_view kSent = "\"sent_ns\":\"";
+          size_t at = line.find(kSent);
+          if (!absl::StartsWith(line, "data:") || at == absl::string_view::npos) continue;
+          absl::string_view digits = line.substr(at + kSent.size());
+          int64_t sent = 0;
+          if (absl::SimpleAtoi(digits.substr(0, digits.find('"')), &sent)) rec->Record(sent, true);
+        }
+        return true;
+      });
+      --*open;
+    });
+  }
+  void Cancel() { client_.stop(); }
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  httplib::Client client_;
+  std::string buffer_;
+  std::thread thread_;
+};
+
 struct Result {
   double seconds = 0;
   int64_t ok = 0, errors = 0, dropped = 0;
@@ -431,6 +480,51 @@ Result Drive(const Op& op, Recorder& rec, double rate, int concurrency, double w
   return r;
 }
 
+// GetContext as HTTP/JSON (Connect) calls in closed loop: `concurrency` threads, each with a
+// keep-alive connection of its own, for warmup + duration.
+Result DriveHttpGetContext(Workload& w, const std::string& http_target, Recorder& rec,
+                           int concurrency, double warmup_s, double duration_s) {
+  auto t0 = Clock::now();
+  auto measure_at =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(warmup_s));
+  auto end_at = measure_at + std::chrono::duration_cast<Clock::duration>(
+                                 std::chrono::duration<double>(duration_s));
+  std::thread timer([&] {
+    std::this_thread::sleep_until(measure_at);
+    rec.Start();
+    std::this_thread::sleep_until(end_at);
+    rec.Stop();
+  });
+  std::vector<std::thread> threads;
+  for (int i = 0; i < concurrency; ++i) {
+    threads.emplace_back([&] {
+      httplib::Client client(http_target);
+      client.set_keep_alive(true);
+      httplib::Headers headers = {{"Authorization", AuthHeader()}};
+      while (Clock::now() < end_at) {
+        std::string body =
+            absl::StrCat("{\"tenant\":\"", w.tenant, "\",\"customer\":{\"customerId\":\"",
+                         w.RandomCustomer(), "\"}}");
+        int64_t start = NowNs();
+        auto res = client.Post("/onestory.v1.ContextService/GetContext", headers, body,
+                               "application/json");
+        rec.Record(start, res && res->status == 200);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  timer.join();
+  Result r;
+  r.seconds = duration_s;
+  std::vector<int64_t> lat = rec.Take(&r.errors);
+  r.ok = static_cast<int64_t>(lat.size());
+  r.p50 = Percentile(lat, 0.50);
+  r.p99 = Percentile(lat, 0.99);
+  r.p999 = Percentile(lat, 0.999);
+  r.max = lat.empty() ? 0 : lat.back() / 1000.0;
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -458,6 +552,22 @@ int main(int argc, char** argv) {
     watchers.push_back(std::make_unique<Watcher>(stubs.get(), w.tenant, w.customers[i], &watch_rec,
                                                  &open_watches));
   }
+  std::vector<std::unique_ptr<SseWatcher>> sse_watchers;
+  std::string http_target = absl::GetFlag(FLAGS_http_target);
+  if ((scenario == "watch_sse" || scenario == "get_context_http") && http_target.empty()) {
+    std::fprintf(stderr, "loadgen: --scenario=%s needs --http_target\n", scenario.c_str());
+    return 2;
+  }
+  if (scenario == "watch_sse") {
+    // The same number of watches, as Server-Sent Events instead of gRPC streams.
+    for (auto& wt : watchers) wt->Cancel();
+    for (auto& wt : watchers) wt->Wait();
+    watchers.clear();
+    for (int i = 0; i < n_watchers; ++i) {
+      sse_watchers.push_back(std::make_unique<SseWatcher>(http_target, w.tenant, w.customers[i],
+                                                          &watch_rec, &open_watches));
+    }
+  }
   if (n_watchers > 0) std::this_thread::sleep_for(std::chrono::seconds(2));  // subscriptions
 
   Op op;
@@ -478,9 +588,11 @@ int main(int argc, char** argv) {
       if (r < 95) return w.Append(w.RandomCustomer(), 1, NowNs(), done);
       w.List(done);
     };
-  } else if (scenario == "watch") {
+  } else if (scenario == "get_context_http") {
+    op = nullptr;  // driven by DriveHttpGetContext
+  } else if (scenario == "watch" || scenario == "watch_sse") {
     if (n_watchers == 0) {
-      std::fprintf(stderr, "loadgen: --scenario=watch needs --watchers\n");
+      std::fprintf(stderr, "loadgen: --scenario=%s needs --watchers\n", scenario.c_str());
       return 2;
     }
     // Appends go only to watched customers and carry their send time.
@@ -498,7 +610,11 @@ int main(int argc, char** argv) {
   // The watch scenario reports arrival latency at the watchers, so its timer drives both.
   Recorder* primary = &rec;
   Result r;
-  if (scenario == "watch") {
+  bool watching = scenario == "watch" || scenario == "watch_sse";
+  if (scenario == "get_context_http") {
+    r = DriveHttpGetContext(w, http_target, rec, concurrency, absl::GetFlag(FLAGS_warmup_s),
+                            absl::GetFlag(FLAGS_duration_s));
+  } else if (watching) {
     std::thread t([&] {
       std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s)));
       watch_rec.Start();
@@ -524,6 +640,10 @@ int main(int argc, char** argv) {
   }
   for (auto& wt : watchers) wt->Cancel();
   for (auto& wt : watchers) wt->Wait();
+  for (auto& wt : sse_watchers) wt->Cancel();
+  for (auto& wt : sse_watchers) wt->Wait();
+  if (watching)
+    std::fprintf(stderr, "loadgen: %d watches were open at the end\n", open_watches.load());
 
   double calls_per_s = r.ok / r.seconds;
   double events_per_s = calls_per_s * (scenario == "append_batch" ? batch : 1);
@@ -534,7 +654,7 @@ int main(int argc, char** argv) {
       "p99.9 %7.3f ms  max %8.3f ms  errors %lld  dropped %lld%s\n",
       scenario.c_str(), mode.c_str(), calls_per_s, events_per_s, r.p50, r.p99, r.p999, r.max,
       static_cast<long long>(r.errors), static_cast<long long>(r.dropped),
-      scenario == "watch" ? "  (latency: append sent -> arrival at watcher)" : "");
+      watching ? "  (latency: append sent -> arrival at watcher)" : "");
   if (std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
     std::ofstream out(path, std::ios::app);
     out << absl::StrFormat(
