@@ -1,6 +1,7 @@
 #include "services/common/http_listener.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <deque>
 #include <functional>
@@ -70,6 +71,12 @@ class ThreadPerConnection final : public httplib::TaskQueue {
 
 HttpListener::HttpListener(std::unique_ptr<httplib::Server> http, int max_threads)
     : http_(std::move(http)) {
+  // A response goes out in several writes (headers, body, each event): without this, Nagle's
+  // algorithm holds the later ones for the client's delayed ACK, ~40 ms a call.
+  http_->set_tcp_nodelay(true);
+  // cpp-httplib closes a kept-alive connection after 5 requests by default: a busy client would
+  // reconnect every 5 calls, and bursts of reconnects overflow its listen backlog of 5.
+  http_->set_keep_alive_max_count(10000);
   http_->new_task_queue = [max_threads] { return new ThreadPerConnection(max_threads); };
 }
 
@@ -99,11 +106,24 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(const std::stri
     http = std::make_unique<httplib::Server>();
   }
   auto l = std::unique_ptr<HttpListener>(new HttpListener(std::move(http), max_threads));
+  // The listening socket, seen as cpp-httplib creates it. SO_REUSEADDR (not cpp-httplib's
+  // SO_REUSEPORT, which would let another process bind the port too): a restarted server binds
+  // again while its old connections linger in TIME_WAIT.
+  auto listening = std::make_shared<int>(-1);
+  l->http_->set_socket_options([listening](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listening = sock;
+  });
   l->port_ = port == 0 ? l->http_->bind_to_any_port(host) : port;
   if (port != 0 && !l->http_->bind_to_port(host, port)) l->port_ = -1;
   if (l->port_ <= 0) {
     return absl::UnavailableError(absl::StrCat(flag, ": cannot listen on ", listen));
   }
+  // Debian's cpp-httplib listens with a backlog of 5: a burst of connections (a thousand
+  // browsers reconnecting after a restart) would wait on SYN retransmits of 1, 3, 7... s.
+  // Listening again on the bound socket raises it.
+  if (*listening >= 0) ::listen(*listening, SOMAXCONN);
   return l;
 }
 

@@ -364,8 +364,13 @@ class SseWatcher {
                                     "&customer.customerId=", customer);
     thread_ = std::thread([this, path, rec, open] {
       httplib::Headers headers = {{"Authorization", AuthHeader()}};
-      ++*open;
-      client_.Get(path, headers, [this, rec](const char* data, size_t len) {
+      // Longer than the server's heartbeat (15 s): an idle stream is not a dead one.
+      client_.set_read_timeout(std::chrono::seconds(60));
+      auto res = client_.Get(path, headers, [this, rec, open](const char* data, size_t len) {
+        if (!counted_) {
+          counted_ = true;  // the stream's first bytes: it is open
+          ++*open;
+        }
         buffer_.append(data, len);
         // One line per "data:" field; each holds the event's attributes.
         for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos; buffer_.erase(0, nl + 1)) {
@@ -379,16 +384,26 @@ class SseWatcher {
         }
         return true;
       });
-      --*open;
+      if (counted_) --*open;
+      if (!counted_ && !stopped_) {
+        std::fprintf(stderr, "loadgen: an event stream did not open: %s\n",
+                     res ? absl::StrCat("HTTP ", res->status, " ", res->body).c_str()
+                         : httplib::to_string(res.error()).c_str());
+      }
     });
   }
-  void Cancel() { client_.stop(); }
+  void Cancel() {
+    stopped_ = true;
+    client_.stop();
+  }
   void Wait() {
     if (thread_.joinable()) thread_.join();
   }
 
  private:
   httplib::Client client_;
+  bool counted_ = false;
+  std::atomic<bool> stopped_{false};
   std::string buffer_;
   std::thread thread_;
 };
@@ -500,6 +515,7 @@ Result DriveHttpGetContext(Workload& w, const std::string& http_target, Recorder
     threads.emplace_back([&] {
       httplib::Client client(http_target);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);
       httplib::Headers headers = {{"Authorization", AuthHeader()}};
       while (Clock::now() < end_at) {
         std::string body =
@@ -548,7 +564,7 @@ int main(int argc, char** argv) {
   std::atomic<int> open_watches{0};
   std::vector<std::unique_ptr<Watcher>> watchers;
   int n_watchers = std::min<int>(absl::GetFlag(FLAGS_watchers), w.customers.size());
-  for (int i = 0; i < n_watchers; ++i) {
+  for (int i = 0; i < n_watchers && scenario != "watch_sse"; ++i) {
     watchers.push_back(std::make_unique<Watcher>(stubs.get(), w.tenant, w.customers[i], &watch_rec,
                                                  &open_watches));
   }
@@ -560,15 +576,20 @@ int main(int argc, char** argv) {
   }
   if (scenario == "watch_sse") {
     // The same number of watches, as Server-Sent Events instead of gRPC streams.
-    for (auto& wt : watchers) wt->Cancel();
-    for (auto& wt : watchers) wt->Wait();
-    watchers.clear();
     for (int i = 0; i < n_watchers; ++i) {
       sse_watchers.push_back(std::make_unique<SseWatcher>(http_target, w.tenant, w.customers[i],
                                                           &watch_rec, &open_watches));
     }
   }
-  if (n_watchers > 0) std::this_thread::sleep_for(std::chrono::seconds(2));  // subscriptions
+  if (n_watchers > 0) {
+    // Every watch open (connections may wait for a SYN retransmit), then its subscription.
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (open_watches.load() < n_watchers && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::fprintf(stderr, "loadgen: %d of %d watches open\n", open_watches.load(), n_watchers);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
 
   Op op;
   int batch = std::max(1, absl::GetFlag(FLAGS_batch));
