@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""OneStory's HTTP listener called by @connectrpc/connect-node, unchanged: clients generated from
-proto/ by protoc-gen-es (with Debian's protoc), the Connect protocol with JSON over HTTP/1.1.
-connect_client.mjs resolves a customer, appends an event and reads the screen pop, then makes a
-call the server refuses; this test checks what it saw and reads the same customer back through
-gRPC.
+"""OneStory called by the Node.js clients an integrator would pick: @connectrpc/connect-node on
+the HTTP listener, unchanged (clients generated from proto/ by protoc-gen-es with Debian's
+protoc; the Connect protocol with JSON over HTTP/1.1), and @grpc/grpc-js on the gRPC port (the
+protos loaded at run time by @grpc/proto-loader). Each client resolves a customer, appends an
+event and reads the screen pop, then makes a call the server refuses; this test checks what it
+saw and reads the same customer back through gRPC.
 
 Run through ctest (e2e_connect) or alone, after bash tools/install-connect-tools.sh:
   /usr/bin/python3 tests/connect/connect_test.py --build-dir build
@@ -39,7 +40,7 @@ from harness import E2ECase, context_pb2  # noqa: E402
 SKIP = 77
 
 
-class ConnectNodeTest(E2ECase):
+class NodeClientsTest(E2ECase):
 
     @classmethod
     def setUpClass(cls):
@@ -87,6 +88,22 @@ class ConnectNodeTest(E2ECase):
             tenant=self.tenant, customer=H.by_id(seen["customerId"])), timeout=H.RPC_TIMEOUT)
         self.assertEqual([e.event_id for e in ctx.recent_events], ["connect-1"])
         self.assertEqual(ctx.recent_events[0].cursor, seen["appendedCursor"])
+
+    def test_grpc_js_calls_the_grpc_port(self):
+        out = subprocess.run(
+            ["node", os.path.join(HERE, "grpc_js_client.mjs"), "--tools", self.tools,
+             "--proto", os.path.join(HERE, "..", "..", "proto"), "--target", self.server.target,
+             "--tenant", self.tenant, "--key", H.key_for(self.tenant)],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        self.assertEqual(seen["profileCustomerId"], seen["customerId"], seen)
+        self.assertEqual(seen["recentEventIds"], ["grpc-js-1"], seen)
+        self.assertEqual(seen["refused"]["code"], "INVALID_ARGUMENT", seen)
+        self.assertIn("channel", seen["refused"]["details"])
+        ctx = self.server.context().GetContext(context_pb2.GetContextRequest(
+            tenant=self.tenant, customer=H.by_id(seen["customerId"])), timeout=H.RPC_TIMEOUT)
+        self.assertEqual([e.event_id for e in ctx.recent_events], ["grpc-js-1"])
 
 
 if __name__ == "__main__":
