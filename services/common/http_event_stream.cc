@@ -209,11 +209,6 @@ bool EventStreams::Serves(absl::string_view service, absl::string_view method) {
   return false;
 }
 
-int EventStreams::open() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<int>(open_.size());
-}
-
 bool EventStreams::Open(Call* call) {
   absl::MutexLock lock(&mu_);
   if (stopping_ || static_cast<int>(open_.size()) >= options_.max_streams) return false;

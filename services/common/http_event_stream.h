@@ -72,8 +72,6 @@ class EventStreams {
   // Ends every open stream with `event: error` (unavailable); new ones get 503 from now on.
   void StopAll();
 
-  int open() const;
-
  private:
   // Admits one more stream (false: over the limit or stopping).
   bool Open(Call* call);
@@ -81,7 +79,7 @@ class EventStreams {
 
   const Options options_;
   std::shared_ptr<grpc::GenericStub> stub_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   absl::flat_hash_set<Call*> open_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
