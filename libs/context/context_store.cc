@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
@@ -244,29 +245,36 @@ struct ContextRead {
   int count = 0;
   v1::Audience audience = v1::AUDIENCE_AGENT;
   int examined = 0;
+  int added = 0;  // events in response
   absl::Time deadline;
   v1::GetContextResponse response;
   Callback<v1::GetContextResponse> done;
 };
 
-// Adds the visible events among `entries` (newest first); true when `count` are there.
+// Adds the visible events among `entries` (newest first), serialized (see context_store.h);
+// true when `count` are there.
 absl::StatusOr<bool> AddVisible(ContextRead& read, const std::vector<Reply>& entries) {
+  google::protobuf::UnknownFieldSet* serialized =
+      read.response.GetReflection()->MutableUnknownFields(&read.response);
   for (const Reply& entry : entries) {
-    if (read.response.recent_events_size() >= read.count) return true;
+    if (read.added >= read.count) return true;
     ++read.examined;
-    ASSIGN_OR_RETURN(v1::Event e, timeline::EventFromEntry(read.customer_id, entry));
-    if (timeline::VisibleTo(e.visibility(), read.audience)) {
-      *read.response.add_recent_events() = std::move(e);
-    }
+    ASSIGN_OR_RETURN(timeline::StreamEntry stored, timeline::ParseStreamEntry(entry));
+    ASSIGN_OR_RETURN(v1::Audience visibility, stored.Visibility());
+    if (!timeline::VisibleTo(visibility, read.audience)) continue;
+    stored.AppendSerializedEvent(
+        read.customer_id,
+        serialized->AddLengthDelimited(v1::GetContextResponse::kRecentEventsFieldNumber));
+    ++read.added;
   }
-  return read.response.recent_events_size() >= read.count;
+  return read.added >= read.count;
 }
 
 // Reads older events until `count` visible ones are found, the timeline ends, or 2,000 were
 // examined (only when many of the latest events are hidden from the reader).
 void ReadOlder(redis::Client* client, std::shared_ptr<ContextRead> read, std::string before) {
   // Twice what is missing (hidden events come in runs), at least 20, at most 200.
-  int missing = read->count - read->response.recent_events_size();
+  int missing = read->count - read->added;
   int chunk = std::clamp(2 * missing + 10, 20, 200);
   keys::CustomerKeys ck(read->tenant, read->customer_id);
   client->Command(
@@ -370,6 +378,12 @@ void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time d
             },
             std::move(done));
       });
+}
+
+v1::GetContextResponse WithDecodedEvents(const v1::GetContextResponse& response) {
+  v1::GetContextResponse decoded;
+  decoded.ParseFromString(response.SerializeAsString());
+  return decoded;
 }
 
 }  // namespace onestory::context

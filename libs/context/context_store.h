@@ -8,6 +8,13 @@
 // who miss every internal note), and only when even those hold too few visible ones does a
 // further read follow.
 //
+// The latest events are not decoded: each leaves the store serialized, as the stored bytes plus
+// its output fields (customer_id, cursor, appended_at), in the response's unknown fields under
+// recent_events' field number. gRPC sends them as they are and every reader parses them as
+// recent_events, so the screen pop pays neither a decode nor an encode per event. Only the
+// visibility is read from each, to leave out what the reader may not see. C++ code in this
+// process that reads recent_events() calls WithDecodedEvents first.
+//
 //   ContextStore context(&redis_client, &identity_store);
 //   context.GetContext(request, deadline, [](absl::StatusOr<v1::GetContextResponse> r) { ... });
 //
@@ -50,5 +57,8 @@ class ContextStore {
   identity::IdentityStore* identity_;
   timeline::EngagementPolicy policy_;
 };
+
+// `response` with its serialized recent events parsed into recent_events (see above).
+v1::GetContextResponse WithDecodedEvents(const v1::GetContextResponse& response);
 
 }  // namespace onestory::context

@@ -1,5 +1,8 @@
 #include "libs/timeline/stream_entry.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/status_macros.h"
@@ -22,6 +25,33 @@ absl::StatusOr<v1::Event> StreamEntry::Event(const std::string& customer_id) con
   e.set_cursor(EncodeCursor(customer_id, id));
   *e.mutable_appended_at() = FromMillis(StoredAtMs());
   return e;
+}
+
+absl::StatusOr<v1::Audience> StreamEntry::Visibility() const {
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kVisibilityTag =
+      WireFormatLite::MakeTag(v1::Event::kVisibilityFieldNumber, WireFormatLite::WIRETYPE_VARINT);
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(blob.data()),
+                                            static_cast<int>(blob.size()));
+  uint32_t visibility = 0;  // the last one wins, as when parsing
+  while (uint32_t tag = in.ReadTag()) {
+    bool ok =
+        tag == kVisibilityTag ? in.ReadVarint32(&visibility) : WireFormatLite::SkipField(&in, tag);
+    if (!ok) break;
+  }
+  if (!in.ConsumedEntireMessage()) {
+    return absl::InternalError(absl::StrCat("undecodable event at ", id));
+  }
+  return static_cast<v1::Audience>(visibility);
+}
+
+void StreamEntry::AppendSerializedEvent(const std::string& customer_id, std::string* out) const {
+  v1::Event output;
+  output.set_customer_id(customer_id);
+  output.set_cursor(EncodeCursor(customer_id, id));
+  *output.mutable_appended_at() = FromMillis(StoredAtMs());
+  out->append(blob);
+  output.AppendToString(out);
 }
 
 absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item) {

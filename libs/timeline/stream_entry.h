@@ -35,6 +35,14 @@ struct StreamEntry {
   // The event with its output fields set for `customer_id` (the timeline's owner): customer_id,
   // cursor (naming this entry) and appended_at (StoredAtMs). INTERNAL when `blob` does not decode.
   absl::StatusOr<v1::Event> Event(const std::string& customer_id) const;
+
+  // The event's visibility, read from `blob` without decoding the rest; INTERNAL when its
+  // fields do not parse.
+  absl::StatusOr<v1::Audience> Visibility() const;
+  // Appends to *out what Event(customer_id) serializes to, without decoding `blob`: the blob,
+  // then a serialized Event holding only the output fields. Protobuf parses two serialized
+  // messages in a row as their merge, and the blob holds no output field.
+  void AppendSerializedEvent(const std::string& customer_id, std::string* out) const;
 };
 
 // An XRANGE item, [id, [field, value, ...]]; INTERNAL for a malformed one.

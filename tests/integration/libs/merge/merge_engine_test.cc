@@ -230,6 +230,7 @@ TEST_F(MergeEngineTest, MergeMovesEverythingAndTheSourceLeadsToTheTarget) {
   auto ctx = Await<v1::GetContextResponse>(
       [&](auto done) { context_->GetContext(creq, Deadline(), std::move(done)); });
   ASSERT_TRUE(ctx.ok()) << ctx.status();
+  *ctx = context::WithDecodedEvents(*ctx);
   EXPECT_EQ(ctx->profile().customer_id(), a);
   EXPECT_EQ(ctx->total_events(), 7);
   std::set<std::string> open;

@@ -183,8 +183,10 @@ TEST_F(TimelineStoreTest, ContextShowsEveryChannelLastActivityAndOpenConversatio
   req.mutable_customer()->mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_PHONE);
   req.mutable_customer()->mutable_identifier()->set_value("+1 415 555 0100");
   auto get = [&] {
-    return Await<v1::GetContextResponse>(
+    absl::StatusOr<v1::GetContextResponse> ctx = Await<v1::GetContextResponse>(
         [&](auto done) { context_->GetContext(req, Deadline(), std::move(done)); });
+    if (ctx.ok()) *ctx = context::WithDecodedEvents(*ctx);
+    return ctx;
   };
   auto ctx = get();
   ASSERT_TRUE(ctx.ok()) << ctx.status();

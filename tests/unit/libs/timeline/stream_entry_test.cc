@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "libs/common/time_util.h"
 #include "libs/timeline/cursor.h"
 
@@ -123,6 +124,70 @@ TEST(StreamEntryTest, AnUndecodableEventIsInternal) {
   absl::StatusOr<v1::Event> e = s->Event("cus_1");
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInternal);
   EXPECT_NE(e.status().message().find("1-0"), std::string::npos) << e.status();
+}
+
+// A full event: every kind of field, the visibility among them.
+v1::Event FullEvent() {
+  v1::Event e;
+  e.set_event_id("ev-7");
+  e.set_channel(v1::CHANNEL_VOICE);
+  e.set_kind(v1::EVENT_KIND_MESSAGE);
+  e.mutable_occurred_at()->set_seconds(1700000000);
+  e.mutable_actor()->set_type(v1::Actor::TYPE_AGENT);
+  e.mutable_actor()->set_id("agent-1");
+  e.set_summary("refund promised");
+  e.set_body(std::string(300, 'b'));
+  e.set_sentiment(-0.5f);
+  e.set_conversation_id("call-1");
+  (*e.mutable_attributes())["queue"] = "billing";
+  e.set_visibility(v1::AUDIENCE_SUPERVISOR);
+  e.mutable_redacted_at()->set_seconds(1700000500);
+  return e;
+}
+
+TEST(StreamEntryTest, VisibilityIsReadWithoutDecoding) {
+  StreamEntry s{"1-0", FullEvent().SerializeAsString()};
+  absl::StatusOr<v1::Audience> v = s.Visibility();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, v1::AUDIENCE_SUPERVISOR);
+
+  s.blob = Blob("ev-1");  // none stored: UNSPECIFIED, as Event() would read it
+  ASSERT_TRUE(s.Visibility().ok());
+  EXPECT_EQ(*s.Visibility(), v1::AUDIENCE_UNSPECIFIED);
+  s.blob = "";
+  EXPECT_EQ(*s.Visibility(), v1::AUDIENCE_UNSPECIFIED);
+
+  v1::Event later;  // a field given twice: the last wins, as when parsing
+  later.set_visibility(v1::AUDIENCE_CUSTOMER);
+  s.blob = FullEvent().SerializeAsString() + later.SerializeAsString();
+  EXPECT_EQ(*s.Visibility(), v1::AUDIENCE_CUSTOMER);
+}
+
+TEST(StreamEntryTest, AnUndecodableVisibilityIsInternal) {
+  std::string full = FullEvent().SerializeAsString();
+  for (const std::string& blob : {std::string("\xff\xff", 2), full.substr(0, full.size() - 3),
+                                  std::string("\x0c"),                    // an end-group tag alone
+                                  full + std::string("\x62\x10x", 3)}) {  // a length past the end
+    StreamEntry s{"3-0", blob};
+    absl::StatusOr<v1::Audience> v = s.Visibility();
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInternal) << absl::CEscape(blob);
+    EXPECT_NE(v.status().message().find("3-0"), std::string::npos) << v.status();
+  }
+}
+
+TEST(StreamEntryTest, SerializedEventParsesAsTheDecodedOne) {
+  for (const std::string& appended : {std::string(), std::string("1600000000000")}) {
+    StreamEntry s{"1700000000123-4", FullEvent().SerializeAsString(), "", appended};
+    absl::StatusOr<v1::Event> decoded = s.Event("cus_1");
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    std::string out = "prefix";
+    s.AppendSerializedEvent("cus_1", &out);
+    ASSERT_EQ(out.substr(0, 6), "prefix");
+    v1::Event parsed;
+    ASSERT_TRUE(parsed.ParseFromString(out.substr(6)));
+    EXPECT_EQ(parsed.SerializeAsString(), decoded->SerializeAsString())
+        << parsed.DebugString() << " vs " << decoded->DebugString();
+  }
 }
 
 }  // namespace
