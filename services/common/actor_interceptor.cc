@@ -62,8 +62,12 @@ std::string Walk(const v1::Actor& agent, Message* m, const std::string& path, in
 
 class ActorInterceptor final : public grpc::experimental::Interceptor {
  public:
+  // The call's caller is identified once from here to the end of the call (Identify).
   ActorInterceptor(grpc::experimental::ServerRpcInfo* info, const Authenticator* auth)
-      : info_(info), auth_(auth) {}
+      : info_(info), auth_(auth) {
+    auth_->OpenCall(info_->server_context());
+  }
+  ~ActorInterceptor() override { auth_->CloseCall(info_->server_context()); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {

@@ -4,6 +4,8 @@
 // a BOT token, else TYPE_AGENT), and one naming anyone else marks the call: Authenticator::Check
 // then refuses it with PERMISSION_DENIED naming the field. Fields naming someone else on purpose
 // (a handoff's `to`, a case's `owner`) are left as they are. API-key calls pass untouched.
+// It also brackets every OneStory call with Authenticator::OpenCall / CloseCall, so the caller
+// is identified once per call.
 //
 //   builder.experimental().SetInterceptorCreators(... ActorInterceptorFactory(auth) ...);
 #pragma once

@@ -80,6 +80,20 @@ std::string BucketOf(const Caller& caller) {
 // In every refusal's message; IsRateLimited looks for it.
 constexpr absl::string_view kOverLimit = " is over its rate limit ";
 
+// Credentials checked: an API key looked up, or an agent token's signature verified (once per
+// call, see Identify).
+void CountChecked(bool token) {
+  static metrics::Counter* const keys = metrics::Registry::Global().GetCounter(
+      "onestory_credentials_checked_total",
+      "Credentials checked: an API key looked up or an agent token verified, once per call",
+      {{"kind", "api_key"}});
+  static metrics::Counter* const tokens = metrics::Registry::Global().GetCounter(
+      "onestory_credentials_checked_total",
+      "Credentials checked: an API key looked up or an agent token verified, once per call",
+      {{"kind", "agent_token"}});
+  (token ? tokens : keys)->Increment();
+}
+
 void CountLimited(const std::string& key_id) {
   metrics::Registry::Global()
       .GetCounter("onestory_rate_limited_total",
@@ -194,7 +208,29 @@ size_t Authenticator::key_count() const {
   return table_->size();
 }
 
+void Authenticator::OpenCall(const grpc::ServerContextBase* ctx) const {
+  absl::MutexLock lock(&calls_mu_);
+  calls_[ctx].reset();  // a context at the address of an ended call starts afresh
+}
+
+void Authenticator::CloseCall(const grpc::ServerContextBase* ctx) const {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.erase(ctx);
+}
+
 absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ctx) const {
+  {
+    absl::MutexLock lock(&calls_mu_);
+    auto it = calls_.find(&ctx);
+    if (it != calls_.end() && it->second.has_value()) return *it->second;
+  }
+  absl::StatusOr<Caller> caller = Authenticate(ctx);
+  absl::MutexLock lock(&calls_mu_);
+  if (auto it = calls_.find(&ctx); it != calls_.end()) it->second = caller;
+  return caller;
+}
+
+absl::StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase& ctx) const {
   if (allow_all_) {
     return Caller{"-", "", auth::ScopeSet::All(), auth::RateLimit{}, RequestIdOf(ctx)};
   }
@@ -211,7 +247,9 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& ct
     token_keys = token_keys_;
     default_limit = default_limit_;
   }
-  if (auth::LooksLikeJwt(presented)) {
+  bool token = auth::LooksLikeJwt(presented);
+  CountChecked(token);
+  if (token) {
     if (token_keys == nullptr) {
       return absl::UnauthenticatedError(
           "agent token: this server takes none (it runs without --agent_token_keys_file)");

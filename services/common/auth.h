@@ -25,6 +25,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -89,8 +90,14 @@ class Authenticator {
   // opening is audited before its handler runs Check.
   bool OutOfCalls(const grpc::ServerContextBase& ctx) const;
 
-  // The caller behind the call's key or agent token, with no scope or tenant check.
+  // The caller behind the call's key or agent token, with no scope or tenant check. Between
+  // OpenCall and CloseCall of its context, a call's first answer is kept and given again: the
+  // handler and the interceptors all ask, and an agent token's signature is checked once per
+  // call. The actor interceptor (actor_interceptor.h), which every OneStory call passes, opens and
+  // closes each call.
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& ctx) const;
+  void OpenCall(const grpc::ServerContextBase* ctx) const;
+  void CloseCall(const grpc::ServerContextBase* ctx) const;
   // Identify, then: the key is within its rate limit (takes one call from its bucket), has one
   // of `any_of`, and `tenant` is valid and the key's.
   absl::StatusOr<Caller> Check(const grpc::ServerContextBase& ctx, auth::ScopeSet any_of,
@@ -109,6 +116,8 @@ class Authenticator {
 
   std::string path_;
   std::string token_keys_path_;
+  // Identify's work: the key looked up, or the token verified.
+  absl::StatusOr<Caller> Authenticate(const grpc::ServerContextBase& ctx) const;
   // OK, or RESOURCE_EXHAUSTED when the caller's bucket is empty.
   absl::Status Admit(const Caller& caller) const;
 
@@ -120,6 +129,10 @@ class Authenticator {
   mutable absl::Mutex buckets_mu_;
   mutable absl::flat_hash_map<std::string, auth::TokenBucket> buckets_
       ABSL_GUARDED_BY(buckets_mu_);  // by key id, or key id "/" agent for agent tokens
+  // Open calls: their first Identify answer, once there is one.
+  mutable absl::Mutex calls_mu_;
+  mutable absl::flat_hash_map<const grpc::ServerContextBase*, std::optional<absl::StatusOr<Caller>>>
+      calls_ ABSL_GUARDED_BY(calls_mu_);
 };
 
 // The audience a read runs as. `asked` (already validated) above what the caller's scopes allow

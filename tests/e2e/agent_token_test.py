@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -74,12 +75,17 @@ class AgentTokenTest(E2ECase):
         cls.keys_path = os.path.join(cls.dir, "agent_token_keys")
         cls.write_keys(cls.s1)
         port_file = os.path.join(cls.dir, "http_port")
+        metrics_port_file = os.path.join(cls.dir, "metrics_port")
         cls.server = H.Server(extra_args=("--agent_token_keys_file=" + cls.keys_path,
                                           "--http_listen=127.0.0.1:0",
-                                          "--http_port_file=" + port_file),
+                                          "--http_port_file=" + port_file,
+                                          "--metrics_listen=127.0.0.1:0",
+                                          "--metrics_port_file=" + metrics_port_file),
                               **H.env().redis.server_kwargs())
         with open(port_file) as f:
             cls.http_port = int(f.read())
+        with open(metrics_port_file) as f:
+            cls.metrics_port = int(f.read())
         cls.raw = H.raw_channel(cls.server.target)
 
     @classmethod
@@ -140,6 +146,24 @@ class AgentTokenTest(E2ECase):
                    if e.method == "onestory.v1.TimelineService/Append"]
         self.assertIn(("token:k1", "agent-7", "OK"), appends)
         self.assertIn(("token:k1", "agent-7", "PERMISSION_DENIED"), appends)
+
+    def credentials_checked(self, kind):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                    timeout=T) as r:
+            text = r.read().decode()
+        m = re.search(r'^onestory_credentials_checked_total\{kind="%s"\} (\S+)$' % kind, text,
+                      re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def test_a_token_is_verified_once_per_call(self):
+        # The handler and the actor and audit interceptors all ask who calls: one check per call.
+        token = mint(self.s1, self.t1)
+        cid = self.new_customer()
+        before = self.credentials_checked("agent_token")
+        for i in range(3):
+            self.append_as(token, cid, C.Event(channel=C.CHANNEL_VOICE, kind=C.EVENT_KIND_NOTE,
+                                               event_id="once-%d" % i))
+        self.assertEqual(self.credentials_checked("agent_token") - before, 3)
 
     def test_reads_are_capped_at_the_token_audience(self):
         cid = self.new_customer()
