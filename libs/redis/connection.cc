@@ -1,8 +1,5 @@
 #include "libs/redis/connection.h"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -25,7 +22,18 @@ metrics::Histogram* RoundTrip() {
 }  // namespace
 
 Connection::Connection(EventLoop* loop, Options options, std::string name)
-    : AsyncConnection(loop, std::move(options), std::move(name)) {}
+    : loop_(loop),
+      options_(options),
+      conn_(loop, std::move(options), std::move(name),
+            {.on_ready = [] {},
+             .on_reply = [this](Reply reply) { OnReply(std::move(reply)); },
+             .on_lost = [this](const absl::Status& why) { OnLost(why); }}) {}
+
+void Connection::Stop() {
+  bool was_ready = conn_.ready();
+  conn_.Stop();
+  if (was_ready) OnLost(absl::UnavailableError("redis: client stopped"));
+}
 
 void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_deadline,
                       ReplyCallback cb) {
@@ -75,20 +83,6 @@ void Connection::SendTransaction(const std::vector<std::vector<std::string>>& co
   });
 }
 
-bool Connection::Write(const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return context() != nullptr &&
-         redisAsyncCommandArgv(context(), &Connection::OnReply, this, static_cast<int>(args.size()),
-                               args.data(), lens.data()) == REDIS_OK;
-}
-
 void Connection::Enqueue(const std::vector<std::string>& argv, Pending p) {
   if (!Write(argv)) {
     p.cb(absl::UnavailableError("redis: connection is closing"));
@@ -133,43 +127,26 @@ void Connection::SendWait() {
   pending_.push_back(std::move(p));
 }
 
-void Connection::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
-  auto* self = static_cast<Connection*>(privdata);
-  if (self->pending_.empty()) return;
-  Pending p = std::move(self->pending_.front());
-  self->pending_.pop_front();
+void Connection::OnReply(Reply reply) {
+  if (pending_.empty()) return;
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
   if (p.kind == Kind::kQueued) {
-    const auto* queued = static_cast<const redisReply*>(reply);
-    if (queued != nullptr && queued->type == REDIS_REPLY_ERROR && p.refusal->empty()) {
-      p.refusal->assign(queued->str, queued->len);
-    }
+    if (reply.type == Reply::Type::kError && p.refusal->empty()) *p.refusal = std::move(reply.str);
     return;  // a lost connection fails the EXEC behind it
   }
-  absl::StatusOr<Reply> r;
-  if (reply == nullptr) {
-    // hiredis is freeing the context. When it does so on its own (the server closed the
-    // connection), its error text is fresher than last_error().
-    if (ac != nullptr && ac->err != 0 && ac->errstr[0] != '\0') {
-      r = absl::UnavailableError(
-          absl::StrCat("redis connection to ", self->options().address, " lost: ", ac->errstr));
-    } else {
-      absl::Status why = self->last_error();
-      r = why.ok() ? absl::UnavailableError("redis: connection lost") : why;
-    }
-  } else {
-    RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
-    r = Reply::FromHiredis(static_cast<redisReply*>(reply));
-  }
-  if (p.kind == Kind::kWait) return self->OnWaitReply(std::move(r), self->wait_timeout_);
+  RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
+  absl::StatusOr<Reply> r = std::move(reply);
+  if (p.kind == Kind::kWait) return OnWaitReply(std::move(r), wait_timeout_);
   if (p.done) return;
   // A write that Redis ran waits for the WAIT behind it; one it refused (an error reply:
-  // MOVED, a Lua error) or that was lost is answered now.
-  if (p.kind == Kind::kWrite && r.ok() && r->type != Reply::Type::kError) {
+  // MOVED, a Lua error) is answered now.
+  if (p.kind == Kind::kWrite && r->type != Reply::Type::kError) {
     p.reply = *std::move(r);
-    self->answered_.push_back(std::move(p));
+    answered_.push_back(std::move(p));
     return;
   }
-  --self->in_flight_;
+  --in_flight_;
   p.cb(std::move(r));
 }
 
@@ -250,7 +227,7 @@ void Connection::FailWaiting(const absl::Status& why) {
 void Connection::CheckTimeouts(absl::Time now) {
   if (pending_.empty()) return;
   if (now - pending_.front().sent > options().command_timeout) {
-    CloseWithError(absl::UnavailableError(
+    conn_.Close(absl::UnavailableError(
         absl::StrCat("redis at ", options().address, " did not answer within ",
                      absl::FormatDuration(options().command_timeout))));
     return;
@@ -287,12 +264,16 @@ void Connection::CheckTimeouts(absl::Time now) {
 }
 
 void Connection::OnLost(const absl::Status& why) {
-  // hiredis has already failed every sent command through OnReply; anything left (none is
-  // expected) fails here so no callback is ever forgotten.
-  while (!pending_.empty()) {
-    Pending p = std::move(pending_.front());
-    pending_.pop_front();
-    if (!p.done && p.cb) p.cb(why);
+  // Every command sent and not answered, in order. The connection is not ready any more, so a
+  // callback that sends again is routed elsewhere (or fails) instead of reaching this one.
+  std::deque<Pending> lost;
+  lost.swap(pending_);
+  for (Pending& p : lost) {
+    if (p.kind == Kind::kWait) {
+      OnWaitReply(why, wait_timeout_);  // the writes it covered may be stored: they say so
+    } else if (p.kind != Kind::kQueued && !p.done && p.cb) {
+      p.cb(why);
+    }
   }
   // Writes that ran but whose WAIT is lost, and commands held behind it (never sent).
   FailWaiting(why);

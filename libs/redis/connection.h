@@ -25,8 +25,10 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "libs/redis/async_connection.h"
+#include "libs/redis/event_loop.h"
+#include "libs/redis/options.h"
 #include "libs/redis/reply.h"
+#include "libs/redis/resp_connection.h"
 
 namespace onestory::redis {
 
@@ -34,9 +36,20 @@ namespace onestory::redis {
 // decides what they mean); transport failures and timeouts as a status.
 using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<Reply>)>;
 
-class Connection : public AsyncConnection {
+class Connection {
  public:
   Connection(EventLoop* loop, Options options, std::string name);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Begins connecting; it reconnects by itself (resp_connection.h). Loop thread only.
+  void Start() { conn_.Start(); }
+  // Closes the connection, fails what is in flight ("client stopped") and stops reconnecting.
+  // Loop thread only.
+  void Stop();
+  bool ready() const { return conn_.ready(); }
+  const absl::Status& last_error() const { return conn_.last_error(); }
+  uint64_t reconnects() const { return conn_.reconnects(); }
 
   // Sends a command. The connection must be ready(). `caller_deadline` is the request's own
   // deadline (absl::InfiniteFuture() for none).
@@ -55,10 +68,6 @@ class Connection : public AsyncConnection {
   // Fails overdue commands; closes the connection if it is stuck. Called by the Client's timer.
   void CheckTimeouts(absl::Time now);
 
- protected:
-  void OnReady() override {}
-  void OnLost(const absl::Status& why) override;
-
  private:
   enum class Kind {
     kCommand,  // answered with its reply
@@ -73,7 +82,7 @@ class Connection : public AsyncConnection {
     bool callers_deadline = false;  // deadline is the caller's, not command_timeout
     bool done = false;
     Kind kind = Kind::kCommand;
-    Reply reply;  // kWrite, once answered
+    Reply reply;                           // kWrite, once answered
     std::shared_ptr<std::string> refusal;  // kQueued: the transaction's first refusal
   };
   // A command held while a WAIT blocks the connection.
@@ -81,9 +90,15 @@ class Connection : public AsyncConnection {
     std::vector<std::string> argv;
     Pending pending;
   };
-  static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
-  // Hands argv to hiredis; false when the connection is closing.
-  bool Write(const std::vector<std::string>& argv);
+  // The next reply, in the order the commands were sent.
+  void OnReply(Reply reply);
+  // The connection is gone: every command in flight fails with why.
+  void OnLost(const absl::Status& why);
+  // Queues argv on the connection; false when it is not ready.
+  bool Write(const std::vector<std::string>& argv) { return conn_.Send(argv); }
+  EventLoop* loop() { return loop_; }
+  const Options& options() const { return options_; }
+  const std::string& name() const { return conn_.name(); }
   void Enqueue(const std::vector<std::string>& argv, Pending p);
   // Sends the WAIT for the writes sent since the last one.
   void SendWait();
@@ -92,6 +107,9 @@ class Connection : public AsyncConnection {
   // Fails every write waiting for a WAIT and every held command with why.
   void FailWaiting(const absl::Status& why);
 
+  EventLoop* loop_;
+  Options options_;
+  RespConnection conn_;
   std::deque<Pending> pending_;
   size_t in_flight_ = 0;  // pending_, answered_ and held_ entries not yet done
   // wait_replicas: writes answered and waiting for the WAIT sent after them, in order.

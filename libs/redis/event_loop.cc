@@ -38,25 +38,26 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::Post(absl::AnyInvocable<void()> fn) {
-  bool was_empty;
+  bool wake;
   {
     absl::MutexLock lock(&mu_);
-    was_empty = posted_.empty();
     posted_.push_back(std::move(fn));
+    wake = WakeNeeded();
   }
-  // The loop runs what is posted from its own thread before it waits again.
-  if (was_empty && !InLoopThread()) Wake();
+  if (wake) Wake();
 }
 
 uint64_t EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
   uint64_t id;
+  bool wake;
   {
     absl::MutexLock lock(&mu_);
     id = next_timer_id_++;
     timers_.emplace(absl::Now() + delay, id);
     timer_fns_.emplace(id, std::move(fn));
+    wake = WakeNeeded();
   }
-  if (!InLoopThread()) Wake();
+  if (wake) Wake();
   return id;
 }
 
@@ -86,6 +87,13 @@ void EventLoop::Watch(int fd, uint32_t events, Handler* handler) {
   }
 }
 
+bool EventLoop::WakeNeeded() {
+  // Awake, the loop runs what was posted and looks at the timers before it waits again.
+  bool was_sleeping = sleeping_;
+  sleeping_ = false;  // one wake-up is enough
+  return was_sleeping;
+}
+
 void EventLoop::Wake() {
   uint64_t one = 1;
   ssize_t ignored = write(wake_fd_, &one, sizeof(one));
@@ -110,8 +118,13 @@ void EventLoop::Run() {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       timeout = NextTimeoutMs();
+      sleeping_ = timeout != 0;
     }
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout);
+    {
+      absl::MutexLock lock(&mu_);
+      sleeping_ = false;
+    }
     for (int i = 0; i < n; ++i) {
       auto* handler = static_cast<Handler*>(events[i].data.ptr);
       if (handler == nullptr) {

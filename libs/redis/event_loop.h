@@ -57,18 +57,22 @@ class EventLoop {
  private:
   void Run();
   void Wake();
+  // Whether a thread that just posted or set a timer must Wake the loop: it is waiting, or about
+  // to wait, in epoll_wait. Clears the flag.
+  bool WakeNeeded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int NextTimeoutMs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool sleeping_ ABSL_GUARDED_BY(mu_) = false;  // in (or entering) epoll_wait with a timeout
   std::vector<absl::AnyInvocable<void()>> posted_ ABSL_GUARDED_BY(mu_);
   uint64_t next_timer_id_ ABSL_GUARDED_BY(mu_) = 1;
   // Due time -> timer id; id -> callback.
   std::multimap<absl::Time, uint64_t> timers_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, absl::AnyInvocable<void()>> timer_fns_ ABSL_GUARDED_BY(mu_);
-  std::map<int, uint32_t> watched_;  // Loop thread only.
+  std::map<int, uint32_t> watched_;                      // Loop thread only.
   std::vector<absl::AnyInvocable<void()>> end_of_turn_;  // Loop thread only.
   std::thread thread_;
 };

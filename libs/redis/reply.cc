@@ -7,6 +7,52 @@
 
 namespace onestory::redis {
 
+namespace {
+
+// hiredis's reader builds Reply values directly: the root is allocated here, every other value
+// is the element of its parent's array (sized when the array was created) at its index.
+void* Place(const redisReadTask* task, Reply value) {
+  if (task->parent == nullptr) return new Reply(std::move(value));
+  Reply& slot = static_cast<Reply*>(task->parent->obj)->elements[task->idx];
+  slot = std::move(value);
+  return &slot;
+}
+
+void* CreateString(const redisReadTask* task, char* str, size_t len) {
+  Reply r;
+  r.type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
+           : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                              : Reply::Type::kString;
+  r.str.assign(str, len);
+  return Place(task, std::move(r));
+}
+
+void* CreateArray(const redisReadTask* task, int elements) {
+  Reply r;
+  r.type = Reply::Type::kArray;
+  r.elements.resize(static_cast<size_t>(std::max(elements, 0)));
+  return Place(task, std::move(r));
+}
+
+void* CreateInteger(const redisReadTask* task, long long value) {  // NOLINT(runtime/int)
+  Reply r;
+  r.type = Reply::Type::kInteger;
+  r.integer = value;
+  return Place(task, std::move(r));
+}
+
+void* CreateNil(const redisReadTask* task) { return Place(task, Reply()); }
+
+// Called for a root only (a reply hiredis drops, or one left unfinished when the reader is freed).
+void FreeObject(void* reply) { delete static_cast<Reply*>(reply); }
+
+redisReplyObjectFunctions kReplyFunctions = {CreateString, CreateArray, CreateInteger, CreateNil,
+                                             FreeObject};
+
+}  // namespace
+
+redisReader* NewReplyReader() { return redisReaderCreateWithFunctions(&kReplyFunctions); }
+
 Reply Reply::FromHiredis(const redisReply* r) {
   Reply out;
   if (r == nullptr) return out;

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
+struct redisReader;
 struct redisReply;
 
 namespace onestory::redis {
@@ -28,8 +29,13 @@ struct Reply {
   bool is_array() const { return type == Type::kArray; }
   bool is_string() const { return type == Type::kString || type == Type::kStatus; }
 
+  // A copy of a reply hiredis parsed into its own redisReply (its synchronous API).
   static Reply FromHiredis(const redisReply* r);
 };
+
+// A hiredis redisReader (free with redisReaderFree) whose replies are Reply values, parsed
+// straight into them: redisReaderGetReply gives a `Reply*` the caller owns (delete it).
+redisReader* NewReplyReader();
 
 // The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
 // status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h);

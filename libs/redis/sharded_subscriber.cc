@@ -62,11 +62,11 @@ ShardedSubscriber::Node* ShardedSubscriber::NodeAt(const std::string& address) {
   auto node = std::make_unique<Node>();
   Options o = options_;
   o.address = address;
-  PushConnection::Callbacks cbs;
+  RespConnection::Callbacks cbs;
   cbs.on_ready = [this, address] { OnNodeReady(address); };
-  cbs.on_reply = [this, address](const Reply& r) { OnReply(address, r); };
+  cbs.on_reply = [this, address](Reply r) { OnReply(address, r); };
   cbs.on_lost = [this, address](const absl::Status&) { OnNodeLost(address); };
-  node->conn = std::make_unique<PushConnection>(
+  node->conn = std::make_unique<RespConnection>(
       loop_, std::move(o), absl::StrCat("sharded-pubsub-", address), std::move(cbs));
   Node* raw = node.get();
   nodes_.emplace(address, std::move(node));

@@ -9,8 +9,8 @@
 // A message published with SPUBLISH stays on the shard that owns its channel's slot (classic
 // PUBLISH is copied to every node over the cluster bus), so a shard channel can only be
 // subscribed on that node: channels are grouped by the primary of their slot (the Client's
-// ClusterRouter map; a single Redis: Options::address), each node with one PushConnection
-// (push_connection.h, AUTH as configured) carrying one SSUBSCRIBE per channel.
+// ClusterRouter map; a single Redis: Options::address), each node with one RespConnection
+// (resp_connection.h, AUTH as configured) carrying one SSUBSCRIBE per channel.
 //
 // on_subscribed fires whenever Redis confirms a channel's subscription: the first time, and
 // after every resubscription, which happens when
@@ -46,8 +46,8 @@
 #include "libs/redis/cluster_router.h"
 #include "libs/redis/event_loop.h"
 #include "libs/redis/options.h"
-#include "libs/redis/push_connection.h"
 #include "libs/redis/reply.h"
+#include "libs/redis/resp_connection.h"
 
 namespace onestory::redis {
 
@@ -100,7 +100,7 @@ class ShardedSubscriber {
     std::string channel;
   };
   struct Node {
-    std::unique_ptr<PushConnection> conn;
+    std::unique_ptr<RespConnection> conn;
     std::deque<Pending> pending;
   };
 

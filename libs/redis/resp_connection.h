@@ -1,21 +1,23 @@
-// PushConnection: one Redis connection whose socket the event loop owns directly, for replies
-// hiredis 0.14's asynchronous API cannot attribute: sharded pub/sub's `ssubscribe`,
-// `sunsubscribe` and `smessage` arrays, and the `sunsubscribe` a server sends unasked when a slot
-// leaves it.
+// RespConnection: one Redis connection whose socket the event loop owns. Commands are written
+// in RESP (those of one loop turn together, in one write, at the end of the turn), and every
+// reply and push Redis sends is handed over in the order it arrived: the owner knows what it
+// sent and matches the answers itself. Connection (connection.h) carries commands over it;
+// ShardedSubscriber its `ssubscribe`, `sunsubscribe` and `smessage` arrays, which hiredis 0.14's
+// asynchronous API cannot attribute.
 //
-//   PushConnection conn(loop, options, "shard-127.0.0.1:7001", {
+//   RespConnection conn(loop, options, "shard-127.0.0.1:7001", {
 //       .on_ready = [&] { conn.Send({"SSUBSCRIBE", "os:{t:c:cus_1}:n"}); },
-//       .on_reply = [](const Reply& r) { /* every reply and push, in the order Redis sent */ },
+//       .on_reply = [](Reply r) { /* every reply and push, in the order Redis sent */ },
 //       .on_lost = [](const absl::Status& why) { /* it reconnects by itself */ }});
 //   loop->Post([&] { conn.Start(); });
 //
-// Commands are written with redisFormatCommandArgv and replies read with hiredis's redisReader
-// (RESP2), so a reply is never matched to a command here: the owner knows what it sent and in
-// which order. The socket is connected without blocking (hiredis's redisConnectNonBlock, then
-// the descriptor is kept and the hiredis context freed), AUTH is sent first when a password is
-// configured (the connection is ready only once Redis accepted it), and it reconnects with the
-// backoff of Options (reconnect_min doubling to reconnect_max) after a lost connection, a
-// refused AUTH or an attempt longer than connect_timeout. Send before on_ready is dropped.
+// Commands are formatted with hiredis's redisFormatCommandArgv and replies parsed by its
+// redisReader (RESP2) straight into Reply values. The socket is connected without blocking
+// (hiredis's redisConnectNonBlock, then the descriptor is kept and the hiredis context freed),
+// AUTH is sent first when a password is configured (the connection is ready only once Redis
+// accepted it), and it reconnects with the backoff of Options (reconnect_min doubling to
+// reconnect_max) after a lost connection, Close, a refused AUTH or an attempt longer than
+// connect_timeout. Send before on_ready is dropped.
 //
 // Loop thread only (construct anywhere). Destroy it only outside its own callbacks (post the
 // destruction): the loop may still hold a readiness event for it in the current turn.
@@ -35,31 +37,44 @@
 
 namespace onestory::redis {
 
-class PushConnection : public EventLoop::Handler {
+// Splits an Options::address into host and port, or a unix socket path.
+struct Address {
+  std::string host;
+  int port = 0;
+  std::string unix_path;  // Set for unix sockets; host and port are then unused.
+};
+absl::Status ParseAddress(const std::string& address, Address* out);
+
+class RespConnection : public EventLoop::Handler {
  public:
   struct Callbacks {
     // Connected (and authenticated): commands may be sent.
     absl::AnyInvocable<void()> on_ready;
     // Every reply and push Redis sends, in order (AUTH's answer excepted).
-    absl::AnyInvocable<void(const Reply& reply)> on_reply;
-    // The connection is gone (not called by Stop); a reconnect is scheduled.
+    absl::AnyInvocable<void(Reply reply)> on_reply;
+    // A ready connection is gone (not called by Stop); a reconnect is scheduled. It is not
+    // ready any more when this runs.
     absl::AnyInvocable<void(const absl::Status& why)> on_lost;
   };
 
-  PushConnection(EventLoop* loop, Options options, std::string name, Callbacks callbacks);
-  ~PushConnection() override;
-  PushConnection(const PushConnection&) = delete;
-  PushConnection& operator=(const PushConnection&) = delete;
+  RespConnection(EventLoop* loop, Options options, std::string name, Callbacks callbacks);
+  ~RespConnection() override;
+  RespConnection(const RespConnection&) = delete;
+  RespConnection& operator=(const RespConnection&) = delete;
 
   // Begins connecting.
   void Start();
   // Closes the socket and stops reconnecting.
   void Stop();
-  // Writes argv; false (nothing sent) when the connection is not ready.
+  // Closes the socket because of `why` (on_lost runs when it was ready) and reconnects.
+  void Close(const absl::Status& why) { Lost(why); }
+  // Queues argv, written at the end of this loop turn; false (nothing sent) when the connection
+  // is not ready.
   bool Send(const std::vector<std::string>& argv);
 
   bool ready() const { return state_ == State::kReady; }
   const std::string& address() const { return options_.address; }
+  const std::string& name() const { return name_; }
   const absl::Status& last_error() const { return last_error_; }
   uint64_t reconnects() const { return reconnects_; }
 
@@ -76,6 +91,8 @@ class PushConnection : public EventLoop::Handler {
   void Lost(const absl::Status& why);
   void CloseSocket();
   void Flush();
+  // Flush at the end of this loop turn (once, however many commands the turn sends).
+  void ScheduleFlush();
   void Append(const std::vector<std::string>& argv);
   void UpdateWatch();
 
@@ -91,6 +108,7 @@ class PushConnection : public EventLoop::Handler {
   };
   std::unique_ptr<void, ReaderDeleter> reader_;  // redisReader
   std::string out_;                              // formatted commands not yet written
+  bool flush_scheduled_ = false;
   // Bumped per attempt; a stale timer compares it.
   uint64_t generation_ = 0;
   absl::Duration backoff_;

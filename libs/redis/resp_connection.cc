@@ -1,4 +1,4 @@
-#include "libs/redis/push_connection.h"
+#include "libs/redis/resp_connection.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/epoll.h>
@@ -10,17 +10,40 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/log.h"
-#include "libs/redis/async_connection.h"
 
 namespace onestory::redis {
+absl::Status ParseAddress(const std::string& address, Address* out) {
+  *out = Address();
+  if (absl::StartsWith(address, "unix:")) {
+    out->unix_path = address.substr(5);
+  } else if (absl::StartsWith(address, "/")) {
+    out->unix_path = address;
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(address.substr(colon + 1), &out->port) || out->port <= 0 ||
+        out->port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("redis address '", address, "': expected host:port, unix:/path or /path"));
+    }
+    out->host = address.substr(0, colon);
+    return absl::OkStatus();
+  }
+  if (out->unix_path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("redis address '", address, "': empty path"));
+  }
+  return absl::OkStatus();
+}
 
-void PushConnection::ReaderDeleter::operator()(void* reader) const {
+void RespConnection::ReaderDeleter::operator()(void* reader) const {
   redisReaderFree(static_cast<redisReader*>(reader));
 }
 
-PushConnection::PushConnection(EventLoop* loop, Options options, std::string name,
+RespConnection::RespConnection(EventLoop* loop, Options options, std::string name,
                                Callbacks callbacks)
     : loop_(loop),
       options_(std::move(options)),
@@ -28,23 +51,23 @@ PushConnection::PushConnection(EventLoop* loop, Options options, std::string nam
       callbacks_(std::move(callbacks)),
       backoff_(options_.reconnect_min) {}
 
-PushConnection::~PushConnection() {
+RespConnection::~RespConnection() {
   // The owner stops it on the loop thread first; this is a last resort.
   if (fd_ >= 0) close(fd_);
 }
 
-void PushConnection::Start() {
+void RespConnection::Start() {
   if (state_ != State::kIdle) return;
   Connect();
 }
 
-void PushConnection::Stop() {
+void RespConnection::Stop() {
   state_ = State::kStopped;
   ++generation_;
   CloseSocket();
 }
 
-void PushConnection::CloseSocket() {
+void RespConnection::CloseSocket() {
   if (fd_ >= 0) {
     loop_->Watch(fd_, 0, this);
     close(fd_);
@@ -53,9 +76,10 @@ void PushConnection::CloseSocket() {
   events_ = 0;
   out_.clear();
   reader_.reset();
+  flush_scheduled_ = false;
 }
 
-void PushConnection::Connect() {
+void RespConnection::Connect() {
   uint64_t gen = ++generation_;
   Address addr;
   if (absl::Status st = ParseAddress(options_.address, &addr); !st.ok()) {
@@ -70,7 +94,7 @@ void PushConnection::Connect() {
         absl::UnavailableError(absl::StrCat("redis connect to ", options_.address, ": ", why)));
   }
   fd_ = redisFreeKeepFd(c);  // the socket is ours from here; hiredis's context is not needed
-  reader_.reset(redisReaderCreate());
+  reader_.reset(NewReplyReader());
   state_ = State::kConnecting;
   events_ = EPOLLOUT;  // writable once the connection is made (or failed)
   UpdateWatch();
@@ -84,7 +108,7 @@ void PushConnection::Connect() {
   });
 }
 
-void PushConnection::Connected() {
+void RespConnection::Connected() {
   events_ = EPOLLIN;
   UpdateWatch();
   if (!options_.password.empty()) {
@@ -100,7 +124,7 @@ void PushConnection::Connected() {
   BecomeReady();
 }
 
-void PushConnection::BecomeReady() {
+void RespConnection::BecomeReady() {
   state_ = State::kReady;
   backoff_ = options_.reconnect_min;
   if (was_ready_) ++reconnects_;
@@ -109,7 +133,7 @@ void PushConnection::BecomeReady() {
   callbacks_.on_ready();
 }
 
-void PushConnection::Lost(const absl::Status& why) {
+void RespConnection::Lost(const absl::Status& why) {
   if (state_ == State::kStopped) return;
   bool was_ready = state_ == State::kReady;
   CloseSocket();
@@ -126,14 +150,24 @@ void PushConnection::Lost(const absl::Status& why) {
   if (was_ready) callbacks_.on_lost(why);
 }
 
-bool PushConnection::Send(const std::vector<std::string>& argv) {
+bool RespConnection::Send(const std::vector<std::string>& argv) {
   if (state_ != State::kReady) return false;
   Append(argv);
-  Flush();
+  ScheduleFlush();
   return true;
 }
 
-void PushConnection::Append(const std::vector<std::string>& argv) {
+void RespConnection::ScheduleFlush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  loop_->AtEndOfTurn([this, gen = generation_, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired() || gen != generation_) return;
+    flush_scheduled_ = false;
+    Flush();
+  });
+}
+
+void RespConnection::Append(const std::vector<std::string>& argv) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   ptrs.reserve(argv.size());
@@ -148,7 +182,7 @@ void PushConnection::Append(const std::vector<std::string>& argv) {
   if (cmd != nullptr) redisFreeCommand(cmd);
 }
 
-void PushConnection::Flush() {
+void RespConnection::Flush() {
   while (!out_.empty() && fd_ >= 0) {
     ssize_t n = write(fd_, out_.data(), out_.size());
     if (n > 0) {
@@ -167,11 +201,11 @@ void PushConnection::Flush() {
   }
 }
 
-void PushConnection::UpdateWatch() {
+void RespConnection::UpdateWatch() {
   if (fd_ >= 0) loop_->Watch(fd_, events_, this);
 }
 
-void PushConnection::OnWritable() {
+void RespConnection::OnWritable() {
   if (fd_ < 0) return;
   if (state_ != State::kConnecting) return Flush();
   int err = 0;
@@ -184,7 +218,7 @@ void PushConnection::OnWritable() {
   Connected();
 }
 
-void PushConnection::OnReadable() {
+void RespConnection::OnReadable() {
   if (fd_ < 0) return;
   if (state_ == State::kConnecting) return OnWritable();  // an error or hang-up while connecting
   char buf[16384];
@@ -213,8 +247,8 @@ void PushConnection::OnReadable() {
                        ": protocol error: ", static_cast<redisReader*>(reader_.get())->errstr)));
     }
     if (r == nullptr) break;
-    Reply reply = Reply::FromHiredis(static_cast<redisReply*>(r));
-    freeReplyObject(r);
+    std::unique_ptr<Reply> owned(static_cast<Reply*>(r));
+    Reply reply = std::move(*owned);
     if (state_ == State::kAuthenticating) {
       if (reply.type == Reply::Type::kError) {
         Log(LogLevel::kError, "redis.auth_failed", {{"conn", name_}, {"error", reply.str}});
@@ -223,7 +257,7 @@ void PushConnection::OnReadable() {
       BecomeReady();
       continue;
     }
-    callbacks_.on_reply(reply);
+    callbacks_.on_reply(std::move(reply));
   }
   if (lost.has_value() && current == generation_) Lost(*lost);
 }
