@@ -44,8 +44,7 @@ uint64_t DefaultMaxMemory() {
 
 EmbeddedRedis::EmbeddedRedis(EmbeddedRedisOptions options) : options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(
-    EmbeddedRedisOptions options) {
+absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(EmbeddedRedisOptions options) {
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
@@ -63,9 +62,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedRedis>> EmbeddedRedis::Start(
   auto redis = std::unique_ptr<EmbeddedRedis>(new EmbeddedRedis(std::move(options)));
   redis->socket_path_ = dir + "/redis.sock";
   if (redis->socket_path_.size() >= 100) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data directory path too long for a unix socket (", redis->socket_path_.size(),
-        " bytes; at most 99): ", redis->socket_path_));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data directory path too long for a unix socket (", redis->socket_path_.size(),
+                     " bytes; at most 99): ", redis->socket_path_));
   }
   if (absl::Status st = redis->Spawn(); !st.ok()) return st;
   if (redis->options_.supervise) {
@@ -116,19 +115,32 @@ std::string EmbeddedRedis::tcp_address() const {
 absl::Status EmbeddedRedis::Spawn() {
   std::vector<std::string> args = {
       options_.redis_server,
-      "--port", absl::StrCat(options_.port),
-      "--bind", "127.0.0.1",
-      "--unixsocket", socket_path_,
-      "--unixsocketperm", "700",
-      "--dir", options_.data_dir,
-      "--appendonly", "yes",
-      "--appendfsync", options_.appendfsync,
-      "--save", "",
-      "--maxmemory", absl::StrCat(options_.maxmemory_bytes),
-      "--maxmemory-policy", "noeviction",
-      "--daemonize", "no",
-      "--logfile", options_.data_dir + "/redis.log",
+      "--port",
+      absl::StrCat(options_.port),
+      "--bind",
+      "127.0.0.1",
+      "--unixsocket",
+      socket_path_,
+      "--unixsocketperm",
+      "700",
+      "--dir",
+      options_.data_dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      options_.appendfsync,
+      "--save",
+      "",
+      "--maxmemory",
+      absl::StrCat(options_.maxmemory_bytes),
+      "--maxmemory-policy",
+      "noeviction",
+      "--daemonize",
+      "no",
+      "--logfile",
+      options_.data_dir + "/redis.log",
   };
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -156,7 +168,9 @@ absl::Status EmbeddedRedis::Spawn() {
   while (absl::Now() < give_up) {
     if (Pings(socket_path_)) {
       Log(LogLevel::kInfo, "embedded_redis.started",
-          {{"pid", absl::StrCat(pid)}, {"socket", socket_path_}, {"dir", options_.data_dir},
+          {{"pid", absl::StrCat(pid)},
+           {"socket", socket_path_},
+           {"dir", options_.data_dir},
            {"appendfsync", options_.appendfsync},
            {"maxmemory", absl::StrCat(options_.maxmemory_bytes)}});
       return absl::OkStatus();
@@ -166,10 +180,9 @@ absl::Status EmbeddedRedis::Spawn() {
       absl::MutexLock lock(&mu_);
       pid_ = -1;
       return absl::FailedPreconditionError(absl::StrCat(
-          options_.redis_server, " exited at start (status ", status, "); see ",
-          options_.data_dir, "/redis.log", WIFEXITED(status) && WEXITSTATUS(status) == 127
-                                                ? " (is redis-server installed?)"
-                                                : ""));
+          options_.redis_server, " exited at start (status ", status, "); see ", options_.data_dir,
+          "/redis.log",
+          WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (is redis-server installed?)" : ""));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -34,13 +35,15 @@
 namespace onestory::embedded {
 
 struct EmbeddedRedisOptions {
-  std::string data_dir = "onestory-data";  // created if missing
+  std::string data_dir = "onestory-data";     // created if missing
   std::string redis_server = "redis-server";  // looked up on PATH
-  int port = 0;                            // also listen on 127.0.0.1:port when not 0
-  std::string appendfsync = "everysec";    // "always", "everysec" or "no"
+  int port = 0;                               // also listen on 127.0.0.1:port when not 0
+  std::string appendfsync = "everysec";       // "always", "everysec" or "no"
   // Redis `maxmemory` in bytes; 0: DefaultMaxMemory(). Writes past it are refused (noeviction).
   uint64_t maxmemory_bytes = 0;
-  bool supervise = true;                   // restart redis-server when it exits on its own
+  bool supervise = true;  // restart redis-server when it exits on its own
+  // More redis-server arguments, after OneStory's ("--tls-port", "6380", ...). Tests only.
+  std::vector<std::string> extra_args;
   absl::Duration start_timeout = absl::Seconds(10);
 };
 

@@ -419,7 +419,7 @@ void ClusterRouter::Refresh(absl::Time now) {
           {{"error", r.ok() ? r->str : std::string(r.status().message())}});
       return;
     }
-    absl::StatusOr<SlotMap> map = SlotMap::FromClusterShards(*r);
+    absl::StatusOr<SlotMap> map = SlotMap::FromClusterShards(*r, options_.tls != nullptr);
     if (!map.ok()) {
       refresh_wanted_ = true;
       Log(LogLevel::kError, "redis.cluster_map_invalid",

@@ -1,12 +1,15 @@
 // Options for the Redis client and subscriber.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 
 namespace onestory::redis {
+
+class TlsContext;
 
 struct Options {
   // "host:port", "unix:/path/to/redis.sock" or "/path/to/redis.sock".
@@ -48,6 +51,11 @@ struct Options {
   int wait_replicas = 0;
   // How long one WAIT may block; at most half of command_timeout is used.
   absl::Duration wait_timeout = absl::Seconds(1);
+
+  // TLS (tls.h): when set, every connection speaks TLS with this context (a single Redis's
+  // --tls-port; a cluster's nodes with tls-cluster yes, reached at the tls-port CLUSTER SHARDS
+  // gives). TCP addresses only.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 }  // namespace onestory::redis

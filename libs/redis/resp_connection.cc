@@ -1,6 +1,9 @@
 #include "libs/redis/resp_connection.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/log.h"
+#include "libs/redis/tls.h"
 
 namespace onestory::redis {
 absl::Status ParseAddress(const std::string& address, Address* out) {
@@ -53,6 +57,7 @@ RespConnection::RespConnection(EventLoop* loop, Options options, std::string nam
 
 RespConnection::~RespConnection() {
   // The owner stops it on the loop thread first; this is a last resort.
+  if (ssl_ != nullptr) SSL_free(ssl_);
   if (fd_ >= 0) close(fd_);
 }
 
@@ -68,6 +73,10 @@ void RespConnection::Stop() {
 }
 
 void RespConnection::CloseSocket() {
+  if (ssl_ != nullptr) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+  }
   if (fd_ >= 0) {
     loop_->Watch(fd_, 0, this);
     close(fd_);
@@ -85,6 +94,10 @@ void RespConnection::Connect() {
   if (absl::Status st = ParseAddress(options_.address, &addr); !st.ok()) {
     return Lost(absl::UnavailableError(st.message()));
   }
+  if (options_.tls != nullptr && !addr.unix_path.empty()) {
+    return Lost(absl::UnavailableError(
+        absl::StrCat("redis address '", options_.address, "': TLS needs host:port")));
+  }
   redisContext* c = addr.unix_path.empty() ? redisConnectNonBlock(addr.host.c_str(), addr.port)
                                            : redisConnectUnixNonBlock(addr.unix_path.c_str());
   if (c == nullptr || c->err) {
@@ -94,13 +107,15 @@ void RespConnection::Connect() {
         absl::UnavailableError(absl::StrCat("redis connect to ", options_.address, ": ", why)));
   }
   fd_ = redisFreeKeepFd(c);  // the socket is ours from here; hiredis's context is not needed
+  host_ = addr.host;
   reader_.reset(NewReplyReader());
   state_ = State::kConnecting;
   events_ = EPOLLOUT;  // writable once the connection is made (or failed)
   UpdateWatch();
   loop_->RunAfter(options_.connect_timeout, [this, gen, alive = std::weak_ptr<int>(alive_)] {
     if (alive.expired() || gen != generation_) return;
-    if (state_ == State::kConnecting || state_ == State::kAuthenticating) {
+    if (state_ == State::kConnecting || state_ == State::kHandshaking ||
+        state_ == State::kAuthenticating) {
       Lost(absl::UnavailableError(absl::StrCat("redis connect to ", options_.address,
                                                ": timed out after ",
                                                absl::FormatDuration(options_.connect_timeout))));
@@ -182,19 +197,109 @@ void RespConnection::Append(const std::vector<std::string>& argv) {
   if (cmd != nullptr) redisFreeCommand(cmd);
 }
 
-void RespConnection::Flush() {
-  while (!out_.empty() && fd_ >= 0) {
+RespConnection::Io RespConnection::WriteSome(size_t* written, std::string* why) {
+  if (ssl_ == nullptr) {
     ssize_t n = write(fd_, out_.data(), out_.size());
-    if (n > 0) {
-      out_.erase(0, static_cast<size_t>(n));
+    if (n > 0) *written = static_cast<size_t>(n);
+    if (n > 0) return Io::kDone;
+    if (n < 0 && errno == EINTR) return WriteSome(written, why);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Io::kWantWrite;
+    *why = strerror(errno);
+    return Io::kFailed;
+  }
+  int n = SSL_write(ssl_, out_.data(), static_cast<int>(std::min<size_t>(out_.size(), 1 << 30)));
+  if (n > 0) *written = static_cast<size_t>(n);
+  return n > 0 ? Io::kDone : TlsResult(n, why);
+}
+
+RespConnection::Io RespConnection::ReadSome(char* buf, size_t size, size_t* got, std::string* why) {
+  if (ssl_ == nullptr) {
+    ssize_t n = read(fd_, buf, size);
+    if (n > 0) *got = static_cast<size_t>(n);
+    if (n > 0) return Io::kDone;
+    if (n == 0) return Io::kClosed;
+    if (errno == EINTR) return ReadSome(buf, size, got, why);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Io::kWantRead;
+    *why = strerror(errno);
+    return Io::kFailed;
+  }
+  int n = SSL_read(ssl_, buf, static_cast<int>(size));
+  if (n > 0) *got = static_cast<size_t>(n);
+  return n > 0 ? Io::kDone : TlsResult(n, why);
+}
+
+RespConnection::Io RespConnection::TlsResult(int ret, std::string* why) {
+  switch (SSL_get_error(ssl_, ret)) {
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Io::kClosed;
+    case SSL_ERROR_SYSCALL:
+      *why = errno != 0 ? strerror(errno) : "closed";
+      ERR_clear_error();
+      return errno != 0 ? Io::kFailed : Io::kClosed;
+    default: {
+      long verify = SSL_get_verify_result(ssl_);  // NOLINT(runtime/int)
+      *why = verify != X509_V_OK ? absl::StrCat("certificate verify failed: ",
+                                                X509_verify_cert_error_string(verify))
+                                 : TlsError();
+      ERR_clear_error();
+      return Io::kFailed;
+    }
+  }
+}
+
+void RespConnection::StartTls() {
+  absl::StatusOr<SSL*> ssl = options_.tls->NewSession(fd_, host_);
+  if (!ssl.ok()) return Lost(absl::UnavailableError(ssl.status().message()));
+  ssl_ = *ssl;
+  state_ = State::kHandshaking;
+  Handshake();
+}
+
+void RespConnection::Handshake() {
+  ERR_clear_error();
+  int ret = SSL_connect(ssl_);
+  if (ret == 1) return Connected();
+  std::string why;
+  switch (TlsResult(ret, &why)) {
+    case Io::kWantRead:
+      events_ = EPOLLIN;
+      return UpdateWatch();
+    case Io::kWantWrite:
+      events_ = EPOLLOUT;
+      return UpdateWatch();
+    default:
+      Log(LogLevel::kError, "redis.tls_failed",
+          {{"conn", name_}, {"addr", options_.address}, {"error", why}});
+      return Lost(absl::UnavailableError(
+          absl::StrCat("redis TLS handshake with ", options_.address, ": ", why)));
+  }
+}
+
+void RespConnection::Flush() {
+  read_wants_flush_ = false;
+  while (!out_.empty() && fd_ >= 0) {
+    size_t written = 0;
+    std::string why;
+    ERR_clear_error();
+    Io io = WriteSome(&written, &why);
+    if (io == Io::kDone) {
+      out_.erase(0, written);
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return Lost(absl::UnavailableError(
-        absl::StrCat("redis connection to ", options_.address, " write: ", strerror(errno))));
+    if (io == Io::kWantWrite) break;
+    if (io == Io::kWantRead) {  // TLS: the write waits for the peer's data, then goes on
+      read_wants_flush_ = true;
+      break;
+    }
+    return Lost(absl::UnavailableError(absl::StrCat(
+        "redis connection to ", options_.address, " write: ", io == Io::kClosed ? "closed" : why)));
   }
-  uint32_t want = EPOLLIN | (out_.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
+  uint32_t want =
+      EPOLLIN | (out_.empty() || read_wants_flush_ ? 0u : static_cast<uint32_t>(EPOLLOUT));
   if (fd_ >= 0 && want != events_) {
     events_ = want;
     UpdateWatch();
@@ -207,6 +312,7 @@ void RespConnection::UpdateWatch() {
 
 void RespConnection::OnWritable() {
   if (fd_ < 0) return;
+  if (state_ == State::kHandshaking) return Handshake();
   if (state_ != State::kConnecting) return Flush();
   int err = 0;
   socklen_t len = sizeof(err);
@@ -215,26 +321,38 @@ void RespConnection::OnWritable() {
     return Lost(absl::UnavailableError(
         absl::StrCat("redis connect to ", options_.address, ": ", strerror(err))));
   }
+  if (options_.tls != nullptr) return StartTls();
   Connected();
 }
 
 void RespConnection::OnReadable() {
   if (fd_ < 0) return;
   if (state_ == State::kConnecting) return OnWritable();  // an error or hang-up while connecting
+  if (state_ == State::kHandshaking) return Handshake();
+  if (read_wants_flush_) Flush();
+  if (fd_ < 0) return;
   char buf[16384];
   std::optional<absl::Status> lost;
   for (;;) {
-    ssize_t n = read(fd_, buf, sizeof(buf));
-    if (n > 0) {
-      redisReaderFeed(static_cast<redisReader*>(reader_.get()), buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < sizeof(buf)) break;
+    size_t got = 0;
+    std::string why;
+    ERR_clear_error();
+    Io io = ReadSome(buf, sizeof(buf), &got, &why);
+    if (io == Io::kDone) {
+      redisReaderFeed(static_cast<redisReader*>(reader_.get()), buf, got);
+      // A short read emptied the socket; TLS may still hold decrypted bytes, so it reads on.
+      if (ssl_ == nullptr && got < sizeof(buf)) break;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (io == Io::kWantRead) break;
+    if (io == Io::kWantWrite) {  // TLS: the read waits for our write (EPOLLOUT), then goes on
+      events_ |= EPOLLOUT;
+      UpdateWatch();
+      break;
+    }
     // The replies already read are handed over first: they arrived before the connection closed.
     lost = absl::UnavailableError(absl::StrCat("redis connection to ", options_.address, " ",
-                                               n == 0 ? "closed" : strerror(errno)));
+                                               io == Io::kClosed ? "closed" : why));
     break;
   }
   uint64_t current = generation_;

@@ -14,7 +14,9 @@
 // Commands are formatted with hiredis's redisFormatCommandArgv and replies parsed by its
 // redisReader (RESP2) straight into Reply values. The socket is connected without blocking
 // (hiredis's redisConnectNonBlock, then the descriptor is kept and the hiredis context freed),
-// AUTH is sent first when a password is configured (the connection is ready only once Redis
+// with Options::tls the TLS handshake follows on the connected socket (OpenSSL, Redis's
+// certificate verified, tls.h; a failure is logged as redis.tls_failed with the reason), AUTH
+// is sent first when a password is configured (the connection is ready only once Redis
 // accepted it), and it reconnects with the backoff of Options (reconnect_min doubling to
 // reconnect_max) after a lost connection, Close, a refused AUTH or an attempt longer than
 // connect_timeout. Send before on_ready is dropped.
@@ -34,6 +36,8 @@
 #include "libs/redis/event_loop.h"
 #include "libs/redis/options.h"
 #include "libs/redis/reply.h"
+
+struct ssl_st;
 
 namespace onestory::redis {
 
@@ -82,7 +86,9 @@ class RespConnection : public EventLoop::Handler {
   void OnWritable() override;
 
  private:
-  enum class State { kIdle, kConnecting, kAuthenticating, kReady, kStopped };
+  enum class State { kIdle, kConnecting, kHandshaking, kAuthenticating, kReady, kStopped };
+  // What a read or write on the socket (or TLS over it) did.
+  enum class Io { kDone, kWantRead, kWantWrite, kClosed, kFailed };
 
   void Connect();
   // The socket is connected: AUTH, or ready at once.
@@ -91,6 +97,14 @@ class RespConnection : public EventLoop::Handler {
   void Lost(const absl::Status& why);
   void CloseSocket();
   void Flush();
+  // The socket, or TLS over it: *written / *got bytes moved on kDone; *why on kFailed.
+  Io WriteSome(size_t* written, std::string* why);
+  Io ReadSome(char* buf, size_t size, size_t* got, std::string* why);
+  // What SSL_get_error says of a TLS call that returned `ret`.
+  Io TlsResult(int ret, std::string* why);
+  // TCP is up and Options::tls is set: the TLS handshake, then Connected.
+  void StartTls();
+  void Handshake();
   // Flush at the end of this loop turn (once, however many commands the turn sends).
   void ScheduleFlush();
   void Append(const std::vector<std::string>& argv);
@@ -102,6 +116,9 @@ class RespConnection : public EventLoop::Handler {
   Callbacks callbacks_;
   State state_ = State::kIdle;
   int fd_ = -1;
+  std::string host_;               // the address's host, for TLS's name check
+  ssl_st* ssl_ = nullptr;          // with Options::tls, once TCP is up
+  bool read_wants_flush_ = false;  // a TLS write waits for readable
   uint32_t events_ = 0;
   struct ReaderDeleter {
     void operator()(void* reader) const;

@@ -48,7 +48,7 @@ const ClusterNode* ClusterShard::primary() const {
 
 SlotMap::SlotMap() { owner_.fill(-1); }
 
-absl::StatusOr<SlotMap> SlotMap::FromClusterShards(const Reply& reply) {
+absl::StatusOr<SlotMap> SlotMap::FromClusterShards(const Reply& reply, bool tls) {
   if (!reply.is_array()) {
     return absl::InvalidArgumentError("CLUSTER SHARDS reply: not a list of shards");
   }
@@ -74,10 +74,11 @@ absl::StatusOr<SlotMap> SlotMap::FromClusterShards(const Reply& reply) {
       node.id = FieldText(node_reply, "id");
       std::string host = FieldText(node_reply, "endpoint");
       if (host.empty() || host == "?") host = FieldText(node_reply, "ip");
-      std::string port = FieldText(node_reply, "port");
+      const char* port_field = tls ? "tls-port" : "port";
+      std::string port = FieldText(node_reply, port_field);
       int port_number = 0;
       if (host.empty() || !absl::SimpleAtoi(port, &port_number) || port_number <= 0) {
-        return Bad(s, absl::StrCat("node ", node.id, " has no endpoint/ip and port"));
+        return Bad(s, absl::StrCat("node ", node.id, " has no endpoint/ip and ", port_field));
       }
       node.address = absl::StrCat(host, ":", port_number);
       node.primary = FieldText(node_reply, "role") == "master";

@@ -43,8 +43,9 @@ class SlotMap {
   SlotMap();
 
   // Parses a CLUSTER SHARDS reply. INVALID_ARGUMENT when it does not have the shape above
-  // (naming what is wrong), or when two shards claim one slot.
-  static absl::StatusOr<SlotMap> FromClusterShards(const Reply& reply);
+  // (naming what is wrong), or when two shards claim one slot. With `tls`, each node's address
+  // takes its "tls-port" (a cluster with tls-cluster yes), else its "port".
+  static absl::StatusOr<SlotMap> FromClusterShards(const Reply& reply, bool tls = false);
 
   // The address of slot's primary, or null when no primary serves it.
   const std::string* Primary(int slot) const;

@@ -34,6 +34,7 @@
 #include "libs/privacy/redactor.h"
 #include "libs/redis/client.h"
 #include "libs/redis/cluster_router.h"
+#include "libs/redis/tls.h"
 #include "libs/retention/retention.h"
 #include "libs/steps/steps.h"
 #include "libs/timeline/event_effects.h"
@@ -50,6 +51,20 @@ ABSL_FLAG(std::string, redis_cluster, "",
           "from them and routes every call to its slot's primary. Not with --redis.");
 ABSL_FLAG(std::string, redis_user, "", "Redis ACL user (with --redis_password).");
 ABSL_FLAG(std::string, redis_password, "", "Redis password; AUTH is sent when set.");
+ABSL_FLAG(bool, redis_tls, false,
+          "Connect to Redis over TLS: --redis is redis-server's --tls-port (a cluster's nodes run "
+          "with tls-cluster yes). Redis's certificate must chain to --redis_tls_ca and name "
+          "--redis_tls_server_name (default: the host connected to).");
+ABSL_FLAG(std::string, redis_tls_ca, "",
+          "With --redis_tls: the CA certificates (PEM) that sign Redis's certificate. Empty: the "
+          "system's CAs.");
+ABSL_FLAG(std::string, redis_tls_cert, "",
+          "With --redis_tls: a client certificate (PEM chain), sent when Redis asks for one "
+          "(tls-auth-clients). With --redis_tls_key.");
+ABSL_FLAG(std::string, redis_tls_key, "", "With --redis_tls_cert: its private key (PEM).");
+ABSL_FLAG(std::string, redis_tls_server_name, "",
+          "With --redis_tls: the name Redis's certificate must carry (also sent as SNI). Empty: "
+          "the host of each address connected to.");
 ABSL_FLAG(int, redis_connections, 2, "Pipelined Redis command connections.");
 ABSL_FLAG(int, redis_connect_timeout_ms, 1000, "Redis connect timeout.");
 ABSL_FLAG(int, redis_command_timeout_ms, 5000,
@@ -170,12 +185,42 @@ ABSL_FLAG(std::string, redact_patterns_file, "",
 namespace onestory::service {
 namespace {
 
+// --redis_tls and its files: the TLS context every Redis connection uses, or none.
+absl::Status SetRedisTls(redis::Options& options) {
+  redis::TlsOptions tls{absl::GetFlag(FLAGS_redis_tls_ca), absl::GetFlag(FLAGS_redis_tls_cert),
+                        absl::GetFlag(FLAGS_redis_tls_key),
+                        absl::GetFlag(FLAGS_redis_tls_server_name)};
+  if (!absl::GetFlag(FLAGS_redis_tls)) {
+    if (!tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty() ||
+        !tls.server_name.empty()) {
+      return absl::InvalidArgumentError(
+          "--redis_tls_ca, --redis_tls_cert, --redis_tls_key and --redis_tls_server_name need "
+          "--redis_tls");
+    }
+    return absl::OkStatus();
+  }
+  if (absl::StartsWith(options.address, "unix:") || absl::StartsWith(options.address, "/")) {
+    return absl::InvalidArgumentError("--redis_tls: --redis must be host:port (TLS is over TCP)");
+  }
+  absl::StatusOr<std::shared_ptr<const redis::TlsContext>> context = redis::TlsContext::Create(tls);
+  if (!context.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--redis_tls_*: ", context.status().message()));
+  }
+  options.tls = *std::move(context);
+  return absl::OkStatus();
+}
+
 constexpr const char* kFlagNames[] = {
     "listen",
     "redis",
     "redis_cluster",
     "redis_user",
     "redis_password",
+    "redis_tls",
+    "redis_tls_ca",
+    "redis_tls_cert",
+    "redis_tls_key",
+    "redis_tls_server_name",
     "redis_connections",
     "redis_connect_timeout_ms",
     "redis_command_timeout_ms",
@@ -375,6 +420,7 @@ int RunServer(int argc, char** argv, ServiceSet services) {
   redis_options.command_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_command_timeout_ms));
   redis_options.wait_replicas = absl::GetFlag(FLAGS_redis_wait_replicas);
   redis_options.wait_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_wait_timeout_ms));
+  if (absl::Status st = SetRedisTls(redis_options); !st.ok()) return Fail("config.invalid", st);
   if (std::string cluster = absl::GetFlag(FLAGS_redis_cluster); !cluster.empty()) {
     if (!redis_options.address.empty()) {
       return Fail("config.invalid",
@@ -387,6 +433,12 @@ int RunServer(int argc, char** argv, ServiceSet services) {
     // Logs name the first seed as "the" Redis (every call is routed by slot).
     redis_options.address = redis_options.cluster_seeds.front();
   } else if (redis_options.address.empty()) {
+    if (redis_options.tls != nullptr) {
+      return Fail("config.invalid",
+                  absl::InvalidArgumentError(
+                      "--redis_tls: the embedded redis-server is reached over a local socket; "
+                      "give --redis or --redis_cluster"));
+    }
     if (redis_options.wait_replicas > 0) {
       return Fail("config.invalid",
                   absl::InvalidArgumentError(

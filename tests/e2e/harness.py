@@ -269,6 +269,34 @@ class Redis:
         return {"ONESTORY_REDIS": self.address}
 
 
+class TlsFiles:
+    """Test certificates made with the openssl command line (as tests/testing's MakeTlsFiles):
+    ca.crt, redis.crt / redis.key naming IP 127.0.0.1 and DNS redis.test, signed by it."""
+
+    def __init__(self):
+        self.dir = new_tmp_dir("tls-")
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        with open(os.path.join(self.dir, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:redis.test\n")
+        for cmd in (["openssl", "req", "-x509"] + key + ["-keyout", "ca.key", "-out", "ca.crt",
+                                                         "-days", "2", "-subj", "/CN=test-ca"],
+                    ["openssl", "req"] + key + ["-keyout", "redis.key", "-out", "redis.csr",
+                                                "-subj", "/CN=redis.test"],
+                    ["openssl", "x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey",
+                     "ca.key", "-CAcreateserial", "-out", "redis.crt", "-days", "2",
+                     "-extfile", "san.ext"]):
+            subprocess.run(cmd, cwd=self.dir, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        self.ca = os.path.join(self.dir, "ca.crt")
+
+    def server_args(self, tls_port):
+        """redis-server arguments serving TLS on tls_port (no client certificate asked)."""
+        return ["--tls-port", str(tls_port), "--tls-cert-file",
+                os.path.join(self.dir, "redis.crt"), "--tls-key-file",
+                os.path.join(self.dir, "redis.key"), "--tls-ca-cert-file", self.ca,
+                "--tls-auth-clients", "no"]
+
+
 class RedisCluster:
     """A throwaway Redis Cluster: 3 primaries and 3 replicas on free loopback ports (each with a
     cluster bus port of its own), no persistence, node timeout 1 s; started as
@@ -276,14 +304,19 @@ class RedisCluster:
 
     NODES = 6
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: a TlsFiles; every node then also serves TLS on a port of its own (tls-cluster
+        and tls-replication yes), and `seeds` names those ports."""
         self.dir = new_tmp_dir("cluster-")
-        self.ports, self.procs, self.buses, taken = [], [], {}, set()
+        self.tls = tls
+        self.ports, self.procs, self.buses, self.tls_ports, taken = [], [], {}, {}, set()
         for _ in range(self.NODES):
             for _attempt in range(5):
-                port, bus = free_port(), free_port()
-                if port == bus or port in taken or bus in taken:
+                port, bus, tls_port = free_port(), free_port(), free_port()
+                mine = {port, bus, tls_port}
+                if len(mine) < 3 or mine & taken:
                     continue
+                self.tls_ports[port] = tls_port
                 proc = self._start_node(port, bus)
                 if proc:
                     break
@@ -292,7 +325,7 @@ class RedisCluster:
             self.procs.append(proc)
             self.ports.append(port)
             self.buses[port] = bus
-            taken.update((port, bus))
+            taken.update(mine)
         create = subprocess.run(
             ["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports] +
             ["--cluster-replicas", "1", "--cluster-yes"],
@@ -310,7 +343,10 @@ class RedisCluster:
                      "--bind", "127.0.0.1", "--dir", d, "--cluster-enabled", "yes",
                      "--cluster-config-file", os.path.join(d, "nodes.conf"),
                      "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0",
-                     "--appendonly", "no", "--save", "", "--daemonize", "no"],
+                     "--appendonly", "no", "--save", "", "--daemonize", "no"] +
+                    (self.tls.server_args(self.tls_ports[port]) + ["--tls-cluster", "yes",
+                                                                   "--tls-replication", "yes"]
+                     if self.tls else []),
                     os.path.join(d, "redis.log"))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and proc.alive():
@@ -340,7 +376,8 @@ class RedisCluster:
 
     @property
     def seeds(self):
-        return ",".join("127.0.0.1:%d" % p for p in self.ports)
+        return ",".join("127.0.0.1:%d" % (self.tls_ports[p] if self.tls else p)
+                        for p in self.ports)
 
     # Cluster operations for fault tests ---------------------------------------------------
 

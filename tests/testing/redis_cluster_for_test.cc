@@ -38,7 +38,8 @@ std::string InfoField(const std::string& info, const std::string& name) {
 
 }  // namespace
 
-RedisClusterForTest::RedisClusterForTest(std::string password) : password_(std::move(password)) {
+RedisClusterForTest::RedisClusterForTest(std::string password, std::string tls_dir)
+    : password_(std::move(password)), tls_dir_(std::move(tls_dir)) {
   absl::Time started = absl::Now();
   dir_ = MakeTempDir("onestory-cluster-");
   nodes_.resize(kNodes);
@@ -52,12 +53,21 @@ RedisClusterForTest::RedisClusterForTest(std::string password) : password_(std::
     for (int attempt = 0; attempt < 5 && !up; ++attempt) {
       // Two distinct free ports: the client port and the cluster bus (which by default would be
       // port + 10000, which nobody promised was free).
+      auto clash = [&] {
+        std::vector<int> mine = {n.port, n.bus_port};
+        if (!tls_dir_.empty()) mine.push_back(n.tls_port);
+        std::sort(mine.begin(), mine.end());
+        if (std::adjacent_find(mine.begin(), mine.end()) != mine.end()) return true;
+        for (int p : mine) {
+          if (std::find(taken.begin(), taken.end(), p) != taken.end()) return true;
+        }
+        return false;
+      };
       do {
         n.port = PickFreePort();
         n.bus_port = PickFreePort();
-      } while (n.port == n.bus_port ||
-               std::find(taken.begin(), taken.end(), n.port) != taken.end() ||
-               std::find(taken.begin(), taken.end(), n.bus_port) != taken.end());
+        if (!tls_dir_.empty()) n.tls_port = PickFreePort();
+      } while (clash());
       up = StartNode(&n);
     }
     if (!up) {
@@ -66,6 +76,7 @@ RedisClusterForTest::RedisClusterForTest(std::string password) : password_(std::
     }
     taken.push_back(n.port);
     taken.push_back(n.bus_port);
+    if (!tls_dir_.empty()) taken.push_back(n.tls_port);
   }
   std::vector<std::string> addresses;
   for (const Node& n : nodes_) addresses.push_back(absl::StrCat("127.0.0.1:", n.port));
@@ -118,6 +129,14 @@ bool RedisClusterForTest::StartNode(Node* n) {
     for (const char* flag : {"--requirepass", "--masterauth"}) {
       args.push_back(flag);
       args.push_back(password_);
+    }
+  }
+  if (!tls_dir_.empty()) {
+    std::vector<std::string> tls = TlsServerArgs(tls_dir_, n->tls_port);
+    args.insert(args.end(), tls.begin(), tls.end());
+    for (const char* yes : {"--tls-cluster", "--tls-replication"}) {
+      args.push_back(yes);
+      args.push_back("yes");
     }
   }
   std::vector<char*> argv;
@@ -175,7 +194,10 @@ std::vector<int> RedisClusterForTest::LivePorts() const {
 
 redis::Options RedisClusterForTest::ClientOptions() const {
   redis::Options o;
-  for (const Node& n : nodes_) o.cluster_seeds.push_back(absl::StrCat("127.0.0.1:", n.port));
+  for (const Node& n : nodes_) {
+    o.cluster_seeds.push_back(absl::StrCat("127.0.0.1:", tls_dir_.empty() ? n.port : n.tls_port));
+  }
+  if (!tls_dir_.empty()) o.tls = TestTlsContext(tls_dir_);
   o.password = password_;
   o.connect_timeout = absl::Milliseconds(500);
   o.command_timeout = absl::Seconds(2);

@@ -32,7 +32,9 @@ namespace onestory::testing {
 
 class RedisClusterForTest {
  public:
-  explicit RedisClusterForTest(std::string password = "");
+  // tls_dir: MakeTlsFiles's directory; when set every node also serves TLS (tls-port, with
+  // tls-cluster and tls-replication yes) and ClientOptions connects to it over TLS.
+  explicit RedisClusterForTest(std::string password = "", std::string tls_dir = "");
   ~RedisClusterForTest();
   RedisClusterForTest(const RedisClusterForTest&) = delete;
   RedisClusterForTest& operator=(const RedisClusterForTest&) = delete;
@@ -82,6 +84,7 @@ class RedisClusterForTest {
   struct Node {
     int port = 0;
     int bus_port = 0;
+    int tls_port = 0;  // with tls_dir
     pid_t pid = -1;
     std::string dir;
   };
@@ -89,6 +92,7 @@ class RedisClusterForTest {
   std::vector<int> LivePorts() const;
 
   std::string password_;
+  std::string tls_dir_;
   std::string dir_;
   std::vector<Node> nodes_;
 };

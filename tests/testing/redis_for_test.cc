@@ -62,6 +62,40 @@ int PickFreePort() {
   return port;
 }
 
+std::string MakeTlsFiles() {
+  std::string dir = MakeTempDir("onestory-tls-");
+  // EC keys: quick to make. Two days of validity is plenty for a test run.
+  const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::string script = absl::StrCat(
+      "cd '", dir, "' && (printf 'subjectAltName=IP:127.0.0.1,DNS:redis.test\\n' > san.ext && ",
+      "openssl req -x509 ", key,
+      " -keyout ca.key -out ca.crt -days 2 -subj /CN=onestory-test-ca && ", "openssl req ", key,
+      " -keyout redis.key -out redis.csr -subj /CN=redis.test && ",
+      "openssl x509 -req -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out redis.crt ",
+      "-days 2 -extfile san.ext && ", "openssl req ", key,
+      " -keyout client.key -out client.csr -subj /CN=onestory-client && ",
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt ",
+      "-days 2 && ", "openssl req -x509 ", key,
+      " -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=other ", ") > openssl.log 2>&1");
+  if (std::system(script.c_str()) != 0) ADD_FAILURE() << "openssl failed; see " << dir;
+  return dir;
+}
+
+std::vector<std::string> TlsServerArgs(const std::string& tls_dir, int tls_port) {
+  return {"--tls-port",         absl::StrCat(tls_port),
+          "--tls-cert-file",    tls_dir + "/redis.crt",
+          "--tls-key-file",     tls_dir + "/redis.key",
+          "--tls-ca-cert-file", tls_dir + "/ca.crt",
+          "--tls-auth-clients", "no"};
+}
+
+std::shared_ptr<const redis::TlsContext> TestTlsContext(const std::string& tls_dir) {
+  absl::StatusOr<std::shared_ptr<const redis::TlsContext>> tls =
+      redis::TlsContext::Create({.ca_file = tls_dir + "/ca.crt"});
+  if (!tls.ok()) ADD_FAILURE() << tls.status();
+  return tls.ok() ? *tls : nullptr;
+}
+
 std::string MakeTempDir(const std::string& prefix) {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = absl::StrCat(base ? base : "/tmp", "/", prefix, "XXXXXX");
@@ -119,9 +153,7 @@ int RedisForTest::port() const {
   return cluster_ ? cluster_->Primaries().front() : server_->options().port;
 }
 
-std::string RedisForTest::data_dir() const {
-  return cluster_ ? "" : server_->options().data_dir;
-}
+std::string RedisForTest::data_dir() const { return cluster_ ? "" : server_->options().data_dir; }
 
 void RedisForTest::LoadFunctions() {
   auto load = [](int port) {

@@ -28,6 +28,7 @@
 #include "libs/embedded/embedded_redis.h"
 #include "libs/redis/client.h"
 #include "libs/redis/reply.h"
+#include "libs/redis/tls.h"
 
 namespace onestory::testing {
 
@@ -70,7 +71,7 @@ class RedisForTest {
 
  private:
   std::unique_ptr<embedded::EmbeddedRedis> server_;  // a single Redis
-  std::unique_ptr<RedisClusterForTest> cluster_;      // or a cluster
+  std::unique_ptr<RedisClusterForTest> cluster_;     // or a cluster
 };
 
 // Runs one command on a private synchronous connection to 127.0.0.1:port (AUTH first with a
@@ -79,6 +80,17 @@ redis::Reply RunOnPort(int port, const std::vector<std::string>& argv,
                        const std::string& password = "");
 // A TCP port that was free a moment ago.
 int PickFreePort();
+
+// Certificates for TLS tests, made with the openssl command line in a new directory (returned):
+// ca.crt (a test CA), redis.crt / redis.key (signed by it, naming IP 127.0.0.1 and DNS
+// redis.test; a Redis's, also its client certificate on the cluster bus), client.crt /
+// client.key (signed by it), other-ca.crt (a CA that signed none of them).
+std::string MakeTlsFiles();
+// The redis-server arguments that serve TLS on tls_port with MakeTlsFiles's files (clients need
+// no certificate).
+std::vector<std::string> TlsServerArgs(const std::string& tls_dir, int tls_port);
+// A TLS context trusting MakeTlsFiles's CA, as a client of TlsServerArgs's Redis.
+std::shared_ptr<const redis::TlsContext> TestTlsContext(const std::string& tls_dir);
 // A new empty directory under $TMPDIR (or /tmp).
 std::string MakeTempDir(const std::string& prefix);
 

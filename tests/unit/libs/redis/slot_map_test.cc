@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "absl/strings/str_replace.h"
+
 namespace onestory::redis {
 namespace {
 
@@ -96,6 +98,21 @@ Reply Parse(absl::string_view resp) {
   if (raw != nullptr) freeReplyObject(raw);
   redisReaderFree(reader);
   return out;
+}
+
+TEST(SlotMapTest, OverTlsNodesAreReachedAtTheirTlsPort) {
+  // A cluster with tls-cluster yes also gives each node's "tls-port"; here it replaces "port".
+  std::string tls_only = absl::StrReplaceAll(kHealthy, {{"$4\r\nport\r\n", "$8\r\ntls-port\r\n"}});
+  absl::StatusOr<SlotMap> map = SlotMap::FromClusterShards(Parse(tls_only), true);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_THAT(map->Primaries(),
+              ElementsAre("127.0.0.1:27001", "127.0.0.1:27002", "127.0.0.1:27003"));
+  // Without it, over TLS the map is refused, naming the field.
+  absl::Status st = SlotMap::FromClusterShards(Parse(kHealthy), true).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("tls-port"), std::string::npos) << st;
+  EXPECT_EQ(SlotMap::FromClusterShards(Parse(tls_only)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SlotMapTest, HealthyCluster) {
