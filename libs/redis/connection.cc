@@ -22,9 +22,7 @@ metrics::Histogram* RoundTrip() {
 }  // namespace
 
 Connection::Connection(EventLoop* loop, Options options, std::string name)
-    : loop_(loop),
-      options_(options),
-      conn_(loop, std::move(options), std::move(name),
+    : conn_(loop, std::move(options), std::move(name),
             {.on_ready = [] {},
              .on_reply = [this](Reply reply) { OnReply(std::move(reply)); },
              .on_lost = [this](const absl::Status& why) { OnLost(why); }}) {}

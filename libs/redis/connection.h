@@ -96,8 +96,8 @@ class Connection {
   void OnLost(const absl::Status& why);
   // Queues argv on the connection; false when it is not ready.
   bool Write(const std::vector<std::string>& argv) { return conn_.Send(argv); }
-  EventLoop* loop() { return loop_; }
-  const Options& options() const { return options_; }
+  EventLoop* loop() { return conn_.loop(); }
+  const Options& options() const { return conn_.options(); }
   const std::string& name() const { return conn_.name(); }
   void Enqueue(const std::vector<std::string>& argv, Pending p);
   // Sends the WAIT for the writes sent since the last one.
@@ -107,8 +107,6 @@ class Connection {
   // Fails every write waiting for a WAIT and every held command with why.
   void FailWaiting(const absl::Status& why);
 
-  EventLoop* loop_;
-  Options options_;
   RespConnection conn_;
   std::deque<Pending> pending_;
   size_t in_flight_ = 0;  // pending_, answered_ and held_ entries not yet done

@@ -79,6 +79,8 @@ class RespConnection : public EventLoop::Handler {
   bool ready() const { return state_ == State::kReady; }
   const std::string& address() const { return options_.address; }
   const std::string& name() const { return name_; }
+  const Options& options() const { return options_; }
+  EventLoop* loop() const { return loop_; }
   const absl::Status& last_error() const { return last_error_; }
   uint64_t reconnects() const { return reconnects_; }
 
