@@ -138,7 +138,14 @@ void MergeEngine::StartMerge(const MergeInput& in, absl::Time deadline,
         auto resume = [this, in, deadline, done](const std::string& merge_id, bool finished) {
           Resume(
               in.tenant, merge_id, deadline,
-              [in, finished, done](absl::StatusOr<v1::MergeRecord> r) {
+              [in, merge_id, finished, done](absl::StatusOr<v1::MergeRecord> r) {
+                // The merge that held the source ended between the two reads: one that is
+                // refused or given up releases its locks, then deletes its record.
+                if (!finished && absl::IsNotFound(r.status())) {
+                  return (*done)(absl::AbortedError(absl::StrCat(
+                      "source_customer_id: customer ", in.source_customer_id, " was held by merge ",
+                      merge_id, ", which has just ended; retry")));
+                }
                 if (!r.ok()) return (*done)(r.status());
                 (*done)(Result{*std::move(r), finished});
               },

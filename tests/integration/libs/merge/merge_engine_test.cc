@@ -325,6 +325,12 @@ TEST_F(MergeEngineTest, RefusesBadRequestsAndStatesChangingNothing) {
   EXPECT_EQ(Merge(b, a).status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(Append(a, {Ev("blocked", now_)}).status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(redis_->Snapshot(), before);
+  // As the source, held by a merge whose record is gone (it ended between Merge's reads of the
+  // lock and of the record): ABORTED too, not NOT_FOUND of a merge id the caller never gave.
+  auto held = Merge(a, b);
+  EXPECT_EQ(held.status().code(), absl::StatusCode::kAborted) << held.status();
+  EXPECT_TRUE(absl::StrContains(held.status().message(), "mrg_other")) << held.status();
+  EXPECT_EQ(redis_->Snapshot(), before);
   redis_->Run({"HDEL", keys::CustomerKeys("acme", a).profile(), "merge_lock"});
 
   // Chains: b into a, then a into c. b cannot merge again; nothing merges into a or b; the
