@@ -161,9 +161,10 @@ class Bench:
 
     def start(self):
         self.redis_port = free_port()
-        self.procs.append(subprocess.Popen(
+        self.redis_proc = subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.tmp, "--logfile", os.path.join(self.tmp, "redis.log")]))
+             "--appendonly", "no", "--dir", self.tmp, "--logfile", os.path.join(self.tmp, "redis.log")])
+        self.procs.append(self.redis_proc)
         for _ in range(100):
             try:
                 self.redis = Resp(self.redis_port)
@@ -215,6 +216,11 @@ class Bench:
         r = json.loads(open(out).read().splitlines()[-1])
         self.results["runs"].append(r)
         return r
+
+    def costs(self):
+        """loadgen flags that report the server's and redis-server's CPU time and context
+        switches per call over the measured seconds."""
+        return {"server_pid": self.server.pid, "redis_pid": self.redis_proc.pid}
 
     def compare(self, name, ours, raw, unit, target=None):
         ratio = ours / raw if raw else 0
@@ -271,7 +277,7 @@ class Bench:
         raw = redis_benchmark(self.redis_port, c, n, ["XADD", "raw:{__rand_int__}", "*", "e", payload])
         xadd_stats = self.redis.info("commandstats").get("cmdstat_xadd", "")
         self.redis.call("CONFIG", "RESETSTAT")
-        ours = self.run_loadgen("append", "saturation")
+        ours = self.run_loadgen("append", "saturation", **self.costs())
         self.results["redis_time_per_command"] = {
             "raw_xadd": xadd_stats,
             "onestory_append_function": self.redis.info("commandstats").get("cmdstat_fcall", "")}
@@ -299,19 +305,23 @@ class Bench:
         raw = redis_benchmark(self.redis_port, c, n // 2, ["EVAL", script, "4", k + ":p", k + ":ids",
                                                              k + ":tl", k + ":cv", cid, "20"])
         self.redis.call("CONFIG", "RESETSTAT")
-        sat = self.run_loadgen("get_context", "saturation")
+        sat = self.run_loadgen("get_context", "saturation", **self.costs())
         stats = self.redis.info("commandstats")
         self.compare("GetContext, saturation (calls/s vs the same reads in one EVAL)",
                      sat["ok_per_s"], raw["ops_per_s"], "ops/s")
+        self.check("Server CPU per GetContext, saturation", sat["server_cpu_us_per_call"], 100,
+                   "usec")
         self.get_context_redis_time(stats, sat, k)
-        half = self.run_loadgen("get_context", "50% of saturation", rate=sat["ok_per_s"] / 2)
+        half = self.run_loadgen("get_context", "50% of saturation", rate=sat["ok_per_s"] / 2,
+                                **self.costs())
+        self.check("GetContext p50 at half of saturation", half["p50_ms"], 0.5, "ms")
         self.check("GetContext p99 at half of saturation", half["p99_ms"], 2.0, "ms")
 
         # 4. Offered-load sweeps (open loop) for the chart.
         for scenario, peak in (("append", append_peak),
                                ("get_context", sat["ok_per_s"])):
             for frac in a.sweep:
-                self.run_loadgen(scenario, "sweep", rate=peak * frac)
+                self.run_loadgen(scenario, "sweep", rate=peak * frac, **self.costs())
 
         # 5. Watch propagation, with 1k (and 10k) open watchers; memory per watcher.
         for watchers in a.watchers:
@@ -491,12 +501,17 @@ class Bench:
                 s += "  %s" % ("met" if row["met"] else "MISSED")
             lines.append(s)
         lines.append("")
-        lines.append("%-12s %-20s %10s %10s %9s %9s %9s" % ("scenario", "label", "offered/s",
-                                                          "ok/s", "p50 ms", "p99 ms", "p99.9 ms"))
+        # Per call, where measured (loadgen --server_pid/--redis_pid): CPU microseconds of the
+        # server and of redis-server, and the server's context switches.
+        lines.append("%-12s %-20s %10s %10s %9s %9s %9s %8s %8s %8s" % (
+            "scenario", "label", "offered/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "srv us",
+            "srv cs", "redis us"))
         for r in self.results["runs"]:
-            lines.append("%-12s %-20s %10.0f %10.0f %9.3f %9.3f %9.3f" % (
+            cost = "".join(" %8.1f" % r[f] if f in r else " %8s" % "-" for f in (
+                "server_cpu_us_per_call", "server_switches_per_call", "redis_cpu_us_per_call"))
+            lines.append("%-12s %-20s %10.0f %10.0f %9.3f %9.3f %9.3f%s" % (
                 r["scenario"], r["label"][:20], r["offered_rate"], r["ok_per_s"], r["p50_ms"],
-                r["p99_ms"], r["p999_ms"]))
+                r["p99_ms"], r["p999_ms"], cost))
         text = "\n".join(lines)
         print("\n" + text)
         os.makedirs(self.args.out, exist_ok=True)

@@ -16,13 +16,17 @@
 // the scheduled start, so queueing is not hidden.
 // Customers: --customers are created (or found) first; --events_per_customer are appended to
 // each before the measurement (the populated dataset for get_context).
+// --server_pid / --redis_pid: those processes' CPU time and context switches over the measured
+// seconds only (not the set-up), per call, printed and in the JSON.
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -37,6 +41,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "onestory/v1/context.grpc.pb.h"
@@ -65,6 +71,10 @@ ABSL_FLAG(int, body_bytes, 200, "bytes of body text per event");
 ABSL_FLAG(int, watchers, 0, "watch/mix: watches held open, one customer each");
 ABSL_FLAG(std::string, json, "", "append one JSON object with the results to this file");
 ABSL_FLAG(std::string, label, "", "free text copied into the JSON (e.g. the offered-load step)");
+ABSL_FLAG(int, server_pid, 0,
+          "the server's process id: its CPU time and context switches during the measured "
+          "seconds are reported per call");
+ABSL_FLAG(int, redis_pid, 0, "redis-server's process id: its CPU time per call, likewise");
 
 namespace {
 
@@ -75,6 +85,89 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
 }
+
+// A process's CPU time (all its threads, those gone included) and context switches (its
+// threads alive now), from /proc.
+struct Usage {
+  double cpu_us = 0;
+  int64_t switches = 0;
+};
+
+Usage ReadUsage(int pid) {
+  Usage u;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(stat, line);
+  // The fields after the command name (which may hold spaces): state is field 3; utime and
+  // stime are fields 14 and 15.
+  size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return u;
+  std::vector<std::string> f = absl::StrSplit(line.substr(paren + 2), ' ');
+  int64_t utime = 0, stime = 0;
+  if (f.size() > 12 && absl::SimpleAtoi(f[11], &utime) && absl::SimpleAtoi(f[12], &stime)) {
+    u.cpu_us = 1e6 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream status(task.path() / "status");
+    while (std::getline(status, line)) {
+      absl::string_view v = line;
+      int64_t n = 0;
+      if ((absl::ConsumePrefix(&v, "voluntary_ctxt_switches:") ||
+           absl::ConsumePrefix(&v, "nonvoluntary_ctxt_switches:")) &&
+          absl::SimpleAtoi(v, &n)) {
+        u.switches += n;
+      }
+    }
+  }
+  return u;
+}
+
+// The usage of the processes named by --server_pid and --redis_pid over the measured seconds.
+class ProcessCosts {
+ public:
+  void Add(std::string name, int pid) {
+    if (pid > 0) procs_.push_back({std::move(name), pid, {}, {}});
+  }
+  void Start() {
+    for (auto& p : procs_) p.start = ReadUsage(p.pid);
+  }
+  void Stop() {
+    for (auto& p : procs_) p.stop = ReadUsage(p.pid);
+  }
+  // "server: 112 us CPU, 7.9 context switches per call; ..." and the JSON fields.
+  std::string Text(int64_t calls) const {
+    std::vector<std::string> parts;
+    for (const auto& p : procs_) {
+      parts.push_back(absl::StrFormat("%s: %.0f us CPU, %.1f context switches per call", p.name,
+                                      PerCall(p.stop.cpu_us - p.start.cpu_us, calls),
+                                      PerCall(p.stop.switches - p.start.switches, calls)));
+    }
+    return absl::StrJoin(parts, "; ");
+  }
+  std::string Json(int64_t calls) const {
+    std::string out;
+    for (const auto& p : procs_) {
+      absl::StrAppendFormat(&out, ",\"%s_cpu_us_per_call\":%.1f,\"%s_switches_per_call\":%.2f",
+                            p.name, PerCall(p.stop.cpu_us - p.start.cpu_us, calls), p.name,
+                            PerCall(p.stop.switches - p.start.switches, calls));
+    }
+    return out;
+  }
+  bool empty() const { return procs_.empty(); }
+
+ private:
+  static double PerCall(double total, int64_t calls) {
+    return calls > 0 ? total / static_cast<double>(calls) : 0;
+  }
+  struct Proc {
+    std::string name;
+    int pid;
+    Usage start, stop;
+  };
+  std::vector<Proc> procs_;
+};
 
 // Latencies in microseconds, sharded to keep lock contention off the hot path.
 class Recorder {
@@ -90,8 +183,16 @@ class Recorder {
       ++s.errors;
     }
   }
-  void Start() { measuring_ = true; }
-  void Stop() { measuring_ = false; }
+  // With `costs`, their usage is read as the measurement starts and stops.
+  void set_costs(ProcessCosts* costs) { costs_ = costs; }
+  void Start() {
+    if (costs_ != nullptr) costs_->Start();
+    measuring_ = true;
+  }
+  void Stop() {
+    measuring_ = false;
+    if (costs_ != nullptr) costs_->Stop();
+  }
   std::vector<int64_t> Take(int64_t* errors) {
     std::vector<int64_t> all;
     *errors = 0;
@@ -113,6 +214,7 @@ class Recorder {
   };
   Shard shards_[kShards];
   std::atomic<bool> measuring_{false};
+  ProcessCosts* costs_ = nullptr;
 };
 
 double Percentile(const std::vector<int64_t>& sorted, double p) {
@@ -561,6 +663,10 @@ int main(int argc, char** argv) {
 
   Recorder rec;
   Recorder watch_rec;
+  ProcessCosts costs;
+  costs.Add("server", absl::GetFlag(FLAGS_server_pid));
+  costs.Add("redis", absl::GetFlag(FLAGS_redis_pid));
+  rec.set_costs(&costs);
   std::atomic<int> open_watches{0};
   std::vector<std::unique_ptr<Watcher>> watchers;
   int n_watchers = std::min<int>(absl::GetFlag(FLAGS_watchers), w.customers.size());
@@ -676,17 +782,21 @@ int main(int argc, char** argv) {
       scenario.c_str(), mode.c_str(), calls_per_s, events_per_s, r.p50, r.p99, r.p999, r.max,
       static_cast<long long>(r.errors), static_cast<long long>(r.dropped),
       watching ? "  (latency: append sent -> arrival at watcher)" : "");
+  // Per call over the measured seconds (appends for watch: the cost of an append and its
+  // delivery).
+  int64_t calls = static_cast<int64_t>(calls_per_s * r.seconds + 0.5);
+  if (!costs.empty()) std::printf("%-12s %s\n", "", costs.Text(calls).c_str());
   if (std::string path = absl::GetFlag(FLAGS_json); !path.empty()) {
     std::ofstream out(path, std::ios::app);
     out << absl::StrFormat(
         "{\"scenario\":\"%s\",\"label\":\"%s\",\"offered_rate\":%.1f,\"concurrency\":%d,"
         "\"channels\":%d,\"watchers\":%d,\"batch\":%d,\"body_bytes\":%d,\"seconds\":%.1f,"
         "\"ok_per_s\":%.1f,\"events_per_s\":%.1f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
-        "\"p999_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%lld,\"dropped\":%lld}\n",
+        "\"p999_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%lld,\"dropped\":%lld%s}\n",
         scenario, absl::GetFlag(FLAGS_label), rate, concurrency, absl::GetFlag(FLAGS_channels),
         n_watchers, batch, absl::GetFlag(FLAGS_body_bytes), r.seconds, calls_per_s, events_per_s,
         r.p50, r.p99, r.p999, r.max, static_cast<long long>(r.errors),
-        static_cast<long long>(r.dropped));
+        static_cast<long long>(r.dropped), costs.Json(calls));
   }
   return r.ok > 0 ? 0 : 1;
 }
