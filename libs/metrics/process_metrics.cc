@@ -22,9 +22,10 @@ constexpr const char* kNames[] = {"process_cpu_seconds_total",
                                   "process_max_fds",
                                   "process_start_time_seconds"};
 
-// The fields of /proc/self/stat after the command name: fields[0] is the state (field 3).
-std::vector<std::string> StatFields() {
-  std::ifstream in("/proc/self/stat");
+// The fields of /proc/<pid>/stat (pid 0: /proc/self/stat) after the command name: fields[0] is
+// the state (field 3).
+std::vector<std::string> StatFields(int pid = 0) {
+  std::ifstream in(pid > 0 ? "/proc/" + std::to_string(pid) + "/stat" : "/proc/self/stat");
   std::string line((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   size_t close = line.rfind(')');
   if (close == std::string::npos || close + 2 > line.size()) return {};
@@ -63,14 +64,16 @@ double OpenFds() {
 
 }  // namespace
 
+double ProcessCpuSeconds(int pid) {
+  std::vector<std::string> f = StatFields(pid);
+  return (StatField(f, 14) + StatField(f, 15)) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 void AddProcessMetrics(Registry& r) {
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
   r.AddCounterFunction("process_cpu_seconds_total", "User and system CPU time spent, in seconds",
-                       [ticks] {
-                         std::vector<std::string> f = StatFields();
-                         return (StatField(f, 14) + StatField(f, 15)) / ticks;
-                       });
+                       [] { return ProcessCpuSeconds(); });
   r.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes",
              [page] { return StatField(StatFields(), 24) * page; });
   r.AddGauge("process_virtual_memory_bytes", "Virtual memory size in bytes",

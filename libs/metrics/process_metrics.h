@@ -8,6 +8,9 @@
 namespace onestory::metrics {
 
 void AddProcessMetrics(Registry& registry);
+// User and system CPU time process `pid` (0: this one) has spent, its ended threads included, in
+// seconds (/proc/<pid>/stat); 0 when it cannot be read.
+double ProcessCpuSeconds(int pid = 0);
 void RemoveProcessMetrics(Registry& registry);
 
 }  // namespace onestory::metrics

@@ -20,7 +20,6 @@
 // seconds only (not the set-up), per call, printed and in the JSON.
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,9 +41,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "libs/metrics/process_metrics.h"
 #include "onestory/v1/context.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
 #include "onestory/v1/timeline.grpc.pb.h"
@@ -95,18 +95,8 @@ struct Usage {
 
 Usage ReadUsage(int pid) {
   Usage u;
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  u.cpu_us = 1e6 * onestory::metrics::ProcessCpuSeconds(pid);
   std::string line;
-  std::getline(stat, line);
-  // The fields after the command name (which may hold spaces): state is field 3; utime and
-  // stime are fields 14 and 15.
-  size_t paren = line.rfind(')');
-  if (paren == std::string::npos) return u;
-  std::vector<std::string> f = absl::StrSplit(line.substr(paren + 2), ' ');
-  int64_t utime = 0, stime = 0;
-  if (f.size() > 12 && absl::SimpleAtoi(f[11], &utime) && absl::SimpleAtoi(f[12], &stime)) {
-    u.cpu_us = 1e6 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
   std::error_code ec;
   for (const auto& task :
        std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
