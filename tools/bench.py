@@ -3,7 +3,9 @@
 
 Starts its own redis-server (no persistence, for both sides alike) and onestory-server on free
 loopback ports, measures raw Redis with redis-benchmark for the commands OneStory issues, then
-OneStory with tools/loadgen, and prints every figure with its ratio to the raw Redis figure.
+OneStory with tools/loadgen, and prints every figure with its ratio to its baseline: the raw
+Redis figure, the Node.js peer's reads for GetContext's Redis time, and tools/grpc_floor (gRPC's
+own cost) for GetContext's calls/s, server CPU and latency.
 Writes results.json, summary.txt and bench.png (gnuplot) into --out.
 
 --cluster instead runs the OneStory steps on a single redis-server and on a local Redis Cluster
@@ -373,25 +375,30 @@ class Bench:
         and the hand-off cost on this machine, with no Redis and no work of OneStory's; the rows
         put OneStory's figures next to it (ratio = OneStory / floor)."""
         port_file = os.path.join(self.tmp, "floor.port")
+        log = os.path.join(self.tmp, "floor.log")
+        # As many events as OneStory's GetContext returns (at most its default of 20).
         floor = subprocess.Popen(
-            [os.path.join(self.args.build_dir, "tools", "grpc_floor"), "--listen=127.0.0.1:0",
-             "--port_file=" + port_file, "--finish_on=thread"],
-            stderr=open(os.path.join(self.tmp, "floor.log"), "a"))
-        try:
-            for _ in range(300):
-                if os.path.exists(port_file) and open(port_file).read().strip():
-                    break
-                if floor.poll() is not None:
-                    sys.exit("grpc_floor exited with %d" % floor.returncode)
-                time.sleep(0.05)
-            target = "127.0.0.1:" + open(port_file).read().strip()
-            fsat = self.run_loadgen("get_context", "gRPC floor, saturation", target=target,
-                                    server_pid=floor.pid)
-            fhalf = self.run_loadgen("get_context", "gRPC floor, OneStory's 50%", target=target,
-                                     rate=half["offered_rate"], server_pid=floor.pid)
-        finally:
-            floor.send_signal(signal.SIGTERM)
-            floor.wait(timeout=15)
+            [os.path.join(self.args.build_dir, "tools", "grpc_floor"), "--port_file=" + port_file,
+             "--finish_on=thread", "--events=%d" % min(self.args.events, 20),
+             "--body_bytes=%d" % self.args.body_bytes],
+            stderr=open(log, "a"))
+        self.procs.append(floor)
+        for _ in range(300):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            if floor.poll() is not None:
+                sys.exit("grpc_floor exited with %d; see its log:\n%s" % (
+                    floor.returncode, open(log).read()[-3000:]))
+            time.sleep(0.05)
+        target = "127.0.0.1:" + open(port_file).read().strip()
+        fsat = self.run_loadgen("get_context", "floor, saturation", target=target,
+                                server_pid=floor.pid)
+        fhalf = self.run_loadgen("get_context", "floor, OneStory 50%", target=target,
+                                 rate=half["offered_rate"], server_pid=floor.pid)
+        # Stopped here (self.stop() would stop it too, with the rest, when a step fails).
+        floor.send_signal(signal.SIGTERM)
+        floor.wait(timeout=15)
+        self.procs.remove(floor)
         for name, ours, base, field, unit in (
                 ("GetContext calls/s vs the gRPC floor's, saturation", sat, fsat, "ok_per_s",
                  "calls/s"),

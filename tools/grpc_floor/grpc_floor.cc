@@ -19,9 +19,12 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -177,7 +180,13 @@ class ProceedFactory final : public grpc::experimental::ServerInterceptorFactory
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_finish_on) == "thread") finisher = new Finisher();
+  std::string finish_on = absl::GetFlag(FLAGS_finish_on);
+  if (finish_on != "thread" && finish_on != "inline") {
+    std::fprintf(stderr, "grpc_floor: --finish_on must be thread or inline, not '%s'\n",
+                 finish_on.c_str());
+    return 2;
+  }
+  if (finish_on == "thread") finisher = new Finisher();  // lives as long as the process
   Identity identity;
   Context context;
   int port = 0;
@@ -191,9 +200,12 @@ int main(int argc, char** argv) {
   }
   if (!factories.empty()) builder.experimental().SetInterceptorCreators(std::move(factories));
   auto server = builder.BuildAndStart();
-  if (!server) return 1;
+  if (!server) {
+    std::fprintf(stderr, "grpc_floor: cannot listen on %s\n", absl::GetFlag(FLAGS_listen).c_str());
+    return 1;
+  }
   std::fprintf(stderr, "grpc_floor: port %d, GetContext response %zu bytes, finish %s\n", port,
-               context.size(), absl::GetFlag(FLAGS_finish_on).c_str());
+               context.size(), finish_on.c_str());
   if (std::string f = absl::GetFlag(FLAGS_port_file); !f.empty()) std::ofstream(f) << port;
   server->Wait();
 }
