@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <optional>
 
@@ -182,20 +183,33 @@ void RespConnection::ScheduleFlush() {
   });
 }
 
-void RespConnection::Append(const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
+void AppendCommand(const std::vector<std::string>& argv, std::string* out) {
+  constexpr size_t kMaxDigits = 20;  // of a size_t
+  size_t bound = 1 + kMaxDigits + 2;
+  for (const std::string& a : argv) bound += 1 + kMaxDigits + 2 + a.size() + 2;
+  size_t start = out->size();
+  out->resize(start + bound);  // cut to what was written below
+  char* p = out->data() + start;
+  auto line_end = [&p] {
+    *p++ = '\r';
+    *p++ = '\n';
+  };
+  auto header = [&p, &line_end](char type, size_t n) {
+    *p++ = type;
+    p = std::to_chars(p, p + kMaxDigits, n).ptr;
+    line_end();
+  };
+  header('*', argv.size());
   for (const std::string& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
+    header('$', a.size());
+    std::memcpy(p, a.data(), a.size());
+    p += a.size();
+    line_end();
   }
-  char* cmd = nullptr;
-  int len = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-  if (len > 0) out_.append(cmd, static_cast<size_t>(len));
-  if (cmd != nullptr) redisFreeCommand(cmd);
+  out->resize(static_cast<size_t>(p - out->data()));
 }
+
+void RespConnection::Append(const std::vector<std::string>& argv) { AppendCommand(argv, &out_); }
 
 RespConnection::Io RespConnection::WriteSome(size_t* written, std::string* why) {
   if (ssl_ == nullptr) {

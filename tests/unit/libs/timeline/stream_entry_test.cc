@@ -190,5 +190,31 @@ TEST(StreamEntryTest, SerializedEventParsesAsTheDecodedOne) {
   }
 }
 
+// The output fields are written by hand: the bytes are the ones protobuf writes for an Event
+// holding them (zero values left out, a Timestamp before 1970 counted as protobuf counts it).
+TEST(StreamEntryTest, SerializedEventIsTheBlobThenTheOutputFieldsAsProtobufWritesThem) {
+  struct Case {
+    std::string customer_id;
+    std::string id;
+    std::string appended;
+  };
+  for (const Case& c : std::vector<Case>{{"cus_1", "1700000000123-4", ""},
+                                         {"cus_1", "1700000000000-0", ""},  // no nanos
+                                         {"cus_1", "0-1", ""},              // no seconds either
+                                         {"", "5-0", ""},                   // no customer id
+                                         {"cus_1", "1-0", "-1500"},         // before 1970
+                                         {std::string(300, 'c'), "9-9", "1600000000999"}}) {
+    StreamEntry s{c.id, FullEvent().SerializeAsString(), "", c.appended};
+    v1::Event output;
+    output.set_customer_id(c.customer_id);
+    output.set_cursor(EncodeCursor(c.customer_id, c.id));
+    *output.mutable_appended_at() = FromMillis(s.StoredAtMs());
+    std::string out = "prefix";
+    s.AppendSerializedEvent(c.customer_id, &out);
+    EXPECT_EQ(absl::CEscape(out), absl::CEscape("prefix" + s.blob + output.SerializeAsString()))
+        << c.id << " " << c.appended;
+  }
+}
+
 }  // namespace
 }  // namespace onestory::timeline
