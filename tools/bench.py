@@ -113,6 +113,19 @@ def redis_benchmark(port, clients, n, args, pipeline=1, keyspace=100000):
     return {"ops_per_s": rps, "p50_ms": p50, "p99_ms": p99}
 
 
+def wait_for_port(proc, port_file, log, what):
+    """The "127.0.0.1:<port>" a server started with --port_file=port_file wrote there; exits
+    showing the end of its log when it stops first."""
+    for _ in range(300):
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return "127.0.0.1:" + open(port_file).read().strip()
+        if proc.poll() is not None:
+            sys.exit("%s exited with %d; see its log:\n%s" % (
+                what, proc.returncode, open(log).read()[-3000:]))
+        time.sleep(0.05)
+    sys.exit("%s wrote no port in 15 s; see its log:\n%s" % (what, open(log).read()[-3000:]))
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -144,15 +157,8 @@ class Bench:
              "--port_file=" + port_file, "--log_level=warning", "--api_keys_file=" + keys],
             stderr=open(os.path.join(self.tmp, name + ".log"), "a"))
         self.procs.append(server)
-        for _ in range(300):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            if server.poll() is not None:
-                sys.exit("onestory-server (%s) exited with %d; see its log:\n%s" % (
-                    redis_flag, server.returncode,
-                    open(os.path.join(self.tmp, name + ".log")).read()[-3000:]))
-            time.sleep(0.05)
-        return server, "127.0.0.1:" + open(port_file).read().strip()
+        return server, wait_for_port(server, port_file, os.path.join(self.tmp, name + ".log"),
+                                     "onestory-server (%s)" % redis_flag)
 
     def restart_server(self):
         """A fresh process, so its memory growth is the next step's alone."""
@@ -383,14 +389,7 @@ class Bench:
              "--body_bytes=%d" % self.args.body_bytes],
             stderr=open(log, "a"))
         self.procs.append(floor)
-        for _ in range(300):
-            if os.path.exists(port_file) and open(port_file).read().strip():
-                break
-            if floor.poll() is not None:
-                sys.exit("grpc_floor exited with %d; see its log:\n%s" % (
-                    floor.returncode, open(log).read()[-3000:]))
-            time.sleep(0.05)
-        target = "127.0.0.1:" + open(port_file).read().strip()
+        target = wait_for_port(floor, port_file, log, "grpc_floor")
         fsat = self.run_loadgen("get_context", "floor, saturation", target=target,
                                 server_pid=floor.pid)
         fhalf = self.run_loadgen("get_context", "floor, OneStory 50%", target=target,

@@ -8,34 +8,31 @@
 //   grpc_floor --listen=127.0.0.1:0 --port_file=/tmp/p [--finish_on=thread|inline]
 //              [--interceptors=N]
 //
-// --finish_on=thread (the default) answers from a thread of its own, as onestory-server answers
-// from its Redis event-loop thread; inline answers in the handler: the difference is the cost of
-// that hand-off alone. --interceptors=N adds N server interceptors that only proceed (gRPC runs
-// an interceptor's post-receive hooks through one more pass of its completion queue).
+// --finish_on=thread (the default) answers from the thread of a redis::EventLoop, as
+// onestory-server answers from its Redis event-loop thread; inline answers in the handler: the
+// difference is the cost of that hand-off alone. --interceptors=N adds N server interceptors that
+// only proceed (gRPC runs an interceptor's post-receive hooks through one more pass of its
+// completion queue).
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_interceptor.h>
 
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <fstream>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "libs/redis/event_loop.h"
 #include "onestory/v1/context.grpc.pb.h"
 #include "onestory/v1/identity.grpc.pb.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to listen on");
 ABSL_FLAG(std::string, port_file, "", "where to write the port bound");
 ABSL_FLAG(std::string, finish_on, "thread",
-          "thread: Finish on a thread of its own; inline: in the handler");
+          "thread: Finish on an event-loop thread; inline: in the handler");
 ABSL_FLAG(int, interceptors, 0, "server interceptors that only proceed");
 ABSL_FLAG(int, events, 20, "events in each GetContext response");
 ABSL_FLAG(int, body_bytes, 200, "bytes of each event's body");
@@ -45,36 +42,8 @@ namespace {
 using onestory::v1::GetContextRequest;
 using onestory::v1::GetContextResponse;
 
-// Runs posted functions one after another on one thread.
-class Finisher {
- public:
-  Finisher() : thread_([this] { Run(); }) {}
-  void Post(std::function<void()> f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(f));
-    cv_.notify_one();
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      std::function<void()> f;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !queue_.empty(); });
-        f = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      f();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  std::thread thread_;
-};
-
-Finisher* finisher = nullptr;
+// With --finish_on=thread: the same event loop onestory-server answers from (libs/redis).
+onestory::redis::EventLoop* finisher = nullptr;
 
 void Answer(grpc::ServerUnaryReactor* reactor) {
   if (finisher == nullptr) return reactor->Finish(grpc::Status::OK);
@@ -186,7 +155,8 @@ int main(int argc, char** argv) {
                  finish_on.c_str());
     return 2;
   }
-  if (finish_on == "thread") finisher = new Finisher();  // lives as long as the process
+  if (finish_on == "thread")
+    finisher = new onestory::redis::EventLoop();  // lives as long as the process
   Identity identity;
   Context context;
   int port = 0;
