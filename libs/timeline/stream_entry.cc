@@ -52,13 +52,9 @@ void StreamEntry::AppendSerializedEvent(const std::string& customer_id, std::str
   // out), without building and destroying an Event per event: that was most of GetContext's
   // per-event cost.
   const std::string cursor = EncodeCursor(customer_id, id);
-  const int64_t ms = StoredAtMs();
-  int64_t seconds = ms / 1000;
-  int32_t nanos = static_cast<int32_t>(ms % 1000) * 1000000;
-  if (nanos < 0) {  // before 1970: Timestamp's nanos count forward from the second before
-    nanos += 1000000000;
-    seconds -= 1;
-  }
+  const google::protobuf::Timestamp at = FromMillis(StoredAtMs());
+  const int64_t seconds = at.seconds();
+  const int32_t nanos = at.nanos();
   size_t at_size = 0;
   if (seconds != 0) at_size += 1 + WireFormatLite::Int64Size(seconds);
   if (nanos != 0) at_size += 1 + WireFormatLite::Int32Size(nanos);
