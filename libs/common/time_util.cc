@@ -11,16 +11,21 @@ int64_t ToMillis(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000 + ts.nanos() / 1000000;
 }
 
-google::protobuf::Timestamp FromMillis(int64_t ms) {
-  google::protobuf::Timestamp ts;
+SecondsNanos SplitMillis(int64_t ms) {
   int64_t seconds = ms / 1000;
   int64_t rest = ms % 1000;
   if (rest < 0) {
     rest += 1000;
     seconds -= 1;
   }
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000000));
+  return {seconds, static_cast<int32_t>(rest * 1000000)};
+}
+
+google::protobuf::Timestamp FromMillis(int64_t ms) {
+  SecondsNanos split = SplitMillis(ms);
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(split.seconds);
+  ts.set_nanos(split.nanos);
   return ts;
 }
 

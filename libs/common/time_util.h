@@ -14,6 +14,12 @@ int64_t NowMillis();
 // Undefined for a timestamp ValidateTimestamp refuses (its milliseconds may not fit).
 int64_t ToMillis(const google::protobuf::Timestamp& ts);
 google::protobuf::Timestamp FromMillis(int64_t ms);
+// FromMillis's seconds and nanos, without a Timestamp (for writers that serialize it by hand).
+struct SecondsNanos {
+  int64_t seconds;
+  int32_t nanos;
+};
+SecondsNanos SplitMillis(int64_t ms);
 
 // OK for a valid google.protobuf.Timestamp between 1970-01-01 and 9999-12-31T23:59:59Z (nanos
 // 0-999,999,999); otherwise INVALID_ARGUMENT "<field>: not a valid time between 1970 and 9999".

@@ -240,8 +240,14 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
 }
 
 struct ContextRead {
+  ContextRead(std::string tenant, std::string customer_id)
+      : tenant(std::move(tenant)),
+        customer_id(std::move(customer_id)),
+        cursors(this->customer_id) {}
+
   std::string tenant;
   std::string customer_id;
+  timeline::CursorWriter cursors;  // of customer_id's events
   int count = 0;
   v1::Audience audience = v1::AUDIENCE_AGENT;
   int examined = 0;
@@ -259,11 +265,11 @@ absl::StatusOr<bool> AddVisible(ContextRead& read, const std::vector<Reply>& ent
   for (const Reply& entry : entries) {
     if (read.added >= read.count) return true;
     ++read.examined;
-    ASSIGN_OR_RETURN(timeline::StreamEntry stored, timeline::ParseStreamEntry(entry));
+    ASSIGN_OR_RETURN(timeline::StreamEntryView stored, timeline::ParseStreamEntryView(entry));
     ASSIGN_OR_RETURN(v1::Audience visibility, stored.Visibility());
     if (!timeline::VisibleTo(visibility, read.audience)) continue;
     stored.AppendSerializedEvent(
-        read.customer_id,
+        read.cursors,
         serialized->AddLengthDelimited(v1::GetContextResponse::kRecentEventsFieldNumber));
     ++read.added;
   }
@@ -298,9 +304,7 @@ void ContextStore::ReadContext(const std::string& tenant, const std::string& cus
                                Callback<v1::GetContextResponse> cb) {
   keys::CustomerKeys ck(tenant, customer_id);
   int64_t now = NowMillis();
-  auto read = std::make_shared<ContextRead>();
-  read->tenant = tenant;
-  read->customer_id = customer_id;
+  auto read = std::make_shared<ContextRead>(tenant, customer_id);
   read->count = count;
   read->audience = reader;
   read->deadline = deadline;

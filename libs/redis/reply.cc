@@ -2,6 +2,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -9,49 +13,137 @@ namespace onestory::redis {
 
 namespace {
 
-// hiredis's reader builds Reply values directly: the root is allocated here, every other value
-// is the element of its parent's array (sized when the array was created) at its index.
-void* Place(const redisReadTask* task, Reply value) {
-  if (task->parent == nullptr) return new Reply(std::move(value));
-  Reply& slot = static_cast<Reply*>(task->parent->obj)->elements[task->idx];
-  slot = std::move(value);
-  return &slot;
+constexpr size_t kMaxDepth = 64;
+constexpr int64_t kMaxBulkLength = int64_t{512} * 1024 * 1024;
+
+// The number written on [from, to): digits, with a '-' before them for a negative one, within
+// int64's range.
+bool ParseNumber(const char* from, const char* to, int64_t* out) {
+  const bool negative = from < to && *from == '-';
+  if (negative) ++from;
+  if (from == to || to - from > 19) return false;  // 19 digits cannot overflow a uint64
+  uint64_t n = 0;
+  for (; from < to; ++from) {
+    if (*from < '0' || *from > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(*from - '0');
+  }
+  if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + (negative ? 1 : 0)) {
+    return false;
+  }
+  *out = static_cast<int64_t>(negative ? 0 - n : n);  // modular: INT64_MIN stays exact
+  return true;
 }
 
-void* CreateString(const redisReadTask* task, char* str, size_t len) {
-  Reply r;
-  r.type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
-           : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
-                                              : Reply::Type::kString;
-  r.str.assign(str, len);
-  return Place(task, std::move(r));
+absl::Status Malformed(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("not RESP2: ", what));
 }
-
-void* CreateArray(const redisReadTask* task, int elements) {
-  Reply r;
-  r.type = Reply::Type::kArray;
-  r.elements.resize(static_cast<size_t>(std::max(elements, 0)));
-  return Place(task, std::move(r));
-}
-
-void* CreateInteger(const redisReadTask* task, long long value) {  // NOLINT(runtime/int)
-  Reply r;
-  r.type = Reply::Type::kInteger;
-  r.integer = value;
-  return Place(task, std::move(r));
-}
-
-void* CreateNil(const redisReadTask* task) { return Place(task, Reply()); }
-
-// Called for a root only (a reply hiredis drops, or one left unfinished when the reader is freed).
-void FreeObject(void* reply) { delete static_cast<Reply*>(reply); }
-
-redisReplyObjectFunctions kReplyFunctions = {CreateString, CreateArray, CreateInteger, CreateNil,
-                                             FreeObject};
 
 }  // namespace
 
-redisReader* NewReplyReader() { return redisReaderCreateWithFunctions(&kReplyFunctions); }
+absl::StatusOr<bool> ReplyReader::Complete() {
+  const char* data = buf_.data();
+  const size_t size = buf_.size();
+  while (scan_ < size) {
+    // A value starts with a line: its type byte, then its text, length or count, then CRLF.
+    const char* line = data + scan_ + 1;
+    const char* cr = static_cast<const char*>(std::memchr(line, '\r', size - scan_ - 1));
+    if (cr == nullptr || cr + 1 == data + size) return false;  // the line is not all here
+    if (cr[1] != '\n') return Malformed("a line ends with CR alone");
+    size_t next = static_cast<size_t>(cr + 2 - data);
+    int64_t n = 0;
+    switch (data[scan_]) {
+      case '+':
+      case '-':
+        break;
+      case ':':
+        if (!ParseNumber(line, cr, &n)) return Malformed("an integer that is not a number");
+        break;
+      case '$':
+        if (!ParseNumber(line, cr, &n) || n < -1 || n > kMaxBulkLength) {
+          return Malformed("a bulk string length that is not -1 to 512 MB");
+        }
+        if (n >= 0) {
+          if (size - next < static_cast<size_t>(n) + 2) return false;  // its bytes are not all here
+          if (data[next + n] != '\r' || data[next + n + 1] != '\n') {
+            return Malformed("a bulk string longer than its length");
+          }
+          next += static_cast<size_t>(n) + 2;
+        }
+        break;
+      case '*':
+        if (!ParseNumber(line, cr, &n) || n < -1) return Malformed("an array count below -1");
+        if (n > 0) {
+          if (open_.size() == kMaxDepth) return Malformed("arrays nested deeper than 64");
+          open_.push_back(n);
+          scan_ = next;
+          continue;
+        }
+        break;
+      default:
+        return Malformed(
+            absl::StrCat("type byte ", absl::CHexEscape(absl::string_view(data + scan_, 1))));
+    }
+    scan_ = next;
+    // That value is whole, and so is each array it was the last element of.
+    while (!open_.empty() && --open_.back() == 0) open_.pop_back();
+    if (open_.empty()) return true;
+  }
+  return false;
+}
+
+void ReplyReader::Build(size_t* at, Reply* out) const {
+  const char* data = buf_.data();
+  const char* line = data + *at + 1;
+  const char* cr = static_cast<const char*>(std::memchr(line, '\r', buf_.size() - *at - 1));
+  const char type = data[*at];
+  *at = static_cast<size_t>(cr + 2 - data);
+  int64_t n = 0;
+  switch (type) {
+    case '+':
+    case '-':
+      out->type = type == '+' ? Reply::Type::kStatus : Reply::Type::kError;
+      out->str.assign(line, static_cast<size_t>(cr - line));
+      return;
+    case ':':
+      out->type = Reply::Type::kInteger;
+      ParseNumber(line, cr, &out->integer);
+      return;
+    case '$':
+      ParseNumber(line, cr, &n);
+      if (n < 0) return;  // nil
+      out->type = Reply::Type::kString;
+      out->str.assign(data + *at, static_cast<size_t>(n));
+      *at += static_cast<size_t>(n) + 2;
+      return;
+    case '*':
+      ParseNumber(line, cr, &n);
+      if (n < 0) return;  // nil
+      out->type = Reply::Type::kArray;
+      out->elements.resize(static_cast<size_t>(n));
+      for (Reply& element : out->elements) Build(at, &element);
+      return;
+  }
+}
+
+absl::StatusOr<std::optional<Reply>> ReplyReader::Next() {
+  if (pos_ == buf_.size()) {  // all read: the buffer starts over, its memory kept
+    buf_.clear();
+    pos_ = scan_ = 0;
+    return std::nullopt;
+  }
+  absl::StatusOr<bool> complete = Complete();
+  if (!complete.ok()) return complete.status();
+  if (!*complete) {
+    // Only the unfinished reply is kept; the bytes still to come are appended after it.
+    buf_.erase(0, pos_);
+    scan_ -= pos_;
+    pos_ = 0;
+    return std::nullopt;
+  }
+  std::optional<Reply> reply(std::in_place);
+  Build(&pos_, &*reply);
+  return reply;
+}
 
 Reply Reply::FromHiredis(const redisReply* r) {
   Reply out;

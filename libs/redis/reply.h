@@ -6,14 +6,16 @@
 // Thread-safe (values).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-struct redisReader;
 struct redisReply;
 
 namespace onestory::redis {
@@ -33,9 +35,37 @@ struct Reply {
   static Reply FromHiredis(const redisReply* r);
 };
 
-// A hiredis redisReader (free with redisReaderFree) whose replies are Reply values, parsed
-// straight into them: redisReaderGetReply gives a `Reply*` the caller owns (delete it).
-redisReader* NewReplyReader();
+// Parses RESP2 replies out of the bytes of a connection as they arrive:
+//
+//   reader.Feed(buf, got);
+//   for (;;) {
+//     ASSIGN_OR_RETURN(std::optional<Reply> reply, reader.Next());
+//     if (!reply.has_value()) break;  // the rest is not a whole reply yet
+//     ...
+//   }
+//
+// Next first checks that a whole reply is there (remembering how far it got, so a large reply
+// arriving in many reads is scanned once), then builds it in one pass: each value is built in
+// its place, each string copied once. A reply nested deeper than 64 arrays, a bulk string longer
+// than 512 MB (Redis's own limit) or bytes that are not RESP2 are an INTERNAL status, after which
+// the reader is unusable (the connection is closed). Thread-compatible.
+class ReplyReader {
+ public:
+  void Feed(const char* data, size_t size) { buf_.append(data, size); }
+  absl::StatusOr<std::optional<Reply>> Next();
+
+ private:
+  // Scans on from scan_ for the end of the reply starting at pos_: true when it is all there.
+  absl::StatusOr<bool> Complete();
+  // Builds the value at *at (known complete) into *out and moves *at past it.
+  void Build(size_t* at, Reply* out) const;
+
+  std::string buf_;
+  size_t pos_ = 0;   // where the next reply starts
+  size_t scan_ = 0;  // where Complete goes on from: the first value not yet known whole
+  // Complete's arrays still open: how many of their elements are not yet known whole.
+  std::vector<int64_t> open_;
+};
 
 // The status for a Redis error reply (its text, as Redis sent it). OS_* prefixes map to the
 // status they name (OS_BUSY: ABORTED; OS_MOVED: FAILED_PRECONDITION, see libs/identity/merged.h);

@@ -44,10 +44,6 @@ absl::Status ParseAddress(const std::string& address, Address* out) {
   return absl::OkStatus();
 }
 
-void RespConnection::ReaderDeleter::operator()(void* reader) const {
-  redisReaderFree(static_cast<redisReader*>(reader));
-}
-
 RespConnection::RespConnection(EventLoop* loop, Options options, std::string name,
                                Callbacks callbacks)
     : loop_(loop),
@@ -109,7 +105,7 @@ void RespConnection::Connect() {
   }
   fd_ = redisFreeKeepFd(c);  // the socket is ours from here; hiredis's context is not needed
   host_ = addr.host;
-  reader_.reset(NewReplyReader());
+  reader_ = std::make_unique<ReplyReader>();
   state_ = State::kConnecting;
   events_ = EPOLLOUT;  // writable once the connection is made (or failed)
   UpdateWatch();
@@ -353,7 +349,7 @@ void RespConnection::OnReadable() {
     ERR_clear_error();
     Io io = ReadSome(buf, sizeof(buf), &got, &why);
     if (io == Io::kDone) {
-      redisReaderFeed(static_cast<redisReader*>(reader_.get()), buf, got);
+      reader_->Feed(buf, got);
       // A short read emptied the socket; TLS may still hold decrypted bytes, so it reads on.
       if (ssl_ == nullptr && got < sizeof(buf)) break;
       continue;
@@ -372,15 +368,14 @@ void RespConnection::OnReadable() {
   uint64_t current = generation_;
   for (;;) {
     if (current != generation_ || reader_ == nullptr) return;  // stopped by a callback
-    void* r = nullptr;
-    if (redisReaderGetReply(static_cast<redisReader*>(reader_.get()), &r) != REDIS_OK) {
-      return Lost(absl::UnavailableError(
-          absl::StrCat("redis connection to ", options_.address,
-                       ": protocol error: ", static_cast<redisReader*>(reader_.get())->errstr)));
+    absl::StatusOr<std::optional<Reply>> next = reader_->Next();
+    if (!next.ok()) {
+      return Lost(
+          absl::UnavailableError(absl::StrCat("redis connection to ", options_.address,
+                                              ": protocol error: ", next.status().message())));
     }
-    if (r == nullptr) break;
-    std::unique_ptr<Reply> owned(static_cast<Reply*>(r));
-    Reply reply = std::move(*owned);
+    if (!next->has_value()) break;
+    Reply reply = std::move(**next);
     if (state_ == State::kAuthenticating) {
       if (reply.type == Reply::Type::kError) {
         Log(LogLevel::kError, "redis.auth_failed", {{"conn", name_}, {"error", reply.str}});

@@ -12,7 +12,7 @@
 //   loop->Post([&] { conn.Start(); });
 //
 // Commands are written as RESP arrays of bulk strings (AppendCommand) and replies parsed by
-// hiredis's redisReader (RESP2) straight into Reply values. The socket is connected without
+// ReplyReader (RESP2, reply.h) straight into Reply values. The socket is connected without
 // blocking (hiredis's redisConnectNonBlock, then the descriptor is kept and the hiredis context
 // freed), with Options::tls the TLS handshake follows on the connected socket (OpenSSL, Redis's
 // certificate verified, tls.h; a failure is logged as redis.tls_failed with the reason), AUTH
@@ -127,11 +127,8 @@ class RespConnection : public EventLoop::Handler {
   ssl_st* ssl_ = nullptr;          // with Options::tls, once TCP is up
   bool read_wants_flush_ = false;  // a TLS write waits for readable
   uint32_t events_ = 0;
-  struct ReaderDeleter {
-    void operator()(void* reader) const;
-  };
-  std::unique_ptr<void, ReaderDeleter> reader_;  // redisReader
-  std::string out_;                              // formatted commands not yet written
+  std::unique_ptr<ReplyReader> reader_;  // while connected
+  std::string out_;                      // formatted commands not yet written
   bool flush_scheduled_ = false;
   // Bumped per attempt; a stale timer compares it.
   uint64_t generation_ = 0;

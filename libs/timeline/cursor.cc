@@ -1,5 +1,6 @@
 #include "libs/timeline/cursor.h"
 
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -25,13 +26,80 @@ bool IsStreamId(absl::string_view id) {
 }
 
 int64_t StreamIdMillis(absl::string_view id) {
+  // Digits up to the '-' or the end, at most 18 of them: past any real time, and below int64's
+  // limit without a check per digit.
   int64_t ms = 0;
-  if (!absl::SimpleAtoi(id.substr(0, id.find('-')), &ms)) return 0;
-  return ms;
+  size_t i = 0;
+  for (; i < id.size() && id[i] != '-'; ++i) {
+    if (id[i] < '0' || id[i] > '9' || i == 18) return 0;
+    ms = ms * 10 + (id[i] - '0');
+  }
+  return i == 0 ? 0 : ms;
+}
+
+namespace {
+
+constexpr absl::string_view kCursorVersion = "c1|";
+
+// Unpadded web-safe base64's length for `n` bytes (what absl::WebSafeBase64Escape writes).
+size_t Base64Size(size_t n) { return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1); }
+
+// Writes unpadded web-safe base64 of `in` at `out`; returns its end.
+char* WriteBase64(const unsigned char* in, size_t n, char* out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t bits = (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8) | in[i + 2];
+    out[0] = kAlphabet[bits >> 18];
+    out[1] = kAlphabet[(bits >> 12) & 0x3f];
+    out[2] = kAlphabet[(bits >> 6) & 0x3f];
+    out[3] = kAlphabet[bits & 0x3f];
+    out += 4;
+  }
+  if (n - i == 0) return out;
+  uint32_t bits = uint32_t{in[i]} << 16;
+  if (n - i == 2) bits |= uint32_t{in[i + 1]} << 8;
+  *out++ = kAlphabet[bits >> 18];
+  *out++ = kAlphabet[(bits >> 12) & 0x3f];
+  if (n - i == 2) *out++ = kAlphabet[(bits >> 6) & 0x3f];
+  return out;
+}
+
+}  // namespace
+
+CursorWriter::CursorWriter(absl::string_view customer_id) : customer_id_(customer_id) {
+  std::string text = absl::StrCat(kCursorVersion, customer_id, "|");
+  size_t whole = text.size() / 3 * 3;
+  head_.resize(Base64Size(whole));
+  WriteBase64(reinterpret_cast<const unsigned char*>(text.data()), whole, head_.data());
+  rest_ = text.substr(whole);
+}
+
+size_t CursorWriter::Size(absl::string_view stream_id) const {
+  return head_.size() + Base64Size(rest_.size() + stream_id.size());
+}
+
+char* CursorWriter::Write(absl::string_view stream_id, char* out) const {
+  std::memcpy(out, head_.data(), head_.size());
+  out += head_.size();
+  // The rest of the text is put together on the stack: a stream id is at most 41 bytes.
+  const size_t n = rest_.size() + stream_id.size();
+  unsigned char text[64];
+  if (n > sizeof(text)) {
+    std::string longer = absl::StrCat(rest_, stream_id);
+    return WriteBase64(reinterpret_cast<const unsigned char*>(longer.data()), n, out);
+  }
+  std::memcpy(text, rest_.data(), rest_.size());
+  std::memcpy(text + rest_.size(), stream_id.data(), stream_id.size());
+  return WriteBase64(text, n, out);
 }
 
 std::string EncodeCursor(absl::string_view customer_id, absl::string_view stream_id) {
-  return absl::WebSafeBase64Escape(absl::StrCat("c1|", customer_id, "|", stream_id));
+  std::string text = absl::StrCat(kCursorVersion, customer_id, "|", stream_id);
+  std::string out(Base64Size(text.size()), '\0');
+  WriteBase64(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
+  return out;
 }
 
 absl::StatusOr<std::pair<std::string, std::string>> DecodeAnyCursor(absl::string_view field,

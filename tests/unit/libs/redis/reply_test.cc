@@ -3,11 +3,15 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 
@@ -211,28 +215,25 @@ TEST(ReplyTest, FromHiredisStatusReply) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// NewReplyReader: RESP parsed straight into Reply values
+// ReplyReader: RESP parsed straight into Reply values
 
 // Every reply the reader gives for `resp` fed in pieces of `chunk` bytes.
 std::vector<Reply> ReadAll(const std::string& resp, size_t chunk) {
-  redisReader* reader = NewReplyReader();
+  ReplyReader reader;
   std::vector<Reply> out;
   for (size_t at = 0; at < resp.size(); at += chunk) {
-    EXPECT_EQ(redisReaderFeed(reader, resp.data() + at, std::min(chunk, resp.size() - at)),
-              REDIS_OK);
+    reader.Feed(resp.data() + at, std::min(chunk, resp.size() - at));
     for (;;) {
-      void* r = nullptr;
-      EXPECT_EQ(redisReaderGetReply(reader, &r), REDIS_OK);
-      if (r == nullptr) break;
-      std::unique_ptr<Reply> owned(static_cast<Reply*>(r));
-      out.push_back(std::move(*owned));
+      absl::StatusOr<std::optional<Reply>> r = reader.Next();
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok() || !r->has_value()) break;
+      out.push_back(std::move(**r));
     }
   }
-  redisReaderFree(reader);
   return out;
 }
 
-// The same replies through hiredis's own reply objects, copied with FromHiredis.
+// The same replies through hiredis's own reader and reply objects, copied with FromHiredis.
 std::vector<Reply> ReadAllThroughHiredis(const std::string& resp) {
   redisReader* reader = redisReaderCreate();
   EXPECT_EQ(redisReaderFeed(reader, resp.data(), resp.size()), REDIS_OK);
@@ -258,15 +259,15 @@ void ExpectSame(const Reply& a, const Reply& b, const std::string& where) {
   }
 }
 
-TEST(NewReplyReaderTest, ParsesEveryTypeAsHiredisDoes) {
-  // A status, an error, an integer, nils, an empty array, a binary string, and an EXEC-like
-  // nesting: [[id, [field, value]], [], nil-array].
+TEST(ReplyReaderTest, ParsesEveryTypeAsHiredisDoes) {
+  // A status, an error, an integer, nils, an empty array, a binary string (with a CR and an LF
+  // in it), and an EXEC-like nesting: [[id, [field, value]], [], nil-array].
   const std::string resp = std::string("+OK\r\n-ERR nope\r\n:-42\r\n$-1\r\n*-1\r\n*0\r\n") +
-                           std::string("$4\r\nA\0nn\r\n", 10) +
+                           std::string("$6\r\nA\0n\r\nn\r\n", 12) + "$0\r\n\r\n" +
                            "*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n" +
                            "*0\r\n*-1\r\n" + "*2\r\n:7\r\n*1\r\n*1\r\n+deep\r\n";
   std::vector<Reply> expected = ReadAllThroughHiredis(resp);
-  ASSERT_EQ(expected.size(), 9u);
+  ASSERT_EQ(expected.size(), 10u);
   for (size_t chunk : {resp.size(), size_t{1}, size_t{3}, size_t{7}}) {
     std::vector<Reply> got = ReadAll(resp, chunk);
     ASSERT_EQ(got.size(), expected.size()) << chunk;
@@ -283,24 +284,76 @@ TEST(NewReplyReaderTest, ParsesEveryTypeAsHiredisDoes) {
   EXPECT_TRUE(got[3].is_nil());
   EXPECT_TRUE(got[4].is_nil());
   EXPECT_TRUE(got[5].is_array());
-  EXPECT_EQ(got[6].str, std::string("A\0nn", 4));
-  EXPECT_EQ(got[7].elements[0].elements[1].elements[1].str, "hello");
-  EXPECT_EQ(got[8].elements[1].elements[0].elements[0].str, "deep");
+  EXPECT_EQ(got[6].str, std::string("A\0n\r\nn", 6));
+  EXPECT_EQ(got[7].type, Reply::Type::kString);
+  EXPECT_EQ(got[7].str, "");
+  EXPECT_EQ(got[8].elements[0].elements[1].elements[1].str, "hello");
+  EXPECT_EQ(got[9].elements[1].elements[0].elements[0].str, "deep");
 }
 
-TEST(NewReplyReaderTest, AnUnfinishedReplyIsFreedWithTheReader) {
-  // Half an array: the reader holds a partial Reply tree, freed with it (ASan/valgrind clean).
+TEST(ReplyReaderTest, ALargeReplyInManyPiecesComesWhole) {
+  // 2,000 stream entries of 300 bytes each, fed as a socket would hand them over.
+  std::string resp = "*2000\r\n";
+  for (int i = 0; i < 2000; ++i) {
+    absl::StrAppend(&resp, "*2\r\n$", std::to_string(i).size() + 2, "\r\n", i, "-0\r\n",
+                    "*2\r\n$1\r\ne\r\n$300\r\n", std::string(300, 'a' + i % 26), "\r\n");
+  }
+  resp += ":1\r\n";
+  std::vector<Reply> got = ReadAll(resp, 16384);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got[0].elements.size(), 2000u);
+  EXPECT_EQ(got[0].elements[1999].elements[0].str, "1999-0");
+  EXPECT_EQ(got[0].elements[1999].elements[1].elements[1].str, std::string(300, 'a' + 1999 % 26));
+  EXPECT_EQ(got[1].integer, 1);
+}
+
+TEST(ReplyReaderTest, IntegersOverInt64sWholeRange) {
+  std::vector<Reply> got =
+      ReadAll(":9223372036854775807\r\n:-9223372036854775808\r\n:0\r\n:-0\r\n", 5);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].integer, std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(got[1].integer, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(got[2].integer, 0);
+  EXPECT_EQ(got[3].integer, 0);
+}
+
+TEST(ReplyReaderTest, AnUnfinishedReplyIsNotGiven) {
   std::vector<Reply> got = ReadAll("*3\r\n$1\r\na\r\n*2\r\n:1\r\n", 64);
+  EXPECT_TRUE(got.empty());
+  got = ReadAll("$5\r\nhel", 64);
   EXPECT_TRUE(got.empty());
 }
 
-TEST(NewReplyReaderTest, AProtocolErrorIsReported) {
-  redisReader* reader = NewReplyReader();
-  ASSERT_EQ(redisReaderFeed(reader, "?what\r\n", 7), REDIS_OK);
-  void* r = nullptr;
-  EXPECT_EQ(redisReaderGetReply(reader, &r), REDIS_ERR);
-  EXPECT_EQ(r, nullptr);
-  redisReaderFree(reader);
+// What Next says for `resp` fed whole: the first reply, or its error.
+absl::StatusOr<std::optional<Reply>> First(absl::string_view resp) {
+  ReplyReader reader;
+  reader.Feed(resp.data(), resp.size());
+  return reader.Next();
+}
+
+TEST(ReplyReaderTest, BytesThatAreNotRespAreAnError) {
+  for (absl::string_view bad : {
+           absl::string_view("?what\r\n"),                 // unknown type byte
+           absl::string_view(":12x\r\n"),                  // not a number
+           absl::string_view(":-\r\n"),                    // no digits
+           absl::string_view(":9223372036854775808\r\n"),  // above int64
+           absl::string_view("$-2\r\n"),                   // length below -1
+           absl::string_view("$3\r\nabcd\r\n"),            // longer than its length
+           absl::string_view("$999999999999\r\n"),         // above 512 MB
+           absl::string_view("*-5\r\n"),                   // count below -1
+           absl::string_view("+OK\rX\n"),                  // CR not followed by LF
+       }) {
+    absl::StatusOr<std::optional<Reply>> r = First(bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal) << bad;
+    EXPECT_TRUE(absl::StrContains(r.status().message(), "not RESP2")) << r.status();
+  }
+  std::string deep;
+  for (int i = 0; i < 65; ++i) deep += "*1\r\n";
+  deep += ":1\r\n";
+  EXPECT_TRUE(absl::StrContains(First(deep).status().message(), "deeper than 64"));
+  deep = deep.substr(4);  // 64 deep is fine
+  ASSERT_TRUE(First(deep).ok());
+  EXPECT_TRUE(First(deep)->has_value());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -43,6 +44,37 @@ TEST(CursorTest, RoundTrip) {
     absl::StatusOr<std::string> decoded = DecodeCursor("after_cursor", cursor, "cus_1");
     ASSERT_TRUE(decoded.ok()) << stream_id << ": " << decoded.status();
     EXPECT_EQ(*decoded, stream_id);
+  }
+}
+
+TEST(CursorTest, IsWebSafeBase64OfItsText) {
+  // Every length modulo 3, and bytes over the whole alphabet.
+  std::string customer;
+  for (int i = 0; i < 40; ++i) {
+    customer.push_back(static_cast<char>(i * 37 + 5));
+    std::string want = absl::WebSafeBase64Escape(absl::StrCat("c1|", customer, "|", "17-3"));
+    EXPECT_EQ(EncodeCursor(customer, "17-3"), want) << i;
+  }
+}
+
+TEST(CursorWriterTest, WritesWhatEncodeCursorGives) {
+  // Customer ids of every length modulo 3 (the writer encodes their share once), stream ids of
+  // every length modulo 3, and one past the writer's stack buffer.
+  std::string customer;
+  for (int i = 0; i < 8; ++i) {
+    customer.push_back(static_cast<char>('a' + i));
+    CursorWriter writer(customer);
+    EXPECT_EQ(writer.customer_id(), customer);
+    for (const std::string& stream_id : {std::string("1-0"), std::string("17-3"),
+                                         std::string("1700000000000-12"), std::string(300, '7')}) {
+      std::string want = EncodeCursor(customer, stream_id);
+      ASSERT_EQ(writer.Size(stream_id), want.size()) << customer << " " << stream_id;
+      std::string got(want.size() + 4, '#');
+      char* end = writer.Write(stream_id, got.data());
+      EXPECT_EQ(end - got.data(), static_cast<ptrdiff_t>(want.size()));
+      EXPECT_EQ(got.substr(0, want.size()), want) << customer << " " << stream_id;
+      EXPECT_EQ(got.substr(want.size()), "####");  // nothing written past its end
+    }
   }
 }
 
@@ -253,10 +285,13 @@ TEST(StreamIdMillisTest, MillisecondsPart) {
   EXPECT_EQ(StreamIdMillis("1700000000000-5"), 1700000000000);
   EXPECT_EQ(StreamIdMillis("0-0"), 0);
   EXPECT_EQ(StreamIdMillis("42-7"), 42);
+  EXPECT_EQ(StreamIdMillis("42"), 42);
+  EXPECT_EQ(StreamIdMillis("999999999999999999-0"), 999999999999999999);
 }
 
 TEST(StreamIdMillisTest, MalformedIsZero) {
-  for (absl::string_view bad : {"", "abc", "-1", "x-1", "-", "99999999999999999999-0"}) {
+  for (absl::string_view bad : {"", "abc", "-1", "x-1", "-", "+1-0", " 1-0", "12a-0",
+                                "1000000000000000000-0", "99999999999999999999-0"}) {
     EXPECT_EQ(StreamIdMillis(bad), 0) << "\"" << bad << "\"";
   }
 }
