@@ -15,6 +15,7 @@ namespace {
 
 constexpr size_t kMaxDepth = 64;
 constexpr int64_t kMaxBulkLength = int64_t{512} * 1024 * 1024;
+constexpr size_t kKeptBufferBytes = 64 * 1024;
 
 // The number written on [from, to): digits, with a '-' before them for a negative one, within
 // int64's range.
@@ -34,114 +35,151 @@ bool ParseNumber(const char* from, const char* to, int64_t* out) {
   return true;
 }
 
-absl::Status Malformed(absl::string_view what) {
-  return absl::InternalError(absl::StrCat("not RESP2: ", what));
-}
-
 }  // namespace
 
-absl::StatusOr<bool> ReplyReader::Complete() {
-  const char* data = buf_.data();
-  const size_t size = buf_.size();
-  while (scan_ < size) {
-    // A value starts with a line: its type byte, then its text, length or count, then CRLF.
-    const char* line = data + scan_ + 1;
-    const char* cr = static_cast<const char*>(std::memchr(line, '\r', size - scan_ - 1));
-    if (cr == nullptr || cr + 1 == data + size) return false;  // the line is not all here
-    if (cr[1] != '\n') return Malformed("a line ends with CR alone");
-    size_t next = static_cast<size_t>(cr + 2 - data);
-    int64_t n = 0;
-    switch (data[scan_]) {
-      case '+':
-      case '-':
-        break;
-      case ':':
-        if (!ParseNumber(line, cr, &n)) return Malformed("an integer that is not a number");
-        break;
-      case '$':
-        if (!ParseNumber(line, cr, &n) || n < -1 || n > kMaxBulkLength) {
-          return Malformed("a bulk string length that is not -1 to 512 MB");
-        }
-        if (n >= 0) {
-          if (size - next < static_cast<size_t>(n) + 2) return false;  // its bytes are not all here
-          if (data[next + n] != '\r' || data[next + n + 1] != '\n') {
-            return Malformed("a bulk string longer than its length");
-          }
-          next += static_cast<size_t>(n) + 2;
-        }
-        break;
-      case '*':
-        if (!ParseNumber(line, cr, &n) || n < -1) return Malformed("an array count below -1");
-        if (n > 0) {
-          if (open_.size() == kMaxDepth) return Malformed("arrays nested deeper than 64");
-          open_.push_back(n);
-          scan_ = next;
-          continue;
-        }
-        break;
-      default:
-        return Malformed(
-            absl::StrCat("type byte ", absl::CHexEscape(absl::string_view(data + scan_, 1))));
-    }
-    scan_ = next;
-    // That value is whole, and so is each array it was the last element of.
-    while (!open_.empty() && --open_.back() == 0) open_.pop_back();
-    if (open_.empty()) return true;
+ReplyReader::Found ReplyReader::ReadLine(absl::string_view buf, size_t at, Line* line,
+                                         std::string* why) {
+  const char* data = buf.data();
+  const char* text = data + at + 1;
+  const char* cr = static_cast<const char*>(std::memchr(text, '\r', buf.size() - at - 1));
+  if (cr == nullptr || cr + 1 == data + buf.size()) return Found::kPartial;
+  if (cr[1] != '\n') {
+    *why = "a line ends with CR alone";
+    return Found::kMalformed;
   }
-  return false;
-}
-
-void ReplyReader::Build(size_t* at, Reply* out) const {
-  const char* data = buf_.data();
-  const char* line = data + *at + 1;
-  const char* cr = static_cast<const char*>(std::memchr(line, '\r', buf_.size() - *at - 1));
-  const char type = data[*at];
-  *at = static_cast<size_t>(cr + 2 - data);
-  int64_t n = 0;
-  switch (type) {
+  line->type = data[at];
+  line->text = absl::string_view(text, static_cast<size_t>(cr - text));
+  line->n = 0;
+  line->next = static_cast<size_t>(cr + 2 - data);
+  switch (line->type) {
     case '+':
     case '-':
-      out->type = type == '+' ? Reply::Type::kStatus : Reply::Type::kError;
-      out->str.assign(line, static_cast<size_t>(cr - line));
-      return;
+      return Found::kWhole;
+    case ':':
+      if (ParseNumber(text, cr, &line->n)) return Found::kWhole;
+      *why = "an integer that is not a number";
+      return Found::kMalformed;
+    case '$':
+      if (!ParseNumber(text, cr, &line->n) || line->n < -1 || line->n > kMaxBulkLength) {
+        *why = "a bulk string length that is not -1 to 512 MB";
+        return Found::kMalformed;
+      }
+      if (line->n < 0) return Found::kWhole;  // nil
+      if (buf.size() - line->next < static_cast<size_t>(line->n) + 2) return Found::kPartial;
+      line->next += static_cast<size_t>(line->n);
+      if (data[line->next] != '\r' || data[line->next + 1] != '\n') {
+        *why = "a bulk string longer than its length";
+        return Found::kMalformed;
+      }
+      line->next += 2;
+      return Found::kWhole;
+    case '*':
+      if (ParseNumber(text, cr, &line->n) && line->n >= -1) return Found::kWhole;
+      *why = "an array count below -1";
+      return Found::kMalformed;
+    default:
+      *why = absl::StrCat("type byte ", absl::CHexEscape(absl::string_view(data + at, 1)));
+      return Found::kMalformed;
+  }
+}
+
+ReplyReader::Found ReplyReader::Build(size_t* at, size_t depth, Reply* out,
+                                      std::string* why) const {
+  Line line;
+  if (*at == buf_.size()) return Found::kPartial;
+  Found found = ReadLine(buf_, *at, &line, why);
+  if (found != Found::kWhole) return found;
+  switch (line.type) {
+    case '+':
+    case '-':
+      out->type = line.type == '+' ? Reply::Type::kStatus : Reply::Type::kError;
+      out->str.assign(line.text.data(), line.text.size());
+      break;
     case ':':
       out->type = Reply::Type::kInteger;
-      ParseNumber(line, cr, &out->integer);
-      return;
+      out->integer = line.n;
+      break;
     case '$':
-      ParseNumber(line, cr, &n);
-      if (n < 0) return;  // nil
+      if (line.n < 0) break;  // nil
       out->type = Reply::Type::kString;
-      out->str.assign(data + *at, static_cast<size_t>(n));
-      *at += static_cast<size_t>(n) + 2;
-      return;
+      out->str.assign(buf_.data() + line.next - 2 - line.n, static_cast<size_t>(line.n));
+      break;
     case '*':
-      ParseNumber(line, cr, &n);
-      if (n < 0) return;  // nil
+      if (line.n < 0) break;  // nil
+      if (line.n > 0 && depth == kMaxDepth) {
+        *why = "arrays nested deeper than 64";
+        return Found::kMalformed;
+      }
       out->type = Reply::Type::kArray;
-      out->elements.resize(static_cast<size_t>(n));
-      for (Reply& element : out->elements) Build(at, &element);
-      return;
+      // Each element takes at least 3 bytes: a count beyond what is here is not all here yet.
+      if (static_cast<size_t>(line.n) > (buf_.size() - line.next) / 3) return Found::kPartial;
+      out->elements.resize(static_cast<size_t>(line.n));
+      *at = line.next;
+      for (Reply& element : out->elements) {
+        found = Build(at, depth + 1, &element, why);
+        if (found != Found::kWhole) return found;
+      }
+      return Found::kWhole;
   }
+  *at = line.next;
+  return Found::kWhole;
+}
+
+ReplyReader::Found ReplyReader::Scan(std::string* why) {
+  Line line;
+  while (scan_ < buf_.size()) {
+    Found found = ReadLine(buf_, scan_, &line, why);
+    if (found != Found::kWhole) return found;
+    scan_ = line.next;
+    if (line.type == '*' && line.n > 0) {
+      if (open_.size() == kMaxDepth) {
+        *why = "arrays nested deeper than 64";
+        return Found::kMalformed;
+      }
+      open_.push_back(line.n);
+      continue;
+    }
+    // That value is whole, and so is each array it was the last element of.
+    while (!open_.empty() && --open_.back() == 0) open_.pop_back();
+    if (open_.empty()) return Found::kWhole;
+  }
+  return Found::kPartial;
 }
 
 absl::StatusOr<std::optional<Reply>> ReplyReader::Next() {
-  if (pos_ == buf_.size()) {  // all read: the buffer starts over, its memory kept
-    buf_.clear();
+  if (pos_ == buf_.size()) {  // all read: the buffer starts over
+    if (buf_.capacity() > kKeptBufferBytes) {
+      std::string().swap(buf_);  // a large reply's memory is not kept for the next small one
+    } else {
+      buf_.clear();
+    }
     pos_ = scan_ = 0;
     return std::nullopt;
   }
-  absl::StatusOr<bool> complete = Complete();
-  if (!complete.ok()) return complete.status();
-  if (!*complete) {
-    // Only the unfinished reply is kept; the bytes still to come are appended after it.
-    buf_.erase(0, pos_);
-    scan_ -= pos_;
-    pos_ = 0;
-    return std::nullopt;
-  }
+  std::string why;
   std::optional<Reply> reply(std::in_place);
-  Build(&pos_, &*reply);
+  size_t at = pos_;
+  // Most replies are whole when their first bytes are read: built at once, in one pass.
+  Found found = scan_ == pos_ && open_.empty() ? Build(&at, 0, &*reply, &why) : Found::kPartial;
+  if (found == Found::kPartial) {
+    // Not all here: scan on as bytes arrive; build once the reply is whole.
+    found = Scan(&why);
+    if (found == Found::kPartial) {
+      // Only the unfinished reply is kept; the bytes still to come are appended after it.
+      buf_.erase(0, pos_);
+      scan_ -= pos_;
+      pos_ = 0;
+      return std::nullopt;
+    }
+    if (found == Found::kWhole) {
+      *reply = Reply();
+      at = pos_;
+      found = Build(&at, 0, &*reply, &why);
+    }
+  }
+  if (found == Found::kMalformed) return absl::InternalError(absl::StrCat("not RESP2: ", why));
+  pos_ = scan_ = at;
+  open_.clear();
   return reply;
 }
 

@@ -44,26 +44,42 @@ struct Reply {
 //     ...
 //   }
 //
-// Next first checks that a whole reply is there (remembering how far it got, so a large reply
-// arriving in many reads is scanned once), then builds it in one pass: each value is built in
-// its place, each string copied once. A reply nested deeper than 64 arrays, a bulk string longer
-// than 512 MB (Redis's own limit) or bytes that are not RESP2 are an INTERNAL status, after which
-// the reader is unusable (the connection is closed). Thread-compatible.
+// Next builds a reply in one pass over its bytes, each value in its place and each string copied
+// once. When the bytes end inside it, it scans on as more arrive (remembering how far it got, so
+// a large reply arriving in many reads is scanned once) and builds it once it is whole. Once
+// everything fed is read, a buffer grown past 64 KiB (a large reply) is released. A reply nested
+// deeper than 64 arrays, a bulk string longer than 512 MB (Redis's own limit) or bytes that are not
+// RESP2 are an INTERNAL status, after which the reader is unusable (the connection is closed).
+// Thread-compatible.
 class ReplyReader {
  public:
   void Feed(const char* data, size_t size) { buf_.append(data, size); }
   absl::StatusOr<std::optional<Reply>> Next();
 
  private:
-  // Scans on from scan_ for the end of the reply starting at pos_: true when it is all there.
-  absl::StatusOr<bool> Complete();
-  // Builds the value at *at (known complete) into *out and moves *at past it.
-  void Build(size_t* at, Reply* out) const;
+  // What reading found: the whole value, its start only (the rest has not arrived), or bytes
+  // that are not RESP2 (*why says what).
+  enum class Found { kWhole, kPartial, kMalformed };
+  // A value's first line: its type byte, its text (a status or an error) or its number (an
+  // integer, a bulk string's length, an array's count), and where the next value starts (past
+  // a bulk string's bytes).
+  struct Line {
+    char type = 0;
+    absl::string_view text;
+    int64_t n = 0;
+    size_t next = 0;
+  };
+  // Reads the line of the value at `at` of `buf`.
+  static Found ReadLine(absl::string_view buf, size_t at, Line* line, std::string* why);
+  // Builds the value at *at, `depth` arrays deep, into *out and moves *at past it.
+  Found Build(size_t* at, size_t depth, Reply* out, std::string* why) const;
+  // Scans on from scan_ for the end of the reply starting at pos_.
+  Found Scan(std::string* why);
 
   std::string buf_;
   size_t pos_ = 0;   // where the next reply starts
-  size_t scan_ = 0;  // where Complete goes on from: the first value not yet known whole
-  // Complete's arrays still open: how many of their elements are not yet known whole.
+  size_t scan_ = 0;  // where Scan goes on from: the first value not yet known whole
+  // Scan's arrays still open: how many of their elements are not yet known whole.
   std::vector<int64_t> open_;
 };
 

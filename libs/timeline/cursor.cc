@@ -1,6 +1,7 @@
 #include "libs/timeline/cursor.h"
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -26,15 +27,15 @@ bool IsStreamId(absl::string_view id) {
 }
 
 int64_t StreamIdMillis(absl::string_view id) {
-  // Digits up to the '-' or the end, at most 18 of them: past any real time, and below int64's
-  // limit without a check per digit.
-  int64_t ms = 0;
+  // Digits up to the '-' or the end: at most 19, which cannot overflow a uint64.
+  uint64_t ms = 0;
   size_t i = 0;
   for (; i < id.size() && id[i] != '-'; ++i) {
-    if (id[i] < '0' || id[i] > '9' || i == 18) return 0;
-    ms = ms * 10 + (id[i] - '0');
+    if (id[i] < '0' || id[i] > '9' || i == 19) return 0;
+    ms = ms * 10 + static_cast<uint64_t>(id[i] - '0');
   }
-  return i == 0 ? 0 : ms;
+  if (i == 0 || ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return 0;
+  return static_cast<int64_t>(ms);
 }
 
 namespace {

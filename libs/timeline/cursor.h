@@ -60,8 +60,7 @@ absl::StatusOr<PageToken> DecodePageToken(absl::string_view token, const PageTok
 
 // True for a Redis stream id "<ms>-<seq>".
 bool IsStreamId(absl::string_view id);
-// The milliseconds part of a stream id (0 when malformed, or longer than 18 digits: 31 million
-// years).
+// The milliseconds part of a stream id (0 when malformed or past int64's range).
 int64_t StreamIdMillis(absl::string_view id);
 
 }  // namespace onestory::timeline

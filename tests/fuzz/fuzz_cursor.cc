@@ -116,6 +116,13 @@ void CheckEncoders(const uint8_t* data, size_t size) {
 
   std::string cursor = EncodeCursor(customer, stream_id);
   FUZZ_CHECK(IsUrlSafe(cursor));
+  // Written in place by a customer's CursorWriter: the same bytes, also for any stream id.
+  CursorWriter writer(customer);
+  for (const std::string& id : {stream_id, in.ConsumeRandomLengthString(300)}) {
+    std::string written(writer.Size(id), '\0');
+    FUZZ_CHECK(writer.Write(id, written.data()) == written.data() + written.size());
+    FUZZ_CHECK(written == EncodeCursor(customer, id));
+  }
   auto decoded = DecodeCursor("after_cursor", cursor, customer);
   FUZZ_CHECK(decoded.ok() == separable);
   if (separable) FUZZ_CHECK(*decoded == stream_id);

@@ -83,6 +83,15 @@ SEEDS = {
         "padded": base64.urlsafe_b64encode(b"c1|c|0-0"),
         "not_base64": b"c1|cus_1|1-0",
     },
+    # <piece size byte> <RESP2 replies>: a snapshot's EXEC, an XRANGE page, a status, errors.
+    "fuzz_reply_reader": {
+        "exec": b"\x03*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n"
+                b"*0\r\n*-1\r\n:42\r\n",
+        "status_error": b"\x00+OK\r\n-ERR nope\r\n$-1\r\n:-9223372036854775808\r\n",
+        "binary": b"\x07$6\r\nA\x00n\r\nn\r\n$0\r\n\r\n",
+        "nested": b"\x01*1\r\n*1\r\n*1\r\n*2\r\n+deep\r\n:1\r\n",
+        "malformed": b"\x02*2\r\n:1\r\n?x\r\n",
+    },
     # FuzzedDataProvider reads numbers from the end: <text> <allow flag> <max_bytes, 2 bytes LE>.
     "fuzz_text_validation": {
         "ascii": b"acme-tenant_1\x00\x40\x00",

@@ -307,6 +307,34 @@ TEST(ReplyReaderTest, ALargeReplyInManyPiecesComesWhole) {
   EXPECT_EQ(got[1].integer, 1);
 }
 
+TEST(ReplyReaderTest, BytesThatAreNotRespAfterAPartialReplyAreAnError) {
+  ReplyReader reader;
+  reader.Feed("*3\r\n:1\r\n", 9);
+  absl::StatusOr<std::optional<Reply>> r = reader.Next();
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->has_value());
+  reader.Feed("$2\r\nab\r\n?x\r\n", 13);
+  r = reader.Next();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "type byte")) << r.status();
+}
+
+TEST(ReplyReaderTest, ReadsOnAfterALargeReplyReleasedItsBuffer) {
+  ReplyReader reader;
+  const std::string large = "$200000\r\n" + std::string(200000, 'x') + "\r\n";
+  reader.Feed(large.data(), large.size());
+  absl::StatusOr<std::optional<Reply>> r = reader.Next();
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->str.size(), 200000u);
+  r = reader.Next();  // all read: the buffer is released here
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->has_value());
+  reader.Feed("+OK\r\n", 5);
+  r = reader.Next();
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->str, "OK");
+}
+
 TEST(ReplyReaderTest, IntegersOverInt64sWholeRange) {
   std::vector<Reply> got =
       ReadAll(":9223372036854775807\r\n:-9223372036854775808\r\n:0\r\n:-0\r\n", 5);
