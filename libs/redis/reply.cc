@@ -178,8 +178,7 @@ absl::StatusOr<std::optional<Reply>> ReplyReader::Next() {
     }
   }
   if (found == Found::kMalformed) return absl::InternalError(absl::StrCat("not RESP2: ", why));
-  pos_ = scan_ = at;
-  open_.clear();
+  pos_ = scan_ = at;  // Scan's arrays all closed when the reply did
   return reply;
 }
 
