@@ -14,11 +14,6 @@ namespace onestory::merge {
 
 using redis::Reply;
 
-bool ParseStreamId(absl::string_view s, StreamId* out) {
-  std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(s, '-');
-  return absl::SimpleAtoi(p.first, &out->ms) && absl::SimpleAtoi(p.second, &out->seq);
-}
-
 absl::StatusOr<Entry> ParseEntry(const Reply& r) {
   absl::StatusOr<timeline::StreamEntry> stored = timeline::ParseStreamEntry(r);
   if (!stored.ok()) return stored.status();

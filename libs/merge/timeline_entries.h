@@ -20,22 +20,14 @@
 #include "absl/time/time.h"
 #include "libs/common/callback.h"
 #include "libs/redis/client.h"
+#include "libs/timeline/cursor.h"
 #include "libs/timeline/stream_entry.h"
 #include "onestory/v1/timeline.pb.h"
 
 namespace onestory::merge {
 
-// A stream id as numbers, for ordering and for making ids between two others.
-struct StreamId {
-  uint64_t ms = 0;
-  uint64_t seq = 0;
-  bool operator<(const StreamId& o) const { return std::tie(ms, seq) < std::tie(o.ms, o.seq); }
-  std::string str() const { return absl::StrCat(ms, "-", seq); }
-  StreamId Next() const { return seq == UINT64_MAX ? StreamId{ms + 1, 0} : StreamId{ms, seq + 1}; }
-};
-
-// False when `s` is not "<ms>-<seq>".
-bool ParseStreamId(absl::string_view s, StreamId* out);
+using timeline::ParseStreamId;
+using timeline::StreamId;
 
 // One timeline entry as stored (its fields as timeline::ParseStreamEntry reads them: id, blob,
 // tag, appended), with its event decoded and what a merge plans for it.

@@ -19,16 +19,10 @@ constexpr uint64_t kMaxSeq = std::numeric_limits<uint64_t>::max();
 // Sixteen positions of 20-digit parts would fit in about 900 characters of base64.
 constexpr size_t kMaxCursorSize = 1024;
 
-struct StreamId {
-  uint64_t ms = 0;
-  uint64_t seq = 0;
-};
-
 // Callers pass stream ids Redis returned or a cursor validated: a malformed one reads as 0-0.
 StreamId Parse(absl::string_view id) {
   StreamId s;
-  std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(id, absl::MaxSplits('-', 1));
-  if (!absl::SimpleAtoi(p.first, &s.ms) || !absl::SimpleAtoi(p.second, &s.seq)) return {};
+  if (!ParseStreamId(id, &s)) return {};
   return s;
 }
 
@@ -49,10 +43,7 @@ Key KeyOf(int bucket, absl::string_view id) {
   return Key{s.ms, bucket, s.seq};
 }
 
-bool Less(absl::string_view a, absl::string_view b) {
-  StreamId x = Parse(a), y = Parse(b);
-  return std::tie(x.ms, x.seq) < std::tie(y.ms, y.seq);
-}
+bool Less(absl::string_view a, absl::string_view b) { return Parse(a) < Parse(b); }
 
 struct Candidate {
   Key key;

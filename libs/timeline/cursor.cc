@@ -12,19 +12,27 @@
 namespace onestory::timeline {
 
 bool IsStreamId(absl::string_view id) {
+  StreamId parsed;
+  return ParseStreamId(id, &parsed);
+}
+
+bool ParseStreamId(absl::string_view s, StreamId* out) {
   // Digits only: SimpleAtoi alone would accept surrounding whitespace or a sign.
-  std::vector<absl::string_view> parts = absl::StrSplit(id, '-');
-  if (parts.size() != 2) return false;
-  for (absl::string_view part : parts) {
-    if (part.empty() || part.size() > 20) return false;
-    for (char c : part) {
+  size_t dash = s.find('-');
+  if (dash == absl::string_view::npos) return false;
+  uint64_t* parts[2] = {&out->ms, &out->seq};
+  absl::string_view texts[2] = {s.substr(0, dash), s.substr(dash + 1)};
+  for (int i = 0; i < 2; ++i) {
+    if (texts[i].empty() || texts[i].size() > 20) return false;
+    for (char c : texts[i]) {
       if (c < '0' || c > '9') return false;
     }
-    uint64_t value;
-    if (!absl::SimpleAtoi(part, &value)) return false;  // out of range
+    if (!absl::SimpleAtoi(texts[i], parts[i])) return false;  // out of range
   }
   return true;
 }
+
+std::string StreamId::str() const { return absl::StrCat(ms, "-", seq); }
 
 int64_t StreamIdMillis(absl::string_view id) {
   // Digits up to the '-' or the end: at most 19, which cannot overflow a uint64.

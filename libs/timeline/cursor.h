@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -60,6 +61,17 @@ absl::StatusOr<PageToken> DecodePageToken(absl::string_view token, const PageTok
 
 // True for a Redis stream id "<ms>-<seq>".
 bool IsStreamId(absl::string_view id);
+
+// A stream id as numbers, for ordering and for making ids between two others.
+struct StreamId {
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  bool operator<(const StreamId& o) const { return std::tie(ms, seq) < std::tie(o.ms, o.seq); }
+  std::string str() const;
+  StreamId Next() const { return seq == UINT64_MAX ? StreamId{ms + 1, 0} : StreamId{ms, seq + 1}; }
+};
+// False when `s` is not a stream id (IsStreamId).
+bool ParseStreamId(absl::string_view s, StreamId* out);
 // The milliseconds part of a stream id (0 when malformed or past int64's range).
 int64_t StreamIdMillis(absl::string_view id);
 

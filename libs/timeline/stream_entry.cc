@@ -186,6 +186,16 @@ absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& id, const redis
                      std::string(v->appended)};
 }
 
+std::optional<StreamEntryView> PublishedEntry(absl::string_view message) {
+  size_t newline = message.find('\n');
+  if (newline == absl::string_view::npos) return std::nullopt;
+  StreamEntryView entry;
+  entry.id = message.substr(0, newline);
+  entry.blob = message.substr(newline + 1);
+  if (!IsStreamId(entry.id)) return std::nullopt;
+  return entry;
+}
+
 absl::StatusOr<v1::Event> EventFromEntry(const std::string& customer_id, const redis::Reply& item) {
   ASSIGN_OR_RETURN(StreamEntry stored, ParseStreamEntry(item));
   return stored.Event(customer_id);

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,9 @@ struct StreamEntry {
   std::string appended;  // 'a': ms first stored, empty when the stream id says it
 
   StreamEntryView view() const { return {id, blob, tag, appended}; }
+  static StreamEntry Of(const StreamEntryView& v) {
+    return {std::string(v.id), std::string(v.blob), std::string(v.tag), std::string(v.appended)};
+  }
   int64_t StoredAtMs() const { return view().StoredAtMs(); }
   // The event with its output fields set for `customer_id` (the timeline's owner): customer_id,
   // cursor (naming this entry) and appended_at (StoredAtMs). INTERNAL when `blob` does not decode.
@@ -72,6 +76,13 @@ absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item);
 // The same from the id and the field list given apart (a function's reply holding them among
 // other values).
 absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& id, const redis::Reply& fields);
+
+// What a function that appends publishes on the customer's notify channel
+// (libs/timeline/lua/effects.lua): the newest stream id ("<id>"), or, when the call stored one
+// event of at most 64 KiB, that entry ("<id>\n<blob>"), so a watcher that is caught up sends it
+// without reading it back. The entry of such a message (id and blob, pointing into `message`);
+// nullopt for a message that carries none (a bare id, "merged", "erased", ...).
+std::optional<StreamEntryView> PublishedEntry(absl::string_view message);
 
 // An XRANGE item's event with its output fields for `customer_id`: ParseStreamEntry, then
 // StreamEntry::Event.

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 
@@ -20,7 +21,7 @@ WatchHub::WatchHub(redis::Client* client) : client_(client) {
                                                           client_->router(), std::move(sharded));
     sharded_->Start();
     started.Notify();
-    tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1), [this] { Tick(); });
+    tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1) / kTickSlices, [this] { Tick(); });
   });
   started.WaitForNotification();
 }
@@ -42,7 +43,7 @@ WatchHub::~WatchHub() {
 void WatchHub::Add(const std::string& channel, Listener* listener) {
   ++listeners_;
   client_->loop()->Post([this, channel, listener] {
-    by_channel_[channel].insert(listener);
+    if (by_channel_[channel].insert(listener).second) ++TickSliceOf(listener)[listener];
     // OnNotify follows once Redis confirms (at once when it is subscribed already).
     sharded_->Subscribe(channel);
   });
@@ -54,6 +55,8 @@ void WatchHub::Remove(const std::string& channel, Listener* listener,
     auto it = by_channel_.find(channel);
     if (it != by_channel_.end() && it->second.erase(listener) > 0) {
       --listeners_;
+      absl::flat_hash_map<Listener*, int>& slice = TickSliceOf(listener);
+      if (--slice[listener] == 0) slice.erase(listener);
       if (it->second.empty()) {
         by_channel_.erase(it);
         sharded_->Unsubscribe(channel);
@@ -72,14 +75,22 @@ void WatchHub::NotifyChannel(absl::string_view channel, absl::string_view messag
   for (Listener* l : targets) l->OnNotify(message);
 }
 
+absl::flat_hash_map<WatchHub::Listener*, int>& WatchHub::TickSliceOf(Listener* listener) {
+  return tick_slices_[absl::HashOf(listener) % kTickSlices];
+}
+
 void WatchHub::Tick() {
   if (stopping_) return;
   subscriber_ready_ = sharded_->ready();
   absl::Time now = absl::Now();
-  for (auto& [channel, listeners] : by_channel_) {
-    for (Listener* l : listeners) l->OnTick(now);
-  }
-  tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1), [this] { Tick(); });
+  // Copy, as NotifyChannel does: the set must not change under the loop.
+  const absl::flat_hash_map<Listener*, int>& slice = tick_slices_[next_tick_slice_];
+  std::vector<Listener*> targets;
+  targets.reserve(slice.size());
+  for (const auto& [listener, registrations] : slice) targets.push_back(listener);
+  for (Listener* l : targets) l->OnTick(now);
+  next_tick_slice_ = (next_tick_slice_ + 1) % kTickSlices;
+  tick_timer_ = client_->loop()->RunAfter(absl::Seconds(1) / kTickSlices, [this] { Tick(); });
 }
 
 }  // namespace onestory::timeline

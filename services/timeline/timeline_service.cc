@@ -8,12 +8,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
+#include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
 #include "libs/identity/merged.h"
 #include "libs/keys/key_schema.h"
 #include "libs/timeline/cursor.h"
 #include "libs/timeline/event_validation.h"
+#include "libs/timeline/stream_entry.h"
 #include "services/common/grpc_status.h"
 #include "services/common/stream_writer.h"
 #include "services/common/unary.h"
@@ -55,6 +57,10 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
   // WatchHub::Listener (Redis loop thread).
   void OnNotify(absl::string_view message) override {
     if (ended()) return;
+    if (std::optional<timeline::StreamEntryView> entry = timeline::PublishedEntry(message);
+        entry.has_value() && SendPublished(*entry)) {
+      return;
+    }
     {
       absl::MutexLock lock(&mu_);
       dirty_ = true;
@@ -107,8 +113,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
  private:
   // StreamWriter's hooks.
   void OnSent(const v1::WatchResponse& sent, const std::string& stream_id) override {
+    (void)stream_id;
     absl::MutexLock lock(&mu_);
-    position_ = stream_id;
     last_cursor_ = sent.event().cursor();
   }
 
@@ -271,6 +277,47 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
     Pump();
   }
 
+  // Sends an entry an append published (timeline::PublishedEntry) without reading it back, when
+  // it is the next one after the position: the watch is caught up (live, nothing read, queued or
+  // being written) and the entry comes after the position. Every message of the channel leads
+  // here in the order the functions ran, and one arriving while a read is out marks the watch
+  // dirty instead; so any entry between the position and this one was sent or passed over
+  // already. False when the watch has to read instead.
+  bool SendPublished(const timeline::StreamEntryView& entry) {
+    std::string customer;
+    {
+      absl::MutexLock lock(&mu_);
+      timeline::StreamId position, published;
+      if (!live_ || dirty_ || fetching_ || need_head_ || !idle() ||
+          !timeline::ParseStreamId(position_, &position) ||
+          !timeline::ParseStreamId(entry.id, &published)) {
+        return false;
+      }
+      if (!(position < published)) return true;  // a read found it first
+      // Held while the entry is queued, as for a batch read (OnBatch).
+      fetching_ = true;
+      position_ = std::string(entry.id);
+      customer = customer_id_;
+    }
+    absl::Status sent = SendEntry(entry, customer);
+    {
+      absl::MutexLock lock(&mu_);
+      fetching_ = false;
+    }
+    if (!sent.ok()) End(sent);
+    return true;
+  }
+
+  // Sends the entry's event unless the audience may not see it.
+  absl::Status SendEntry(const timeline::StreamEntryView& entry, const std::string& customer) {
+    ASSIGN_OR_RETURN(v1::Audience visibility, entry.Visibility());
+    if (!timeline::VisibleTo(visibility, audience_)) return absl::OkStatus();
+    v1::WatchResponse response;
+    ASSIGN_OR_RETURN(*response.mutable_event(), timeline::StreamEntry::Of(entry).Event(customer));
+    Send(std::move(response), std::string(entry.id));
+    return absl::OkStatus();
+  }
+
   void MaybeFetch() {
     std::string position;
     std::string customer;
@@ -317,6 +364,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
         following = true;
       } else if (batch.ok()) {
         unavailable_since_ = absl::InfiniteFuture();
+        // Events passed over (the audience may not see them) are not read again.
+        position_ = batch->last_stream_id;
         if (batch->events.empty()) {
           live_ = true;
         } else {

@@ -15,7 +15,7 @@
 --   contact_channels      its latest contact per channel
 --   signals               its sentiment counts, negative streak and repeat flag
 --   outbox                its outbox: alerts, journey counters, activity (libs/outbox)
---   notify_channel        the customer's notify channel (the newest stream id is published)
+--   notify_channel        the customer's notify channel (what is published: timeline::PublishedEntry)
 -- ARGV:
 --   customer_id           the customer's id
 --   now_ms:int            now, in ms

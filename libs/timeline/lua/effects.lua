@@ -181,7 +181,7 @@ local function os_append(evs)
   local acts = {[first_act] = tonumber(pf[2] or '-1')}
   local act_changed = {}
   local convs = {}
-  local last = nil
+  local last, last_blob, stored = nil, nil, 0
   for i, e in ipairs(evs) do
     if not out[i] then
       local sid
@@ -244,6 +244,8 @@ local function os_append(evs)
       os_sentiment(e.sent, e.occ, sid, e.case)
       out[i] = {sid, 0, ''}
       last = sid
+      last_blob = e.blob
+      stored = stored + 1
     end
   end
   if last then
@@ -294,7 +296,13 @@ local function os_append(evs)
       fields[#fields + 1] = P.now
     end
     if #fields > 0 then redis.call('HSET', K.p, unpack(fields)) end
-    redis.call('SPUBLISH', K.nf, last)
+    -- Watchers (timeline::WatchHub): one new event is published whole, so a watcher that is
+    -- caught up sends it without reading it back (timeline::PublishedEntry); else its id.
+    if stored == 1 and #last_blob <= 65536 then
+      redis.call('SPUBLISH', K.nf, last .. '\n' .. last_blob)
+    else
+      redis.call('SPUBLISH', K.nf, last)
+    end
   end
   return out
 end

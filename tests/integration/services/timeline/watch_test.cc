@@ -4,6 +4,7 @@
 // UNAVAILABLE, and a watch that survives a Redis restart.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
@@ -11,7 +12,9 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/testing/redis_for_test.h"
 #include "tests/testing/server_for_test.h"
@@ -73,12 +76,14 @@ class WatchTest : public ::testing::Test {
     std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
   };
   Watcher Watch(v1::TimelineService::Stub* stub, const std::string& after_cursor,
-                bool from_start = false, absl::Duration timeout = absl::Seconds(20)) {
+                bool from_start = false, absl::Duration timeout = absl::Seconds(20),
+                v1::Audience audience = v1::AUDIENCE_UNSPECIFIED) {
     v1::WatchRequest req;
     req.set_tenant("acme");
     req.mutable_customer()->set_customer_id(customer_);
     req.set_after_cursor(after_cursor);
     req.set_from_start(from_start);
+    req.set_audience(audience);
     Watcher w;
     w.ctx = Ctx(timeout);
     w.reader = stub->Watch(w.ctx.get(), req);
@@ -93,6 +98,28 @@ class WatchTest : public ::testing::Test {
       if (last_cursor) *last_cursor = msg.event().cursor();
     }
     return ids;
+  }
+
+  // Function calls Redis has run (INFO commandstats: FCALL and FCALL_RO).
+  int64_t FunctionCalls() { return CommandCalls("cmdstat_fcall"); }
+  // Timeline reads: XRANGE and XREVRANGE, run by the range function.
+  int64_t RangeReads() {
+    return CommandCalls("cmdstat_xrange") + CommandCalls("cmdstat_xrevrange");
+  }
+  // The calls of the commands whose INFO commandstats line starts with `prefix`.
+  int64_t CommandCalls(absl::string_view prefix) {
+    redis::Reply info = redis_->Run({"INFO", "commandstats"});
+    int64_t calls = 0;
+    for (absl::string_view line : absl::StrSplit(info.str, "\r\n")) {
+      if (!absl::StartsWith(line, prefix)) continue;
+      size_t at = line.find("calls=");
+      int64_t n = 0;
+      if (at != absl::string_view::npos &&
+          absl::SimpleAtoi(line.substr(at + 6, line.find(',', at) - at - 6), &n)) {
+        calls += n;
+      }
+    }
+    return calls;
   }
 
   std::unique_ptr<RedisForTest> redis_;
@@ -139,6 +166,93 @@ TEST_F(WatchTest, SeesAppendsMadeThroughAnotherInstance) {
   Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
   Append(other.timeline(), {MakeEvent("via-other")});
   EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"via-other"}));
+  w.ctx->TryCancel();
+}
+
+// Events the watcher may not see are passed over once, however many come in a row: more than a
+// read's batch of them must not stop the events after them (replayed or live), nor be re-read.
+TEST_F(WatchTest, PassesOverRunsOfEventsItsAudienceMayNotSee) {
+  service::TimelineServiceOptions opts;
+  opts.watch_batch = 3;
+  ServerForTest small_batches(*redis_, opts);
+  auto internal = [](const std::string& id) {
+    v1::Event e = MakeEvent(id);
+    e.set_visibility(v1::AUDIENCE_AGENT);
+    return e;
+  };
+  auto shown = [](const std::string& id) {
+    v1::Event e = MakeEvent(id);
+    e.set_visibility(v1::AUDIENCE_CUSTOMER);
+    return e;
+  };
+  Append(server_->timeline(), {internal("i1"), internal("i2"), internal("i3"), internal("i4"),
+                               internal("i5"), shown("replayed")});
+  Watcher w = Watch(small_batches.timeline(), "", /*from_start=*/true, absl::Seconds(20),
+                    v1::AUDIENCE_CUSTOMER);
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"replayed"}));
+  for (int i = 0; i < 7; ++i) Append(server_->timeline(), {internal(absl::StrCat("live-i", i))});
+  Append(server_->timeline(), {shown("live")});
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"live"}));
+  w.ctx->TryCancel();
+  if (redis_->cluster()) return;  // the count below is one node's
+  // Idle now: the watcher reads nothing more (no read repeated over the passed-over events).
+  absl::SleepFor(absl::Milliseconds(300));
+  int64_t before = FunctionCalls();
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_LE(FunctionCalls(), before + 2);
+}
+
+// An append of one event publishes the entry, and a caught-up watcher sends it as published:
+// watchers that start while appends go on (replaying from the start, or from the head) get each
+// event once, in order, whichever way it reached them (read back or published).
+TEST_F(WatchTest, EveryEventOnceInOrderWhileAppendsGoOn) {
+  ServerForTest other(*redis_);
+  constexpr int kEvents = 300;
+  std::vector<std::string> all;
+  for (int i = 0; i < kEvents; ++i) all.push_back(absl::StrCat("r", i));
+  std::atomic<int> appended{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kEvents; ++i) {
+      Append(server_->timeline(), {MakeEvent(all[i])});
+      ++appended;
+    }
+  });
+  while (appended.load() < 50) absl::SleepFor(absl::Milliseconds(1));
+  Watcher replay = Watch(other.timeline(), "", /*from_start=*/true, absl::Seconds(60));
+  Watcher live = Watch(other.timeline(), "", /*from_start=*/false, absl::Seconds(60));
+  writer.join();
+  EXPECT_EQ(ReadIds(replay, kEvents), all);
+  // The live watcher starts at the head its subscription found: a contiguous tail.
+  Append(server_->timeline(), {MakeEvent("last")});
+  std::vector<std::string> tail;
+  v1::WatchResponse msg;
+  while (live.reader->Read(&msg) && msg.event().event_id() != "last") {
+    tail.push_back(msg.event().event_id());
+  }
+  ASSERT_LE(tail.size(), all.size());
+  EXPECT_EQ(tail, std::vector<std::string>(all.end() - tail.size(), all.end()));
+  EXPECT_EQ(msg.event().event_id(), "last");
+  replay.ctx->TryCancel();
+  live.ctx->TryCancel();
+}
+
+// A caught-up watcher is sent each single-event append as published: no read per event.
+TEST_F(WatchTest, LiveEventsArriveWithoutAReadEach) {
+  if (redis_->cluster()) GTEST_SKIP() << "counts one node's commands";
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true);
+  Append(server_->timeline(), {MakeEvent("first")});
+  ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{"first"}));
+  absl::SleepFor(absl::Milliseconds(200));
+  int64_t reads = RangeReads();
+  for (int i = 0; i < 20; ++i) {
+    Append(server_->timeline(), {MakeEvent(absl::StrCat("e", i))});
+    ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{absl::StrCat("e", i)}));
+  }
+  EXPECT_EQ(RangeReads(), reads);
+  // A batch of several events is published as its newest id: the watcher reads them.
+  Append(server_->timeline(), {MakeEvent("b1"), MakeEvent("b2")});
+  EXPECT_EQ(ReadIds(w, 2), (std::vector<std::string>{"b1", "b2"}));
+  EXPECT_EQ(RangeReads(), reads + 1);
   w.ctx->TryCancel();
 }
 
@@ -208,7 +322,8 @@ TEST_F(WatchTest, ShutdownEndsWatchesWithUnavailable) {
 }
 
 TEST_F(WatchTest, KeepsStreamingAcrossARedisRestart) {
-  if (redis_->cluster()) GTEST_SKIP() << "a single Redis restarted (cluster faults: e2e_cluster_fault)";
+  if (redis_->cluster())
+    GTEST_SKIP() << "a single Redis restarted (cluster faults: e2e_cluster_fault)";
   Watcher w = Watch(server_->timeline(), "", /*from_start=*/true, absl::Seconds(30));
   Append(server_->timeline(), {MakeEvent("before-restart")});
   ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{"before-restart"}));

@@ -281,6 +281,26 @@ TEST(IsStreamIdTest, RejectsWhitespace) {
   }
 }
 
+TEST(ParseStreamIdTest, ReadsBothPartsAndOrdersByThem) {
+  StreamId a, b, c;
+  ASSERT_TRUE(ParseStreamId("1700000000000-42", &a));
+  EXPECT_EQ(a.ms, 1700000000000u);
+  EXPECT_EQ(a.seq, 42u);
+  EXPECT_EQ(a.str(), "1700000000000-42");
+  ASSERT_TRUE(ParseStreamId("1700000000000-100", &b));
+  ASSERT_TRUE(ParseStreamId("1700000000001-0", &c));
+  EXPECT_TRUE(a < b);  // by number, not text
+  EXPECT_TRUE(b < c);
+  EXPECT_FALSE(b < a);
+  EXPECT_FALSE(a < a);
+  EXPECT_EQ(StreamId({5, UINT64_MAX}).Next().str(), "6-0");
+  EXPECT_EQ(StreamId({5, 1}).Next().str(), "5-2");
+  StreamId unused;
+  for (absl::string_view bad : {"", "1", "1-", "-1", " 1-2", "1-2 ", "+1-2", "1-2-3", "a-1"}) {
+    EXPECT_FALSE(ParseStreamId(bad, &unused)) << "\"" << bad << "\"";
+  }
+}
+
 TEST(StreamIdMillisTest, MillisecondsPart) {
   EXPECT_EQ(StreamIdMillis("1700000000000-5"), 1700000000000);
   EXPECT_EQ(StreamIdMillis("0-0"), 0);

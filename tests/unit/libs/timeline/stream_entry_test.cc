@@ -216,5 +216,34 @@ TEST(StreamEntryTest, SerializedEventIsTheBlobThenTheOutputFieldsAsProtobufWrite
   }
 }
 
+// What an append publishes: the entry of a single-event append, or nothing to send as is.
+TEST(PublishedEntryTest, ReadsTheEntryOfASingleEventAppend) {
+  v1::Event stored = FullEvent();
+  stored.set_body("two\nlines");  // a blob may hold any byte, a newline too
+  std::string blob = stored.SerializeAsString();
+  std::string message = "1700000000000-3\n" + blob;
+  std::optional<StreamEntryView> entry = PublishedEntry(message);
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->id, "1700000000000-3");
+  EXPECT_EQ(entry->blob, blob);
+  EXPECT_TRUE(entry->tag.empty());
+  EXPECT_TRUE(entry->appended.empty());
+  absl::StatusOr<v1::Event> event = StreamEntry::Of(*entry).Event("cus_1");
+  ASSERT_TRUE(event.ok()) << event.status();
+  EXPECT_EQ(event->body(), "two\nlines");
+  EXPECT_EQ(event->cursor(), EncodeCursor("cus_1", "1700000000000-3"));
+}
+
+TEST(PublishedEntryTest, OtherMessagesCarryNoEntry) {
+  for (absl::string_view message :
+       {"", "1700000000000-3", "merged", "unmerged", "erased", "\nblob", "x-1\nblob", "1-\nb"}) {
+    EXPECT_FALSE(PublishedEntry(message).has_value()) << absl::CEscape(message);
+  }
+  // An empty blob is an entry (an event with every field at its default).
+  std::optional<StreamEntryView> empty = PublishedEntry("5-0\n");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->blob.empty());
+}
+
 }  // namespace
 }  // namespace onestory::timeline
