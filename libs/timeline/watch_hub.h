@@ -20,8 +20,8 @@
 // watchers holds the loop thread for ~0.1 ms at a time, not ~5 ms once a second.
 //
 // Add/Remove are thread-safe. Listener calls run on the Redis loop thread and must not block.
-// Memory: two hash entries per listener; per watched channel, one hash entry here and one in
-// the subscriber (name, slot, state).
+// Memory: per listener, one set entry per channel it is registered on and one entry in its tick
+// slice; per watched channel, one hash entry here and one in the subscriber (name, slot, state).
 #pragma once
 
 #include <array>
@@ -43,8 +43,9 @@ class WatchHub {
   class Listener {
    public:
     virtual ~Listener() = default;
-    // `message` is what the append (a stream id) or a merge ("merged", "unmerged") published;
-    // empty when the subscription was confirmed.
+    // `message` is what was published: by an append, its entry or newest stream id
+    // (timeline::PublishedEntry); by a merge, "merged" or "unmerged"; by an erasure, "erased".
+    // Empty when the subscription was confirmed.
     virtual void OnNotify(absl::string_view message) = 0;
     virtual void OnTick(absl::Time now) = 0;
   };

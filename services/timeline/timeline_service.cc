@@ -230,6 +230,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
   // The watched customer was merged into another: continue with the target's events from
   // the merge on. Returns false when the status is not a merge redirect.
   bool FollowMerge(const absl::Status& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Not once the stream is done: its registration was removed for good (OnStreamDone).
+    if (done_) return false;
     std::optional<identity::Moved> moved = identity::MovedTo(st);
     if (!moved || ++merge_hops_ > identity::kMaxMergeHops) return false;
     followed_merge_ = true;
@@ -278,11 +280,13 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
   }
 
   // Sends an entry an append published (timeline::PublishedEntry) without reading it back, when
-  // it is the next one after the position: the watch is caught up (live, nothing read, queued or
-  // being written) and the entry comes after the position. Every message of the channel leads
-  // here in the order the functions ran, and one arriving while a read is out marks the watch
-  // dirty instead; so any entry between the position and this one was sent or passed over
-  // already. False when the watch has to read instead.
+  // the watch is caught up (live, nothing read, queued or being written, no message waiting for
+  // a read) and the entry comes after the position. No entry can lie between the two: one
+  // appended before the last read is in its batch (a full batch leaves the watch dirty), and one
+  // appended after it was published on this channel before this entry, so its message came first
+  // on the same subscription and was sent or marked the watch dirty. A new subscription (a
+  // reconnect, a slot moved) marks the watch dirty before any message of its own. Ignores an
+  // entry at or before the position (a read found it first). False when the watch must read.
   bool SendPublished(const timeline::StreamEntryView& entry) {
     std::string customer;
     {
@@ -293,7 +297,7 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
           !timeline::ParseStreamId(entry.id, &published)) {
         return false;
       }
-      if (!(position < published)) return true;  // a read found it first
+      if (!(position < published)) return true;
       // Held while the entry is queued, as for a batch read (OnBatch).
       fetching_ = true;
       position_ = std::string(entry.id);
@@ -366,24 +370,22 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
         unavailable_since_ = absl::InfiniteFuture();
         // Events passed over (the audience may not see them) are not read again.
         position_ = batch->last_stream_id;
-        if (batch->events.empty()) {
-          live_ = true;
+        // Behind live: reads of a watch that was caught up keep finding a whole batch waiting.
+        // (Not judged by the events' stream ids: a merge gives the entries it brings ids just
+        // after the target's newest, however old that is.)
+        if (static_cast<int>(batch->events.size()) >= svc_->options_.watch_batch) {
+          dirty_ = true;  // more may be waiting
+          absl::Time now = absl::Now();
+          if (behind_since_ == absl::InfiniteFuture()) behind_since_ = now;
+          fell_behind = live_ && now - behind_since_ > svc_->options_.watch_max_lag;
         } else {
-          // By the stream id's time, when the entry entered this timeline: events a merge
-          // moved here keep an older appended_at but are new to this timeline.
-          absl::Time appended =
-              absl::FromUnixMillis(timeline::StreamIdMillis(batch->stream_ids[0]));
-          fell_behind = live_ && absl::Now() - appended > svc_->options_.watch_max_lag;
-          if (static_cast<int>(batch->events.size()) >= svc_->options_.watch_batch) {
-            dirty_ = true;  // more may be waiting
-          } else {
-            live_ = true;
-          }
-          for (size_t k = 0; k < batch->events.size() && !fell_behind; ++k) {
-            if (!timeline::VisibleTo(batch->events[k].visibility(), audience_)) continue;
-            *ready.emplace_back().mutable_event() = std::move(batch->events[k]);
-            ready_ids.push_back(std::move(batch->stream_ids[k]));
-          }
+          live_ = true;
+          behind_since_ = absl::InfiniteFuture();
+        }
+        for (size_t k = 0; k < batch->events.size() && !fell_behind; ++k) {
+          if (!timeline::VisibleTo(batch->events[k].visibility(), audience_)) continue;
+          *ready.emplace_back().mutable_event() = std::move(batch->events[k]);
+          ready_ids.push_back(std::move(batch->stream_ids[k]));
         }
       }
     }
@@ -410,6 +412,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool live_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time unavailable_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  // Since when each read has found a whole batch waiting; InfiniteFuture while caught up.
+  absl::Time behind_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // The watched customer and its notify channel; they change when it is merged into another.
   std::string customer_id_ ABSL_GUARDED_BY(mu_);
   std::string channel_ ABSL_GUARDED_BY(mu_);
@@ -417,7 +421,8 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
   bool followed_merge_ ABSL_GUARDED_BY(mu_) = false;       // watching a customer it was merged into
   bool position_from_merge_ ABSL_GUARDED_BY(mu_) = false;  // "<source>|<id>" set by FollowMerge
   std::atomic<bool> ending_unmerged_{false};
-  std::string position_ ABSL_GUARDED_BY(mu_);  // stream id of the last event sent
+  // Where the next read starts: the last entry read (sent or passed over) or sent as published.
+  std::string position_ ABSL_GUARDED_BY(mu_);
   std::string last_cursor_ ABSL_GUARDED_BY(mu_);
 };
 

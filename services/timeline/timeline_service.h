@@ -8,9 +8,10 @@
 // slow client), advance the position, read again while anything is left or a notification came
 // meanwhile. Memory per watcher: one batch of events at most, plus the reactor.
 //
-// A watcher that falls behind live by more than the lag limit (its next unsent event was
-// appended longer ago than that, or one write has waited that long) is ended with
-// RESOURCE_EXHAUSTED naming the cursor to resume from; it is never silently skipped ahead.
+// A watcher that falls behind live by more than the lag limit (once caught up, its reads have
+// kept finding a whole batch waiting for longer than that, or one write has waited that long) is
+// ended with RESOURCE_EXHAUSTED naming the cursor to resume from; it is never silently skipped
+// ahead.
 #pragma once
 
 #include <atomic>

@@ -181,7 +181,7 @@ local function os_append(evs)
   local acts = {[first_act] = tonumber(pf[2] or '-1')}
   local act_changed = {}
   local convs = {}
-  local last, last_blob, stored = nil, nil, 0
+  local last, last_blob, added_events = nil, nil, 0
   for i, e in ipairs(evs) do
     if not out[i] then
       local sid
@@ -245,7 +245,7 @@ local function os_append(evs)
       out[i] = {sid, 0, ''}
       last = sid
       last_blob = e.blob
-      stored = stored + 1
+      added_events = added_events + 1
     end
   end
   if last then
@@ -298,7 +298,7 @@ local function os_append(evs)
     if #fields > 0 then redis.call('HSET', K.p, unpack(fields)) end
     -- Watchers (timeline::WatchHub): one new event is published whole, so a watcher that is
     -- caught up sends it without reading it back (timeline::PublishedEntry); else its id.
-    if stored == 1 and #last_blob <= 65536 then
+    if added_events == 1 and #last_blob <= 65536 then
       redis.call('SPUBLISH', K.nf, last .. '\n' .. last_blob)
     else
       redis.call('SPUBLISH', K.nf, last)

@@ -256,6 +256,42 @@ TEST_F(WatchTest, LiveEventsArriveWithoutAReadEach) {
   w.ctx->TryCancel();
 }
 
+// A merge gives the entries it brings ids just after the target's newest: a live watcher of a
+// target whose newest event is older than the lag limit receives them, and is not ended as if
+// it had fallen behind.
+TEST_F(WatchTest, AMergeIntoAQuietTimelineDoesNotEndItsWatchers) {
+  std::string target = customer_;
+  Append(server_->timeline(), {MakeEvent("a-old")});
+  Watcher w = Watch(server_->timeline(), "", /*from_start=*/true, absl::Seconds(30));
+  ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{"a-old"}));
+  absl::SleepFor(absl::Seconds(2));  // past the 1.5 s lag limit
+  v1::ResolveRequest rreq;
+  rreq.set_tenant("acme");
+  rreq.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_EMAIL);
+  rreq.mutable_identifier()->set_value("ann@example.com");
+  rreq.set_create_if_missing(true);
+  v1::ResolveResponse source;
+  ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), rreq, &source).ok());
+  customer_ = source.customer_id();
+  Append(server_->timeline(), {MakeEvent("b-1")});
+  customer_ = target;
+  v1::MergeRequest mreq;
+  mreq.set_tenant("acme");
+  mreq.set_source_customer_id(source.customer_id());
+  mreq.set_target_customer_id(target);
+  mreq.set_reason("the same person");
+  mreq.mutable_actor()->set_type(v1::Actor::TYPE_SYSTEM);
+  v1::MergeResponse mresp;
+  grpc::Status merged = server_->identity()->Merge(Ctx().get(), mreq, &mresp);
+  ASSERT_TRUE(merged.ok()) << merged.error_message();
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"b-1"}));
+  Append(server_->timeline(), {MakeEvent("a-new")});
+  EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"a-new"}));
+  w.ctx->TryCancel();
+  grpc::Status st = w.reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
+}
+
 TEST_F(WatchTest, RejectsCursorOfAnotherCustomer) {
   auto events = Append(server_->timeline(), {MakeEvent("mine")});
   v1::ResolveRequest req;
