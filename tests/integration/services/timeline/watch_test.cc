@@ -48,14 +48,22 @@ class WatchTest : public ::testing::Test {
     service::TimelineServiceOptions opts;
     opts.watch_max_lag = absl::Milliseconds(1500);
     server_ = std::make_unique<ServerForTest>(*redis_, opts);
+    customer_ = NewCustomer(v1::IDENTIFIER_TYPE_PHONE, "14155550100");
+    ASSERT_FALSE(customer_.empty());
+  }
+
+  // The id of the customer named by an identifier, created; empty (and the test failed) when
+  // Resolve fails.
+  std::string NewCustomer(v1::IdentifierType type, const std::string& value) {
     v1::ResolveRequest req;
     req.set_tenant("acme");
-    req.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_PHONE);
-    req.mutable_identifier()->set_value("14155550100");
+    req.mutable_identifier()->set_type(type);
+    req.mutable_identifier()->set_value(value);
     req.set_create_if_missing(true);
     v1::ResolveResponse resp;
-    ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), req, &resp).ok());
-    customer_ = resp.customer_id();
+    grpc::Status st = server_->identity()->Resolve(Ctx().get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.customer_id();
   }
 
   std::vector<v1::Event> Append(v1::TimelineService::Stub* stub, std::vector<v1::Event> events) {
@@ -265,19 +273,13 @@ TEST_F(WatchTest, AMergeIntoAQuietTimelineDoesNotEndItsWatchers) {
   Watcher w = Watch(server_->timeline(), "", /*from_start=*/true, absl::Seconds(30));
   ASSERT_EQ(ReadIds(w, 1), (std::vector<std::string>{"a-old"}));
   absl::SleepFor(absl::Seconds(2));  // past the 1.5 s lag limit
-  v1::ResolveRequest rreq;
-  rreq.set_tenant("acme");
-  rreq.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_EMAIL);
-  rreq.mutable_identifier()->set_value("ann@example.com");
-  rreq.set_create_if_missing(true);
-  v1::ResolveResponse source;
-  ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), rreq, &source).ok());
-  customer_ = source.customer_id();
+  std::string source = NewCustomer(v1::IDENTIFIER_TYPE_EMAIL, "ann@example.com");
+  customer_ = source;
   Append(server_->timeline(), {MakeEvent("b-1")});
   customer_ = target;
   v1::MergeRequest mreq;
   mreq.set_tenant("acme");
-  mreq.set_source_customer_id(source.customer_id());
+  mreq.set_source_customer_id(source);
   mreq.set_target_customer_id(target);
   mreq.set_reason("the same person");
   mreq.mutable_actor()->set_type(v1::Actor::TYPE_SYSTEM);
@@ -294,14 +296,7 @@ TEST_F(WatchTest, AMergeIntoAQuietTimelineDoesNotEndItsWatchers) {
 
 TEST_F(WatchTest, RejectsCursorOfAnotherCustomer) {
   auto events = Append(server_->timeline(), {MakeEvent("mine")});
-  v1::ResolveRequest req;
-  req.set_tenant("acme");
-  req.mutable_identifier()->set_type(v1::IDENTIFIER_TYPE_EMAIL);
-  req.mutable_identifier()->set_value("other@example.com");
-  req.set_create_if_missing(true);
-  v1::ResolveResponse other;
-  ASSERT_TRUE(server_->identity()->Resolve(Ctx().get(), req, &other).ok());
-  customer_ = other.customer_id();
+  customer_ = NewCustomer(v1::IDENTIFIER_TYPE_EMAIL, "other@example.com");
   Watcher w = Watch(server_->timeline(), events[0].cursor());
   v1::WatchResponse msg;
   EXPECT_FALSE(w.reader->Read(&msg));
