@@ -92,8 +92,16 @@ class Writers:
             n += 1
 
     def wait_for(self, per_customer, timeout=30):
-        H.wait_until(lambda: all(len(v) >= per_customer for v in self.acked.values()), timeout,
-                     what="%d acknowledged appends per customer" % per_customer)
+        try:
+            H.wait_until(lambda: all(len(v) >= per_customer for v in self.acked.values()),
+                         timeout, what="%d acknowledged appends per customer" % per_customer)
+        except TimeoutError as e:
+            with self.lock:
+                counts = {i: len(v) for i, v in self.acked.items()}
+                last = self.errors[-5:]
+            raise TimeoutError("%s; acknowledged per customer: %s; writers running: %d; "
+                               "the last errors: %s" %
+                               (e, counts, sum(t.is_alive() for t in self.threads), last))
 
     def finish(self):
         self.stop.set()
