@@ -95,9 +95,9 @@ int64_t StreamEntryView::StoredAtMs() const {
   return StreamIdMillis(id);
 }
 
-absl::StatusOr<v1::Event> StreamEntry::Event(const std::string& customer_id) const {
+absl::StatusOr<v1::Event> StreamEntryView::Event(const std::string& customer_id) const {
   v1::Event e;
-  if (!e.ParseFromString(blob))
+  if (!e.ParseFromArray(blob.data(), static_cast<int>(blob.size())))
     return absl::InternalError(absl::StrCat("undecodable event at ", id));
   e.set_customer_id(customer_id);
   e.set_cursor(EncodeCursor(customer_id, id));

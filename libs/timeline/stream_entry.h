@@ -39,6 +39,9 @@ struct StreamEntryView {
 
   // The ms the entry was first stored: `appended`, else the stream id's.
   int64_t StoredAtMs() const;
+  // The event with its output fields set for `customer_id` (the timeline's owner): customer_id,
+  // cursor (naming this entry) and appended_at (StoredAtMs). INTERNAL when `blob` does not decode.
+  absl::StatusOr<v1::Event> Event(const std::string& customer_id) const;
   // The event's visibility, read from `blob` without decoding the rest; INTERNAL when its
   // fields do not parse.
   absl::StatusOr<v1::Audience> Visibility() const;
@@ -55,13 +58,10 @@ struct StreamEntry {
   std::string appended;  // 'a': ms first stored, empty when the stream id says it
 
   StreamEntryView view() const { return {id, blob, tag, appended}; }
-  static StreamEntry Of(const StreamEntryView& v) {
-    return {std::string(v.id), std::string(v.blob), std::string(v.tag), std::string(v.appended)};
-  }
   int64_t StoredAtMs() const { return view().StoredAtMs(); }
-  // The event with its output fields set for `customer_id` (the timeline's owner): customer_id,
-  // cursor (naming this entry) and appended_at (StoredAtMs). INTERNAL when `blob` does not decode.
-  absl::StatusOr<v1::Event> Event(const std::string& customer_id) const;
+  absl::StatusOr<v1::Event> Event(const std::string& customer_id) const {
+    return view().Event(customer_id);
+  }
   absl::StatusOr<v1::Audience> Visibility() const { return view().Visibility(); }
   void AppendSerializedEvent(absl::string_view customer_id, std::string* out) const {
     view().AppendSerializedEvent(CursorWriter(customer_id), out);

@@ -317,7 +317,7 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
     ASSIGN_OR_RETURN(v1::Audience visibility, entry.Visibility());
     if (!timeline::VisibleTo(visibility, audience_)) return absl::OkStatus();
     v1::WatchResponse response;
-    ASSIGN_OR_RETURN(*response.mutable_event(), timeline::StreamEntry::Of(entry).Event(customer));
+    ASSIGN_OR_RETURN(*response.mutable_event(), entry.Event(customer));
     Send(std::move(response), std::string(entry.id));
     return absl::OkStatus();
   }

@@ -228,7 +228,7 @@ TEST(PublishedEntryTest, ReadsTheEntryOfASingleEventAppend) {
   EXPECT_EQ(entry->blob, blob);
   EXPECT_TRUE(entry->tag.empty());
   EXPECT_TRUE(entry->appended.empty());
-  absl::StatusOr<v1::Event> event = StreamEntry::Of(*entry).Event("cus_1");
+  absl::StatusOr<v1::Event> event = entry->Event("cus_1");
   ASSERT_TRUE(event.ok()) << event.status();
   EXPECT_EQ(event->body(), "two\nlines");
   EXPECT_EQ(event->cursor(), EncodeCursor("cus_1", "1700000000000-3"));
