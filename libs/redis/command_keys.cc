@@ -100,7 +100,12 @@ const absl::flat_hash_set<std::string>& NotWrites() {
 
 bool IsWriteCommand(const std::vector<std::string>& argv) {
   if (argv.empty()) return true;
-  return !NotWrites().contains(absl::AsciiStrToUpper(argv[0]));
+  // Upper-cased on the stack: this runs for every command sent. No command's name is longer.
+  char upper[32];
+  const std::string& name = argv[0];
+  if (name.size() > sizeof(upper)) return true;
+  for (size_t i = 0; i < name.size(); ++i) upper[i] = absl::ascii_toupper(name[i]);
+  return !NotWrites().contains(absl::string_view(upper, name.size()));
 }
 
 absl::StatusOr<std::vector<std::string>> CommandKeys(const std::vector<std::string>& argv) {

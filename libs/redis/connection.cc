@@ -58,19 +58,17 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
 void Connection::SendTransaction(const std::vector<std::vector<std::string>>& commands,
                                  absl::Time caller_deadline, ReplyCallback cb) {
   auto refusal = std::make_shared<std::string>();
-  auto queue = [&](const std::vector<std::string>& argv) {
-    if (!Write(argv)) return false;
-    Pending p;
-    p.sent = absl::Now();
-    p.deadline = absl::InfiniteFuture();
-    p.kind = Kind::kQueued;
-    p.refusal = refusal;
-    pending_.push_back(std::move(p));
-    return true;
-  };
-  if (!queue({"MULTI"})) return cb(absl::UnavailableError("redis: connection is closing"));
+  if (!Write({"MULTI"})) return cb(absl::UnavailableError("redis: connection is closing"));
+  // One entry for MULTI's OK and every QUEUED: they carry nothing but a refusal.
+  Pending p;
+  p.sent = absl::Now();
+  p.deadline = absl::InfiniteFuture();
+  p.kind = Kind::kQueued;
+  p.queued = 1;
+  p.refusal = refusal;
   // A command that cannot be written leaves the connection closing: the EXEC then fails too.
-  for (const auto& argv : commands) queue(argv);
+  for (const auto& argv : commands) p.queued += Write(argv) ? 1 : 0;
+  pending_.push_back(std::move(p));
   Send({"EXEC"}, caller_deadline, [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
     if (r.ok() && !refusal->empty()) {
       r->type = Reply::Type::kError;
@@ -127,12 +125,15 @@ void Connection::SendWait() {
 
 void Connection::OnReply(Reply reply) {
   if (pending_.empty()) return;
-  Pending p = std::move(pending_.front());
-  pending_.pop_front();
-  if (p.kind == Kind::kQueued) {
-    if (reply.type == Reply::Type::kError && p.refusal->empty()) *p.refusal = std::move(reply.str);
+  if (Pending& queued = pending_.front(); queued.kind == Kind::kQueued) {
+    if (reply.type == Reply::Type::kError && queued.refusal->empty()) {
+      *queued.refusal = std::move(reply.str);
+    }
+    if (--queued.queued == 0) pending_.pop_front();
     return;  // a lost connection fails the EXEC behind it
   }
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
   RoundTrip()->Observe(absl::ToDoubleSeconds(absl::Now() - p.sent));
   absl::StatusOr<Reply> r = std::move(reply);
   if (p.kind == Kind::kWait) return OnWaitReply(std::move(r), wait_timeout_);

@@ -73,7 +73,7 @@ class Connection {
     kCommand,  // answered with its reply
     kWrite,    // wait_replicas: its reply waits for the next WAIT's answer
     kWait,     // the WAIT after writes (no callback of its own)
-    kQueued,   // MULTI or a command it queued: OK / QUEUED, or a refusal kept for the EXEC
+    kQueued,   // MULTI and the commands it queued: OK / QUEUED, or a refusal kept for the EXEC
   };
   struct Pending {
     ReplyCallback cb;
@@ -84,6 +84,7 @@ class Connection {
     Kind kind = Kind::kCommand;
     Reply reply;                           // kWrite, once answered
     std::shared_ptr<std::string> refusal;  // kQueued: the transaction's first refusal
+    int queued = 0;  // kQueued: the replies still to come (MULTI's OK, a QUEUED per command)
   };
   // A command held while a WAIT blocks the connection.
   struct Held {

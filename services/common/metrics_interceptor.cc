@@ -1,6 +1,7 @@
 #include "services/common/metrics_interceptor.h"
 
 #include <array>
+#include <atomic>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -25,7 +26,8 @@ struct MethodSeries {
   metrics::Labels labels;
   metrics::Counter* started;
   metrics::Histogram* seconds;
-  std::array<metrics::Counter*, 17> handled{};  // by code, created on first use
+  // By code, created on first use (under mu): a call reads its code's without a lock.
+  std::array<std::atomic<metrics::Counter*>, 17> handled{};
   absl::Mutex mu;
 };
 
@@ -45,7 +47,7 @@ const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
 }
 
 // `path`: "/<service>/<method>".
-MethodSeries* SeriesFor(const std::string& path, grpc::experimental::ServerRpcInfo::Type type) {
+MethodSeries* SeriesFor(absl::string_view path, grpc::experimental::ServerRpcInfo::Type type) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* by_path = new absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>();
   {
@@ -78,14 +80,17 @@ MethodSeries* SeriesFor(const std::string& path, grpc::experimental::ServerRpcIn
 
 metrics::Counter* HandledCounter(MethodSeries* s, int code) {
   if (code < 0 || code >= 17) code = 2;  // UNKNOWN
+  if (metrics::Counter* c = s->handled[code].load(std::memory_order_acquire)) return c;
   absl::MutexLock lock(&s->mu);
-  if (s->handled[code] == nullptr) {
+  metrics::Counter* c = s->handled[code].load(std::memory_order_relaxed);
+  if (c == nullptr) {
     metrics::Labels labels = s->labels;
     labels.emplace_back("grpc_code", kCodeNames[code]);
-    s->handled[code] = metrics::Registry::Global().GetCounter(
+    c = metrics::Registry::Global().GetCounter(
         "grpc_server_handled_total", "RPCs completed on the server, by status code", labels);
+    s->handled[code].store(c, std::memory_order_release);
   }
-  return s->handled[code];
+  return c;
 }
 
 class MetricsInterceptor : public grpc::experimental::Interceptor {
