@@ -1,5 +1,6 @@
 #include "libs/common/json_struct.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ TEST(ParseJsonObjectTest, GivesWhatProtobufsParserGives) {
       R"({"esc":"q\" b\\ s\/ \b\f\n\r\t","u":"\u00e9\u20ac\ud83d\ude00 \u0041","raw":"é€😀"})",
       R"({"big":12345678901234567890,"neg":-9007199254740993,"small":5e-324})",
       "{\n\t\"k\" :\r\n \"v\" \n}",
+      // Whole numbers, on both sides of the 15 digits converted without SimpleAtod.
+      R"({"w":[0,-0,7,-7,999999999999999,-999999999999999,1234567890123456,-1234567890123456]})",
   };
   for (const std::string& in : inputs) {
     absl::StatusOr<Struct> want = Reference(in);
@@ -43,6 +46,13 @@ TEST(ParseJsonObjectTest, GivesWhatProtobufsParserGives) {
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, *want))
         << in << "\n got: " << got->DebugString() << "\nwant: " << want->DebugString();
   }
+}
+
+TEST(ParseJsonObjectTest, MinusZeroKeepsItsSign) {
+  absl::StatusOr<Struct> got = ParseJsonObject(R"({"z":-0,"p":0})");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(std::signbit(got->fields().at("z").number_value()));
+  EXPECT_FALSE(std::signbit(got->fields().at("p").number_value()));
 }
 
 TEST(ParseJsonObjectTest, RefusesWhatIsNotAJsonObject) {
