@@ -154,6 +154,15 @@ TEST(ValidateTextTest, RejectsInvalidUtf8) {
               InvalidArgumentStartingWith("body: not valid UTF-8"));
 }
 
+TEST(ValidateTextTest, ChecksWhatFollowsARunOfPrintableText) {
+  EXPECT_THAT(ValidateText("body", "hello world\x7f", 100),
+              InvalidArgumentStartingWith("body: holds a control character"));
+  // Invalid UTF-8 is reported before a control character that comes earlier.
+  EXPECT_THAT(ValidateText("body", "hello\x01 then \xff", 100),
+              InvalidArgumentStartingWith("body: not valid UTF-8"));
+  EXPECT_TRUE(ValidateText("body", "hello\nworld \xc3\xa9 and more ~", 100).ok());
+}
+
 TEST(ValidateTextTest, AcceptsMultilingualText) {
   EXPECT_TRUE(ValidateText("body", "Grüße, 你好, \xf0\x9f\x98\x80", 100).ok());
 }
