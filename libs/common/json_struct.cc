@@ -103,15 +103,17 @@ class Parser {
     } else if (!Digits()) {
       return Error("expected a value");
     }
-    if (Consume('.') && !Digits()) return Error("expected digits after '.'");
-    if (Consume('e') || Consume('E')) {
+    const bool fraction = Consume('.');
+    if (fraction && !Digits()) return Error("expected digits after '.'");
+    const bool exponent = Consume('e') || Consume('E');
+    if (exponent) {
       if (!Consume('+')) Consume('-');
       if (!Digits()) return Error("expected an exponent");
     }
     absl::string_view text = s_.substr(start, i_ - start);
     // A whole number of up to 15 digits (the records' times and counts) is exact in a double:
     // converted here, without the general conversion's work.
-    if (text.size() <= 15 && text.find_first_of(".eE") == absl::string_view::npos) {
+    if (!fraction && !exponent && text.size() <= 15) {
       const bool negative = text[0] == '-';
       int64_t n = 0;
       for (char c : text.substr(negative ? 1 : 0)) n = n * 10 + (c - '0');

@@ -8,6 +8,9 @@
 namespace onestory {
 namespace {
 
+// 0x20-0x7E: valid UTF-8, and no control character.
+bool IsPrintableAscii(char c) { return static_cast<unsigned char>(c) - 0x20u < 0x5Fu; }
+
 bool IsIdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
@@ -64,16 +67,14 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
   // Printable ASCII (0x20-0x7E), what most text starts with, is valid UTF-8 and holds no control
   // character: the checks below start after it (they read a byte and the one after it only).
   size_t printable = 0;
-  while (printable < value.size() && static_cast<unsigned char>(value[printable]) - 0x20u < 0x5Fu) {
-    ++printable;
-  }
+  while (printable < value.size() && IsPrintableAscii(value[printable])) ++printable;
   value.remove_prefix(printable);
   if (!IsValidUtf8(value)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
   }
   for (size_t i = 0; i < value.size(); ++i) {
     unsigned char c = value[i];
-    if (c - 0x20u < 0x5Fu) continue;  // printable ASCII
+    if (IsPrintableAscii(c)) continue;
     bool allowed_space = allow_newlines && (c == '\n' || c == '\r' || c == '\t');
     // C0 controls, DEL, and the C1 controls U+0080..U+009F (UTF-8 0xC2 0x80..0x9F).
     bool c1 = c == 0xC2 && i + 1 < value.size() && static_cast<unsigned char>(value[i + 1]) < 0xA0;
