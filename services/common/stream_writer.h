@@ -4,9 +4,10 @@
 //   - ending once: End(status) drops what is queued and finishes now, or right after the write
 //     in flight (gRPC forbids Finish while a write is outstanding); EndAfterQueued finishes after
 //     the last queued message is written;
-//   - Accept: the initial metadata sent as soon as the stream is set up, carrying
-//     `onestory-stream: open`, so a client (the HTTP gateway's Server-Sent Events bridge) knows
-//     the stream is live before its first message (a stream refused at once also sends initial
+//   - Accept: the initial metadata sent once the stream is live (its start fixed, so whatever is
+//     written after the client got it is streamed), carrying `onestory-stream: open`, so a
+//     client (the HTTP gateway's Server-Sent Events bridge) knows the stream is live before its
+//     first message (a stream refused at once also sends initial
 //     metadata, with its status, but without that entry);
 //   - references: gRPC's (until OnDone) plus one per callback the derived class has out
 //     (AddRef before, Release in it); the last Release deletes the reactor.

@@ -210,7 +210,10 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
     // Under the lock, so OnDone's Remove (which needs registered_) is always posted after this
     // Add. Add only posts to the loop: no lock is taken inside.
     svc_->hub_->Add(channel_, this);  // the first OnNotify starts reading
-    Accept();
+    // The stream is open (initial metadata) once its start is fixed: every event appended after
+    // the client sees it is streamed. A watch of only new events fixes its start by reading the
+    // head once subscribed (OnHead), so a client that appends right after the open sees its event.
+    if (!need_head) Accept();
   }
 
   // True (and the read to be retried on the next tick) for a failure while Redis is briefly
@@ -241,6 +244,7 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
     // merge's head.
     if (need_head_ || position_.empty()) {
       position_ = moved->head;
+      Accept();  // the start is fixed (a head read found the merge)
     } else if (position_ != "0-0" && position_.find('|') == std::string::npos) {
       position_ = absl::StrCat(customer_id_, "|", position_);
       position_from_merge_ = true;
@@ -276,6 +280,7 @@ class WatchReactor final : public StreamWriter<v1::WatchResponse>,
       live_ = true;
       dirty_ = true;
     }
+    Accept();
     Pump();
   }
 

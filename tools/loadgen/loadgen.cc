@@ -428,9 +428,15 @@ class Watcher : public grpc::ClientReadReactor<v1::WatchResponse> {
     stubs->timeline[stubs->Pick()]->async()->Watch(&ctx_, &req, this);
     StartRead(&msg_);
     StartCall();
-    ++*open_;
   }
   void Cancel() { ctx_.TryCancel(); }
+  // The server sends the initial metadata once the watch's start is fixed: it is open.
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok && ctx_.GetServerInitialMetadata().count("onestory-stream") > 0) {
+      counted_ = true;
+      ++*open_;
+    }
+  }
   void OnReadDone(bool ok) override {
     if (!ok) return;
     auto it = msg_.event().attributes().find("sent_ns");
@@ -440,7 +446,7 @@ class Watcher : public grpc::ClientReadReactor<v1::WatchResponse> {
     StartRead(&msg_);
   }
   void OnDone(const grpc::Status&) override {
-    --*open_;
+    if (counted_) --*open_;
     done_.Notify();
   }
   void Wait() { done_.WaitForNotification(); }
@@ -448,6 +454,7 @@ class Watcher : public grpc::ClientReadReactor<v1::WatchResponse> {
  private:
   grpc::ClientContext ctx_;
   v1::WatchResponse msg_;
+  bool counted_ = false;  // set before OnDone (gRPC orders the reactions)
   Recorder* rec_;
   std::atomic<int>* open_;
   absl::Notification done_;
@@ -687,13 +694,13 @@ int main(int argc, char** argv) {
     }
   }
   if (n_watchers > 0) {
-    // Every watch open (connections may wait for a SYN retransmit), then its subscription.
+    // Every watch open: subscribed and its start fixed (connections may wait for a SYN
+    // retransmit).
     auto deadline = Clock::now() + std::chrono::seconds(30);
     while (open_watches.load() < n_watchers && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::fprintf(stderr, "loadgen: %d of %d watches open\n", open_watches.load(), n_watchers);
-    std::this_thread::sleep_for(std::chrono::seconds(2));
   }
 
   Op op;

@@ -148,12 +148,26 @@ TEST_F(WatchTest, ReplaysFromStartThenStreamsLive) {
 TEST_F(WatchTest, WithoutCursorStreamsOnlyNewEvents) {
   Append(server_->timeline(), {MakeEvent("before")});
   Watcher w = Watch(server_->timeline(), "");
-  // The watch starts at the head once its subscription is confirmed (milliseconds); give it
-  // ample time, then append.
-  absl::SleepFor(absl::Seconds(1));
+  // The stream's initial metadata comes once its start is fixed: an append made right after it
+  // is streamed.
+  w.reader->WaitForInitialMetadata();
+  EXPECT_EQ(w.ctx->GetServerInitialMetadata().count("onestory-stream"), 1u);
   Append(server_->timeline(), {MakeEvent("after")});
   EXPECT_EQ(ReadIds(w, 1), (std::vector<std::string>{"after"}));
   w.ctx->TryCancel();
+}
+
+TEST_F(WatchTest, EveryAppendAfterTheStreamOpensIsStreamed) {
+  // Each watch is opened and, as soon as it is open, appended to (a client that opens the
+  // stream, then records what it does): none of these events may be missed.
+  for (int i = 0; i < 20; ++i) {
+    Watcher w = Watch(server_->timeline(), "");
+    w.reader->WaitForInitialMetadata();
+    std::string id = absl::StrCat("right-after-", i);
+    Append(server_->timeline(), {MakeEvent(id)});
+    EXPECT_EQ(ReadIds(w, 1), std::vector<std::string>{id}) << "watch " << i;
+    w.ctx->TryCancel();
+  }
 }
 
 TEST_F(WatchTest, ResumesFromCursorWithoutGapOrDuplicate) {
