@@ -59,14 +59,37 @@ std::vector<std::vector<std::string>> SnapshotCommands(const keys::CustomerKeys&
   return c;
 }
 
-absl::Status CheckSnapshot(const Reply& r) {
-  if (!r.is_array() || r.elements.size() != kReads) {
+// The snapshot, read in place (Client::Snapshot's in_place). The latest events, most of its
+// bytes, stay there and are serialized from them (AddVisible); the rest, a few small hashes and
+// counts, is copied into Replies.
+struct Snapshot {
+  // XREVRANGE's items.
+  redis::RespView::Value events() const { return view->root()[kEvents]; }
+
+  std::shared_ptr<const redis::RespView> view;
+  Reply parts;  // an array of one reply per Read; kEvents's is nil (see events())
+};
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> ReadSnapshot(Reply r) {
+  if (r.type != Reply::Type::kArrayView) {
     return absl::InternalError("unexpected reply to GetContext's reads");
   }
-  for (const Reply& e : r.elements) {
-    if (e.type == Reply::Type::kError) return absl::InternalError(absl::StrCat("redis: ", e.str));
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->view = std::move(r.view);
+  redis::RespView::Value root = snapshot->view->root();
+  if (!root.is_array() || root.size() != kReads) {
+    return absl::InternalError("unexpected reply to GetContext's reads");
   }
-  return absl::OkStatus();
+  std::vector<Reply>& parts = snapshot->parts.elements;
+  snapshot->parts.type = Reply::Type::kArray;
+  parts.reserve(kReads);
+  for (redis::RespView::Value part : root) {
+    if (part.type() == Reply::Type::kError) {
+      return absl::InternalError(absl::StrCat("redis: ", part.str()));
+    }
+    parts.push_back(parts.size() == kEvents ? Reply() : part.ToReply());
+  }
+  return snapshot;
 }
 
 // The conversations shown as open (active within kOpenConversationIdleMs), most recent first;
@@ -257,12 +280,13 @@ struct ContextRead {
   Callback<v1::GetContextResponse> done;
 };
 
-// Adds the visible events among `entries` (newest first), serialized (see context_store.h);
-// true when `count` are there.
-absl::StatusOr<bool> AddVisible(ContextRead& read, const std::vector<Reply>& entries) {
+// Adds the visible events among `entries` (XREVRANGE items, newest first: Replies, or a
+// RespView::Value read in place), serialized (see context_store.h); true when `count` are there.
+template <typename Entries>
+absl::StatusOr<bool> AddVisible(ContextRead& read, const Entries& entries) {
   google::protobuf::UnknownFieldSet* serialized =
       read.response.GetReflection()->MutableUnknownFields(&read.response);
-  for (const Reply& entry : entries) {
+  for (const auto& entry : entries) {
     if (read.added >= read.count) return true;
     ++read.examined;
     ASSIGN_OR_RETURN(timeline::StreamEntryView stored, timeline::ParseStreamEntryView(entry));
@@ -313,28 +337,30 @@ void ContextStore::ReadContext(const std::string& tenant, const std::string& cus
       SnapshotCommands(ck, read_count, now), deadline,
       [this, read, read_count, now](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return read->done(r.status());
-        if (absl::Status st = CheckSnapshot(*r); !st.ok()) return read->done(st);
-        if (absl::Status st = identity::GuardRead(read->customer_id, r->elements[kProfile]);
+        absl::StatusOr<std::shared_ptr<const Snapshot>> snapshot = ReadSnapshot(*std::move(r));
+        if (!snapshot.ok()) return read->done(snapshot.status());
+        const Reply& parts = (*snapshot)->parts;
+        if (absl::Status st = identity::GuardRead(read->customer_id, parts.elements[kProfile]);
             !st.ok()) {
           return read->done(st);
         }
-        auto snapshot = std::make_shared<Reply>(*std::move(r));
         std::vector<v1::OpenConversation> open =
-            OpenConversations(snapshot->elements[kConversations], now);
-        auto finish = [this, read, snapshot, read_count, now](
+            OpenConversations(parts.elements[kConversations], now);
+        auto finish = [this, read, snapshot = *std::move(snapshot), read_count, now](
                           std::vector<v1::OpenConversation> open, const Reply& records) {
           absl::StatusOr<v1::GetContextResponse> resp =
-              BuildContext(read->customer_id, *snapshot, std::move(open), records, now,
+              BuildContext(read->customer_id, snapshot->parts, std::move(open), records, now,
                            read->audience, policy_.repeat_window);
           if (!resp.ok()) return read->done(resp.status());
           read->response = *std::move(resp);
-          const auto& entries = snapshot->elements[kEvents].elements;
+          redis::RespView::Value entries = snapshot->events();
           absl::StatusOr<bool> full = AddVisible(*read, entries);
           if (!full.ok()) return read->done(full.status());
           if (*full || static_cast<int>(entries.size()) < read_count) {
             return read->done(std::move(read->response));
           }
-          ReadOlder(client_, read, entries.back().elements[0].str);
+          // Every entry was examined (not full), so each is a well-formed item.
+          ReadOlder(client_, read, std::string(entries[entries.size() - 1][0].str()));
         };
         if (open.empty()) return finish(std::move(open), Reply());
         // The records of the open conversations: after the snapshot (a record read a moment
@@ -348,7 +374,8 @@ void ContextStore::ReadContext(const std::string& tenant, const std::string& cus
                            if (!records.ok()) return read->done(records.status());
                            finish(std::move(open), *records);
                          });
-      });
+      },
+      /*in_place=*/true);
 }
 
 void ContextStore::GetContext(const v1::GetContextRequest& request, absl::Time deadline,

@@ -120,7 +120,7 @@ void Client::Command(std::vector<std::string> argv, absl::Time deadline, ReplyCa
 }
 
 void Client::Snapshot(std::vector<std::vector<std::string>> commands, absl::Time deadline,
-                      ReplyCallback cb) {
+                      ReplyCallback cb, bool in_place) {
   std::vector<std::string> keys;
   for (const auto& argv : commands) {
     if (IsWriteCommand(argv)) {
@@ -136,15 +136,17 @@ void Client::Snapshot(std::vector<std::vector<std::string>> commands, absl::Time
   absl::StatusOr<int> slot = SlotOf(keys);
   if (!slot.ok()) return FailOnLoop(slot.status(), std::move(cb));
   auto shared = std::make_shared<const std::vector<std::vector<std::string>>>(std::move(commands));
-  loop_->Post([this, slot = *slot, shared = std::move(shared), deadline,
+  loop_->Post([this, slot = *slot, shared = std::move(shared), deadline, in_place,
                cb = MapErrors(std::move(cb))]() mutable {
     if (absl::Now() >= deadline) {
       return cb(absl::DeadlineExceededError("deadline passed before the redis command was sent"));
     }
-    if (router_) return router_->SendTransaction(slot, std::move(shared), deadline, std::move(cb));
+    if (router_) {
+      return router_->SendTransaction(slot, std::move(shared), deadline, std::move(cb), in_place);
+    }
     Connection* c = NextConnection(/*write=*/false);
     if (c == nullptr) return cb(Unavailable());
-    c->SendTransaction(*shared, deadline, std::move(cb));
+    c->SendTransaction(*shared, deadline, std::move(cb), in_place);
   });
 }
 

@@ -72,8 +72,10 @@ class Client {
   // between them. Only reads (IsWriteCommand false: INVALID_ARGUMENT otherwise, nothing sent);
   // on a cluster their keys share one slot, as for one command. cb gets an array of one reply
   // per command (a command that failed as it ran, e.g. WRONGTYPE, is an error reply in it).
+  // With `in_place`, that array comes read in place, as Type::kArrayView (RespView): cheaper
+  // than a Reply per value when there are many.
   void Snapshot(std::vector<std::vector<std::string>> commands, absl::Time deadline,
-                ReplyCallback cb);
+                ReplyCallback cb, bool in_place = false);
 
   // Blocks the calling thread until the reply arrives. For start-up checks, tools and tests;
   // never call it from the loop thread or a gRPC reactor.

@@ -134,9 +134,10 @@ void ClusterRouter::Send(int slot, Argv argv, absl::Time deadline, ReplyCallback
 }
 
 void ClusterRouter::SendTransaction(int slot, Transaction commands, absl::Time deadline,
-                                    ReplyCallback cb) {
+                                    ReplyCallback cb, bool in_place) {
   std::shared_ptr<Call> call = NewCall(slot, deadline, std::move(cb));
   call->transaction = std::move(commands);
+  call->in_place = in_place;
   Dispatch(std::move(call));
 }
 
@@ -250,7 +251,7 @@ void ClusterRouter::Dispatch(std::shared_ptr<Call> call) {
     OnReply(std::move(call), address, std::move(r));
   };
   if (call->transaction != nullptr) {
-    c->SendTransaction(*call->transaction, call->deadline, std::move(on_reply));
+    c->SendTransaction(*call->transaction, call->deadline, std::move(on_reply), call->in_place);
   } else {
     c->Send(*call->argv, call->deadline, std::move(on_reply));
   }

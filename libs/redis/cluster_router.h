@@ -88,9 +88,10 @@ class ClusterRouter {
   // the reply; an error reply other than the redirections above arrives as a Reply of
   // Type::kError.
   void Send(int slot, Argv argv, absl::Time deadline, ReplyCallback cb);
-  // The same for a read-only transaction (Connection::SendTransaction): a refusal of one of
-  // its commands is followed like a command's.
-  void SendTransaction(int slot, Transaction commands, absl::Time deadline, ReplyCallback cb);
+  // The same for a read-only transaction (Connection::SendTransaction, `in_place` too): a
+  // refusal of one of its commands is followed like a command's.
+  void SendTransaction(int slot, Transaction commands, absl::Time deadline, ReplyCallback cb,
+                       bool in_place = false);
   // Sends argv to every primary (once the map covers every slot, waiting until deadline).
   void SendToPrimaries(Argv argv, absl::Time deadline, PrimariesCallback cb);
   // FUNCTION LOAD of library on every node that becomes a primary from now on.
@@ -141,6 +142,7 @@ class ClusterRouter {
     int slot = -1;
     Argv argv;
     Transaction transaction;  // instead of argv: MULTI, these, EXEC
+    bool in_place = false;    // EXEC's array as Type::kArrayView
     absl::Time deadline;      // the caller's
     absl::Time give_up;       // deadline or command_timeout after the call, the earlier
     ReplyCallback cb;

@@ -25,7 +25,8 @@ Connection::Connection(EventLoop* loop, Options options, std::string name)
     : conn_(loop, std::move(options), std::move(name),
             {.on_ready = [] {},
              .on_reply = [this](Reply reply) { OnReply(std::move(reply)); },
-             .on_lost = [this](const absl::Status& why) { OnLost(why); }}) {}
+             .on_lost = [this](const absl::Status& why) { OnLost(why); },
+             .in_place_next = [this] { return !pending_.empty() && pending_.front().in_place; }}) {}
 
 void Connection::Stop() {
   bool was_ready = conn_.ready();
@@ -34,7 +35,7 @@ void Connection::Stop() {
 }
 
 void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_deadline,
-                      ReplyCallback cb) {
+                      ReplyCallback cb, bool in_place) {
   absl::Time now = absl::Now();
   absl::Time timeout_deadline = now + options().command_timeout;
   bool callers = caller_deadline < timeout_deadline;
@@ -43,6 +44,7 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
   p.sent = now;
   p.deadline = callers ? caller_deadline : timeout_deadline;
   p.callers_deadline = callers;
+  p.in_place = in_place;
   if (waits_for_replicas()) {
     if (IsWriteCommand(argv)) p.kind = Kind::kWrite;
     // Behind a blocking WAIT: held, in order (an ASKING stays right before its command).
@@ -56,7 +58,7 @@ void Connection::Send(const std::vector<std::string>& argv, absl::Time caller_de
 }
 
 void Connection::SendTransaction(const std::vector<std::vector<std::string>>& commands,
-                                 absl::Time caller_deadline, ReplyCallback cb) {
+                                 absl::Time caller_deadline, ReplyCallback cb, bool in_place) {
   auto refusal = std::make_shared<std::string>();
   if (!Write({"MULTI"})) return cb(absl::UnavailableError("redis: connection is closing"));
   // One entry for MULTI's OK and every QUEUED: they carry nothing but a refusal.
@@ -69,14 +71,18 @@ void Connection::SendTransaction(const std::vector<std::vector<std::string>>& co
   // A command that cannot be written leaves the connection closing: the EXEC then fails too.
   for (const auto& argv : commands) p.queued += Write(argv) ? 1 : 0;
   pending_.push_back(std::move(p));
-  Send({"EXEC"}, caller_deadline, [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
-    if (r.ok() && !refusal->empty()) {
-      r->type = Reply::Type::kError;
-      r->str = std::move(*refusal);
-      r->elements.clear();
-    }
-    cb(std::move(r));
-  });
+  Send(
+      {"EXEC"}, caller_deadline,
+      [refusal, cb = std::move(cb)](absl::StatusOr<Reply> r) mutable {
+        if (r.ok() && !refusal->empty()) {
+          r->type = Reply::Type::kError;
+          r->str = std::move(*refusal);
+          r->elements.clear();
+          r->view.reset();
+        }
+        cb(std::move(r));
+      },
+      in_place);
 }
 
 void Connection::Enqueue(const std::vector<std::string>& argv, Pending p) {

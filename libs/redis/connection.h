@@ -52,14 +52,17 @@ class Connection {
   uint64_t reconnects() const { return conn_.reconnects(); }
 
   // Sends a command. The connection must be ready(). `caller_deadline` is the request's own
-  // deadline (absl::InfiniteFuture() for none).
-  void Send(const std::vector<std::string>& argv, absl::Time caller_deadline, ReplyCallback cb);
+  // deadline (absl::InfiniteFuture() for none). With `in_place`, an array reply comes read
+  // in place, as Type::kArrayView.
+  void Send(const std::vector<std::string>& argv, absl::Time caller_deadline, ReplyCallback cb,
+            bool in_place = false);
   // Sends `commands` as one transaction: MULTI, the commands, EXEC. Redis runs them together,
   // nothing else between them. cb gets EXEC's answer (one reply per command), or, when Redis
   // refused a command as it was queued (MOVED, ASK, TRYAGAIN, a wrong argument count), that
-  // refusal, and nothing ran. Reads only: the connection must not wait for replicas.
+  // refusal, and nothing ran. Reads only: the connection must not wait for replicas. With
+  // `in_place`, EXEC's array comes read in place, as Type::kArrayView.
   void SendTransaction(const std::vector<std::vector<std::string>>& commands,
-                       absl::Time caller_deadline, ReplyCallback cb);
+                       absl::Time caller_deadline, ReplyCallback cb, bool in_place = false);
 
   size_t in_flight() const { return in_flight_; }
   // True when this connection confirms its writes with WAIT (Options::wait_replicas > 0).
@@ -81,6 +84,7 @@ class Connection {
     absl::Time deadline;
     bool callers_deadline = false;  // deadline is the caller's, not command_timeout
     bool done = false;
+    bool in_place = false;  // an array reply wanted as Type::kArrayView
     Kind kind = Kind::kCommand;
     Reply reply;                           // kWrite, once answered
     std::shared_ptr<std::string> refusal;  // kQueued: the transaction's first refusal

@@ -2,9 +2,12 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -146,7 +149,24 @@ ReplyReader::Found ReplyReader::Scan(std::string* why) {
   return Found::kPartial;
 }
 
-absl::StatusOr<std::optional<Reply>> ReplyReader::Next() {
+template <typename Read>
+ReplyReader::Found ReplyReader::ReadWhole(Read read, std::string* why) {
+  // Most replies are whole when their first bytes are read: read at once, in one pass.
+  Found found = scan_ == pos_ && open_.empty() ? read() : Found::kPartial;
+  if (found != Found::kPartial) return found;
+  // Not all here: scan on as bytes arrive; read once the reply is whole.
+  found = Scan(why);
+  if (found == Found::kPartial) {
+    // Only the unfinished reply is kept; the bytes still to come are appended after it.
+    buf_.erase(0, pos_);
+    scan_ -= pos_;
+    pos_ = 0;
+    return found;
+  }
+  return found == Found::kWhole ? read() : found;
+}
+
+absl::StatusOr<std::optional<Reply>> ReplyReader::Next(bool in_place) {
   if (pos_ == buf_.size()) {  // all read: the buffer starts over
     if (buf_.capacity() > kKeptBufferBytes) {
       std::string().swap(buf_);  // a large reply's memory is not kept for the next small one
@@ -156,30 +176,156 @@ absl::StatusOr<std::optional<Reply>> ReplyReader::Next() {
     pos_ = scan_ = 0;
     return std::nullopt;
   }
+  if (in_place && buf_[pos_] == '*') return NextView();
   std::string why;
   std::optional<Reply> reply(std::in_place);
   size_t at = pos_;
-  // Most replies are whole when their first bytes are read: built at once, in one pass.
-  Found found = scan_ == pos_ && open_.empty() ? Build(&at, 0, &*reply, &why) : Found::kPartial;
-  if (found == Found::kPartial) {
-    // Not all here: scan on as bytes arrive; build once the reply is whole.
-    found = Scan(&why);
-    if (found == Found::kPartial) {
-      // Only the unfinished reply is kept; the bytes still to come are appended after it.
-      buf_.erase(0, pos_);
-      scan_ -= pos_;
-      pos_ = 0;
-      return std::nullopt;
-    }
-    if (found == Found::kWhole) {
-      *reply = Reply();
-      at = pos_;
-      found = Build(&at, 0, &*reply, &why);
-    }
-  }
+  Found found = ReadWhole(
+      [&] {
+        *reply = Reply();
+        at = pos_;
+        return Build(&at, 0, &*reply, &why);
+      },
+      &why);
+  if (found == Found::kPartial) return std::nullopt;
   if (found == Found::kMalformed) return absl::InternalError(absl::StrCat("not RESP2: ", why));
   pos_ = scan_ = at;  // Scan's arrays all closed when the reply did
   return reply;
+}
+
+absl::StatusOr<std::optional<Reply>> ReplyReader::NextView() {
+  std::string why;
+  auto view = std::shared_ptr<RespView>(new RespView());
+  size_t end = 0;
+  Found found = ReadWhole(
+      [&] {
+        view->nodes_.clear();
+        return view->Read(buf_, pos_, &end, &why);
+      },
+      &why);
+  if (found == Found::kPartial) return std::nullopt;
+  if (found == Found::kMalformed) return absl::InternalError(absl::StrCat("not RESP2: ", why));
+  std::optional<Reply> reply(std::in_place);
+  if (view->root().is_array()) {  // else a nil array: a nil Reply
+    view->bytes_.assign(buf_, pos_, end - pos_);
+    reply->type = Reply::Type::kArrayView;
+    reply->view = std::move(view);
+  }
+  pos_ = scan_ = end;
+  return reply;
+}
+
+ReplyReader::Found RespView::Read(absl::string_view buf, size_t at, size_t* end, std::string* why) {
+  using Found = ReplyReader::Found;
+  const size_t base = at;
+  // About one value per 32 bytes in the replies read this way (stream entries, hashes), from
+  // what the buffer holds (the reply and maybe others after it), but at most 16 KiB's worth: a
+  // larger reply grows the nodes as it is read.
+  nodes_.reserve(std::min<size_t>(buf.size() - at, 16 * 1024) / 32 + 8);
+  struct Open {
+    uint32_t node;
+    int64_t left;  // elements not yet read
+  };
+  absl::InlinedVector<Open, 8> open;
+  do {
+    ReplyReader::Line line;
+    if (at == buf.size()) return Found::kPartial;
+    Found found = ReplyReader::ReadLine(buf, at, &line, why);
+    if (found != Found::kWhole) return found;
+    if (line.next - base > std::numeric_limits<uint32_t>::max()) {
+      *why = "a reply over 4 GiB";
+      return Found::kMalformed;
+    }
+    const auto index = static_cast<uint32_t>(nodes_.size());
+    Node& node = nodes_.emplace_back();
+    at = line.next;
+    switch (line.type) {
+      case '+':
+      case '-':
+        node.type = line.type == '+' ? Reply::Type::kStatus : Reply::Type::kError;
+        node.offset = static_cast<uint32_t>(line.text.data() - buf.data() - base);
+        node.length = static_cast<uint32_t>(line.text.size());
+        break;
+      case ':':
+        node.type = Reply::Type::kInteger;
+        node.integer = line.n;
+        break;
+      case '$':
+        if (line.n < 0) break;  // nil
+        node.type = Reply::Type::kString;
+        node.offset = static_cast<uint32_t>(line.next - 2 - line.n - base);
+        node.length = static_cast<uint32_t>(line.n);
+        break;
+      case '*':
+        if (line.n < 0) break;  // nil
+        if (line.n > 0 && open.size() == kMaxDepth) {
+          *why = "arrays nested deeper than 64";
+          return Found::kMalformed;
+        }
+        node.type = Reply::Type::kArray;
+        // Each element takes at least 3 bytes: a count beyond what is here is not all here yet.
+        if (static_cast<size_t>(line.n) > (buf.size() - at) / 3) return Found::kPartial;
+        node.size = static_cast<uint32_t>(line.n);
+        if (line.n == 0) break;
+        open.push_back(Open{index, line.n});
+        continue;
+    }
+    node.end = index + 1;
+    // That value is whole, and so is each array it was the last element of.
+    while (!open.empty() && --open.back().left == 0) {
+      nodes_[open.back().node].end = static_cast<uint32_t>(nodes_.size());
+      open.pop_back();
+    }
+  } while (!open.empty());
+  *end = at;
+  return Found::kWhole;
+}
+
+absl::StatusOr<RespView> RespView::Parse(std::string bytes) {
+  RespView view;
+  std::string why;
+  size_t end = 0;
+  switch (view.Read(bytes, 0, &end, &why)) {
+    case ReplyReader::Found::kWhole:
+      break;
+    case ReplyReader::Found::kPartial:
+      return absl::InternalError("not RESP2: the reply ends early");
+    case ReplyReader::Found::kMalformed:
+      return absl::InternalError(absl::StrCat("not RESP2: ", why));
+  }
+  if (end != bytes.size()) return absl::InternalError("not RESP2: bytes after the reply");
+  view.bytes_ = std::move(bytes);
+  return view;
+}
+
+RespView::Value RespView::Value::operator[](size_t i) const {
+  assert(is_array() && i < size());
+  Iterator it = begin();
+  for (; i > 0; --i) ++it;
+  return *it;
+}
+
+Reply RespView::Value::ToReply() const {
+  Reply out;
+  out.type = type();
+  switch (out.type) {
+    case Reply::Type::kString:
+    case Reply::Type::kStatus:
+    case Reply::Type::kError:
+      out.str = std::string(str());
+      break;
+    case Reply::Type::kInteger:
+      out.integer = integer();
+      break;
+    case Reply::Type::kArray:
+      out.elements.reserve(size());
+      for (Value element : *this) out.elements.push_back(element.ToReply());
+      break;
+    case Reply::Type::kNil:
+    case Reply::Type::kArrayView:  // never a node's
+      break;
+  }
+  return out;
 }
 
 Reply Reply::FromHiredis(const redisReply* r) {

@@ -368,7 +368,9 @@ void RespConnection::OnReadable() {
   uint64_t current = generation_;
   for (;;) {
     if (current != generation_ || reader_ == nullptr) return;  // stopped by a callback
-    absl::StatusOr<std::optional<Reply>> next = reader_->Next();
+    absl::StatusOr<std::optional<Reply>> next =
+        reader_->Next(state_ != State::kAuthenticating && callbacks_.in_place_next != nullptr &&
+                      callbacks_.in_place_next());
     if (!next.ok()) {
       return Lost(
           absl::UnavailableError(absl::StrCat("redis connection to ", options_.address,

@@ -64,6 +64,9 @@ class RespConnection : public EventLoop::Handler {
     // A ready connection is gone (not called by Stop); a reconnect is scheduled. It is not
     // ready any more when this runs.
     absl::AnyInvocable<void(const absl::Status& why)> on_lost;
+    // Optional: asked before each reply is read; true when that reply, if an array, is wanted
+    // read in place, as Type::kArrayView (ReplyReader::Next's in_place).
+    absl::AnyInvocable<bool()> in_place_next;
   };
 
   RespConnection(EventLoop* loop, Options options, std::string name, Callbacks callbacks);

@@ -16,26 +16,29 @@ namespace onestory::timeline {
 
 namespace {
 
+// Sets the entry's field `name` (one it knows) to `value`.
+void SetField(absl::string_view name, absl::string_view value, StreamEntryView* out) {
+  if (name.size() != 1) return;
+  switch (name[0]) {
+    case 'e':
+      out->blob = value;
+      break;
+    case 'm':
+      out->tag = value;
+      break;
+    case 'a':
+      out->appended = value;
+      break;
+  }
+}
+
 // The field list of an XRANGE item, [id, [field, value, ...]], read in place.
 absl::StatusOr<StreamEntryView> View(const redis::Reply& id, const redis::Reply& fields) {
   if (!id.is_string() || !fields.is_array()) return absl::InternalError("malformed timeline entry");
   StreamEntryView out;
   out.id = id.str;
   const auto& f = fields.elements;
-  for (size_t i = 0; i + 1 < f.size(); i += 2) {
-    if (f[i].str.size() != 1) continue;
-    switch (f[i].str[0]) {
-      case 'e':
-        out.blob = f[i + 1].str;
-        break;
-      case 'm':
-        out.tag = f[i + 1].str;
-        break;
-      case 'a':
-        out.appended = f[i + 1].str;
-        break;
-    }
-  }
+  for (size_t i = 0; i + 1 < f.size(); i += 2) SetField(f[i].str, f[i + 1].str, &out);
   return out;
 }
 
@@ -170,6 +173,28 @@ absl::StatusOr<StreamEntryView> ParseStreamEntryView(const redis::Reply& item) {
     return absl::InternalError("malformed timeline entry");
   }
   return View(item.elements[0], item.elements[1]);
+}
+
+absl::StatusOr<StreamEntryView> ParseStreamEntryView(redis::RespView::Value item) {
+  if (!item.is_array() || item.size() != 2) return absl::InternalError("malformed timeline entry");
+  redis::RespView::Value id = item[0];
+  redis::RespView::Value fields = item[1];
+  if (!id.is_string() || !fields.is_array()) {
+    return absl::InternalError("malformed timeline entry");
+  }
+  StreamEntryView out;
+  out.id = id.str();
+  absl::string_view name;
+  bool is_name = true;  // fields alternate: name, value
+  for (redis::RespView::Value f : fields) {
+    if (is_name) {
+      name = f.str();
+    } else {
+      SetField(name, f.str(), &out);
+    }
+    is_name = !is_name;
+  }
+  return out;
 }
 
 absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item) {

@@ -70,6 +70,8 @@ struct StreamEntry {
 
 // An XRANGE item read in place; INTERNAL for a malformed one.
 absl::StatusOr<StreamEntryView> ParseStreamEntryView(const redis::Reply& item);
+// The same from a reply read in place (RespView), which must outlive the entry.
+absl::StatusOr<StreamEntryView> ParseStreamEntryView(redis::RespView::Value item);
 
 // An XRANGE item, [id, [field, value, ...]]; INTERNAL for a malformed one.
 absl::StatusOr<StreamEntry> ParseStreamEntry(const redis::Reply& item);

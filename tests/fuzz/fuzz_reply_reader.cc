@@ -1,9 +1,11 @@
 // Redis replies (libs/redis/reply.h, ReplyReader) from arbitrary bytes.
 //
 // The first byte picks the size of the pieces the rest is fed in (as reads from a socket would
-// hand them over). Parsing never crashes; fed whole or in pieces, the reader gives the same
-// replies and the same error, at the same point; each reply, written back as RESP, parses to
-// itself.
+// hand them over), and which replies are asked for in place. Parsing never crashes; fed whole
+// or in pieces, the reader gives the same replies and the same error, at the same point; each
+// reply, written back as RESP, parses to itself. Asked for in place (Next(true), for some
+// replies and not others, as a connection does), the same replies and error come, each array
+// (not nil) as a RespView of the same values, whose bytes read to them again.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,14 +28,17 @@ struct Outcome {
   absl::Status error;
 };
 
-Outcome ReadAll(absl::string_view bytes, size_t piece) {
+// The replies in `bytes` fed in pieces of `piece` bytes; reply i asked for in place when bit
+// i % 8 of `in_place` is set.
+Outcome ReadAll(absl::string_view bytes, size_t piece, uint8_t in_place = 0) {
   ReplyReader reader;
   Outcome out;
   for (size_t at = 0; at < bytes.size(); at += piece) {
     absl::string_view chunk = bytes.substr(at, piece);
     reader.Feed(chunk.data(), chunk.size());
     for (;;) {
-      absl::StatusOr<std::optional<Reply>> r = reader.Next();
+      bool view = (in_place >> (out.replies.size() % 8)) & 1;
+      absl::StatusOr<std::optional<Reply>> r = reader.Next(view);
       if (!r.ok()) {
         out.error = r.status();
         return out;
@@ -86,6 +91,34 @@ void Write(const Reply& r, std::string* out) {
       absl::StrAppend(out, "*", r.elements.size(), "\r\n");
       for (const Reply& e : r.elements) Write(e, out);
       return;
+    case Reply::Type::kArrayView:
+      absl::StrAppend(out, r.view->bytes());
+      return;
+  }
+}
+
+// An array read in place, as a Reply (checking that its bytes read to it again); the reply
+// itself for any other.
+Reply InPlace(const Reply& r) {
+  if (r.type != Reply::Type::kArrayView) return r;
+  FUZZ_CHECK(r.view != nullptr);
+  FUZZ_CHECK(r.view->root().is_array());
+  Reply out = r.view->root().ToReply();
+  absl::StatusOr<RespView> again = RespView::Parse(std::string(r.view->bytes()));
+  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK(Same(again->root().ToReply(), out));
+  return out;
+}
+
+// `got` read as asked (in place or not) and the same as `want`, read as Replies.
+void CheckSame(const Outcome& got, const Outcome& want, uint8_t in_place) {
+  FUZZ_CHECK(got.error == want.error);
+  FUZZ_CHECK(got.replies.size() == want.replies.size());
+  for (size_t i = 0; i < got.replies.size(); ++i) {
+    bool asked = (in_place >> (i % 8)) & 1;
+    FUZZ_CHECK((got.replies[i].type == Reply::Type::kArrayView) ==
+               (asked && want.replies[i].is_array()));
+    FUZZ_CHECK(Same(InPlace(got.replies[i]), want.replies[i]));
   }
 }
 
@@ -100,6 +133,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Outcome whole = ReadAll(bytes, bytes.size() + 1);
   Outcome pieces = ReadAll(bytes, piece);
   FUZZ_CHECK(Same(whole, pieces));
+  // Every reply in place, then a mix picked by the first byte; whole and in pieces.
+  for (uint8_t in_place : {uint8_t{0xff}, static_cast<uint8_t>(data[0] * 37 + 1)}) {
+    CheckSame(ReadAll(bytes, bytes.size() + 1, in_place), whole, in_place);
+    CheckSame(ReadAll(bytes, piece, in_place), whole, in_place);
+  }
   if (!whole.error.ok()) {
     FUZZ_CHECK(absl::IsInternal(whole.error));
     FUZZ_CHECK(absl::StartsWith(whole.error.message(), "not RESP2: "));

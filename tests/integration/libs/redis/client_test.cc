@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "libs/redis/function_library.h"
@@ -94,6 +95,57 @@ TEST_F(ClientTest, PipelinesManyConcurrentCommandsInOrder) {
   all.WaitForNotification();
   EXPECT_EQ(ok.load(), kCommands);
   EXPECT_EQ(redis_->Run({"GET", "counter"}).str, std::to_string(kCommands));
+}
+
+TEST_F(ClientTest, InPlaceSnapshotsAmongPipelinedArrayReplies) {
+  // Snapshots read in place, snapshots read as Replies and plain array commands, all in flight
+  // at once on the same connections: only the in-place snapshots' arrays come as views, each
+  // with its own values.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(Run({"RPUSH", absl::StrCat("list", i), "a", absl::StrCat("b", i)}).ok());
+  }
+  constexpr int kRounds = 300;
+  std::atomic<int> done{0};
+  std::atomic<int> wrong{0};
+  absl::Notification all;
+  auto finish = [&](bool right) {
+    if (!right) ++wrong;
+    if (++done == 3 * kRounds) all.Notify();
+  };
+  for (int r = 0; r < kRounds; ++r) {
+    std::string list = absl::StrCat("list", r % 10);
+    std::string last = absl::StrCat("b", r % 10);
+    client_->Snapshot(
+        {{"LRANGE", list, "0", "-1"}, {"LLEN", list}, {"GET", list}}, Deadline(),
+        [&finish, last](absl::StatusOr<Reply> reply) {
+          bool right = reply.ok() && reply->type == Reply::Type::kArrayView;
+          if (right) {
+            RespView::Value v = reply->view->root();
+            right = v.size() == 3 && v[0].size() == 2 && v[0][1].str() == last &&
+                    v[1].integer() == 2 && v[2].type() == Reply::Type::kError;
+          }
+          finish(right);
+        },
+        /*in_place=*/true);
+    client_->Snapshot({{"LRANGE", list, "0", "-1"}}, Deadline(),
+                      [&finish, last](absl::StatusOr<Reply> reply) {
+                        finish(reply.ok() && reply->is_array() && reply->elements.size() == 1 &&
+                               reply->elements[0].elements.size() == 2 &&
+                               reply->elements[0].elements[1].str == last);
+                      });
+    client_->Command({"LRANGE", list, "0", "-1"}, Deadline(),
+                     [&finish, last](absl::StatusOr<Reply> reply) {
+                       finish(reply.ok() && reply->is_array() && reply->elements.size() == 2 &&
+                              reply->elements[1].str == last);
+                     });
+  }
+  all.WaitForNotification();
+  EXPECT_EQ(wrong.load(), 0);
+  // Refused as queued: the error, not a view.
+  absl::StatusOr<Reply> refused = Await<Reply>([&](Callback<Reply> cb) {
+    client_->Snapshot({{"LLEN", "list0"}, {"GET"}}, Deadline(), std::move(cb), /*in_place=*/true);
+  });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInternal) << refused.status();
 }
 
 TEST_F(ClientTest, SnapshotReadsFromOneMomentAndOnlyReads) {

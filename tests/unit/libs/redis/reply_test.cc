@@ -218,13 +218,13 @@ TEST(ReplyTest, FromHiredisStatusReply) {
 // ReplyReader: RESP parsed straight into Reply values
 
 // Every reply the reader gives for `resp` fed in pieces of `chunk` bytes.
-std::vector<Reply> ReadAll(const std::string& resp, size_t chunk) {
+std::vector<Reply> ReadAll(const std::string& resp, size_t chunk, bool in_place = false) {
   ReplyReader reader;
   std::vector<Reply> out;
   for (size_t at = 0; at < resp.size(); at += chunk) {
     reader.Feed(resp.data() + at, std::min(chunk, resp.size() - at));
     for (;;) {
-      absl::StatusOr<std::optional<Reply>> r = reader.Next();
+      absl::StatusOr<std::optional<Reply>> r = reader.Next(in_place);
       EXPECT_TRUE(r.ok()) << r.status();
       if (!r.ok() || !r->has_value()) break;
       out.push_back(std::move(**r));
@@ -259,13 +259,17 @@ void ExpectSame(const Reply& a, const Reply& b, const std::string& where) {
   }
 }
 
+// A status, an error, an integer, nils, an empty array, a binary string (with a CR and an LF in
+// it), and an EXEC-like nesting: [[id, [field, value]], [], nil-array].
+std::string EveryKindOfReply() {
+  return std::string("+OK\r\n-ERR nope\r\n:-42\r\n$-1\r\n*-1\r\n*0\r\n") +
+         std::string("$6\r\nA\0n\r\nn\r\n", 12) + "$0\r\n\r\n" +
+         "*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n" + "*0\r\n*-1\r\n" +
+         "*2\r\n:7\r\n*1\r\n*1\r\n+deep\r\n";
+}
+
 TEST(ReplyReaderTest, ParsesEveryTypeAsHiredisDoes) {
-  // A status, an error, an integer, nils, an empty array, a binary string (with a CR and an LF
-  // in it), and an EXEC-like nesting: [[id, [field, value]], [], nil-array].
-  const std::string resp = std::string("+OK\r\n-ERR nope\r\n:-42\r\n$-1\r\n*-1\r\n*0\r\n") +
-                           std::string("$6\r\nA\0n\r\nn\r\n", 12) + "$0\r\n\r\n" +
-                           "*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n" +
-                           "*0\r\n*-1\r\n" + "*2\r\n:7\r\n*1\r\n*1\r\n+deep\r\n";
+  const std::string resp = EveryKindOfReply();
   std::vector<Reply> expected = ReadAllThroughHiredis(resp);
   ASSERT_EQ(expected.size(), 10u);
   for (size_t chunk : {resp.size(), size_t{1}, size_t{3}, size_t{7}}) {
@@ -289,6 +293,86 @@ TEST(ReplyReaderTest, ParsesEveryTypeAsHiredisDoes) {
   EXPECT_EQ(got[7].str, "");
   EXPECT_EQ(got[8].elements[0].elements[1].elements[1].str, "hello");
   EXPECT_EQ(got[9].elements[1].elements[0].elements[0].str, "deep");
+}
+
+TEST(ReplyReaderTest, ArraysReadInPlaceHoldTheirBytesAndTheValuesTheyParseTo) {
+  // Arrays come read in place, to the same values; nil arrays and every other reply come as
+  // usual.
+  const std::string resp = EveryKindOfReply();
+  std::vector<Reply> expected = ReadAll(resp, resp.size());
+  ASSERT_EQ(expected.size(), 10u);
+  for (size_t chunk : {resp.size(), size_t{1}, size_t{3}, size_t{7}}) {
+    std::vector<Reply> got = ReadAll(resp, chunk, /*in_place=*/true);
+    ASSERT_EQ(got.size(), expected.size()) << chunk;
+    std::string bytes;
+    for (size_t i = 0; i < got.size(); ++i) {
+      std::string where = "chunk " + std::to_string(chunk) + " reply " + std::to_string(i);
+      if (!expected[i].is_array()) {
+        ExpectSame(got[i], expected[i], where);
+        continue;
+      }
+      ASSERT_EQ(got[i].type, Reply::Type::kArrayView) << where;
+      ASSERT_NE(got[i].view, nullptr) << where;
+      absl::StrAppend(&bytes, got[i].view->bytes());
+      ExpectSame(got[i].view->root().ToReply(), expected[i], where);
+    }
+    EXPECT_EQ(bytes, "*0\r\n*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\ne\r\n$5\r\nhello\r\n*0\r\n*-1\r\n"
+                     "*2\r\n:7\r\n*1\r\n*1\r\n+deep\r\n");
+  }
+}
+
+TEST(RespViewTest, ReadsValuesInPlace) {
+  absl::StatusOr<RespView> view = RespView::Parse(
+      "*4\r\n*2\r\n$3\r\n1-0\r\n*4\r\n$1\r\ne\r\n$5\r\nhello\r\n$1\r\nm\r\n$-1\r\n"
+      "*0\r\n:7\r\n-ERR no\r\n");
+  ASSERT_TRUE(view.ok()) << view.status();
+  RespView::Value root = view->root();
+  ASSERT_TRUE(root.is_array());
+  ASSERT_EQ(root.size(), 4u);
+  std::vector<Reply::Type> types;
+  for (RespView::Value v : root) types.push_back(v.type());
+  EXPECT_EQ(types, (std::vector<Reply::Type>{Reply::Type::kArray, Reply::Type::kArray,
+                                             Reply::Type::kInteger, Reply::Type::kError}));
+  EXPECT_EQ(root[0][0].str(), "1-0");
+  EXPECT_EQ(root[0][1].size(), 4u);
+  EXPECT_EQ(root[0][1][1].str(), "hello");
+  EXPECT_EQ(root[0][1][3].type(), Reply::Type::kNil);
+  EXPECT_EQ(root[0][1][3].str(), "");
+  EXPECT_EQ(root[1].size(), 0u);
+  EXPECT_FALSE(root[1].begin() != root[1].end());
+  EXPECT_EQ(root[2].integer(), 7);
+  EXPECT_FALSE(root[2].begin() != root[2].end());  // not an array: no elements
+  EXPECT_EQ(root[3].str(), "ERR no");
+  // A view moved elsewhere (a string short enough to live inside it) reads from its new place.
+  absl::StatusOr<RespView> small = RespView::Parse("$2\r\nab\r\n");
+  ASSERT_TRUE(small.ok());
+  RespView moved = *std::move(small);
+  EXPECT_EQ(moved.root().str(), "ab");
+}
+
+TEST(RespViewTest, RefusesWhatIsNotExactlyOneReply) {
+  std::string deep;
+  for (int i = 0; i < 65; ++i) deep += "*1\r\n";
+  deep += ":1\r\n";
+  struct Case {
+    std::string bytes;
+    std::string message;
+  };
+  for (const Case& bad : std::vector<Case>{
+           {"", "the reply ends early"},
+           {"*2\r\n:1\r\n", "the reply ends early"},
+           {"$5\r\nhel", "the reply ends early"},
+           {"*3000\r\n:1\r\n", "the reply ends early"},  // more elements than bytes for them
+           {":1\r\n:2\r\n", "bytes after the reply"},
+           {"?what\r\n", "type byte ?"},
+           {":1x\r\n", "an integer that is not a number"},
+           {deep, "arrays nested deeper than 64"},
+       }) {
+    absl::StatusOr<RespView> view = RespView::Parse(bad.bytes);
+    EXPECT_EQ(view.status().code(), absl::StatusCode::kInternal) << bad.bytes;
+    EXPECT_EQ(view.status().message(), "not RESP2: " + bad.message) << bad.bytes;
+  }
+  ASSERT_TRUE(RespView::Parse(deep.substr(4)).ok());  // 64 deep is fine
 }
 
 TEST(ReplyReaderTest, ALargeReplyInManyPiecesComesWhole) {

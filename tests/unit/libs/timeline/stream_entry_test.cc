@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "libs/common/time_util.h"
 #include "libs/timeline/cursor.h"
 
@@ -78,18 +79,55 @@ TEST(StreamEntryTest, IdAndFieldsGivenApart) {
   EXPECT_EQ(s->StoredAtMs(), 3);
 }
 
-TEST(StreamEntryTest, MalformedItemsAreInternal) {
-  Reply nil;
-  std::vector<Reply> bad = {
-      nil,
+// Replies that are not an XRANGE item.
+std::vector<Reply> MalformedItems() {
+  return {
+      Reply(),  // nil
       Str("1-0"),
       Array({Str("1-0")}),
       Array({Str("1-0"), Str("e")}),
       Array({Array({}), Array({})}),
       Array({Str("1-0"), Array({}), Str("extra")}),
   };
+}
+
+TEST(StreamEntryTest, MalformedItemsAreInternal) {
+  std::vector<Reply> bad = MalformedItems();
   for (size_t i = 0; i < bad.size(); ++i) {
     EXPECT_EQ(ParseStreamEntry(bad[i]).status().code(), absl::StatusCode::kInternal) << i;
+  }
+}
+
+// `r` as Redis sends it (a nil as a nil bulk string).
+std::string Resp(const Reply& r) {
+  switch (r.type) {
+    case Reply::Type::kString:
+      return absl::StrCat("$", r.str.size(), "\r\n", r.str, "\r\n");
+    case Reply::Type::kArray: {
+      std::string out = absl::StrCat("*", r.elements.size(), "\r\n");
+      for (const Reply& e : r.elements) out += Resp(e);
+      return out;
+    }
+    default:
+      return "$-1\r\n";
+  }
+}
+
+TEST(StreamEntryTest, AnItemReadInPlaceFromItsBytesReadsAsItsReply) {
+  std::vector<Reply> items = MalformedItems();
+  items.push_back(Item("1700000000123-4", {"e", Blob("ev-1"), "m", "mrg_1,mrg_2", "a", "42"}));
+  items.push_back(Item("5-0", {"x", "later", "e", Blob("ev-1"), "dangling"}));
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::StatusOr<redis::RespView> view = redis::RespView::Parse(Resp(items[i]));
+    ASSERT_TRUE(view.ok()) << view.status();
+    absl::StatusOr<StreamEntryView> in_place = ParseStreamEntryView(view->root());
+    absl::StatusOr<StreamEntryView> from_reply = ParseStreamEntryView(items[i]);
+    ASSERT_EQ(in_place.status(), from_reply.status()) << i;
+    if (!in_place.ok()) continue;
+    EXPECT_EQ(in_place->id, from_reply->id) << i;
+    EXPECT_EQ(in_place->blob, from_reply->blob) << i;
+    EXPECT_EQ(in_place->tag, from_reply->tag) << i;
+    EXPECT_EQ(in_place->appended, from_reply->appended) << i;
   }
 }
 
