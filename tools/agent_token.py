@@ -4,7 +4,7 @@
   tools/agent_token.py --new-secret --tenant acme --kid k1 >> /etc/onestory/agent_token_keys
   (the line is on stdout; the secret, to give to the integrator's backend, also on stderr)
 
-  tools/agent_token.py --tenant acme --kid k1 --secret <base64url> --sub agent-7 \
+  tools/agent_token.py --tenant acme --kid k1 --secret=<base64url> --sub agent-7 \
       --audience AGENT --scope "timeline.read timeline.write context.read.agent" [--ttl 3600]
 
   tools/agent_token.py --alg ES256 --key acme-web-1.key.pem --tenant acme --kid web-1 ...
@@ -84,7 +84,8 @@ def main():
     p.add_argument("--new-secret", action="store_true",
                    help="print a new HS256 secret's keys-file line instead of a token")
     p.add_argument("--alg", default="HS256", choices=("HS256", "ES256", "RS256"))
-    p.add_argument("--secret", help="HS256: the base64url secret of the keys file")
+    p.add_argument("--secret", help="HS256: the base64url secret of the keys file (write "
+                   "--secret=<s>: a secret may begin with '-')")
     p.add_argument("--key", help="ES256, RS256: the private key (PEM)")
     p.add_argument("--sub", help="the agent or bot: 1-128 characters of [A-Za-z0-9._:@-]")
     p.add_argument("--audience", choices=("BOT", "AGENT", "SUPERVISOR"))

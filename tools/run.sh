@@ -40,7 +40,7 @@ target="$host:$(cat "$data_dir/port")"
 /usr/bin/python3 tools/demo.py --target "$target" --python-dir build/python \
   --key-file "$data_dir/api_key" --phone-file "$data_dir/demo_phone"
 secret="$(awk '$1 == "demo" && $2 == "demo" {print $4}' "$token_keys")"
-token="$(/usr/bin/python3 tools/agent_token.py --tenant demo --kid demo --secret "$secret" \
+token="$(/usr/bin/python3 tools/agent_token.py --tenant demo --kid demo --secret="$secret" \
   --sub demo-supervisor --audience SUPERVISOR --ttl 43200 \
   --scope "timeline.read timeline.write context.read.agent context.read.supervisor identity.admin")"
 phone="$(tr -dc '0-9' <"$data_dir/demo_phone")"

@@ -717,7 +717,7 @@ TEST_F(AgentTokenToolTest, Hs256NewSecretAndToken) {
   ASSERT_TRUE(keys.ok()) << keys.status();
 
   std::string jwt =
-      RunTool(absl::StrCat(tool_, " --tenant acme --kid tool1 --secret ", f[3], " ", claims_));
+      RunTool(absl::StrCat(tool_, " --tenant acme --kid tool1 --secret=", f[3], " ", claims_));
   ASSERT_TRUE(LooksLikeJwt(jwt)) << jwt;
   absl::StatusOr<AgentToken> token = keys->Verify(jwt, absl::Now());
   ASSERT_TRUE(token.ok()) << token.status() << "\n" << jwt;
