@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(fuzz_cursor fuzz_fact_validation fuzz_json_struct fuzz_key_encoding fuzz_reply_reader
+  targets=(fuzz_cursor fuzz_fact_validation fuzz_json_value fuzz_key_encoding fuzz_reply_reader
     fuzz_text_validation fuzz_validation)
 fi
 total=${FUZZ_SECONDS:-60}

@@ -25,16 +25,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "google/protobuf/struct.pb.h"
-#include "libs/common/json_struct.h"
+#include "libs/common/json_value.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/validation.h"
 
 namespace onestory::auth {
 namespace {
-
-using google::protobuf::Struct;
-using google::protobuf::Value;
 
 constexpr size_t kMinHmacSecretBytes = 32;
 constexpr int kMinRsaBits = 2048;
@@ -237,52 +233,50 @@ std::string RawEcdsaToDer(absl::string_view raw) {
 }
 
 // The member `name` of a JSON object; nullptr when absent.
-const Value* Member(const Struct& object, absl::string_view name) {
-  auto it = object.fields().find(std::string(name));
-  return it == object.fields().end() ? nullptr : &it->second;
+const JsonValue* Member(const JsonValue& object, absl::string_view name) {
+  return object.Find(name);
 }
 
 // The string member `name`: nullptr when absent, an error naming it when not a string.
-absl::StatusOr<const std::string*> StringMember(const Struct& object, absl::string_view name) {
-  const Value* v = Member(object, name);
+absl::StatusOr<const std::string*> StringMember(const JsonValue& object, absl::string_view name) {
+  const JsonValue* v = Member(object, name);
   if (v == nullptr) return nullptr;
-  if (v->kind_case() != Value::kStringValue) return Refuse(name, " must be a string");
-  return &v->string_value();
+  if (!v->is_string()) return Refuse(name, " must be a string");
+  return &v->string();
 }
 
-absl::StatusOr<const std::string*> RequiredString(const Struct& object, absl::string_view name) {
+absl::StatusOr<const std::string*> RequiredString(const JsonValue& object, absl::string_view name) {
   ASSIGN_OR_RETURN(const std::string* s, StringMember(object, name));
   if (s == nullptr) return Refuse(name, " is required");
   return s;
 }
 
 // A NumericDate member (seconds since the epoch, fractions allowed); nullopt when absent.
-absl::StatusOr<std::optional<absl::Time>> TimeMember(const Struct& object, absl::string_view name) {
-  const Value* v = Member(object, name);
+absl::StatusOr<std::optional<absl::Time>> TimeMember(const JsonValue& object,
+                                                     absl::string_view name) {
+  const JsonValue* v = Member(object, name);
   if (v == nullptr) return std::nullopt;
-  if (v->kind_case() != Value::kNumberValue) {
+  if (!v->is_number()) {
     return Refuse(name, " must be a number (seconds since 1970-01-01T00:00:00Z)");
   }
-  return absl::UnixEpoch() + absl::Seconds(v->number_value());
+  return absl::UnixEpoch() + absl::Seconds(v->number());
 }
 
 // A decoded segment parsed as a JSON object.
-absl::StatusOr<Struct> DecodeJsonSegment(absl::string_view segment, absl::string_view what) {
+absl::StatusOr<JsonValue> DecodeJsonSegment(absl::string_view segment, absl::string_view what) {
   std::optional<std::string> json = DecodeBase64Url(segment);
   if (!json.has_value()) return Refuse(what, " is not base64url without padding");
-  absl::StatusOr<Struct> object = ParseJsonObject(*json);
+  absl::StatusOr<JsonValue> object = ParseJsonObject(*json);
   if (!object.ok()) return Refuse(what, " is not a JSON object: ", object.status().message());
   return object;
 }
 
-bool AudContainsOnestory(const Value* aud) {
+bool AudContainsOnestory(const JsonValue* aud) {
   if (aud == nullptr) return false;
-  if (aud->kind_case() == Value::kStringValue) {
-    return aud->string_value() == kAgentTokenAudienceClaim;
-  }
-  if (aud->kind_case() != Value::kListValue) return false;
-  for (const Value& v : aud->list_value().values()) {
-    if (v.kind_case() == Value::kStringValue && v.string_value() == kAgentTokenAudienceClaim) {
+  if (aud->is_string()) return aud->string() == kAgentTokenAudienceClaim;
+  if (!aud->is_array()) return false;
+  for (const JsonValue& v : aud->items()) {
+    if (v.is_string() && v.string() == kAgentTokenAudienceClaim) {
       return true;
     }
   }
@@ -449,7 +443,7 @@ absl::StatusOr<AgentToken> AgentTokenKeys::Verify(absl::string_view jwt, absl::T
   if (parts.size() != 3) return Refuse("not three base64url segments separated by '.'");
 
   // The header: which key, and which algorithm.
-  ASSIGN_OR_RETURN(Struct header, DecodeJsonSegment(parts[0], "header"));
+  ASSIGN_OR_RETURN(JsonValue header, DecodeJsonSegment(parts[0], "header"));
   ASSIGN_OR_RETURN(const std::string* alg_name, RequiredString(header, "alg"));
   if (absl::EqualsIgnoreCase(*alg_name, "none")) return Refuse("alg 'none' is not accepted");
   std::optional<Alg> alg = ParseAlg(*alg_name);
@@ -463,7 +457,7 @@ absl::StatusOr<AgentToken> AgentTokenKeys::Verify(absl::string_view jwt, absl::T
   if (!IsValidKid(*kid)) return Refuse("kid must be 1-64 characters of [A-Za-z0-9._-]");
 
   // The payload's tenant names the key together with kid; the rest waits for the signature.
-  ASSIGN_OR_RETURN(Struct claims, DecodeJsonSegment(parts[1], "payload"));
+  ASSIGN_OR_RETURN(JsonValue claims, DecodeJsonSegment(parts[1], "payload"));
   ASSIGN_OR_RETURN(const std::string* tenant, RequiredString(claims, "tenant"));
   if (absl::Status st = ValidateTenant(*tenant); !st.ok()) return Refuse(st.message());
   auto it = keys_.find(std::make_pair(*tenant, *kid));

@@ -163,7 +163,7 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
     v1::OpenConversation* c = resp.add_open_conversations();
     *c = std::move(open[i]);
     if (i < records.elements.size() && records.elements[i].is_string()) {
-      ASSIGN_OR_RETURN(google::protobuf::Struct s,
+      ASSIGN_OR_RETURN(engagement::Record s,
                        engagement::ParseRecord(records.elements[i].str));
       v1::Conversation conv =
           engagement::ConversationFromRecord(c->conversation_id(), customer_id, s);
@@ -181,7 +181,7 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
   const auto& cases = r.elements[kCases].elements;
   for (size_t i = 0; i + 1 < cases.size(); i += 2) {
     if (!OpenOrRecent(cases[i + 1].str, now_ms)) continue;
-    ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(cases[i + 1].str));
+    ASSIGN_OR_RETURN(engagement::Record s, engagement::ParseRecord(cases[i + 1].str));
     v1::Case c = engagement::CaseFromRecord(cases[i].str, customer_id, s);
     c.clear_owner_history();  // GetCase has it; the screen pop shows the owner
     if (!timeline::VisibleTo(c.last_note_visibility(), audience)) {
@@ -210,7 +210,7 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
   // Facts: current and visible, verifications first, then promises, collected values, steps.
   const auto& facts = r.elements[kFacts].elements;
   for (size_t i = 0; i + 1 < facts.size(); i += 2) {
-    ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(facts[i + 1].str));
+    ASSIGN_OR_RETURN(engagement::Record s, engagement::ParseRecord(facts[i + 1].str));
     v1::Fact f = engagement::FactFromRecord(s);
     if (f.has_expires_at() && ToMillis(f.expires_at()) <= now_ms) continue;
     if (!timeline::VisibleTo(f.visibility(), audience)) continue;
@@ -242,7 +242,7 @@ absl::StatusOr<v1::GetContextResponse> BuildContext(const std::string& customer_
       absl::SimpleAtoi(value, &n);
       sig->set_negative_streak(static_cast<int32_t>(n));
     } else if (name == "repeat") {
-      ASSIGN_OR_RETURN(google::protobuf::Struct s, engagement::ParseRecord(value));
+      ASSIGN_OR_RETURN(engagement::Record s, engagement::ParseRecord(value));
       v1::RepeatContact rc = engagement::RepeatFromRecord(s);
       bool open = false;
       for (const v1::Case& c : resp.open_cases()) open = open || c.case_id() == rc.case_id();

@@ -71,7 +71,7 @@ absl::StatusOr<v1::Alert> AlertFromReply(const Reply& r, std::string cursor) {
   if (!a.has_raised_at()) *a.mutable_raised_at() = FromMillis(timeline::StreamIdMillis(sid));
   a.set_cursor(std::move(cursor));
   if (!r.elements[2].str.empty()) {
-    absl::StatusOr<google::protobuf::Struct> ack = ParseRecord(r.elements[2].str);
+    absl::StatusOr<Record> ack = ParseRecord(r.elements[2].str);
     if (!ack.ok()) return ack.status();
     AckFromRecord(*ack, &a);
   }

@@ -44,7 +44,7 @@ void CaseReply(const std::string& case_id, absl::StatusOr<ScriptResult> r,
   Response resp;
   bool again = rep.elements[0].integer == 1;
   set_flag(&resp, again);
-  absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(rep.elements[1].str);
+  absl::StatusOr<Record> rec = ParseRecord(rep.elements[1].str);
   if (!rec.ok()) return done(rec.status());
   *resp.mutable_case_() = CaseFromRecord(case_id, r->customer_id, *rec);
   if (!rep.elements[2].str.empty()) {
@@ -355,7 +355,7 @@ void CaseStore::Get(const v1::GetCaseRequest& req, absl::Time deadline, Callback
                     deadline,
                     [id, reader, done = std::move(done)](absl::StatusOr<ScriptResult> r) mutable {
                       if (!r.ok()) return done(r.status());
-                      absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(r->reply.str);
+                      absl::StatusOr<Record> rec = ParseRecord(r->reply.str);
                       if (!rec.ok()) return done(rec.status());
                       v1::Case c = CaseFromRecord(id, r->customer_id, *rec);
                       if (!timeline::VisibleTo(c.last_note_visibility(), reader)) {

@@ -73,7 +73,7 @@ absl::Status AddFacts(const Reply& r, size_t from,
                       google::protobuf::RepeatedPtrField<v1::Fact>* out) {
   for (size_t i = from; i < r.elements.size(); ++i) {
     if (r.elements[i].str.empty()) continue;
-    ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(r.elements[i].str));
+    ASSIGN_OR_RETURN(Record s, ParseRecord(r.elements[i].str));
     *out->Add() = FactFromRecord(s);
   }
   return absl::OkStatus();
@@ -97,7 +97,7 @@ absl::Status ConversationReply(const ScriptResult& r, const std::string& conv,
   resp->set_customer_id(r.customer_id);
   resp->set_duplicate(rep.elements[0].integer == 1);
   if (!rep.elements[1].str.empty()) {
-    ASSIGN_OR_RETURN(google::protobuf::Struct rec, ParseRecord(rep.elements[1].str));
+    ASSIGN_OR_RETURN(Record rec, ParseRecord(rep.elements[1].str));
     *resp->mutable_conversation() = ConversationFromRecord(conv, r.customer_id, rec);
   }
   if (rep.elements[2].str.empty()) return absl::OkStatus();  // ended by an appended event
@@ -165,7 +165,7 @@ void ConversationStore::Start(const v1::StartConversationRequest& sent, absl::Ti
         v1::StartConversationResponse resp;
         resp.set_customer_id(r->customer_id);
         resp.set_already_started(rep.elements[0].integer == 1);
-        absl::StatusOr<google::protobuf::Struct> rec = ParseRecord(rep.elements[1].str);
+        absl::StatusOr<Record> rec = ParseRecord(rep.elements[1].str);
         if (!rec.ok()) return done(rec.status());
         *resp.mutable_conversation() = ConversationFromRecord(conv, r->customer_id, *rec);
         if (resp.already_started()) {
@@ -178,7 +178,7 @@ void ConversationStore::Start(const v1::StartConversationRequest& sent, absl::Ti
           if (!e.ok()) return done(e.status());
           *resp.mutable_event() = *std::move(e);
           if (!rep.elements[3].str.empty()) {
-            absl::StatusOr<google::protobuf::Struct> rc = ParseRecord(rep.elements[3].str);
+            absl::StatusOr<Record> rc = ParseRecord(rep.elements[3].str);
             if (!rc.ok()) return done(rc.status());
             *resp.mutable_repeat_contact() = RepeatFromRecord(*rc);
           }

@@ -2,7 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "libs/common/json_struct.h"
+#include "libs/common/json_value.h"
 #include "libs/common/status_macros.h"
 #include "libs/common/time_util.h"
 #include "libs/common/validation.h"
@@ -11,31 +11,30 @@
 namespace onestory::engagement {
 namespace {
 
-using google::protobuf::Struct;
-
-std::string Str(const Struct& r, const char* key) {
-  auto it = r.fields().find(key);
-  if (it == r.fields().end() || !it->second.has_string_value()) return {};
-  return it->second.string_value();
+// A member's value when it has the type asked for; "", 0 or false otherwise (absent included).
+std::string Str(const Record& r, absl::string_view key) {
+  const JsonValue* v = r.Find(key);
+  return v != nullptr ? v->string() : std::string();
 }
 
-int64_t Num(const Struct& r, const char* key) {
-  auto it = r.fields().find(key);
-  if (it == r.fields().end() || !it->second.has_number_value()) return 0;
-  return static_cast<int64_t>(it->second.number_value());
+int64_t Num(const Record& r, absl::string_view key) {
+  const JsonValue* v = r.Find(key);
+  return v != nullptr ? static_cast<int64_t>(v->number()) : 0;
 }
 
-bool Bool(const Struct& r, const char* key) {
-  auto it = r.fields().find(key);
-  return it != r.fields().end() && it->second.has_bool_value() && it->second.bool_value();
+bool Bool(const Record& r, absl::string_view key) {
+  const JsonValue* v = r.Find(key);
+  return v != nullptr && v->boolean();
 }
 
-// An actor stored as "<prefix>t" (type number) and "<prefix>i" (id); false when none.
-bool ActorFrom(const Struct& r, const std::string& prefix, v1::Actor* out) {
-  int64_t type = Num(r, (prefix + "t").c_str());
+// An actor stored as "<prefix>t" (type number) and "<prefix>i" (id); false when none. The
+// prefixes are one character.
+bool ActorFrom(const Record& r, char prefix, v1::Actor* out) {
+  const char type_key[2] = {prefix, 't'}, id_key[2] = {prefix, 'i'};
+  int64_t type = Num(r, absl::string_view(type_key, 2));
   if (type <= 0 || !v1::Actor::Type_IsValid(static_cast<int>(type))) return false;
   out->set_type(static_cast<v1::Actor::Type>(type));
-  out->set_id(Str(r, (prefix + "i").c_str()));
+  out->set_id(Str(r, absl::string_view(id_key, 2)));
   return true;
 }
 
@@ -49,19 +48,19 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 
 }  // namespace
 
-absl::StatusOr<Struct> ParseRecord(absl::string_view json) {
-  absl::StatusOr<Struct> s = ParseJsonObject(json);
+absl::StatusOr<Record> ParseRecord(absl::string_view json) {
+  absl::StatusOr<Record> s = ParseJsonObject(json);
   if (!s.ok()) return absl::InternalError(absl::StrCat("malformed record: ", s.status().message()));
   return s;
 }
 
 v1::Conversation ConversationFromRecord(const std::string& conversation_id,
-                                        const std::string& customer_id, const Struct& r) {
+                                        const std::string& customer_id, const Record& r) {
   v1::Conversation c;
   c.set_conversation_id(conversation_id);
   c.set_customer_id(customer_id);
   c.set_channel(static_cast<v1::Channel>(Num(r, "ch")));
-  if (!ActorFrom(r, "b", c.mutable_served_by())) c.clear_served_by();
+  if (!ActorFrom(r, 'b', c.mutable_served_by())) c.clear_served_by();
   c.set_state(Str(r, "s") == "e" ? v1::CONVERSATION_STATE_ENDED : v1::CONVERSATION_STATE_OPEN);
   c.set_case_id(Str(r, "ca"));
   SetTime(Num(r, "st"), c.mutable_started_at());
@@ -74,14 +73,14 @@ v1::Conversation ConversationFromRecord(const std::string& conversation_id,
 }
 
 v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_id,
-                        const Struct& r) {
+                        const Record& r) {
   v1::Case c;
   c.set_case_id(case_id);
   c.set_customer_id(customer_id);
   c.set_topic(Str(r, "tp"));
   c.set_stage(Str(r, "sg"));
   c.set_state(Str(r, "s") == "o" ? v1::CASE_STATE_OPEN : v1::CASE_STATE_RESOLVED);
-  if (!ActorFrom(r, "o", c.mutable_owner())) c.clear_owner();
+  if (!ActorFrom(r, 'o', c.mutable_owner())) c.clear_owner();
   SetTime(Num(r, "op"), c.mutable_opened_at());
   SetTime(Num(r, "se"), c.mutable_stage_entered_at());
   SetTime(Num(r, "up"), c.mutable_updated_at());
@@ -91,23 +90,21 @@ v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_
     v1::Promise* p = c.mutable_promise();
     p->set_text(Str(r, "pt"));
     SetTime(Num(r, "pb"), p->mutable_promised_by());
-    if (!ActorFrom(r, "m", p->mutable_made_by())) p->clear_made_by();
+    if (!ActorFrom(r, 'm', p->mutable_made_by())) p->clear_made_by();
     SetTime(Num(r, "pm"), p->mutable_made_at());
   }
   c.set_contacts(static_cast<int32_t>(Num(r, "nc")));
   c.set_repeat_contacts(static_cast<int32_t>(Num(r, "rc")));
   c.set_channel_switches(static_cast<int32_t>(Num(r, "sw")));
   c.set_last_channel(static_cast<v1::Channel>(Num(r, "lc")));
-  auto oh = r.fields().find("oh");
-  if (oh != r.fields().end() && oh->second.has_list_value()) {
-    for (const auto& v : oh->second.list_value().values()) {
-      if (!v.has_struct_value()) continue;
-      const Struct& x = v.struct_value();
+  if (const JsonValue* oh = r.Find("oh"); oh != nullptr) {
+    for (const JsonValue& x : oh->items()) {
+      if (!x.is_object()) continue;
       v1::OwnerChange* ch = c.add_owner_history();
-      if (!ActorFrom(x, "f", ch->mutable_from())) ch->clear_from();
-      if (!ActorFrom(x, "t", ch->mutable_to())) ch->clear_to();
+      if (!ActorFrom(x, 'f', ch->mutable_from())) ch->clear_from();
+      if (!ActorFrom(x, 't', ch->mutable_to())) ch->clear_to();
       ch->set_reason(Str(x, "r"));
-      if (!ActorFrom(x, "b", ch->mutable_by())) ch->clear_by();
+      if (!ActorFrom(x, 'b', ch->mutable_by())) ch->clear_by();
       SetTime(Num(x, "at"), ch->mutable_at());
     }
   }
@@ -117,7 +114,7 @@ v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_
   return c;
 }
 
-v1::Fact FactFromRecord(const Struct& r) {
+v1::Fact FactFromRecord(const Record& r) {
   v1::Fact f;
   f.set_type(static_cast<v1::FactType>(Num(r, "t")));
   f.set_name(Str(r, "n"));
@@ -127,7 +124,7 @@ v1::Fact FactFromRecord(const Struct& r) {
   f.set_case_id(Str(r, "ca"));
   f.set_conversation_id(Str(r, "cv"));
   f.set_visibility(static_cast<v1::Audience>(Num(r, "vi")));
-  if (!ActorFrom(r, "r", f.mutable_recorded_by())) f.clear_recorded_by();
+  if (!ActorFrom(r, 'r', f.mutable_recorded_by())) f.clear_recorded_by();
   f.set_channel(static_cast<v1::Channel>(Num(r, "ch")));
   SetTime(Num(r, "ra"), f.mutable_recorded_at());
   SetTime(Num(r, "fa"), f.mutable_first_recorded_at());
@@ -136,7 +133,7 @@ v1::Fact FactFromRecord(const Struct& r) {
   return f;
 }
 
-v1::RepeatContact RepeatFromRecord(const Struct& r) {
+v1::RepeatContact RepeatFromRecord(const Record& r) {
   v1::RepeatContact rc;
   rc.set_case_id(Str(r, "ca"));
   rc.set_topic(Str(r, "tp"));
@@ -148,9 +145,9 @@ v1::RepeatContact RepeatFromRecord(const Struct& r) {
   return rc;
 }
 
-void AckFromRecord(const Struct& r, v1::Alert* alert) {
+void AckFromRecord(const Record& r, v1::Alert* alert) {
   alert->set_acknowledged(true);
-  if (!ActorFrom(r, "b", alert->mutable_acknowledged_by())) alert->clear_acknowledged_by();
+  if (!ActorFrom(r, 'b', alert->mutable_acknowledged_by())) alert->clear_acknowledged_by();
   *alert->mutable_acknowledged_at() = FromMillis(Num(r, "at"));
 }
 

@@ -6,8 +6,8 @@
 // (max_open_cases, max_facts, max_owner_history, forget_resolved_ms, forget_over_cases, batch,
 // max_examined), so each is defined once.
 //
-//   ASSIGN_OR_RETURN(google::protobuf::Struct s, ParseRecord(reply.str));
-//   v1::Case c = CaseFromRecord(case_id, customer_id, s);
+//   ASSIGN_OR_RETURN(Record r, ParseRecord(reply.str));
+//   v1::Case c = CaseFromRecord(case_id, customer_id, r);
 //
 // Thread-safe (pure).
 #pragma once
@@ -18,7 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "google/protobuf/struct.pb.h"
+#include "libs/common/json_value.h"
 #include "onestory/v1/alert.pb.h"
 #include "onestory/v1/case.pb.h"
 #include "onestory/v1/common.pb.h"
@@ -53,18 +53,20 @@ inline constexpr size_t kMaxWrapUpBytes = 64;
 inline constexpr size_t kMaxStageBytes = 64;
 inline constexpr int kMaxStages = 32;
 
+// A stored record: one JSON object (libs/common/json_value.h).
+using Record = JsonValue;
+
 // A record as stored; INTERNAL when it is not a JSON object.
-absl::StatusOr<google::protobuf::Struct> ParseRecord(absl::string_view json);
+absl::StatusOr<Record> ParseRecord(absl::string_view json);
 
 v1::Conversation ConversationFromRecord(const std::string& conversation_id,
-                                        const std::string& customer_id,
-                                        const google::protobuf::Struct& r);
+                                        const std::string& customer_id, const Record& r);
 v1::Case CaseFromRecord(const std::string& case_id, const std::string& customer_id,
-                        const google::protobuf::Struct& r);
-v1::Fact FactFromRecord(const google::protobuf::Struct& r);
-v1::RepeatContact RepeatFromRecord(const google::protobuf::Struct& r);
+                        const Record& r);
+v1::Fact FactFromRecord(const Record& r);
+v1::RepeatContact RepeatFromRecord(const Record& r);
 // Sets acknowledged, acknowledged_by and acknowledged_at of `alert` from an acknowledgement.
-void AckFromRecord(const google::protobuf::Struct& r, v1::Alert* alert);
+void AckFromRecord(const Record& r, v1::Alert* alert);
 
 // The order GetContext shows facts in: verifications, promises, collected values, steps.
 int FactRank(v1::FactType type);

@@ -132,7 +132,7 @@ void PrivacyStore::ExportBegin(const v1::ExportCustomerRequest& request, absl::T
                     };
                     std::vector<std::string> items;
                     for (const auto& [id, json] : sorted(e[2])) {
-                      absl::StatusOr<google::protobuf::Struct> s = engagement::ParseRecord(json);
+                      absl::StatusOr<engagement::Record> s = engagement::ParseRecord(json);
                       if (!s.ok()) return (*shared_done)(s.status());
                       items.push_back(ToJson(engagement::ConversationFromRecord(id, cid, *s)));
                     }
@@ -140,7 +140,7 @@ void PrivacyStore::ExportBegin(const v1::ExportCustomerRequest& request, absl::T
                     AddSection("conversations", items, &head.documents);
                     items.clear();
                     for (const auto& [id, json] : sorted(e[3])) {
-                      absl::StatusOr<google::protobuf::Struct> s = engagement::ParseRecord(json);
+                      absl::StatusOr<engagement::Record> s = engagement::ParseRecord(json);
                       if (!s.ok()) return (*shared_done)(s.status());
                       items.push_back(ToJson(engagement::CaseFromRecord(id, cid, *s)));
                     }
@@ -148,7 +148,7 @@ void PrivacyStore::ExportBegin(const v1::ExportCustomerRequest& request, absl::T
                     AddSection("cases", items, &head.documents);
                     items.clear();
                     for (const auto& [id, json] : sorted(e[4])) {
-                      absl::StatusOr<google::protobuf::Struct> s = engagement::ParseRecord(json);
+                      absl::StatusOr<engagement::Record> s = engagement::ParseRecord(json);
                       if (!s.ok()) return (*shared_done)(s.status());
                       items.push_back(ToJson(engagement::FactFromRecord(*s)));
                     }

@@ -154,7 +154,7 @@ SEEDS["fuzz_fact_validation"] = {
 }
 
 # Stored records as the Function library's cjson writes them, and the JSON corners.
-SEEDS["fuzz_json_struct"] = {
+SEEDS["fuzz_json_value"] = {
     "empty": b'{}',
     "case": b'{"s":"o","tp":"refund","op":1733400000123,"oh":[{"t":1,"i":"a-7"}],'
             b'"pr":{"due":1.7e+12}}',

@@ -352,7 +352,7 @@ TEST_F(EngagementFunctionsTest, LimitsAreTheOnesPassed) {
     engagement::SetEvent(Event(absl::StrCat("cu:o", i), v1::EVENT_KIND_CASE_UPDATE, kNow), &owner);
     ASSERT_TRUE(Call(With(owner)).ok());
   }
-  absl::StatusOr<google::protobuf::Struct> rec =
+  absl::StatusOr<engagement::Record> rec =
       engagement::ParseRecord(Run({"HGET", ck_.cases(), "case_1"}).str);
   ASSERT_TRUE(rec.ok());
   v1::Case c = engagement::CaseFromRecord("case_1", "cus_1", *rec);
@@ -493,7 +493,7 @@ TEST_F(EngagementFunctionsTest, HandoffAndEndKeepTheConversationsRecord) {
   r = Call(With(h));
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->elements.size(), 5u);
-  absl::StatusOr<google::protobuf::Struct> rec = engagement::ParseRecord(r->elements[1].str);
+  absl::StatusOr<engagement::Record> rec = engagement::ParseRecord(r->elements[1].str);
   ASSERT_TRUE(rec.ok());
   v1::Conversation c = engagement::ConversationFromRecord("conv_1", "cus_1", *rec);
   EXPECT_EQ(c.handoffs(), 1);
@@ -617,7 +617,7 @@ TEST_F(EngagementFunctionsTest, AnOverduePromiseIsRaisedOnceAndAlertsAreListedRe
   ack.now_ms = kNow + 5000;
   r = Call(ack);
   ASSERT_TRUE(r.ok()) << r.status();
-  absl::StatusOr<google::protobuf::Struct> a = engagement::ParseRecord(r->elements[2].str);
+  absl::StatusOr<engagement::Record> a = engagement::ParseRecord(r->elements[2].str);
   ASSERT_TRUE(a.ok());
   v1::Alert alert;
   engagement::AckFromRecord(*a, &alert);

@@ -31,7 +31,7 @@ v1::Fact Collected(const std::string& name, const std::string& value) {
 
 TEST(RecordsTest, ParsesACaseAsTheScriptsStoreIt) {
   // As kOpen and kUpdate write it (cjson: numbers as plain digits, an empty list as {}).
-  absl::StatusOr<google::protobuf::Struct> r = ParseRecord(
+  absl::StatusOr<Record> r = ParseRecord(
       R"({"tp":"order 1234 not delivered","sg":"shipped","s":"o","ot":2,"oi":"ana",)"
       R"("op":1700000000000,"se":1700000001000,"up":1700000002000,"rs":0,"rn":"",)"
       R"("pt":"refund by Friday","pb":1700300000000,"pm":1700000002000,"mt":2,"mi":"ana",)"
@@ -66,7 +66,7 @@ TEST(RecordsTest, ParsesACaseAsTheScriptsStoreIt) {
 }
 
 TEST(RecordsTest, AnEmptyOwnerHistoryStoredAsAnObjectIsNoHistory) {
-  absl::StatusOr<google::protobuf::Struct> r =
+  absl::StatusOr<Record> r =
       ParseRecord(R"({"tp":"t","sg":"","s":"r","ot":0,"oi":"","op":1,"rs":5,"oh":{},"pb":0})");
   ASSERT_TRUE(r.ok());
   v1::Case c = CaseFromRecord("c", "cus", *r);
@@ -77,7 +77,7 @@ TEST(RecordsTest, AnEmptyOwnerHistoryStoredAsAnObjectIsNoHistory) {
 }
 
 TEST(RecordsTest, ParsesAFactWithItsProvenance) {
-  absl::StatusOr<google::protobuf::Struct> r =
+  absl::StatusOr<Record> r =
       ParseRecord(R"({"t":1,"n":"identity","v":"one_time_code","ex":1700000600000,"du":0,"ca":"",)"
                   R"("cv":"chat-1","vi":2,"rt":3,"ri":"helpbot","ch":2,"ra":1700000000000,)"
                   R"("fa":1699990000000,"ts":2,"pv":"app_login"})");
@@ -97,7 +97,7 @@ TEST(RecordsTest, ParsesAFactWithItsProvenance) {
 }
 
 TEST(RecordsTest, RepeatContactSaysWhatItIsAbout) {
-  absl::StatusOr<google::protobuf::Struct> r = ParseRecord(
+  absl::StatusOr<Record> r = ParseRecord(
       R"({"ca":"case-1","tp":"order 1234 not delivered","n":3,"o":true,"cv":"call-2","at":5})");
   ASSERT_TRUE(r.ok());
   v1::RepeatContact rc = RepeatFromRecord(*r);

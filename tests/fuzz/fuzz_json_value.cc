@@ -1,7 +1,7 @@
-// ParseJsonObject (libs/common/json_struct.h) from arbitrary bytes, against protobuf's own JSON
+// ParseJsonObject (libs/common/json_value.h) from arbitrary bytes, against protobuf's own JSON
 // parser: it never crashes, fails only with INVALID_ARGUMENT, and whatever it accepts (valid
 // UTF-8: it keeps string bytes as given, where protobuf checks them) protobuf accepts too, as
-// the same Struct.
+// the Struct ToStruct makes of it; Find finds every member it lists.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,20 +9,24 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "libs/common/json_struct.h"
+#include "libs/common/json_value.h"
 #include "libs/common/validation.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  absl::StatusOr<google::protobuf::Struct> ours = onestory::ParseJsonObject(text);
+  absl::StatusOr<onestory::JsonValue> ours = onestory::ParseJsonObject(text);
   if (!ours.ok()) {
     FUZZ_CHECK(ours.status().code() == absl::StatusCode::kInvalidArgument);
     return 0;
   }
+  FUZZ_CHECK(ours->is_object());
+  for (const onestory::JsonValue::Member& m : ours->members()) {
+    FUZZ_CHECK(ours->Find(m.key) == &m.value);
+  }
   if (!onestory::IsValidUtf8(text)) return 0;
   google::protobuf::Struct theirs;
   FUZZ_CHECK(google::protobuf::util::JsonStringToMessage(text, &theirs).ok());
-  FUZZ_CHECK(google::protobuf::util::MessageDifferencer::Equals(*ours, theirs));
+  FUZZ_CHECK(google::protobuf::util::MessageDifferencer::Equals(onestory::ToStruct(*ours), theirs));
   return 0;
 }

@@ -1,7 +1,9 @@
-#include "libs/common/json_struct.h"
+#include "libs/common/json_value.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -10,21 +12,46 @@
 namespace onestory {
 namespace {
 
-using google::protobuf::ListValue;
-using google::protobuf::Struct;
-using google::protobuf::Value;
-
 // As protobuf's JSON parser allows.
 constexpr int kMaxDepth = 100;
 
-class Parser {
- public:
-  explicit Parser(absl::string_view text) : s_(text) {}
+// Whether two keys are equal. Most keys of a record are two or three characters and most
+// comparisons are of different keys: the size and the ends decide those without a memcmp call.
+bool SameKey(absl::string_view a, absl::string_view b) {
+  return a.size() == b.size() && (a.empty() || (a.front() == b.front() && a.back() == b.back() &&
+                                                std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
 
-  absl::Status Document(Struct* out) {
+// Whether two members of `members` have the same key: pairs compared for an object of up to a
+// case record's size, sorted keys beyond (a token's claims come from the caller).
+bool RepeatsAKey(const std::vector<JsonValue::Member>& members) {
+  constexpr size_t kPairwiseUpTo = 40;
+  if (members.size() <= kPairwiseUpTo) {
+    for (size_t i = 1; i < members.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (SameKey(members[i].key, members[j].key)) return true;
+      }
+    }
+    return false;
+  }
+  std::vector<absl::string_view> keys;
+  keys.reserve(members.size());
+  for (const JsonValue::Member& m : members) keys.push_back(m.key);
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+}
+
+}  // namespace
+
+class JsonParser {
+ public:
+  explicit JsonParser(absl::string_view text) : s_(text) {}
+
+  absl::Status Document(JsonValue* out) {
     SkipSpace();
     if (!Consume('{')) return Error("expected an object");
-    if (absl::Status st = Object(out, 1); !st.ok()) return st;
+    out->type_ = JsonValue::Type::kObject;
+    if (absl::Status st = Object(&out->members_, 1); !st.ok()) return st;
     SkipSpace();
     if (i_ != s_.size()) return Error("text after the object");
     return absl::OkStatus();
@@ -32,63 +59,68 @@ class Parser {
 
  private:
   // After the opening '{'.
-  absl::Status Object(Struct* out, int depth) {
+  absl::Status Object(std::vector<JsonValue::Member>* out, int depth) {
     if (depth > kMaxDepth) return Error("nested too deeply");
+    const size_t start = i_ - 1;
     SkipSpace();
     if (Consume('}')) return absl::OkStatus();
+    out->reserve(16);  // a record's members, mostly: one allocation
     while (true) {
       SkipSpace();
-      std::string key;
+      JsonValue::Member& member = out->emplace_back();
       if (!Consume('"')) return Error("expected a string key");
-      if (absl::Status st = String(&key); !st.ok()) return st;
+      if (absl::Status st = String(&member.key); !st.ok()) return st;
       SkipSpace();
       if (!Consume(':')) return Error("expected ':'");
-      auto [field, added] = out->mutable_fields()->try_emplace(std::move(key));
-      if (!added) return Error("repeated key");
-      if (absl::Status st = AnyValue(&field->second, depth); !st.ok()) return st;
+      if (absl::Status st = AnyValue(&member.value, depth); !st.ok()) return st;
       SkipSpace();
-      if (Consume('}')) return absl::OkStatus();
+      if (Consume('}')) break;
       if (!Consume(',')) return Error("expected ',' or '}'");
     }
+    if (RepeatsAKey(*out)) return ErrorAt(start, "repeated key in the object");
+    return absl::OkStatus();
   }
 
   // After the opening '['.
-  absl::Status Array(ListValue* out, int depth) {
+  absl::Status Array(std::vector<JsonValue>* out, int depth) {
     if (depth > kMaxDepth) return Error("nested too deeply");
     SkipSpace();
     if (Consume(']')) return absl::OkStatus();
     while (true) {
-      if (absl::Status st = AnyValue(out->add_values(), depth); !st.ok()) return st;
+      if (absl::Status st = AnyValue(&out->emplace_back(), depth); !st.ok()) return st;
       SkipSpace();
       if (Consume(']')) return absl::OkStatus();
       if (!Consume(',')) return Error("expected ',' or ']'");
     }
   }
 
-  absl::Status AnyValue(Value* out, int depth) {
+  absl::Status AnyValue(JsonValue* out, int depth) {
     SkipSpace();
     if (i_ >= s_.size()) return Error("expected a value");
     switch (s_[i_]) {
       case '{':
         ++i_;
-        return Object(out->mutable_struct_value(), depth + 1);
+        out->type_ = JsonValue::Type::kObject;
+        return Object(&out->members_, depth + 1);
       case '[':
         ++i_;
-        return Array(out->mutable_list_value(), depth + 1);
+        out->type_ = JsonValue::Type::kArray;
+        return Array(&out->items_, depth + 1);
       case '"':
         ++i_;
-        return String(out->mutable_string_value());
+        out->type_ = JsonValue::Type::kString;
+        return String(&out->string_);
       case 't':
         if (!Literal("true")) return Error("expected a value");
-        out->set_bool_value(true);
+        out->type_ = JsonValue::Type::kBool;
+        out->boolean_ = true;
         return absl::OkStatus();
       case 'f':
         if (!Literal("false")) return Error("expected a value");
-        out->set_bool_value(false);
+        out->type_ = JsonValue::Type::kBool;
         return absl::OkStatus();
       case 'n':
         if (!Literal("null")) return Error("expected a value");
-        out->set_null_value(google::protobuf::NULL_VALUE);
         return absl::OkStatus();
       default:
         return Number(out);
@@ -96,7 +128,7 @@ class Parser {
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  absl::Status Number(Value* out) {
+  absl::Status Number(JsonValue* out) {
     const size_t start = i_;
     Consume('-');
     if (Consume('0')) {
@@ -118,14 +150,16 @@ class Parser {
       int64_t n = 0;
       for (char c : text.substr(negative ? 1 : 0)) n = n * 10 + (c - '0');
       const double magnitude = static_cast<double>(n);
-      out->set_number_value(negative ? -magnitude : magnitude);  // "-0" is -0.0, as parsed
+      out->type_ = JsonValue::Type::kNumber;
+      out->number_ = negative ? -magnitude : magnitude;  // "-0" is -0.0, as parsed
       return absl::OkStatus();
     }
     double d = 0;
     if (!absl::SimpleAtod(text, &d) || !std::isfinite(d)) {
       return Error("number out of range");
     }
-    out->set_number_value(d);
+    out->type_ = JsonValue::Type::kNumber;
+    out->number_ = d;
     return absl::OkStatus();
   }
 
@@ -257,19 +291,62 @@ class Parser {
     }
   }
 
-  absl::Status Error(absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat("JSON at offset ", i_, ": ", what));
+  absl::Status Error(absl::string_view what) const { return ErrorAt(i_, what); }
+  static absl::Status ErrorAt(size_t offset, absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("JSON at offset ", offset, ": ", what));
   }
 
   absl::string_view s_;
   size_t i_ = 0;
 };
 
+const JsonValue* JsonValue::Find(absl::string_view key) const {
+  for (const Member& m : members_) {
+    if (SameKey(m.key, key)) return &m.value;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<JsonValue> ParseJsonObject(absl::string_view json) {
+  JsonValue out;
+  if (absl::Status st = JsonParser(json).Document(&out); !st.ok()) return st;
+  return out;
+}
+
+namespace {
+
+void ToProtobufValue(const JsonValue& v, google::protobuf::Value* out) {
+  switch (v.type()) {
+    case JsonValue::Type::kNull:
+      out->set_null_value(google::protobuf::NULL_VALUE);
+      break;
+    case JsonValue::Type::kBool:
+      out->set_bool_value(v.boolean());
+      break;
+    case JsonValue::Type::kNumber:
+      out->set_number_value(v.number());
+      break;
+    case JsonValue::Type::kString:
+      out->set_string_value(v.string());
+      break;
+    case JsonValue::Type::kArray: {
+      google::protobuf::ListValue* list = out->mutable_list_value();
+      for (const JsonValue& item : v.items()) ToProtobufValue(item, list->add_values());
+      break;
+    }
+    case JsonValue::Type::kObject:
+      *out->mutable_struct_value() = ToStruct(v);
+      break;
+  }
+}
+
 }  // namespace
 
-absl::StatusOr<google::protobuf::Struct> ParseJsonObject(absl::string_view json) {
-  Struct out;
-  if (absl::Status st = Parser(json).Document(&out); !st.ok()) return st;
+google::protobuf::Struct ToStruct(const JsonValue& object) {
+  google::protobuf::Struct out;
+  for (const JsonValue::Member& m : object.members()) {
+    ToProtobufValue(m.value, &(*out.mutable_fields())[m.key]);
+  }
   return out;
 }
 

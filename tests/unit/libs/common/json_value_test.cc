@@ -1,9 +1,10 @@
-#include "libs/common/json_struct.h"
+#include "libs/common/json_value.h"
 
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -41,18 +42,68 @@ TEST(ParseJsonObjectTest, GivesWhatProtobufsParserGives) {
   for (const std::string& in : inputs) {
     absl::StatusOr<Struct> want = Reference(in);
     ASSERT_TRUE(want.ok()) << in << ": " << want.status();
-    absl::StatusOr<Struct> got = ParseJsonObject(in);
+    absl::StatusOr<JsonValue> got = ParseJsonObject(in);
     ASSERT_TRUE(got.ok()) << in << ": " << got.status();
-    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, *want))
-        << in << "\n got: " << got->DebugString() << "\nwant: " << want->DebugString();
+    Struct as_struct = ToStruct(*got);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(as_struct, *want))
+        << in << "\n got: " << as_struct.DebugString() << "\nwant: " << want->DebugString();
   }
 }
 
 TEST(ParseJsonObjectTest, MinusZeroKeepsItsSign) {
-  absl::StatusOr<Struct> got = ParseJsonObject(R"({"z":-0,"p":0})");
+  absl::StatusOr<JsonValue> got = ParseJsonObject(R"({"z":-0,"p":0})");
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(std::signbit(got->fields().at("z").number_value()));
-  EXPECT_FALSE(std::signbit(got->fields().at("p").number_value()));
+  EXPECT_TRUE(std::signbit(got->Find("z")->number()));
+  EXPECT_FALSE(std::signbit(got->Find("p")->number()));
+}
+
+TEST(ParseJsonObjectTest, ValuesAreReadByTypeAndMembersInOrder) {
+  absl::StatusOr<JsonValue> got =
+      ParseJsonObject(R"({"s":"o","n":3,"t":true,"z":null,"oh":[{"i":"agent-7"},2],"e":{}})");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->is_object());
+  std::vector<std::string> keys;
+  for (const JsonValue::Member& m : got->members()) keys.push_back(m.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"s", "n", "t", "z", "oh", "e"}));
+  EXPECT_EQ(got->Find("s")->string(), "o");
+  EXPECT_EQ(got->Find("n")->number(), 3);
+  EXPECT_TRUE(got->Find("t")->is_bool() && got->Find("t")->boolean());
+  EXPECT_TRUE(got->Find("z")->is_null());
+  const JsonValue* oh = got->Find("oh");
+  ASSERT_TRUE(oh != nullptr && oh->is_array());
+  ASSERT_EQ(oh->items().size(), 2u);
+  EXPECT_EQ(oh->items()[0].Find("i")->string(), "agent-7");
+  EXPECT_TRUE(oh->items()[1].is_number());
+  EXPECT_TRUE(got->Find("e")->is_object() && got->Find("e")->members().empty());
+  // Absent, and asked of what is not an object.
+  EXPECT_EQ(got->Find("missing"), nullptr);
+  EXPECT_EQ(got->Find("s")->Find("s"), nullptr);
+  // A value of another type reads as its type's empty value.
+  EXPECT_EQ(got->Find("s")->number(), 0);
+  EXPECT_EQ(got->Find("n")->string(), "");
+  EXPECT_FALSE(got->Find("n")->boolean());
+}
+
+TEST(ParseJsonObjectTest, RepeatedKeysAreRefusedInShortAndLongObjects) {
+  for (int members : {2, 40, 41, 500}) {
+    std::string unique = "{", repeated = "{";
+    for (int i = 0; i < members; ++i) {
+      absl::StrAppend(&unique, i ? "," : "", "\"k", i, "\":", i);
+      // The last key repeats the first.
+      absl::StrAppend(&repeated, i ? "," : "", "\"k", i + 1 == members ? 0 : i, "\":", i);
+    }
+    unique += "}";
+    repeated += "}";
+    absl::StatusOr<JsonValue> ok = ParseJsonObject(unique);
+    ASSERT_TRUE(ok.ok()) << members << ": " << ok.status();
+    EXPECT_EQ(ok->members().size(), static_cast<size_t>(members));
+    absl::StatusOr<JsonValue> got = ParseJsonObject(repeated);
+    ASSERT_FALSE(got.ok()) << members;
+    EXPECT_EQ(got.status().message(), "JSON at offset 0: repeated key in the object");
+  }
+  absl::StatusOr<JsonValue> nested = ParseJsonObject(R"({"a":1,"o":{"dup":1,"dup":2}})");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.status().message(), "JSON at offset 11: repeated key in the object");
 }
 
 TEST(ParseJsonObjectTest, RefusesWhatIsNotAJsonObject) {
@@ -92,7 +143,7 @@ TEST(ParseJsonObjectTest, RefusesWhatIsNotAJsonObject) {
       R"({"o":{"dup":1,"dup":2}})",
   };
   for (const std::string& in : inputs) {
-    absl::StatusOr<Struct> got = ParseJsonObject(in);
+    absl::StatusOr<JsonValue> got = ParseJsonObject(in);
     EXPECT_FALSE(got.ok()) << "accepted: " << in;
     if (!got.ok()) {
       EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
@@ -109,7 +160,7 @@ TEST(ParseJsonObjectTest, NestingIsBounded) {
   ok += "}";
   EXPECT_TRUE(ParseJsonObject(ok).ok()) << ParseJsonObject(ok).status();
   for (int i = 0; i < 5000; ++i) deep += "[";
-  absl::StatusOr<Struct> got = ParseJsonObject(deep);
+  absl::StatusOr<JsonValue> got = ParseJsonObject(deep);
   ASSERT_FALSE(got.ok());
   EXPECT_NE(got.status().message().find("nested too deeply"), absl::string_view::npos)
       << got.status();
