@@ -19,7 +19,10 @@ std::string Str(const Record& r, absl::string_view key) {
 
 int64_t Num(const Record& r, absl::string_view key) {
   const JsonValue* v = r.Find(key);
-  return v != nullptr ? static_cast<int64_t>(v->number()) : 0;
+  if (v == nullptr) return 0;
+  // Beyond int64's range (never written; a damaged record) the conversion is undefined: 0.
+  const double n = v->number();
+  return n > -9.2e18 && n < 9.2e18 ? static_cast<int64_t>(n) : 0;
 }
 
 bool Bool(const Record& r, absl::string_view key) {

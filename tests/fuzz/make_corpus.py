@@ -160,6 +160,9 @@ SEEDS["fuzz_json_value"] = {
             b'"pr":{"due":1.7e+12}}',
     "escapes": b'{"e":"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00"}',
     "values": b'{"a":[1,-2.5e-3,0,true,false,null,[],{}]}',
+    # Past the 40 members whose keys are compared pairwise: the sorted check.
+    "many_keys": ("{" + ",".join('"k%d":%d' % (i, i) for i in range(45)) + "}").encode(),
+    "repeated_key": ("{" + ",".join('"k%d":%d' % (i % 44, i) for i in range(45)) + "}").encode(),
 }
 
 

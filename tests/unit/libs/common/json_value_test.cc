@@ -65,23 +65,40 @@ TEST(ParseJsonObjectTest, ValuesAreReadByTypeAndMembersInOrder) {
   std::vector<std::string> keys;
   for (const JsonValue::Member& m : got->members()) keys.push_back(m.key);
   EXPECT_EQ(keys, (std::vector<std::string>{"s", "n", "t", "z", "oh", "e"}));
-  EXPECT_EQ(got->Find("s")->string(), "o");
-  EXPECT_EQ(got->Find("n")->number(), 3);
-  EXPECT_TRUE(got->Find("t")->is_bool() && got->Find("t")->boolean());
-  EXPECT_TRUE(got->Find("z")->is_null());
+  const JsonValue* s = got->Find("s");
+  const JsonValue* n = got->Find("n");
+  const JsonValue* t = got->Find("t");
+  const JsonValue* z = got->Find("z");
   const JsonValue* oh = got->Find("oh");
-  ASSERT_TRUE(oh != nullptr && oh->is_array());
+  const JsonValue* e = got->Find("e");
+  for (const JsonValue* v : {s, n, t, z, oh, e}) ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(s->is_string());
+  EXPECT_EQ(s->string(), "o");
+  EXPECT_TRUE(n->is_number());
+  EXPECT_EQ(n->number(), 3);
+  EXPECT_TRUE(t->is_bool() && t->boolean());
+  EXPECT_TRUE(z->is_null());
+  ASSERT_TRUE(oh->is_array());
   ASSERT_EQ(oh->items().size(), 2u);
-  EXPECT_EQ(oh->items()[0].Find("i")->string(), "agent-7");
+  const JsonValue* i = oh->items()[0].Find("i");
+  ASSERT_NE(i, nullptr);
+  EXPECT_EQ(i->string(), "agent-7");
   EXPECT_TRUE(oh->items()[1].is_number());
-  EXPECT_TRUE(got->Find("e")->is_object() && got->Find("e")->members().empty());
+  EXPECT_TRUE(e->is_object() && e->members().empty());
   // Absent, and asked of what is not an object.
   EXPECT_EQ(got->Find("missing"), nullptr);
-  EXPECT_EQ(got->Find("s")->Find("s"), nullptr);
+  EXPECT_EQ(s->Find("s"), nullptr);
+  EXPECT_EQ(oh->Find("i"), nullptr);
   // A value of another type reads as its type's empty value.
-  EXPECT_EQ(got->Find("s")->number(), 0);
-  EXPECT_EQ(got->Find("n")->string(), "");
-  EXPECT_FALSE(got->Find("n")->boolean());
+  EXPECT_EQ(s->number(), 0);
+  EXPECT_EQ(t->number(), 0);
+  EXPECT_EQ(n->string(), "");
+  EXPECT_EQ(e->string(), "");
+  EXPECT_FALSE(n->boolean());
+  EXPECT_FALSE(s->boolean());
+  EXPECT_TRUE(e->items().empty());
+  EXPECT_TRUE(oh->members().empty());
+  EXPECT_TRUE(z->members().empty() && z->items().empty());
 }
 
 TEST(ParseJsonObjectTest, RepeatedKeysAreRefusedInShortAndLongObjects) {

@@ -96,6 +96,22 @@ TEST(RecordsTest, ParsesAFactWithItsProvenance) {
   EXPECT_EQ(f.previous_value(), "app_login");
 }
 
+// A damaged record: members of the wrong type, or numbers no int64 holds, read as absent.
+TEST(RecordsTest, MembersOfAnotherTypeOrOutOfRangeReadAsAbsent) {
+  absl::StatusOr<Record> r = ParseRecord(
+      R"({"ch":"2","bt":true,"bi":7,"s":1,"ca":{},"st":1e300,"en":-1e300,"h":9.3e18,"rp":"yes"})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  v1::Conversation c = ConversationFromRecord("conv", "cus", *r);
+  EXPECT_EQ(c.channel(), v1::CHANNEL_UNSPECIFIED);
+  EXPECT_FALSE(c.has_served_by());
+  EXPECT_EQ(c.state(), v1::CONVERSATION_STATE_OPEN);
+  EXPECT_EQ(c.case_id(), "");
+  EXPECT_EQ(ToMillis(c.started_at()), 0);
+  EXPECT_FALSE(c.has_ended_at());
+  EXPECT_EQ(c.handoffs(), 0);
+  EXPECT_FALSE(c.repeat_contact());
+}
+
 TEST(RecordsTest, RepeatContactSaysWhatItIsAbout) {
   absl::StatusOr<Record> r = ParseRecord(
       R"({"ca":"case-1","tp":"order 1234 not delivered","n":3,"o":true,"cv":"call-2","at":5})");
