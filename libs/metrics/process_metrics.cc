@@ -64,9 +64,15 @@ double OpenFds() {
 
 }  // namespace
 
-double ProcessCpuSeconds(int pid) {
+CpuSeconds ProcessCpu(int pid) {
   std::vector<std::string> f = StatFields(pid);
-  return (StatField(f, 14) + StatField(f, 15)) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {StatField(f, 14) / ticks, StatField(f, 15) / ticks};
+}
+
+double ProcessCpuSeconds(int pid) {
+  CpuSeconds cpu = ProcessCpu(pid);
+  return cpu.user + cpu.system;
 }
 
 void AddProcessMetrics(Registry& r) {

@@ -8,8 +8,14 @@
 namespace onestory::metrics {
 
 void AddProcessMetrics(Registry& registry);
-// User and system CPU time process `pid` (0: this one) has spent, its ended threads included, in
-// seconds (/proc/<pid>/stat); 0 when it cannot be read.
+// CPU time process `pid` (0: this one) has spent, its ended threads included, in seconds
+// (/proc/<pid>/stat): in user mode and in the kernel on its behalf; 0 when it cannot be read.
+struct CpuSeconds {
+  double user = 0;
+  double system = 0;
+};
+CpuSeconds ProcessCpu(int pid = 0);
+// ProcessCpu's user and system together.
 double ProcessCpuSeconds(int pid = 0);
 void RemoveProcessMetrics(Registry& registry);
 
