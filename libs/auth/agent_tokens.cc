@@ -232,14 +232,9 @@ std::string RawEcdsaToDer(absl::string_view raw) {
   return der;
 }
 
-// The member `name` of a JSON object; nullptr when absent.
-const JsonValue* Member(const JsonValue& object, absl::string_view name) {
-  return object.Find(name);
-}
-
 // The string member `name`: nullptr when absent, an error naming it when not a string.
 absl::StatusOr<const std::string*> StringMember(const JsonValue& object, absl::string_view name) {
-  const JsonValue* v = Member(object, name);
+  const JsonValue* v = object.Find(name);
   if (v == nullptr) return nullptr;
   if (!v->is_string()) return Refuse(name, " must be a string");
   return &v->string();
@@ -254,7 +249,7 @@ absl::StatusOr<const std::string*> RequiredString(const JsonValue& object, absl:
 // A NumericDate member (seconds since the epoch, fractions allowed); nullopt when absent.
 absl::StatusOr<std::optional<absl::Time>> TimeMember(const JsonValue& object,
                                                      absl::string_view name) {
-  const JsonValue* v = Member(object, name);
+  const JsonValue* v = object.Find(name);
   if (v == nullptr) return std::nullopt;
   if (!v->is_number()) {
     return Refuse(name, " must be a number (seconds since 1970-01-01T00:00:00Z)");
@@ -450,7 +445,7 @@ absl::StatusOr<AgentToken> AgentTokenKeys::Verify(absl::string_view jwt, absl::T
   if (!alg.has_value()) {
     return Refuse("alg ", Quote(*alg_name), " is not accepted; accepted: HS256, ES256, RS256");
   }
-  if (Member(header, "crit") != nullptr) return Refuse("crit: no header extension is supported");
+  if (header.Find("crit") != nullptr) return Refuse("crit: no header extension is supported");
   ASSIGN_OR_RETURN(const std::string* typ, StringMember(header, "typ"));
   if (typ != nullptr && !absl::EqualsIgnoreCase(*typ, "JWT")) return Refuse("typ must be \"JWT\"");
   ASSIGN_OR_RETURN(const std::string* kid, RequiredString(header, "kid"));
@@ -481,7 +476,7 @@ absl::StatusOr<AgentToken> AgentTokenKeys::Verify(absl::string_view jwt, absl::T
     return Refuse("sub must be 1-128 characters of [A-Za-z0-9._:@-]");
   }
   token.subject = *sub;
-  if (!AudContainsOnestory(Member(claims, "aud"))) {
+  if (!AudContainsOnestory(claims.Find("aud"))) {
     return Refuse("aud must be \"", kAgentTokenAudienceClaim, "\"");
   }
 

@@ -142,37 +142,43 @@ class ProcessCosts {
   std::string Text(int64_t calls) const {
     std::vector<std::string> parts;
     for (const auto& p : procs_) {
-      const double user = PerCall(p.stop.user_us - p.start.user_us, calls);
-      const double system = PerCall(p.stop.system_us - p.start.system_us, calls);
+      PerCallCosts c = p.PerCall(calls);
       parts.push_back(absl::StrFormat(
           "%s: %.0f us CPU (%.0f user, %.0f system), %.1f context switches per call", p.name,
-          user + system, user, system, PerCall(p.stop.switches - p.start.switches, calls)));
+          c.user_us + c.system_us, c.user_us, c.system_us, c.switches));
     }
     return absl::StrJoin(parts, "; ");
   }
   std::string Json(int64_t calls) const {
     std::string out;
     for (const auto& p : procs_) {
-      const double user = PerCall(p.stop.user_us - p.start.user_us, calls);
-      const double system = PerCall(p.stop.system_us - p.start.system_us, calls);
+      PerCallCosts c = p.PerCall(calls);
       absl::StrAppendFormat(&out,
                             ",\"%s_cpu_us_per_call\":%.1f,\"%s_user_us_per_call\":%.1f,"
                             "\"%s_system_us_per_call\":%.1f,\"%s_switches_per_call\":%.2f",
-                            p.name, user + system, p.name, user, p.name, system, p.name,
-                            PerCall(p.stop.switches - p.start.switches, calls));
+                            p.name, c.user_us + c.system_us, p.name, c.user_us, p.name, c.system_us,
+                            p.name, c.switches);
     }
     return out;
   }
   bool empty() const { return procs_.empty(); }
 
  private:
-  static double PerCall(double total, int64_t calls) {
-    return calls > 0 ? total / static_cast<double>(calls) : 0;
-  }
+  struct PerCallCosts {
+    double user_us, system_us, switches;
+  };
   struct Proc {
     std::string name;
     int pid;
     Usage start, stop;
+
+    PerCallCosts PerCall(int64_t calls) const {
+      auto per = [calls](double total) {
+        return calls > 0 ? total / static_cast<double>(calls) : 0.0;
+      };
+      return {per(stop.user_us - start.user_us), per(stop.system_us - start.system_us),
+              per(static_cast<double>(stop.switches - start.switches))};
+    }
   };
   std::vector<Proc> procs_;
 };
