@@ -146,15 +146,27 @@ def parse_function(path, text):
     return Function(path, name, keys, args, flags, doc, text)
 
 
+# The longest list argument the prologue copies with one `unpack` (below Lua 5.1's limit of 8000
+# values on the stack, with room for what is already there).
+UNPACK_MAX = 7000
+
+
 def prologue(fn):
     """Lua binding K.<key> and P.<arg> from the callback's KEYS and ARGV, on one line."""
     def bind(params, table, source):
         fields, extra = [], []
         for i, p in enumerate(params, start=1):
             if p.is_list:
-                conv = f"tonumber({source}[i])" if p.is_int else f"{source}[i]"
-                extra.append(f"{table}.{p.name} = {{}} for i = {i}, #{source} do "
-                             f"{table}.{p.name}[#{table}.{p.name} + 1] = {conv} end")
+                # A list of strings is copied by one `unpack` (C, one table of the right size)
+                # when it fits Lua's stack (LUAI_MAXCSTACK, 8000 values), else by a loop.
+                loop = (f"{table}.{p.name} = {{}} for i = {i}, #{source} do "
+                        f"{table}.{p.name}[i - {i - 1}] = " +
+                        (f"tonumber({source}[i])" if p.is_int else f"{source}[i]") + " end")
+                if p.is_int:
+                    extra.append(loop)
+                else:
+                    extra.append(f"if #{source} - {i} < {UNPACK_MAX} then "
+                                 f"{table}.{p.name} = {{unpack({source}, {i})}} else {loop} end")
             else:
                 value = f"tonumber({source}[{i}])" if p.is_int else f"{source}[{i}]"
                 fields.append(f"{p.name} = {value}")

@@ -193,23 +193,20 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
       [this, tenant, customer_id, events, deadline,
        done = std::move(done)](absl::StatusOr<Reply> r) mutable {
         if (!r.ok()) return done(r.status());
-        // Per event {stream id, duplicate, stored blob}, then the outbox's length.
-        if (!r->is_array() || r->elements.size() != events->size() + 1) {
+        // Per event its stream id, duplicate flag and stored blob, then the outbox's length.
+        if (!r->is_array() || r->elements.size() != 3 * events->size() + 1) {
           return done(absl::InternalError("unexpected reply from timeline_append"));
         }
         v1::AppendResponse resp;
         resp.set_customer_id(customer_id);
         for (size_t i = 0; i < events->size(); ++i) {
-          const Reply& item = r->elements[i];
-          if (!item.is_array() || item.elements.size() != 3) {
-            return done(absl::InternalError("unexpected reply from timeline_append"));
-          }
-          const std::string& sid = item.elements[0].str;
-          bool duplicate = item.elements[1].integer == 1;
+          const Reply* item = &r->elements[3 * i];
+          const std::string& sid = item[0].str;
+          bool duplicate = item[1].integer == 1;
           v1::AppendResult* result = resp.add_results();
           v1::Event* e = result->mutable_event();
-          if (duplicate && !item.elements[2].str.empty()) {
-            if (!e->ParseFromString(item.elements[2].str)) {
+          if (duplicate && !item[2].str.empty()) {
+            if (!e->ParseFromString(item[2].str)) {
               return done(absl::InternalError(absl::StrCat("undecodable event at ", sid)));
             }
           } else {

@@ -114,4 +114,4 @@ if #all > 2 * P.forget_over_cases then
     if x.s ~= 'o' and x.rs < E.now - P.forget_resolved_ms then redis.call('HDEL', K.cases, all[i]) end
   end
 end
-return {0, rec, out[1][1], ''}
+return {0, rec, out[1], ''}

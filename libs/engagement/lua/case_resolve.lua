@@ -61,4 +61,4 @@ c.up = E.now
 rec = cjson.encode(c)
 redis.call('HSET', K.cases, id, rec)
 if c.pb > 0 then os_outbox_undue(K.profile, K.outbox, os_due_member(P.tenant, id)) end
-return {0, rec, out[1][1], ''}
+return {0, rec, out[1], ''}

@@ -113,4 +113,4 @@ end
 c.up = E.now
 rec = cjson.encode(c)
 redis.call('HSET', K.cases, id, rec)
-return {0, rec, out[1][1], ''}
+return {0, rec, out[1], ''}

@@ -64,4 +64,4 @@ r.oc = P.outcome
 r.wc = P.wrap_up_code
 rec = cjson.encode(r)
 redis.call('HSET', K.conversation_records, conv, rec)
-return {0, rec, out[1][1], ''}
+return {0, rec, out[1], ''}

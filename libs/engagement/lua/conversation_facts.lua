@@ -56,7 +56,7 @@ local ferr = os_check_facts(P.new_facts, 'facts', P.max_facts)
 if ferr then return ferr end
 local out, e2 = os_append({ev})
 if not out then return e2 end
-local res = {0, '', out[1][1], ''}
+local res = {0, '', out[1], ''}
 for _, f in ipairs(os_write_facts(P.new_facts, P.actor_type, P.actor_id, P.channel, ev.conv,
                                   ev.eid)) do
   res[#res + 1] = f

@@ -99,7 +99,7 @@ end
 r.ch = ch
 rec = cjson.encode(r)
 redis.call('HSET', K.conversation_records, conv, rec)
-local res = {0, rec, out[1][1], ''}
+local res = {0, rec, out[1], ''}
 for _, f in ipairs(os_write_facts(P.new_facts, from_t, from_i, ch, conv, ev.eid)) do
   res[#res + 1] = f
 end

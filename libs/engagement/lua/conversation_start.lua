@@ -82,4 +82,4 @@ rec = cjson.encode(r)
 redis.call('HSET', K.conversation_records, conv, rec)
 local rep = ''
 if E.rep then rep = cjson.encode(E.rep) end
-return {0, rec, out[1][1], rep}
+return {0, rec, out[1], rep}

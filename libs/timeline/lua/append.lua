@@ -31,8 +31,9 @@
 --   max_age_ms:int         the tenant's retention limit on age, in ms (0: none)
 --   events...              per event, os_event_fields values in the order of os_event_at
 --                          (timeline::AppendEventArgs writes them)
--- Returns: per event {stream id, 1 if duplicate else 0, the stored blob if duplicate else ''},
---   then the number of entries in the outbox (libs/outbox drains it when not 0).
+-- Returns: a flat list: per event its stream id, 1 if duplicate else 0, the stored blob if
+--   duplicate else '' (three values each), then the number of entries in the outbox
+--   (libs/outbox drains it when not 0).
 -- Errors: os_guard's (OS_NOT_FOUND, OS_MOVED, OS_BUSY) for an unknown, erased, merged or held
 --   customer; OS_CONFLICT consent withdrawn for channel CHANNEL_<name>.
 os_effects({p = K.profile, tl = K.timeline, dd = K.dedup, cv = K.conversations,

@@ -28,6 +28,18 @@ local function os_effects(keys, args)
   P = args
 end
 local DAY = 86400000
+-- Per channel number, its profile field of latest activity ('act:<channel>'): made once per
+-- channel, not per event (concatenating a number formats it with sprintf). Channels are an enum,
+-- so the table stays small.
+local os_act_fields = {}
+local function os_act_field(ch)
+  local f = os_act_fields[ch]
+  if not f then
+    f = 'act:' .. ch
+    os_act_fields[ch] = f
+  end
+  return f
+end
 -- How often an append may rewrite the tenant's activity index (retention's inactive_after is days).
 local os_activity_every_ms = 60000
 
@@ -140,12 +152,14 @@ local function os_sentiment(s, occ, sid, case_id)
 end
 
 -- Stores events: each {eid, blob, ch, kind, occ, conv, sent, case} (ch and kind as numbers,
--- occ in ms). Returns per event {stream id, 1 if duplicate else 0, stored blob if duplicate},
--- or nil and an error reply. Sets P.rep to the repeat flag of a new contact, if any.
+-- occ in ms). Returns a flat list, three values per event: its stream id, 1 if duplicate else
+-- 0, the stored blob if duplicate else '' (out[3i - 2], out[3i - 1], out[3i] for event i; flat,
+-- because Redis converts every nested table of a reply separately); or nil and an error reply.
+-- Sets P.rep to the repeat flag of a new contact, if any.
 -- Redis runs this for every append, so it reads and writes each hash field once per call, not
 -- once per event (tools/bench.py reports its time per call next to a bare XADD's).
 local function os_append(evs)
-  local first_act = 'act:' .. evs[1].ch
+  local first_act = os_act_field(evs[1].ch)
   local pf = redis.call('HMGET', K.p, 'created_at', first_act, 'merged_into', 'merge_lock',
                         'consent:' .. evs[1].ch, 'ix')
   if not pf[1] or pf[3] or pf[4] then return nil, os_guard(K.p, P.cid, true) end
@@ -174,7 +188,7 @@ local function os_append(evs)
       local x = redis.call('XRANGE', K.tl, sid, sid)
       local blob = ''
       if #x > 0 then blob = x[1][2][2] end
-      out[i] = {sid, 1, blob}
+      out[3 * i - 2], out[3 * i - 1], out[3 * i] = sid, 1, blob
     end
   end
   -- act: latest occurred_at per channel; convs: open conversation state, false once ended.
@@ -183,7 +197,7 @@ local function os_append(evs)
   local convs = {}
   local last, last_blob, added_events = nil, nil, 0
   for i, e in ipairs(evs) do
-    if not out[i] then
+    if not out[3 * i - 2] then
       local sid
       if tag ~= '' then
         sid = redis.call('XADD', K.tl, '*', 'e', e.blob, 'm', tag)
@@ -191,7 +205,7 @@ local function os_append(evs)
         sid = redis.call('XADD', K.tl, '*', 'e', e.blob)
       end
       redis.call('HSET', K.dd, e.eid, sid)
-      local act = 'act:' .. e.ch
+      local act = os_act_field(e.ch)
       if acts[act] == nil then acts[act] = tonumber(redis.call('HGET', K.p, act) or '-1') end
       if e.occ > acts[act] then acts[act] = e.occ; act_changed[act] = true end
       local conv = e.conv
@@ -242,7 +256,7 @@ local function os_append(evs)
         end
       end
       os_sentiment(e.sent, e.occ, sid, e.case)
-      out[i] = {sid, 0, ''}
+      out[3 * i - 2], out[3 * i - 1], out[3 * i] = sid, 0, ''
       last = sid
       last_blob = e.blob
       added_events = added_events + 1
@@ -311,7 +325,18 @@ end
 -- blob, channel, kind, occurred_at ms, conversation_id, sentiment ('' when none), case_id, in
 -- the order timeline::AppendEventArgs writes them (os_event_fields of them per event).
 local os_event_fields = 8
+-- A channel's or kind's number from its argument: converted once per value, not per event
+-- (tonumber runs strtod twice on a string). Both are enums, so the table stays small.
+local os_enums = {}
+local function os_enum(s)
+  local n = os_enums[s]
+  if not n then
+    n = tonumber(s)
+    os_enums[s] = n
+  end
+  return n
+end
 local function os_event_at(t, b)
-  return {eid = t[b], blob = t[b + 1], ch = tonumber(t[b + 2]), kind = tonumber(t[b + 3]),
+  return {eid = t[b], blob = t[b + 1], ch = os_enum(t[b + 2]), kind = os_enum(t[b + 3]),
           occ = tonumber(t[b + 4]), conv = t[b + 5], sent = t[b + 6], case = t[b + 7]}
 end

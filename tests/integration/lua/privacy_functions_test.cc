@@ -432,6 +432,24 @@ TEST_F(PrivacyFunctionsTest, DropIndexDeletesOnlyAnEntryNamingAnErasedCustomer) 
   EXPECT_EQ(Run({"EXISTS", index}).integer, 0);
 }
 
+// A list argument is bound by one unpack up to 7,000 values and by a loop past that
+// (tools/lua_library.py): both give the function every value, in order.
+TEST_F(PrivacyFunctionsTest, DropIndexReadsAListOfAnyLength) {
+  std::string index = keys::IdentifierKey("acme", v1::IDENTIFIER_TYPE_EMAIL, "a@b.com");
+  for (int n : {6999, 7000, 7001, 9000}) {
+    PrivacyDropIndex call;
+    call.index = index;
+    for (int i = 1; i <= n; ++i) call.erased.push_back(absl::StrCat("cus_", i));
+    Run({"SET", index, absl::StrCat("cus_", n + 1)});  // named by none of them
+    EXPECT_EQ(Call(call)->integer, 0) << n;
+    Run({"SET", index, absl::StrCat("cus_", n)});  // the last one
+    EXPECT_EQ(Call(call)->integer, 1) << n;
+    EXPECT_EQ(Run({"EXISTS", index}).integer, 0) << n;
+    Run({"SET", index, "cus_1"});  // the first one
+    EXPECT_EQ(Call(call)->integer, 1) << n;
+  }
+}
+
 TEST_F(PrivacyFunctionsTest, DropAlertLogKeepsOtherCustomersAlerts) {
   // Nothing of theirs: the log is not rebuilt.
   Alert("negative_streak:cus_2:1-0", "cus_2");

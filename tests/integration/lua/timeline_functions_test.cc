@@ -58,15 +58,19 @@ class TimelineFunctionsTest : public onestory::testing::FunctionTest {
     for (const v1::Event& e : events) timeline::AppendEventArgs(e, &call.events);
     return call;
   }
-  // Appends and returns per event {stream id, duplicate}; checks the reply's last element, the
-  // length of the customer's outbox.
+  // Appends and returns per event {stream id, duplicate}; checks the reply's shape (three values
+  // per event) and its last element, the length of the customer's outbox.
   std::vector<std::pair<std::string, int64_t>> Appended(const TimelineAppend& call) {
     absl::StatusOr<redis::Reply> r = Call(call);
     EXPECT_TRUE(r.ok()) << r.status();
     std::vector<std::pair<std::string, int64_t>> out;
     if (!r.ok() || r->elements.empty()) return out;
-    for (size_t i = 0; i + 1 < r->elements.size(); ++i) {
-      out.emplace_back(r->elements[i].elements[0].str, r->elements[i].elements[1].integer);
+    EXPECT_EQ(r->elements.size() % 3, 1u);
+    for (size_t i = 0; i + 3 < r->elements.size(); i += 3) {
+      out.emplace_back(r->elements[i].str, r->elements[i + 1].integer);
+      if (r->elements[i + 1].integer == 0) {
+        EXPECT_EQ(r->elements[i + 2].str, "");
+      }
     }
     EXPECT_EQ(r->elements.back().integer, Run({"XLEN", ck_.outbox()}).integer);
     return out;
@@ -104,11 +108,11 @@ TEST_F(TimelineFunctionsTest, StoresEventsAndARepeatedEventIdWritesNothing) {
   // ev_1 again (with other content): answered with the stored event, nothing written.
   absl::StatusOr<redis::Reply> r = Call(Append({Event("ev_1", "conv_x", -0.9f)}));
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->elements.size(), 2u);  // the event, then the outbox's length
-  EXPECT_EQ(r->elements[0].elements[0].str, first[0].first);
-  EXPECT_EQ(r->elements[0].elements[1].integer, 1);
-  EXPECT_EQ(r->elements[0].elements[2].str, Event("ev_1").SerializeAsString());
-  EXPECT_EQ(r->elements[1].integer, 0);
+  ASSERT_EQ(r->elements.size(), 4u);  // the event's three values, then the outbox's length
+  EXPECT_EQ(r->elements[0].str, first[0].first);
+  EXPECT_EQ(r->elements[1].integer, 1);
+  EXPECT_EQ(r->elements[2].str, Event("ev_1").SerializeAsString());
+  EXPECT_EQ(r->elements[3].integer, 0);
   EXPECT_EQ(Run({"XLEN", ck_.outbox()}).integer, 0);
   EXPECT_EQ(Len(), 2);
   EXPECT_EQ(Run({"EXISTS", ck_.conversations(), ck_.contacts(), ck_.signals()}).integer, 0);

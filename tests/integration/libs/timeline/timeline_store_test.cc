@@ -88,6 +88,21 @@ TEST_F(TimelineStoreTest, AppendStoresBatchAndDeduplicatesRetries) {
   EXPECT_EQ(retry->results(0).event().cursor(), first->results(1).event().cursor());
   EXPECT_FALSE(retry->results(1).duplicate());
   EXPECT_EQ(redis_->Run({"XLEN", "os:{acme:c:" + customer_ + "}:tl"}).integer, 3);
+
+  // A stored event between new ones: each result in its request's place.
+  auto mixed = Append({MakeEvent("e4", v1::CHANNEL_SMS, v1::EVENT_KIND_MESSAGE),
+                       MakeEvent("e1", v1::CHANNEL_VOICE, v1::EVENT_KIND_NOTE),
+                       MakeEvent("e5", v1::CHANNEL_EMAIL, v1::EVENT_KIND_MESSAGE)});
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  ASSERT_EQ(mixed->results_size(), 3);
+  EXPECT_FALSE(mixed->results(0).duplicate());
+  EXPECT_EQ(mixed->results(0).event().event_id(), "e4");
+  EXPECT_TRUE(mixed->results(1).duplicate());
+  EXPECT_EQ(mixed->results(1).event().channel(), v1::CHANNEL_CHATBOT);  // the stored one
+  EXPECT_EQ(mixed->results(1).event().cursor(), first->results(0).event().cursor());
+  EXPECT_FALSE(mixed->results(2).duplicate());
+  EXPECT_EQ(mixed->results(2).event().channel(), v1::CHANNEL_EMAIL);
+  EXPECT_EQ(redis_->Run({"XLEN", "os:{acme:c:" + customer_ + "}:tl"}).integer, 5);
 }
 
 TEST_F(TimelineStoreTest, AppendByUnknownIdentifierCreatesOnlyWhenAsked) {
