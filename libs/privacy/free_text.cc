@@ -121,8 +121,8 @@ const Plan& PlanFor(const Descriptor* d) {
 template <typename Set>
 int MaskInto(const Redactor& redactor, const std::string& text, Set set) {
   if (text.empty()) return 0;
-  int count = 0;
-  std::string masked = redactor.Mask(text, &count);
+  std::string masked;
+  int count = redactor.MaskIfAny(text, &masked);
   if (count > 0) set(std::move(masked));
   return count;
 }

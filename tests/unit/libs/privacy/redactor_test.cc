@@ -169,6 +169,53 @@ TEST(MaskCardsTest, TextWithoutCardsIsReturnedUnchanged) {
             "no count wanted ************1111");
 }
 
+// MaskIfAny counts a text's digits 8 bytes at a time before it scans: a 13-digit card must be
+// found wherever it sits against the 8-byte words, whatever bytes (ASCII or not) surround it, and
+// give what Mask gives; a text Mask leaves alone leaves *out alone.
+TEST(MaskIfAnyTest, AgreesWithMaskAtEveryOffsetAndNeighbourByte) {
+  const Redactor redactor = CardsOnly();
+  const std::string card = "4222222222222";  // 13 digits, Luhn-valid
+  for (size_t offset = 0; offset <= 17; ++offset) {
+    for (int b = 0; b < 256; ++b) {
+      const char c = static_cast<char>(b);
+      std::string text(offset, c);
+      text += ' ';
+      text += card;
+      text += ' ';
+      text.append(offset % 5, c);
+      int want = 0;
+      const std::string masked = redactor.Mask(text, &want);
+      std::string out = "untouched";
+      ASSERT_EQ(redactor.MaskIfAny(text, &out), want) << offset << " " << b;
+      EXPECT_EQ(out, want > 0 ? masked : "untouched") << offset << " " << b;
+      if (b < '0' || b > '9') {  // a digit beside it joins the run
+        EXPECT_EQ(want, 1) << offset << " " << b;
+      }
+    }
+  }
+}
+
+TEST(MaskIfAnyTest, TwelveDigitsOrNoDigitsAreLeftAlone) {
+  const Redactor redactor = CardsOnly();
+  std::string out = "untouched";
+  EXPECT_EQ(redactor.MaskIfAny("", &out), 0);
+  EXPECT_EQ(redactor.MaskIfAny("order status question: where is my parcel?", &out), 0);
+  EXPECT_EQ(redactor.MaskIfAny("call 555 0100 12 times \xc3\xa9\xe2\x82\xac 99", &out), 0);
+  EXPECT_EQ(redactor.MaskIfAny("9:8/7;6.5,4 3-2_1 0a1b", &out),
+            0);  // 12 digits, ':' and '/' around
+  EXPECT_EQ(out, "untouched");
+  // Digits spread over the text add up: the scan runs, and finds the card.
+  EXPECT_EQ(redactor.MaskIfAny("1 2 3 x 4111 1111 1111 1111", &out), 1);
+  EXPECT_EQ(out, "1 2 3 x **** **** **** 1111");
+}
+
+TEST(MaskIfAnyTest, PatternsAreAlwaysScanned) {
+  const Redactor redactor = WithPatterns(kIbanAndSsn);
+  std::string out;
+  EXPECT_EQ(redactor.MaskIfAny("ssn 123-45-6789", &out), 1);  // 9 digits: below a card's 13
+  EXPECT_EQ(out, "ssn [ssn]");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configured patterns
 
