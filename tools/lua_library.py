@@ -158,7 +158,7 @@ def prologue(fn):
         for i, p in enumerate(params, start=1):
             if p.is_list:
                 # A list of strings is copied by one `unpack` (C, one table of the right size)
-                # when it fits Lua's stack (LUAI_MAXCSTACK, 8000 values), else by a loop.
+                # when it has at most UNPACK_MAX values, else by a loop; a list of ints by a loop.
                 loop = (f"{table}.{p.name} = {{}} for i = {i}, #{source} do "
                         f"{table}.{p.name}[i - {i - 1}] = " +
                         (f"tonumber({source}[i])" if p.is_int else f"{source}[i]") + " end")

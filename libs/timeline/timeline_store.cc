@@ -201,6 +201,10 @@ void TimelineStore::AppendTo(const std::string& tenant, const std::string& custo
         resp.set_customer_id(customer_id);
         for (size_t i = 0; i < events->size(); ++i) {
           const Reply* item = &r->elements[3 * i];
+          if (!item[0].is_string() || item[1].type != Reply::Type::kInteger ||
+              !item[2].is_string()) {
+            return done(absl::InternalError("unexpected reply from timeline_append"));
+          }
           const std::string& sid = item[0].str;
           bool duplicate = item[1].integer == 1;
           v1::AppendResult* result = resp.add_results();

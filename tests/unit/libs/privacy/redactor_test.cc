@@ -195,14 +195,14 @@ TEST(MaskIfAnyTest, AgreesWithMaskAtEveryOffsetAndNeighbourByte) {
   }
 }
 
-TEST(MaskIfAnyTest, TwelveDigitsOrNoDigitsAreLeftAlone) {
+TEST(MaskIfAnyTest, FewerThanThirteenDigitsAreLeftAlone) {
   const Redactor redactor = CardsOnly();
   std::string out = "untouched";
   EXPECT_EQ(redactor.MaskIfAny("", &out), 0);
   EXPECT_EQ(redactor.MaskIfAny("order status question: where is my parcel?", &out), 0);
   EXPECT_EQ(redactor.MaskIfAny("call 555 0100 12 times \xc3\xa9\xe2\x82\xac 99", &out), 0);
-  EXPECT_EQ(redactor.MaskIfAny("9:8/7;6.5,4 3-2_1 0a1b", &out),
-            0);  // 12 digits, ':' and '/' around
+  // 12 digits, with ':' and '/' (the bytes beside '0' and '9') between them.
+  EXPECT_EQ(redactor.MaskIfAny("9:8/7;6.5,4 3-2_1 0a1b2", &out), 0);
   EXPECT_EQ(out, "untouched");
   // Digits spread over the text add up: the scan runs, and finds the card.
   EXPECT_EQ(redactor.MaskIfAny("1 2 3 x 4111 1111 1111 1111", &out), 1);
