@@ -78,25 +78,6 @@ bool JoinedToWord(absl::string_view text, size_t start, size_t end) {
   return false;
 }
 
-// The number of ASCII digits in `text`, 8 bytes at a time: per byte, y = byte ^ '0' is a digit's
-// value when it is below 10; (y | 0x80) - 10 keeps its high bit exactly when y & 0x7f >= 10 and
-// never borrows from the next byte, and y's own high bit rules out bytes of 0x80 and up.
-size_t CountDigits(absl::string_view text) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x80 * kOnes;
-  size_t count = 0;
-  size_t i = 0;
-  for (; i + 8 <= text.size(); i += 8) {
-    uint64_t word;
-    std::memcpy(&word, text.data() + i, 8);
-    const uint64_t y = word ^ ('0' * kOnes);
-    const uint64_t below10 = ~((y | kHigh) - 10 * kOnes) & ~y & kHigh;
-    count += static_cast<size_t>(std::popcount(below10));
-  }
-  for (; i < text.size(); ++i) count += IsDigit(text[i]) ? 1 : 0;
-  return count;
-}
-
 // Masks, in place, every card number in `text` (see Redactor::Mask); returns how many.
 int MaskCards(std::string& text) {
   int masked = 0;
@@ -272,6 +253,25 @@ absl::StatusOr<std::vector<RedactionPattern>> Redactor::ParsePatternFile(absl::s
     patterns.push_back(std::move(pattern));
   }
   return patterns;
+}
+
+// Counted 8 bytes at a time: per byte, y = byte ^ '0' is a digit's value when it is below 10; (y |
+// 0x80) - 10 keeps its high bit exactly when y & 0x7f >= 10 and never borrows from the next byte,
+// and y's own high bit rules out bytes of 0x80 and up.
+size_t CountDigits(absl::string_view text) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x80 * kOnes;
+  size_t count = 0;
+  size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    const uint64_t y = word ^ ('0' * kOnes);
+    const uint64_t below10 = ~((y | kHigh) - 10 * kOnes) & ~y & kHigh;
+    count += static_cast<size_t>(std::popcount(below10));
+  }
+  for (; i < text.size(); ++i) count += IsDigit(text[i]) ? 1 : 0;
+  return count;
 }
 
 int Redactor::MaskIfAny(absl::string_view text, std::string* out) const {

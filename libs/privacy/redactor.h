@@ -13,6 +13,7 @@
 // best-effort filter for text people type, not a guarantee: see README.md for what it misses.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <utility>
@@ -71,6 +72,9 @@ class Redactor {
 
   std::shared_ptr<const CompiledPatterns> patterns_;  // null when no patterns are configured
 };
+
+// The number of ASCII digits ('0' to '9') in `text` (Redactor::MaskIfAny's first look).
+size_t CountDigits(absl::string_view text);
 
 // True when `digits` is non-empty, holds only ASCII digits and passes the Luhn (mod 10) check
 // that payment card numbers carry in their last digit.

@@ -1,5 +1,6 @@
 #include "libs/privacy/redactor.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -190,6 +191,23 @@ TEST(MaskIfAnyTest, AgreesWithMaskAtEveryOffsetAndNeighbourByte) {
       EXPECT_EQ(out, want > 0 ? masked : "untouched") << offset << " " << b;
       if (b < '0' || b > '9') {  // a digit beside it joins the run
         EXPECT_EQ(want, 1) << offset << " " << b;
+      }
+    }
+  }
+}
+
+// CountDigits reads 8 bytes at a time and the rest one by one: every byte value at every
+// position of texts of 0 to 24 bytes, counted against a byte-by-byte count.
+TEST(CountDigitsTest, CountsExactlyTheAsciiDigits) {
+  for (size_t size = 0; size <= 24; ++size) {
+    for (size_t at = 0; at < std::max<size_t>(size, 1); ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string text(size, '7');
+        for (size_t i = 0; i < size; i += 3) text[i] = static_cast<char>(0x80 + i);  // not digits
+        if (size > 0) text[at] = static_cast<char>(b);
+        size_t want = 0;
+        for (char c : text) want += (c >= '0' && c <= '9') ? 1 : 0;
+        ASSERT_EQ(CountDigits(text), want) << size << " " << at << " " << b;
       }
     }
   }
