@@ -28,18 +28,22 @@ local function os_effects(keys, args)
   P = args
 end
 local DAY = 86400000
--- Per channel number, its profile field of latest activity ('act:<channel>'): made once per
--- channel, not per event (concatenating a number formats it with sprintf). Channels are an enum,
--- so the table stays small.
-local os_act_fields = {}
-local function os_act_field(ch)
-  local f = os_act_fields[ch]
-  if not f then
-    f = 'act:' .. ch
-    os_act_fields[ch] = f
+-- f as a function that computes f(v) once per value v and keeps it (a table of the call's
+-- library, kept between calls): for values of an enum only, so the table stays small.
+local function os_memo(f)
+  local kept = {}
+  return function(v)
+    local r = kept[v]
+    if r == nil then
+      r = f(v)
+      kept[v] = r
+    end
+    return r
   end
-  return f
 end
+-- A channel's profile field of latest activity ('act:<channel>'): concatenating a number formats
+-- it with sprintf, once per channel here instead of once per event.
+local os_act_field = os_memo(function(ch) return 'act:' .. ch end)
 -- How often an append may rewrite the tenant's activity index (retention's inactive_after is days).
 local os_activity_every_ms = 60000
 
@@ -325,17 +329,9 @@ end
 -- blob, channel, kind, occurred_at ms, conversation_id, sentiment ('' when none), case_id, in
 -- the order timeline::AppendEventArgs writes them (os_event_fields of them per event).
 local os_event_fields = 8
--- A channel's or kind's number from its argument: converted once per value, not per event
--- (tonumber runs strtod twice on a string). Both are enums, so the table stays small.
-local os_enums = {}
-local function os_enum(s)
-  local n = os_enums[s]
-  if not n then
-    n = tonumber(s)
-    os_enums[s] = n
-  end
-  return n
-end
+-- A channel's or kind's number from its argument, converted once per value (tonumber runs
+-- strtod twice on a string). Wrapped: a library's globals are not readable while it loads.
+local os_enum = os_memo(function(s) return tonumber(s) end)
 local function os_event_at(t, b)
   return {eid = t[b], blob = t[b + 1], ch = os_enum(t[b + 2]), kind = os_enum(t[b + 3]),
           occ = tonumber(t[b + 4]), conv = t[b + 5], sent = t[b + 6], case = t[b + 7]}
