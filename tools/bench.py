@@ -548,15 +548,21 @@ class Bench:
             lines.append(s)
         lines.append("")
         # Per call, where measured (loadgen --server_pid/--redis_pid): CPU microseconds of the
-        # server (and of them, in the kernel: system calls and wake-ups) and of redis-server, and
-        # the server's context switches.
-        lines.append("%-12s %-20s %10s %10s %9s %9s %9s %8s %8s %8s %8s" % (
+        # server (and of them, in the kernel: system calls and wake-ups), of redis-server and of
+        # loadgen itself, and the server's context switches; then, where the server's was measured,
+        # the cores they kept busy together (CPU per call x calls/s): on a machine they share, the
+        # latency is measured that loaded.
+        lines.append("%-12s %-20s %10s %10s %9s %9s %9s %8s %8s %8s %8s %8s %6s" % (
             "scenario", "label", "offered/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "srv us",
-            "srv sys", "srv cs", "redis us"))
+            "srv sys", "srv cs", "redis us", "lg us", "cores"))
         for r in self.results["runs"]:
             cost = "".join(" %8.1f" % r[f] if f in r else " %8s" % "-" for f in (
                 "server_cpu_us_per_call", "server_system_us_per_call", "server_switches_per_call",
-                "redis_cpu_us_per_call"))
+                "redis_cpu_us_per_call", "loadgen_cpu_us_per_call"))
+            per_call = sum(r.get(f, 0.0) for f in (
+                "server_cpu_us_per_call", "redis_cpu_us_per_call", "loadgen_cpu_us_per_call"))
+            cost += (" %6.2f" % (per_call * r["ok_per_s"] / 1e6)
+                     if "server_cpu_us_per_call" in r else " %6s" % "-")
             lines.append("%-12s %-20s %10.0f %10.0f %9.3f %9.3f %9.3f%s" % (
                 r["scenario"], r["label"][:20], r["offered_rate"], r["ok_per_s"], r["p50_ms"],
                 r["p99_ms"], r["p999_ms"], cost))

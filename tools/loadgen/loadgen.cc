@@ -17,9 +17,11 @@
 // Customers: --customers are created (or found) first; --events_per_customer are appended to
 // each before the measurement (the populated dataset for get_context).
 // --server_pid / --redis_pid: those processes' CPU time and context switches over the measured
-// seconds only (not the set-up), per call, printed and in the JSON.
+// seconds only (not the set-up), per call, printed and in the JSON; loadgen's own beside them
+// (on a machine it shares with the server, its CPU is taken from theirs).
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -688,6 +690,7 @@ int main(int argc, char** argv) {
   ProcessCosts costs;
   costs.Add("server", absl::GetFlag(FLAGS_server_pid));
   costs.Add("redis", absl::GetFlag(FLAGS_redis_pid));
+  costs.Add("loadgen", getpid());
   rec.set_costs(&costs);
   std::atomic<int> open_watches{0};
   std::vector<std::unique_ptr<Watcher>> watchers;
