@@ -19,6 +19,7 @@
 // --server_pid / --redis_pid: those processes' CPU time and context switches over the measured
 // seconds only (not the set-up), per call, printed and in the JSON; loadgen's own beside them
 // (on a machine it shares with the server, its CPU is taken from theirs).
+#include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <unistd.h>
@@ -281,10 +282,13 @@ void AddKey(grpc::ClientContext* ctx) { ctx->AddMetadata("authorization", AuthHe
 // One call in flight; `done(ok)` is called once when it completes.
 using Op = std::function<void(std::function<void(bool)> done)>;
 
+// The response lives in an arena of the call's own: its messages and strings are freed at once
+// with it, not one by one.
 template <typename Resp>
 struct Call {
   grpc::ClientContext ctx;
-  Resp resp;
+  google::protobuf::Arena arena;
+  Resp& resp = *google::protobuf::Arena::CreateMessage<Resp>(&arena);
 };
 
 struct Workload {
