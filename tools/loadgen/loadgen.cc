@@ -128,7 +128,8 @@ Usage ReadUsage(int pid) {
   return u;
 }
 
-// The usage of the processes named by --server_pid and --redis_pid over the measured seconds.
+// The usage of the processes named by --server_pid and --redis_pid, and of loadgen itself, over
+// the measured seconds.
 class ProcessCosts {
  public:
   void Add(std::string name, int pid) {
