@@ -555,14 +555,13 @@ class Bench:
         lines.append("%-12s %-20s %10s %10s %9s %9s %9s %8s %8s %8s %8s %8s %6s" % (
             "scenario", "label", "offered/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "srv us",
             "srv sys", "srv cs", "redis us", "lg us", "cores"))
+        cpu = ("server_cpu_us_per_call", "redis_cpu_us_per_call", "loadgen_cpu_us_per_call")
         for r in self.results["runs"]:
             cost = "".join(" %8.1f" % r[f] if f in r else " %8s" % "-" for f in (
                 "server_cpu_us_per_call", "server_system_us_per_call", "server_switches_per_call",
                 "redis_cpu_us_per_call", "loadgen_cpu_us_per_call"))
-            per_call = sum(r.get(f, 0.0) for f in (
-                "server_cpu_us_per_call", "redis_cpu_us_per_call", "loadgen_cpu_us_per_call"))
-            cost += (" %6.2f" % (per_call * r["ok_per_s"] / 1e6)
-                     if "server_cpu_us_per_call" in r else " %6s" % "-")
+            cost += (" %6.2f" % (sum(r.get(f, 0.0) for f in cpu) * r["ok_per_s"] / 1e6)
+                     if cpu[0] in r else " %6s" % "-")
             lines.append("%-12s %-20s %10.0f %10.0f %9.3f %9.3f %9.3f%s" % (
                 r["scenario"], r["label"][:20], r["offered_rate"], r["ok_per_s"], r["p50_ms"],
                 r["p99_ms"], r["p999_ms"], cost))
